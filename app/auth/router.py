@@ -1,0 +1,24 @@
+from fastapi import APIRouter, status
+
+from app.auth import service
+from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.deps import Admin, ObjectId, Session
+from app.errors import AUTH_ERRORS, error_responses
+
+router = APIRouter(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(body: ApiKeyCreate, session: Session, principal: Admin):
+    row, key = await service.create_api_key(session, principal.tenant_id, name=body.name, role=body.role)
+    return ApiKeyCreated(id=row.id, name=row.name, role=row.role, prefix=row.prefix, created_at=row.created_at, api_key=key)
+
+
+@router.get("/", response_model=list[ApiKeyOut])
+async def list_api_keys(session: Session, _: Admin):
+    return await service.list_api_keys(session)
+
+
+@router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+async def revoke_api_key(key_id: ObjectId, session: Session, _: Admin) -> None:
+    await service.revoke_api_key(session, key_id)

@@ -1,0 +1,167 @@
+"""Tenants, API keys (random, prefix shown, only a hash stored) and JWTs."""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from jose import JWTError, jwt
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.errors import BadRequest, Conflict, NotFound, Unauthorized
+from app.models import ApiKey, Tenant
+
+KEY_PREFIX = "pim"
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    editor = "editor"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+
+_RANKS = {Role.viewer: 0, Role.editor: 1, Role.admin: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: int
+    role: Role
+    subject: str
+    api_key_id: int | None = None
+
+
+def hash_key(api_key: str) -> str:
+    # keys carry 256 bits of randomness, so a plain SHA-256 (no salt, no KDF) is enough
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_api_key() -> tuple[str, str]:
+    """Return (prefix, key); the prefix is the key's visible, non-secret start."""
+    prefix = f"{KEY_PREFIX}_{secrets.token_hex(4)}"
+    return prefix, f"{prefix}_{secrets.token_urlsafe(32)}"
+
+
+async def create_tenant(session: AsyncSession, *, slug: str) -> Tenant:
+    tenant = Tenant(slug=slug)
+    session.add(tenant)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"Tenant {slug!r} already exists") from None
+    return tenant
+
+
+async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
+    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if tenant is None:
+        raise NotFound(f"Tenant {slug!r} not found")
+    return tenant
+
+
+async def create_api_key(session: AsyncSession, tenant_id: int, *, name: str, role: Role) -> tuple[ApiKey, str]:
+    prefix, key = new_api_key()
+    row = ApiKey(tenant_id=tenant_id, name=name, role=role.value, prefix=prefix, key_hash=hash_key(key))
+    session.add(row)
+    await session.flush()
+    await session.refresh(row, ["created_at"])
+    return row, key
+
+
+async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
+    return list(await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)))
+
+
+async def revoke_api_key(session: AsyncSession, key_id: int) -> None:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        raise NotFound("API key not found")
+
+
+async def principal_from_api_key(session: AsyncSession, api_key: str) -> Principal:
+    if not api_key.startswith(KEY_PREFIX + "_") or len(api_key) > 200:
+        raise Unauthorized("Invalid API key", scheme="ApiKey")
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.tenant_id, ApiKey.role).where(
+                ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Invalid or revoked API key", scheme="ApiKey")
+    return Principal(tenant_id=row.tenant_id, role=Role(row.role), subject=f"api-key:{row.id}", api_key_id=row.id)
+
+
+def _verification_key(settings: Settings) -> tuple[str, tuple[str, ...]]:
+    # One key type, one family of algorithms: a public key is never used as an HMAC secret.
+    if settings.jwt_public_key:
+        return settings.jwt_public_key, ("RS256", "ES256")
+    return settings.jwt_secret, ("HS256",)
+
+
+def decode_token(settings: Settings, token: str) -> dict:
+    key, allowed = _verification_key(settings)
+    try:
+        header = jwt.get_unverified_header(token)
+    except JWTError:
+        raise Unauthorized("Malformed token") from None
+    algorithm = header.get("alg")
+    if algorithm not in allowed:
+        raise Unauthorized("Token algorithm not allowed")
+    options = {"require_exp": True, "verify_aud": settings.jwt_audience is not None,
+               "require_aud": settings.jwt_audience is not None, "require_iss": settings.jwt_issuer is not None}
+    try:
+        return jwt.decode(
+            token, key, algorithms=[algorithm], audience=settings.jwt_audience, issuer=settings.jwt_issuer, options=options
+        )
+    except JWTError as exc:
+        raise Unauthorized(f"Invalid token: {exc}") from None
+
+
+async def principal_from_token(session: AsyncSession, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
+    claims = decode_token(settings, token)
+    tenant_id = claims.get("tenant_id")
+    if isinstance(tenant_id, str) and tenant_id.isdigit():
+        tenant_id = int(tenant_id)
+    if not isinstance(tenant_id, int) or isinstance(tenant_id, bool) or not 0 < tenant_id < 2**63:
+        raise Unauthorized("Token has no valid tenant_id claim")
+    try:
+        role = Role(claims.get("role", Role.viewer))
+    except ValueError:
+        raise Unauthorized("Token has an unknown role") from None
+    if tenant_id not in known_tenants:
+        if await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id)) is None:
+            raise Unauthorized("Unknown tenant")
+        known_tenants.add(tenant_id)  # tenants are never deleted, so a positive answer can be cached
+    return Principal(tenant_id=tenant_id, role=role, subject=str(claims.get("sub") or f"tenant:{tenant_id}"))
+
+
+def issue_token(settings: Settings, *, tenant_id: int, role: Role, ttl: int = 3600, subject: str | None = None) -> str:
+    if ttl <= 0:
+        raise BadRequest("ttl must be positive")
+    now = int(time.time())
+    claims = {"tenant_id": tenant_id, "role": role.value, "sub": subject or f"cli:{tenant_id}", "iat": now, "exp": now + ttl}
+    if settings.jwt_audience:
+        claims["aud"] = settings.jwt_audience
+    if settings.jwt_issuer:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_public_key:
+        if not settings.jwt_private_key:
+            raise BadRequest("PIM_JWT_PRIVATE_KEY is needed to sign RS256/ES256 tokens")
+        return jwt.encode(claims, settings.jwt_private_key, algorithm=settings.jwt_algorithm)
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")

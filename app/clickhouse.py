@@ -1,0 +1,104 @@
+"""ClickHouse through asynch: a small pool, typed helpers, and idempotent DDL.
+
+The SQL here must run on ClickHouse 18.16 (tests) and current releases: plain
+MergeTree, `ALTER TABLE ... DELETE`, nothing newer.
+"""
+
+import asyncio
+from collections.abc import Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from asynch import Connection, Pool
+from asynch.errors import AsynchPoolError, NetworkError, SocketTimeoutError
+
+from app.config import Settings
+from app.errors import Unavailable
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE IF NOT EXISTS product_memberships (
+        tenant_id UInt64,
+        segment_id UInt64,
+        generation UInt64,
+        product_id UInt64,
+        sku String,
+        computed_at DateTime
+    ) ENGINE = MergeTree()
+    ORDER BY (tenant_id, segment_id, generation, product_id)
+    """,
+]
+
+
+def _split_database(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/") or "default"
+    return urlunsplit(parts._replace(path="/default")), database
+
+
+class ClickHouse:
+    def __init__(self, settings: Settings):
+        self.url = settings.clickhouse_url
+        self._pool = Pool(minsize=0, maxsize=settings.clickhouse_pool_size, idle_timeout=60, dsn=self.url,
+                          connect_timeout=3, send_receive_timeout=60)
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    async def _ensure_started(self) -> None:
+        if not self._started:
+            async with self._lock:
+                if not self._started:
+                    await self._pool.startup()
+                    self._started = True
+
+    @asynccontextmanager
+    async def connection(self):
+        try:
+            await self._ensure_started()
+            async with self._pool.connection() as conn:
+                yield conn
+        except (OSError, asyncio.TimeoutError, NetworkError, SocketTimeoutError, AsynchPoolError) as exc:
+            raise Unavailable("ClickHouse is unavailable") from exc
+
+    async def fetch(self, query: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        async with self.connection() as conn:
+            async with conn.cursor() as cursor:
+                await cursor.execute(query, params)
+                return await cursor.fetchall()
+
+    async def execute(self, query: str, params: dict[str, Any] | None = None) -> None:
+        async with self.connection() as conn:
+            async with conn.cursor() as cursor:
+                await cursor.execute(query, params)
+
+    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert a block of rows (row-oriented tuples) in one request."""
+        if not rows:
+            return
+        async with self.connection() as conn:
+            async with conn.cursor() as cursor:
+                await cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
+
+    async def ping(self) -> bool:
+        await self.fetch("SELECT 1")
+        return True
+
+    async def close(self) -> None:
+        if self._started:
+            await self._pool.shutdown()
+            self._started = False
+
+
+async def migrate_clickhouse(settings: Settings) -> list[str]:
+    server_url, database = _split_database(settings.clickhouse_url)
+    async with Connection(dsn=server_url, connect_timeout=5) as conn:
+        async with conn.cursor() as cursor:
+            await cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    applied = []
+    async with Connection(dsn=settings.clickhouse_url, connect_timeout=5) as conn:
+        async with conn.cursor() as cursor:
+            for ddl in MIGRATIONS:
+                await cursor.execute(ddl)
+                applied.append(" ".join(ddl.split())[:60])
+    return applied

@@ -1,0 +1,109 @@
+"""Engine, sessions and the one place where tenant scoping happens.
+
+A request's session carries its tenant in `session.info["tenant_id"]`. Every ORM
+statement (select/update/delete, including column-only selects of a mapped class)
+gets `tenant_id = :tenant` added by the `do_orm_execute` hook below, and every new
+object gets the tenant assigned at flush. Raw SQL (bulk upsert, facets) reads the
+tenant with `tenant_of(session)`.
+"""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, MetaData, event, func
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+
+from app.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class TenantScoped:
+    """Mixin: rows of this table belong to one tenant and are filtered automatically."""
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class TenantMissing(RuntimeError):
+    pass
+
+
+def tenant_of(session: AsyncSession | Session) -> int:
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is None:
+        raise TenantMissing("session is not bound to a tenant")
+    return tenant_id
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_to_tenant(state: ORMExecuteState) -> None:
+    tenant_id = state.session.info.get("tenant_id")
+    if tenant_id is None or not (state.is_select or state.is_update or state.is_delete):
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _assign_tenant(session: Session, _flush_context, _instances) -> None:
+    tenant_id = session.info.get("tenant_id")
+    for obj in session.new:
+        if isinstance(obj, TenantScoped):
+            if obj.tenant_id is None:
+                if tenant_id is None:
+                    raise TenantMissing(f"new {type(obj).__name__} without a tenant")
+                obj.tenant_id = tenant_id
+            elif tenant_id is not None and obj.tenant_id != tenant_id:
+                raise TenantMissing("object belongs to another tenant")
+
+
+def create_engine(settings: Settings, **overrides) -> AsyncEngine:
+    options = dict(
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={
+            "server_settings": {
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "application_name": "pim",
+            },
+            "command_timeout": max(settings.statement_timeout_ms / 1000 * 2, 30),
+        },
+    )
+    options.update(overrides)
+    return create_async_engine(settings.database_url, **options)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def session_scope(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int | None = None) -> AsyncIterator[AsyncSession]:
+    """Yield a session in a transaction: commit on success, roll back on error."""
+    async with sessionmaker() as session:
+        if tenant_id is not None:
+            session.info["tenant_id"] = tenant_id
+        async with session.begin():
+            yield session
+
+

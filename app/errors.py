@@ -1,0 +1,130 @@
+"""Domain errors and the handlers that turn every error into `{"detail": ...}`."""
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from app.responses import OrjsonResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("pim.errors")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class AppError(Exception):
+    status_code = 400
+    headers: dict[str, str] | None = None
+
+    def __init__(self, detail: str, *, status_code: int | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class BadRequest(AppError):
+    status_code = 400
+
+
+class Unauthorized(AppError):
+    status_code = 401
+
+    def __init__(self, detail: str = "Authentication required", *, scheme: str = "Bearer"):
+        super().__init__(detail)
+        self.headers = {"WWW-Authenticate": f'{scheme} realm="pim"'}
+
+
+class Forbidden(AppError):
+    status_code = 403
+
+
+class NotFound(AppError):
+    status_code = 404
+
+
+class Conflict(AppError):
+    status_code = 409
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+
+
+class Unavailable(AppError):
+    status_code = 503
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries for the OpenAPI document."""
+    descriptions = {
+        400: "Bad request",
+        401: "Missing or invalid credentials",
+        403: "Not allowed for this role",
+        404: "Not found for this tenant",
+        409: "Conflict",
+        413: "Payload too large",
+        503: "A backing service is unavailable",
+    }
+    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
+
+
+AUTH_ERRORS = error_responses(401, 403)
+
+
+def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> OrjsonResponse:
+    return OrjsonResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError):
+        return _json(exc.status_code, exc.detail, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            err = dict(err)
+            err.pop("url", None)
+            ctx = err.get("ctx")
+            if ctx:
+                err["ctx"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in ctx.items()}
+            if isinstance(err.get("input"), (bytes, bytearray)):
+                err["input"] = err["input"].decode("utf-8", "replace")
+            errors.append(err)
+        return _json(422, errors)
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError):
+        orig = getattr(exc, "orig", None)
+        name = type(orig).__name__ if orig else ""
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+        if sqlstate == "57014" or "QueryCanceled" in name:
+            return _json(503, "The query took too long and was cancelled; narrow the filters")
+        if isinstance(exc, (OperationalError, InterfaceError)) or (sqlstate or "").startswith("08"):
+            log.warning("database_unavailable", error=str(exc)[:300])
+            return _json(503, "The database is unavailable")
+        if sqlstate and sqlstate.startswith("22"):
+            return _json(400, "A value is out of range or malformed")
+        log.exception("database_error", path=request.url.path)
+        return _json(500, "Internal server error")
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError):
+        log.warning("backend_unreachable", path=request.url.path, error=str(exc)[:300])
+        return _json(503, "A backing service is unavailable")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled_error", path=request.url.path)
+        return _json(500, "Internal server error")

@@ -1,0 +1,60 @@
+"""Application factory: lifespan opens Postgres, Redis (arq) and ClickHouse; routers; errors."""
+
+from contextlib import asynccontextmanager
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.auth.router import router as auth_router
+from app.clickhouse import ClickHouse
+from app.config import Settings, get_settings
+from app.db import create_engine, create_sessionmaker
+from app.errors import install_error_handlers
+from app.health import router as health_router
+from app.log import configure_logging
+from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
+
+
+def _operation_id(route: APIRoute) -> str:
+    # SDK method names: the endpoint function's name, unique across the app
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.engine = create_engine(settings)
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        # Built without a ping so that the API starts (and /readyz reports) while Redis is down.
+        app.state.arq = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        app.state.clickhouse = ClickHouse(settings)
+        try:
+            yield
+        finally:
+            await app.state.clickhouse.close()
+            await app.state.arq.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="PIM service",
+        version="0.1.0",
+        description="Multi-tenant Product Information Management API. Authenticate with `X-API-Key` or a Bearer JWT.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.known_tenants = set()
+    install_error_handlers(app)
+
+    app.include_router(health_router)
+    app.include_router(auth_router)
+
+    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(TrailingSlashMiddleware)
+    return app

@@ -1,0 +1,41 @@
+"""arq worker: `pim worker` or `arq workers.main.WorkerSettings`.
+
+on_startup puts the sessionmaker and the ClickHouse client in ctx; task functions
+come from the domains' tasks modules.
+"""
+
+from arq.connections import RedisSettings
+
+from app.clickhouse import ClickHouse
+from app.config import get_settings
+from app.db import create_engine, create_sessionmaker
+from app.log import configure_logging
+
+settings = get_settings()
+
+
+async def startup(ctx: dict) -> None:
+    configure_logging(settings.log_level)
+    ctx["settings"] = settings
+    ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=2)
+    ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
+    ctx["clickhouse"] = ClickHouse(settings)
+
+
+async def shutdown(ctx: dict) -> None:
+    await ctx["clickhouse"].close()
+    await ctx["engine"].dispose()
+
+
+FUNCTIONS: list = []
+
+
+class WorkerSettings:
+    functions = FUNCTIONS
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    health_check_interval = 30
+    max_jobs = 4
+    job_timeout = 3600
+    keep_result = 0
