@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -118,6 +119,23 @@ def install_error_handlers(app: FastAPI) -> None:
             return _json(400, "A value is out of range or malformed")
         log.exception("database_error", path=request.url.path)
         return _json(500, "Internal server error")
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _asyncpg_error(request: Request, exc: asyncpg.PostgresError):
+        sqlstate = getattr(exc, "sqlstate", "") or ""
+        if sqlstate == "57014":
+            return _json(503, "The query took too long and was cancelled; narrow the filters")
+        if sqlstate.startswith("22"):
+            return _json(400, "A value is out of range or malformed")
+        if sqlstate.startswith(("08", "57P")):
+            return _json(503, "The database is unavailable")
+        log.exception("database_error", path=request.url.path)
+        return _json(500, "Internal server error")
+
+    @app.exception_handler(asyncpg.InterfaceError)
+    async def _asyncpg_interface_error(request: Request, exc: asyncpg.InterfaceError):
+        log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
+        return _json(503, "The database is unavailable")
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError):

@@ -7,6 +7,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from app.auth.router import router as auth_router
+from app.catalog.router import categories_router, schema_router, views_router
+from app.products.router import facets_router
+from app.products.router import router as products_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -53,6 +56,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router)
     app.include_router(auth_router)
+    app.include_router(schema_router)
+    app.include_router(categories_router)
+    app.include_router(views_router)
+    app.include_router(products_router)
+    app.include_router(facets_router)
 
     app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -18,6 +18,35 @@ def upgrade() -> None:
     # trigram search on names, and btree operators inside GIN (tenant_id first in GIN indexes)
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+    # Type-aware reads of JSONB values that never raise: numbers, dates and datetimes
+    # stored before a field was retyped simply compare as NULL.
+    op.execute(r"""
+        CREATE OR REPLACE FUNCTION pim_num(v jsonb) RETURNS numeric
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+          SELECT CASE
+            WHEN jsonb_typeof(v) = 'number' THEN v::numeric
+            WHEN jsonb_typeof(v) = 'string' AND (v #>> '{}') ~ '^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,3})?\s*$'
+              THEN (v #>> '{}')::numeric
+          END
+        $$""")
+    op.execute(r"""
+        CREATE OR REPLACE FUNCTION pim_date(v text) RETURNS date
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        BEGIN
+          RETURN v::date;
+        EXCEPTION WHEN others THEN
+          RETURN NULL;
+        END
+        $$""")
+    op.execute(r"""
+        CREATE OR REPLACE FUNCTION pim_timestamptz(v text) RETURNS timestamptz
+        LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+        BEGIN
+          RETURN v::timestamptz;
+        EXCEPTION WHEN others THEN
+          RETURN NULL;
+        END
+        $$""")
     op.create_table('tenants',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('slug', sa.String(length=64), nullable=False),
@@ -106,3 +135,6 @@ def downgrade() -> None:
     op.drop_table('categories')
     op.drop_table('api_keys')
     op.drop_table('tenants')
+    op.execute("DROP FUNCTION IF EXISTS pim_num(jsonb)")
+    op.execute("DROP FUNCTION IF EXISTS pim_date(text)")
+    op.execute("DROP FUNCTION IF EXISTS pim_timestamptz(text)")

@@ -1,0 +1,266 @@
+"""The tenant's field model and type-aware validation/coercion of product values.
+
+Pure functions: used by every write path (create, patch, bulk, CSV import) and by
+the filters, which coerce query-string values with the same rules.
+"""
+
+import math
+import re
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BUILTIN_NAMES = frozenset(
+    "id sku name status categories variation_of variation_attributes created_at updated_at".split()
+)
+RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort".split())
+RESERVED_NAMES = BUILTIN_NAMES | RESERVED_QUERY_NAMES
+FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Keys that are not schema fields may still be filtered on; they must look like a plain key.
+DATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+MAX_FIELDS = 500
+
+
+class FieldType(StrEnum):
+    string = "string"
+    text = "text"
+    number = "number"
+    integer = "integer"
+    boolean = "boolean"
+    date = "date"
+    datetime = "datetime"
+    url = "url"
+    enum = "enum"
+    array = "array"
+
+
+STRING_LIKE = frozenset({FieldType.string, FieldType.text, FieldType.url, FieldType.enum})
+NUMERIC = frozenset({FieldType.number, FieldType.integer})
+TEMPORAL = frozenset({FieldType.date, FieldType.datetime})
+FACETED = frozenset({FieldType.string, FieldType.enum, FieldType.array})
+
+
+class FieldDef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="`^[a-z][a-z0-9_]{0,62}$`, not a built-in or reserved query name")
+    type: FieldType = FieldType.string
+    label: str = ""
+    labels: dict[str, str] = Field(default_factory=dict, description="label per locale, e.g. {\"de-de\": \"Marke\"}")
+    description: str = ""
+    group: str = "general"
+    required: bool = False
+    unique: bool = False
+    filterable: bool = True
+    searchable: bool = False
+    options: list[str] | None = Field(default=None, description="allowed values of an `enum` field")
+    validation: str | None = Field(default=None, description="regular expression that string-like values must match")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not FIELD_NAME_RE.match(name):
+            raise ValueError("must match ^[a-z][a-z0-9_]{0,62}$")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"{name!r} is a reserved name")
+        return name
+
+    @field_validator("validation")
+    @classmethod
+    def _check_regex(cls, pattern: str | None) -> str | None:
+        if pattern in (None, ""):
+            return None
+        if len(pattern) > 1000:
+            raise ValueError("regular expression is too long")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return pattern
+
+    @model_validator(mode="after")
+    def _check_options(self) -> "FieldDef":
+        if self.type == FieldType.enum:
+            if not self.options:
+                raise ValueError("an enum field needs a non-empty `options` list")
+            if len(set(self.options)) != len(self.options):
+                raise ValueError("enum options must be unique")
+        return self
+
+
+def check_unique_names(fields: list[FieldDef]) -> list[FieldDef]:
+    seen: set[str] = set()
+    for f in fields:
+        if f.name in seen:
+            raise ValueError(f"field {f.name!r} appears more than once")
+        seen.add(f.name)
+    if len(fields) > MAX_FIELDS:
+        raise ValueError(f"a schema has at most {MAX_FIELDS} fields")
+    return fields
+
+
+class CoercionError(ValueError):
+    """A value that cannot be coerced to its field's type; the message names the field."""
+
+
+_TRUE = frozenset({"true", "t", "1", "yes", "y", "on"})
+_FALSE = frozenset({"false", "f", "0", "no", "n", "off"})
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
+
+
+def _as_number(value: Any) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("not a finite number")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _INT_RE.match(text):
+            return int(text)
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("not a number") from None
+        if not math.isfinite(number):
+            raise ValueError("not a finite number")
+        return number
+    raise ValueError("not a number")
+
+
+def _as_integer(value: Any) -> int:
+    number = _as_number(value)
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ValueError("not an integer")
+        number = int(number)
+    return number
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise ValueError("not a boolean (use true/false, 1/0, yes/no)")
+
+
+def _as_date(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()).isoformat()
+        except ValueError:
+            pass
+    raise ValueError("not an ISO date (YYYY-MM-DD)")
+
+
+def _as_datetime(value: Any) -> str:
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        except ValueError:
+            raise ValueError("not an ISO 8601 datetime") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    raise ValueError("not an ISO 8601 datetime")
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise ValueError("not a string")
+
+
+def _as_url(value: Any) -> str:
+    text = _as_string(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https", "ftp") or not parts.netloc:
+        raise ValueError("not an absolute http(s) URL")
+    return text
+
+
+def _check_pattern(field: FieldDef, text: str) -> None:
+    if field.validation and not _regex(field.validation).search(text):
+        raise ValueError(f"does not match {field.validation}")
+
+
+def coerce_value(field: FieldDef, value: Any) -> Any:
+    """Return `value` converted to the field's type, or raise CoercionError("<field>: <why>")."""
+    try:
+        match field.type:
+            case FieldType.number:
+                return _as_number(value)
+            case FieldType.integer:
+                return _as_integer(value)
+            case FieldType.boolean:
+                return _as_bool(value)
+            case FieldType.date:
+                return _as_date(value)
+            case FieldType.datetime:
+                return _as_datetime(value)
+            case FieldType.array:
+                items = value if isinstance(value, list) else [value]
+                result = [_as_string(item) for item in items if item is not None]
+                for item in result:
+                    _check_pattern(field, item)
+                return result
+            case FieldType.url:
+                text = _as_url(value)
+            case FieldType.enum:
+                text = _as_string(value)
+                if text not in (field.options or ()):
+                    raise ValueError(f"{text!r} is not one of {field.options}")
+            case _:
+                text = _as_string(value)
+        _check_pattern(field, text)
+        return text
+    except ValueError as exc:
+        raise CoercionError(f"{field.name}: {exc}") from None
+
+
+def coerce_data(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool = True) -> dict[str, Any]:
+    """Coerce every schema field present in `data`; other keys are kept as given.
+
+    `None` values are kept (they mean "remove" in a merge patch). With
+    `partial=False` (a new product), required fields must be present.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        field = fields.get(key)
+        if value is None:
+            if field is not None and field.required:
+                raise CoercionError(f"{key}: is required")
+            out[key] = None
+        elif field is None:
+            out[key] = value
+        else:
+            out[key] = coerce_value(field, value)
+    if not partial:
+        for name, field in fields.items():
+            if field.required and out.get(name) in (None, "", []):
+                raise CoercionError(f"{name}: is required")
+    return out

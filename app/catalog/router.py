@@ -1,0 +1,90 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.catalog import service
+from app.catalog.schemas import (
+    CategoryIn,
+    CategoryOut,
+    CategoryPatch,
+    SchemaIn,
+    SchemaOut,
+    ViewIn,
+    ViewOut,
+    ViewPatch,
+)
+from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
+from app.errors import AUTH_ERRORS, error_responses
+
+schema_router = APIRouter(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
+categories_router = APIRouter(prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS)
+views_router = APIRouter(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS)
+
+
+@schema_router.get("/", response_model=SchemaOut)
+async def get_product_schema(session: Session, _: Viewer):
+    return service.schema_out(await service.get_schema_row(session))
+
+
+@schema_router.put("/", response_model=SchemaOut, responses=error_responses(400))
+async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
+    """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`."""
+    return service.schema_out(await service.put_schema(session, body))
+
+
+@categories_router.get("/", response_model=list[CategoryOut])
+async def list_categories(
+    session: Session,
+    _: Viewer,
+    parent_id: Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="only the children of this category")] = None,
+):
+    return await service.list_categories(session, parent_id=parent_id)
+
+
+@categories_router.post("/", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, responses=error_responses(400))
+async def create_category(body: CategoryIn, session: Session, _: Editor):
+    return await service.create_category(session, body)
+
+
+@categories_router.get("/{category_id}/", response_model=CategoryOut, responses=error_responses(404))
+async def get_category(category_id: ObjectId, session: Session, _: Viewer):
+    return await service.get_category(session, category_id)
+
+
+@categories_router.patch("/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404))
+async def update_category(category_id: ObjectId, body: CategoryPatch, session: Session, _: Editor):
+    return await service.patch_category(session, category_id, body)
+
+
+@categories_router.delete(
+    "/{category_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
+)
+async def delete_category(category_id: ObjectId, session: Session, _: Editor) -> None:
+    """Delete a leaf category and remove it from its products; `409` while it has children."""
+    await service.delete_category(session, category_id)
+
+
+@views_router.get("/", response_model=list[ViewOut])
+async def list_views(session: Session, _: Viewer):
+    return await service.list_views(session)
+
+
+@views_router.post("/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409))
+async def create_view(body: ViewIn, session: Session, _: Editor):
+    """Create a view; `is_default: true` makes it the only default view."""
+    return await service.create_view(session, body)
+
+
+@views_router.get("/{view_id}/", response_model=ViewOut, responses=error_responses(404))
+async def get_view(view_id: ObjectId, session: Session, _: Viewer):
+    return await service.get_view(session, view_id)
+
+
+@views_router.patch("/{view_id}/", response_model=ViewOut, responses=error_responses(404, 409))
+async def update_view(view_id: ObjectId, body: ViewPatch, session: Session, _: Editor):
+    return await service.patch_view(session, view_id, body)
+
+
+@views_router.delete("/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+async def delete_view(view_id: ObjectId, session: Session, _: Editor) -> None:
+    await service.delete_view(session, view_id)

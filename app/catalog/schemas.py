@@ -1,0 +1,93 @@
+"""Request and response models of the catalog: product schema, categories, views."""
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.catalog.fields import FieldDef, check_unique_names
+
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
+
+
+class SchemaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fields: list[FieldDef] = Field(default_factory=list)
+    default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    default_locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
+
+    @field_validator("fields")
+    @classmethod
+    def _unique(cls, fields: list[FieldDef]) -> list[FieldDef]:
+        return check_unique_names(fields)
+
+
+class SchemaOut(BaseModel):
+    fields: list[FieldDef]
+    default_currency: str
+    default_locale: str
+    updated_at: datetime | None
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    parent_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
+
+    @field_validator("name")
+    @classmethod
+    def _no_separator(cls, name: str) -> str:
+        name = name.strip()
+        if not name or " > " in name:
+            raise ValueError("a category name must not be empty or contain ' > '")
+        return name
+
+
+class CategoryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    parent_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    labels: dict[str, str] | None = None
+    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+
+    _no_separator = field_validator("name")(CategoryIn._no_separator.__func__)
+
+
+class CategoryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    parent_id: int | None
+    labels: dict[str, str]
+    path: str
+    position: int
+
+
+class ViewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=255)
+    attributes: list[str] = Field(default_factory=list, max_length=500)
+    is_default: bool = False
+
+
+class ViewPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    attributes: list[str] | None = Field(default=None, max_length=500)
+    is_default: bool | None = None
+
+
+class ViewOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    attributes: list[str]
+    is_default: bool

@@ -1,0 +1,268 @@
+"""The tenant's vocabulary: product schema, category tree, views.
+
+Service functions take the tenant-bound session first; only the request (or a
+worker's `sessionmaker.begin()`) commits.
+"""
+
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.fields import FieldDef
+from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
+from app.db import tenant_of
+from app.errors import BadRequest, Conflict, NotFound
+from app.models import Category, Product, ProductSchema, View
+
+PATH_SEPARATOR = " > "
+
+
+# --- product schema -------------------------------------------------------------------------
+
+
+async def get_schema_row(session: AsyncSession) -> ProductSchema | None:
+    return await session.scalar(select(ProductSchema))
+
+
+def schema_out(row: ProductSchema | None) -> dict[str, Any]:
+    if row is None:
+        return {"fields": [], "default_currency": "USD", "default_locale": "en-us", "updated_at": None}
+    return {
+        "fields": row.fields,
+        "default_currency": row.default_currency,
+        "default_locale": row.default_locale,
+        "updated_at": row.updated_at,
+    }
+
+
+async def get_fields(session: AsyncSession) -> list[FieldDef]:
+    raw = await session.scalar(select(ProductSchema.fields))
+    return [FieldDef.model_validate(f) for f in raw or []]
+
+
+async def get_field_map(session: AsyncSession) -> dict[str, FieldDef]:
+    return {f.name: f for f in await get_fields(session)}
+
+
+async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
+    """Replace the fields (and optionally currency/locale). Product data is never touched."""
+    row = await get_schema_row(session)
+    fields = [f.model_dump() for f in body.fields]
+    if row is None:
+        row = ProductSchema(fields=fields)
+        if body.default_currency:
+            row.default_currency = body.default_currency
+        if body.default_locale:
+            row.default_locale = body.default_locale
+        session.add(row)
+    else:
+        row.fields = fields
+        if body.default_currency:
+            row.default_currency = body.default_currency
+        if body.default_locale:
+            row.default_locale = body.default_locale
+        row.updated_at = func.now()
+    await session.flush()
+    await session.refresh(row)
+    return row
+
+
+# --- categories -----------------------------------------------------------------------------
+
+
+async def get_category(session: AsyncSession, category_id: int) -> Category:
+    category = await session.scalar(select(Category).where(Category.id == category_id))
+    if category is None:
+        raise NotFound(f"Category {category_id} not found")
+    return category
+
+
+async def list_categories(session: AsyncSession, *, parent_id: int | None = None, roots_only: bool = False) -> list[Category]:
+    stmt = select(Category).order_by(Category.path, Category.id)
+    if parent_id is not None:
+        stmt = stmt.where(Category.parent_id == parent_id)
+    elif roots_only:
+        stmt = stmt.where(Category.parent_id.is_(None))
+    return list(await session.scalars(stmt))
+
+
+async def _parent_path(session: AsyncSession, parent_id: int | None) -> str | None:
+    if parent_id is None:
+        return None
+    parent = await session.scalar(select(Category.path).where(Category.id == parent_id))
+    if parent is None:
+        raise BadRequest(f"Parent category {parent_id} not found")
+    return parent
+
+
+def _join(parent_path: str | None, name: str) -> str:
+    return f"{parent_path}{PATH_SEPARATOR}{name}" if parent_path else name
+
+
+async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
+    parent_path = await _parent_path(session, body.parent_id)
+    category = Category(
+        name=body.name, parent_id=body.parent_id, labels=body.labels, position=body.position, path=_join(parent_path, body.name)
+    )
+    session.add(category)
+    await session.flush()
+    await session.refresh(category)
+    return category
+
+
+async def subtree_ids(session: AsyncSession, category_id: int) -> list[int]:
+    """The category and all its descendants (empty when it does not exist for this tenant)."""
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE tree AS (
+                SELECT id FROM categories WHERE tenant_id = :tenant AND id = :root
+                UNION ALL
+                SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = :tenant
+            )
+            SELECT id FROM tree
+            """
+        ),
+        {"tenant": tenant_of(session), "root": category_id},
+    )
+    return [r[0] for r in rows]
+
+
+async def patch_category(session: AsyncSession, category_id: int, body: CategoryPatch) -> Category:
+    category = await get_category(session, category_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "parent_id" in changes and changes["parent_id"] is not None:
+        if changes["parent_id"] in await subtree_ids(session, category_id):
+            raise BadRequest("A category cannot be moved under itself or one of its descendants")
+    for key in ("labels", "position"):
+        if changes.get(key) is not None:
+            setattr(category, key, changes[key])
+    if "name" in changes or "parent_id" in changes:
+        old_path = category.path
+        if changes.get("name"):
+            category.name = changes["name"]
+        if "parent_id" in changes:
+            category.parent_id = changes["parent_id"]
+        category.path = _join(await _parent_path(session, category.parent_id), category.name)
+        if category.path != old_path:
+            # descendants' paths start with the old path: rewrite the prefix in one statement
+            await session.execute(
+                update(Category)
+                .where(Category.path.startswith(old_path + PATH_SEPARATOR, autoescape=True))
+                .values(path=category.path + func.substr(Category.path, len(old_path) + 1))
+                .execution_options(synchronize_session=False)
+            )
+    await session.flush()
+    await session.refresh(category)
+    return category
+
+
+async def delete_category(session: AsyncSession, category_id: int) -> None:
+    await get_category(session, category_id)
+    if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
+        raise Conflict("The category has children; delete or move them first")
+    await session.execute(
+        update(Product)
+        .where(Product.categories.contains([category_id]))
+        .values(categories=func.array_remove(Product.categories, category_id))
+        .execution_options(synchronize_session=False)
+    )
+    await session.execute(delete(Category).where(Category.id == category_id))
+
+
+async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict[str, int]:
+    """Resolve paths like "Men > Shoes" to ids, creating the missing categories along the way."""
+    wanted: dict[str, list[str]] = {}
+    for raw in paths:
+        parts = [p.strip() for p in raw.split(">") if p.strip()]
+        if parts:
+            wanted[PATH_SEPARATOR.join(parts)] = parts
+    if not wanted:
+        return {}
+    prefixes = {PATH_SEPARATOR.join(parts[: i + 1]) for parts in wanted.values() for i in range(len(parts))}
+    existing = dict((await session.execute(select(Category.path, Category.id).where(Category.path.in_(prefixes)))).all())
+    for path in sorted(prefixes, key=lambda p: p.count(PATH_SEPARATOR)):
+        if path in existing:
+            continue
+        parent_path, _, name = path.rpartition(PATH_SEPARATOR)
+        category = Category(name=name, parent_id=existing.get(parent_path) if parent_path else None, path=path)
+        session.add(category)
+        await session.flush()
+        existing[path] = category.id
+    return {path: existing[path] for path in wanted}
+
+
+async def category_paths(session: AsyncSession, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Category.id, Category.path).where(Category.id.in_(ids)))).all())
+
+
+async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    return set(await session.scalars(select(Category.id).where(Category.id.in_(ids))))
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+async def get_view(session: AsyncSession, view_id: int) -> View:
+    view = await session.scalar(select(View).where(View.id == view_id))
+    if view is None:
+        raise NotFound(f"View {view_id} not found")
+    return view
+
+
+async def list_views(session: AsyncSession) -> list[View]:
+    return list(await session.scalars(select(View).order_by(View.id)))
+
+
+async def get_view_by_name(session: AsyncSession, name: str) -> View | None:
+    return await session.scalar(select(View).where(View.name == name))
+
+
+async def get_default_view(session: AsyncSession) -> View | None:
+    return await session.scalar(select(View).where(View.is_default.is_(True)))
+
+
+async def _clear_default(session: AsyncSession, except_id: int | None = None) -> None:
+    stmt = update(View).where(View.is_default.is_(True)).values(is_default=False)
+    if except_id is not None:
+        stmt = stmt.where(View.id != except_id)
+    await session.execute(stmt.execution_options(synchronize_session=False))
+
+
+async def _flush_view(session: AsyncSession, view: View) -> View:
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A view named {view.name!r} already exists") from None
+    await session.refresh(view)
+    return view
+
+
+async def create_view(session: AsyncSession, body: ViewIn) -> View:
+    if body.is_default:
+        await _clear_default(session)  # at most one default: the newest wins
+    view = View(name=body.name, attributes=body.attributes, is_default=body.is_default)
+    session.add(view)
+    return await _flush_view(session, view)
+
+
+async def patch_view(session: AsyncSession, view_id: int, body: ViewPatch) -> View:
+    view = await get_view(session, view_id)
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if changes.get("is_default"):
+        await _clear_default(session, except_id=view.id)
+    for key, value in changes.items():
+        setattr(view, key, value)
+    return await _flush_view(session, view)
+
+
+async def delete_view(session: AsyncSession, view_id: int) -> None:
+    await get_view(session, view_id)
+    await session.execute(delete(View).where(View.id == view_id))

@@ -1,0 +1,203 @@
+"""SQL for the product list and facets: filters from query parameters, ordering, facets.
+
+Every field name is checked against the schema (or the plain-key rule) before it
+reaches SQL, and even then it travels as a bound parameter; every value is bound.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from app.catalog.fields import (
+    DATA_KEY_RE,
+    FACETED,
+    NUMERIC,
+    TEMPORAL,
+    CoercionError,
+    FieldDef,
+    FieldType,
+    coerce_value,
+)
+from app.errors import BadRequest
+
+OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exists")
+RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+BUILTIN_ORDERING = {"id": "p.id", "sku": "p.sku", "name": "p.name", "status": "p.status",
+                    "created_at": "p.created_at", "updated_at": "p.updated_at"}
+# query parameters of the list/facets endpoints that are not field filters
+CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
+MAX_IN_VALUES = 1000
+MAX_FILTER_VALUE = 1000
+
+
+@dataclass
+class SqlWhere:
+    """A growing list of SQL conditions over `products p` with positional parameters."""
+
+    params: list[Any] = field(default_factory=list)
+    conditions: list[str] = field(default_factory=list)
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def add(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+    @property
+    def sql(self) -> str:
+        return " AND ".join(self.conditions) if self.conditions else "TRUE"
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _coerce_filter(field_def: FieldDef | None, key: str, raw: str) -> Any:
+    if field_def is None:
+        return raw
+    try:
+        if field_def.type == FieldType.array:
+            return raw
+        return coerce_value(field_def.model_copy(update={"validation": None}), raw)
+    except CoercionError as exc:
+        raise BadRequest(f"Filter {key}: {str(exc).split(': ', 1)[-1]}") from None
+
+
+class _LazyParam:
+    """A field name bound as a parameter only when the SQL actually uses it (unused parameters have no type)."""
+
+    def __init__(self, where: "SqlWhere", value: str):
+        self._where, self._value, self._sql = where, value, None
+
+    def __str__(self) -> str:
+        if self._sql is None:
+            self._sql = f"{self._where.bind(self._value)}::text"
+        return self._sql
+
+    __format__ = lambda self, spec: str(self)  # noqa: E731  (used inside f-strings)
+
+
+def _typed_expr(field_def: FieldDef, key_param: str) -> tuple[str, str]:
+    """(SQL expression of the stored value, SQL type to cast the bound value to)."""
+    if field_def.type in NUMERIC:
+        return f"pim_num(p.data -> {key_param})", "numeric"
+    if field_def.type == FieldType.date:
+        return f"pim_date(p.data ->> {key_param})", "date"
+    if field_def.type == FieldType.datetime:
+        return f"pim_timestamptz(p.data ->> {key_param})", "timestamptz"
+    return f"(p.data ->> {key_param})", "text"
+
+
+def _bind_typed(where: SqlWhere, value: Any, sql_type: str) -> str:
+    if sql_type == "numeric":
+        return f"{where.bind(str(value))}::numeric"
+    if sql_type in ("date", "timestamptz"):
+        return f"{where.bind(str(value))}::{sql_type}"
+    return where.bind(str(value))
+
+
+def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
+    name, _, op = key.partition("__")
+    if op and op not in OPERATORS:
+        raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
+    field_def = fields.get(name)
+    if field_def is None and not DATA_KEY_RE.match(name):
+        raise BadRequest(f"Unknown filter {key!r}")
+    if len(raw) > MAX_FILTER_VALUE:
+        raise BadRequest(f"Filter {key}: value too long")
+    key_param = _LazyParam(where, name)
+    ftype = field_def.type if field_def else None
+
+    if not op:
+        value = _coerce_filter(field_def, key, raw)
+        if ftype == FieldType.array:
+            where.add(f"p.data @> {where.bind(orjson.dumps({name: [value]}).decode())}::jsonb")
+        elif field_def is not None:
+            # containment is answered by the GIN index on (tenant_id, data)
+            where.add(f"p.data @> {where.bind(orjson.dumps({name: value}).decode())}::jsonb")
+        else:
+            where.add(f"(p.data ->> {key_param}) = {where.bind(raw)}")
+        return
+
+    if op == "exists":
+        flag = raw.strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no"):
+            raise BadRequest(f"Filter {key}: use true or false")
+        present = f"(p.data ? {key_param} AND p.data -> {key_param} <> 'null'::jsonb)"
+        where.add(present if flag in ("true", "1", "yes") else f"NOT {present}")
+        return
+
+    if op in ("contains", "icontains"):
+        if ftype == FieldType.array and op == "contains":
+            where.add(f"p.data @> {where.bind(orjson.dumps({name: [raw]}).decode())}::jsonb")
+            return
+        operator = "LIKE" if op == "contains" else "ILIKE"
+        if ftype == FieldType.array:
+            where.add(
+                f"EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(p.data -> {key_param}) = 'array' "
+                f"THEN p.data -> {key_param} END) e WHERE e ILIKE {where.bind('%' + like_escape(raw) + '%')})"
+            )
+        else:
+            where.add(f"(p.data ->> {key_param}) {operator} {where.bind('%' + like_escape(raw) + '%')}")
+        return
+
+    if op in ("ne", "in"):
+        raw_values = [raw] if op == "ne" else [v for v in raw.split(",")]
+        if len(raw_values) > MAX_IN_VALUES:
+            raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
+        values = [_coerce_filter(field_def, key, v) for v in raw_values]
+        if ftype == FieldType.array:
+            docs = [orjson.dumps({name: [v]}).decode() for v in values]
+            cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
+        elif field_def is not None:
+            docs = [orjson.dumps({name: v}).decode() for v in values]
+            cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
+        else:
+            cond = f"(p.data ->> {key_param}) = ANY({where.bind([str(v) for v in values])}::text[])"
+        where.add(cond if op == "in" else f"NOT ({cond})")
+        return
+
+    # gt gte lt lte: numbers and dates compare by type, strings as text
+    if field_def is None:
+        try:
+            number = float(raw)
+        except ValueError:
+            where.add(f"(p.data ->> {key_param}) {RANGE_SQL[op]} {where.bind(raw)}")
+        else:
+            where.add(f"pim_num(p.data -> {key_param}) {RANGE_SQL[op]} {where.bind(str(number))}::numeric")
+        return
+    if ftype not in NUMERIC | TEMPORAL | {FieldType.string, FieldType.text, FieldType.url, FieldType.enum}:
+        raise BadRequest(f"Filter {key}: {op} does not apply to a {ftype} field")
+    value = _coerce_filter(field_def, key, raw)
+    expr, sql_type = _typed_expr(field_def, key_param)
+    where.add(f"{expr} {RANGE_SQL[op]} {_bind_typed(where, value, sql_type)}")
+
+
+def ordering_sql(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> str:
+    if not ordering:
+        return "p.id"
+    parts = []
+    for token in ordering.split(","):
+        token = token.strip()
+        descending = token.startswith("-")
+        name = token.lstrip("-")
+        direction = "DESC" if descending else "ASC"
+        if name in BUILTIN_ORDERING:
+            parts.append(f"{BUILTIN_ORDERING[name]} {direction}")
+            continue
+        field_def = fields.get(name)
+        if field_def is None:
+            raise BadRequest(f"Cannot order by {name!r}: not a built-in or schema field")
+        expr, _sql_type = _typed_expr(field_def, f"{where.bind(name)}::text")
+        parts.append(f"{expr} {direction} NULLS LAST")
+    if not parts:
+        return "p.id"
+    if not parts[-1].startswith("p.id "):
+        parts.append("p.id")  # a total order, so that pages never overlap
+    return ", ".join(parts)
+
+
+def facet_fields(fields: dict[str, FieldDef]) -> list[FieldDef]:
+    return [f for f in fields.values() if f.type in FACETED]

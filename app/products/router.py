@@ -1,0 +1,112 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import Response
+
+from app.catalog import service as catalog
+from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
+from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.products import service
+from app.products.schemas import BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch
+from app.responses import json_bytes_response
+
+router = APIRouter(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS)
+facets_router = APIRouter(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS)
+
+FILTER_HELP = (
+    "Any other query parameter filters on a data field: `<field>=<value>` is an exact match "
+    "(for an `array` field: contains the value); `<field>__<op>=<value>` with op in "
+    "`ne in gt gte lt lte contains icontains exists` (`in` takes comma-separated values; "
+    "numbers and dates compare by the schema type)."
+)
+
+Q = Annotated[str | None, Query(max_length=200, description="case-insensitive substring of the name")]
+Status = Annotated[str | None, Query(description="active, inactive or deleted")]
+CategoryParam = Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")]
+Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
+SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=100_000, description="comma-separated SKUs")]
+
+
+def _page_url(request: Request, page: int) -> str:
+    return str(request.url.include_query_params(page=page))
+
+
+@router.get("/", response_model=ProductPage, responses=error_responses(400), description=FILTER_HELP)
+async def list_products(
+    request: Request,
+    session: Session,
+    _: Viewer,
+    q: Q = None,
+    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description="at most 200")] = 50,
+    ordering: Annotated[str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")] = None,
+    status: Status = None,
+    category: CategoryParam = None,
+    sku: Sku = None,
+    sku_in: SkuIn = None,
+):
+    if page_size > service.MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+    fields = await catalog.get_field_map(session)
+    where = await service.build_filters(
+        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
+    )
+    count, results = await service.list_products(session, where, fields, ordering=ordering, page=page, page_size=page_size)
+    body = {
+        "count": count,
+        "page": page,
+        "page_size": page_size,
+        "next": _page_url(request, page + 1) if page * page_size < count else None,
+        "previous": _page_url(request, page - 1) if page > 1 else None,
+        "results": results,
+    }
+    return json_bytes_response(service.dumps(body))
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=ProductOut, responses=error_responses(400, 409))
+async def create_product(body: ProductIn, session: Session, _: Editor):
+    product_id = await service.create_product(session, body)
+    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)), status_code=201)
+
+
+@router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
+async def bulk_upsert_products(body: BulkIn, session: Session, _: Editor):
+    """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written."""
+    return await service.bulk_upsert(session, body.products)
+
+
+@router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
+async def get_product(product_id: ObjectId, session: Session, _: Viewer):
+    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
+
+
+@router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404))
+async def update_product(product_id: ObjectId, body: ProductPatch, session: Session, _: Editor):
+    """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed)."""
+    await service.patch_product(session, product_id, body)
+    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
+
+
+@router.delete("/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> Response:
+    await service.delete_product(session, product_id)
+    return Response(status_code=204)
+
+
+@facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP)
+async def get_facets(
+    request: Request,
+    session: Session,
+    _: Viewer,
+    q: Q = None,
+    status: Status = None,
+    category: CategoryParam = None,
+    sku: Sku = None,
+    sku_in: SkuIn = None,
+):
+    """Distinct values with exact counts over all matching products, for every string, enum and array field."""
+    fields = await catalog.get_field_map(session)
+    where = await service.build_filters(
+        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
+    )
+    return json_bytes_response(service.dumps(await service.facets(session, where, fields)))

@@ -1,0 +1,94 @@
+"""Request and response models of products."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BULK_ITEMS = 10_000
+SKU_MAX = 255
+
+
+class ProductStatus(StrEnum):
+    active = "active"
+    inactive = "inactive"
+    deleted = "deleted"
+
+
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str = Field(min_length=1, max_length=SKU_MAX)
+    name: str = Field(min_length=1, max_length=1000)
+    status: ProductStatus = ProductStatus.active
+    categories: list[int] = Field(default_factory=list, description="category ids", max_length=1000)
+    variation_of: str | None = Field(default=None, max_length=SKU_MAX, description="the parent's SKU")
+    variation_attributes: list[str] = Field(default_factory=list, max_length=100)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProductPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=1000)
+    status: ProductStatus | None = None
+    categories: list[int] | None = Field(default=None, max_length=1000)
+    variation_of: str | None = Field(default=None, max_length=SKU_MAX)
+    variation_attributes: list[str] | None = Field(default=None, max_length=100)
+    data: dict[str, Any] | None = Field(default=None, description="merge patch: keys set to null are removed")
+
+
+class ProductOut(BaseModel):
+    id: int
+    sku: str
+    name: str
+    status: ProductStatus
+    categories: list[int]
+    variation_of: str | None
+    variation_attributes: list[str]
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductPage(BaseModel):
+    count: int
+    page: int
+    page_size: int
+    next: str | None
+    previous: str | None
+    results: list[ProductOut]
+
+
+class BulkIn(BaseModel):
+    products: list[dict[str, Any]] = Field(
+        max_length=MAX_BULK_ITEMS,
+        description="Items with `sku` (required), optional `name`, `status`, `categories`, `variation_of`, "
+        "`variation_attributes`; every other key goes to `data` (merged into an existing product's data).",
+    )
+
+
+class BulkError(BaseModel):
+    index: int
+    sku: str | None
+    detail: str
+
+
+class BulkResult(BaseModel):
+    created: int = 0
+    updated: int = 0
+    failed: int = 0
+    errors: list[BulkError] = Field(default_factory=list)
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class Facets(BaseModel):
+    total: int
+    facets: dict[str, list[FacetValue]]

@@ -1,0 +1,242 @@
+"""Products: lean reads (SQL straight to JSON bytes), ORM writes, bulk upsert, facets."""
+
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import service as catalog
+from app.catalog.fields import CoercionError, FieldDef, coerce_data
+from app.db import tenant_of
+from app.errors import BadRequest, Conflict, NotFound
+from app.models import Product
+from app.products.queries import (
+    CONTROL_PARAMS,
+    SqlWhere,
+    add_field_filter,
+    facet_fields,
+    like_escape,
+    ordering_sql,
+)
+from app.products.schemas import BulkResult, ProductIn, ProductPatch, ProductStatus
+from app.products.upsert import driver_connection, upsert_products
+
+PRODUCT_COLUMNS = (
+    "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
+    "p.data::text AS data, p.created_at, p.updated_at"
+)
+MAX_PAGE_SIZE = 200
+FACET_LIMIT = 100
+
+
+def product_json(row) -> dict[str, Any]:
+    """A product as a JSON-ready dict; `data` passes through as the JSON text Postgres produced."""
+    return {
+        "id": row["id"],
+        "sku": row["sku"],
+        "name": row["name"],
+        "status": row["status"],
+        "categories": row["categories"],
+        "variation_of": row["variation_of"],
+        "variation_attributes": row["variation_attributes"],
+        "data": orjson.Fragment(row["data"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_UTC_Z)
+
+
+async def get_product_json(session: AsyncSession, product_id: int) -> dict[str, Any]:
+    conn = await driver_connection(session)
+    row = await conn.fetchrow(
+        f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2", tenant_of(session), product_id
+    )
+    if row is None:
+        raise NotFound(f"Product {product_id} not found")
+    return product_json(row)
+
+
+async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:
+    """Products of this tenant with these ids, in the given order; missing ids are skipped."""
+    if not ids:
+        return []
+    conn = await driver_connection(session)
+    rows = await conn.fetch(
+        f"""SELECT {PRODUCT_COLUMNS} FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
+            JOIN products p ON p.id = w.id AND p.tenant_id = $1 ORDER BY w.ord""",
+        tenant_of(session),
+        ids,
+    )
+    return [product_json(r) for r in rows]
+
+
+# --- list and facets ------------------------------------------------------------------------
+
+
+async def build_filters(
+    session: AsyncSession, fields: dict[str, FieldDef], params: list[tuple[str, str]], *, q: str | None,
+    status: str | None, category: int | None, sku: str | None, sku_in: str | None,
+) -> SqlWhere:
+    where = SqlWhere()
+    where.add(f"p.tenant_id = {where.bind(tenant_of(session))}")
+    if q:
+        where.add(f"p.name ILIKE {where.bind('%' + like_escape(q) + '%')}")
+    if status is not None:
+        if status not in ProductStatus.__members__:
+            raise BadRequest(f"status must be one of {', '.join(ProductStatus.__members__)}")
+        where.add(f"p.status = {where.bind(status)}")
+    if category is not None:
+        ids = await catalog.subtree_ids(session, category)
+        where.add(f"p.categories && {where.bind(ids)}::bigint[]")
+    if sku is not None:
+        where.add(f"p.sku = {where.bind(sku)}")
+    if sku_in is not None:
+        where.add(f"p.sku = ANY({where.bind([s for s in sku_in.split(',') if s])}::text[])")
+    for key, value in params:
+        if key in CONTROL_PARAMS:
+            continue
+        add_field_filter(where, fields, key, value)
+    return where
+
+
+async def list_products(
+    session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
+) -> tuple[int, list[dict[str, Any]]]:
+    page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
+    order_by = ordering_sql(page_where, fields, ordering)  # may bind field names: its own parameter list
+    conn = await driver_connection(session)
+    count = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
+    offset = (page - 1) * page_size
+    if offset >= count:
+        return count, []
+    n = len(page_where.params)
+    rows = await conn.fetch(
+        f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
+        *page_where.params,
+        page_size,
+        offset,
+    )
+    return count, [product_json(r) for r in rows]
+
+
+async def facets(session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
+    conn = await driver_connection(session)
+    faceted = facet_fields(fields)
+    total = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
+    result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
+    if not faceted or total == 0:
+        return {"total": total, "facets": result}
+    n = len(where.params)
+    # One pass over the matching rows for all facet fields; arrays count each element once per product.
+    rows = await conn.fetch(
+        f"""
+        WITH counts AS (
+            SELECT k.key, v.val, count(*) AS n
+            FROM products p
+            CROSS JOIN unnest(${n + 1}::text[], ${n + 2}::bool[]) AS k(key, arr)
+            CROSS JOIN LATERAL (
+                SELECT p.data ->> k.key AS val
+                WHERE NOT k.arr AND jsonb_typeof(p.data -> k.key) IN ('string', 'number', 'boolean')
+                UNION
+                SELECT jsonb_array_elements_text(p.data -> k.key)
+                WHERE k.arr AND jsonb_typeof(p.data -> k.key) = 'array'
+            ) v
+            WHERE {where.sql}
+            GROUP BY k.key, v.val
+        )
+        SELECT key, val, n FROM (
+            SELECT key, val, n, row_number() OVER (PARTITION BY key ORDER BY n DESC, val) AS rank FROM counts
+        ) ranked
+        WHERE rank <= {FACET_LIMIT}
+        ORDER BY key, rank
+        """,
+        *where.params,
+        [f.name for f in faceted],
+        [f.type == "array" for f in faceted],
+    )
+    for row in rows:
+        result[row["key"]].append({"value": row["val"], "count": row["n"]})
+    return {"total": total, "facets": result}
+
+
+# --- writes ---------------------------------------------------------------------------------
+
+
+async def _check_categories(session: AsyncSession, ids: list[int]) -> None:
+    missing = set(ids) - await catalog.existing_category_ids(session, set(ids))
+    if missing:
+        raise BadRequest(f"categories: unknown category ids {sorted(missing)}")
+
+
+def _coerce(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+    try:
+        return coerce_data(fields, data, partial=partial)
+    except CoercionError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+async def create_product(session: AsyncSession, body: ProductIn) -> int:
+    fields = await catalog.get_field_map(session)
+    data = {k: v for k, v in _coerce(fields, body.data, partial=False).items() if v is not None}
+    await _check_categories(session, body.categories)
+    product = Product(
+        sku=body.sku, name=body.name, status=body.status.value, categories=list(dict.fromkeys(body.categories)),
+        variation_of=body.variation_of, variation_attributes=body.variation_attributes, data=data,
+    )
+    session.add(product)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"A product with SKU {body.sku!r} already exists") from None
+    return product.id
+
+
+async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch) -> None:
+    product = await session.scalar(select(Product).where(Product.id == product_id).with_for_update())
+    if product is None:
+        raise NotFound(f"Product {product_id} not found")
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("name", "status"):
+        if changes.get(key) is not None:
+            setattr(product, key, changes[key])
+    if changes.get("categories") is not None:
+        await _check_categories(session, changes["categories"])
+        product.categories = list(dict.fromkeys(changes["categories"]))
+    if "variation_of" in changes:
+        product.variation_of = changes["variation_of"]
+    if changes.get("variation_attributes") is not None:
+        product.variation_attributes = changes["variation_attributes"]
+    if changes.get("data"):
+        patch = _coerce(await catalog.get_field_map(session), changes["data"], partial=True)
+        merged = dict(product.data)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        product.data = merged
+    await session.flush()
+
+
+async def delete_product(session: AsyncSession, product_id: int) -> None:
+    result = await session.execute(delete(Product).where(Product.id == product_id).execution_options(synchronize_session=False))
+    if result.rowcount == 0:
+        raise NotFound(f"Product {product_id} not found")
+
+
+async def bulk_upsert(session: AsyncSession, items: list[Any]) -> BulkResult:
+    fields = await catalog.get_field_map(session)
+    result, _rows = await upsert_products(session, items=items, fields=fields)
+    return result
+
+
+__all__ = [
+    "bulk_upsert", "build_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
+    "list_products", "patch_product", "products_by_ids",
+]

@@ -1,0 +1,232 @@
+"""Set-based upsert by SKU, shared by the bulk endpoint and the CSV import.
+
+Per batch: one lookup of the existing SKUs, one INSERT of the new rows and one
+UPDATE of the existing ones, each fed by `unnest` over arrays (no per-row round
+trips). Rows whose values do not change are not rewritten.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.fields import CoercionError, FieldDef, coerce_data
+from app.db import tenant_of
+from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
+
+BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
+_STATUSES = frozenset(s.value for s in ProductStatus)
+_MISSING = object()
+
+
+@dataclass(slots=True)
+class _Row:
+    index: int
+    sku: str
+    name: str | None
+    status: str | None
+    categories: list[int] | None
+    variation_of: Any  # _MISSING, None or str
+    variation_attributes: list[str] | None
+    raw_data: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    null_keys: list[str] = field(default_factory=list)
+
+
+def _parse_builtins(index: int, item: Any) -> _Row:
+    if not isinstance(item, dict):
+        raise CoercionError("item must be an object")
+    sku = item.get("sku")
+    if isinstance(sku, (int, float)) and not isinstance(sku, bool):
+        sku = str(sku)
+    if not isinstance(sku, str) or not sku.strip():
+        raise CoercionError("sku: is required")
+    sku = sku.strip()
+    if len(sku) > SKU_MAX:
+        raise CoercionError(f"sku: longer than {SKU_MAX} characters")
+    name = item.get("name")
+    if name is not None:
+        if not isinstance(name, (str, int, float)) or isinstance(name, bool) or not str(name).strip():
+            raise CoercionError("name: must be a non-empty string")
+        name = str(name)
+    status = item.get("status")
+    if status is not None and status not in _STATUSES:
+        raise CoercionError(f"status: must be one of {sorted(_STATUSES)}")
+    categories = item.get("categories")
+    if categories is not None:
+        if not isinstance(categories, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 < c < 2**63 for c in categories
+        ):
+            raise CoercionError("categories: must be a list of category ids")
+        categories = list(dict.fromkeys(categories))
+    variation_of = item.get("variation_of", _MISSING)
+    if variation_of is not _MISSING and variation_of is not None:
+        if not isinstance(variation_of, str) or len(variation_of) > SKU_MAX:
+            raise CoercionError("variation_of: must be a SKU")
+    variation_attributes = item.get("variation_attributes")
+    if variation_attributes is not None:
+        if not isinstance(variation_attributes, list) or not all(isinstance(a, str) for a in variation_attributes):
+            raise CoercionError("variation_attributes: must be a list of field names")
+    raw_data = {k: v for k, v in item.items() if k not in BUILTIN_KEYS}
+    nested = raw_data.pop("data", None)
+    if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
+        raw_data = {**nested, **raw_data}
+    elif nested is not None:
+        raw_data["data"] = nested
+    return _Row(index, sku, name, status, categories, variation_of, variation_attributes, raw_data)
+
+
+def _json_list(values: list | None) -> str | None:
+    return None if values is None else orjson.dumps(values).decode()
+
+
+INSERT_SQL = """
+INSERT INTO products (tenant_id, sku, name, status, categories, variation_of, variation_attributes, data)
+SELECT $1, t.sku, t.name, t.status,
+       ARRAY(SELECT jsonb_array_elements_text(t.cats::jsonb)::bigint),
+       t.vof,
+       ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)),
+       t.data::jsonb
+FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+     AS t(sku, name, status, cats, vof, vattrs, data)
+ON CONFLICT (tenant_id, sku) DO NOTHING
+RETURNING sku
+"""
+
+UPDATE_SQL = """
+WITH t AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[])
+        AS t(sku, name, status, cats, set_vof, vof, vattrs, data, null_keys)
+), v AS (
+    SELECT p.id,
+           COALESCE(t.name, p.name) AS name,
+           COALESCE(t.status, p.status) AS status,
+           CASE WHEN t.cats IS NULL THEN p.categories
+                ELSE ARRAY(SELECT jsonb_array_elements_text(t.cats::jsonb)::bigint) END AS categories,
+           CASE WHEN t.set_vof THEN t.vof ELSE p.variation_of END AS variation_of,
+           CASE WHEN t.vattrs IS NULL THEN p.variation_attributes
+                ELSE ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)) END AS variation_attributes,
+           (p.data || t.data::jsonb) - ARRAY(SELECT jsonb_array_elements_text(t.null_keys::jsonb)) AS data
+    FROM t JOIN products p ON p.tenant_id = $1 AND p.sku = t.sku
+)
+UPDATE products p
+SET name = v.name, status = v.status, categories = v.categories, variation_of = v.variation_of,
+    variation_attributes = v.variation_attributes, data = v.data, updated_at = now()
+FROM v
+WHERE p.id = v.id
+  AND (p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data)
+      IS DISTINCT FROM (v.name, v.status, v.categories, v.variation_of, v.variation_attributes, v.data)
+"""
+
+
+async def driver_connection(session: AsyncSession):
+    """The asyncpg connection under the session's current transaction."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection
+
+
+async def upsert_products(
+    session: AsyncSession,
+    *,
+    items: list[Any],
+    fields: dict[str, FieldDef],
+    index_offset: int = 0,
+    known_category_ids: set[int] | None = None,
+) -> tuple[BulkResult, list[_Row]]:
+    """Validate, coerce and upsert `items`; invalid items are reported, valid ones written.
+
+    Returns the result and the written rows (for callers that need their SKUs).
+    `index_offset` shifts reported indexes (the CSV import passes row numbers).
+    """
+    tenant_id = tenant_of(session)
+    result = BulkResult()
+    rows: dict[str, _Row] = {}
+    for index, item in enumerate(items):
+        try:
+            row = _parse_builtins(index + index_offset, item)
+        except CoercionError as exc:
+            sku = item.get("sku") if isinstance(item, dict) else None
+            result.errors.append(BulkError(index=index + index_offset, sku=sku if isinstance(sku, str) else None, detail=str(exc)))
+            continue
+        rows.pop(row.sku, None)  # a later item with the same SKU wins
+        rows[row.sku] = row
+
+    conn = await driver_connection(session)
+
+    wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
+    if wanted_categories:
+        found = set(
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])", tenant_id, list(wanted_categories)
+            )
+        )
+        if known_category_ids is not None:
+            known_category_ids |= found
+        missing = wanted_categories - found
+        if missing:
+            for sku, row in list(rows.items()):
+                unknown = sorted(set(row.categories or ()) & missing)
+                if unknown:
+                    result.errors.append(BulkError(index=row.index, sku=sku, detail=f"categories: unknown category ids {unknown}"))
+                    del rows[sku]
+
+    existing = set()
+    if rows:
+        existing = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])", tenant_id, list(rows)
+            )
+        }
+
+    for sku, row in list(rows.items()):
+        try:
+            coerced = coerce_data(fields, row.raw_data, partial=sku in existing)
+        except CoercionError as exc:
+            result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
+            del rows[sku]
+            continue
+        row.data = {k: v for k, v in coerced.items() if v is not None}
+        row.null_keys = [k for k, v in coerced.items() if v is None]
+
+    new_rows = [r for r in rows.values() if r.sku not in existing]
+    if new_rows:
+        inserted = await conn.fetch(
+            INSERT_SQL,
+            tenant_id,
+            [r.sku for r in new_rows],
+            [r.name or r.sku for r in new_rows],
+            [r.status or "active" for r in new_rows],
+            [_json_list(r.categories or []) for r in new_rows],
+            [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
+            [_json_list(r.variation_attributes or []) for r in new_rows],
+            [orjson.dumps(r.data).decode() for r in new_rows],
+        )
+        result.created = len(inserted)
+        if len(inserted) != len(new_rows):  # inserted concurrently by someone else: update instead
+            done = {r[0] for r in inserted}
+            existing |= {r.sku for r in new_rows if r.sku not in done}
+
+    update_rows = [r for r in rows.values() if r.sku in existing]
+    if update_rows:
+        await conn.execute(
+            UPDATE_SQL,
+            tenant_id,
+            [r.sku for r in update_rows],
+            [r.name for r in update_rows],
+            [r.status for r in update_rows],
+            [_json_list(r.categories) for r in update_rows],
+            [r.variation_of is not _MISSING for r in update_rows],
+            [None if r.variation_of is _MISSING else r.variation_of for r in update_rows],
+            [_json_list(r.variation_attributes) for r in update_rows],
+            [orjson.dumps(r.data).decode() for r in update_rows],
+            [_json_list(r.null_keys) for r in update_rows],
+        )
+        result.updated = len(update_rows)
+
+    result.errors.sort(key=lambda e: e.index)
+    result.failed = len(result.errors)
+    return result, list(rows.values())
