@@ -7,7 +7,6 @@ worker's `sessionmaker.begin()`) commits.
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
@@ -235,32 +234,37 @@ async def _clear_default(session: AsyncSession, except_id: int | None = None) ->
     await session.execute(stmt.execution_options(synchronize_session=False))
 
 
-async def _flush_view(session: AsyncSession, view: View) -> View:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise Conflict(f"A view named {view.name!r} already exists") from None
-    await session.refresh(view)
-    return view
+async def _check_view_name(session: AsyncSession, name: str, view_id: int | None = None) -> None:
+    stmt = select(View.id).where(View.name == name)
+    if view_id is not None:
+        stmt = stmt.where(View.id != view_id)
+    if await session.scalar(stmt) is not None:
+        raise Conflict(f"A view named {name!r} already exists")
 
 
 async def create_view(session: AsyncSession, body: ViewIn) -> View:
+    await _check_view_name(session, body.name)
     if body.is_default:
         await _clear_default(session)  # at most one default: the newest wins
     view = View(name=body.name, attributes=body.attributes, is_default=body.is_default)
     session.add(view)
-    return await _flush_view(session, view)
+    await session.flush()
+    await session.refresh(view)
+    return view
 
 
 async def patch_view(session: AsyncSession, view_id: int, body: ViewPatch) -> View:
     view = await get_view(session, view_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    if "name" in changes:
+        await _check_view_name(session, changes["name"], view.id)
     if changes.get("is_default"):
         await _clear_default(session, except_id=view.id)
     for key, value in changes.items():
         setattr(view, key, value)
-    return await _flush_view(session, view)
+    await session.flush()
+    await session.refresh(view)
+    return view
 
 
 async def delete_view(session: AsyncSession, view_id: int) -> None:

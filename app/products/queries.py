@@ -91,11 +91,10 @@ def _typed_expr(field_def: FieldDef, key_param: str) -> tuple[str, str]:
 
 
 def _bind_typed(where: SqlWhere, value: Any, sql_type: str) -> str:
-    if sql_type == "numeric":
-        return f"{where.bind(str(value))}::numeric"
-    if sql_type in ("date", "timestamptz"):
-        return f"{where.bind(str(value))}::{sql_type}"
-    return where.bind(str(value))
+    # bound as text and cast in SQL, so the driver never has to guess a Python type
+    if sql_type == "text":
+        return f"{where.bind(str(value))}::text"
+    return f"({where.bind(str(value))}::text)::{sql_type}"
 
 
 def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
@@ -166,7 +165,7 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
         except ValueError:
             where.add(f"(p.data ->> {key_param}) {RANGE_SQL[op]} {where.bind(raw)}")
         else:
-            where.add(f"pim_num(p.data -> {key_param}) {RANGE_SQL[op]} {where.bind(str(number))}::numeric")
+            where.add(f"pim_num(p.data -> {key_param}) {RANGE_SQL[op]} {_bind_typed(where, number, 'numeric')}")
         return
     if ftype not in NUMERIC | TEMPORAL | {FieldType.string, FieldType.text, FieldType.url, FieldType.enum}:
         raise BadRequest(f"Filter {key}: {op} does not apply to a {ftype} field")

@@ -104,24 +104,35 @@ async def build_filters(
     return where
 
 
+# Below this many matches the page is read through the filter's own index and sorted
+# (a bounded top-N sort); above it, walking the id index finds a page quickly. Without
+# the fence the planner, which guesses JSONB selectivity, may walk the whole id index
+# looking for a rare value (see performance-notes.md).
+BITMAP_FENCE_ROWS = 50_000
+
+
+def page_query(
+    where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, count: int, page: int, page_size: int
+) -> tuple[str, list[Any]]:
+    page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
+    order_by = ordering_sql(page_where, fields, ordering)  # may bind field names: its own parameter list
+    if count <= BITMAP_FENCE_ROWS:
+        order_by = order_by.replace("p.id", "(p.id + 0)")
+    n = len(page_where.params)
+    sql = f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
+    return sql, [*page_where.params, page_size, (page - 1) * page_size]
+
+
 async def list_products(
     session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
 ) -> tuple[int, list[dict[str, Any]]]:
-    page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
-    order_by = ordering_sql(page_where, fields, ordering)  # may bind field names: its own parameter list
+    ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
     conn = await driver_connection(session)
     count = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
-    offset = (page - 1) * page_size
-    if offset >= count:
+    if (page - 1) * page_size >= count:
         return count, []
-    n = len(page_where.params)
-    rows = await conn.fetch(
-        f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}",
-        *page_where.params,
-        page_size,
-        offset,
-    )
-    return count, [product_json(r) for r in rows]
+    sql, params = page_query(where, fields, ordering=ordering, count=count, page=page, page_size=page_size)
+    return count, [product_json(r) for r in await conn.fetch(sql, *params)]
 
 
 async def facets(session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:

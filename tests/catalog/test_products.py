@@ -1,0 +1,196 @@
+"""Products: CRUD, list filters/ordering/paging, bulk upsert, facets — black-box through the API."""
+
+import random
+
+import pytest
+
+SCHEMA = "/api/pim/schema/"
+PRODUCTS = "/api/pim/products/"
+BULK = "/api/pim/products/bulk/"
+FACETS = "/api/pim/facets/"
+
+FIELDS = [
+    {"name": "brand", "type": "string"},
+    {"name": "price", "type": "number"},
+    {"name": "stock", "type": "integer"},
+    {"name": "tags", "type": "array"},
+    {"name": "color", "type": "enum", "options": ["red", "green", "blue"]},
+    {"name": "launch", "type": "date"},
+    {"name": "active", "type": "boolean"},
+]
+
+
+async def _setup(client, tenant, products):
+    assert (await client.put(SCHEMA, json={"fields": FIELDS}, headers=tenant.editor)).status_code == 200
+    response = await client.post(BULK, json={"products": products}, headers=tenant.editor)
+    assert response.status_code == 200, response.text
+    assert response.json()["failed"] == 0, response.json()
+    return response.json()
+
+
+async def _list(client, tenant, **params):
+    response = await client.get(PRODUCTS, params=params, headers=tenant.viewer)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _skus(page):
+    return [p["sku"] for p in page["results"]]
+
+
+async def test_crud_and_merge_patch(client, tenant):
+    await _setup(client, tenant, [])
+    created = await client.post(PRODUCTS, headers=tenant.editor, json={
+        "sku": "NK-AM90-42", "name": "Air Max 90", "data": {"brand": "Nike", "price": 129.9, "tags": ["running"]}})
+    assert created.status_code == 201
+    product = created.json()
+    assert set(product) == {"id", "sku", "name", "status", "categories", "variation_of", "variation_attributes", "data",
+                            "created_at", "updated_at"}
+    assert product["status"] == "active" and product["categories"] == [] and product["variation_of"] is None
+    assert product["created_at"].endswith("Z")
+    duplicate = await client.post(PRODUCTS, json={"sku": "NK-AM90-42", "name": "again"}, headers=tenant.editor)
+    assert duplicate.status_code == 409
+    pid = product["id"]
+    patched = await client.patch(f"{PRODUCTS}{pid}/", headers=tenant.editor, json={
+        "name": "Air Max 90 OG", "status": "inactive", "data": {"price": "99", "tags": None, "note": "x"}})
+    assert patched.status_code == 200
+    assert patched.json()["name"] == "Air Max 90 OG" and patched.json()["status"] == "inactive"
+    assert patched.json()["data"] == {"brand": "Nike", "price": 99, "note": "x"}
+    assert (await client.get(f"{PRODUCTS}{pid}/", headers=tenant.viewer)).json() == patched.json()
+    assert (await client.patch(f"{PRODUCTS}{pid}/", json={"status": "gone"}, headers=tenant.editor)).status_code == 422
+    assert (await client.delete(f"{PRODUCTS}{pid}/", headers=tenant.editor)).status_code == 204
+    assert (await client.get(f"{PRODUCTS}{pid}/", headers=tenant.viewer)).status_code == 404
+    assert (await client.delete(f"{PRODUCTS}{pid}/", headers=tenant.editor)).status_code == 404
+
+
+async def test_filters_compare_by_type(client, tenant):
+    prices = [5, 9.5, 10, 80, 100, 250, 1000]
+    await _setup(client, tenant, [
+        {"sku": f"P{i}", "name": f"Item {i}", "price": p, "stock": i, "brand": "Acme" if i % 2 else "Bolt",
+         "launch": f"2026-0{i + 1}-15", "tags": ["sale"] if i < 3 else ["new", "eco"], "active": i % 3 == 0}
+        for i, p in enumerate(prices)
+    ])
+    # numbers compare as numbers ("80" > "100" as strings; not here)
+    assert _skus(await _list(client, tenant, price__gte="80")) == ["P3", "P4", "P5", "P6"]
+    assert _skus(await _list(client, tenant, price__gt="9.5", price__lt="250")) == ["P2", "P3", "P4"]
+    assert _skus(await _list(client, tenant, price="10")) == ["P2"]
+    assert _skus(await _list(client, tenant, ordering="-price"))[:3] == ["P6", "P5", "P4"]
+    assert _skus(await _list(client, tenant, ordering="price")) == ["P0", "P1", "P2", "P3", "P4", "P5", "P6"]
+    assert _skus(await _list(client, tenant, brand="Bolt")) == ["P0", "P2", "P4", "P6"]
+    assert _skus(await _list(client, tenant, brand__ne="Bolt")) == ["P1", "P3", "P5"]
+    assert _skus(await _list(client, tenant, brand__in="Bolt,Nope", stock__lte="2")) == ["P0", "P2"]
+    assert _skus(await _list(client, tenant, tags="sale")) == ["P0", "P1", "P2"]
+    assert _skus(await _list(client, tenant, tags__in="eco,sale"))[:4] == ["P0", "P1", "P2", "P3"]
+    assert _skus(await _list(client, tenant, launch__gte="2026-05-01")) == ["P4", "P5", "P6"]
+    assert _skus(await _list(client, tenant, active="true")) == ["P0", "P3", "P6"]
+    assert _skus(await _list(client, tenant, brand__icontains="acm")) == ["P1", "P3", "P5"]
+    assert _skus(await _list(client, tenant, color__exists="false"))[:2] == ["P0", "P1"]
+    assert _skus(await _list(client, tenant, q="item 1")) == ["P1"]
+    assert _skus(await _list(client, tenant, sku__in="P1,P5")) == ["P1", "P5"]
+    assert _skus(await _list(client, tenant, sku="P6")) == ["P6"]
+    assert (await _list(client, tenant, status="inactive"))["count"] == 0
+    # unknown data keys: exact match on the text value
+    await client.post(BULK, json={"products": [{"sku": "P0", "origin": "DE"}]}, headers=tenant.editor)
+    assert _skus(await _list(client, tenant, origin="DE")) == ["P0"]
+
+
+@pytest.mark.parametrize("params", [
+    {"page_size": "201"}, {"price__gte": "cheap"}, {"brand__between": "a"}, {"ordering": "nope"},
+    {"status": "gone"}, {"bad key!": "x"}, {"launch__gt": "yesterday"}, {"active__lt": "true"},
+])
+async def test_bad_list_parameters_are_400(client, tenant, params):
+    await _setup(client, tenant, [{"sku": "A", "price": 1}])
+    response = await client.get(PRODUCTS, params=params, headers=tenant.viewer)
+    assert response.status_code == 400, (params, response.text)
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_injection_strings_are_plain_values(client, tenant):
+    await _setup(client, tenant, [{"sku": "A", "name": "x' OR '1'='1", "brand": "a'; DROP TABLE products; --"}])
+    for params in ({"brand": "' OR 1=1 --"}, {"q": "%' OR '1'='1"}, {"brand__icontains": "%"}, {"q": "_"},
+                   {"origin'; --": "x"}, {"ordering": "price; DROP TABLE products"}):
+        response = await client.get(PRODUCTS, params=params, headers=tenant.viewer)
+        assert response.status_code in (200, 400)
+        if response.status_code == 200:
+            assert response.json()["count"] == 0, params
+    assert _skus(await _list(client, tenant, brand="a'; DROP TABLE products; --")) == ["A"]
+    assert _skus(await _list(client, tenant, q="' OR '1")) == ["A"]
+
+
+async def test_paging_links_and_counts(client, tenant):
+    await _setup(client, tenant, [{"sku": f"S{i:03d}", "name": f"n{i}"} for i in range(120)])
+    first = await _list(client, tenant, page_size=50)
+    assert first["count"] == 120 and len(first["results"]) == 50 and first["previous"] is None
+    assert "page=2" in first["next"]
+    last = await _list(client, tenant, page_size=50, page=3)
+    assert len(last["results"]) == 20 and last["next"] is None and "page=2" in last["previous"]
+    beyond = await _list(client, tenant, page_size=50, page=9)
+    assert beyond["results"] == [] and beyond["count"] == 120
+    seen = []
+    for page in (1, 2, 3):
+        seen += _skus(await _list(client, tenant, page_size=50, page=page, ordering="-name"))
+    assert len(seen) == len(set(seen)) == 120
+
+
+async def test_bulk_upsert_semantics(client, tenant):
+    await _setup(client, tenant, [{"sku": "B1", "name": "One", "brand": "Acme", "price": 1, "tags": ["a"]}])
+    response = await client.post(BULK, headers=tenant.editor, json={"products": [
+        {"sku": "B1", "price": "2.5"},                      # update: merged into existing data
+        {"sku": "B2", "name": "Two", "price": "x"},         # bad: not a number
+        {"sku": "B3", "name": "Three", "price": 3},
+        {"name": "no sku"},                                  # bad: no SKU
+        {"sku": "B3", "name": "Three again", "price": 4},   # later duplicate wins
+        {"sku": "B4", "status": "bogus"},                    # bad status
+        {"sku": "B5", "categories": [999999999]},            # unknown category
+        {"sku": ["not", "a", "string"]},                     # bad SKU type
+    ]})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["created"], body["updated"], body["failed"]) == (1, 1, 5)
+    assert [e["index"] for e in body["errors"]] == [1, 3, 5, 6, 7]
+    assert body["errors"][0] == {"index": 1, "sku": "B2", "detail": "price: not a number"}
+    b1 = (await _list(client, tenant, sku="B1"))["results"][0]
+    assert b1["name"] == "One" and b1["data"] == {"brand": "Acme", "price": 2.5, "tags": ["a"]}
+    b3 = (await _list(client, tenant, sku="B3"))["results"][0]
+    assert b3["name"] == "Three again" and b3["data"] == {"price": 4}
+    assert (await _list(client, tenant, sku="B2"))["count"] == 0
+    # re-sending unchanged rows counts as updated and does not touch updated_at
+    again = await client.post(BULK, json={"products": [{"sku": "B1", "price": 2.5}]}, headers=tenant.editor)
+    assert again.json()["updated"] == 1
+    assert (await _list(client, tenant, sku="B1"))["results"][0]["updated_at"] == b1["updated_at"]
+    too_many = await client.post(BULK, json={"products": [{"sku": f"X{i}"} for i in range(10_001)]}, headers=tenant.editor)
+    assert too_many.status_code == 422
+
+
+async def test_facets_count_all_matching_products(client, tenant):
+    rng = random.Random(7)
+    products = [{"sku": f"F{i:05d}", "brand": rng.choice(["Acme", "Bolt", "Core"]), "tags": ["common"],
+                 "color": rng.choice(["red", "green"])} for i in range(1500)]
+    for i in range(1000, 1500, 50):  # a value that appears only after the first 1,000 products
+        products[i]["brand"] = "Late"
+        products[i]["tags"] = ["common", "late", "late"]
+        products[i]["color"] = "blue"
+    await _setup(client, tenant, products)
+    body = (await client.get(FACETS, headers=tenant.viewer)).json()
+    assert body["total"] == 1500
+    brands = {v["value"]: v["count"] for v in body["facets"]["brand"]}
+    assert brands["Late"] == 10
+    assert sum(brands.values()) == 1500
+    assert {v["value"]: v["count"] for v in body["facets"]["tags"]} == {"common": 1500, "late": 10}
+    assert {"value": "blue", "count": 10} in body["facets"]["color"]
+    counts = [v["count"] for v in body["facets"]["brand"]]
+    assert counts == sorted(counts, reverse=True)
+    assert set(body["facets"]) == {"brand", "tags", "color"}
+    filtered = (await client.get(FACETS, params={"brand": "Late"}, headers=tenant.viewer)).json()
+    assert filtered["total"] == 10
+    assert filtered["facets"]["brand"] == [{"value": "Late", "count": 10}]
+    assert filtered["facets"]["color"] == [{"value": "blue", "count": 10}]
+
+
+async def test_facets_keep_at_most_100_values(client, tenant):
+    await _setup(client, tenant, [{"sku": f"V{i}", "brand": f"b{i:03d}", "tags": [f"t{i}"]} for i in range(130)]
+                 + [{"sku": "V-extra", "brand": "b129"}])
+    body = (await client.get(FACETS, headers=tenant.viewer)).json()
+    assert len(body["facets"]["brand"]) == 100
+    assert body["facets"]["brand"][0] == {"value": "b129", "count": 2}
+    assert [v["value"] for v in body["facets"]["brand"][1:4]] == ["b000", "b001", "b002"]

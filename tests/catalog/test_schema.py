@@ -1,0 +1,128 @@
+"""Product schema: field model, name rules, coercion on every write path, data kept across schema changes."""
+
+import pytest
+
+from app.catalog.fields import CoercionError, FieldDef, coerce_data, coerce_value
+
+SCHEMA = "/api/pim/schema/"
+PRODUCTS = "/api/pim/products/"
+
+
+def field(name, type_="string", **extra):
+    return {"name": name, "type": type_, **extra}
+
+
+async def test_schema_starts_empty_and_put_replaces(client, tenant):
+    empty = (await client.get(SCHEMA, headers=tenant.viewer)).json()
+    assert empty["fields"] == [] and empty["default_currency"] == "USD" and empty["default_locale"] == "en-us"
+    body = {"fields": [field("brand", label="Brand", labels={"de-de": "Marke"}), field("price", "number")],
+            "default_currency": "EUR", "default_locale": "de-de"}
+    saved = await client.put(SCHEMA, json=body, headers=tenant.editor)
+    assert saved.status_code == 200
+    out = saved.json()
+    assert [f["name"] for f in out["fields"]] == ["brand", "price"]
+    assert out["fields"][0]["labels"] == {"de-de": "Marke"}
+    assert out["fields"][0]["filterable"] is True and out["fields"][0]["options"] is None
+    assert out["default_currency"] == "EUR" and out["default_locale"] == "de-de" and out["updated_at"].endswith("Z")
+    again = (await client.get(SCHEMA, headers=tenant.viewer)).json()
+    assert again == out
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [field("Brand")],
+        [field("1brand")],
+        [field("sku")],
+        [field("page_size")],
+        [field("sort")],
+        [field("a" * 64)],
+        [field("brand"), field("brand")],
+        [field("color", "enum")],
+        [field("color", "enum", options=[])],
+        [field("code", validation="([a-z")],
+        [field("x", "money")],
+    ],
+)
+async def test_invalid_schemas_are_rejected(client, tenant, bad):
+    response = await client.put(SCHEMA, json={"fields": bad}, headers=tenant.editor)
+    assert response.status_code == 422, bad
+
+
+async def test_values_are_coerced_on_create_patch_and_bulk(client, tenant):
+    fields = [
+        field("price", "number"), field("stock", "integer"), field("active", "boolean"), field("launch", "date"),
+        field("seen", "datetime"), field("color", "enum", options=["red", "blue"]), field("tags", "array"),
+        field("site", "url"), field("code", validation="^[A-Z]{3}-\\d+$"),
+    ]
+    assert (await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)).status_code == 200
+    created = await client.post(PRODUCTS, headers=tenant.editor, json={
+        "sku": "C1", "name": "Chair", "data": {
+            "price": "12.50", "stock": "7", "active": "yes", "launch": "2026-01-31", "seen": "2026-01-31T10:00:00+02:00",
+            "color": "red", "tags": "solo", "site": "https://example.com/c1", "code": "ABC-12", "extra": {"kept": [1, 2]},
+        },
+    })
+    assert created.status_code == 201, created.text
+    data = created.json()["data"]
+    assert data == {
+        "price": 12.5, "stock": 7, "active": True, "launch": "2026-01-31", "seen": "2026-01-31T08:00:00Z",
+        "color": "red", "tags": ["solo"], "site": "https://example.com/c1", "code": "ABC-12", "extra": {"kept": [1, 2]},
+    }
+    pid = created.json()["id"]
+    for bad in ({"price": "cheap"}, {"stock": "1.5"}, {"active": "maybe"}, {"launch": "31.01.2026"}, {"color": "green"},
+                {"site": "not a url"}, {"code": "abc-1"}, {"price": "NaN"}):
+        response = await client.patch(f"{PRODUCTS}{pid}/", json={"data": bad}, headers=tenant.editor)
+        assert response.status_code == 400, bad
+        assert list(bad)[0] in response.json()["detail"]
+    patched = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"active": "0", "price": 3}}, headers=tenant.editor)
+    assert patched.json()["data"]["active"] is False and patched.json()["data"]["price"] == 3
+    bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor, json={"products": [
+        {"sku": "C2", "price": "1e2", "active": "NO", "stock": 4.0},
+        {"sku": "C3", "color": "green"},
+    ]})
+    assert bulk.json()["created"] == 1 and bulk.json()["failed"] == 1
+    c2 = (await client.get(PRODUCTS, params={"sku": "C2"}, headers=tenant.viewer)).json()["results"][0]
+    assert c2["data"] == {"price": 100.0, "active": False, "stock": 4}
+    assert c2["name"] == "C2"  # a new product without a name takes its SKU
+
+
+async def test_changing_the_schema_never_loses_data(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("price", "number"), field("brand")]}, headers=tenant.editor)
+    created = await client.post(PRODUCTS, json={"sku": "K1", "name": "Keep", "data": {"price": 9.5, "brand": "Acme"}},
+                                headers=tenant.editor)
+    pid = created.json()["id"]
+    # drop brand, retype price to string: the stored values stay as they were
+    await client.put(SCHEMA, json={"fields": [field("price")]}, headers=tenant.editor)
+    assert (await client.get(f"{PRODUCTS}{pid}/", headers=tenant.viewer)).json()["data"] == {"price": 9.5, "brand": "Acme"}
+    await client.put(SCHEMA, json={"fields": []}, headers=tenant.editor)
+    assert (await client.get(f"{PRODUCTS}{pid}/", headers=tenant.viewer)).json()["data"] == {"price": 9.5, "brand": "Acme"}
+
+
+async def test_required_fields(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("brand", required=True)]}, headers=tenant.editor)
+    missing = await client.post(PRODUCTS, json={"sku": "R1", "name": "R"}, headers=tenant.editor)
+    assert missing.status_code == 400 and "brand" in missing.json()["detail"]
+    ok = await client.post(PRODUCTS, json={"sku": "R1", "name": "R", "data": {"brand": "B"}}, headers=tenant.editor)
+    assert ok.status_code == 201
+    removed = await client.patch(f"{PRODUCTS}{ok.json()['id']}/", json={"data": {"brand": None}}, headers=tenant.editor)
+    assert removed.status_code == 400
+    bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": [{"sku": "R1", "name": "renamed"}, {"sku": "R2"}]},
+                             headers=tenant.editor)
+    assert bulk.json()["updated"] == 1 and bulk.json()["failed"] == 1 and bulk.json()["errors"][0]["sku"] == "R2"
+
+
+def test_coercion_unit():
+    number = FieldDef(name="price", type="number")
+    assert coerce_value(number, "12.50") == 12.5
+    assert coerce_value(number, " 7 ") == 7
+    with pytest.raises(CoercionError, match="price"):
+        coerce_value(number, True)
+    boolean = FieldDef(name="flag", type="boolean")
+    assert [coerce_value(boolean, v) for v in ("true", "FALSE", "1", "0", "yes", "no", 1, False)] == [
+        True, False, True, False, True, False, True, False]
+    assert coerce_value(FieldDef(name="d", type="date"), "2026-11-22") == "2026-11-22"
+    assert coerce_value(FieldDef(name="t", type="datetime"), "2026-11-22T13:42:00") == "2026-11-22T13:42:00Z"
+    with pytest.raises(CoercionError):
+        coerce_value(FieldDef(name="i", type="integer"), "12.5")
+    assert coerce_data({"a": FieldDef(name="a", type="integer")}, {"a": "3", "zz": "kept", "n": None}) == {
+        "a": 3, "zz": "kept", "n": None}
