@@ -17,6 +17,7 @@ from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.log import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
+from app.pims.router import router as pims_router
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(views_router)
     app.include_router(products_router)
     app.include_router(facets_router)
+    app.include_router(pims_router)
 
     app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -1,0 +1,213 @@
+"""Pure parsing of the PIMS query parameters and the SQL they become.
+
+`filters=brand,price` names the filtered attributes; each has its own parameter:
+`brand=A|B` (any of) or `price=100.00;;1000.00` (inclusive range, digits and periods
+only, either end may be empty). Attribute names are checked against the schema and the
+built-ins before anything reaches SQL; field names and values travel as bound parameters.
+"""
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+
+from app.catalog.fields import NUMERIC, STRING_LIKE, CoercionError, FieldDef, FieldType, coerce_value
+from app.catalog.service import PATH_SEPARATOR
+from app.errors import BadRequest
+from app.products.queries import SqlWhere, like_escape
+
+CONTROL_PARAMS = frozenset({"filters", "sort", "pageSize", "pageNum"})
+STATUSES = ("active", "inactive", "deleted")
+# built-in attributes that can be filtered: name → column (categories is matched by path)
+BUILTIN_FILTERS = {"sku": "p.sku", "title": "p.name", "name": "p.name", "status": "p.status",
+                   "variation_of": "p.variation_of", "categories": None}
+BUILTIN_SORTS = {"sku": "p.sku", "title": "p.name", "name": "p.name", "status": "p.status", "variation_of": "p.variation_of"}
+SORT_RE = re.compile(r"^\w+\|(asc|desc)$")
+RANGE_SEPARATOR = ";;"
+ANY_SEPARATOR = "|"
+RANGE_END_RE = re.compile(r"^(\d+\.?\d*|\.\d+)$")  # digits and periods only, one period at most
+MAX_VALUES = 1000
+MAX_VALUE_LENGTH = 1000
+MAX_FILTERS = 50
+# up to this many values an any-of on a JSON field is an OR of containments (each answered by the GIN index)
+MAX_OR_CONTAINMENTS = 50
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    low: Decimal | None
+    high: Decimal | None
+
+
+FilterSpec = AnyOf | Range
+
+
+def parse_value(name: str, raw: str) -> FilterSpec:
+    """`A|B` → AnyOf, `1.5;;20` / `;;20` / `1.5;;` → Range; anything else breaking the rules is a 400."""
+    if len(raw) > MAX_VALUE_LENGTH:
+        raise BadRequest(f"{name}: the value is longer than {MAX_VALUE_LENGTH} characters")
+    if RANGE_SEPARATOR in raw:
+        parts = raw.split(RANGE_SEPARATOR)
+        if len(parts) != 2:
+            raise BadRequest(f"{name}: a range is `min;;max` with one `;;`")
+        ends: list[Decimal | None] = []
+        for part in parts:
+            if part == "":
+                ends.append(None)
+            elif RANGE_END_RE.match(part):
+                ends.append(Decimal(part))
+            else:
+                raise BadRequest(f"{name}: range ends may contain only digits and periods, got {part!r}")
+        low, high = ends
+        if low is None and high is None:
+            raise BadRequest(f"{name}: a range needs at least one end")
+        if low is not None and high is not None and low > high:
+            raise BadRequest(f"{name}: the range's lower end is greater than its upper end")
+        return Range(low, high)
+    values = raw.split(ANY_SEPARATOR)
+    if any(v == "" for v in values):
+        raise BadRequest(f"{name}: empty value (separate several values with `|`)")
+    if len(values) > MAX_VALUES:
+        raise BadRequest(f"{name}: at most {MAX_VALUES} values")
+    return AnyOf(tuple(dict.fromkeys(values)))
+
+
+def parse_filters(filters: str | None, params: list[tuple[str, str]], fields: dict[str, FieldDef]) -> dict[str, FilterSpec]:
+    """The filtered attributes with their specs, checked against `filters` and the schema."""
+    counts: dict[str, int] = {}
+    for key, _value in params:
+        counts[key] = counts.get(key, 0) + 1
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise BadRequest(f"Query parameter {repeated[0]!r} is given more than once")
+    names: list[str] = []
+    if filters is not None:
+        names = list(dict.fromkeys(n.strip() for n in filters.split(",")))
+        if any(not n for n in names):
+            raise BadRequest("filters: empty attribute name (use `filters=brand,price`)")
+        if len(names) > MAX_FILTERS:
+            raise BadRequest(f"filters: at most {MAX_FILTERS} attributes")
+    for name in names:
+        if name in CONTROL_PARAMS or (name not in fields and name not in BUILTIN_FILTERS):
+            raise BadRequest(f"filters: unknown attribute {name!r}")
+    values = dict(params)
+    for key in values:
+        if key not in CONTROL_PARAMS and key not in names:
+            raise BadRequest(f"Unexpected query parameter {key!r}: attribute filters must be listed in `filters`")
+    specs: dict[str, FilterSpec] = {}
+    for name in names:
+        if name not in values:
+            raise BadRequest(f"filters: {name!r} is listed but has no `{name}=` parameter")
+        specs[name] = parse_value(name, values[name])
+    return specs
+
+
+# --- SQL --------------------------------------------------------------------------------------
+
+
+def _coerce(field: FieldDef, name: str, raw: str):
+    try:
+        # the field's regular expression constrains stored values, not what may be searched for
+        return coerce_value(field.model_copy(update={"validation": None}), raw)
+    except CoercionError as exc:
+        raise BadRequest(f"{name}: {str(exc).split(': ', 1)[-1]}") from None
+
+
+def _containment(where: SqlWhere, docs: list[str]) -> str:
+    if len(docs) == 1:
+        return f"p.data @> {where.bind(docs[0])}::jsonb"
+    if len(docs) <= MAX_OR_CONTAINMENTS:
+        return "(" + " OR ".join(f"p.data @> {where.bind(doc)}::jsonb" for doc in docs) + ")"
+    return f"p.data @> ANY({where.bind(docs)}::jsonb[])"
+
+
+def _builtin_condition(where: SqlWhere, name: str, spec: FilterSpec, tenant: str) -> str:
+    if isinstance(spec, Range):
+        raise BadRequest(f"{name}: ranges apply to numeric attributes only")
+    values = list(spec.values)
+    if name == "status":
+        unknown = [v for v in values if v not in STATUSES]
+        if unknown:
+            raise BadRequest(f"status: {unknown[0]!r} is not one of {', '.join(STATUSES)}")
+    if name == "categories":
+        paths = [PATH_SEPARATOR.join(p.strip() for p in v.split(">") if p.strip()) for v in values]
+        patterns = [like_escape(p) + like_escape(PATH_SEPARATOR) + "%" for p in paths]
+        # the categories with these paths and their descendants
+        return (
+            f"p.categories && ARRAY(SELECT c.id FROM categories c WHERE c.tenant_id = {tenant} "
+            f"AND (c.path = ANY({where.bind(paths)}::text[]) OR c.path LIKE ANY({where.bind(patterns)}::text[])))"
+        )
+    return f"{BUILTIN_FILTERS[name]} = ANY({where.bind(values)}::text[])"
+
+
+def _field_condition(where: SqlWhere, field: FieldDef, spec: FilterSpec) -> str:
+    name = field.name
+    if isinstance(spec, Range):
+        if field.type not in NUMERIC | STRING_LIKE:
+            raise BadRequest(f"{name}: ranges apply to numeric attributes only, not to a {field.type} field")
+        # numbers compare as numbers; numeric text in a string field too (other text never matches)
+        expr = f"pim_num(p.data -> {where.bind(name)}::text)"
+        parts = []
+        if spec.low is not None:
+            parts.append(f"{expr} >= {where.bind(spec.low)}::numeric")
+        if spec.high is not None:
+            parts.append(f"{expr} <= {where.bind(spec.high)}::numeric")
+        return "(" + " AND ".join(parts) + ")"
+    values = [_coerce(field, name, v) for v in spec.values] if field.type != FieldType.array else list(spec.values)
+    if field.type in NUMERIC:
+        numbers = [Decimal(str(v)) for v in values]
+        return f"pim_num(p.data -> {where.bind(name)}::text) = ANY({where.bind(numbers)}::numeric[])"
+    if field.type == FieldType.date:
+        return f"pim_date(p.data ->> {where.bind(name)}::text) = ANY({where.bind(values)}::text[]::date[])"
+    if field.type == FieldType.datetime:
+        return (
+            f"pim_timestamptz(p.data ->> {where.bind(name)}::text) = ANY({where.bind(values)}::text[]::timestamptz[])"
+        )
+    if field.type == FieldType.array:
+        return _containment(where, [orjson.dumps({name: [v]}).decode() for v in values])
+    return _containment(where, [orjson.dumps({name: v}).decode() for v in values])
+
+
+def add_filter_conditions(
+    where: SqlWhere, specs: dict[str, FilterSpec], fields: dict[str, FieldDef], *, tenant_placeholder: str
+) -> None:
+    """Add one condition per filtered attribute; without a `status` filter, deleted products are left out."""
+    for name, spec in specs.items():
+        field = fields.get(name)
+        if field is not None:
+            where.add(_field_condition(where, field, spec))
+        else:
+            where.add(_builtin_condition(where, name, spec, tenant_placeholder))
+    if "status" not in specs:
+        where.add("p.status <> 'deleted'")
+
+
+def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) -> str:
+    """ORDER BY for `attribute|asc|desc` (numbers and dates by value, missing values last), then by id."""
+    if sort is None:
+        return "p.id"
+    if not SORT_RE.fullmatch(sort):
+        raise BadRequest("sort: must match ^\\w+\\|(asc|desc)$, e.g. `sku|asc`")
+    name, _, direction = sort.partition("|")
+    direction_sql = direction.upper()
+    if name in BUILTIN_SORTS:
+        return f"{BUILTIN_SORTS[name]} {direction_sql}, p.id {direction_sql}"
+    field = fields.get(name)
+    if field is None:
+        raise BadRequest(f"sort: unknown or unsortable attribute {name!r}")
+    key = f"{where.bind(name)}::text"
+    if field.type in NUMERIC:
+        expr = f"pim_num(p.data -> {key})"
+    elif field.type == FieldType.date:
+        expr = f"pim_date(p.data ->> {key})"
+    elif field.type == FieldType.datetime:
+        expr = f"pim_timestamptz(p.data ->> {key})"
+    else:
+        expr = f"(p.data ->> {key})"
+    return f"{expr} {direction_sql} NULLS LAST, p.id {direction_sql}"

@@ -1,0 +1,185 @@
+"""The PIMS `/v/pc/{categoryId}` read: a fixed number of lean SQL statements per request.
+
+1. context: schema fields, default locale, the named and default views and the category
+   subtree, in one statement;
+2. the exact match count;
+3. the page, with category paths, each parent's variations (SKU and variation-attribute
+   values) and each variation's parent attributes joined in the same statement — no query
+   per product, whatever the page size. (2 and 3 skip the page when it is past the end.)
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.fields import FieldDef
+from app.db import tenant_of
+from app.errors import BadRequest, NotFound
+from app.pims import render
+from app.pims.filters import add_filter_conditions, order_sql, parse_filters
+from app.products.queries import SqlWhere
+from app.products.service import BITMAP_FENCE_ROWS
+from app.products.upsert import driver_connection
+
+DEFAULT_LOCALE = "en-us"
+# variations listed per parent (a page of 200 parents stays bounded in memory)
+MAX_VARIATIONS = 1000
+MAX_VIEW_NAME = 255
+
+CONTEXT_SQL = """
+WITH RECURSIVE tree AS (
+    SELECT id FROM categories WHERE tenant_id = $1 AND id = $3
+    UNION ALL
+    SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = $1
+)
+SELECT s.fields::text AS fields,
+       s.default_locale,
+       (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.name = $2) AS named_view,
+       (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.is_default) AS default_view,
+       (SELECT array_agg(id) FROM tree) AS category_ids
+FROM (VALUES (1)) AS one(x)
+LEFT JOIN product_schemas s ON s.tenant_id = $1
+"""
+
+PAGE_SQL = """
+WITH page AS (
+    SELECT p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data
+    FROM products p
+    WHERE {where}
+    ORDER BY {page_order}
+    LIMIT {limit} OFFSET {offset}
+)
+SELECT p.sku, p.name, p.status, p.variation_of, p.variation_attributes, p.data::text AS data,
+       ARRAY(SELECT c.path FROM unnest(p.categories) WITH ORDINALITY AS u(id, ord)
+             JOIN categories c ON c.tenant_id = $1 AND c.id = u.id
+             ORDER BY u.ord) AS category_paths,
+       family.variations::text AS variations,
+       parent.variation_attributes AS parent_variation_attributes
+FROM page p
+LEFT JOIN LATERAL (
+    SELECT jsonb_agg(jsonb_build_array(v.sku, v.vals) ORDER BY v.sku) AS variations
+    FROM (
+        SELECT ch.sku,
+               (SELECT jsonb_object_agg(k.name, ch.data -> k.name)
+                FROM unnest(p.variation_attributes) AS k(name) WHERE ch.data ? k.name) AS vals
+        FROM products ch
+        WHERE ch.tenant_id = $1 AND ch.variation_of = p.sku AND ch.status <> 'deleted'
+        ORDER BY ch.sku
+        LIMIT {max_variations}
+    ) v
+) family ON TRUE
+LEFT JOIN products parent ON parent.tenant_id = $1 AND parent.sku = p.variation_of
+ORDER BY {order}
+"""
+
+
+@dataclass(frozen=True)
+class Context:
+    fields: dict[str, FieldDef]
+    view_fields: list[FieldDef]
+    locale: str
+    category_ids: list[int] | None  # None: every category
+
+
+@lru_cache(maxsize=64)
+def _parse_fields(text: str | None) -> tuple[FieldDef, ...]:
+    return tuple(FieldDef.model_validate(f) for f in orjson.loads(text or "[]"))
+
+
+def _view_fields(fields: tuple[FieldDef, ...], attributes: list[str] | None) -> list[FieldDef]:
+    """The schema fields of a view, in the view's order; every field without a view."""
+    if attributes is None:
+        return list(fields)
+    by_name = {f.name: f for f in fields}
+    return [by_name[name] for name in dict.fromkeys(attributes) if name in by_name]
+
+
+async def load_context(
+    session: AsyncSession, *, category_id: int, locale: str | None, view_name: str | None
+) -> Context:
+    conn = await driver_connection(session)
+    if view_name is not None and len(view_name) > MAX_VIEW_NAME:
+        raise BadRequest(f"Unknown view {view_name[:40]!r}…")
+    row = await conn.fetchrow(CONTEXT_SQL, tenant_of(session), view_name, category_id)
+    if category_id != 0 and row["category_ids"] is None:
+        raise NotFound(f"Category {category_id} not found")
+    if view_name is not None:
+        if row["named_view"] is None:
+            raise BadRequest(f"Unknown view {view_name!r} (ApiView header)")
+        attributes = list(row["named_view"])
+    else:
+        attributes = list(row["default_view"]) if row["default_view"] is not None else None
+    fields = _parse_fields(row["fields"])
+    return Context(
+        fields={f.name: f for f in fields},
+        view_fields=_view_fields(fields, attributes),
+        locale=locale or row["default_locale"] or DEFAULT_LOCALE,
+        category_ids=list(row["category_ids"]) if category_id != 0 else None,
+    )
+
+
+async def pims_products(
+    session: AsyncSession,
+    *,
+    category_id: int,
+    locale: str | None,
+    view_name: str | None,
+    filters: str | None,
+    sort: str | None,
+    page_size: int,
+    page_num: int,
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """The response body as a JSON-ready dict."""
+    ctx = await load_context(session, category_id=category_id, locale=locale, view_name=view_name)
+    specs = parse_filters(filters, params, ctx.fields)
+
+    where = SqlWhere()
+    tenant = where.bind(tenant_of(session))  # $1: the page SQL refers to it by number
+    where.add(f"p.tenant_id = {tenant}")
+    if ctx.category_ids is not None:
+        where.add(f"p.categories && {where.bind(ctx.category_ids)}::bigint[]")
+    add_filter_conditions(where, specs, ctx.fields, tenant_placeholder=tenant)
+    page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
+    order = order_sql(page_where, sort, ctx.fields)  # its parameters only exist in the page statement
+
+    conn = await driver_connection(session)
+    total = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
+    offset = (page_num - 1) * page_size
+    rows = []
+    if offset < total:
+        sql = PAGE_SQL.format(
+            where=page_where.sql,
+            # the same fence as the product list: a selective filter reads its own index and sorts
+            page_order=order.replace("p.id", "(p.id + 0)") if total <= BITMAP_FENCE_ROWS else order,
+            order=order,
+            limit=page_where.bind(page_size),
+            offset=page_where.bind(offset),
+            max_variations=MAX_VARIATIONS,
+        )
+        rows = await conn.fetch(sql, *page_where.params)
+
+    products = []
+    for row in rows:
+        item = {
+            "sku": row["sku"],
+            "name": row["name"],
+            "status": row["status"],
+            "category_paths": row["category_paths"],
+            "variation_of": row["variation_of"],
+            "variation_attributes": row["variation_attributes"],
+            "parent_variation_attributes": row["parent_variation_attributes"],
+            "data": render.parse_data(row["data"]),
+            "children": render.parse_variations(row["variations"]),
+        }
+        attributes = render.product_attributes(item, view_fields=ctx.view_fields, fields=ctx.fields)
+        products.append({"data": {"attributes": attributes}, "sku": row["sku"]})
+    return {
+        "products": products,
+        "definition": render.definitions(ctx.view_fields, ctx.locale),
+        "status": "OK",
+        "sku_count": total,
+    }
