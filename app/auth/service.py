@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import driver_connection
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 
@@ -95,16 +96,14 @@ async def revoke_api_key(session: AsyncSession, key_id: int) -> None:
 async def principal_from_api_key(session: AsyncSession, api_key: str) -> Principal:
     if not api_key.startswith(KEY_PREFIX + "_") or len(api_key) > 200:
         raise Unauthorized("Invalid API key", scheme="ApiKey")
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.tenant_id, ApiKey.role).where(
-                ApiKey.key_hash == hash_key(api_key), ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).first()
+    # every request runs this: one indexed lookup on the raw connection, no ORM
+    conn = await driver_connection(session)
+    row = await conn.fetchrow(
+        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
+    )
     if row is None:
         raise Unauthorized("Invalid or revoked API key", scheme="ApiKey")
-    return Principal(tenant_id=row.tenant_id, role=Role(row.role), subject=f"api-key:{row.id}", api_key_id=row.id)
+    return Principal(tenant_id=row["tenant_id"], role=Role(row["role"]), subject=f"api-key:{row['id']}", api_key_id=row["id"])
 
 
 def _verification_key(settings: Settings) -> tuple[str, tuple[str, ...]]:

@@ -6,12 +6,14 @@ worker's `sessionmaker.begin()`) commits.
 
 from typing import Any
 
+import orjson
+
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
-from app.db import tenant_of
+from app.db import driver_connection, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
 
@@ -37,8 +39,10 @@ def schema_out(row: ProductSchema | None) -> dict[str, Any]:
 
 
 async def get_fields(session: AsyncSession) -> list[FieldDef]:
-    raw = await session.scalar(select(ProductSchema.fields))
-    return [FieldDef.model_validate(f) for f in raw or []]
+    # read on every list/facet/write request: a plain query on the raw connection
+    conn = await driver_connection(session)
+    raw = await conn.fetchval("SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session))
+    return [FieldDef.model_validate(f) for f in orjson.loads(raw)] if raw else []
 
 
 async def get_field_map(session: AsyncSession) -> dict[str, FieldDef]:

@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import tenant_of
+from app.db import driver_connection, tenant_of
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
@@ -118,13 +118,6 @@ WHERE p.id = v.id
   AND (p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data)
       IS DISTINCT FROM (v.name, v.status, v.categories, v.variation_of, v.variation_attributes, v.data)
 """
-
-
-async def driver_connection(session: AsyncSession):
-    """The asyncpg connection under the session's current transaction."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection
 
 
 async def upsert_products(

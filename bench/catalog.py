@@ -1,0 +1,310 @@
+"""Catalog benchmark: bulk upsert vs COPY, list/search/facets vs bare SQL, GET-by-id throughput.
+
+    .venv/bin/python bench/catalog.py            # 100,000 products
+    .venv/bin/python bench/catalog.py --n 1000000
+
+Starts the API (`pim serve --workers N`) on a free port against the databases in
+`.env`, creates a fresh tenant, loads N products through POST /api/pim/products/bulk/,
+COPYs the same rows into the same table for a scratch tenant (the baseline), then
+times each list query through HTTP beside the very SQL the service runs, and GET by
+id with wrk (or httpx when wrk is missing). The scratch rows are deleted at the end;
+the benchmark tenant is kept (drop it with `DELETE FROM tenants WHERE slug = ...`).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.catalog.fields import FieldDef  # noqa: E402
+from app.config import get_settings  # noqa: E402
+from app.products import service as products  # noqa: E402
+
+BRANDS = [f"Brand{i:02d}" for i in range(50)]
+COLORS = ["red", "green", "blue", "black", "white", "yellow", "grey", "navy"]
+TAGS = [f"tag{i}" for i in range(12)]
+WORDS = "steel chair lamp table oak linen cotton classic modern compact deluxe outdoor travel smart eco".split()
+SCHEMA = [
+    {"name": "brand", "type": "string", "filterable": True},
+    {"name": "color", "type": "enum", "options": COLORS},
+    {"name": "price", "type": "number"},
+    {"name": "stock", "type": "integer"},
+    {"name": "tags", "type": "array"},
+    {"name": "launch", "type": "date"},
+    {"name": "description", "type": "text"},
+]
+
+
+def make_product(i: int, rng: random.Random) -> dict:
+    name = " ".join(rng.choice(WORDS) for _ in range(3)).title() + f" {i}"
+    return {
+        "sku": f"SKU-{i:08d}",
+        "name": name,
+        "brand": BRANDS[int(rng.paretovariate(1.2)) % len(BRANDS)],
+        "color": rng.choice(COLORS),
+        "price": round(rng.uniform(1, 2000), 2),
+        "stock": rng.randint(0, 500),
+        "tags": rng.sample(TAGS, 2),
+        "launch": f"20{rng.randint(15, 26)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "description": " ".join(rng.choice(WORDS) for _ in range(12)),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def pg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def wait_up(base: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):
+            try:
+                if (await http.get(f"{base}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the API did not start")
+
+
+async def load_bulk(base: str, headers: dict, n: int, batch: int, concurrency: int) -> float:
+    rng = random.Random(42)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=concurrency * 2)
+
+    async def producer():
+        for start in range(0, n, batch):
+            body = orjson.dumps({"products": [make_product(i, rng) for i in range(start, min(n, start + batch))]})
+            await queue.put(body)
+        for _ in range(concurrency):
+            await queue.put(None)
+
+    async def consumer(http: httpx.AsyncClient):
+        while (body := await queue.get()) is not None:
+            response = await http.post(f"{base}/api/pim/products/bulk/", content=body,
+                                       headers={**headers, "content-type": "application/json"})
+            response.raise_for_status()
+            result = response.json()
+            assert result["failed"] == 0, result["errors"][:3]
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=600) as http:
+        await asyncio.gather(producer(), *(consumer(http) for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def copy_baseline(conn: asyncpg.Connection, tenant_id: int, n: int) -> float:
+    rng = random.Random(42)
+    columns = ["tenant_id", "sku", "name", "status", "categories", "variation_of", "variation_attributes", "data"]
+    started = time.perf_counter()
+    chunk = 50_000
+    for start in range(0, n, chunk):
+        records = []
+        for i in range(start, min(n, start + chunk)):
+            p = make_product(i, rng)
+            sku, name = p.pop("sku"), p.pop("name")
+            records.append((tenant_id, sku, name, "active", [], None, [], orjson.dumps(p).decode()))
+        await conn.copy_records_to_table("products", records=records, columns=columns)
+    return time.perf_counter() - started
+
+
+async def timed_http(http: httpx.AsyncClient, url: str, params: dict, headers: dict, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = await http.get(url, params=params, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return times
+
+
+async def timed_sql(conn: asyncpg.Connection, queries: list[tuple[str, list]], runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for sql, params in queries:
+            await conn.fetch(sql, *params)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+class _TenantOnly:
+    """Enough of a session for build_filters without a category filter: it only reads the tenant."""
+
+    def __init__(self, tenant_id: int):
+        self.info = {"tenant_id": tenant_id}
+
+
+async def list_sql(conn, tenant_id: int, fields: dict, params: dict) -> list[tuple[str, list]]:
+    """The count and page SQL the service runs for these list parameters."""
+    where = await products.build_filters(
+        _TenantOnly(tenant_id), fields, [(k, v) for k, v in params.items() if k not in ("page", "page_size", "ordering", "q")],
+        q=params.get("q"), status=None, category=None, sku=None, sku_in=None,
+    )
+    count = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
+    page_sql, page_params = products.page_query(
+        where, fields, ordering=params.get("ordering"), count=count,
+        page=int(params.get("page", 1)), page_size=int(params.get("page_size", 50)),
+    )
+    return [(f"SELECT count(*) FROM products p WHERE {where.sql}", where.params), (page_sql, page_params)]
+
+
+async def facets_sql(conn, tenant_id: int, fields: dict) -> float:
+    where = await products.build_filters(_TenantOnly(tenant_id), fields, [], q=None, status=None, category=None,
+                                         sku=None, sku_in=None)
+    started = time.perf_counter()
+    await products.facets_on(conn, where, fields)
+    return (time.perf_counter() - started) * 1000
+
+
+def wrk_get_by_id(base: str, key: str, ids: list[int], seconds: int, connections: int) -> tuple[float, float] | None:
+    if not shutil.which("wrk"):
+        return None
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+    sample = ",".join(str(i) for i in random.Random(1).sample(ids, min(len(ids), 5000)))
+    script.write(
+        f"""
+ids = {{{sample}}}
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = ids[(counter % #ids) + 1]
+  return wrk.format("GET", "/api/pim/products/" .. id .. "/", {{["X-API-Key"] = "{key}"}})
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %f\\n", summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout, summary.duration, latency:percentile(99)))
+end
+"""
+    )
+    script.close()
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, base],
+        capture_output=True, text=True, timeout=seconds + 60,
+    )
+    os.unlink(script.name)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT"):
+            _, requests, errors, duration_us, _p99 = line.split()
+            if int(errors):
+                print(f"  wrk reported {errors} errors")
+            return int(requests) / (int(duration_us) / 1e6), float(_p99) / 1000
+    print(out.stdout, out.stderr)
+    return None
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
+    args = parser.parse_args()
+
+    settings = get_settings()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    slug = f"bench-{int(time.time())}"
+    created = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+    tenant = orjson.loads(created.stdout)
+    headers = {"X-API-Key": tenant["api_key"]}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    scratch_id = None
+    try:
+        await wait_up(base)
+        async with httpx.AsyncClient(timeout=120) as http:
+            (await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)).raise_for_status()
+        print(f"# catalog benchmark: {args.n:,} products, tenant {slug} (id {tenant['tenant_id']}), "
+              f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent")
+
+        bulk_s = await load_bulk(base, headers, args.n, args.batch, args.concurrency)
+        bulk_rate = args.n / bulk_s
+        scratch_id = await conn.fetchval("INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy")
+        copy_s = await copy_baseline(conn, scratch_id, args.n)
+        copy_rate = args.n / copy_s
+        print(f"bulk upsert (new rows)   {bulk_rate:>10,.0f} rows/s  ({bulk_s:.1f} s)")
+        print(f"COPY baseline            {copy_rate:>10,.0f} rows/s  ({copy_s:.1f} s)  -> bulk/COPY = {bulk_rate / copy_rate:.2f}")
+        await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+        await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
+        scratch_id = None
+
+        update_s = await load_bulk(base, headers, min(args.n, 50_000), args.batch, args.concurrency)
+        print(f"bulk upsert (unchanged)  {min(args.n, 50_000) / update_s:>10,.0f} rows/s")
+        await conn.execute("ANALYZE products")
+
+        fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+        last_page = max(1, min(100, args.n // 50))
+        cases = {
+            "exact brand=Brand07": {"brand": "Brand07"},
+            "range price 100..120": {"price__gte": "100", "price__lte": "120"},
+            "q='deluxe oak 4' (3+ chars)": {"q": "deluxe oak 4"},
+            f"page {last_page} (no filter)": {"page": str(last_page)},
+            "exact + ordering=-price": {"color": "navy", "ordering": "-price"},
+        }
+        print(f"\n{'list query':32} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'SQL p95':>9} {'ratio p50':>9}  count")
+        async with httpx.AsyncClient(timeout=120) as http:
+            for label, params in cases.items():
+                await timed_http(http, f"{base}/api/pim/products/", params, headers, 3)  # warm up
+                http_ms = await timed_http(http, f"{base}/api/pim/products/", params, headers, args.runs)
+                queries = await list_sql(conn, tenant["tenant_id"], fields, params)
+                sql_ms = await timed_sql(conn, queries, args.runs)
+                count = (await http.get(f"{base}/api/pim/products/", params=params, headers=headers)).json()["count"]
+                print(f"{label:32} {statistics.median(http_ms):9.1f} {pct(http_ms, .95):9.1f} "
+                      f"{statistics.median(sql_ms):9.1f} {pct(sql_ms, .95):9.1f} "
+                      f"{statistics.median(http_ms) / statistics.median(sql_ms):9.2f}  {count}")
+
+            facet_http = await timed_http(http, f"{base}/api/pim/facets/", {}, headers, max(5, args.runs // 5))
+            facet_sql = [await facets_sql(conn, tenant["tenant_id"], fields) for _ in range(max(5, args.runs // 5))]
+            print(f"{'facets (all products)':32} {statistics.median(facet_http):9.1f} {pct(facet_http, .95):9.1f} "
+                  f"{statistics.median(facet_sql):9.1f} {pct(facet_sql, .95):9.1f} "
+                  f"{statistics.median(facet_http) / statistics.median(facet_sql):9.2f}")
+            facet_http = await timed_http(http, f"{base}/api/pim/facets/", {"brand": "Brand07"}, headers, max(5, args.runs // 5))
+            print(f"{'facets brand=Brand07':32} {statistics.median(facet_http):9.1f} {pct(facet_http, .95):9.1f}")
+
+        ids = [r[0] for r in await conn.fetch(
+            "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 5000", tenant["tenant_id"])]
+        result = wrk_get_by_id(base, tenant["api_key"], ids, args.seconds, 32)
+        if result:
+            print(f"\nGET /api/pim/products/{{id}}/  {result[0]:,.0f} requests/s (wrk, 32 connections, "
+                  f"{args.seconds} s), p99 {result[1]:.1f} ms")
+    finally:
+        if scratch_id is not None:
+            await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+            await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
+        await conn.close()
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
