@@ -10,6 +10,7 @@ from app.auth.router import router as auth_router
 from app.catalog.router import categories_router, schema_router, views_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
+from app.segments.router import router as segments_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(views_router)
     app.include_router(products_router)
     app.include_router(facets_router)
+    app.include_router(segments_router)
     app.include_router(pims_router)
 
     app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)

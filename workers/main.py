@@ -10,6 +10,7 @@ from app.clickhouse import ClickHouse
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.log import configure_logging
+from app.segments.tasks import compute_segment_task
 
 settings = get_settings()
 
@@ -27,7 +28,7 @@ async def shutdown(ctx: dict) -> None:
     await ctx["engine"].dispose()
 
 
-FUNCTIONS: list = []
+FUNCTIONS: list = [compute_segment_task]
 
 
 class WorkerSettings:

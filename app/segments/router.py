@@ -1,0 +1,93 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Request, status
+from fastapi.responses import Response
+
+from app.deps import Arq, Editor, ObjectId, Session, Viewer
+from app.errors import AUTH_ERRORS, error_responses
+from app.products.service import dumps
+from app.responses import json_bytes_response
+from app.segments import members, service
+from app.segments.schemas import (
+    DEFINITION_HELP,
+    ComputeQueued,
+    Definition,
+    MembersPage,
+    Preview,
+    SegmentIn,
+    SegmentOut,
+    SegmentPatch,
+)
+
+router = APIRouter(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
+
+DEFINITION_ERRORS = (
+    "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
+    "type, more than 8 levels or 200 conditions) is a `400` whose `detail` names the place, "
+    "e.g. `conditions[1].conditions[0].value: must be a number`."
+)
+
+
+@router.get("/", response_model=list[SegmentOut])
+async def list_segments(session: Session, _: Viewer):
+    return await service.list_segments(session)
+
+
+@router.post("/", status_code=status.HTTP_201_CREATED, response_model=SegmentOut, responses=error_responses(400),
+             description=DEFINITION_ERRORS)
+async def create_segment(body: SegmentIn, session: Session, _: Editor):
+    return await service.create_segment(session, body=body)
+
+
+@router.post("/preview/", response_model=Preview, responses=error_responses(400),
+             description="Count the products a definition matches now, without saving it. " + DEFINITION_ERRORS)
+async def preview_segment(definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: Session, _: Viewer):
+    return await service.preview(session, definition=definition)
+
+
+@router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))
+async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
+    return await service.get_segment(session, segment_id)
+
+
+@router.patch("/{segment_id}/", response_model=SegmentOut, responses=error_responses(400, 404),
+              description="Partial update. A new definition takes effect for the members at the next compute. "
+              + DEFINITION_ERRORS)
+async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Session, _: Editor):
+    return await service.update_segment(session, segment_id, body=body)
+
+
+@router.delete("/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+async def delete_segment(segment_id: ObjectId, request: Request, session: Session, _: Editor) -> Response:
+    """Delete the segment and (best effort) its memberships."""
+    await service.delete_segment(session, segment_id, clickhouse=request.app.state.clickhouse)
+    return Response(status_code=204)
+
+
+@router.post("/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503))
+async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: Editor):
+    """Queue a recompute of the membership and answer at once.
+
+    Requests while a compute is queued or running join it. The segment moves
+    `queued → computing → ready` (or `failed` with `last_error`); `computed_count` and
+    `last_computed_at` change when the run finishes. `503` when Redis is down (nothing changes).
+    """
+    await service.request_compute(session, segment_id, arq=arq)
+    return {"status": "queued", "segment_id": segment_id}
+
+
+@router.get("/{segment_id}/members/", response_model=MembersPage, responses=error_responses(400, 404, 409, 503))
+async def list_segment_members(
+    segment_id: ObjectId,
+    request: Request,
+    session: Session,
+    _: Viewer,
+    cursor: Annotated[int, Query(ge=0, le=2**62, description="offset from `next_cursor` of the previous page")] = 0,
+    page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description=f"at most {members.MAX_PAGE_SIZE}")] = (
+        members.DEFAULT_PAGE_SIZE
+    ),
+):
+    """The members of the last compute, by product id. `409` before the first compute."""
+    segment = await service.get_segment(session, segment_id)
+    page = await members.members_page(session, request.app.state.clickhouse, segment, cursor=cursor, page_size=page_size)
+    return json_bytes_response(dumps(page))

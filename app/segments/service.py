@@ -1,0 +1,171 @@
+"""Product segments: CRUD, preview, and queueing a compute.
+
+Service functions take the tenant-bound session first and only flush; the request (or
+the worker's transaction) commits.
+"""
+
+import asyncio
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import service as catalog
+from app.clickhouse import ClickHouse
+from app.db import tenant_of
+from app.errors import BadRequest, NotFound, Unavailable
+from app.models import Product, Segment
+from app.segments import dsl, members
+from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
+
+PREVIEW_SKUS = 100
+COMPUTE_FUNCTION = "compute_segment"
+# the previous run finished but arq has not released its job id yet: retry enqueueing this long
+_RELEASE_WAIT_S = 0.05
+_RELEASE_ATTEMPTS = 20
+
+
+def compute_job_id(segment_id: int) -> str:
+    """One id per segment, so that compute requests while one is queued or running coalesce."""
+    return f"segment-compute:{segment_id}"
+
+
+# --- definitions ----------------------------------------------------------------------------
+
+
+async def category_subtrees(session: AsyncSession, ids: set[int]) -> dict[int, list[int]]:
+    """{category id: [it and its descendants]} for this tenant's categories among `ids`."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        text(
+            """
+            WITH RECURSIVE tree(root, id) AS (
+                SELECT id, id FROM categories WHERE tenant_id = :tenant AND id = ANY(:roots)
+                UNION ALL
+                SELECT t.root, c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = :tenant
+            )
+            SELECT root, id FROM tree
+            """
+        ),
+        {"tenant": tenant_of(session), "roots": sorted(ids)},
+    )
+    subtrees: dict[int, list[int]] = {}
+    for root, category_id in rows:
+        subtrees.setdefault(root, []).append(category_id)
+    return subtrees
+
+
+async def compile_predicate(session: AsyncSession, definition: Any):
+    """Parse and check a definition against this tenant's schema; (normalised node, SQL predicate).
+
+    Raises `dsl.DefinitionError` (the caller decides: 400 for a request, `failed` for a task).
+    """
+    node = dsl.parse_definition(definition)
+    fields = await catalog.get_field_map(session)
+    subtrees = await category_subtrees(session, dsl.category_ids(node))
+    return node, dsl.compile_definition(node, fields, subtrees=subtrees)
+
+
+async def _checked_definition(session: AsyncSession, definition: Any) -> tuple[dict[str, Any], Any]:
+    try:
+        node, predicate = await compile_predicate(session, definition)
+    except dsl.DefinitionError as exc:
+        raise BadRequest(str(exc)) from None
+    return dsl.dump_definition(node), predicate
+
+
+def matching_products(predicate):
+    """The members query: ids and SKUs of the matching products, by id (tenant scoping adds the tenant)."""
+    return select(Product.id, Product.sku).where(predicate).order_by(Product.id)
+
+
+# --- CRUD -----------------------------------------------------------------------------------
+
+
+async def list_segments(session: AsyncSession) -> list[Segment]:
+    return list(await session.scalars(select(Segment).order_by(Segment.id)))
+
+
+async def get_segment(session: AsyncSession, segment_id: int, *, for_update: bool = False) -> Segment:
+    stmt = select(Segment).where(Segment.id == segment_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    segment = await session.scalar(stmt)
+    if segment is None:
+        raise NotFound(f"Segment {segment_id} not found")
+    return segment
+
+
+async def create_segment(session: AsyncSession, *, body: SegmentIn) -> Segment:
+    definition, _predicate = await _checked_definition(session, body.definition)
+    segment = Segment(name=body.name, description=body.description, definition=definition)
+    session.add(segment)
+    await session.flush()
+    await session.refresh(segment)
+    return segment
+
+
+async def update_segment(session: AsyncSession, segment_id: int, *, body: SegmentPatch) -> Segment:
+    segment = await get_segment(session, segment_id, for_update=True)
+    if body.name is not None:
+        segment.name = body.name
+    if body.description is not None:
+        segment.description = body.description
+    if "definition" in body.model_fields_set:
+        if body.definition is None:
+            raise BadRequest("definition: must not be null")
+        segment.definition, _predicate = await _checked_definition(session, body.definition)
+    segment.updated_at = func.now()
+    await session.flush()
+    await session.refresh(segment)
+    return segment
+
+
+async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: ClickHouse) -> None:
+    await get_segment(session, segment_id, for_update=True)
+    await session.execute(delete(Segment).where(Segment.id == segment_id).execution_options(synchronize_session=False))
+    await session.flush()
+    # best effort: a compute finishing later finds the segment gone and drops its own rows
+    await members.drop_segment(clickhouse, tenant_id=tenant_of(session), segment_id=segment_id)
+
+
+# --- preview and compute ------------------------------------------------------------------------
+
+
+async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
+    _normalised, predicate = await _checked_definition(session, definition)
+    count = await session.scalar(select(func.count()).select_from(Product).where(predicate))
+    skus = list(await session.scalars(select(Product.sku).where(predicate).order_by(Product.id).limit(PREVIEW_SKUS)))
+    # what runs is `matching_products` with bound parameters; this copy inlines them for reading
+    shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
+    return {"count": count, "skus": skus, "sql": dsl.render_sql(shown)}
+
+
+async def request_compute(session: AsyncSession, segment_id: int, *, arq: ArqRedis) -> None:
+    """Queue a compute of the segment, or join the one already queued or running.
+
+    The row stays locked until the request commits, so the worker's first update (to
+    `computing`) cannot overtake our `queued`. When Redis is down nothing is changed.
+    """
+    segment = await get_segment(session, segment_id, for_update=True)
+    args = (tenant_of(session), segment_id)
+    try:
+        job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
+        attempts = 0
+        while job is None and segment.status not in (SegmentStatus.queued, SegmentStatus.computing):
+            # the id is taken although no run is pending: the last run has finished and arq is
+            # about to release the id; a new request must not be swallowed by a finished run
+            attempts += 1
+            if attempts > _RELEASE_ATTEMPTS:
+                break
+            await asyncio.sleep(_RELEASE_WAIT_S)
+            job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
+    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        raise Unavailable("Redis is unavailable: the compute was not queued") from exc
+    if job is not None:
+        segment.status = SegmentStatus.queued.value
+        segment.last_error = None
+        await session.flush()

@@ -1,0 +1,193 @@
+"""The arq task that computes a segment's membership into ClickHouse.
+
+One run: `computing` with a new generation number → stream the matching ids from
+Postgres (one query, a server-side cursor, bounded memory) → columnar inserts of
+blocks into ClickHouse → switch `current_generation` in Postgres (the new members
+become visible at once) → `ready` → delete the older generations.
+
+Transient failures (ClickHouse or Postgres unreachable) are retried with a delay;
+after the last try, or for a definition that no longer fits the schema, the segment
+is `failed` with `last_error`. arq does not retry a job that hits its timeout, so the
+task marks the segment itself when it is cancelled.
+"""
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from arq import Retry
+from arq.worker import func
+from asynch.errors import NetworkError, SocketTimeoutError
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.clickhouse import ClickHouse
+from app.db import session_scope
+from app.errors import Unavailable
+from app.models import Segment
+from app.segments import dsl, members
+from app.segments.schemas import SegmentStatus
+from app.segments.service import COMPUTE_FUNCTION, compile_predicate, matching_products
+
+log = structlog.get_logger("pim.segments")
+
+FETCH_ROWS = 50_000  # rows per round trip from the Postgres cursor
+BLOCK_ROWS = 250_000  # rows per ClickHouse insert (10k-1M is the sweet spot)
+MAX_TRIES = 3
+RETRY_DELAY_S = 5
+TIMEOUT_S = 1800
+TRANSIENT = (Unavailable, NetworkError, SocketTimeoutError, OSError, asyncio.TimeoutError, OperationalError, InterfaceError)
+
+tenant_transaction = asynccontextmanager(session_scope)
+
+
+async def _start_run(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, segment_id: int) -> int | None:
+    """`computing` with the next generation number; None when the segment is gone."""
+    async with tenant_transaction(sessionmaker, tenant_id) as session:
+        return await session.scalar(
+            update(Segment)
+            .where(Segment.id == segment_id)
+            .values(status=SegmentStatus.computing.value, generation_seq=Segment.generation_seq + 1)
+            .returning(Segment.generation_seq)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, segment_id: int, generation: int) -> int | None:
+    """Evaluate the definition and insert the members as `generation`; how many (None: segment gone)."""
+    definition = await session.scalar(select(Segment.definition).where(Segment.id == segment_id))
+    if definition is None:
+        return None
+    _node, predicate = await compile_predicate(session, definition)
+    tenant_id = session.info["tenant_id"]
+    computed_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    result = await session.stream(matching_products(predicate).execution_options(yield_per=FETCH_ROWS))
+    ids: list[int] = []
+    skus: list[str] = []
+    total = 0
+
+    async def flush() -> None:
+        await members.insert_block(
+            clickhouse, tenant_id=tenant_id, segment_id=segment_id, generation=generation,
+            product_ids=ids, skus=skus, computed_at=computed_at,
+        )
+
+    async for rows in result.partitions():
+        for product_id, sku in rows:
+            ids.append(product_id)
+            skus.append(sku)
+        if len(ids) >= BLOCK_ROWS:
+            await flush()
+            total += len(ids)
+            ids, skus = [], []
+    if ids:
+        await flush()
+        total += len(ids)
+    return total
+
+
+async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation: int, count: int) -> bool:
+    """Make `generation` the visible one; False when the segment is gone (or a newer one is visible)."""
+    async with tenant_transaction(sessionmaker, tenant_id) as session:
+        switched = await session.scalar(
+            update(Segment)
+            .where(
+                Segment.id == segment_id,
+                or_(Segment.current_generation.is_(None), Segment.current_generation < generation),
+            )
+            .values(
+                current_generation=generation,
+                computed_count=count,
+                last_computed_at=datetime.now(UTC),
+                last_error=None,
+                # a run requested meanwhile keeps its own status
+                status=case((Segment.generation_seq == generation, SegmentStatus.ready.value), else_=Segment.status),
+            )
+            .returning(Segment.id)
+            .execution_options(synchronize_session=False)
+        )
+    return switched is not None
+
+
+async def _mark(sessionmaker, tenant_id: int, segment_id: int, generation: int, status: SegmentStatus, error: str) -> None:
+    """Record a failure (or a pending retry) unless a newer run has started since."""
+    try:
+        async with tenant_transaction(sessionmaker, tenant_id) as session:
+            await session.execute(
+                update(Segment)
+                .where(Segment.id == segment_id, Segment.generation_seq == generation)
+                .values(status=status.value, last_error=error[:2000])
+                .execution_options(synchronize_session=False)
+            )
+    except Exception as exc:  # the database itself may be what failed
+        log.warning("segment_status_not_recorded", segment_id=segment_id, status=status.value, error=str(exc)[:300])
+
+
+async def _forget(clickhouse: ClickHouse, tenant_id: int, segment_id: int, generation: int) -> None:
+    try:
+        await members.drop_generations(clickhouse, tenant_id=tenant_id, segment_id=segment_id, only=generation)
+    except Exception as exc:  # the next successful run deletes every older generation anyway
+        log.warning("segment_generation_not_deleted", segment_id=segment_id, generation=generation, error=str(exc)[:300])
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def compute_segment(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:
+    sessionmaker = ctx["sessionmaker"]
+    clickhouse: ClickHouse = ctx["clickhouse"]
+    job_try = ctx.get("job_try", 1)
+    started = time.monotonic()
+
+    generation = await _start_run(sessionmaker, tenant_id, segment_id)
+    if generation is None:
+        return {"segment_id": segment_id, "status": "gone"}
+    try:
+        async with tenant_transaction(sessionmaker, tenant_id) as session:
+            count = await _write_generation(session, clickhouse, segment_id=segment_id, generation=generation)
+        if count is None or not await _finish_run(sessionmaker, tenant_id, segment_id, generation, count):
+            await _forget(clickhouse, tenant_id, segment_id, generation)
+            return {"segment_id": segment_id, "status": "gone"}
+    except dsl.DefinitionError as exc:
+        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, str(exc))
+        return {"segment_id": segment_id, "status": "failed"}
+    except TRANSIENT as exc:
+        await _forget(clickhouse, tenant_id, segment_id, generation)
+        if job_try < MAX_TRIES:
+            await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.queued,
+                        f"try {job_try} of {MAX_TRIES} failed, retrying: {_describe(exc)}")
+            raise Retry(defer=RETRY_DELAY_S * job_try) from exc
+        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed,
+                    f"failed after {MAX_TRIES} tries: {_describe(exc)}")
+        return {"segment_id": segment_id, "status": "failed"}
+    except asyncio.CancelledError:
+        # timeout or worker shutdown: arq re-runs a job cancelled by a shutdown, but not one that timed out
+        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed,
+                    "interrupted (timed out or the worker stopped); compute again")
+        await _forget(clickhouse, tenant_id, segment_id, generation)
+        raise
+    except Exception as exc:
+        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, _describe(exc))
+        await _forget(clickhouse, tenant_id, segment_id, generation)
+        raise
+
+    try:
+        await members.drop_generations(clickhouse, tenant_id=tenant_id, segment_id=segment_id, below=generation)
+    except Exception as exc:  # invisible rows; the next run tries again
+        log.warning("segment_old_generations_not_deleted", segment_id=segment_id, error=str(exc)[:300])
+    seconds = round(time.monotonic() - started, 3)
+    log.info("segment_computed", segment_id=segment_id, generation=generation, count=count, seconds=seconds)
+    return {"segment_id": segment_id, "status": "ready", "count": count, "generation": generation, "seconds": seconds}
+
+
+# arq settings: keep no result (a kept result would block the next enqueue with the same id),
+# and allow more tries than MAX_TRIES so that the task, not arq, decides when to give up.
+compute_segment_task = func(
+    compute_segment, name=COMPUTE_FUNCTION, timeout=TIMEOUT_S, keep_result=0, max_tries=MAX_TRIES + 2
+)
