@@ -21,7 +21,7 @@ from app.products.queries import (
     ordering_sql,
 )
 from app.products.schemas import BulkResult, ProductIn, ProductPatch, ProductStatus
-from app.products.upsert import driver_connection, upsert_products
+from app.products.upsert import driver_connection, unique_conflicts, upsert_products
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
@@ -188,6 +188,13 @@ async def _check_categories(session: AsyncSession, ids: list[int]) -> None:
         raise BadRequest(f"categories: unknown category ids {sorted(missing)}")
 
 
+async def _check_unique(session: AsyncSession, fields: dict[str, FieldDef], sku: str, data: dict[str, Any]) -> None:
+    if any(f.unique for f in fields.values()):
+        conflicts = await unique_conflicts(await driver_connection(session), tenant_of(session), fields, [(sku, data)])
+        if conflicts:
+            raise Conflict(conflicts[sku])
+
+
 def _coerce(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool) -> dict[str, Any]:
     try:
         return coerce_data(fields, data, partial=partial)
@@ -199,6 +206,7 @@ async def create_product(session: AsyncSession, body: ProductIn) -> int:
     fields = await catalog.get_field_map(session)
     data = {k: v for k, v in _coerce(fields, body.data, partial=False).items() if v is not None}
     await _check_categories(session, body.categories)
+    await _check_unique(session, fields, body.sku, data)
     product = Product(
         sku=body.sku, name=body.name, status=body.status.value, categories=list(dict.fromkeys(body.categories)),
         variation_of=body.variation_of, variation_attributes=body.variation_attributes, data=data,
@@ -228,13 +236,15 @@ async def patch_product(session: AsyncSession, product_id: int, body: ProductPat
     if changes.get("variation_attributes") is not None:
         product.variation_attributes = changes["variation_attributes"]
     if changes.get("data"):
-        patch = _coerce(await catalog.get_field_map(session), changes["data"], partial=True)
+        fields = await catalog.get_field_map(session)
+        patch = _coerce(fields, changes["data"], partial=True)
         merged = dict(product.data)
         for key, value in patch.items():
             if value is None:
                 merged.pop(key, None)
             else:
                 merged[key] = value
+        await _check_unique(session, fields, product.sku, {k: v for k, v in patch.items() if v is not None})
         product.data = merged
     await session.flush()
 

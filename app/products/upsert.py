@@ -120,6 +120,43 @@ WHERE p.id = v.id
 """
 
 
+async def unique_conflicts(
+    conn, tenant_id: int, fields: dict[str, FieldDef], rows: list[tuple[str, dict[str, Any]]]
+) -> dict[str, str]:
+    """{sku: reason} for rows whose value of a `unique` field is already used by another product
+    (in the database or earlier in `rows`). One query per unique field, answered by the GIN index."""
+    conflicts: dict[str, str] = {}
+    for name, field_def in fields.items():
+        if not field_def.unique or field_def.type == "array":
+            continue
+        first_owner: dict[str, str] = {}
+        for sku, data in rows:
+            value = data.get(name)
+            if value is None or sku in conflicts:
+                continue
+            key = orjson.dumps(value).decode()
+            if key in first_owner and first_owner[key] != sku:
+                conflicts[sku] = f"{name}: {value!r} is already used by SKU {first_owner[key]!r}"
+            else:
+                first_owner.setdefault(key, sku)
+        if not first_owner:
+            continue
+        taken = await conn.fetch(
+            "SELECT sku, (data -> $4::text)::text AS value FROM products "
+            "WHERE tenant_id = $1 AND data @> ANY($2::jsonb[]) AND NOT (sku = ANY($3::text[]))",
+            tenant_id,
+            [f'{{{orjson.dumps(name).decode()}: {key}}}' for key in first_owner],
+            [sku for sku, _ in rows],
+            name,
+        )
+        for row in taken:
+            key = orjson.dumps(orjson.loads(row["value"])).decode()
+            owner = first_owner.get(key)
+            if owner is not None and owner not in conflicts:
+                conflicts[owner] = f"{name}: {orjson.loads(row['value'])!r} is already used by SKU {row['sku']!r}"
+    return conflicts
+
+
 async def upsert_products(
     session: AsyncSession,
     *,
@@ -184,6 +221,12 @@ async def upsert_products(
             continue
         row.data = {k: v for k, v in coerced.items() if v is not None}
         row.null_keys = [k for k, v in coerced.items() if v is None]
+
+    if any(f.unique for f in fields.values()):
+        conflicts = await unique_conflicts(conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()])
+        for sku, detail in conflicts.items():
+            result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
+            del rows[sku]
 
     new_rows = [r for r in rows.values() if r.sku not in existing]
     if new_rows:

@@ -126,3 +126,21 @@ def test_coercion_unit():
         coerce_value(FieldDef(name="i", type="integer"), "12.5")
     assert coerce_data({"a": FieldDef(name="a", type="integer")}, {"a": "3", "zz": "kept", "n": None}) == {
         "a": 3, "zz": "kept", "n": None}
+
+
+async def test_unique_fields_reject_a_second_owner(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("ean", unique=True), field("brand")]}, headers=tenant.editor)
+    first = await client.post(PRODUCTS, json={"sku": "U1", "name": "u", "data": {"ean": "400"}}, headers=tenant.editor)
+    assert first.status_code == 201
+    clash = await client.post(PRODUCTS, json={"sku": "U2", "name": "u", "data": {"ean": "400"}}, headers=tenant.editor)
+    assert clash.status_code == 409 and "ean" in clash.json()["detail"]
+    second = await client.post(PRODUCTS, json={"sku": "U2", "name": "u", "data": {"ean": "401"}}, headers=tenant.editor)
+    patched = await client.patch(f"{PRODUCTS}{second.json()['id']}/", json={"data": {"ean": "400"}}, headers=tenant.editor)
+    assert patched.status_code == 409
+    # the owner may re-send its own value; a bulk batch may not hand one value to two SKUs
+    bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor, json={"products": [
+        {"sku": "U1", "ean": "400", "brand": "b"}, {"sku": "U3", "ean": "400"}, {"sku": "U4", "ean": "500"},
+        {"sku": "U5", "ean": "500"}]})
+    body = bulk.json()
+    assert (body["created"], body["updated"], body["failed"]) == (1, 1, 2)
+    assert sorted(e["sku"] for e in body["errors"]) == ["U3", "U5"]
