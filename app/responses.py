@@ -1,13 +1,25 @@
 """orjson-backed JSON responses; hot read paths build their bytes directly."""
 
+import json
 from typing import Any
 
 import orjson
 from starlette.responses import JSONResponse, Response
 
 
+def json_text(value: Any) -> str:
+    """JSON text of user data; falls back to the stdlib for integers beyond 64 bits, which orjson refuses."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+
+
 def dumps(content: Any) -> bytes:
-    return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    try:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # e.g. a client's 100-digit integer echoed back in a validation error
+        return json.dumps(content, ensure_ascii=False, default=str).encode()
 
 
 class OrjsonResponse(JSONResponse):

@@ -146,6 +146,8 @@ def _as_integer(value: Any) -> int:
         if not number.is_integer():
             raise ValueError("not an integer")
         number = int(number)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError("integer out of range")
     return number
 
 

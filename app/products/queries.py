@@ -7,8 +7,6 @@ reaches SQL, and even then it travels as a bound parameter; every value is bound
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from app.catalog.fields import (
     DATA_KEY_RE,
     FACETED,
@@ -20,6 +18,7 @@ from app.catalog.fields import (
     coerce_value,
 )
 from app.errors import BadRequest
+from app.responses import json_text
 
 OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exists")
 RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
@@ -112,10 +111,10 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     if not op:
         value = _coerce_filter(field_def, key, raw)
         if ftype == FieldType.array:
-            where.add(f"p.data @> {where.bind(orjson.dumps({name: [value]}).decode())}::jsonb")
+            where.add(f"p.data @> {where.bind(json_text({name: [value]}))}::jsonb")
         elif field_def is not None:
             # containment is answered by the GIN index on (tenant_id, data)
-            where.add(f"p.data @> {where.bind(orjson.dumps({name: value}).decode())}::jsonb")
+            where.add(f"p.data @> {where.bind(json_text({name: value}))}::jsonb")
         else:
             where.add(f"(p.data ->> {key_param}) = {where.bind(raw)}")
         return
@@ -130,7 +129,7 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
 
     if op in ("contains", "icontains"):
         if ftype == FieldType.array and op == "contains":
-            where.add(f"p.data @> {where.bind(orjson.dumps({name: [raw]}).decode())}::jsonb")
+            where.add(f"p.data @> {where.bind(json_text({name: [raw]}))}::jsonb")
             return
         operator = "LIKE" if op == "contains" else "ILIKE"
         if ftype == FieldType.array:
@@ -148,10 +147,10 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
             raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
         values = [_coerce_filter(field_def, key, v) for v in raw_values]
         if ftype == FieldType.array:
-            docs = [orjson.dumps({name: [v]}).decode() for v in values]
+            docs = [json_text({name: [v]}) for v in values]
             cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
         elif field_def is not None:
-            docs = [orjson.dumps({name: v}).decode() for v in values]
+            docs = [json_text({name: v}) for v in values]
             cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
         else:
             cond = f"(p.data ->> {key_param}) = ANY({where.bind([str(v) for v in values])}::text[])"

@@ -4,10 +4,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BULK_ITEMS = 10_000
 SKU_MAX = 255
+CategoryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class ProductStatus(StrEnum):
@@ -24,7 +27,7 @@ class ProductIn(BaseModel):
     sku: str = Field(min_length=1, max_length=SKU_MAX)
     name: str = Field(min_length=1, max_length=1000)
     status: ProductStatus = ProductStatus.active
-    categories: list[int] = Field(default_factory=list, description="category ids", max_length=1000)
+    categories: list[CategoryId] = Field(default_factory=list, description="category ids", max_length=1000)
     variation_of: str | None = Field(default=None, max_length=SKU_MAX, description="the parent's SKU")
     variation_attributes: list[str] = Field(default_factory=list, max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -35,7 +38,7 @@ class ProductPatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=1000)
     status: ProductStatus | None = None
-    categories: list[int] | None = Field(default=None, max_length=1000)
+    categories: list[CategoryId] | None = Field(default=None, max_length=1000)
     variation_of: str | None = Field(default=None, max_length=SKU_MAX)
     variation_attributes: list[str] | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = Field(default=None, description="merge patch: keys set to null are removed")

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
 from app.db import driver_connection, tenant_of
+from app.responses import json_text
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
@@ -134,7 +135,7 @@ async def unique_conflicts(
             value = data.get(name)
             if value is None or sku in conflicts:
                 continue
-            key = orjson.dumps(value).decode()
+            key = json_text(value)
             if key in first_owner and first_owner[key] != sku:
                 conflicts[sku] = f"{name}: {value!r} is already used by SKU {first_owner[key]!r}"
             else:
@@ -150,7 +151,7 @@ async def unique_conflicts(
             name,
         )
         for row in taken:
-            key = orjson.dumps(orjson.loads(row["value"])).decode()
+            key = json_text(orjson.loads(row["value"]))
             owner = first_owner.get(key)
             if owner is not None and owner not in conflicts:
                 conflicts[owner] = f"{name}: {orjson.loads(row['value'])!r} is already used by SKU {row['sku']!r}"
@@ -239,7 +240,7 @@ async def upsert_products(
             [_json_list(r.categories or []) for r in new_rows],
             [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
             [_json_list(r.variation_attributes or []) for r in new_rows],
-            [orjson.dumps(r.data).decode() for r in new_rows],
+            [json_text(r.data) for r in new_rows],
         )
         result.created = len(inserted)
         if len(inserted) != len(new_rows):  # inserted concurrently by someone else: update instead
@@ -258,7 +259,7 @@ async def upsert_products(
             [r.variation_of is not _MISSING for r in update_rows],
             [None if r.variation_of is _MISSING else r.variation_of for r in update_rows],
             [_json_list(r.variation_attributes) for r in update_rows],
-            [orjson.dumps(r.data).decode() for r in update_rows],
+            [json_text(r.data) for r in update_rows],
             [_json_list(r.null_keys) for r in update_rows],
         )
         result.updated = len(update_rows)

@@ -194,3 +194,23 @@ async def test_facets_keep_at_most_100_values(client, tenant):
     assert len(body["facets"]["brand"]) == 100
     assert body["facets"]["brand"][0] == {"value": "b129", "count": 2}
     assert [v["value"] for v in body["facets"]["brand"][1:4]] == ["b000", "b001", "b002"]
+
+
+async def test_huge_numbers_and_odd_values_are_not_500(client, tenant):
+    await _setup(client, tenant, [])
+    huge = 10**30
+    r = await client.post(BULK, json={"products": [{"sku": "H1", "price": huge, "extra": huge, "stock": huge}]},
+                          headers=tenant.editor)
+    assert r.status_code == 200 and r.json()["failed"] == 1  # stock is an integer field: out of range
+    r = await client.post(BULK, json={"products": [{"sku": "H2", "price": huge, "extra": -huge}]}, headers=tenant.editor)
+    assert r.status_code == 200 and r.json()["created"] == 1
+    assert (await _list(client, tenant, price__gte=str(huge)))["count"] == 1
+    assert (await _list(client, tenant, price=str(huge)))["count"] == 1
+    r = await client.post(PRODUCTS, json={"sku": "H3", "name": "h", "categories": [huge]}, headers=tenant.editor)
+    assert r.status_code == 422
+    r = await client.post(PRODUCTS, json={"sku": "H3", "name": "h", "data": {"x": huge}}, headers=tenant.editor)
+    assert r.status_code == 201
+    for params in ({"page": str(huge)}, {"page_size": str(huge)}, {"category": str(huge)}, {"stock__gt": str(huge)},
+                   {"price__in": ",".join(["1"] * 5)}, {"ordering": "-" * 300}):
+        r = await client.get(PRODUCTS, params=params, headers=tenant.viewer)
+        assert r.status_code in (200, 400, 422), (params, r.status_code)
