@@ -87,7 +87,7 @@ def parse_filters(filters: str | None, params: list[tuple[str, str]], fields: di
     if repeated:
         raise BadRequest(f"Query parameter {repeated[0]!r} is given more than once")
     names: list[str] = []
-    if filters is not None:
+    if filters is not None and filters.strip():  # an empty `filters=` filters nothing
         names = list(dict.fromkeys(n.strip() for n in filters.split(",")))
         if any(not n for n in names):
             raise BadRequest("filters: empty attribute name (use `filters=brand,price`)")

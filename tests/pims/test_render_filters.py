@@ -122,6 +122,7 @@ def test_parse_filters_checks_names_and_parameters():
     assert parse_filters("brand, price", [("filters", "brand, price"), ("brand", "A"), ("price", "1;;")], FIELDS) == {
         "brand": AnyOf(("A",)), "price": Range(Decimal(1), None)}
     assert parse_filters(None, [("sort", "sku|asc"), ("pageSize", "5")], FIELDS) == {}
+    assert parse_filters(" ", [("filters", " ")], FIELDS) == {}
     assert parse_filters("sku,status,title,name,categories,variation_of",
                          [("sku", "a"), ("status", "active"), ("title", "t"), ("name", "n"), ("categories", "A > B"),
                           ("variation_of", "P")], FIELDS)
@@ -180,3 +181,23 @@ def test_order_sql():
     for bad in ("sku", "sku|ASC", "sku|asc\n", "nope|asc", "categories|asc", "|asc", "a b|asc"):
         with pytest.raises(BadRequest):
             order_sql(SqlWhere(), bad, FIELDS)
+
+
+def test_page_plan_fence_only_for_selective_filters():
+    from app.pims.service import Context, build_queries
+
+    def queries(specs, category_ids=None, page_num=1):
+        ctx = Context(fields=FIELDS, view_fields=[], locale="en-us", category_ids=category_ids)
+        return build_queries(ctx, tenant_id=7, specs=specs, sort=None, page_size=50, page_num=page_num)
+
+    unfiltered = queries({})
+    assert not unfiltered.fenced(10) and "(p.id + 0)" not in unfiltered.page(10)[0]
+    assert not queries({"status": AnyOf(("active",))}).fenced(10)
+    filtered = queries({"brand": AnyOf(("Nike",))})
+    assert filtered.fenced(10) and not filtered.fenced(10**7)
+    sql, params = filtered.page(10)
+    assert "ORDER BY (p.id + 0)" in sql and sql.rstrip().endswith("ORDER BY p.id")  # the outer order stays plain
+    assert params[0] == 7 and params[-2:] == [50, 0]
+    assert queries({}, category_ids=[3, 4]).fenced(10)
+    assert queries({}, page_num=3).page(100) is None  # past the last match: no page statement
+    assert queries({}, page_num=2).page(100)[1][-2:] == [50, 50]
