@@ -54,6 +54,8 @@ def render_number(number: int | float | Decimal, *, min_decimals: int = 0) -> st
 
 def render_scalar(value: Any, field_type: FieldType | None = None) -> str | None:
     """One value as a string (None stays None)."""
+    if type(value) is str:  # the common case first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -72,7 +74,7 @@ def render_multi(value: Any, field_type: FieldType | None = None) -> list[str]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
-    return [text for text in (render_scalar(item, field_type) for item in items) if text is not None]
+    return [text for item in items if (text := render_scalar(item, field_type)) is not None]
 
 
 def render_value(field: FieldDef | None, value: Any) -> str | list[str] | None:
@@ -173,6 +175,7 @@ VARIATION_DEFINITIONS: dict[str, dict[str, Any]] = {
         filterable=False,
     ),
 }
+BUILTIN_ATTRIBUTES = frozenset(BUILTIN_DEFINITIONS) | frozenset(VARIATION_DEFINITIONS)
 # the reference gives the variation attributes these extra keys too
 _VARIATION_EXTRAS = {"isSimpleType": OFF, "dictionaryIsStatic": OFF, "value": ""}
 

@@ -86,7 +86,10 @@ class Context:
 
 @lru_cache(maxsize=64)
 def _parse_fields(text: str | None) -> tuple[FieldDef, ...]:
-    return tuple(FieldDef.model_validate(f) for f in orjson.loads(text or "[]"))
+    """The schema's fields, less those named like a PIMS built-in attribute (`title`, `variation_skus`,
+    `variation_matrix`): the built-in wins in attributes, definitions, filters and sort."""
+    fields = (FieldDef.model_validate(f) for f in orjson.loads(text or "[]"))
+    return tuple(f for f in fields if f.name not in render.BUILTIN_ATTRIBUTES)
 
 
 def _view_fields(fields: tuple[FieldDef, ...], attributes: list[str] | None) -> list[FieldDef]:

@@ -232,6 +232,19 @@ async def test_values_are_strings(client, tenant):
     assert set(a) == {"sku", "categories", "status", "title", *(f["name"] for f in FIELDS)}
 
 
+async def test_schema_fields_named_like_builtins_are_shadowed(client, tenant):
+    await put_schema(client, tenant, [{"name": "title", "type": "string"}, {"name": "variation_matrix"},
+                                      {"name": "brand"}])
+    await bulk(client, tenant, [{"sku": "S1", "name": "The name", "title": "A data title", "variation_matrix": "x",
+                                 "brand": "B"}])
+    body = await _get(client, tenant, "/v/pc/0/")
+    attributes = body["products"][0]["data"]["attributes"]
+    assert attributes == {"sku": "S1", "categories": [], "status": "active", "title": "The name", "brand": "B"}
+    assert body["definition"]["title"]["group"] == "system"
+    assert _skus(await _get(client, tenant, "/v/pc/0/", filters="title", title="The name")) == ["S1"]
+    await _get(client, tenant, "/v/pc/0/", expect=400, filters="variation_matrix", variation_matrix="x")
+
+
 async def test_api_view_and_locale(client, tenant):
     await _reference_catalog(client, tenant)
     await make_view(client, tenant, "prices", ["price", "sku", "nonexistent"])
