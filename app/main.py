@@ -16,6 +16,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_sessionmaker
 from app.errors import install_error_handlers
 from app.health import router as health_router
+from app.imports.router import router as imports_router
 from app.log import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
 from app.pims.router import router as pims_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(views_router)
     app.include_router(products_router)
     app.include_router(facets_router)
+    app.include_router(imports_router)
     app.include_router(segments_router)
     app.include_router(pims_router)
 

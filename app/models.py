@@ -124,6 +124,8 @@ class ImportJob(TenantScoped, Base):
     delimiter: Mapped[str | None] = mapped_column(String(4))
     quotechar: Mapped[str | None] = mapped_column(String(4))
     encoding: Mapped[str | None] = mapped_column(String(32))
+    # how the worker reads the stored file: headers, escapechar, line break, per-column parse hints
+    parse_options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     columns: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     suggested_schema: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     suggested_mapping: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

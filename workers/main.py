@@ -10,6 +10,7 @@ from app.clickhouse import ClickHouse
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.log import configure_logging
+from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
 from app.segments.tasks import compute_segment_task
 
 settings = get_settings()
@@ -21,6 +22,7 @@ async def startup(ctx: dict) -> None:
     ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=2)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["clickhouse"] = ClickHouse(settings)
+    await recover_imports(ctx)  # imports left in `importing` by a worker that died
 
 
 async def shutdown(ctx: dict) -> None:
@@ -28,7 +30,7 @@ async def shutdown(ctx: dict) -> None:
     await ctx["engine"].dispose()
 
 
-FUNCTIONS: list = [compute_segment_task]
+FUNCTIONS: list = [compute_segment_task, *IMPORT_FUNCTIONS]
 
 
 class WorkerSettings:

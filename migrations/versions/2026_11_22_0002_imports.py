@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('delimiter', sa.String(length=4), nullable=True),
     sa.Column('quotechar', sa.String(length=4), nullable=True),
     sa.Column('encoding', sa.String(length=32), nullable=True),
+    sa.Column('parse_options', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
     sa.Column('columns', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
     sa.Column('suggested_schema', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'[]'::jsonb"), nullable=False),
     sa.Column('suggested_mapping', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
@@ -59,6 +60,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['job_id'], ['import_jobs.id'], name=op.f('fk_import_chunks_job_id_import_jobs'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('job_id', 'seq', name=op.f('pk_import_chunks'))
     )
+    # CSV chunks are written once and read once: skip pglz compression (CPU on every upload)
+    op.execute("ALTER TABLE import_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
     op.create_table('import_row_errors',
     sa.Column('job_id', sa.UUID(), nullable=False),
     sa.Column('row', sa.BigInteger(), nullable=False),

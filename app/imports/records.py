@@ -1,0 +1,184 @@
+"""Pure: bytes of a stored CSV file, fed in pieces → CSV records with the byte offset after each.
+
+The worker resumes an import at a byte offset, so every record must say where it ends
+in the file. Python's C `csv.reader` does the parsing; it pulls physical lines from
+`_Lines`, which counts their bytes. A record is only started when at least
+`2 * max_record_bytes` are buffered (or the file is complete), and a record longer
+than `max_record_bytes` is cut off the same way wherever the stream was resumed:
+the records a file yields do not depend on how it was split into pieces.
+"""
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+MAX_RECORD_BYTES = 1 << 20
+FALLBACK_ENCODINGS = ("cp1252", "latin-1")
+
+# csv's default field limit (128 KiB) is below our record limit; raise it once for the process.
+if csv.field_size_limit() < MAX_RECORD_BYTES:
+    csv.field_size_limit(MAX_RECORD_BYTES)
+
+
+@dataclass(slots=True)
+class Record:
+    cells: list[str]
+    end_offset: int  # byte offset just after the record
+    error: str | None = None  # set for a record that could not be parsed; `cells` holds its first line
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _NeedMore(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Dialect:
+    delimiter: str = ","
+    quotechar: str | None = '"'
+    escapechar: str | None = None
+
+    def reader_args(self) -> dict:
+        args: dict = {"delimiter": self.delimiter, "strict": False, "skipinitialspace": False}
+        if self.quotechar:
+            args.update(quotechar=self.quotechar, doublequote=True, quoting=csv.QUOTE_MINIMAL)
+        else:
+            args.update(quoting=csv.QUOTE_NONE)
+        if self.escapechar:
+            args["escapechar"] = self.escapechar
+        return args
+
+
+def decode_line(raw: bytes, encoding: str) -> str:
+    """Decode one physical line; feeds mixing encodings fall back to cp1252, then latin-1."""
+    try:
+        text = raw.decode(encoding)
+        # Postgres text and jsonb cannot hold NUL characters
+        return text.replace("\x00", "") if "\x00" in text else text
+    except UnicodeDecodeError:
+        for fallback in FALLBACK_ENCODINGS:
+            try:
+                return raw.decode(fallback).replace("\x00", "")
+            except UnicodeDecodeError:
+                continue
+        return raw.decode("latin-1", "replace").replace("\x00", "")
+
+
+class RecordStream:
+    """Feed bytes with `feed()`, call `finish()` at the end; iterate `records()` in between."""
+
+    def __init__(
+        self,
+        *,
+        encoding: str,
+        dialect: Dialect,
+        start_offset: int = 0,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> None:
+        self.encoding = "utf-8" if encoding in ("utf-8-sig", "utf-16") else encoding  # stored bytes are UTF-8 then
+        self.dialect = dialect
+        self.max_record_bytes = max_record_bytes
+        self.offset = start_offset  # offset after the last line handed to csv
+        self.eof = False
+        self._lines: list[bytes] = []
+        self._pos = 0
+        self._end = start_offset  # offset after the last complete buffered line
+        self._tail = b""
+        self._record_start = start_offset
+
+    # --- input ---------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if not data:
+            return
+        data = self._tail + data if self._tail else data
+        lines = data.splitlines(keepends=True)
+        last = lines[-1]
+        # an unterminated last line, or a "\r" that may be the first half of "\r\n", waits for more
+        self._tail = b"" if last.endswith(b"\n") else lines.pop()
+        self._append(lines)
+        limit = self.max_record_bytes
+        if len(self._tail) > limit:  # a line without end: cut it at fixed points, memory stays bounded
+            cut = (len(self._tail) // limit) * limit
+            if cut == len(self._tail):
+                cut -= limit
+            self._append([self._tail[i : i + limit] for i in range(0, cut, limit)])
+            self._tail = self._tail[cut:]
+
+    def finish(self, *, drop_partial: bool = False) -> None:
+        """No more input. With `drop_partial` (a sample cut from a larger file) the unterminated last line is dropped."""
+        if self._tail and not drop_partial:
+            self._append([self._tail])
+        self._tail = b""
+        self.eof = True
+
+    def _append(self, lines: list[bytes]) -> None:
+        if self._pos and self._pos >= len(self._lines) // 2:  # drop consumed lines now and then
+            del self._lines[: self._pos]
+            self._pos = 0
+        self._lines.extend(lines)
+        self._end += sum(map(len, lines))
+
+    @property
+    def buffered(self) -> int:
+        return self._end - self.offset
+
+    # --- lines for csv.reader --------------------------------------------------------------
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.offset - self._record_start >= self.max_record_bytes:
+            raise _TooLarge
+        if self._pos >= len(self._lines):
+            if self.eof:
+                raise StopIteration
+            raise _NeedMore
+        raw = self._lines[self._pos]
+        self._pos += 1
+        self.offset += len(raw)
+        return decode_line(raw, self.encoding)
+
+    # --- output ----------------------------------------------------------------------------
+
+    def records(self) -> Iterator[Record]:
+        """Yield every record that can be parsed with the input so far."""
+        reader = csv.reader(self, **self.dialect.reader_args())
+        lookahead = 2 * self.max_record_bytes
+        while self.eof or self.buffered >= lookahead:
+            if self.eof and self._pos >= len(self._lines):
+                return
+            start_pos, start_offset = self._pos, self.offset
+            self._record_start = start_offset
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except (_TooLarge, _NeedMore, csv.Error) as exc:
+                # rewind and give up on the record's first physical line only; parsing resumes after it
+                self._pos, self.offset = start_pos, start_offset
+                raw = self._lines[self._pos]
+                self._pos += 1
+                self.offset += len(raw)
+                why = (
+                    f"the record is longer than {self.max_record_bytes} bytes (unbalanced quote?)"
+                    if not isinstance(exc, csv.Error)
+                    else f"unreadable CSV record: {exc}"
+                )
+                text = decode_line(raw, self.encoding).rstrip("\r\n")
+                yield Record([text[:10_000]], self.offset, why)
+                reader = csv.reader(self, **self.dialect.reader_args())
+                continue
+            yield Record(cells, self.offset)
+
+
+def iter_records(data: bytes, *, encoding: str, dialect: Dialect, start_offset: int = 0, complete: bool = True) -> Iterator[Record]:
+    """All records of an in-memory buffer (a sample, or a small file in tests)."""
+    stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+    stream.feed(data)
+    stream.finish(drop_partial=not complete)
+    yield from stream.records()

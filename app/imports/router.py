@@ -1,0 +1,94 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from app.deps import Arq, Editor, Session, SettingsDep, Viewer
+from app.errors import AUTH_ERRORS, error_responses
+from app.imports import service
+from app.imports.schemas import ConfirmIn, ImportJobOut
+from app.imports.upload import MultipartFile
+
+router = APIRouter(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS)
+
+JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the CSV file: any of , ; tab | as delimiter; UTF-8 (with or without BOM), "
+                            "UTF-16, Windows-1252 or Latin-1",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/csv/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ImportJobOut,
+    responses=error_responses(400, 413),
+    openapi_extra=UPLOAD_BODY,
+)
+async def upload_import_csv(request: Request, response: Response, session: Session, settings: SettingsDep, _: Editor):
+    """Upload a CSV file (multipart field `file`). The file is stored and the answer is a job in status
+    `mapping` with the detected encoding and delimiter, a type and a suggested field per column, and the
+    suggested schema. Review it, then confirm with `POST /api/pim/import/{job_id}/confirm/`.
+    The `Server-Timing` header tells how long the upload and the suggestion took."""
+    upload = MultipartFile(request)
+    job, timings = await service.create_import(
+        session, pieces=upload.pieces(), filename=lambda: upload.filename, settings=settings
+    )
+    response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
+    return service.job_out(job)
+
+
+@router.get("/{job_id}/", response_model=ImportJobOut, responses=error_responses(404))
+async def get_import_job(job_id: JobId, session: Session, _: Viewer):
+    """The job with its suggestion, confirmed mapping, progress counters and the first 100 rejected rows."""
+    return service.job_out(await service.get_job(session, job_id))
+
+
+@router.post(
+    "/{job_id}/confirm/",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ImportJobOut,
+    responses=error_responses(400, 404, 503),
+)
+async def confirm_import_job(job_id: JobId, body: ConfirmIn, session: Session, arq: Arq, _: Editor):
+    """Confirm the mapping (and the schema to save) and start the import. Rows are upserted by SKU;
+    a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`."""
+    return service.job_out(await service.confirm_import(session, arq, job_id=job_id, body=body))
+
+
+@router.get(
+    "/{job_id}/errors/",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the rejected rows as CSV"},
+        **error_responses(404),
+    },
+)
+async def download_import_errors(job_id: JobId, request: Request, session: Session, _: Viewer):
+    """Every rejected row as CSV (UTF-8): the row's cells under the file's headers, then `row`
+    (record number in the file, the header is row 1) and `error`."""
+    job = await service.get_job(session, job_id)
+    headers = list(job.parse_options.get("headers", []))
+    return StreamingResponse(
+        service.error_csv(request.app.state.sessionmaker, job.id, headers),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="import-{job.id}-errors.csv"'},
+    )

@@ -1,0 +1,364 @@
+"""The arq task that streams a stored CSV file into products, resumable at any batch.
+
+Per batch of `BATCH_ROWS` records, one transaction writes the products (through the
+bulk endpoint's `upsert_products`), the rejected rows, and the job's progress with the
+byte offset and row number after the batch. A worker that dies loses at most the
+uncommitted batch; the next run reads the file from the committed offset, so rows are
+neither lost nor counted twice.
+
+Only one run per job at a time: a session-level advisory lock on a dedicated
+connection is the lease. It disappears with the connection when a worker dies, so a
+restarted worker (which re-queues every job left in `importing`) can take over at once.
+"""
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+import structlog
+from arq import Retry
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from app.catalog.service import ensure_category_paths, get_field_map
+from app.imports.records import Dialect, RecordStream
+from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
+from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
+from app.imports.storage import delete_chunks, read_chunks
+from app.products.upsert import driver_connection, upsert_products
+
+log = structlog.get_logger("pim.imports.task")
+
+BATCH_ROWS = 5000
+SLICE_SECONDS = 900  # then the job re-queues itself: far from arq's job_timeout, never cancelled midway
+LOCK_WAIT_SECONDS = 5.0
+MAX_TRIES = 5
+_LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
+_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OperationalError, InterfaceError)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One SKU's rows in a batch, merged in file order."""
+
+    item: dict[str, Any]
+    paths: list[str] | None
+    rows: list[int]
+    cells: list[list[str]]
+
+
+@dataclass(slots=True)
+class _Batch:
+    records: int = 0
+    processed: int = 0
+    items: dict[str, _Pending] = field(default_factory=dict)
+    rejected: list[tuple[int, str | None, list[str], str]] = field(default_factory=list)
+    end_row: int = 0
+    end_offset: int = 0
+
+    def accept(self, row: int, converted: ConvertedRow, cells: list[str]) -> None:
+        sku = converted.item["sku"]
+        pending = self.items.get(sku)
+        if pending is None:
+            self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells])
+            return
+        pending.item = merge_items(pending.item, converted.item)
+        if converted.category_paths is not None:
+            pending.paths = converted.category_paths
+        pending.rows.append(row)
+        pending.cells.append(cells)
+
+
+@dataclass
+class _Job:
+    id: uuid.UUID
+    tenant_id: int
+    resume_offset: int
+    resume_row: int
+    error_count: int
+    headers: list[str]
+    mapping: dict[str, str | None]
+    hints: dict[str, dict[str, Any]]
+    encoding: str
+    dialect: Dialect
+
+
+PROGRESS_SQL = """
+UPDATE import_jobs
+SET processed_rows = processed_rows + $2,
+    created = created + $3,
+    updated = updated + $4,
+    failed = failed + $5,
+    errors = errors || $6::text::jsonb,
+    resume_offset = $7,
+    resume_row = $8,
+    total_rows = CASE WHEN $9 THEN processed_rows + $2 ELSE greatest(total_rows, processed_rows + $2) END,
+    status = CASE WHEN $9 THEN 'done' ELSE status END,
+    finished_at = CASE WHEN $9 THEN now() ELSE finished_at END
+WHERE id = $1 AND status = 'importing'
+"""
+
+ERRORS_SQL = """
+INSERT INTO import_row_errors (job_id, row, sku, cells, detail)
+SELECT $1, r, s, c::jsonb, d FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[]) AS t(r, s, c, d)
+ON CONFLICT (job_id, row) DO NOTHING
+"""
+
+
+class _Importer:
+    def __init__(self, ctx: dict, job: _Job, lock_conn) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.lock_conn = lock_conn  # also reads the chunks: it is otherwise idle
+        self.sessionmaker = ctx["sessionmaker"]
+        self.categories: dict[str, int] = {}
+        self.fields: dict = {}
+        self.converter: RowConverter | None = None
+
+    def _session(self):
+        session = self.sessionmaker()
+        session.info["tenant_id"] = self.job.tenant_id
+        return session
+
+    async def prepare(self) -> None:
+        async with self._session() as session:
+            self.fields = await get_field_map(session)
+        self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
+
+    async def run(self, deadline: float) -> str:
+        """Import until the end of the file ('done') or the deadline ('continue')."""
+        job, converter = self.job, self.converter
+        stream = RecordStream(encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset)
+        row = job.resume_row
+        batch = _Batch(end_row=row, end_offset=job.resume_offset)
+
+        async def take(records) -> bool:
+            """Add records to batches, committing full ones; False when the time slice is over."""
+            nonlocal row, batch
+            for record in records:
+                row += 1
+                batch.records += 1
+                cells = record.cells
+                if record.error:
+                    batch.processed += 1
+                    batch.rejected.append((row, None, cells, record.error))
+                elif any(c.strip() for c in cells):  # blank lines are skipped, not counted
+                    batch.processed += 1
+                    try:
+                        batch.accept(row, converter.convert(cells), cells)
+                    except RowError as exc:
+                        batch.rejected.append((row, converter.sku_of(cells), cells, str(exc)))
+                batch.end_row, batch.end_offset = row, record.end_offset
+                if batch.records >= BATCH_ROWS:
+                    await self.commit(batch, final=False)
+                    batch = _Batch(end_row=row, end_offset=record.end_offset)
+                    if time.monotonic() > deadline:
+                        return False
+            return True
+
+        async for data in read_chunks(self.lock_conn, job.id, start_offset=job.resume_offset):
+            stream.feed(data)
+            if not await take(stream.records()):
+                return "continue"
+        stream.finish()
+        if not await take(stream.records()):
+            return "continue"
+        await self.commit(batch, final=True)
+        return "done"
+
+    async def commit(self, batch: _Batch, *, final: bool) -> None:
+        job = self.job
+        async with self._session() as session, session.begin():
+            wanted = {p for pending in batch.items.values() for p in pending.paths or ()}
+            missing = sorted(wanted - self.categories.keys())
+            if missing:
+                self.categories.update(await ensure_category_paths(session, missing))
+            skus = list(batch.items)
+            items = []
+            for pending in batch.items.values():
+                item = pending.item
+                if pending.paths is not None:
+                    item = {**item, "categories": [self.categories[p] for p in pending.paths]}
+                items.append(item)
+            result, _ = await upsert_products(session, items=items, fields=self.fields) if items else (None, None)
+            rejected = list(batch.rejected)
+            updated = created = 0
+            if result is not None:
+                failed_skus = set()
+                for err in result.errors:
+                    sku = skus[err.index]
+                    failed_skus.add(sku)
+                    pending = batch.items[sku]
+                    rejected.extend((r, sku, c, err.detail) for r, c in zip(pending.rows, pending.cells))
+                created = result.created
+                # a SKU repeated within the batch: its later rows updated what the first one wrote
+                updated = result.updated + sum(len(p.rows) - 1 for s, p in batch.items.items() if s not in failed_skus)
+            rejected.sort(key=lambda r: r[0])
+            conn = await driver_connection(session)
+            if rejected:
+                await conn.execute(
+                    ERRORS_SQL,
+                    job.id,
+                    [r[0] for r in rejected],
+                    [r[1] for r in rejected],
+                    [orjson.dumps(r[2]).decode() for r in rejected],
+                    [r[3] for r in rejected],
+                )
+            room = max(0, MAX_JOB_ERRORS - job.error_count)
+            first = [{"row": r[0], "sku": r[1], "detail": r[3]} for r in rejected[:room]]
+            status = await conn.execute(
+                PROGRESS_SQL,
+                job.id,
+                batch.processed,
+                created,
+                updated,
+                len(rejected),
+                orjson.dumps(first).decode(),
+                batch.end_offset,
+                batch.end_row,
+                final,
+            )
+            if status.endswith(" 0"):
+                raise _JobGone()
+            if final:
+                await delete_chunks(conn, job.id)
+        job.error_count += len(first)
+        job.resume_offset, job.resume_row = batch.end_offset, batch.end_row
+
+
+class _JobGone(Exception):
+    """The job left `importing` under us (deleted, or failed by another run)."""
+
+
+def _json(value: Any) -> Any:
+    """jsonb from the session's connection arrives decoded (SQLAlchemy's codec) or as text (plain asyncpg)."""
+    return orjson.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
+    """The job if it is importing; waits for a confirming request's row lock to go first."""
+    async with ctx["sessionmaker"]() as session, session.begin():
+        conn = await driver_connection(session)
+        row = await conn.fetchrow(
+            """SELECT id, tenant_id, status, resume_offset, resume_row, jsonb_array_length(errors) AS error_count,
+                      mapping, parse_options, delimiter, quotechar
+               FROM import_jobs WHERE id = $1 FOR UPDATE""",
+            job_id,
+        )
+        if row is None or row["status"] != "importing":
+            return None
+        await conn.execute("UPDATE import_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1", job_id)
+    options = _json(row["parse_options"])
+    return _Job(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        resume_offset=row["resume_offset"],
+        resume_row=row["resume_row"],
+        error_count=row["error_count"],
+        headers=options["headers"],
+        mapping=_json(row["mapping"]),
+        hints=options.get("hints", {}),
+        encoding=options.get("stored_encoding", "utf-8"),
+        dialect=Dialect(delimiter=row["delimiter"], quotechar=row["quotechar"], escapechar=options.get("escapechar")),
+    )
+
+
+async def _fail(ctx: dict, job_id: uuid.UUID, message: str) -> None:
+    async with ctx["sessionmaker"]() as session, session.begin():
+        conn = await driver_connection(session)
+        await conn.execute(
+            "UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'importing'",
+            job_id,
+            message[:2000],
+        )
+        await delete_chunks(conn, job_id)
+
+
+async def _try_lock(raw, key: str) -> bool:
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        if await raw.fetchval(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", key):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.25)
+
+
+async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
+    """arq task: import (or continue importing) one confirmed job."""
+    try:
+        job_uuid = uuid.UUID(job_id)
+    except ValueError:
+        return {"job_id": job_id, "status": "invalid"}
+    outcome = "busy"
+    async with ctx["engine"].connect() as lock_conn:
+        raw = (await lock_conn.get_raw_connection()).driver_connection
+        # a dead worker's host must not keep the lease for hours: let Postgres probe the socket
+        await raw.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
+        if not await _try_lock(raw, job_id):
+            log.info("import_busy", job_id=job_id)
+            return {"job_id": job_id, "status": outcome}
+        try:
+            outcome = await _run(ctx, raw, job_uuid)
+        finally:
+            try:
+                await raw.fetchval(f"SELECT pg_advisory_unlock({_LOCK_KEY})", job_id)
+            except Exception:  # never hand a connection holding the lease back to the pool
+                await lock_conn.invalidate()
+    if outcome == "continue":
+        await ctx["redis"].enqueue_job(TASK_NAME, job_id, _job_id=f"{arq_job_id(job_id)}:{uuid.uuid4().hex[:12]}")
+    return {"job_id": job_id, "status": outcome}
+
+
+async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
+    job = await _load_job(ctx, job_id)
+    if job is None:
+        return "skipped"
+    importer = _Importer(ctx, job, raw)
+    try:
+        await importer.prepare()
+    except ValueError as exc:  # the schema lost a mapped field after the confirmation
+        await _fail(ctx, job_id, f"The mapping no longer fits the schema: {exc}")
+        return "failed"
+    started = time.monotonic()
+    try:
+        outcome = await importer.run(deadline=started + SLICE_SECONDS)
+    except _JobGone:
+        return "gone"
+    except _TRANSIENT + (DBAPIError,) as exc:
+        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not isinstance(exc, _TRANSIENT):
+            log.exception("import_failed", job_id=str(job_id))
+            await _fail(ctx, job_id, f"Database error while importing: {str(exc.orig or exc)[:300]}")
+            return "failed"
+        if ctx.get("job_try", 1) < MAX_TRIES:
+            log.warning("import_retry", job_id=str(job_id), error=str(exc)[:300])
+            raise Retry(defer=ctx.get("job_try", 1) * 5) from exc
+        await _fail(ctx, job_id, f"The database was unreachable while importing: {str(exc)[:300]}")
+        return "failed"
+    except Exception as exc:
+        log.exception("import_failed", job_id=str(job_id))
+        await _fail(ctx, job_id, f"Internal error while importing ({type(exc).__name__}); committed rows are kept")
+        return "failed"
+    log.info("import_slice", job_id=str(job_id), outcome=outcome, row=job.resume_row, seconds=round(time.monotonic() - started, 1))
+    return outcome
+
+
+async def recover_imports(ctx: dict) -> int:
+    """On worker start: queue every job left in `importing` (its worker may have died).
+
+    A run that finds the lease held by a live worker steps aside, so extra runs are harmless.
+    """
+    async with ctx["sessionmaker"]() as session:
+        conn = await driver_connection(session)
+        rows = await conn.fetch("SELECT id FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000")
+    for row in rows:
+        await ctx["redis"].enqueue_job(TASK_NAME, str(row["id"]), _job_id=f"{arq_job_id(row['id'])}:recover:{uuid.uuid4().hex[:12]}")
+    if rows:
+        log.info("imports_recovered", count=len(rows))
+    return len(rows)
+
+
+IMPORT_FUNCTIONS = [import_csv]

@@ -1,0 +1,73 @@
+"""Helpers for the CSV import tests: upload, confirm, wait, and app instances with other settings."""
+
+import contextlib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import create_app
+from tests.conftest import wait_for
+
+IMPORT = "/api/pim/import"
+SAMPLES = Path("/work/shared/samples")
+if not SAMPLES.is_dir():  # CI clones shared/ beside the repo
+    SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
+
+
+async def upload(client: httpx.AsyncClient, headers: dict, content: bytes, filename: str = "feed.csv") -> httpx.Response:
+    return await client.post(f"{IMPORT}/csv/", headers=headers, files={"file": (filename, content, "text/csv")})
+
+
+async def confirm(client, headers, job: dict, *, mapping=None, schema=None, **extra) -> httpx.Response:
+    body = {
+        "mapping": job["suggested_mapping"] if mapping is None else mapping,
+        "schema": job["suggested_schema"] if schema is None else schema,
+        **extra,
+    }
+    return await client.post(f"{IMPORT}/{job['job_id']}/confirm/", headers=headers, json=body)
+
+
+async def wait_done(client, headers, job_id: str, timeout: float = 60) -> dict:
+    async def finished():
+        r = await client.get(f"{IMPORT}/{job_id}/", headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json() if r.json()["status"] in ("done", "failed") else None
+
+    return await wait_for(finished, timeout=timeout)
+
+
+async def import_file(client, headers, content: bytes, *, mapping=None, schema=None, **extra) -> tuple[dict, dict]:
+    """Upload, confirm the suggestion (or the given mapping/schema), wait; returns (suggestion, final job)."""
+    r = await upload(client, headers, content)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    r = await confirm(client, headers, job, mapping=mapping, schema=schema, **extra)
+    assert r.status_code == 202, r.text
+    return job, await wait_done(client, headers, job["job_id"])
+
+
+@pytest.fixture(scope="session")
+def sample_bytes():
+    def read(name: str) -> bytes:
+        path = SAMPLES / name
+        if not path.exists():
+            pytest.skip(f"sample feed {path} is not available")
+        return path.read_bytes()
+
+    return read
+
+
+@pytest.fixture
+async def app_with(settings):
+    """`client = await app_with(max_upload_bytes=1000)`: an app instance with other settings."""
+    stack = contextlib.AsyncExitStack()
+
+    async def make(**overrides) -> httpx.AsyncClient:
+        application = create_app(settings.model_copy(update=overrides))
+        await stack.enter_async_context(application.router.lifespan_context(application))
+        transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
+        return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=60))
+
+    yield make
+    await stack.aclose()
