@@ -16,13 +16,12 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
-from app.db import tenant_of
+from app.db import driver_connection, tenant_of
 from app.errors import BadRequest, NotFound
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
 from app.products.service import BITMAP_FENCE_ROWS
-from app.products.upsert import driver_connection
 
 DEFAULT_LOCALE = "en-us"
 # variations listed per parent (a page of 200 parents stays bounded in memory)
