@@ -5,7 +5,7 @@
 2. the exact match count;
 3. the page, with category paths, each parent's variations (SKU and variation-attribute
    values) and each variation's parent attributes joined in the same statement — no query
-   per product, whatever the page size. (2 and 3 skip the page when it is past the end.)
+   per product, whatever the page size. Skipped when the page lies past the last match.
 """
 
 from dataclasses import dataclass
