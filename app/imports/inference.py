@@ -170,10 +170,27 @@ def detect_dialect(text: str) -> Dialect:
         found = None
     if found is None or found.delimiter not in DELIMITERS:
         return _fallback_dialect(cut)
-    quotechar = found.quotechar or None
-    if quotechar is None and '"' not in cut:
-        quotechar = '"'  # nothing was quoted in the sample; later rows still may be
-    return Dialect(delimiter=found.delimiter, quotechar=quotechar, escapechar=found.escapechar or None)
+    dialect = Dialect(delimiter=found.delimiter, quotechar=found.quotechar or None, escapechar=found.escapechar or None)
+    if dialect.quotechar is None:
+        # Standard CSV quotes with '"'; clevercsv says "no quotes" when a sample has few quoted fields
+        # (or a quote inside an unquoted field). Keep '"' unless it makes the rows' widths less regular.
+        quoted = Dialect(delimiter=dialect.delimiter, quotechar='"', escapechar=dialect.escapechar)
+        if _regularity(cut, quoted) >= _regularity(cut, dialect):
+            return quoted
+    return dialect
+
+
+def _regularity(text: str, dialect: Dialect) -> float:
+    """Share of the first rows that have the most common number of cells."""
+    widths = []
+    for record in iter_records(text[:16384].encode("utf-8"), encoding="utf-8", dialect=dialect, complete=False):
+        if record.cells:
+            widths.append(len(record.cells))
+        if len(widths) >= 200:
+            break
+    if not widths:
+        return 0.0
+    return Counter(widths).most_common(1)[0][1] / len(widths)
 
 
 # --- reading the sample ----------------------------------------------------------------------
@@ -346,13 +363,11 @@ def _hints(values: list[str], delimiter: str) -> dict[str, Any]:
         hints["array_sep"] = "|"
     elif delimiter != ";" and any(";" in v for v in values):
         hints["array_sep"] = ";"
-    elif delimiter != "," and any("," in v for v in values) and not hints.get("decimal"):
-        hints["array_sep"] = ","
     return hints
 
 
 def _is_integer_cell(v: str, hints) -> bool:
-    if re.match(r"^[-+]?0\d", v) or (len(v) > 15 and sum(c.isdigit() for c in v) > 15):
+    if re.match(r"^[-+]?0\d", v) or (len(v) > 12 and sum(c.isdigit() for c in v) > 12):
         return False  # "00123", EANs: codes, not quantities
     parse_number(v, decimal=hints.get("decimal"), integer=True)
     return True
@@ -385,8 +400,9 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
         if not lowered <= {"0", "1"} or _BOOLEAN_HEADER.search(header_norm):
             return decide(FieldType.boolean, 1.0)
     for ftype, test, threshold in (
-        (FieldType.integer, lambda v: _is_integer_cell(v, hints), 0.9),
-        (FieldType.number, lambda v: parse_number(v, decimal=hints.get("decimal")), 0.9),
+        # a few bad cells in a number column are rows to reject, not a reason to call it text
+        (FieldType.integer, lambda v: _is_integer_cell(v, hints), 0.8),
+        (FieldType.number, lambda v: parse_number(v, decimal=hints.get("decimal")), 0.8),
         (FieldType.date, lambda v: parse_date(v, order=hints.get("date_order")), 0.9),
         (FieldType.datetime, lambda v: ":" in v and parse_datetime(v, order=hints.get("date_order")), 0.9),
         (FieldType.url, lambda v: bool(_URL_RE.match(v)), 0.9),
@@ -421,21 +437,24 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
 
 def normalize_header(header: str) -> str:
     """'Prix TTC (€)' → 'prix ttc'; 'Artikel-Nr.' → 'artikel nr'."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", header) if not unicodedata.combining(c))
-    text = text.replace("ß", "ss").lower()
-    text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", text)  # units in brackets
+    text = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", _fold(header))  # units in brackets
     text = re.sub(r"[^a-z0-9]+", " ", text)
     return " ".join(text.split())
 
 
+def _fold(text: str) -> str:
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return text.replace("ß", "ss").lower()
+
+
 def header_key(header: str) -> str:
-    """The key under which a tenant's confirmed choice for a header is remembered."""
-    return (normalize_header(header) or header.strip().lower())[:200]
+    """The key under which a tenant's confirmed choice for a header is remembered ('Farbe (2)' → 'farbe 2')."""
+    return (" ".join(re.sub(r"[^a-z0-9]+", " ", _fold(header)).split()) or header.strip().lower())[:200]
 
 
 def snake_name(header: str, *, taken: set[str]) -> str:
     """A valid, unused field name for a CSV header: 'Date de sortie' → 'date_de_sortie'."""
-    base = normalize_header(header).replace(" ", "_")[:60].strip("_") or "field"
+    base = re.sub(r"[^a-z0-9]+", "_", _fold(header))[:60].strip("_") or "field"
     if base[0].isdigit():
         base = f"f_{base}"[:60]
     if base in RESERVED_NAMES:
@@ -493,7 +512,7 @@ FIELD_CONCEPTS: dict[str, tuple[str, ...]] = {
     "currency": ("currency", "wahrung", "devise", "monnaie", "moneda", "valuta", "waluta"),
     "stock": (
         "stock", "stock level", "stock qty", "qty", "quantity", "inventory", "on hand", "qty on hand",
-        "available quantity", "bestand", "lagerbestand", "menge", "stuckzahl", "quantite", "stock disponible",
+        "available quantity", "bestand", "lager", "lagerbestand", "menge", "stuckzahl", "quantite", "stock disponible",
         "existencias", "cantidad", "giacenza", "quantita", "voorraad", "aantal", "stan", "ilosc",
     ),
     "brand": (

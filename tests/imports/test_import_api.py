@@ -76,3 +76,80 @@ async def test_chaises_cp1252_semicolon_decimal_comma(client, tenant, worker, sa
     assert p["name"] == "Chaise empilable n°0"
     assert p["data"]["price"] == 304.22 and p["data"]["available"] is True
     assert p["data"]["release_date"] == "2023-07-18"
+
+
+NASTY = (
+    "\ufeffArtikelnummer;Bezeichnung;Preis;Farbe;Farbe;Lager;Aktiv;Erscheinungsdatum;Tags\r\n"
+    'A-1;Stuhl "Klassik";1.234,56;rot;dunkelrot;12;ja;18.07.2023;wohnen|küche\r\n'
+    'A-2;"Tisch\r\nmit Schublade; groß";99,90;blau;;3;nein;01.02.2024;büro\r\n'
+    "\r\n"
+    "A-3;Lampe;12,5;grün;;;ja;;\r\n"
+    ";Ohne SKU;5,00;rot;;1;ja;;\r\n"
+    "A-4;Sofa;teuer;rot;;1;ja;;\r\n"
+    "A-5;Regal;10,00;weiß;;2;nein;02.03.2024;wohnen;EXTRA\r\n"
+    "A-6;Hocker\r\n"
+    ";;;;;;;;\r\n"
+    "A-1;Stuhl Klassik neu;;;;;;;\r\n"
+).encode("utf-8")
+
+
+async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker):
+    job, done = await import_file(client, tenant.editor, NASTY)
+    assert job["encoding"] == "utf-8-sig" and job["delimiter"] == ";"
+    headers = [c["header"] for c in job["columns"]]
+    assert headers == ["Artikelnummer", "Bezeichnung", "Preis", "Farbe", "Farbe (2)", "Lager", "Aktiv", "Erscheinungsdatum", "Tags"]
+    m = job["suggested_mapping"]
+    assert (m["Artikelnummer"], m["Bezeichnung"], m["Preis"], m["Farbe"], m["Aktiv"]) == ("sku", "name", "price", "color", "status")
+    assert m["Farbe (2)"] == "farbe_2" and m["Lager"] == "stock" and m["Tags"] == "tags"
+    types = {c["header"]: c["inferred_type"] for c in job["columns"]}
+    assert types["Preis"] == "number" and types["Erscheinungsdatum"] == "date" and types["Lager"] == "integer"
+
+    assert done["status"] == "done", done
+    # data rows 2,3,5,6,7,8,9,11 (4 and 10 are blank); 6: no SKU, 7: bad price, 8: extra cell
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (8, 4, 1, 3)
+    assert done["total_rows"] == 8
+    assert [(e["row"], e["sku"]) for e in done["errors"]] == [(6, None), (7, "A-4"), (8, "A-5")]
+    assert "sku" in done["errors"][0]["detail"] and "price" in done["errors"][1]["detail"]
+    assert "cells" in done["errors"][2]["detail"]
+
+    products = await products_by_sku(client, tenant.viewer)
+    assert set(products) == {"A-1", "A-2", "A-3", "A-6"}
+    a1 = products["A-1"]
+    assert a1["name"] == "Stuhl Klassik neu"  # the later row won, the earlier row's other cells stay
+    assert a1["data"]["price"] == 1234.56 and a1["data"]["stock"] == 12 and a1["data"]["tags"] == ["wohnen", "küche"]
+    assert a1["data"]["release_date"] == "2023-07-18" and a1["data"]["farbe_2"] == "dunkelrot"
+    assert products["A-2"]["name"] == "Tisch\r\nmit Schublade; groß" and products["A-2"]["status"] == "inactive"
+    assert "stock" not in products["A-3"]["data"]  # an empty cell leaves the value unset
+    assert products["A-6"]["name"] == "Hocker" and products["A-6"]["data"] == {}
+
+    r = await client.get(f"{IMPORT}/{job['job_id']}/errors/", headers=tenant.viewer)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(r.text)))
+    assert rows[0] == [*headers, "", "row", "error"]  # one extra column: row 8 had ten cells
+    assert [row[-2] for row in rows[1:]] == ["6", "7", "8"]
+    assert rows[1][:3] == ["", "Ohne SKU", "5,00"] and rows[2][2] == "teuer"
+    assert rows[3][:10] == ["A-5", "Regal", "10,00", "weiß", "", "2", "nein", "02.03.2024", "wohnen", "EXTRA"]
+
+    # the same file again: every valid row updates, nothing is created
+    job2, again = await import_file(client, tenant.editor, NASTY)
+    assert job2["suggested_mapping"] == job["suggested_mapping"]
+    assert all(c["confidence"] == 1.0 for c in job2["columns"])  # remembered from the confirmation
+    assert (again["processed_rows"], again["created"], again["updated"], again["failed"]) == (8, 0, 5, 3)
+    assert len(await products_by_sku(client, tenant.viewer)) == 4
+
+
+async def test_cp1252_accents_tab_delimited(client, tenant, worker):
+    feed = (
+        "SKU\tProduktname\tGröße\tPreis €\tVerfügbar\tLieferdatum\tBeschreibung\n"
+        "B-1\tMüller Schürze\tM\t€ 12,00\tja\t01.12.2023\tSchöne Schürze für die Küche\n"
+        "B-2\tCafé crème Tasse\tL\t€ 1.299,00\tnein\t24.12.2023\tTasse, 0,3 l — spülmaschinenfest\n"
+        "B-3\tGarçon Hut\tS\t€ 7,50\tja\t31.01.2024\t\n"
+    ).encode("cp1252")
+    job, done = await import_file(client, tenant.editor, feed)
+    assert job["encoding"] == "cp1252" and job["delimiter"] == "\t"
+    assert [c["header"] for c in job["columns"]][2:4] == ["Größe", "Preis €"]
+    assert done["status"] == "done" and (done["created"], done["failed"]) == (3, 0), done
+    products = await products_by_sku(client, tenant.viewer)
+    assert products["B-1"]["name"] == "Müller Schürze" and products["B-3"]["name"] == "Garçon Hut"
+    assert products["B-2"]["data"]["price"] == 1299.0 and products["B-2"]["data"]["available"] is False
+    assert products["B-2"]["data"]["description"] == "Tasse, 0,3 l — spülmaschinenfest"
