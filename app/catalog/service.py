@@ -49,9 +49,14 @@ async def get_field_map(session: AsyncSession) -> dict[str, FieldDef]:
     return {f.name: f for f in await get_fields(session)}
 
 
+def _facet_signature(fields: list[dict[str, Any]]) -> set[tuple[str, bool]]:
+    return {(f["name"], f["type"] == "array") for f in fields if f["type"] in ("string", "enum", "array")}
+
+
 async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
     """Replace the fields (and optionally currency/locale). Product data is never touched."""
     row = await get_schema_row(session)
+    before = _facet_signature(row.fields if row is not None else [])
     fields = [f.model_dump() for f in body.fields]
     if row is None:
         row = ProductSchema(fields=fields)
@@ -68,6 +73,9 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
             row.default_locale = body.default_locale
         row.updated_at = func.now()
     await session.flush()
+    if _facet_signature(fields) != before:
+        # the set of faceted fields changed: recount them (the triggers only follow writes)
+        await session.execute(text("SELECT pim_rebuild_facet_counts(:tenant)"), {"tenant": tenant_of(session)})
     await session.refresh(row)
     return row
 

@@ -214,3 +214,40 @@ async def test_huge_numbers_and_odd_values_are_not_500(client, tenant):
                    {"price__in": ",".join(["1"] * 5)}, {"ordering": "-" * 300}):
         r = await client.get(PRODUCTS, params=params, headers=tenant.viewer)
         assert r.status_code in (200, 400, 422), (params, r.status_code)
+
+
+async def test_facet_counts_follow_every_kind_of_write(client, tenant):
+    await _setup(client, tenant, [
+        {"sku": f"W{i}", "brand": ["Acme", "Bolt"][i % 2], "tags": ["a", "b"] if i % 3 else ["a"], "color": "red"}
+        for i in range(30)
+    ])
+
+    async def both_paths():
+        stored = (await client.get(FACETS, headers=tenant.viewer)).json()  # counts table
+        live = (await client.get(FACETS, params={"status": "active"}, headers=tenant.viewer)).json()  # live query
+        assert stored == live
+        return {k: {v["value"]: v["count"] for v in vs} for k, vs in stored["facets"].items()}, stored["total"]
+
+    facets, total = await both_paths()
+    assert total == 30 and facets["brand"] == {"Acme": 15, "Bolt": 15} and facets["tags"] == {"a": 30, "b": 20}
+
+    first = (await client.get(PRODUCTS, params={"sku": "W0"}, headers=tenant.viewer)).json()["results"][0]
+    await client.patch(f"{PRODUCTS}{first['id']}/", json={"data": {"brand": "Core", "tags": ["c"]}}, headers=tenant.editor)
+    await client.post(BULK, json={"products": [{"sku": "W1", "brand": "Core"}, {"sku": "W2", "tags": None}]},
+                      headers=tenant.editor)
+    second = (await client.get(PRODUCTS, params={"sku": "W3"}, headers=tenant.viewer)).json()["results"][0]
+    await client.delete(f"{PRODUCTS}{second['id']}/", headers=tenant.editor)
+    facets, total = await both_paths()
+    assert total == 29
+    assert facets["brand"] == {"Acme": 14, "Bolt": 13, "Core": 2}
+    assert facets["tags"] == {"a": 27, "b": 19, "c": 1}
+
+    # a new string field over existing data, and a retyped one, are recounted at once
+    fields = [f for f in FIELDS if f["name"] != "color"] + [{"name": "color", "type": "text"}, {"name": "origin"}]
+    await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)
+    await client.post(BULK, json={"products": [{"sku": "W5", "origin": "DE"}]}, headers=tenant.editor)
+    facets, _ = await both_paths()
+    assert "color" not in facets and facets["origin"] == {"DE": 1}
+    await client.put(SCHEMA, json={"fields": FIELDS}, headers=tenant.editor)
+    facets, _ = await both_paths()
+    assert facets["color"] == {"red": 29}
