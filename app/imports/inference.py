@@ -619,7 +619,7 @@ class ColumnSuggestion:
     inferred_type: str
     suggested_field: str | None
     confidence: float
-    source: str = "local"  # remembered | local | llm
+    source: str = "new"  # remembered | matched (by name) | profile (by the values) | new (header as name) | llm
 
 
 @dataclass
@@ -735,7 +735,8 @@ def suggest(
         i = -neg_i
         if i in chosen or target in used:
             continue
-        chosen[i] = (target, round(min(score, 0.99), 2), "local")
+        by_name = target not in BUILTIN_TARGETS or matcher.scores(norms[i]).get(target, 0.0) > 0
+        chosen[i] = (target, round(min(score, 0.99), 2), "matched" if by_name else "profile")
         used.add(target)
 
     # 3. the rest become new fields: a known concept's English name, else the header in snake_case
@@ -748,11 +749,15 @@ def suggest(
             name = new_names[i]
         else:
             if not p.values and analysis.complete:
-                chosen[i] = (None, 0.5, "local")  # an empty column: nothing to import
+                chosen[i] = (None, 0.5, "new")  # an empty column: nothing to import
                 continue
             concept = _CONCEPT_OF.get(norms[i])
-            name = concept if concept and concept not in taken else snake_name(headers[i], taken=taken)
-            chosen[i] = (name, p.confidence, "local")
+            if concept and concept not in taken:
+                chosen[i] = (concept, p.confidence, "matched")
+                name = concept
+            else:
+                name = snake_name(headers[i], taken=taken)
+                chosen[i] = (name, p.confidence, "new")
         taken.add(name)
         new_fields.append(_field_for(name, headers[i], p))
 
@@ -825,7 +830,7 @@ LLM_ANSWER_SCHEMA: dict[str, Any] = {
     },
 }
 
-LOCAL_CONFIDENCE_KEPT = 0.9  # local picks at least this sure (exact synonyms, remembered) are not overridden
+LOCAL_CONFIDENCE_KEPT = 0.9  # name matches at least this sure (and remembered choices) are not overridden
 
 
 def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldDef]) -> int:
@@ -848,7 +853,8 @@ def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldD
             confidence = max(0.0, min(float(entry.get("confidence", 0.7)), 0.95))
         except (TypeError, ValueError):
             confidence = 0.7
-        if col.source == "remembered" or col.confidence >= LOCAL_CONFIDENCE_KEPT or target == col.suggested_field:
+        sure = col.source == "remembered" or (col.source == "matched" and col.confidence >= LOCAL_CONFIDENCE_KEPT)
+        if sure or target == col.suggested_field:
             continue
         if target is not None and not isinstance(target, str):
             continue
