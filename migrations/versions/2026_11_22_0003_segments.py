@@ -15,6 +15,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # pim_date/pim_timestamptz (0001) catch cast errors in a PL/pgSQL EXCEPTION block, which opens a
+    # subtransaction; that is not allowed anywhere in a query running in parallel mode ("cannot start
+    # subtransactions during a parallel operation"), so every parallel scan over a large tenant with a
+    # date condition failed (segment counts and computes are such scans). The PostgreSQL manual: such
+    # functions must be PARALLEL UNSAFE.
+    op.execute("ALTER FUNCTION pim_date(text) PARALLEL UNSAFE")
+    op.execute("ALTER FUNCTION pim_timestamptz(text) PARALLEL UNSAFE")
     op.create_table('segments',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('tenant_id', sa.BigInteger(), nullable=False),

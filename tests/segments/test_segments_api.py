@@ -9,6 +9,7 @@ from arq.connections import ArqRedis
 from sqlalchemy import text
 
 from app.clickhouse import ClickHouse
+from app.models import Product
 from tests.conftest import wait_for
 
 SEGMENTS = "/api/product-segments/"
@@ -523,3 +524,24 @@ async def test_backing_services_down(client, tenant, worker, app, settings):
         app.state.clickhouse = real_clickhouse
     assert response.status_code == 503
     assert deleted.status_code == 204
+
+
+async def test_date_conditions_survive_parallel_plans(client, tenant, app):
+    """pim_date/pim_timestamptz trap cast errors in a subtransaction, which a parallel plan forbids."""
+    from app.segments.service import compile_predicate, matching_products
+
+    _categories, subtrees = await seed(client, tenant, n=40)
+    definition = {"match": "any", "conditions": [
+        {"field": "released", "op": "gte", "value": "2023-01-01"},
+        {"field": "updated_at", "op": "gte", "value": "2100-01-01"},
+    ]}
+    expected = [p["id"] for p in await all_products(client, tenant) if matches(p, definition, subtrees)]
+    async with app.state.sessionmaker() as session:
+        session.info["tenant_id"] = tenant.id
+        async with session.begin():
+            version = int(await session.scalar(text("SELECT current_setting('server_version_num')")))
+            force = "debug_parallel_query" if version >= 160000 else "force_parallel_mode"
+            await session.execute(text(f"SET LOCAL {force} = on"))  # a parallel plan even for a small tenant
+            _node, predicate = await compile_predicate(session, definition)
+            ids = list(await session.scalars(matching_products(predicate).with_only_columns(Product.id)))
+    assert ids == expected
