@@ -106,7 +106,7 @@ def _implausibility(text: str) -> int:
         scripts = {unicodedata.name(c, "X").split(" ")[0] for c in word if c.isalpha()}
         if len(scripts) > 1:
             penalty += 2  # "Dйsignation": Latin and Cyrillic in one word
-        if len(word) >= 3 and len(non_ascii) == len(word):
+        if len(word) >= 3 and len(non_ascii) == len(word) and "LATIN" in scripts:
             penalty += 1  # "Àðòèêóë": Cyrillic read as Latin-1
     return penalty
 
@@ -366,8 +366,11 @@ def _hints(values: list[str], delimiter: str) -> dict[str, Any]:
     return hints
 
 
+_LEADING_ZERO = re.compile(r"^[-+]?0\d")
+
+
 def _is_integer_cell(v: str, hints) -> bool:
-    if re.match(r"^[-+]?0\d", v) or (len(v) > 12 and sum(c.isdigit() for c in v) > 12):
+    if _LEADING_ZERO.match(v) or (len(v) > 12 and sum(c.isdigit() for c in v) > 12):
         return False  # "00123", EANs: codes, not quantities
     parse_number(v, decimal=hints.get("decimal"), integer=True)
     return True
@@ -402,7 +405,7 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
     for ftype, test, threshold in (
         # a few bad cells in a number column are rows to reject, not a reason to call it text
         (FieldType.integer, lambda v: _is_integer_cell(v, hints), 0.8),
-        (FieldType.number, lambda v: parse_number(v, decimal=hints.get("decimal")), 0.8),
+        (FieldType.number, lambda v: not _LEADING_ZERO.match(v) and parse_number(v, decimal=hints.get("decimal")), 0.8),
         (FieldType.date, lambda v: parse_date(v, order=hints.get("date_order")), 0.9),
         (FieldType.datetime, lambda v: ":" in v and parse_datetime(v, order=hints.get("date_order")), 0.9),
         (FieldType.url, lambda v: bool(_URL_RE.match(v)), 0.9),

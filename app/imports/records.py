@@ -67,6 +67,10 @@ def decode_line(raw: bytes, encoding: str) -> str:
         return raw.decode("latin-1", "replace").replace("\x00", "")
 
 
+def _cut(line: bytes, limit: int) -> list[bytes]:
+    return [line[i : i + limit] for i in range(0, len(line), limit)]
+
+
 class RecordStream:
     """Feed bytes with `feed()`, call `finish()` at the end; iterate `records()` in between."""
 
@@ -99,13 +103,15 @@ class RecordStream:
         last = lines[-1]
         # an unterminated last line, or a "\r" that may be the first half of "\r\n", waits for more
         self._tail = b"" if last.endswith(b"\n") else lines.pop()
-        self._append(lines)
         limit = self.max_record_bytes
-        if len(self._tail) > limit:  # a line without end: cut it at fixed points, memory stays bounded
-            cut = (len(self._tail) // limit) * limit
-            if cut == len(self._tail):
-                cut -= limit
-            self._append([self._tail[i : i + limit] for i in range(0, cut, limit)])
+        if lines and max(map(len, lines)) > limit:
+            # over-long lines are cut every `limit` bytes from their start: the same cuts however
+            # the input was split, and memory stays bounded
+            lines = [piece for line in lines for piece in ([line] if len(line) <= limit else _cut(line, limit))]
+        self._append(lines)
+        if len(self._tail) > limit:
+            cut = (len(self._tail) - 1) // limit * limit
+            self._append(_cut(self._tail[:cut], limit))
             self._tail = self._tail[cut:]
 
     def finish(self, *, drop_partial: bool = False) -> None:
