@@ -116,7 +116,7 @@ def page_query(
 ) -> tuple[str, list[Any]]:
     page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
     order_by = ordering_sql(page_where, fields, ordering)  # may bind field names: its own parameter list
-    if count <= BITMAP_FENCE_ROWS:
+    if count <= BITMAP_FENCE_ROWS and len(where.conditions) > 1:  # only the tenant: the id index is right
         order_by = order_by.replace("p.id", "(p.id + 0)")
     n = len(page_where.params)
     sql = f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
