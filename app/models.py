@@ -99,6 +99,7 @@ class Product(TenantScoped, Timestamps, Base):
         ),
         Index("ix_products_categories", "tenant_id", "categories", postgresql_using="gin"),
         Index("ix_products_variation_of", "tenant_id", "variation_of", postgresql_where=text("variation_of IS NOT NULL")),
+        Index("ix_products_tenant_live", "tenant_id", "id", postgresql_where=text("status <> 'deleted'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -110,6 +111,18 @@ class Product(TenantScoped, Timestamps, Base):
     variation_of: Mapped[str | None] = mapped_column(Text)
     variation_attributes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class FacetCount(Base):
+    """Exact facet counts per tenant, field and value; written only by the triggers of migration 0004."""
+
+    __tablename__ = "facet_counts"
+    __table_args__ = (Index("ix_facet_counts_top", "tenant_id", "field", text("n DESC"), "value"),)
+
+    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[str] = mapped_column(Text, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class ImportJob(TenantScoped, Base):
