@@ -212,6 +212,19 @@ def _check_pattern(field: FieldDef, text: str) -> None:
 
 def coerce_value(field: FieldDef, value: Any) -> Any:
     """Return `value` converted to the field's type, or raise CoercionError("<field>: <why>")."""
+    # Fast paths for values that already have their type (the bulk endpoint's common case).
+    if field.validation is None:
+        ftype, vtype = field.type, type(value)
+        if vtype is str and (ftype is FieldType.string or ftype is FieldType.text):
+            return value
+        if ftype is FieldType.number and (vtype is int or (vtype is float and math.isfinite(value))):
+            return value
+        if ftype is FieldType.integer and vtype is int and -(2**63) <= value < 2**63:
+            return value
+        if ftype is FieldType.boolean and vtype is bool:
+            return value
+        if ftype is FieldType.array and vtype is list and all(type(item) is str for item in value):
+            return value
     try:
         match field.type:
             case FieldType.number:
