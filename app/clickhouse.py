@@ -17,16 +17,21 @@ from app.config import Settings
 from app.errors import Unavailable
 
 MIGRATIONS: list[str] = [
+    # Segment members, one generation per compute. `position` is the member's rank by product_id
+    # within its generation (0, 1, 2, ...), so the key orders rows exactly as product_id does and a
+    # members page at any offset is a primary-key range read (18.16 cannot read in key order for
+    # ORDER BY product_id LIMIT offset, n: that sorted the whole generation, 20 ms at 280k members).
     """
     CREATE TABLE IF NOT EXISTS product_memberships (
         tenant_id UInt64,
         segment_id UInt64,
         generation UInt64,
+        position UInt64,
         product_id UInt64,
         sku String,
         computed_at DateTime
     ) ENGINE = MergeTree()
-    ORDER BY (tenant_id, segment_id, generation, product_id)
+    ORDER BY (tenant_id, segment_id, generation, position)
     """,
 ]
 

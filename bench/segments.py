@@ -130,6 +130,11 @@ async def worker_running(settings) -> bool:
         await redis.aclose()
 
 
+def start_worker() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=100_000, help="products to load (default 100000)")
@@ -142,8 +147,7 @@ async def main() -> None:
     worker = None
     async with app.router.lifespan_context(app):
         if not await worker_running(settings):
-            worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            worker = start_worker()
         tenant_id, key = await make_tenant(app)
         headers = {"X-API-Key": key}
         transport = httpx.ASGITransport(app=app)
@@ -175,6 +179,9 @@ async def main() -> None:
                     enqueue_s = time.perf_counter() - t
                     while True:
                         body = (await http.get(f"/api/product-segments/{sid}/", headers=headers)).json()
+                        if body["status"] == "queued" and worker is None and time.perf_counter() - t > 15:
+                            print("  (the running worker did not take the job within 15 s: starting our own)")
+                            worker = start_worker()
                         if body["status"] == "ready" and body["computed_count"] is not None and body["last_error"] is None \
                                 and body["last_computed_at"] != segment.get("last_computed_at"):
                             break

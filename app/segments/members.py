@@ -1,7 +1,9 @@
 """Segment membership in ClickHouse: `product_memberships`, one generation per compute.
 
-Rows are `(tenant_id, segment_id, generation, product_id, sku, computed_at)` ordered by
-`(tenant_id, segment_id, generation, product_id)`. A compute writes a new generation and
+Rows are `(tenant_id, segment_id, generation, position, product_id, sku, computed_at)` ordered
+by `(tenant_id, segment_id, generation, position)`, where `position` is the member's rank by
+product_id in its generation: the order is product_id order, and a page at any offset is a
+primary-key range read. A compute writes a new generation and
 the segment's `current_generation` in Postgres switches to it only when it is complete,
 so readers never see half of a recompute; older generations are deleted afterwards.
 """
@@ -22,15 +24,15 @@ from app.products.service import products_by_ids
 log = structlog.get_logger("pim.segments")
 
 TABLE = "product_memberships"
-COLUMNS = ("tenant_id", "segment_id", "generation", "product_id", "sku", "computed_at")
+COLUMNS = ("tenant_id", "segment_id", "generation", "position", "product_id", "sku", "computed_at")
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
 _PAGE_SQL = f"""
 SELECT product_id FROM {TABLE}
 WHERE tenant_id = %(tenant_id)s AND segment_id = %(segment_id)s AND generation = %(generation)s
-ORDER BY product_id
-LIMIT %(offset)s, %(limit)s
+  AND position >= %(offset)s AND position < %(end)s
+ORDER BY position
 """
 
 
@@ -40,15 +42,21 @@ async def insert_block(
     tenant_id: int,
     segment_id: int,
     generation: int,
+    first_position: int,
     product_ids: Sequence[int],
     skus: Sequence[str],
     computed_at: datetime,
 ) -> None:
-    """One columnar INSERT of a block of members (callers send 10k-1M rows at a time)."""
+    """One columnar INSERT of a block of members in product_id order, ranked from `first_position`.
+
+    Callers send 10k-1M rows at a time.
+    """
     if not product_ids:
         return
     n = len(product_ids)
-    columns = [[tenant_id] * n, [segment_id] * n, [generation] * n, list(product_ids), list(skus), [computed_at] * n]
+    positions = list(range(first_position, first_position + n))
+    columns = [[tenant_id] * n, [segment_id] * n, [generation] * n, positions, list(product_ids), list(skus),
+               [computed_at] * n]
     async with clickhouse.connection() as conn:
         # columnar inserts need asynch's protocol-level connection
         await conn._connection.execute(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES", columns, columnar=True)
@@ -84,7 +92,8 @@ async def page_product_ids(
 ) -> list[int]:
     rows = await clickhouse.fetch(
         _PAGE_SQL,
-        {"tenant_id": tenant_id, "segment_id": segment_id, "generation": generation, "offset": offset, "limit": limit},
+        {"tenant_id": tenant_id, "segment_id": segment_id, "generation": generation, "offset": offset,
+         "end": offset + limit},
     )
     return [r[0] for r in rows]
 

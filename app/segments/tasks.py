@@ -72,7 +72,7 @@ async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, se
 
     async def flush() -> None:
         await members.insert_block(
-            clickhouse, tenant_id=tenant_id, segment_id=segment_id, generation=generation,
+            clickhouse, tenant_id=tenant_id, segment_id=segment_id, generation=generation, first_position=total,
             product_ids=ids, skus=skus, computed_at=computed_at,
         )
 
@@ -167,9 +167,12 @@ async def compute_segment(ctx: dict[str, Any], tenant_id: int, segment_id: int) 
                     f"failed after {MAX_TRIES} tries: {_describe(exc)}")
         return {"segment_id": segment_id, "status": "failed"}
     except asyncio.CancelledError:
-        # timeout or worker shutdown: arq re-runs a job cancelled by a shutdown, but not one that timed out
-        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed,
-                    "interrupted (timed out or the worker stopped); compute again")
+        # arq runs a job again when a worker shutdown cancelled it, but not when it hit its timeout
+        if time.monotonic() - started >= TIMEOUT_S - 1:
+            status, error = SegmentStatus.failed, f"timed out after {TIMEOUT_S} s"
+        else:
+            status, error = SegmentStatus.queued, "interrupted by a worker shutdown; it runs again"
+        await _mark(sessionmaker, tenant_id, segment_id, generation, status, error)
         await _forget(clickhouse, tenant_id, segment_id, generation)
         raise
     except Exception as exc:

@@ -5,11 +5,15 @@ import random
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+from arq import Retry
 from arq.connections import ArqRedis
 from sqlalchemy import text
 
 from app.clickhouse import ClickHouse
 from app.models import Product
+from app.segments.service import compile_predicate, matching_products
+from app.segments.tasks import MAX_TRIES, compute_segment
 from tests.conftest import wait_for
 
 SEGMENTS = "/api/product-segments/"
@@ -528,8 +532,6 @@ async def test_backing_services_down(client, tenant, worker, app, settings):
 
 async def test_date_conditions_survive_parallel_plans(client, tenant, app):
     """pim_date/pim_timestamptz trap cast errors in a subtransaction, which a parallel plan forbids."""
-    from app.segments.service import compile_predicate, matching_products
-
     _categories, subtrees = await seed(client, tenant, n=40)
     definition = {"match": "any", "conditions": [
         {"field": "released", "op": "gte", "value": "2023-01-01"},
@@ -545,3 +547,26 @@ async def test_date_conditions_survive_parallel_plans(client, tenant, app):
             _node, predicate = await compile_predicate(session, definition)
             ids = list(await session.scalars(matching_products(predicate).with_only_columns(Product.id)))
     assert ids == expected
+
+
+async def test_compute_retries_then_fails_while_clickhouse_is_down(client, tenant, app, settings):
+    """The task itself, in process, against real Postgres and a ClickHouse address where nothing listens."""
+
+    await seed(client, tenant, n=10)
+    segment = await create_segment(client, tenant, {"field": "stock", "op": "gte", "value": 0})
+    dead = ClickHouse(settings.model_copy(update={"clickhouse_url": "clickhouse://default:@127.0.0.1:1/pim"}))
+    ctx = {"sessionmaker": app.state.sessionmaker, "clickhouse": dead, "job_try": 1}
+    try:
+        with pytest.raises(Retry):
+            await compute_segment(ctx, tenant.id, segment["id"])
+        body = (await client.get(f"{SEGMENTS}{segment['id']}/", headers=tenant.viewer)).json()
+        assert body["status"] == "queued"
+        assert body["last_error"].startswith(f"try 1 of {MAX_TRIES} failed, retrying: Unavailable: ClickHouse")
+        ctx["job_try"] = MAX_TRIES
+        assert (await compute_segment(ctx, tenant.id, segment["id"]))["status"] == "failed"
+    finally:
+        await dead.close()
+    body = (await client.get(f"{SEGMENTS}{segment['id']}/", headers=tenant.viewer)).json()
+    assert body["status"] == "failed" and body["last_error"].startswith(f"failed after {MAX_TRIES} tries")
+    assert body["computed_count"] is None
+    assert (await client.get(f"{SEGMENTS}{segment['id']}/members/", headers=tenant.viewer)).status_code == 409
