@@ -9,7 +9,7 @@ so readers never see half of a recompute; older generations are deleted afterwar
 """
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -55,8 +55,9 @@ async def insert_block(
         return
     n = len(product_ids)
     positions = list(range(first_position, first_position + n))
-    columns = [[tenant_id] * n, [segment_id] * n, [generation] * n, positions, list(product_ids), list(skus),
-               [computed_at] * n]
+    # DateTime as epoch seconds: asynch converts datetime objects one by one (15x slower for the block)
+    epoch = int(computed_at.replace(tzinfo=computed_at.tzinfo or UTC).timestamp())
+    columns = [[tenant_id] * n, [segment_id] * n, [generation] * n, positions, list(product_ids), list(skus), [epoch] * n]
     async with clickhouse.connection() as conn:
         # columnar inserts need asynch's protocol-level connection
         await conn._connection.execute(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES", columns, columnar=True)
