@@ -10,6 +10,7 @@ rules (enum options, regex, URL). Column-level hints found on the sample
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -44,6 +45,8 @@ _NUMBER_RE = re.compile(
     re.X,
 )
 _GROUPED = {sep: re.compile(rf"^\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+$") for sep in ".,"}
+_PLAIN_INT = re.compile(r"^-?\d{1,18}$")
+_PLAIN_DECIMAL = re.compile(r"^(-?\d{1,15})[.,](\d{1,15})$")
 _SPACED = re.compile(r"['’ \u00a0\u202f\u2009\u2007]")
 _GROUPED_SPACE = re.compile(r"^\d{1,3}(?: \d{3})+$")
 
@@ -67,6 +70,16 @@ def parse_number(text: str, *, decimal: str | None = None, integer: bool = False
     cells like `"1,234"` that read either way. With `integer`, such a cell is a thousands group.
     """
     cell = text.strip()
+    if _PLAIN_INT.match(cell):  # fast paths for the common plain cells
+        return int(cell)
+    plain = _PLAIN_DECIMAL.match(cell)
+    if plain and (len(plain[2]) != 3 or (not integer and decimal in (None, cell[len(plain[1])]))):
+        value = float(plain[1] + "." + plain[2])
+        if integer:
+            if not value.is_integer():
+                raise ValueError("not an integer")
+            return int(value)
+        return value
     negative = False
     if len(cell) > 2 and cell[0] == "(" and cell[-1] == ")":  # accounting style negative
         negative, cell = True, cell[1:-1].strip()
@@ -217,9 +230,10 @@ def split_array(text: str, *, sep: str | None = None) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def parse_category_paths(text: str) -> list[str]:
-    """`"Men > Shoes|Sale"` → ["Men > Shoes", "Sale"] (normalised like `ensure_category_paths`)."""
-    paths = []
+@lru_cache(maxsize=4096)  # category cells repeat across rows
+def parse_category_paths(text: str) -> tuple[str, ...]:
+    """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`)."""
+    paths: list[str] = []
     for raw in text.split("|"):
         parts = [p.strip() for p in raw.split(">") if p.strip()]
         if not parts:
@@ -229,7 +243,7 @@ def parse_category_paths(text: str) -> list[str]:
         path = " > ".join(parts)
         if path not in paths:
             paths.append(path)
-    return paths
+    return tuple(paths)
 
 
 def parse_status(text: str) -> str:
@@ -276,6 +290,8 @@ def parse_cell(ftype: FieldType, cell: str, hints: dict[str, Any]) -> Any:
 
 # --- row conversion --------------------------------------------------------------------------
 
+_COERCED_TYPES = frozenset({FieldType.string, FieldType.text, FieldType.url, FieldType.enum, FieldType.datetime})
+
 
 class RowError(ValueError):
     """The row is rejected; the message says why (prefixed with the target field)."""
@@ -293,7 +309,7 @@ class _Column:
 @dataclass(slots=True)
 class ConvertedRow:
     item: dict[str, Any]
-    category_paths: list[str] | None  # None: the row does not set categories
+    category_paths: tuple[str, ...] | None  # None: the row does not set categories
 
 
 class RowConverter:
@@ -324,6 +340,10 @@ class RowConverter:
             if target in BUILTIN_TARGETS:
                 field = None
             column_hints = dict(hints.get(header, {}))
+            if field is not None:
+                # numbers, booleans, dates and plain lists leave the parsers canonical; the rest needs the
+                # schema's own checks (options, regex, URL, UTC datetimes) here, to reject the right row
+                column_hints["_coerce"] = field.type in _COERCED_TYPES or field.validation is not None
             if field is not None and field.type == FieldType.enum:
                 # "bleu" for the option "Bleu": spreadsheets are not careful about case
                 column_hints["options"] = {o.casefold(): o for o in field.options or ()}
@@ -345,7 +365,7 @@ class RowConverter:
         if len(sku) > SKU_MAX:
             raise RowError(f"sku: longer than {SKU_MAX} characters")
         item: dict[str, Any] = {"sku": sku}
-        paths: list[str] | None = None
+        paths: tuple[str, ...] | None = None
         n = len(cells)
         for col in self.columns:
             if col.index >= n:
@@ -359,7 +379,7 @@ class RowConverter:
                     value = parse_cell(col.field.type, cell, col.hints)
                     if value is None:
                         continue
-                    item[target] = coerce_value(col.field, value)
+                    item[target] = coerce_value(col.field, value) if col.hints["_coerce"] else value
                 elif target == "name":
                     item["name"] = cell
                 elif target == "status":

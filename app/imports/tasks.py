@@ -12,6 +12,7 @@ restarted worker (which re-queues every job left in `importing`) can take over a
 """
 
 import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from app.products.upsert import driver_connection, upsert_products
 log = structlog.get_logger("pim.imports.task")
 
 BATCH_ROWS = 5000
+YIELD_EVERY = 200
 SLICE_SECONDS = 900  # then the job re-queues itself: far from arq's job_timeout, never cancelled midway
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
@@ -129,14 +131,25 @@ class _Importer:
         self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
 
     async def run(self, deadline: float) -> str:
-        """Import until the end of the file ('done') or the deadline ('continue')."""
+        """Import until the end of the file ('done') or the deadline ('continue').
+
+        Batch N is written by a task while batch N+1 is parsed: Postgres and Python work
+        on different cores. Batches still commit one after the other, in file order.
+        """
         job, converter = self.job, self.converter
         stream = RecordStream(encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset)
         row = job.resume_row
         batch = _Batch(end_row=row, end_offset=job.resume_offset)
+        writing: asyncio.Task | None = None
+
+        async def write(full: _Batch, *, final: bool) -> None:
+            nonlocal writing
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(self.commit(full, final=final))
 
         async def take(records) -> bool:
-            """Add records to batches, committing full ones; False when the time slice is over."""
+            """Add records to batches, writing full ones; False when the time slice is over."""
             nonlocal row, batch
             for record in records:
                 row += 1
@@ -145,7 +158,7 @@ class _Importer:
                 if record.error:
                     batch.processed += 1
                     batch.rejected.append((row, None, cells, record.error))
-                elif any(c.strip() for c in cells):  # blank lines are skipped, not counted
+                elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     try:
                         batch.accept(row, converter.convert(cells), cells)
@@ -153,25 +166,39 @@ class _Importer:
                         batch.rejected.append((row, converter.sku_of(cells), cells, str(exc)))
                 batch.end_row, batch.end_offset = row, record.end_offset
                 if batch.records >= BATCH_ROWS:
-                    await self.commit(batch, final=False)
+                    await write(batch, final=False)
                     batch = _Batch(end_row=row, end_offset=record.end_offset)
                     if time.monotonic() > deadline:
+                        await writing
                         return False
+                elif not batch.records % YIELD_EVERY:
+                    await asyncio.sleep(0)  # let the writing task send its next statement
             return True
 
-        async for data in read_chunks(self.lock_conn, job.id, start_offset=job.resume_offset):
-            stream.feed(data)
+        try:
+            async for data in read_chunks(self.lock_conn, job.id, start_offset=job.resume_offset):
+                stream.feed(data)
+                if not await take(stream.records()):
+                    return "continue"
+            stream.finish()
             if not await take(stream.records()):
                 return "continue"
-        stream.finish()
-        if not await take(stream.records()):
-            return "continue"
-        await self.commit(batch, final=True)
+            await write(batch, final=True)
+            await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # an error while parsing: the open batch rolls back
+                with contextlib.suppress(BaseException):
+                    await writing
         return "done"
 
     async def commit(self, batch: _Batch, *, final: bool) -> None:
         job = self.job
         async with self._session() as session, session.begin():
+            conn = await driver_connection(session)
+            # Products and progress commit together, so a Postgres crash losing the last commits
+            # only means redoing those batches: no need to wait for the WAL flush.
+            await conn.execute("SET LOCAL synchronous_commit = off")
             wanted = {p for pending in batch.items.values() for p in pending.paths or ()}
             missing = sorted(wanted - self.categories.keys())
             if missing:
@@ -197,7 +224,6 @@ class _Importer:
                 # a SKU repeated within the batch: its later rows updated what the first one wrote
                 updated = result.updated + sum(len(p.rows) - 1 for s, p in batch.items.items() if s not in failed_skus)
             rejected.sort(key=lambda r: r[0])
-            conn = await driver_connection(session)
             if rejected:
                 await conn.execute(
                     ERRORS_SQL,

@@ -102,7 +102,7 @@ def test_lists_categories_status():
     assert split_array("a | b |") == ["a", "b"]
     assert split_array("a;b|c") == ["a;b", "c"]
     assert split_array("a,b", sep=",") == ["a", "b"]
-    assert parse_category_paths("Lighting > Desk|Office>Lamps| > |Lighting > Desk") == ["Lighting > Desk", "Office > Lamps"]
+    assert parse_category_paths("Lighting > Desk|Office>Lamps| > |Lighting > Desk") == ("Lighting > Desk", "Office > Lamps")
     with pytest.raises(ValueError):
         parse_category_paths("x" * 300)
     assert [parse_status(s) for s in ("Active", "inactive", "ja", "false", "deleted", "offline")] == [
@@ -146,7 +146,7 @@ def test_row_converter_full_row():
         "tags": ["a", "b"], "color": "Bleu", "link": "https://x.org/a", "code": "AB", "status": "inactive",
         "variation_of": "P-1",
     }
-    assert row.category_paths == ["Men > Shoes", "Sale"]
+    assert row.category_paths == ("Men > Shoes", "Sale")
 
 
 def test_row_converter_empty_cells_short_and_long_rows():

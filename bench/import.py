@@ -1,0 +1,242 @@
+"""CSV import benchmark: upload + suggestion, import rows/s beside COPY of the same rows, worker RSS.
+
+    .venv/bin/python bench/import.py                 # 1,000,000 rows
+    .venv/bin/python bench/import.py --rows 200000
+
+Generates a supplier-style feed (';', decimal commas, dd.mm.yyyy dates, ja/nein, category
+paths, '|' lists, quoted cells), starts the real API (`pim serve`) and a real worker
+(`pim worker`) on a Redis database of their own, uploads the file over HTTP, confirms the
+suggestion and waits for the job. The baseline COPYs the same product rows into a scratch
+table shaped like products (same columns and indexes) in the same run. Peak RSS is sampled
+with psutil on the worker process. Goals: suggestion < 3 s, import >= 40% of COPY, RSS <= 300 MB.
+The tenant is deleted at the end unless --keep.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.auth.service import Role, create_api_key, create_tenant  # noqa: E402
+from app.config import get_settings  # noqa: E402
+from app.db import create_engine, create_sessionmaker  # noqa: E402
+from app.imports.inference import SAMPLE_BYTES  # noqa: E402
+from app.imports.rows import parse_category_paths  # noqa: E402
+from app.products.upsert import driver_connection  # noqa: E402
+
+BRANDS = ["Fermob", "Tolix", "Hay", "Müller & Söhne", "Artemide", "Flos", "Ikea", "Vitra", "Kartell", "Muuto"]
+COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]
+CATEGORIES = ["Möbel > Stühle", "Möbel > Tische", "Leuchten > Steh", "Leuchten > Tisch", "Outdoor"]
+HEADER = "Artikelnummer;Bezeichnung;Marke;Preis;Lagerbestand;Aktiv;Farbe;Kategorie;Bild;Erscheinungsdatum;Material\n"
+
+
+def feed_row(i: int, rnd: random.Random) -> str:
+    name = f'"Stuhl ""Modell {i}"", stapelbar"' if i % 50 == 0 else f"Stuhl Modell {i}"
+    price = f"{rnd.randint(1, 2999)},{rnd.randint(0, 99):02d}"
+    cats = CATEGORIES[i % 5] + ("|Outdoor" if i % 7 == 0 else "")
+    date = f"{rnd.randint(1, 28):02d}.{rnd.randint(1, 12):02d}.20{rnd.randint(10, 24)}"
+    return (
+        f"SKU-{i:08d};{name};{BRANDS[i % 10]};{price};{rnd.randint(0, 500)};{'ja' if i % 3 else 'nein'};"
+        f"{COLORS[i % 5]};{cats};https://img.example.org/{i}.jpg;{date};Holz|Stahl\n"
+    )
+
+
+def write_feed(path: Path, rows: int) -> int:
+    rnd = random.Random(42)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write(HEADER)
+        for start in range(0, rows, 50_000):
+            f.write("".join(feed_row(i, rnd) for i in range(start, min(rows, start + 50_000))))
+    return path.stat().st_size
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RssSampler(threading.Thread):
+    """Peak RSS of a process and its children, sampled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.process, *self.process.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+
+async def make_tenant(sessionmaker) -> tuple[int, str]:
+    async with sessionmaker() as session, session.begin():
+        tenant = await create_tenant(session, slug=f"bench-import-{secrets.token_hex(4)}")
+        _row, key = await create_api_key(session, tenant.id, name="bench", role=Role.editor)
+    return tenant.id, key
+
+
+async def copy_baseline(sessionmaker, tenant_id: int, feed: Path, rows: int) -> float:
+    """COPY the rows the import writes into a scratch table shaped like products; rows/s."""
+    category_ids = {p: i + 1 for i, p in enumerate(sorted({p for c in CATEGORIES + ["Outdoor"] for p in parse_category_paths(c)}))}
+    records = []
+    with feed.open(encoding="utf-8", newline="") as f:
+        import csv
+
+        reader = csv.reader(f, delimiter=";")
+        next(reader)
+        for cells in reader:
+            data = {
+                "brand": cells[2], "price": float(cells[3].replace(",", ".")), "stock": int(cells[4]),
+                "color": cells[6], "image_url": cells[8], "release_date": "-".join(reversed(cells[9].split("."))),
+                "material": cells[10].split("|"),
+            }
+            cats = [category_ids[p] for p in parse_category_paths(cells[7])]
+            records.append((tenant_id, cells[0], cells[1], "active" if cells[5] == "ja" else "inactive", cats, orjson.dumps(data).decode()))
+    async with sessionmaker() as session, session.begin():
+        conn = await driver_connection(session)
+        await conn.execute("DROP TABLE IF EXISTS bench_import_copy_scratch")
+        await conn.execute("CREATE TABLE bench_import_copy_scratch (LIKE products INCLUDING ALL)")
+    try:
+        async with sessionmaker() as session, session.begin():
+            conn = await driver_connection(session)
+            # binary COPY: jsonb is a version byte then the JSON text
+            await conn.set_type_codec(
+                "jsonb", encoder=lambda s: b"\x01" + s.encode(), decoder=lambda b: b[1:].decode(), schema="pg_catalog", format="binary"
+            )
+            started = time.perf_counter()
+            for i in range(0, len(records), 100_000):
+                await conn.copy_records_to_table(
+                    "bench_import_copy_scratch",
+                    records=records[i : i + 100_000],
+                    columns=["tenant_id", "sku", "name", "status", "categories", "data"],
+                )
+            elapsed = time.perf_counter() - started
+    finally:
+        async with sessionmaker() as session, session.begin():
+            conn = await driver_connection(session)
+            await conn.execute("DROP TABLE IF EXISTS bench_import_copy_scratch")
+    return rows / elapsed
+
+
+async def main(args) -> None:
+    settings = get_settings()
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/10"  # a queue of its own
+    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    sessionmaker = create_sessionmaker(engine)
+    tmp = Path(tempfile.mkdtemp(prefix="pim-bench-import-"))
+    feed = tmp / "feed.csv"
+    started = time.perf_counter()
+    size = write_feed(feed, args.rows)
+    print(f"feed: {args.rows:,} rows, {size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.1f} s", flush=True)
+
+    env = {**os.environ, "PIM_REDIS_URL": redis_url, "PIM_LOG_LEVEL": "WARNING"}
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    sampler = RssSampler(worker.pid)
+    tenant_id, key = await make_tenant(sessionmaker)
+    headers = {"X-API-Key": key}
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=600) as http:
+            for _ in range(100):
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.2)
+            sampler.start()
+            idle_rss = sampler.process.memory_info().rss
+
+            started = time.perf_counter()
+            with feed.open("rb") as f:
+                r = await http.post("/api/pim/import/csv/", headers=headers, files={"file": ("feed.csv", f, "text/csv")})
+            upload_s = time.perf_counter() - started
+            assert r.status_code == 201, r.text
+            timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
+            job = r.json()
+            print(f"upload + suggestion: {upload_s:.2f} s over HTTP (server: upload {float(timing['upload']) / 1000:.2f} s, "
+                  f"suggestion {float(timing['suggest']) / 1000:.3f} s from the first {SAMPLE_BYTES >> 20} MiB); "
+                  f"estimated rows {job['total_rows']:,}", flush=True)
+            print("mapping:", job["suggested_mapping"], flush=True)
+
+            started = time.perf_counter()
+            r = await http.post(
+                f"/api/pim/import/{job['job_id']}/confirm/", headers=headers,
+                json={"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]},
+            )
+            assert r.status_code == 202, r.text
+            while True:
+                body = (await http.get(f"/api/pim/import/{job['job_id']}/", headers=headers)).json()
+                if body["status"] in ("done", "failed"):
+                    break
+                await asyncio.sleep(0.25)
+            import_s = time.perf_counter() - started
+        sampler.stop.set()
+        assert body["status"] == "done", body
+        assert (body["processed_rows"], body["created"], body["failed"]) == (args.rows, args.rows, 0), body
+        import_rate = args.rows / import_s
+        print(f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s "
+              f"(created {body['created']:,}, failed {body['failed']})", flush=True)
+        copy_rate = await copy_baseline(sessionmaker, tenant_id, feed, args.rows)
+        print(f"COPY baseline into a scratch table shaped like products: {copy_rate:,.0f} rows/s", flush=True)
+        suggest_s = float(timing["suggest"]) / 1000
+        ratio = import_rate / copy_rate
+        print(f"peak worker RSS: {sampler.peak / 2**20:.0f} MB (idle {idle_rss / 2**20:.0f} MB)")
+        result = {
+            "rows": args.rows, "file_mb": round(size / 1e6, 1), "upload_and_suggestion_s": round(upload_s, 2),
+            "suggestion_s": round(suggest_s, 3), "import_rows_per_s": round(import_rate), "copy_rows_per_s": round(copy_rate),
+            "import_vs_copy": round(ratio, 2), "peak_worker_rss_mb": round(sampler.peak / 2**20),
+            "goals": {"suggestion_under_3s": suggest_s < 3, "import_at_least_40pct_of_copy": ratio >= 0.4,
+                      "rss_at_most_300mb": sampler.peak <= 300 * 2**20},
+        }
+        print(orjson.dumps(result).decode())
+    finally:
+        sampler.stop.set()
+        for proc in (server, worker):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        feed.unlink(missing_ok=True)
+        tmp.rmdir()
+        if not args.keep:
+            async with sessionmaker() as session, session.begin():
+                conn = await driver_connection(session)
+                await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
+    asyncio.run(main(parser.parse_args()))
