@@ -38,6 +38,7 @@ YIELD_EVERY = 200
 SLICE_SECONDS = 900  # then the job re-queues itself: far from arq's job_timeout, never cancelled midway
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
+UNCONFIRMED_DAYS = 7
 _LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
 _TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OperationalError, InterfaceError)
 
@@ -376,9 +377,18 @@ async def recover_imports(ctx: dict) -> int:
     """On worker start: queue every job left in `importing` (its worker may have died).
 
     A run that finds the lease held by a live worker steps aside, so extra runs are harmless.
+    Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back.
     """
-    async with ctx["sessionmaker"]() as session:
+    async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
+        expired = await conn.fetch(
+            """UPDATE import_jobs SET status = 'failed', finished_at = now(),
+                      error = 'The upload was not confirmed within ' || $1::int || ' days'
+               WHERE status = 'mapping' AND created_at < now() - make_interval(days => $1::int) RETURNING id""",
+            UNCONFIRMED_DAYS,
+        )
+        if expired:
+            await conn.execute("DELETE FROM import_chunks WHERE job_id = ANY($1::uuid[])", [r["id"] for r in expired])
         rows = await conn.fetch("SELECT id FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000")
     for row in rows:
         await ctx["redis"].enqueue_job(TASK_NAME, str(row["id"]), _job_id=f"{arq_job_id(row['id'])}:recover:{uuid.uuid4().hex[:12]}")

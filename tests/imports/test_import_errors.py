@@ -110,7 +110,7 @@ async def test_confirm_validation(client, tenant, worker):
     assert r.status_code == 202, r.text
     assert r.json()["mapping"] == {"sku": "sku", "title": "name", "price": None}
     r = await confirm(client, tenant.editor, job)
-    assert r.status_code == 400 and "importing" in r.json()["detail"] or "done" in r.json()["detail"]
+    assert r.status_code == 400 and ("importing" in r.json()["detail"] or "done" in r.json()["detail"])
 
 
 async def test_redis_down_is_503_and_nothing_changes(app_with, make_tenant):
