@@ -362,7 +362,10 @@ def _scalar(kind: Kind, value: Any, path: str) -> Any:
             except ValueError:
                 pass
             else:
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+                try:
+                    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+                except OverflowError:
+                    raise DefinitionError(path, "is out of range") from None
         raise DefinitionError(path, "must be an ISO 8601 datetime (2026-11-22T13:42:00Z) or date")
     # category
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= PG_BIGINT_MAX:
