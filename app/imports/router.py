@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.deps import Arq, Editor, Session, SettingsDep, Viewer
-from app.errors import AUTH_ERRORS, VALIDATION_ERROR, error_responses
+from app.errors import AUTH_ERRORS, error_responses
 from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut
 from app.imports.upload import MultipartFile
@@ -40,7 +40,13 @@ UPLOAD_BODY = {
     "/csv/",
     status_code=status.HTTP_201_CREATED,
     response_model=ImportJobOut,
-    responses={**error_responses(400, 413), **VALIDATION_ERROR},
+    responses={
+        **error_responses(400, 413),
+        422: {
+            "description": "No `file` part in a multipart/form-data body",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+        },
+    },
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_import_csv(request: Request, response: Response, session: Session, settings: SettingsDep, _: Editor):

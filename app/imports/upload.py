@@ -77,18 +77,22 @@ class MultipartFile:
                 state["in_file"] = False
                 state["done_file"] = True
 
-        parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": on_part_begin,
-                "on_header_field": on_header_field,
-                "on_header_value": on_header_value,
-                "on_header_end": on_header_end,
-                "on_headers_finished": on_headers_finished,
-                "on_part_data": on_part_data,
-                "on_part_end": on_part_end,
-            },
-        )
+        try:
+            parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": on_part_begin,
+                    "on_header_field": on_header_field,
+                    "on_header_value": on_header_value,
+                    "on_header_end": on_header_end,
+                    "on_headers_finished": on_headers_finished,
+                    "on_part_data": on_part_data,
+                    "on_part_end": on_part_end,
+                },
+            )
+        except ValueError as exc:  # an unusable boundary
+            raise BadRequest(f"Malformed multipart body: {exc}") from None
+
         try:
             async for body in self.request.stream():
                 parser.write(body)
@@ -97,7 +101,7 @@ class MultipartFile:
                     pending.clear()
                     yield piece
             parser.finalize()
-        except MultipartParseError as exc:
+        except (MultipartParseError, ValueError) as exc:
             raise BadRequest(f"Malformed multipart body: {exc}") from None
         if pending:
             yield b"".join(pending)
