@@ -77,6 +77,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 AUTH_ERRORS = error_responses(401, 403)
 
+# FastAPI documents its 422 itself where it validates parameters or a body; a route that validates its
+# request by hand (a streamed upload) declares it with this.
+VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
+    422: {"description": "Validation Error",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
+}
+
+# What FastAPI raises (as a 400) when a request body cannot be decoded at all.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
 
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> OrjsonResponse:
     return OrjsonResponse({"detail": detail}, status_code=status, headers=headers)
@@ -89,6 +99,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+            # A JSON body that is not UTF-8 text: malformed JSON like any other (FastAPI answers 422
+            # `json_invalid` for bad syntax but a bare 400 for bad encoding).
+            return _json(422, [{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
+                                "input": None, "ctx": {"error": "the body is not valid UTF-8"}}])
         return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

@@ -27,6 +27,30 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _document_common_errors(app: FastAPI) -> None:
+    """Add to the OpenAPI document the errors any route can answer outside its own code. Every request
+    body: 400 for a value the database refuses (a NUL character in a string, say) and 413 from the body
+    limit. Every authenticated route: 503 when the database is down or a query times out. A route
+    that declares the code itself keeps its own description."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    responses = operation.setdefault("responses", {})
+                    if "requestBody" in operation:
+                        responses.setdefault("400", {"description": "Bad request", "content": error})
+                        responses.setdefault("413", {"description": "Payload too large", "content": error})
+                    if operation.get("security"):
+                        responses.setdefault("503", {"description": "A backing service is unavailable", "content": error})
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
@@ -67,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports_router)
     app.include_router(segments_router)
     app.include_router(pims_router)
+    _document_common_errors(app)
 
     app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)

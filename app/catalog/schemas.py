@@ -39,7 +39,9 @@ class CategoryIn(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _no_separator(cls, name: str) -> str:
+    def _no_separator(cls, name: str | None) -> str | None:
+        if name is None:  # CategoryPatch: null leaves the name unchanged
+            return None
         name = name.strip()
         if not name or " > " in name:
             raise ValueError("a category name must not be empty or contain ' > '")

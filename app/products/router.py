@@ -24,7 +24,10 @@ Q = Annotated[str | None, Query(max_length=200, description="case-insensitive su
 Status = Annotated[str | None, Query(description="active, inactive or deleted")]
 CategoryParam = Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")]
 Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
-SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=100_000, description="comma-separated SKUs")]
+# The request head must fit in the HTTP server's 64 KiB (a longer one is refused before the app sees it),
+# even when every character is percent-encoded UTF-8 (12 bytes for some).
+SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=4_000,
+                                    description="comma-separated SKUs (at most 4,000 characters)")]
 
 
 def _page_url(request: Request, page: int) -> str:
