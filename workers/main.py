@@ -11,7 +11,7 @@ from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.log import configure_logging
 from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
-from app.segments.tasks import compute_segment_task
+from app.segments.tasks import compute_segment_task, recover_segments
 
 settings = get_settings()
 
@@ -19,10 +19,12 @@ settings = get_settings()
 async def startup(ctx: dict) -> None:
     configure_logging(settings.log_level)
     ctx["settings"] = settings
-    ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=2)
+    # a running task holds up to two connections (a lease and its transaction): 2 x max_jobs
+    ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=4)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["clickhouse"] = ClickHouse(settings)
     await recover_imports(ctx)  # imports left in `importing` by a worker that died
+    await recover_segments(ctx)  # computes left `computing` by a worker that died
 
 
 async def shutdown(ctx: dict) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import structlog
 from arq import Retry
+from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from asynch.errors import NetworkError, SocketTimeoutError
 from sqlalchemy import case, or_, select, update
@@ -33,7 +34,7 @@ from app.models import Product, Segment
 from app.products.upsert import driver_connection
 from app.segments import dsl, members
 from app.segments.schemas import SegmentStatus
-from app.segments.service import COMPUTE_FUNCTION, compile_predicate, matching_products
+from app.segments.service import COMPUTE_FUNCTION, compile_predicate, compute_job_id, matching_products
 
 log = structlog.get_logger("pim.segments")
 
@@ -49,6 +50,10 @@ TRANSIENT = (
 )
 
 tenant_transaction = asynccontextmanager(session_scope)
+
+# one run per segment at a time; two int4 keys (namespace, segment id) like the imports' lease
+_LEASE_KEY = "hashtext('pim.segment'), ($1::bigint % 2147483647)::int"
+_LEASE_POLL_S = 0.5
 
 
 async def _start_run(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, segment_id: int) -> int | None:
@@ -181,7 +186,69 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+@asynccontextmanager
+async def _lease(sessionmaker: async_sessionmaker[AsyncSession], segment_id: int):
+    """Hold the segment's compute lease: a session-level advisory lock on a connection of its own.
+
+    A worker killed mid-run loses its connection and with it the lock, which is how
+    `recover_segments` tells a dead run from a live one. A second run of the same segment
+    (a recovery racing a live run) waits here and then computes afresh.
+    """
+    async with sessionmaker.kw["bind"].connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        # a vanished worker host (no FIN) must not keep the lease for hours: let Postgres probe the socket
+        await raw.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
+        while not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):
+            await asyncio.sleep(_LEASE_POLL_S)
+        try:
+            yield
+        finally:
+            try:
+                await raw.fetchval(f"SELECT pg_advisory_unlock({_LEASE_KEY})", segment_id)
+            except BaseException:  # never hand a connection holding the lease back to the pool
+                await conn.invalidate()
+                raise
+
+
 async def compute_segment(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:
+    async with _lease(ctx["sessionmaker"], segment_id):
+        return await _compute(ctx, tenant_id, segment_id)
+
+
+async def recover_segments(ctx: dict[str, Any]) -> int:
+    """On worker start: run again the computes whose worker died.
+
+    arq keeps the job of a killed worker marked "in progress" for the longest task timeout
+    plus 10 s (an hour here) before any worker takes it again, and a new compute request
+    joins that job. A segment still `computing` whose lease is free has lost its run:
+    release its job (still in the queue) so that the next free worker runs it now. Only
+    this Redis's in-progress marks are touched. (A job that Redis itself lost needs no help:
+    the next compute request queues a new one.)
+    """
+    redis = ctx["redis"]
+    async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
+        segment_ids = list(await session.scalars(
+            select(Segment.id).where(Segment.status == SegmentStatus.computing.value).order_by(Segment.id).limit(1000)
+        ))
+    if not segment_ids:
+        return 0
+    recovered = 0
+    async with ctx["sessionmaker"].kw["bind"].connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        for segment_id in segment_ids:
+            in_progress = in_progress_key_prefix + compute_job_id(segment_id)
+            if not await redis.exists(in_progress):
+                continue  # not this Redis's job, or already finished
+            if not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):
+                continue  # a live run holds the lease
+            await raw.fetchval(f"SELECT pg_advisory_unlock({_LEASE_KEY})", segment_id)
+            recovered += await redis.delete(in_progress)
+    if recovered:
+        log.info("segments_recovered", count=recovered)
+    return recovered
+
+
+async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:
     sessionmaker = ctx["sessionmaker"]
     clickhouse: ClickHouse = ctx["clickhouse"]
     job_try = ctx.get("job_try", 1)
