@@ -170,11 +170,20 @@ def _parse_node(raw: Any, path: str, depth: int, budget: _Budget) -> Group | Neg
     )
 
 
+def is_text(value: str) -> bool:
+    """Encodable as UTF-8: JSON can carry lone surrogates (`"\\ud800"`) that no database accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_keys(raw: dict, allowed: set[str], path: str) -> None:
     for key in raw:
         if key not in allowed:
-            shown = key if isinstance(key, str) and len(key) <= 50 else "…"
-            raise DefinitionError(_sub(path, str(shown)), f"unexpected key; allowed here: {', '.join(sorted(allowed))}")
+            shown = key if len(key) <= 50 and is_text(key) else "…"
+            raise DefinitionError(_sub(path, shown), f"unexpected key; allowed here: {', '.join(sorted(allowed))}")
 
 
 def _enter(path: str, depth: int, budget: _Budget) -> None:
@@ -205,7 +214,7 @@ def _parse_condition(raw: dict, path: str, budget: _Budget) -> Condition:
     if budget.conditions > MAX_CONDITIONS:
         raise DefinitionError(_place(path), f"more than {MAX_CONDITIONS} conditions")
     field = raw.get("field")
-    if not isinstance(field, str) or not field or len(field) > MAX_FIELD_NAME:
+    if not isinstance(field, str) or not field or len(field) > MAX_FIELD_NAME or not is_text(field):
         raise DefinitionError(_sub(path, "field"), f"must be a field name (a string of 1 to {MAX_FIELD_NAME} characters)")
     op = raw.get("op")
     if op not in Op.__members__.values():
@@ -229,6 +238,8 @@ def _check_value_shape(value: Any, path: str) -> None:
                 raise DefinitionError(where, f"longer than {MAX_TEXT_VALUE} characters")
             if "\x00" in item:
                 raise DefinitionError(where, "must not contain NUL characters")
+            if not is_text(item):
+                raise DefinitionError(where, "is not valid Unicode text (a lone surrogate)")
 
 
 def iter_conditions(node: Group | Negation | Condition, path: str = "") -> Iterator[tuple[str, Condition]]:

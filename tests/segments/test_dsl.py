@@ -84,6 +84,8 @@ def test_round_trip_of_a_nested_definition():
         (all_of(cond("brand", "in", ["a", ["b"]])), "conditions[0].value[1]: must be a string, number"),
         (all_of({"not": "x"}), "conditions[0].not: must be an object"),
         (all_of(cond("brand", "eq", "a\x00b")), "conditions[0].value: must not contain NUL"),
+        (all_of(cond("brand", "in", ["a", "\ud800"])), "conditions[0].value[1]: is not valid Unicode text"),
+        (all_of({"field": "brand", "op": "eq", "value": "x", "\ud800": 1}), "conditions[0].…: unexpected key"),
         (all_of(cond("brand", "eq", "x" * 1001)), "conditions[0].value: longer than 1000"),
         (all_of(cond("brand", "in", ["x"] * 1001)), "conditions[0].value: at most 1000 values"),
     ],
