@@ -20,6 +20,22 @@ FILTER_HELP = (
     "numbers and dates compare by the schema type)."
 )
 
+# The dynamic filters in the OpenAPI document: an exploded object, so each key is its own query parameter
+# and generated SDKs can pass them (`field_filters={"brand": "Nike", "price__gte": "100"}`).
+FIELD_FILTERS = {
+    "parameters": [{
+        "name": "fieldFilters",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "description": "Data field filters, one query parameter each: `brand=Nike`, `price__gte=100`, "
+        "`tags__in=a,b` (see the operation's description).",
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "example": {"brand": "Nike", "price__gte": "100"},
+    }]
+}
+
 Q = Annotated[str | None, Query(max_length=200, description="case-insensitive substring of the name")]
 Status = Annotated[str | None, Query(description="active, inactive or deleted")]
 CategoryParam = Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")]
@@ -34,7 +50,8 @@ def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
 
 
-@router.get("/", response_model=ProductPage, responses=error_responses(400), description=FILTER_HELP)
+@router.get("/", response_model=ProductPage, responses=error_responses(400), description=FILTER_HELP,
+            openapi_extra=FIELD_FILTERS)
 async def list_products(
     request: Request,
     session: Session,
@@ -96,7 +113,8 @@ async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> R
     return Response(status_code=204)
 
 
-@facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP)
+@facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP,
+                   openapi_extra=FIELD_FILTERS)
 async def get_facets(
     request: Request,
     session: Session,
