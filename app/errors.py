@@ -77,13 +77,6 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 AUTH_ERRORS = error_responses(401, 403)
 
-# FastAPI documents its 422 itself where it validates parameters or a body; a route that validates its
-# request by hand (a streamed upload) declares it with this.
-VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Validation Error",
-          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}
-}
-
 # What FastAPI raises (as a 400) when a request body cannot be decoded at all.
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
