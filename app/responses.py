@@ -12,14 +12,14 @@ def json_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
+        return json.dumps(value, ensure_ascii=True, allow_nan=False, default=str)
 
 
 def dumps(content: Any) -> bytes:
     try:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # e.g. a client's 100-digit integer echoed back in a validation error
-        return json.dumps(content, ensure_ascii=False, default=str).encode()
+    except TypeError:  # a client's 100-digit integer or lone surrogate echoed back in a validation error
+        return json.dumps(content, ensure_ascii=True, default=str).encode()
 
 
 class OrjsonResponse(JSONResponse):

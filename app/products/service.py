@@ -67,8 +67,9 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
         return []
     conn = await driver_connection(session)
     rows = await conn.fetch(
+        # LATERAL: one primary-key probe per id, whatever the statistics say
         f"""SELECT {PRODUCT_COLUMNS} FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
-            JOIN products p ON p.id = w.id AND p.tenant_id = $1 ORDER BY w.ord""",
+            CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND tenant_id = $1) p ORDER BY w.ord""",
         tenant_of(session),
         ids,
     )

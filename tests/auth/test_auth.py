@@ -247,3 +247,9 @@ async def test_cli_prints_one_json_object(client):
     assert (await client.put("/api/pim/schema/", json={"fields": []}, headers={"X-API-Key": viewer["api_key"]})).status_code == 403
     assert (await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(token))).status_code == 200
     assert (await client.get(KEYS_URL, headers={"X-API-Key": created["api_key"]})).status_code == 200
+
+
+async def test_lone_surrogates_in_bodies_are_not_500(client, tenant):
+    body = b'{"sku": "\\ud800", "name": 5}'
+    response = await client.post("/api/pim/products/", content=body, headers={**tenant.editor, "content-type": "application/json"})
+    assert response.status_code in (400, 422)
