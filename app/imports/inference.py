@@ -35,6 +35,7 @@ from app.imports.rows import (
 SAMPLE_BYTES = 1 << 20  # what the suggestion looks at
 DIALECT_SAMPLE_CHARS = 64 * 1024  # clevercsv's cost grows with its input: measured ~0.1 s here
 MAX_SAMPLE_ROWS = 5000
+TYPE_SAMPLE_VALUES = 2000
 MAX_COLUMNS = 1000
 DELIMITERS = (",", ";", "\t", "|")
 MAX_ENUM_OPTIONS = 20
@@ -390,7 +391,8 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
     prof.code_like = _share(values, lambda v: bool(_CODE_RE.match(v)))
     prof.with_spaces = _share(values, lambda v: " " in v)
     hints = prof.hints = _hints(values, delimiter)
-    typed = [v for v in values if not is_null_token(v)] or values
+    # the type tests look at the first values only: 2,000 decide a type as well as 5,000, in less time
+    typed = [v for v in values[:TYPE_SAMPLE_VALUES] if not is_null_token(v)] or values[:TYPE_SAMPLE_VALUES]
     size_factor = min(1.0, 0.6 + len(typed) / 50)
 
     def decide(ftype: FieldType, share: float) -> ColumnProfile:

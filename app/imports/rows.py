@@ -9,8 +9,9 @@ rules (enum options, regex, URL). Column-level hints found on the sample
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
@@ -290,20 +291,9 @@ def parse_cell(ftype: FieldType, cell: str, hints: dict[str, Any]) -> Any:
 
 # --- row conversion --------------------------------------------------------------------------
 
-_COERCED_TYPES = frozenset({FieldType.string, FieldType.text, FieldType.url, FieldType.enum, FieldType.datetime})
-
 
 class RowError(ValueError):
     """The row is rejected; the message says why (prefixed with the target field)."""
-
-
-@dataclass(slots=True)
-class _Column:
-    index: int
-    header: str
-    target: str
-    field: FieldDef | None
-    hints: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -312,8 +302,52 @@ class ConvertedRow:
     category_paths: tuple[str, ...] | None  # None: the row does not set categories
 
 
+def _skip_nulls(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse_or_none(cell: str) -> Any:
+        return None if cell.lower() in NULL_TOKENS else parse(cell)
+
+    return parse_or_none
+
+
+def _check_sku_length(cell: str) -> str:
+    if len(cell) > SKU_MAX:
+        raise ValueError(f"longer than {SKU_MAX} characters")
+    return cell
+
+
+def _cell_parser(target: str, field: FieldDef | None, hints: dict[str, Any]) -> Callable[[str], Any] | None:
+    """The function that turns a stripped, non-empty cell into the item's value (None: the text as is)."""
+    if field is None:
+        return {"name": None, "status": parse_status, "variation_of": _check_sku_length}[target]
+    match field.type:
+        case FieldType.string | FieldType.text | FieldType.url:
+            return None
+        case FieldType.enum:
+            # "bleu" for the option "Bleu": spreadsheets are not careful about case
+            options = {o.casefold(): o for o in field.options or ()}
+            return lambda cell: options.get(cell.casefold(), cell)
+        case FieldType.number:
+            return _skip_nulls(partial(parse_number, decimal=hints.get("decimal")))
+        case FieldType.integer:
+            return _skip_nulls(partial(parse_number, decimal=hints.get("decimal"), integer=True))
+        case FieldType.boolean:
+            return _skip_nulls(parse_bool)
+        case FieldType.date:
+            return _skip_nulls(partial(parse_date, order=hints.get("date_order")))
+        case FieldType.datetime:
+            return _skip_nulls(partial(parse_datetime, order=hints.get("date_order")))
+        case FieldType.array:
+            return partial(split_array, sep=hints.get("array_sep"))
+    return None
+
+
 class RowConverter:
-    """Built once per import from the confirmed mapping and schema; `convert()` per row."""
+    """Built once per import from the confirmed mapping and schema.
+
+    `convert()` parses a row's cells into an upsert item (rejecting cells that do not
+    parse); the schema's own rules (enum options, regex, URL) are applied by
+    `upsert_products` through `coerce_data`, or per row by `validate()`.
+    """
 
     def __init__(
         self,
@@ -325,29 +359,25 @@ class RowConverter:
     ) -> None:
         hints = hints or {}
         self.width = len(headers)
-        self.columns: list[_Column] = []
+        self.fields = fields
         self.sku_index: int | None = None
+        self.category_column: tuple[int, str] | None = None
+        # (cell index, target, parser or None, header) per mapped column
+        self.columns: list[tuple[int, str, Callable[[str], Any] | None, str]] = []
         for index, header in enumerate(headers):
             target = mapping.get(header)
             if not target:
                 continue
             if target == "sku":
                 self.sku_index = index
-                continue
-            field = fields.get(target)
-            if target not in BUILTIN_TARGETS and field is None:
+            elif target == "categories":
+                self.category_column = (index, header)
+            elif target in BUILTIN_TARGETS:
+                self.columns.append((index, target, _cell_parser(target, None, {}), header))
+            elif target in fields:
+                self.columns.append((index, target, _cell_parser(target, fields[target], hints.get(header, {})), header))
+            else:
                 raise ValueError(f"{target!r} is not a field of the schema")
-            if target in BUILTIN_TARGETS:
-                field = None
-            column_hints = dict(hints.get(header, {}))
-            if field is not None:
-                # numbers, booleans, dates and plain lists leave the parsers canonical; the rest needs the
-                # schema's own checks (options, regex, URL, UTC datetimes) here, to reject the right row
-                column_hints["_coerce"] = field.type in _COERCED_TYPES or field.validation is not None
-            if field is not None and field.type == FieldType.enum:
-                # "bleu" for the option "Bleu": spreadsheets are not careful about case
-                column_hints["options"] = {o.casefold(): o for o in field.options or ()}
-            self.columns.append(_Column(index, header, target, field, column_hints))
         if self.sku_index is None:
             raise ValueError("no column maps to sku")
 
@@ -357,44 +387,50 @@ class RowConverter:
         return None
 
     def convert(self, cells: list[str]) -> ConvertedRow:
-        if len(cells) > self.width and any(c.strip() for c in cells[self.width :]):
-            raise RowError(f"the row has {len(cells)} cells, the header has {self.width}")
-        sku = self.sku_of(cells)
+        n = len(cells)
+        if n > self.width and any(c.strip() for c in cells[self.width :]):
+            raise RowError(f"the row has {n} cells, the header has {self.width}")
+        sku = cells[self.sku_index].strip() if self.sku_index < n else ""
         if not sku:
             raise RowError("sku: is required (the SKU cell is empty)")
         if len(sku) > SKU_MAX:
             raise RowError(f"sku: longer than {SKU_MAX} characters")
         item: dict[str, Any] = {"sku": sku}
-        paths: tuple[str, ...] | None = None
-        n = len(cells)
-        for col in self.columns:
-            if col.index >= n:
+        for index, target, parse, header in self.columns:
+            if index >= n:
                 continue
-            cell = cells[col.index].strip()
+            cell = cells[index].strip()
             if not cell:
                 continue  # an empty cell leaves the value unset
-            target = col.target
+            if parse is None:
+                item[target] = cell
+                continue
             try:
-                if col.field is not None:
-                    value = parse_cell(col.field.type, cell, col.hints)
-                    if value is None:
-                        continue
-                    item[target] = coerce_value(col.field, value) if col.hints["_coerce"] else value
-                elif target == "name":
-                    item["name"] = cell
-                elif target == "status":
-                    item["status"] = parse_status(cell)
-                elif target == "categories":
-                    paths = parse_category_paths(cell)
-                elif target == "variation_of":
-                    if len(cell) > SKU_MAX:
-                        raise ValueError(f"longer than {SKU_MAX} characters")
-                    item["variation_of"] = cell
-            except CoercionError as exc:
-                raise RowError(f"{exc} (column {col.header!r})") from None
+                value = parse(cell)
             except ValueError as exc:
-                raise RowError(f"{target}: {exc} (column {col.header!r}: {cell[:60]!r})") from None
+                raise RowError(f"{target}: {exc} (column {header!r}: {cell[:60]!r})") from None
+            if value is not None:
+                item[target] = value
+        paths = None
+        if self.category_column is not None and self.category_column[0] < n:
+            cell = cells[self.category_column[0]].strip()
+            if cell:
+                try:
+                    paths = parse_category_paths(cell)
+                except ValueError as exc:
+                    raise RowError(f"categories: {exc} (column {self.category_column[1]!r})") from None
         return ConvertedRow(item, paths)
+
+    def validate(self, item: dict[str, Any]) -> None:
+        """The schema's checks on one item, as `upsert_products` will apply them (RowError)."""
+        fields = self.fields
+        for key, value in item.items():
+            field = fields.get(key)
+            if field is not None and key not in BUILTIN_TARGETS:
+                try:
+                    coerce_value(field, value)
+                except CoercionError as exc:
+                    raise RowError(str(exc)) from None
 
 
 def merge_items(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

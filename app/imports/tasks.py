@@ -22,6 +22,7 @@ import asyncpg
 import orjson
 import structlog
 from arq import Retry
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.catalog.service import ensure_category_paths, get_field_map
@@ -40,7 +41,32 @@ LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
 UNCONFIRMED_DAYS = 7
 _LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
-_TRANSIENT = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OperationalError, InterfaceError)
+# worth another try: the batch rolled back whole (lost connection, timeouts, lock waits, deadlocks)
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.QueryCanceledError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+    asyncpg.LockNotAvailableError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    OperationalError,
+    InterfaceError,
+)
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError wraps the driver's error) is transient."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 @dataclass(slots=True)
@@ -48,9 +74,10 @@ class _Pending:
     """One SKU's rows in a batch, merged in file order."""
 
     item: dict[str, Any]
-    paths: list[str] | None
+    paths: tuple[str, ...] | None
     rows: list[int]
     cells: list[list[str]]
+    validated: bool = False
 
 
 @dataclass(slots=True)
@@ -62,12 +89,26 @@ class _Batch:
     end_row: int = 0
     end_offset: int = 0
 
-    def accept(self, row: int, converted: ConvertedRow, cells: list[str]) -> None:
+    def accept(self, row: int, converted: ConvertedRow, cells: list[str], validate) -> None:
+        """Add a row; a SKU seen before in the batch is merged into its earlier rows.
+
+        The schema's checks run in `upsert_products` per SKU; rows merged into one SKU are
+        checked one by one first, so that a bad row is rejected alone (RowError).
+        """
         sku = converted.item["sku"]
         pending = self.items.get(sku)
         if pending is None:
             self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells])
             return
+        if not pending.validated:
+            try:
+                validate(pending.item)  # still just the first row
+            except RowError as exc:
+                self.rejected.append((pending.rows[0], sku, pending.cells[0], str(exc)))
+                self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells])
+                return
+            pending.validated = True
+        validate(converted.item)
         pending.item = merge_items(pending.item, converted.item)
         if converted.category_paths is not None:
             pending.paths = converted.category_paths
@@ -162,7 +203,7 @@ class _Importer:
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     try:
-                        batch.accept(row, converter.convert(cells), cells)
+                        batch.accept(row, converter.convert(cells), cells, converter.validate)
                     except RowError as exc:
                         batch.rejected.append((row, converter.sku_of(cells), cells, str(exc)))
                 batch.end_row, batch.end_offset = row, record.end_offset
@@ -196,10 +237,11 @@ class _Importer:
     async def commit(self, batch: _Batch, *, final: bool) -> None:
         job = self.job
         async with self._session() as session, session.begin():
-            conn = await driver_connection(session)
             # Products and progress commit together, so a Postgres crash losing the last commits
-            # only means redoing those batches: no need to wait for the WAL flush.
-            await conn.execute("SET LOCAL synchronous_commit = off")
+            # only means redoing those batches: no need to wait for the WAL flush. (Sent through
+            # SQLAlchemy: its first statement is what opens the transaction on the connection.)
+            await session.execute(text("SET LOCAL synchronous_commit = off"))
+            conn = await _raw(session)
             wanted = {p for pending in batch.items.values() for p in pending.paths or ()}
             missing = sorted(wanted - self.categories.keys())
             if missing:
@@ -260,6 +302,18 @@ class _JobGone(Exception):
     """The job left `importing` under us (deleted, or failed by another run)."""
 
 
+async def _raw(session) -> Any:
+    """The asyncpg connection inside the session's transaction.
+
+    SQLAlchemy sends BEGIN lazily, with its first statement: raw statements before that
+    would each commit on their own, and a batch would no longer be all or nothing.
+    """
+    conn = await driver_connection(session)
+    if not conn.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    return conn
+
+
 def _json(value: Any) -> Any:
     """jsonb from the session's connection arrives decoded (SQLAlchemy's codec) or as text (plain asyncpg)."""
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
@@ -268,7 +322,7 @@ def _json(value: Any) -> Any:
 async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
     """The job if it is importing; waits for a confirming request's row lock to go first."""
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await driver_connection(session)
+        conn = await _raw(session)
         row = await conn.fetchrow(
             """SELECT id, tenant_id, status, resume_offset, resume_row, jsonb_array_length(errors) AS error_count,
                       mapping, parse_options, delimiter, quotechar
@@ -295,7 +349,7 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
 
 async def _fail(ctx: dict, job_id: uuid.UUID, message: str) -> None:
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await driver_connection(session)
+        conn = await _raw(session)
         await conn.execute(
             "UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'importing'",
             job_id,
@@ -355,19 +409,18 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
         outcome = await importer.run(deadline=started + SLICE_SECONDS)
     except _JobGone:
         return "gone"
-    except _TRANSIENT + (DBAPIError,) as exc:
-        if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not isinstance(exc, _TRANSIENT):
-            log.exception("import_failed", job_id=str(job_id))
-            await _fail(ctx, job_id, f"Database error while importing: {str(exc.orig or exc)[:300]}")
-            return "failed"
-        if ctx.get("job_try", 1) < MAX_TRIES:
-            log.warning("import_retry", job_id=str(job_id), error=str(exc)[:300])
-            raise Retry(defer=ctx.get("job_try", 1) * 5) from exc
-        await _fail(ctx, job_id, f"The database was unreachable while importing: {str(exc)[:300]}")
-        return "failed"
     except Exception as exc:
+        if _transient(exc):
+            if ctx.get("job_try", 1) < MAX_TRIES:  # arq runs the job again; it resumes at the last batch
+                log.warning("import_retry", job_id=str(job_id), error=f"{type(exc).__name__}: {exc}"[:300])
+                raise Retry(defer=ctx.get("job_try", 1) * 5) from exc
+            message = f"The database failed repeatedly while importing ({type(exc).__name__}); committed rows are kept"
+        elif isinstance(exc, DBAPIError):
+            message = f"Database error while importing: {str(exc.orig or exc)[:300]}"
+        else:
+            message = f"Internal error while importing ({type(exc).__name__}); committed rows are kept"
         log.exception("import_failed", job_id=str(job_id))
-        await _fail(ctx, job_id, f"Internal error while importing ({type(exc).__name__}); committed rows are kept")
+        await _fail(ctx, job_id, message)
         return "failed"
     log.info("import_slice", job_id=str(job_id), outcome=outcome, row=job.resume_row, seconds=round(time.monotonic() - started, 1))
     return outcome
@@ -380,7 +433,7 @@ async def recover_imports(ctx: dict) -> int:
     Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back.
     """
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await driver_connection(session)
+        conn = await _raw(session)
         expired = await conn.fetch(
             """UPDATE import_jobs SET status = 'failed', finished_at = now(),
                       error = 'The upload was not confirmed within ' || $1::int || ' days'

@@ -93,3 +93,11 @@ async def test_lease_and_recovery(app_with, make_tenant, settings, worker_ctx):
     assert expired["status"] == "failed" and "not confirmed" in expired["error"]
     assert (await tasks.import_csv(worker_ctx, job_id))["status"] == "done"
     assert (await tasks.import_csv(worker_ctx, "not-a-uuid"))["status"] == "invalid"
+
+
+async def test_raw_statements_run_inside_the_batch_transaction(worker_ctx):
+    # SQLAlchemy opens the transaction with its first statement; raw asyncpg statements before
+    # that would commit one by one and a batch would not be all or nothing
+    async with worker_ctx["sessionmaker"]() as session, session.begin():
+        conn = await tasks._raw(session)
+        assert conn.is_in_transaction()
