@@ -32,12 +32,12 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.auth.service import Role, create_api_key, create_tenant  # noqa: E402
-from app.config import get_settings  # noqa: E402
-from app.db import create_engine, create_sessionmaker  # noqa: E402
-from app.imports.inference import SAMPLE_BYTES  # noqa: E402
-from app.imports.rows import parse_category_paths  # noqa: E402
-from app.products.upsert import driver_connection  # noqa: E402
+from app.auth.service import Role, create_api_key, create_tenant
+from app.config import get_settings
+from app.db import create_engine, create_sessionmaker
+from app.imports.inference import SAMPLE_BYTES
+from app.imports.rows import parse_category_paths
+from app.products.upsert import driver_connection
 
 BRANDS = ["Fermob", "Tolix", "Hay", "Müller & Söhne", "Artemide", "Flos", "Ikea", "Vitra", "Kartell", "Muuto"]
 COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]

@@ -25,7 +25,6 @@ from app.imports.rows import (
     TRUE_WORDS,
     is_null_token,
     parse_cell,
-    parse_category_paths,
     parse_date,
     parse_datetime,
     parse_number,
@@ -142,7 +141,7 @@ def detect_encoding(sample: bytes, *, complete: bool) -> str:
 
 # --- dialect ---------------------------------------------------------------------------------
 
-_SEP_LINE = re.compile(r'^"?sep=(.)"?\s*$', re.I)
+_SEP_LINE = re.compile(r'^"?sep=(.)"?\s*$', re.IGNORECASE)
 
 
 def _fallback_dialect(text: str) -> Dialect:
@@ -298,7 +297,7 @@ def estimate_rows(analysis: SampleAnalysis, stored_size: int) -> int:
 # --- column types ----------------------------------------------------------------------------
 
 _CODE_RE = re.compile(r"^[\w\-./#:+]{1,64}$")
-_URL_RE = re.compile(r"^(https?|ftp)://[^\s/$.?#][^\s]*$", re.I)
+_URL_RE = re.compile(r"^(https?|ftp)://[^\s/$.?#][^\s]*$", re.IGNORECASE)
 _BOOLEAN_HEADER = re.compile(
     r"(^is |^has |active|enabled|available|in stock|flag|aktiv|verfugbar|lieferbar|disponible|actif|activo|attivo|published)"
 )
@@ -852,7 +851,7 @@ def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldD
     for entry in answer["columns"]:
         if not isinstance(entry, dict) or entry.get("header") not in by_header:
             continue
-        i, col = by_header[entry["header"]]
+        _, col = by_header[entry["header"]]
         target = entry.get("field")
         try:
             confidence = max(0.0, min(float(entry.get("confidence", 0.7)), 0.95))

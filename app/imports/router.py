@@ -77,7 +77,7 @@ async def get_import_job(job_id: JobId, session: Session, _: Viewer):
 async def confirm_import_job(job_id: JobId, body: ConfirmIn, session: Session, arq: Arq, _: Editor):
     """Confirm the mapping (and the schema to save) and start the import. Rows are upserted by SKU;
     a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`."""
-    return service.job_out(await service.confirm_import(session, arq, job_id=job_id, body=body))
+    return service.job_out(await service.confirm_import(session, arq=arq, job_id=job_id, body=body))
 
 
 @router.get(
@@ -94,7 +94,7 @@ async def download_import_errors(job_id: JobId, request: Request, session: Sessi
     job = await service.get_job(session, job_id)
     headers = list(job.parse_options.get("headers", []))
     return StreamingResponse(
-        service.error_csv(request.app.state.sessionmaker, job.id, headers),
+        service.error_csv(request.app.state.sessionmaker, job_id=job.id, headers=headers),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{job.id}-errors.csv"'},
     )

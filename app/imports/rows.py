@@ -7,12 +7,13 @@ rules (enum options, regex, URL). Column-level hints found on the sample
 (decimal separator, day/month order, list separator) settle ambiguous cells.
 """
 
+import math
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache, partial
-from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
 from app.catalog.fields import CoercionError, FieldDef, FieldType, coerce_value
@@ -27,9 +28,9 @@ INT64_MAX = 2**63 - 1
 NULL_TOKENS = frozenset({"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"})
 
 TRUE_WORDS = frozenset(
-    "true t yes y 1 on ja j oui si sí vrai wahr verdadero vero waar tak da enabled".split()
+    ["true", "t", "yes", "y", "1", "on", "ja", "j", "oui", "si", "sí", "vrai", "wahr", "verdadero", "vero", "waar", "tak", "da", "enabled"]
 )
-FALSE_WORDS = frozenset("false f no n 0 off nein non faux falsch falso nee nie disabled".split())
+FALSE_WORDS = frozenset(["false", "f", "no", "n", "0", "off", "nein", "non", "faux", "falsch", "falso", "nee", "nie", "disabled"])
 
 _SPACES = " \u00a0\u202f\u2009\u2007"
 _CURRENCY_SYMBOLS = "€$£¥₹₽₺₩₪฿₴₦"
@@ -43,7 +44,7 @@ _NUMBER_RE = re.compile(
     \s*(?P<c2>[A-Z]{3}|CHF|Fr\.?|kr|zł|[€$£¥₹₽₺₩₪฿₴₦%])?
     (?P<s3>-)?
     $""",
-    re.X,
+    re.VERBOSE,
 )
 _GROUPED = {sep: re.compile(rf"^\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+$") for sep in ".,"}
 _PLAIN_INT = re.compile(r"^-?\d{1,18}$")
@@ -53,7 +54,7 @@ _GROUPED_SPACE = re.compile(r"^\d{1,3}(?: \d{3})+$")
 
 _ISO_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})$")
 _DMY_DATE = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?\s*(Z|[+-]\d{2}:?\d{2})?$", re.I)
+_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?\s*(Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
 _SPLIT_DATETIME = re.compile(r"^(\S+?)(?:[T ]|\s+)(\d{1,2}:\d{2}.*)$")
 
 
@@ -122,7 +123,7 @@ def parse_number(text: str, *, decimal: str | None = None, integer: bool = False
         num += m["exp"]
     if "." in num or "e" in num.lower():
         value: int | float = float(num)
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError("not a finite number")
         if integer:
             if not value.is_integer():
@@ -196,7 +197,7 @@ def _split_datetime(cell: str, order: str | None) -> datetime | None:
     tz = None
     if t[5]:
         if t[5].upper() == "Z":
-            tz = timezone.utc
+            tz = UTC
         else:
             sign = 1 if t[5][0] == "+" else -1
             digits = t[5][1:].replace(":", "")

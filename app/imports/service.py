@@ -257,7 +257,7 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
     )
 
 
-async def confirm_import(session: AsyncSession, arq: ArqRedis, *, job_id: str, body: ConfirmIn) -> ImportJob:
+async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, body: ConfirmIn) -> ImportJob:
     """Validate the mapping, save schema and choices, and queue the import (all or nothing)."""
     job = await get_job(session, job_id, for_update=True)  # the worker waits on this lock until we commit
     if job.status != "mapping":
@@ -287,7 +287,9 @@ async def confirm_import(session: AsyncSession, arq: ArqRedis, *, job_id: str, b
 # --- rejected rows ---------------------------------------------------------------------------
 
 
-async def error_csv(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, headers: list[str]) -> AsyncIterator[bytes]:
+async def error_csv(
+    sessionmaker: async_sessionmaker[AsyncSession], *, job_id: uuid.UUID, headers: list[str]
+) -> AsyncIterator[bytes]:
     """Every rejected row as CSV: its cells, then `row` and `error`; read in keyset pages."""
     async with sessionmaker() as session:
         conn = await driver_connection(session)

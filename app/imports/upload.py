@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from app.errors import BadRequest
 

@@ -74,7 +74,7 @@ def test_column_types():
     for i in range(40):
         rows.append(
             f"S-{i};Item {i};{i},5;{i};{'ja' if i % 2 else 'nein'};{i % 28 + 1:02d}.03.2024;2024-03-01 10:{i % 60:02d};"
-            f"https://x.org/{i};a|b;{'rot grün blau'.split()[i % 3]};{'lang ' * 60};{'0' * 3}{i};Y"
+            f"https://x.org/{i};a|b;{['rot', 'grün', 'blau'][i % 3]};{'lang ' * 60};{'0' * 3}{i};Y"
         )
     text = "sku;name;preis;menge;aktiv;datum;zeit;link;tags;farbe;text;ean;flag\n" + "\n".join(rows) + "\n"
     _, s = run(text)

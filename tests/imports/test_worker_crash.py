@@ -66,7 +66,7 @@ async def test_sigkill_mid_import_resumes_with_exact_counts(app_with, make_tenan
     assert done["status"] == "done", done
     assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (ROWS, ROWS - bad, 0, bad)
     assert done["total_rows"] == ROWS
-    async with client._transport.app.state.sessionmaker() as session:  # noqa: SLF001 - the test's own app
+    async with client._transport.app.state.sessionmaker() as session:
         counts = (
             await session.execute(
                 text(
