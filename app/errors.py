@@ -85,6 +85,17 @@ def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> Or
     return OrjsonResponse({"detail": detail}, status_code=status, headers=headers)
 
 
+# deadlock_detected, serialization_failure: Postgres aborted the transaction for a concurrent one;
+# nothing was written and the same request can simply be sent again
+_CONCURRENCY_STATES = frozenset({"40P01", "40001"})
+
+
+def _concurrent_write(exc: Exception) -> OrjsonResponse:
+    log.warning("concurrent_write_conflict", error=str(exc)[:300])
+    return _json(503, "The database aborted this request to resolve a conflict with a concurrent write; "
+                 "nothing was written, retry it", {"Retry-After": "1"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError):
@@ -120,6 +131,8 @@ def install_error_handlers(app: FastAPI) -> None:
         sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
         if sqlstate == "57014" or "QueryCanceled" in name:
             return _json(503, "The query took too long and was cancelled; narrow the filters")
+        if sqlstate in _CONCURRENCY_STATES:
+            return _concurrent_write(exc)
         if isinstance(exc, (OperationalError, InterfaceError)) or (sqlstate or "").startswith("08"):
             log.warning("database_unavailable", error=str(exc)[:300])
             return _json(503, "The database is unavailable")
@@ -133,6 +146,8 @@ def install_error_handlers(app: FastAPI) -> None:
         sqlstate = getattr(exc, "sqlstate", "") or ""
         if sqlstate == "57014":
             return _json(503, "The query took too long and was cancelled; narrow the filters")
+        if sqlstate in _CONCURRENCY_STATES:
+            return _concurrent_write(exc)
         if sqlstate.startswith("22"):
             return _json(400, "A value is out of range or malformed")
         if sqlstate.startswith(("08", "57P")):

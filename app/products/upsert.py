@@ -95,11 +95,15 @@ ON CONFLICT (tenant_id, sku) DO NOTHING
 RETURNING sku
 """
 
+# `v` locks the rows in id order before anything is written: concurrent batches that share
+# products then wait for each other instead of deadlocking (an UPDATE ... FROM locks rows in
+# whatever order its join produces), and each new value is computed from the row's latest
+# version (FOR UPDATE re-reads a row changed concurrently), so a concurrent PATCH is not lost.
 UPDATE_SQL = """
 WITH t AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[])
         AS t(sku, name, status, cats, set_vof, vof, vattrs, data, null_keys)
-), v AS (
+), v AS MATERIALIZED (
     SELECT p.id,
            COALESCE(t.name, p.name) AS name,
            COALESCE(t.status, p.status) AS status,
@@ -110,6 +114,8 @@ WITH t AS (
                 ELSE ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)) END AS variation_attributes,
            (p.data || t.data::jsonb) - ARRAY(SELECT jsonb_array_elements_text(t.null_keys::jsonb)) AS data
     FROM t JOIN products p ON p.tenant_id = $1 AND p.sku = t.sku
+    ORDER BY p.id
+    FOR UPDATE OF p
 )
 UPDATE products p
 SET name = v.name, status = v.status, categories = v.categories, variation_of = v.variation_of,

@@ -8,7 +8,9 @@ become visible at once) → `ready` → delete the older generations.
 Transient failures (ClickHouse or Postgres unreachable) are retried with a delay;
 after the last try, or for a definition that no longer fits the schema, the segment
 is `failed` with `last_error`. arq does not retry a job that hits its timeout, so the
-task marks the segment itself when it is cancelled.
+task marks the segment itself when it is cancelled. A run holds a lease (an advisory
+lock that dies with its worker's connection); a worker that starts releases the jobs of
+runs whose worker was killed, which arq would otherwise hold for an hour (`recover_segments`).
 """
 
 import asyncio

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import glob
 import os
+import pwd
 import secrets
 import shutil
 import signal
@@ -206,6 +207,12 @@ class PrivatePostgres:
         self.bin = _pg_bin_dir()
         self.port = free_port()
         self.as_root = os.geteuid() == 0
+        if self.as_root:
+            try:
+                pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("initdb refuses root and there is no `postgres` OS user to run it as "
+                            "(useradd --system postgres, or install postgresql)", pytrace=False)
         self.dir = Path(tempfile.mkdtemp(prefix="pim-faults-pg-"))
         self.data = self.dir / "data"
         if self.as_root:

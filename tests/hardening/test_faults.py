@@ -7,6 +7,7 @@ subprocesses pointed at the private instances, so no other test run's worker tak
 
 import asyncio
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import orjson
 from sqlalchemy import text
 
 from app.clickhouse import ClickHouse
+from app.segments import tasks as segment_tasks
 from tests.conftest import ROOT, start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
 
@@ -285,6 +287,7 @@ def start_small_block_worker(env: dict[str, str]) -> subprocess.Popen:
 
 
 async def test_worker_killed_mid_compute_finishes_exactly_after_restart(app_with, redis_up, clickhouse_up, settings):
+    assert {"BLOCK_ROWS", "FETCH_ROWS"} <= vars(segment_tasks).keys(), "SMALL_BLOCKS_WORKER needs updating"
     api = await app_with(redis_url=redis_up.url, clickhouse_url=clickhouse_up.url)
     http, tenant = api.http, await tenant_in(api.app)
     n = 20_000
@@ -351,6 +354,26 @@ async def test_worker_killed_mid_compute_finishes_exactly_after_restart(app_with
     finally:
         stop_worker(worker)
         await clickhouse.close()
+
+
+# --- concurrent writers -------------------------------------------------------------------------
+
+
+async def test_concurrent_bulk_upserts_of_the_same_products_do_not_deadlock(client, make_tenant):
+    """Found by bench/load.py: batches sharing products in different orders deadlocked (a 500)."""
+    tenant = await make_tenant("writers")
+    skus = [f"D-{i:04d}" for i in range(60)]
+    r = await client.post(BULK, json={"products": [{"sku": s, "name": s, "n": -1} for s in skus]}, headers=tenant.editor)
+    assert r.status_code == 200 and r.json()["created"] == 60
+    rng = random.Random(7)
+    statuses: dict[int, int] = {}
+    for attempt in range(6):
+        bodies = [{"products": [{"sku": s, "name": s, "n": attempt * 100 + k} for s in rng.sample(skus, 25)]}
+                  for k in range(12)]
+        responses = await asyncio.gather(*[client.post(BULK, json=b, headers=tenant.editor) for b in bodies])
+        for response in responses:
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+    assert statuses == {200: 72}, statuses
 
 
 # --- limits -------------------------------------------------------------------------------------
