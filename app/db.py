@@ -10,7 +10,7 @@ tenant with `tenant_of(session)`.
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, MetaData, event, func
+from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
@@ -77,11 +77,23 @@ def _assign_tenant(session: Session, _flush_context, _instances) -> None:
                 raise TenantMissing("object belongs to another tenant")
 
 
-async def driver_connection(session: AsyncSession):
-    """The asyncpg connection under the session's current transaction, for hot paths and set-based SQL."""
+async def read_connection(session: AsyncSession):
+    """The session's asyncpg connection for single-statement reads on hot paths.
+
+    No transaction is opened for them: SQLAlchemy begins one lazily, with its own first
+    statement, so a raw statement before that runs on its own (autocommit)."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     return raw.driver_connection
+
+
+async def driver_connection(session: AsyncSession):
+    """The session's asyncpg connection inside the session's transaction, for writes and
+    multi-statement work: opens that transaction first when SQLAlchemy has not yet."""
+    raw = await read_connection(session)
+    if not raw.is_in_transaction():
+        await session.execute(text("SELECT 1"))
+    return raw
 
 
 def create_engine(settings: Settings, **overrides) -> AsyncEngine:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import driver_connection
+from app.db import read_connection
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 
@@ -97,7 +97,7 @@ async def principal_from_api_key(session: AsyncSession, api_key: str) -> Princip
     if not api_key.startswith(KEY_PREFIX + "_") or len(api_key) > 200:
         raise Unauthorized("Invalid API key", scheme="ApiKey")
     # every request runs this: one indexed lookup on the raw connection, no ORM
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     row = await conn.fetchrow(
         "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
     )

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
-from app.db import driver_connection, tenant_of
+from app.db import read_connection, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
 
@@ -40,7 +40,7 @@ def schema_out(row: ProductSchema | None) -> dict[str, Any]:
 
 async def get_fields(session: AsyncSession) -> list[FieldDef]:
     # read on every list/facet/write request: a plain query on the raw connection
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     raw = await conn.fetchval("SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session))
     return [FieldDef.model_validate(f) for f in orjson.loads(raw)] if raw else []
 

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
-from app.db import driver_connection, tenant_of
+from app.db import read_connection, tenant_of
 from app.errors import BadRequest, NotFound
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
@@ -102,7 +102,7 @@ def _view_fields(fields: tuple[FieldDef, ...], attributes: list[str] | None) -> 
 async def load_context(
     session: AsyncSession, *, category_id: int, locale: str | None, view_name: str | None
 ) -> Context:
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     if view_name is not None and len(view_name) > MAX_VIEW_NAME:
         raise BadRequest(f"Unknown view {view_name[:40]!r}…")
     row = await conn.fetchrow(CONTEXT_SQL, tenant_of(session), view_name, category_id)
@@ -197,7 +197,7 @@ async def pims_products(
     queries = build_queries(
         ctx, tenant_id=tenant_of(session), specs=specs, sort=sort, page_size=page_size, page_num=page_num
     )
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     total = await conn.fetchval(queries.count_sql, *queries.count_params)
     page = queries.page(total)
     rows = await conn.fetch(page[0], *page[1]) if page else []

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import tenant_of
+from app.db import driver_connection, read_connection, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.products.queries import (
@@ -21,7 +21,7 @@ from app.products.queries import (
     ordering_sql,
 )
 from app.products.schemas import BulkResult, ProductIn, ProductPatch, ProductStatus
-from app.products.upsert import driver_connection, unique_conflicts, upsert_products
+from app.products.upsert import unique_conflicts, upsert_products
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
@@ -52,7 +52,7 @@ def dumps(obj: Any) -> bytes:
 
 
 async def get_product_json(session: AsyncSession, product_id: int) -> dict[str, Any]:
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     row = await conn.fetchrow(
         f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2", tenant_of(session), product_id
     )
@@ -65,7 +65,7 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
     """Products of this tenant with these ids, in the given order; missing ids are skipped."""
     if not ids:
         return []
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     rows = await conn.fetch(
         # LATERAL: one primary-key probe per id, whatever the statistics say
         f"""SELECT {PRODUCT_COLUMNS} FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
@@ -128,7 +128,7 @@ async def list_products(
     session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
 ) -> tuple[int, list[dict[str, Any]]]:
     ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
-    conn = await driver_connection(session)
+    conn = await read_connection(session)
     count = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
     if (page - 1) * page_size >= count:
         return count, []
@@ -137,7 +137,7 @@ async def list_products(
 
 
 async def facets(session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
-    return await facets_on(await driver_connection(session), where, fields)
+    return await facets_on(await read_connection(session), where, fields)
 
 
 async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:

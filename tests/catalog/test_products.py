@@ -251,3 +251,23 @@ async def test_facet_counts_follow_every_kind_of_write(client, tenant):
     await client.put(SCHEMA, json={"fields": FIELDS}, headers=tenant.editor)
     facets, _ = await both_paths()
     assert facets["color"] == {"red": 29}
+
+
+async def test_a_bulk_request_is_one_transaction(app, tenant):
+    """Raw statements of the upsert run inside the request's transaction: a failure rolls all of them back."""
+    from app.catalog.fields import FieldDef
+    from app.db import driver_connection
+    from app.products.upsert import upsert_products
+
+    async with app.state.sessionmaker() as session:
+        session.info["tenant_id"] = tenant.id
+        conn = await driver_connection(session)
+        assert conn.is_in_transaction()
+        result, _ = await upsert_products(session, items=[{"sku": "TX1", "brand": "x"}], fields={"brand": FieldDef(name="brand")})
+        assert result.created == 1
+        await session.rollback()
+    async with app.state.sessionmaker() as session:
+        session.info["tenant_id"] = tenant.id
+        conn = await driver_connection(session)
+        assert await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", tenant.id) == 0
+        await session.rollback()
