@@ -5,6 +5,7 @@ UPDATE of the existing ones, each fed by `unnest` over arrays (no per-row round
 trips). Rows whose values do not change are not rewritten.
 """
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
 _STATUSES = frozenset(s.value for s in ProductStatus)
 _MISSING = object()
+# an escaped NUL in JSON text: \u0000 after an even number of backslashes
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(slots=True)
@@ -32,6 +35,7 @@ class _Row:
     variation_attributes: list[str] | None
     raw_data: dict[str, Any]
     data: dict[str, Any] = field(default_factory=dict)
+    data_json: str = "{}"
     null_keys: list[str] = field(default_factory=list)
 
 
@@ -69,6 +73,10 @@ def _parse_builtins(index: int, item: Any) -> _Row:
     if variation_attributes is not None:
         if not isinstance(variation_attributes, list) or not all(isinstance(a, str) for a in variation_attributes):
             raise CoercionError("variation_attributes: must be a list of field names")
+    # Postgres text and jsonb cannot hold NUL characters: reject the item, not the batch
+    if any("\x00" in text for text in (sku, name or "", variation_of if isinstance(variation_of, str) else "",
+                                          *(variation_attributes or ()))):
+        raise CoercionError("NUL characters are not allowed")
     raw_data = {k: v for k, v in item.items() if k not in BUILTIN_KEYS}
     nested = raw_data.pop("data", None)
     if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
@@ -228,6 +236,10 @@ async def upsert_products(
             continue
         row.data = {k: v for k, v in coerced.items() if v is not None}
         row.null_keys = [k for k, v in coerced.items() if v is None]
+        row.data_json = json_text(row.data)
+        if _JSON_NUL.search(row.data_json) or any("\x00" in k for k in row.null_keys):
+            result.errors.append(BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed"))
+            del rows[sku]
 
     if any(f.unique for f in fields.values()):
         conflicts = await unique_conflicts(conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()])
@@ -246,7 +258,7 @@ async def upsert_products(
             [_json_list(r.categories or []) for r in new_rows],
             [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
             [_json_list(r.variation_attributes or []) for r in new_rows],
-            [json_text(r.data) for r in new_rows],
+            [r.data_json for r in new_rows],
         )
         result.created = len(inserted)
         if len(inserted) != len(new_rows):  # inserted concurrently by someone else: update instead
@@ -265,7 +277,7 @@ async def upsert_products(
             [r.variation_of is not _MISSING for r in update_rows],
             [None if r.variation_of is _MISSING else r.variation_of for r in update_rows],
             [_json_list(r.variation_attributes) for r in update_rows],
-            [json_text(r.data) for r in update_rows],
+            [r.data_json for r in update_rows],
             [_json_list(r.null_keys) for r in update_rows],
         )
         result.updated = len(update_rows)

@@ -271,3 +271,14 @@ async def test_a_bulk_request_is_one_transaction(app, tenant):
         conn = await driver_connection(session)
         assert await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", tenant.id) == 0
         await session.rollback()
+
+
+async def test_nul_characters_reject_only_their_item(client, tenant):
+    await _setup(client, tenant, [])
+    response = await client.post(BULK, headers=tenant.editor, json={"products": [
+        {"sku": "N1", "brand": "ok"}, {"sku": "N\u00002"}, {"sku": "N3", "brand": "a\u0000b"},
+        {"sku": "N4", "name": "x\u0000"}, {"sku": "N5", "extra": {"deep": ["\u0000"]}}, {"sku": "N6", "k\u0000": 1}]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["created"] == 1 and body["failed"] == 5
+    assert [e["index"] for e in body["errors"]] == [1, 2, 3, 4, 5]
