@@ -172,6 +172,27 @@ async def unique_conflicts(
     return conflicts
 
 
+async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> None:
+    """Take the tenant's batch-writer lock, then lock the batch's existing products in id order.
+
+    A batch writes in two statements (INSERT, then UPDATE), and the facet_counts triggers of
+    each lock counter rows; two batches running at once could lock them in crossing orders
+    and deadlock. Batches of one tenant (bulk requests, import batches) therefore write one
+    at a time, and take their product rows before any counter row, as single-row writes do.
+    """
+    # one round trip (the lock is held until commit: keep its holder quick); the CTE is scanned,
+    # so the advisory lock taken, before the join's rows are locked
+    await conn.execute(
+        """WITH batch_lock AS MATERIALIZED (
+               SELECT pg_advisory_xact_lock(hashtext('pim.products.batch'), ($1::bigint % 2147483647)::int)
+           )
+           SELECT 1 FROM batch_lock, products p
+           WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+           ORDER BY p.id FOR UPDATE OF p""",
+        tenant_id, existing_skus,
+    )
+
+
 async def upsert_products(
     session: AsyncSession,
     *,
@@ -246,6 +267,9 @@ async def upsert_products(
         for sku, detail in conflicts.items():
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
             del rows[sku]
+
+    if rows:
+        await _lock_for_writing(conn, tenant_id, [r.sku for r in rows.values() if r.sku in existing])
 
     new_rows = [r for r in rows.values() if r.sku not in existing]
     if new_rows:
