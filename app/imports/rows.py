@@ -342,12 +342,16 @@ def _cell_parser(target: str, field: FieldDef | None, hints: dict[str, Any]) -> 
     return None
 
 
-class RowConverter:
-    """Built once per import from the confirmed mapping and schema.
+# the parsers already give these types their canonical JSON value; others need coerce_value too
+_CANONICAL_AFTER_PARSE = frozenset({FieldType.number, FieldType.integer, FieldType.boolean, FieldType.date, FieldType.array})
 
-    `convert()` parses a row's cells into an upsert item (rejecting cells that do not
-    parse); the schema's own rules (enum options, regex, URL) are applied by
-    `upsert_products` through `coerce_data`, or per row by `validate()`.
+
+class RowConverter:
+    """Built once per import from the confirmed mapping and schema; `convert()` per row.
+
+    A row's cells are parsed (spreadsheet formats) and then coerced with the schema's
+    own rules (`coerce_value`: enum options, regex, URL, UTC datetimes), so a bad cell
+    rejects exactly its row, with the column named in the message.
     """
 
     def __init__(
@@ -363,8 +367,8 @@ class RowConverter:
         self.fields = fields
         self.sku_index: int | None = None
         self.category_column: tuple[int, str] | None = None
-        # (cell index, target, parser or None, header) per mapped column
-        self.columns: list[tuple[int, str, Callable[[str], Any] | None, str]] = []
+        # (cell index, target, parser or None, field to coerce with or None, header) per mapped column
+        self.columns: list[tuple[int, str, Callable[[str], Any] | None, FieldDef | None, str]] = []
         for index, header in enumerate(headers):
             target = mapping.get(header)
             if not target:
@@ -374,9 +378,11 @@ class RowConverter:
             elif target == "categories":
                 self.category_column = (index, header)
             elif target in BUILTIN_TARGETS:
-                self.columns.append((index, target, _cell_parser(target, None, {}), header))
+                self.columns.append((index, target, _cell_parser(target, None, {}), None, header))
             elif target in fields:
-                self.columns.append((index, target, _cell_parser(target, fields[target], hints.get(header, {})), header))
+                field = fields[target]
+                coerce = field if field.type not in _CANONICAL_AFTER_PARSE or field.validation else None
+                self.columns.append((index, target, _cell_parser(target, field, hints.get(header, {})), coerce, header))
             else:
                 raise ValueError(f"{target!r} is not a field of the schema")
         if self.sku_index is None:
@@ -397,21 +403,21 @@ class RowConverter:
         if len(sku) > SKU_MAX:
             raise RowError(f"sku: longer than {SKU_MAX} characters")
         item: dict[str, Any] = {"sku": sku}
-        for index, target, parse, header in self.columns:
+        for index, target, parse, field, header in self.columns:
             if index >= n:
                 continue
             cell = cells[index].strip()
             if not cell:
                 continue  # an empty cell leaves the value unset
-            if parse is None:
-                item[target] = cell
-                continue
             try:
-                value = parse(cell)
+                value = cell if parse is None else parse(cell)
+                if value is None:
+                    continue
+                item[target] = value if field is None else coerce_value(field, value)
+            except CoercionError as exc:
+                raise RowError(f"{exc} (column {header!r})") from None
             except ValueError as exc:
                 raise RowError(f"{target}: {exc} (column {header!r}: {cell[:60]!r})") from None
-            if value is not None:
-                item[target] = value
         paths = None
         if self.category_column is not None and self.category_column[0] < n:
             cell = cells[self.category_column[0]].strip()
@@ -421,17 +427,6 @@ class RowConverter:
                 except ValueError as exc:
                     raise RowError(f"categories: {exc} (column {self.category_column[1]!r})") from None
         return ConvertedRow(item, paths)
-
-    def validate(self, item: dict[str, Any]) -> None:
-        """The schema's checks on one item, as `upsert_products` will apply them (RowError)."""
-        fields = self.fields
-        for key, value in item.items():
-            field = fields.get(key)
-            if field is not None and key not in BUILTIN_TARGETS:
-                try:
-                    coerce_value(field, value)
-                except CoercionError as exc:
-                    raise RowError(str(exc)) from None
 
 
 def merge_items(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

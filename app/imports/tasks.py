@@ -77,7 +77,6 @@ class _Pending:
     paths: tuple[str, ...] | None
     rows: list[int]
     cells: list[list[str]]
-    validated: bool = False
 
 
 @dataclass(slots=True)
@@ -89,26 +88,13 @@ class _Batch:
     end_row: int = 0
     end_offset: int = 0
 
-    def accept(self, row: int, converted: ConvertedRow, cells: list[str], validate) -> None:
-        """Add a row; a SKU seen before in the batch is merged into its earlier rows.
-
-        The schema's checks run in `upsert_products` per SKU; rows merged into one SKU are
-        checked one by one first, so that a bad row is rejected alone (RowError).
-        """
+    def accept(self, row: int, converted: ConvertedRow, cells: list[str]) -> None:
+        """Add a valid row; a SKU seen before in the batch is merged into its earlier rows."""
         sku = converted.item["sku"]
         pending = self.items.get(sku)
         if pending is None:
             self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells])
             return
-        if not pending.validated:
-            try:
-                validate(pending.item)  # still just the first row
-            except RowError as exc:
-                self.rejected.append((pending.rows[0], sku, pending.cells[0], str(exc)))
-                self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells])
-                return
-            pending.validated = True
-        validate(converted.item)
         pending.item = merge_items(pending.item, converted.item)
         if converted.category_paths is not None:
             pending.paths = converted.category_paths
@@ -160,6 +146,7 @@ class _Importer:
         self.sessionmaker = ctx["sessionmaker"]
         self.categories: dict[str, int] = {}
         self.fields: dict = {}
+        self.upsert_fields: dict = {}
         self.converter: RowConverter | None = None
 
     def _session(self):
@@ -171,6 +158,10 @@ class _Importer:
         async with self._session() as session:
             self.fields = await get_field_map(session)
         self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
+        # Values leave the converter coerced with the whole schema (per row, while the previous
+        # batch is being written); upsert_products still needs the fields whose rules span rows
+        # or depend on the product existing: `required` (new products) and `unique`.
+        self.upsert_fields = {name: f for name, f in self.fields.items() if f.required or f.unique}
 
     async def run(self, deadline: float) -> str:
         """Import until the end of the file ('done') or the deadline ('continue').
@@ -203,7 +194,7 @@ class _Importer:
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     try:
-                        batch.accept(row, converter.convert(cells), cells, converter.validate)
+                        batch.accept(row, converter.convert(cells), cells)
                     except RowError as exc:
                         batch.rejected.append((row, converter.sku_of(cells), cells, str(exc)))
                 batch.end_row, batch.end_offset = row, record.end_offset
@@ -253,7 +244,7 @@ class _Importer:
                 if pending.paths is not None:
                     item = {**item, "categories": [self.categories[p] for p in pending.paths]}
                 items.append(item)
-            result, _ = await upsert_products(session, items=items, fields=self.fields) if items else (None, None)
+            result, _ = await upsert_products(session, items=items, fields=self.upsert_fields) if items else (None, None)
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:

@@ -153,3 +153,33 @@ async def test_cp1252_accents_tab_delimited(client, tenant, worker):
     assert products["B-1"]["name"] == "Müller Schürze" and products["B-3"]["name"] == "Garçon Hut"
     assert products["B-2"]["data"]["price"] == 1299.0 and products["B-2"]["data"]["available"] is False
     assert products["B-2"]["data"]["description"] == "Tasse, 0,3 l — spülmaschinenfest"
+
+
+async def test_required_and_unique_fields_are_enforced(client, tenant, worker):
+    schema = [
+        {"name": "ean", "type": "string", "unique": True},
+        {"name": "brand", "type": "string", "required": True},
+        {"name": "color", "type": "enum", "options": ["Rot", "Blau"]},
+    ]
+    r = await client.put("/api/pim/schema/", headers=tenant.editor, json={"fields": schema})
+    assert r.status_code == 200, r.text
+    for sku, data in (("OLD", {"brand": "X", "ean": "111"}), ("OLD2", {"brand": "Y"})):
+        r = await client.post(PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": data})
+        assert r.status_code == 201, r.text
+    feed = (
+        "sku;ean;brand;color\n"
+        "N-1;222;Acme;rot\n"  # enum option matched without regard to case
+        "N-2;333;;Blau\n"  # a new product without its required brand
+        "OLD2;;;Blau\n"  # an existing product: its brand is already there
+        "N-3;111;Acme;\n"  # ean 111 belongs to OLD
+        "N-4;444;Acme;Grün\n"  # not an option
+    ).encode()
+    mapping = {"sku": "sku", "ean": "ean", "brand": "brand", "color": "color"}
+    job, done = await import_file(client, tenant.editor, feed, mapping=mapping, schema=schema)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (5, 1, 1, 3), done
+    errors = {e["sku"]: e["detail"] for e in done["errors"]}
+    assert set(errors) == {"N-2", "N-3", "N-4"}
+    assert "brand" in errors["N-2"] and "ean" in errors["N-3"] and "color" in errors["N-4"]
+    products = await products_by_sku(client, tenant.viewer)
+    assert products["N-1"]["data"] == {"ean": "222", "brand": "Acme", "color": "Rot"}
+    assert products["OLD2"]["data"] == {"brand": "Y", "color": "Blau"}
