@@ -173,22 +173,21 @@ async def unique_conflicts(
 
 
 async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> None:
-    """Take the tenant's batch-writer lock, then lock the batch's existing products in id order.
+    """Lock the batch's existing products in id order, then the tenant's facet counters.
 
-    A batch writes in two statements (INSERT, then UPDATE), and the facet_counts triggers of
-    each lock counter rows; two batches running at once could lock them in crossing orders
-    and deadlock. Batches of one tenant (bulk requests, import batches) therefore write one
-    at a time, and take their product rows before any counter row, as single-row writes do.
+    A batch writes in two statements (INSERT, then UPDATE) and the facet_counts trigger of
+    each locks counter rows: another writer could lock them in a crossing order and
+    deadlock. So a batch takes the counters' advisory lock (migration 0004: the trigger of
+    every one-statement write holds it shared, a recount exclusively) exclusively for the
+    rest of its transaction, after its product rows, the order single-row writes use too.
     """
-    # one round trip (the lock is held until commit: keep its holder quick); the CTE is scanned,
-    # so the advisory lock taken, before the join's rows are locked
+    # one round trip: the CTE locks the rows before the lock function runs
     await conn.execute(
-        """WITH batch_lock AS MATERIALIZED (
-               SELECT pg_advisory_xact_lock(hashtext('pim.products.batch'), ($1::bigint % 2147483647)::int)
+        """WITH batch_rows AS MATERIALIZED (
+               SELECT p.id FROM products p WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+               ORDER BY p.id FOR UPDATE OF p
            )
-           SELECT 1 FROM batch_lock, products p
-           WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
-           ORDER BY p.id FOR UPDATE OF p""",
+           SELECT pg_advisory_xact_lock(7130, $1::int) FROM (SELECT count(*) FROM batch_rows) locked""",
         tenant_id, existing_skus,
     )
 
