@@ -35,7 +35,7 @@ from app.products.upsert import driver_connection, upsert_products
 log = structlog.get_logger("pim.imports.task")
 
 BATCH_ROWS = 5000
-YIELD_EVERY = 200
+YIELD_EVERY = 100
 SLICE_SECONDS = 900  # then the job re-queues itself: far from arq's job_timeout, never cancelled midway
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
