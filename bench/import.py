@@ -185,12 +185,16 @@ async def main(args) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=600) as http:
-            for _ in range(100):
+            deadline = time.monotonic() + 120
+            while True:
                 try:
                     if (await http.get("/healthz")).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    await asyncio.sleep(0.2)
+                    pass
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the API server did not start")
+                await asyncio.sleep(0.25)
             sampler.start()
             idle_rss = sampler.process.memory_info().rss
 
