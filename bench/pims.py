@@ -17,7 +17,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef  # noqa: E402
 from app.config import get_settings  # noqa: E402
+from bench.common import (  # noqa: E402
+    create_tenant, free_port, pct, start_server, stop_server, timed_http, wait_up,
+)
 from app.pims import service  # noqa: E402
 from app.pims.filters import parse_filters  # noqa: E402
 
@@ -74,39 +76,6 @@ def make_products(n: int, categories: list[int], rng: random.Random) -> list[dic
             item["variation_of"] = f"PC-{parent:08d}"
         products.append(item)
     return products
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-async def wait_up(base: str) -> None:
-    async with httpx.AsyncClient() as http:
-        for _ in range(100):
-            try:
-                if (await http.get(f"{base}/healthz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError("the API did not start")
-
-
-async def timed_http(http: httpx.AsyncClient, url: str, params: dict, headers: dict, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        response = await http.get(url, params=params, headers=headers)
-        times.append((time.perf_counter() - started) * 1000)
-        response.raise_for_status()
-    return times
 
 
 async def timed_sql(conn: asyncpg.Connection, tenant_id: int, category_id: int, params: dict, runs: int) -> list[float]:
@@ -194,15 +163,10 @@ async def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     slug = f"bench-pims-{int(time.time())}"
-    created = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
-                             capture_output=True, text=True, check=True)
-    tenant = orjson.loads(created.stdout)
+    tenant = create_tenant(slug)
     tenant_id, key = tenant["tenant_id"], tenant["api_key"]
     headers = {"X-API-Key": key}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(args.workers)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    server = start_server(port, args.workers)
     conn = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await wait_up(base)
@@ -261,8 +225,7 @@ async def main() -> None:
             print(f"wrk {path}: {result[0]:,.0f} requests/s (16 connections, {args.seconds} s), p99 {result[1]:.1f} ms")
     finally:
         await conn.close()
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        stop_server(server)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,72 @@
+"""Helpers shared by the HTTP benchmarks: a free port, an API server subprocess, a tenant, timings."""
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def pg_dsn(url: str) -> str:
+    """An asyncpg DSN from the SQLAlchemy URL in the settings."""
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def create_tenant(slug: str) -> dict:
+    """`pim tenant create SLUG` → {"tenant_id", "slug", "api_key"}."""
+    created = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+    return orjson.loads(created.stdout)
+
+
+def start_server(port: int, workers: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, 15)
+    server.wait(timeout=30)
+
+
+async def wait_up(base: str) -> None:
+    async with httpx.AsyncClient() as http:
+        for _ in range(150):
+            try:
+                if (await http.get(f"{base}/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("the API did not start")
+
+
+async def timed_http(http: httpx.AsyncClient, url: str, params: dict, headers: dict, runs: int) -> list[float]:
+    """Milliseconds of `runs` sequential GETs."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = await http.get(url, params=params, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return times
