@@ -157,18 +157,21 @@ async def unique_conflicts(
         if not first_owner:
             continue
         taken = await conn.fetch(
-            "SELECT sku, (data -> $4::text)::text AS value FROM products "
-            "WHERE tenant_id = $1 AND data @> ANY($2::jsonb[]) AND NOT (sku = ANY($3::text[]))",
+            "SELECT sku, (data -> $3::text)::text AS value FROM products WHERE tenant_id = $1 AND data @> ANY($2::jsonb[])",
             tenant_id,
             [f'{{{orjson.dumps(name).decode()}: {key}}}' for key in first_owner],
-            [sku for sku, _ in rows],
             name,
         )
+        # a stored owner keeps its value unless this same write gives it another one
+        moving_away = {sku for sku, data in rows if data.get(name) is not None}
         for row in taken:
-            key = json_text(orjson.loads(row["value"]))
-            owner = first_owner.get(key)
-            if owner is not None and owner not in conflicts:
-                conflicts[owner] = f"{name}: {orjson.loads(row['value'])!r} is already used by SKU {row['sku']!r}"
+            value = orjson.loads(row["value"])
+            owner = first_owner.get(json_text(value))
+            if owner is None or owner == row["sku"] or owner in conflicts:
+                continue
+            if row["sku"] in moving_away:
+                continue
+            conflicts[owner] = f"{name}: {value!r} is already used by SKU {row['sku']!r}"
     return conflicts
 
 

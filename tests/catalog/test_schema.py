@@ -144,3 +144,11 @@ async def test_unique_fields_reject_a_second_owner(client, tenant):
     body = bulk.json()
     assert (body["created"], body["updated"], body["failed"]) == (1, 1, 2)
     assert sorted(e["sku"] for e in body["errors"]) == ["U3", "U5"]
+    # the stored owner in the same batch without the field keeps its value: still a conflict
+    bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor,
+                             json={"products": [{"sku": "U1", "brand": "c"}, {"sku": "U6", "ean": "400"}]})
+    assert [e["sku"] for e in bulk.json()["errors"]] == ["U6"]
+    # but a value its owner gives up in the same batch may move
+    bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor,
+                             json={"products": [{"sku": "U1", "ean": "999"}, {"sku": "U6", "ean": "400"}]})
+    assert bulk.json()["failed"] == 0
