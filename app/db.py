@@ -8,6 +8,7 @@ tenant with `tenant_of(session)`.
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
@@ -126,6 +127,7 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+@asynccontextmanager
 async def session_scope(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int | None = None) -> AsyncIterator[AsyncSession]:
     """Yield a session in a transaction: commit on success, roll back on error."""
     async with sessionmaker() as session:

@@ -51,7 +51,6 @@ TRANSIENT = (
     asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError,
 )
 
-tenant_transaction = asynccontextmanager(session_scope)
 
 # one run per segment at a time; two int4 keys (namespace, segment id) like the imports' lease
 _LEASE_KEY = "hashtext('pim.segment'), ($1::bigint % 2147483647)::int"
@@ -60,7 +59,7 @@ _LEASE_POLL_S = 0.5
 
 async def _start_run(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, segment_id: int) -> int | None:
     """`computing` with the next generation number; None when the segment is gone."""
-    async with tenant_transaction(sessionmaker, tenant_id) as session:
+    async with session_scope(sessionmaker, tenant_id) as session:
         return await session.scalar(
             update(Segment)
             .where(Segment.id == segment_id)
@@ -141,7 +140,7 @@ async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, se
 
 async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation: int, count: int) -> bool:
     """Make `generation` the visible one; False when the segment is gone (or a newer one is visible)."""
-    async with tenant_transaction(sessionmaker, tenant_id) as session:
+    async with session_scope(sessionmaker, tenant_id) as session:
         switched = await session.scalar(
             update(Segment)
             .where(
@@ -165,7 +164,7 @@ async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation:
 async def _mark(sessionmaker, tenant_id: int, segment_id: int, generation: int, status: SegmentStatus, error: str) -> None:
     """Record a failure (or a pending retry) unless a newer run has started since."""
     try:
-        async with tenant_transaction(sessionmaker, tenant_id) as session:
+        async with session_scope(sessionmaker, tenant_id) as session:
             await session.execute(
                 update(Segment)
                 .where(Segment.id == segment_id, Segment.generation_seq == generation)
@@ -260,7 +259,7 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
     if generation is None:
         return {"segment_id": segment_id, "status": "gone"}
     try:
-        async with tenant_transaction(sessionmaker, tenant_id) as session:
+        async with session_scope(sessionmaker, tenant_id) as session:
             count = await _write_generation(session, clickhouse, segment_id=segment_id, generation=generation)
         if count is None or not await _finish_run(sessionmaker, tenant_id, segment_id, generation, count):
             await _forget(clickhouse, tenant_id, segment_id, generation)
