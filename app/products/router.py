@@ -1,12 +1,14 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
 from app.catalog import service as catalog
+from app.catalog.fields import FieldDef
 from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
+from app.products.queries import SqlWhere
 from app.products.schemas import BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch
 from app.responses import json_bytes_response
 
@@ -46,6 +48,27 @@ SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=4_000,
                                     description="comma-separated SKUs (at most 4,000 characters)")]
 
 
+async def _product_filters(
+    request: Request,
+    session: Session,
+    _: Viewer,
+    q: Q = None,
+    status: Status = None,
+    category: CategoryParam = None,
+    sku: Sku = None,
+    sku_in: SkuIn = None,
+) -> tuple[dict[str, FieldDef], SqlWhere]:
+    """The tenant's fields and the WHERE clause of the list/facets filters (built-ins and data fields)."""
+    fields = await catalog.get_field_map(session)
+    where = await service.build_filters(
+        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
+    )
+    return fields, where
+
+
+ProductFilters = Annotated[tuple[dict[str, FieldDef], SqlWhere], Depends(_product_filters)]
+
+
 def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
 
@@ -55,22 +78,14 @@ def _page_url(request: Request, page: int) -> str:
 async def list_products(
     request: Request,
     session: Session,
-    _: Viewer,
-    q: Q = None,
+    filters: ProductFilters,
     page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description="at most 200")] = 50,
     ordering: Annotated[str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")] = None,
-    status: Status = None,
-    category: CategoryParam = None,
-    sku: Sku = None,
-    sku_in: SkuIn = None,
 ):
     if page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
-    fields = await catalog.get_field_map(session)
-    where = await service.build_filters(
-        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
-    )
+    fields, where = filters
     count, results = await service.list_products(session, where, fields, ordering=ordering, page=page, page_size=page_size)
     body = {
         "count": count,
@@ -115,19 +130,7 @@ async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> R
 
 @facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP,
                    openapi_extra=FIELD_FILTERS)
-async def get_facets(
-    request: Request,
-    session: Session,
-    _: Viewer,
-    q: Q = None,
-    status: Status = None,
-    category: CategoryParam = None,
-    sku: Sku = None,
-    sku_in: SkuIn = None,
-):
+async def get_facets(session: Session, filters: ProductFilters):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
-    fields = await catalog.get_field_map(session)
-    where = await service.build_filters(
-        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
-    )
+    fields, where = filters
     return json_bytes_response(service.dumps(await service.facets(session, where, fields)))
