@@ -130,7 +130,7 @@ def install_error_handlers(app: FastAPI) -> None:
         name = type(orig).__name__ if orig else ""
         sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
         if sqlstate == "57014" or "QueryCanceled" in name:
-            return _json(503, "The query took too long and was cancelled; narrow the filters")
+            return _json(503, "The database statement took too long and was cancelled: narrow the filters, or retry a write later")
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
         if isinstance(exc, (OperationalError, InterfaceError)) or (sqlstate or "").startswith("08"):
@@ -145,7 +145,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _asyncpg_error(request: Request, exc: asyncpg.PostgresError):
         sqlstate = getattr(exc, "sqlstate", "") or ""
         if sqlstate == "57014":
-            return _json(503, "The query took too long and was cancelled; narrow the filters")
+            return _json(503, "The database statement took too long and was cancelled: narrow the filters, or retry a write later")
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
         if sqlstate.startswith("22"):

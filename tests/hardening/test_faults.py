@@ -445,7 +445,7 @@ async def test_statement_timeout_is_a_clear_503(app_with):
     r = await slow.http.get(FACETS, params={"price__gte": "0"}, headers=tenant.viewer)
     elapsed = time.monotonic() - started
     assert r.status_code == 503, r.text
-    assert r.json() == {"detail": "The query took too long and was cancelled; narrow the filters"}
+    assert r.json() == {"detail": "The database statement took too long and was cancelled: narrow the filters, or retry a write later"}
     assert elapsed < 5
     # quick statements under the same timeout are fine
     r = await slow.http.get(PRODUCTS, params={"page_size": 5}, headers=tenant.viewer)
