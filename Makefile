@@ -5,7 +5,7 @@
 #   make migrate    install + services, then `pim migrate`
 #   make run        migrate, then worker + demo tenant + API (PORT=8000 WORKERS=2)
 #   make test       migrate, then pytest (PYTEST_ARGS="-k foo -x")
-#   make bench      migrate, then the benchmark (BENCH=bench/run.py BENCH_ARGS=...)
+#   make bench      migrate, then a benchmark (BENCH=bench/catalog.py BENCH_ARGS="--n 1000000")
 #   make stop       stop the private service instances under .services/
 #   make clean      remove caches and build output (keeps .venv, .services, .env)
 #
@@ -23,7 +23,7 @@ VENV        ?= .venv
 PORT        ?= 8000
 WORKERS     ?= 2
 PYTEST_ARGS ?=
-BENCH       ?= bench/run.py
+BENCH       ?= bench/catalog.py
 BENCH_ARGS  ?=
 
 PIM := $(VENV)/bin/pim
