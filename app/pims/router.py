@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -47,8 +48,26 @@ class PimsRoute(APIRoute):
                 return pims_error(exc.status_code, exc.detail, exc.headers)
             except RequestValidationError as exc:
                 return pims_error(400, _validation_detail(exc.errors()))
+            except Exception as exc:
+                # database and backend failures: the app's own handler decides the status
+                # (503, 400, ...); PIMS clients get it in their error shape
+                app_handler = _app_handler_for(request, exc)
+                if app_handler is None:
+                    raise
+                response = await app_handler(request, exc)
+                detail = orjson.loads(response.body).get("detail")
+                kept = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+                return pims_error(response.status_code, detail, kept or None)
 
         return pims_handler
+
+
+def _app_handler_for(request: Request, exc: Exception):
+    handlers = request.app.exception_handlers
+    for cls in type(exc).__mro__:
+        if cls in handlers:
+            return handlers[cls]
+    return None
 
 
 def _validation_detail(errors) -> str:

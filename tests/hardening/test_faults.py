@@ -450,3 +450,24 @@ async def test_statement_timeout_is_a_clear_503(app_with):
     # quick statements under the same timeout are fine
     r = await slow.http.get(PRODUCTS, params={"page_size": 5}, headers=tenant.viewer)
     assert r.status_code == 200, r.text
+
+
+async def test_pims_route_reports_backend_failures_in_its_error_shape(settings, tenant):
+    """A statement timeout on the PIMS route is a 503 in the PIMS shape, not the global one."""
+    import httpx as _httpx
+
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update={"statement_timeout_ms": 1}))
+    async with app.router.lifespan_context(app):
+        transport = _httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with _httpx.AsyncClient(transport=transport, base_url="http://pim.test") as http:
+            await http.post("/api/pim/products/bulk/", headers=tenant.editor,
+                            json={"products": [{"sku": f"T{i}", "name": f"n{i}"} for i in range(3000)]})
+            for _ in range(5):  # a 1 ms statement timeout trips on the route's count or page query
+                response = await http.get("/v/pc/0/", params={"pageSize": 200}, headers=tenant.viewer)
+                if response.status_code != 200:
+                    break
+            assert response.status_code == 503, response.text
+            body = response.json()
+            assert body["status"] == "ERROR" and "took too long" in body["detail"]
