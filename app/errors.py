@@ -124,36 +124,30 @@ def install_error_handlers(app: FastAPI) -> None:
             errors.append(err)
         return _json(422, errors)
 
-    @app.exception_handler(DBAPIError)
-    async def _db_error(request: Request, exc: DBAPIError):
-        orig = getattr(exc, "orig", None)
-        name = type(orig).__name__ if orig else ""
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-        if sqlstate == "57014" or "QueryCanceled" in name:
-            return _json(503, "The database statement took too long and was cancelled: narrow the filters, or retry a write later")
-        if sqlstate in _CONCURRENCY_STATES:
-            return _concurrent_write(exc)
-        if isinstance(exc, (OperationalError, InterfaceError)) or (sqlstate or "").startswith("08"):
-            log.warning("database_unavailable", error=str(exc)[:300])
-            return _json(503, "The database is unavailable")
-        if sqlstate and sqlstate.startswith("22"):
-            return _json(400, "A value is out of range or malformed")
-        log.exception("database_error", path=request.url.path)
-        return _json(500, "Internal server error")
-
-    @app.exception_handler(asyncpg.PostgresError)
-    async def _asyncpg_error(request: Request, exc: asyncpg.PostgresError):
-        sqlstate = getattr(exc, "sqlstate", "") or ""
+    def _database_error(request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False):
         if sqlstate == "57014":
             return _json(503, "The database statement took too long and was cancelled: narrow the filters, or retry a write later")
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
+        if unavailable or sqlstate.startswith(("08", "57P")):
+            log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
+            return _json(503, "The database is unavailable")
         if sqlstate.startswith("22"):
             return _json(400, "A value is out of range or malformed")
-        if sqlstate.startswith(("08", "57P")):
-            return _json(503, "The database is unavailable")
         log.exception("database_error", path=request.url.path)
         return _json(500, "Internal server error")
+
+    @app.exception_handler(DBAPIError)
+    async def _db_error(request: Request, exc: DBAPIError):
+        orig = getattr(exc, "orig", None)
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None) or ""
+        if "QueryCanceled" in type(orig).__name__:
+            sqlstate = "57014"
+        return _database_error(request, exc, sqlstate, unavailable=isinstance(exc, (OperationalError, InterfaceError)))
+
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _asyncpg_error(request: Request, exc: asyncpg.PostgresError):
+        return _database_error(request, exc, getattr(exc, "sqlstate", "") or "")
 
     @app.exception_handler(asyncpg.InterfaceError)
     async def _asyncpg_interface_error(request: Request, exc: asyncpg.InterfaceError):
