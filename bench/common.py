@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,8 +22,10 @@ def free_port() -> int:
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
 def pg_dsn(url: str) -> str:
@@ -45,8 +48,13 @@ def start_server(port: int, workers: int) -> subprocess.Popen:
 
 
 def stop_server(server: subprocess.Popen) -> None:
-    os.killpg(server.pid, 15)
-    server.wait(timeout=30)
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 async def wait_up(base: str) -> None:

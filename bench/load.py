@@ -47,8 +47,6 @@ import asyncio
 import os
 import random
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -62,6 +60,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, pct, start_server, stop_server  # noqa: E402
+
 KINDS = ("get", "list", "facets", "patch", "bulk")
 DEFAULT_MIX = "get=40,list=25,facets=10,patch=15,bulk=10"
 BRANDS = [f"Brand{i:02d}" for i in range(40)]
@@ -296,13 +297,6 @@ async def run_load(base: str, key: str, ids: list[int], *, connections: int, sec
     return stats, elapsed, client_cpu, machine
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
-
-
 def report(stats: Stats, elapsed: float, client_cpu: float, machine: Machine, title: str) -> dict:
     print(f"\n{title}")
     print(f"{'kind':8} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
@@ -328,29 +322,6 @@ def report(stats: Stats, elapsed: float, client_cpu: float, machine: Machine, ti
 
 
 # --- setup ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(port: int, workers: int) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 async def wait_up(base: str, proc: subprocess.Popen | None) -> None:

@@ -231,14 +231,6 @@ async def list_views(session: AsyncSession) -> list[View]:
     return list(await session.scalars(select(View).order_by(View.id)))
 
 
-async def get_view_by_name(session: AsyncSession, name: str) -> View | None:
-    return await session.scalar(select(View).where(View.name == name))
-
-
-async def get_default_view(session: AsyncSession) -> View | None:
-    return await session.scalar(select(View).where(View.is_default.is_(True)))
-
-
 async def _clear_default(session: AsyncSession, except_id: int | None = None) -> None:
     stmt = update(View).where(View.is_default.is_(True)).values(is_default=False)
     if except_id is not None:
