@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 10
     statement_timeout_ms: int = 15_000
+    # API-key principals are cached per process; revocation reaches every process by NOTIFY at once,
+    # and the cache is bypassed while a process is not listening. 0 turns the cache off.
+    api_key_cache_seconds: float = Field(default=60, ge=0)
     clickhouse_pool_size: int = 4
 
     max_json_body_bytes: int = 32 * 1024 * 1024

@@ -8,8 +8,10 @@ from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.service import Principal, Role, principal_from_api_key, principal_from_token
+from app.auth.cache import authenticate_api_key
+from app.auth.service import Principal, Role, principal_from_token
 from app.config import Settings
+from app.db import TenantReader
 from app.errors import Forbidden, Unauthorized
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyAuth",
@@ -44,20 +46,19 @@ RawSession = Annotated[AsyncSession, Depends(_db_session, scope="function")]
 
 async def get_principal(
     request: Request,
-    session: RawSession,
     api_key: Annotated[str | None, Depends(api_key_scheme)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
-    if api_key:
-        principal = await principal_from_api_key(session, api_key)
-    elif bearer and bearer.credentials:
-        principal = await principal_from_token(
-            session, request.app.state.settings, bearer.credentials, request.app.state.known_tenants
-        )
-    else:
+    if not api_key and not (bearer and bearer.credentials):
         raise Unauthorized("Send an API key in X-API-Key or a JWT in Authorization: Bearer")
+    state = request.app.state
+    if api_key:
+        principal = await authenticate_api_key(state.principal_cache, state.read_pool, api_key)
+    else:
+        # a pooled raw connection, not the request's session: lean read routes have no session
+        async with state.read_pool.acquire() as conn:
+            principal = await principal_from_token(conn, state.settings, bearer.credentials, state.known_tenants)
     request.state.tenant_id = principal.tenant_id
-    session.info["tenant_id"] = principal.tenant_id  # scopes every ORM statement of this request
     return principal
 
 
@@ -75,12 +76,21 @@ Editor = Annotated[Principal, Depends(require_role(Role.editor))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
 
 
-async def _tenant_session(session: RawSession, _principal: Annotated[Principal, Depends(get_principal)]) -> AsyncSession:
+async def _tenant_session(session: RawSession, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncSession:
+    session.info["tenant_id"] = principal.tenant_id  # scopes every ORM statement of this request
     return session
 
 
 # The request's session, already bound to the caller's tenant.
 Session = Annotated[AsyncSession, Depends(_tenant_session)]
+
+
+async def _tenant_reader(request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]) -> TenantReader:
+    return TenantReader(principal.tenant_id, request.app.state.read_pool)
+
+
+# For hot read routes: the viewer's tenant and pooled raw connections, no session or transaction.
+Reader = Annotated[TenantReader, Depends(_tenant_reader)]
 
 
 def get_arq(request: Request) -> ArqRedis:

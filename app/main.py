@@ -6,6 +6,7 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app.auth.cache import PrincipalCache
 from app.auth.router import router as auth_router
 from app.catalog.router import categories_router, schema_router, views_router
 from app.products.router import facets_router
@@ -13,7 +14,7 @@ from app.products.router import router as products_router
 from app.segments.router import router as segments_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_read_pool, create_sessionmaker
 from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.imports.router import router as imports_router
@@ -59,14 +60,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        app.state.read_pool = await create_read_pool(settings)
         # Built without a ping so that the API starts (and /readyz reports) while Redis is down.
         app.state.arq = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         app.state.clickhouse = ClickHouse(settings)
+        app.state.principal_cache = PrincipalCache(settings.api_key_cache_seconds)
+        await app.state.principal_cache.start(settings.database_url)
         try:
             yield
         finally:
+            await app.state.principal_cache.close()
             await app.state.clickhouse.close()
             await app.state.arq.aclose()
+            await app.state.read_pool.close()
             await app.state.engine.dispose()
 
     app = FastAPI(

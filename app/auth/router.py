@@ -1,4 +1,4 @@
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
@@ -20,5 +20,7 @@ async def list_api_keys(session: Session, _: Admin):
 
 
 @router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
-async def revoke_api_key(key_id: ObjectId, session: Session, _: Admin) -> None:
-    await service.revoke_api_key(session, key_id)
+async def revoke_api_key(key_id: ObjectId, session: Session, _: Admin, request: Request) -> None:
+    key_hash = await service.revoke_api_key(session, key_id)
+    await session.commit()
+    request.app.state.principal_cache.forget(key_hash)  # other processes drop it on the NOTIFY

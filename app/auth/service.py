@@ -7,17 +7,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+import asyncpg
 from jose import JWTError, jwt
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import read_connection
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 
 KEY_PREFIX = "pim"
+REVOKED_CHANNEL = "pim_api_key_revoked"  # NOTIFY payload: the revoked key's hash
 
 
 class Role(StrEnum):
@@ -82,22 +83,26 @@ async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
     return list(await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)))
 
 
-async def revoke_api_key(session: AsyncSession, key_id: int) -> None:
-    result = await session.execute(
+async def revoke_api_key(session: AsyncSession, key_id: int) -> str:
+    """Revoke a key and tell every API process (NOTIFY, delivered on commit) to drop it from its
+    cache of principals; returns its hash so the caller can drop it locally after the commit."""
+    key_hash = await session.scalar(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
+        .returning(ApiKey.key_hash)
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount == 0:
+    if key_hash is None:
         raise NotFound("API key not found")
+    await session.execute(select(func.pg_notify(REVOKED_CHANNEL, key_hash)))
+    return key_hash
 
 
-async def principal_from_api_key(session: AsyncSession, api_key: str) -> Principal:
+async def principal_from_api_key(conn: asyncpg.Connection, api_key: str) -> Principal:
     if not api_key.startswith(KEY_PREFIX + "_") or len(api_key) > 200:
         raise Unauthorized("Invalid API key", scheme="ApiKey")
-    # every request runs this: one indexed lookup on the raw connection, no ORM
-    conn = await read_connection(session)
+    # every request runs this: one indexed lookup on a raw pooled connection, no ORM
     row = await conn.fetchrow(
         "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
     )
@@ -132,7 +137,7 @@ def decode_token(settings: Settings, token: str) -> dict:
         raise Unauthorized(f"Invalid token: {exc}") from None
 
 
-async def principal_from_token(session: AsyncSession, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
+async def principal_from_token(conn: asyncpg.Connection, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
     claims = decode_token(settings, token)
     tenant_id = claims.get("tenant_id")
     if isinstance(tenant_id, str) and tenant_id.isdigit():
@@ -144,7 +149,7 @@ async def principal_from_token(session: AsyncSession, settings: Settings, token:
     except ValueError:
         raise Unauthorized("Token has an unknown role") from None
     if tenant_id not in known_tenants:
-        if await session.scalar(select(Tenant.id).where(Tenant.id == tenant_id)) is None:
+        if await conn.fetchval("SELECT id FROM tenants WHERE id = $1", tenant_id) is None:
             raise Unauthorized("Unknown tenant")
         known_tenants.add(tenant_id)  # tenants are never deleted, so a positive answer can be cached
     return Principal(tenant_id=tenant_id, role=role, subject=str(claims.get("sub") or f"tenant:{tenant_id}"))

@@ -5,7 +5,7 @@ from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
+from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session, Viewer
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
@@ -111,8 +111,8 @@ async def bulk_upsert_products(body: BulkIn, session: Session, _: Editor):
 
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
-async def get_product(product_id: ObjectId, session: Session, _: Viewer):
-    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
+async def get_product(product_id: ObjectId, reader: Reader):
+    return json_bytes_response(service.dumps(await service.get_product_json(reader, product_id)))
 
 
 @router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404))

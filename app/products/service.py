@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import driver_connection, read_connection, tenant_of
+from app.db import TenantReader, driver_connection, read_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.products.queries import (
@@ -51,11 +51,11 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_UTC_Z)
 
 
-async def get_product_json(session: AsyncSession, product_id: int) -> dict[str, Any]:
-    conn = await read_connection(session)
-    row = await conn.fetchrow(
-        f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2", tenant_of(session), product_id
-    )
+async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
+    async with reading(source) as conn:
+        row = await conn.fetchrow(
+            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2", tenant_of(source), product_id
+        )
     if row is None:
         raise NotFound(f"Product {product_id} not found")
     return product_json(row)

@@ -1,5 +1,6 @@
 """Authentication, roles, tenancy and the error contract, against the real app and databases."""
 
+import asyncio
 import json
 import secrets
 import socket
@@ -14,8 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
 
+from app.auth.service import hash_key
 from app.main import create_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 
 def _token(settings, tenant_id: int, role: str = "viewer", ttl: int = 300, key: str | None = None, alg: str = "HS256", **extra):
@@ -68,6 +70,47 @@ async def test_api_key_lifecycle_and_immediate_revocation(client, tenant):
     assert (await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)).status_code == 204
     assert (await client.get("/api/pim/schema/", headers=new_key)).status_code == 401
     assert (await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)).status_code == 404
+
+
+@asynccontextmanager
+async def second_process(settings):
+    """Another API process: its own app, principal cache and NOTIFY listener (same event loop)."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await wait_for(lambda: _true(app.state.principal_cache.active), timeout=10, interval=0.02)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pim.test") as http:
+            yield app, http
+
+
+async def _true(value):
+    return value
+
+
+async def test_revocation_reaches_other_processes_caches_at_once(client, settings, tenant):
+    created = (await client.post(KEYS_URL, json={"name": "cached", "role": "viewer"}, headers=tenant.admin)).json()
+    key = {"X-API-Key": created["api_key"]}
+    async with second_process(settings) as (other, http):
+        assert (await http.get("/api/pim/schema/", headers=key)).status_code == 200
+        assert other.state.principal_cache.get(hash_key(created["api_key"])) is not None  # served from its cache now
+        assert (await client.delete(f"{KEYS_URL}{created['id']}/", headers=tenant.admin)).status_code == 204
+        await asyncio.sleep(0.05)  # the NOTIFY is on its way before the 204 is sent; no TTL could expire this soon
+        assert (await http.get("/api/pim/schema/", headers=key)).status_code == 401
+
+
+async def test_principal_cache_is_bypassed_while_its_listener_is_down(client, settings, tenant):
+    created = (await client.post(KEYS_URL, json={"name": "unheard", "role": "viewer"}, headers=tenant.admin)).json()
+    key = {"X-API-Key": created["api_key"]}
+    async with second_process(settings) as (other, http):
+        assert (await http.get("/api/pim/schema/", headers=key)).status_code == 200
+        cache = other.state.principal_cache
+        async with other.state.read_pool.acquire() as conn:
+            await conn.execute("SELECT pg_terminate_backend($1)", cache._listener.get_server_pid())
+            await wait_for(lambda: _true(not cache.active), timeout=5, interval=0.01)
+            # revoked behind the service's back: no NOTIFY, and nobody listening anyway
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", created["id"])
+        assert (await http.get("/api/pim/schema/", headers=key)).status_code == 401
+        await wait_for(lambda: _true(cache.active), timeout=10, interval=0.05)  # the listener comes back
 
 
 async def test_key_management_needs_admin(client, tenant):
