@@ -19,7 +19,12 @@ import time
 import asyncpg
 import structlog
 
-from app.auth.service import REVOKED_CHANNEL, Principal, hash_key, principal_from_api_key
+from app.auth.service import (
+    REVOKED_CHANNEL,
+    Principal,
+    hash_key,
+    principal_from_api_key,
+)
 from app.db import pg_dsn
 
 MAX_ENTRIES = 10_000
@@ -92,7 +97,7 @@ class PrincipalCache:
                     conn = await asyncpg.connect(dsn, timeout=5, server_settings={"application_name": "pim-auth-listener"})
                     conn.add_termination_listener(lambda _conn: self.forget())
                     await conn.add_listener(REVOKED_CHANNEL, self._on_revoked)
-                except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+                except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
                     log.warning("api key cache listener unavailable", error=str(exc))
                 else:
                     self.forget()  # whatever was revoked while nobody listened
