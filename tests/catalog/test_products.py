@@ -252,6 +252,12 @@ async def test_facet_counts_follow_every_kind_of_write(client, tenant):
     facets, _ = await both_paths()
     assert facets["color"] == {"red": 29}
 
+    # an element repeated within one product's array counts that product once
+    await client.post(BULK, json={"products": [{"sku": "X1", "tags": ["d", "d", "a"]}]}, headers=tenant.editor)
+    await client.post(BULK, json={"products": [{"sku": "X1", "tags": ["d", "e", "e"]}]}, headers=tenant.editor)
+    facets, _ = await both_paths()
+    assert facets["tags"]["d"] == 1 and facets["tags"]["e"] == 1 and facets["tags"]["a"] == 27
+
 
 async def test_a_bulk_request_is_one_transaction(app, tenant):
     """Raw statements of the upsert run inside the request's transaction: a failure rolls all of them back."""
