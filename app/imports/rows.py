@@ -129,6 +129,8 @@ def parse_number(text: str, *, decimal: str | None = None, integer: bool = False
             if not value.is_integer():
                 raise ValueError("not an integer")
             value = int(value)
+            if value > INT64_MAX:  # "1e30": integer fields hold 64 bits, like `coerce_value` checks
+                raise ValueError("integer out of range")
     else:
         value = int(num)
         if value > INT64_MAX:  # JSON numbers beyond 64 bits do not survive the round trip

@@ -66,6 +66,11 @@ def test_parse_number_hints():
         parse_number("12,5", integer=True)
     with pytest.raises(ValueError):
         parse_number("99999999999999999999999", integer=True)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_number("1e30", integer=True)
+    with pytest.raises(ValueError, match="out of range"):
+        parse_number("-9.3e18", integer=True)
+    assert parse_number("1e30") == 1e30
 
 
 @pytest.mark.parametrize(
