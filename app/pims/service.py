@@ -21,7 +21,7 @@ from app.errors import BadRequest, NotFound
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
-from app.products.service import BITMAP_FENCE_ROWS
+from app.products.service import SMALL_SET_ROWS
 
 DEFAULT_LOCALE = "en-us"
 # variations listed per parent (a page of 200 parents stays bounded in memory)
@@ -139,7 +139,7 @@ class Queries:
         """The product list's fence: a selective filter with few matches reads its own index and sorts them,
         rather than letting the planner walk the id index hoping to meet matches early. Without a selective
         filter nearly every row matches, and walking the id index is the best plan whatever the count."""
-        return self.selective and total <= BITMAP_FENCE_ROWS
+        return self.selective and total <= SMALL_SET_ROWS
 
     def page(self, total: int) -> tuple[str, list[Any]] | None:
         """The page statement, or None when the page lies past the last match."""

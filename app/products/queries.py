@@ -173,28 +173,32 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     where.add(f"{expr} {RANGE_SQL[op]} {_bind_typed(where, value, sql_type)}")
 
 
-def ordering_sql(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> str:
-    if not ordering:
-        return "p.id"
-    parts = []
-    for token in ordering.split(","):
+def ordering_terms(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> list[tuple[str, str]]:
+    """The ORDER BY of a list as (expression over `p`, direction) pairs, ending with `p.id` (a total order,
+    so that pages never overlap). Field names are checked against the schema and bound as parameters."""
+    terms: list[tuple[str, str]] = []
+    for token in (ordering or "").split(","):
         token = token.strip()
+        if not token:
+            continue
         descending = token.startswith("-")
         name = token.lstrip("-")
         direction = "DESC" if descending else "ASC"
         if name in BUILTIN_ORDERING:
-            parts.append(f"{BUILTIN_ORDERING[name]} {direction}")
+            terms.append((BUILTIN_ORDERING[name], direction))
             continue
         field_def = fields.get(name)
         if field_def is None:
             raise BadRequest(f"Cannot order by {name!r}: not a built-in or schema field")
         expr, _sql_type = _typed_expr(field_def, f"{where.bind(name)}::text")
-        parts.append(f"{expr} {direction} NULLS LAST")
-    if not parts:
-        return "p.id"
-    if not parts[-1].startswith("p.id "):
-        parts.append("p.id")  # a total order, so that pages never overlap
-    return ", ".join(parts)
+        terms.append((expr, f"{direction} NULLS LAST"))
+    if not terms or terms[-1][0] != "p.id":
+        terms.append(("p.id", "ASC"))
+    return terms
+
+
+def ordering_sql(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> str:
+    return ", ".join(f"{expr} {direction}" for expr, direction in ordering_terms(where, fields, ordering))
 
 
 def facet_fields(fields: dict[str, FieldDef]) -> list[FieldDef]:

@@ -288,3 +288,31 @@ async def test_nul_characters_reject_only_their_item(client, tenant):
     body = response.json()
     assert body["created"] == 1 and body["failed"] == 5
     assert [e["index"] for e in body["errors"]] == [1, 2, 3, 4, 5]
+
+
+async def test_large_and_small_match_sets_list_alike(client, tenant, monkeypatch):
+    """A filtered list takes count and page from one scan of its matches; above SMALL_SET_ROWS,
+    when ordered by an indexed column, it counts and then walks that index instead. Both paths
+    give the same pages and counts."""
+    from app.products import service
+
+    rng = random.Random(7)
+    await _setup(client, tenant, [
+        {"sku": f"M{i:03}", "name": f"Item {i}", "brand": rng.choice(["Acme", "Bolt", "Core"]),
+         "price": rng.choice([None, rng.randint(1, 50)]), "tags": rng.sample(["a", "b", "c"], 2)}
+        for i in range(90)
+    ])
+    cases = [
+        {"brand": "Acme"}, {"brand": "Acme", "ordering": "-price"}, {"tags": "a", "ordering": "price,-name"},
+        {"q": "item 1", "ordering": "-id"}, {"price__gte": "10", "ordering": "sku", "page": "2", "page_size": "7"},
+        {"brand": "Bolt", "page": "40"}, {"brand": "Nobody"}, {"status": "active", "ordering": "-updated_at,name"},
+        {"tags": "b", "ordering": "-sku", "page": "3", "page_size": "5"},
+    ]
+    small = [await _list(client, tenant, **params) for params in cases]
+    monkeypatch.setattr(service, "SMALL_SET_ROWS", 3)
+    large = [await _list(client, tenant, **params) for params in cases]
+    assert small == large
+    assert small[0]["count"] > 3 and small[6]["count"] == 0 and small[5]["results"] == []
+    prices = [p["data"].get("price") for p in small[1]["results"]]
+    present = [p for p in prices if p is not None]
+    assert present == sorted(present, reverse=True) and prices == present + [None] * (len(prices) - len(present))
