@@ -275,7 +275,12 @@ def coerce_data(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: b
         else:
             out[key] = coerce_value(field, value)
     if not partial:
-        for name, field in fields.items():
-            if field.required and out.get(name) in (None, "", []):
-                raise CoercionError(f"{name}: is required")
+        check_required(fields, out)
     return out
+
+
+def check_required(fields: dict[str, FieldDef], data: dict[str, Any]) -> None:
+    """A new product's data must have a value for every required field."""
+    for name, field in fields.items():
+        if field.required and data.get(name) in (None, "", []):
+            raise CoercionError(f"{name}: is required")

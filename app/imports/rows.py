@@ -1,4 +1,4 @@
-"""Pure: one CSV row (a list of strings) → one upsert item for `upsert_products`.
+"""Pure: one CSV row (a list of strings) → one upsert item (see `UpsertRow.of_valid_item`).
 
 CSV cells are text written by spreadsheets in many locales. The parsers here turn
 them into JSON values (`"1.234,56 €"` → 1234.56, `"ja"` → true, `"18.07.2023"` →

@@ -1,8 +1,8 @@
 """The arq task that streams a stored CSV file into products, resumable at any batch.
 
-Per batch of `BATCH_ROWS` records, one transaction writes the products (through the
-bulk endpoint's `upsert_products`), the rejected rows, and the job's progress with the
-byte offset and row number after the batch. A worker that dies loses at most the
+Per batch of `BATCH_ROWS` records, one transaction writes the products (through
+`write_rows`, the bulk endpoint's upsert), the rejected rows, and the job's progress with
+the byte offset and row number after the batch. A worker that dies loses at most the
 uncommitted batch; the next run reads the file from the committed offset, so rows are
 neither lost nor counted twice.
 
@@ -30,7 +30,7 @@ from app.imports.records import Dialect, RecordStream
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
 from app.imports.storage import delete_chunks, read_chunks
-from app.products.upsert import driver_connection, upsert_products
+from app.products.upsert import UpsertRow, driver_connection, write_rows
 
 log = structlog.get_logger("pim.imports.task")
 
@@ -159,7 +159,7 @@ class _Importer:
             self.fields = await get_field_map(session)
         self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
         # Values leave the converter coerced with the whole schema (per row, while the previous
-        # batch is being written); upsert_products still needs the fields whose rules span rows
+        # batch is being written); write_rows still needs the fields whose rules span rows
         # or depend on the product existing: `required` (new products) and `unique`.
         self.upsert_fields = {name: f for name, f in self.fields.items() if f.required or f.unique}
 
@@ -237,23 +237,22 @@ class _Importer:
             missing = sorted(wanted - self.categories.keys())
             if missing:
                 self.categories.update(await ensure_category_paths(session, missing))
-            skus = list(batch.items)
-            items = []
-            for pending in batch.items.values():
-                item = pending.item
-                if pending.paths is not None:
-                    item = {**item, "categories": [self.categories[p] for p in pending.paths]}
-                items.append(item)
-            result, _ = await upsert_products(session, items=items, fields=self.upsert_fields) if items else (None, None)
+            # the converter has checked and coerced every row: nothing is parsed again
+            rows = {
+                sku: UpsertRow.of_valid_item(
+                    pending.rows[0], pending.item, None if pending.paths is None else [self.categories[p] for p in pending.paths]
+                )
+                for sku, pending in batch.items.items()
+            }
+            result = await write_rows(session, rows, fields=self.upsert_fields, coerced=True) if rows else None
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:
                 failed_skus = set()
                 for err in result.errors:
-                    sku = skus[err.index]
-                    failed_skus.add(sku)
-                    pending = batch.items[sku]
-                    rejected.extend((r, sku, c, err.detail) for r, c in zip(pending.rows, pending.cells))
+                    failed_skus.add(err.sku)
+                    pending = batch.items[err.sku]
+                    rejected.extend((r, err.sku, c, err.detail) for r, c in zip(pending.rows, pending.cells))
                 created = result.created
                 # a SKU repeated within the batch: its later rows updated what the first one wrote
                 updated = result.updated + sum(len(p.rows) - 1 for s, p in batch.items.items() if s not in failed_skus)

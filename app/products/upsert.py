@@ -3,6 +3,11 @@
 Per batch: one lookup of the existing SKUs, one INSERT of the new rows and one
 UPDATE of the existing ones, each fed by `unnest` over arrays (no per-row round
 trips). Rows whose values do not change are not rewritten.
+
+`upsert_products` takes the bulk endpoint's items: `parse_items` validates their
+built-ins, then `write_rows` coerces their data and writes them. The CSV import
+builds its rows with `UpsertRow.of_valid_item` (its converter has checked and coerced
+everything already) and calls `write_rows` itself.
 """
 
 import re
@@ -12,10 +17,10 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.fields import CoercionError, FieldDef, coerce_data
+from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
 from app.db import driver_connection, tenant_of
-from app.responses import json_text
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
+from app.responses import json_text
 
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
 _STATUSES = frozenset(s.value for s in ProductStatus)
@@ -24,22 +29,44 @@ _MISSING = object()
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
+def _has_nul(json: str) -> bool:
+    # the regex tries every position of the text: rule out the usual case with a substring search first
+    return "\\u0000" in json and _JSON_NUL.search(json) is not None
+
+
 @dataclass(slots=True)
-class _Row:
-    index: int
+class UpsertRow:
+    """One product to write: built-ins validated, `data` as given until `write_rows` coerces it."""
+
+    index: int  # reported with the row's error
     sku: str
     name: str | None
     status: str | None
     categories: list[int] | None
     variation_of: Any  # _MISSING, None or str
     variation_attributes: list[str] | None
-    raw_data: dict[str, Any]
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any]  # values to set (before coercion, None values mean "remove")
     data_json: str = "{}"
-    null_keys: list[str] = field(default_factory=list)
+    null_keys: list[str] = field(default_factory=list)  # keys to remove
+
+    @classmethod
+    def of_valid_item(cls, index: int, item: dict[str, Any], categories: list[int] | None) -> "UpsertRow":
+        """A row from an item whose built-ins are valid and whose data is coerced with the whole
+        schema and has no None values (a CSV row from `RowConverter`); nothing is checked again."""
+        data = dict(item)
+        return cls(
+            index,
+            data.pop("sku"),
+            data.pop("name", None),
+            data.pop("status", None),
+            categories,
+            data.pop("variation_of", _MISSING),
+            data.pop("variation_attributes", None),
+            data,
+        )
 
 
-def _parse_builtins(index: int, item: Any) -> _Row:
+def _parse_builtins(index: int, item: Any) -> UpsertRow:
     if not isinstance(item, dict):
         raise CoercionError("item must be an object")
     sku = item.get("sku")
@@ -77,13 +104,32 @@ def _parse_builtins(index: int, item: Any) -> _Row:
     if any("\x00" in text for text in (sku, name or "", variation_of if isinstance(variation_of, str) else "",
                                           *(variation_attributes or ()))):
         raise CoercionError("NUL characters are not allowed")
-    raw_data = {k: v for k, v in item.items() if k not in BUILTIN_KEYS}
-    nested = raw_data.pop("data", None)
+    data = {k: v for k, v in item.items() if k not in BUILTIN_KEYS}
+    nested = data.pop("data", None)
     if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
-        raw_data = {**nested, **raw_data}
+        data = {**nested, **data}
     elif nested is not None:
-        raw_data["data"] = nested
-    return _Row(index, sku, name, status, categories, variation_of, variation_attributes, raw_data)
+        data["data"] = nested
+    return UpsertRow(index, sku, name, status, categories, variation_of, variation_attributes, data)
+
+
+def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, UpsertRow], list[BulkError]]:
+    """Rows by SKU from the bulk endpoint's items, and the errors of invalid items (pure).
+
+    A later item with the same SKU wins. `index_offset` shifts reported indexes.
+    """
+    rows: dict[str, UpsertRow] = {}
+    errors: list[BulkError] = []
+    for index, item in enumerate(items, start=index_offset):
+        try:
+            row = _parse_builtins(index, item)
+        except CoercionError as exc:
+            sku = item.get("sku") if isinstance(item, dict) else None
+            errors.append(BulkError(index=index, sku=sku if isinstance(sku, str) else None, detail=str(exc)))
+            continue
+        rows.pop(row.sku, None)  # a later item with the same SKU wins, and is written in its place
+        rows[row.sku] = row
+    return rows, errors
 
 
 def _json_list(values: list | None) -> str | None:
@@ -202,25 +248,37 @@ async def upsert_products(
     fields: dict[str, FieldDef],
     index_offset: int = 0,
     known_category_ids: set[int] | None = None,
-) -> tuple[BulkResult, list[_Row]]:
+) -> tuple[BulkResult, list[UpsertRow]]:
     """Validate, coerce and upsert `items`; invalid items are reported, valid ones written.
 
     Returns the result and the written rows (for callers that need their SKUs).
-    `index_offset` shifts reported indexes (the CSV import passes row numbers).
+    `index_offset` shifts reported indexes.
+    """
+    rows, errors = parse_items(items, index_offset=index_offset)
+    result = await write_rows(session, rows, fields=fields, known_category_ids=known_category_ids)
+    if errors:
+        result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
+        result.failed = len(result.errors)
+    return result, list(rows.values())
+
+
+async def write_rows(
+    session: AsyncSession,
+    rows: dict[str, UpsertRow],
+    *,
+    fields: dict[str, FieldDef],
+    coerced: bool = False,
+    known_category_ids: set[int] | None = None,
+) -> BulkResult:
+    """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
+
+    The checks: known categories, the data coerced with `fields` (required fields only for new
+    products), no NUL characters, unique fields. With `coerced`, the rows' data is coerced with
+    the whole schema already: only the required fields of new products and unique fields are
+    checked (the rules that depend on the product existing or on other rows).
     """
     tenant_id = tenant_of(session)
     result = BulkResult()
-    rows: dict[str, _Row] = {}
-    for index, item in enumerate(items):
-        try:
-            row = _parse_builtins(index + index_offset, item)
-        except CoercionError as exc:
-            sku = item.get("sku") if isinstance(item, dict) else None
-            result.errors.append(BulkError(index=index + index_offset, sku=sku if isinstance(sku, str) else None, detail=str(exc)))
-            continue
-        rows.pop(row.sku, None)  # a later item with the same SKU wins
-        rows[row.sku] = row
-
     conn = await driver_connection(session)
 
     wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
@@ -251,16 +309,20 @@ async def upsert_products(
         }
 
     for sku, row in list(rows.items()):
+        partial = sku in existing
         try:
-            coerced = coerce_data(fields, row.raw_data, partial=sku in existing)
+            if not coerced:
+                values = coerce_data(fields, row.data, partial=partial)
+                row.data = {k: v for k, v in values.items() if v is not None}
+                row.null_keys = [k for k, v in values.items() if v is None]
+            elif not partial:
+                check_required(fields, row.data)
         except CoercionError as exc:
             result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
             del rows[sku]
             continue
-        row.data = {k: v for k, v in coerced.items() if v is not None}
-        row.null_keys = [k for k, v in coerced.items() if v is None]
         row.data_json = json_text(row.data)
-        if _JSON_NUL.search(row.data_json) or any("\x00" in k for k in row.null_keys):
+        if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
             result.errors.append(BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed"))
             del rows[sku]
 
@@ -310,4 +372,4 @@ async def upsert_products(
 
     result.errors.sort(key=lambda e: e.index)
     result.failed = len(result.errors)
-    return result, list(rows.values())
+    return result
