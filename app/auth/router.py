@@ -1,11 +1,12 @@
 from fastapi import APIRouter, Request, status
 
+from app.routing import JsonRoute
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.deps import Admin, ObjectId, Session
 from app.errors import AUTH_ERRORS, error_responses
 
-router = APIRouter(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS, route_class=JsonRoute)
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)

@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
+from app.routing import JsonRoute
 from app.catalog import service
 from app.catalog.schemas import (
     CategoryIn,
@@ -16,9 +17,9 @@ from app.catalog.schemas import (
 from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 
-schema_router = APIRouter(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
-categories_router = APIRouter(prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS)
-views_router = APIRouter(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS)
+schema_router = APIRouter(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS, route_class=JsonRoute)
+categories_router = APIRouter(prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS, route_class=JsonRoute)
+views_router = APIRouter(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS, route_class=JsonRoute)
 
 
 @schema_router.get("/", response_model=SchemaOut)

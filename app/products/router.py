@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
+from app.routing import JsonRoute
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
 from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session, Viewer
@@ -12,8 +13,8 @@ from app.products.queries import SqlWhere
 from app.products.schemas import BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch
 from app.responses import json_bytes_response
 
-router = APIRouter(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS)
-facets_router = APIRouter(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)
+facets_router = APIRouter(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)
 
 FILTER_HELP = (
     "Any other query parameter filters on a data field: `<field>=<value>` is an exact match "

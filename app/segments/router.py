@@ -3,6 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import Response
 
+from app.routing import JsonRoute
 from app.deps import Arq, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
@@ -19,7 +20,7 @@ from app.segments.schemas import (
     SegmentPatch,
 )
 
-router = APIRouter(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS, route_class=JsonRoute)
 
 DEFINITION_ERRORS = (
     "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "

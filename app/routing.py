@@ -1,0 +1,33 @@
+"""The route class of every JSON API router: request bodies parsed with orjson."""
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+
+class JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                # several times faster than json.loads: a 10,000-item bulk body is megabytes
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                # what orjson refuses but the JSON grammar allows (integers beyond 64 bits, lone
+                # surrogate escapes) is parsed as before; invalid JSON raises json.JSONDecodeError
+                self._json = json.loads(body)
+        return self._json
+
+
+class JsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def parse_with_orjson(request: Request) -> Response:
+            return await handler(JsonRequest(request.scope, request.receive))
+
+        return parse_with_orjson
