@@ -197,8 +197,16 @@ def _as_string(value: Any) -> str:
     raise ValueError("not a string")
 
 
+# A URL `urlsplit` accepts, checked without its cost: an http(s)/ftp scheme, then a host of plain
+# ASCII URL characters (no brackets, spaces or controls, which urlsplit treats specially) up to
+# the path, query, fragment or end. Anything else goes through urlsplit.
+_PLAIN_URL = re.compile(r"(?:https?|ftp)://[A-Za-z0-9\-._~%!$&'()*+,;=:@]+(?:[/?#]|\Z)")
+
+
 def _as_url(value: Any) -> str:
     text = _as_string(value).strip()
+    if _PLAIN_URL.match(text):
+        return text
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https", "ftp") or not parts.netloc:
         raise ValueError("not an absolute http(s) URL")
@@ -210,49 +218,85 @@ def _check_pattern(field: FieldDef, text: str) -> None:
         raise ValueError(f"does not match {field.validation}")
 
 
+# One coercer per field type. Each returns a value that already has its type as it is (the
+# bulk endpoint's common case) before trying conversions; `validation` only applies to text.
+
+
+def _coerce_number(_field: FieldDef, value: Any) -> int | float:
+    vtype = type(value)
+    if vtype is int or (vtype is float and math.isfinite(value)):
+        return value
+    return _as_number(value)
+
+
+def _coerce_integer(_field: FieldDef, value: Any) -> int:
+    if type(value) is int and -(2**63) <= value < 2**63:
+        return value
+    return _as_integer(value)
+
+
+def _coerce_boolean(_field: FieldDef, value: Any) -> bool:
+    return value if type(value) is bool else _as_bool(value)
+
+
+def _coerce_date(_field: FieldDef, value: Any) -> str:
+    return _as_date(value)
+
+
+def _coerce_datetime(_field: FieldDef, value: Any) -> str:
+    return _as_datetime(value)
+
+
+def _coerce_array(field: FieldDef, value: Any) -> list[str]:
+    if field.validation is None and type(value) is list and all(type(item) is str for item in value):
+        return value
+    items = value if isinstance(value, list) else [value]
+    result = [_as_string(item) for item in items if item is not None]
+    for item in result:
+        _check_pattern(field, item)
+    return result
+
+
+def _coerce_url(field: FieldDef, value: Any) -> str:
+    text = _as_url(value)
+    _check_pattern(field, text)
+    return text
+
+
+def _coerce_enum(field: FieldDef, value: Any) -> str:
+    text = _as_string(value)
+    if text not in (field.options or ()):
+        raise ValueError(f"{text!r} is not one of {field.options}")
+    _check_pattern(field, text)
+    return text
+
+
+def _coerce_string(field: FieldDef, value: Any) -> str:
+    if field.validation is None and type(value) is str:
+        return value
+    text = _as_string(value)
+    _check_pattern(field, text)
+    return text
+
+
+_COERCERS = {
+    FieldType.string: _coerce_string,
+    FieldType.text: _coerce_string,
+    FieldType.number: _coerce_number,
+    FieldType.integer: _coerce_integer,
+    FieldType.boolean: _coerce_boolean,
+    FieldType.date: _coerce_date,
+    FieldType.datetime: _coerce_datetime,
+    FieldType.url: _coerce_url,
+    FieldType.enum: _coerce_enum,
+    FieldType.array: _coerce_array,
+}
+
+
 def coerce_value(field: FieldDef, value: Any) -> Any:
     """Return `value` converted to the field's type, or raise CoercionError("<field>: <why>")."""
-    # Fast paths for values that already have their type (the bulk endpoint's common case).
-    if field.validation is None:
-        ftype, vtype = field.type, type(value)
-        if vtype is str and (ftype is FieldType.string or ftype is FieldType.text):
-            return value
-        if ftype is FieldType.number and (vtype is int or (vtype is float and math.isfinite(value))):
-            return value
-        if ftype is FieldType.integer and vtype is int and -(2**63) <= value < 2**63:
-            return value
-        if ftype is FieldType.boolean and vtype is bool:
-            return value
-        if ftype is FieldType.array and vtype is list and all(type(item) is str for item in value):
-            return value
     try:
-        match field.type:
-            case FieldType.number:
-                return _as_number(value)
-            case FieldType.integer:
-                return _as_integer(value)
-            case FieldType.boolean:
-                return _as_bool(value)
-            case FieldType.date:
-                return _as_date(value)
-            case FieldType.datetime:
-                return _as_datetime(value)
-            case FieldType.array:
-                items = value if isinstance(value, list) else [value]
-                result = [_as_string(item) for item in items if item is not None]
-                for item in result:
-                    _check_pattern(field, item)
-                return result
-            case FieldType.url:
-                text = _as_url(value)
-            case FieldType.enum:
-                text = _as_string(value)
-                if text not in (field.options or ()):
-                    raise ValueError(f"{text!r} is not one of {field.options}")
-            case _:
-                text = _as_string(value)
-        _check_pattern(field, text)
-        return text
+        return _COERCERS.get(field.type, _coerce_string)(field, value)
     except ValueError as exc:
         raise CoercionError(f"{field.name}: {exc}") from None
 
