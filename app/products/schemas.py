@@ -2,11 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from typing import Annotated
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 MAX_BULK_ITEMS = 10_000
 SKU_MAX = 255
@@ -66,8 +64,14 @@ class ProductPage(BaseModel):
     results: list[ProductOut]
 
 
+# Documented as an object, but not validated as one here: the upsert checks every item and
+# reports a non-object as that item's error (the others are still written), and copying
+# 10,000 dicts through pydantic cost ~7% of a bulk request's CPU.
+BulkItem = Annotated[Any, WithJsonSchema({"type": "object", "additionalProperties": True})]
+
+
 class BulkIn(BaseModel):
-    products: list[dict[str, Any]] = Field(
+    products: list[BulkItem] = Field(
         max_length=MAX_BULK_ITEMS,
         description="Items with `sku` (required), optional `name`, `status`, `categories`, `variation_of`, "
         "`variation_attributes`; every other key goes to `data` (merged into an existing product's data).",

@@ -316,3 +316,15 @@ async def test_large_and_small_match_sets_list_alike(client, tenant, monkeypatch
     prices = [p["data"].get("price") for p in small[1]["results"]]
     present = [p for p in prices if p is not None]
     assert present == sorted(present, reverse=True) and prices == present + [None] * (len(prices) - len(present))
+
+
+async def test_bulk_items_that_are_not_objects_fail_alone(client, tenant):
+    await _setup(client, tenant, [])
+    response = await client.post(BULK, json={"products": [{"sku": "O1"}, 5, "O2", None, [], {"sku": "O3"}]},
+                                 headers=tenant.editor)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["created"], body["failed"]) == (2, 4)
+    assert [(e["index"], e["detail"]) for e in body["errors"]] == [(i, "item must be an object") for i in (1, 2, 3, 4)]
+    response = await client.post(BULK, json={"products": {"sku": "O4"}}, headers=tenant.editor)
+    assert response.status_code == 422
