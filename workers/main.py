@@ -4,6 +4,8 @@ on_startup puts the sessionmaker and the ClickHouse client in ctx; task function
 come from the domains' tasks modules.
 """
 
+import gc
+
 from arq.connections import RedisSettings
 
 from app.clickhouse import ClickHouse
@@ -25,6 +27,11 @@ async def startup(ctx: dict) -> None:
     ctx["clickhouse"] = ClickHouse(settings)
     await recover_imports(ctx)  # imports left in `importing` by a worker that died
     await recover_segments(ctx)  # computes left `computing` by a worker that died
+    # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
+    # of the full collections that a task's long-lived objects (an import's batch) keep
+    # triggering, which otherwise walked them all each time: about a third of an import's CPU.
+    gc.collect()
+    gc.freeze()
 
 
 async def shutdown(ctx: dict) -> None:
