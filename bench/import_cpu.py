@@ -7,7 +7,7 @@ Generates bench/import.py's supplier feed, gets the mapping, schema and hints fr
 suggestion (as the confirm of the suggested mapping does), then times per row:
 
 - records: `RecordStream` splitting the file (fed in stored-chunk pieces) into cells
-- convert: `RowConverter.convert` and the batch's merge by SKU (`_Batch.accept`)
+- convert: `RowConverter.convert` and `_Batch.accept` (merge by SKU, build the product to write)
 - commit:  `_Importer.commit` per batch of `BATCH_ROWS` on a stub session and connection
            that answer like an empty products table: everything the worker does in Python
            around the SQL (validation, coercion, JSON, statement arguments)

@@ -46,23 +46,25 @@ class UpsertRow:
     variation_of: Any  # _MISSING, None or str
     variation_attributes: list[str] | None
     data: dict[str, Any]  # values to set (before coercion, None values mean "remove")
-    data_json: str = "{}"
+    data_json: str = "{}"  # `data` as JSON text, once coerced
     null_keys: list[str] = field(default_factory=list)  # keys to remove
 
     @classmethod
-    def of_valid_item(cls, index: int, item: dict[str, Any], categories: list[int] | None) -> "UpsertRow":
+    def of_valid_item(cls, index: int, item: dict[str, Any]) -> "UpsertRow":
         """A row from an item whose built-ins are valid and whose data is coerced with the whole
-        schema and has no None values (a CSV row from `RowConverter`); nothing is checked again."""
+        schema and has no None values (a CSV row from `RowConverter`), its JSON built; nothing is
+        checked again. For `write_rows(..., coerced=True)`."""
         data = dict(item)
         return cls(
             index,
             data.pop("sku"),
             data.pop("name", None),
             data.pop("status", None),
-            categories,
+            data.pop("categories", None),
             data.pop("variation_of", _MISSING),
             data.pop("variation_attributes", None),
             data,
+            json_text(data),
         )
 
 
@@ -273,9 +275,10 @@ async def write_rows(
     """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
 
     The checks: known categories, the data coerced with `fields` (required fields only for new
-    products), no NUL characters, unique fields. With `coerced`, the rows' data is coerced with
-    the whole schema already: only the required fields of new products and unique fields are
-    checked (the rules that depend on the product existing or on other rows).
+    products), no NUL characters, unique fields. With `coerced` (rows from
+    `UpsertRow.of_valid_item`), the rows' data is coerced with the whole schema and its JSON built
+    already: only the required fields of new products and unique fields are checked (the rules
+    that depend on the product existing or on other rows).
     """
     tenant_id = tenant_of(session)
     result = BulkResult()
@@ -315,13 +318,13 @@ async def write_rows(
                 values = coerce_data(fields, row.data, partial=partial)
                 row.data = {k: v for k, v in values.items() if v is not None}
                 row.null_keys = [k for k, v in values.items() if v is None]
+                row.data_json = json_text(row.data)
             elif not partial:
                 check_required(fields, row.data)
         except CoercionError as exc:
             result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
             del rows[sku]
             continue
-        row.data_json = json_text(row.data)
         if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
             result.errors.append(BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed"))
             del rows[sku]
