@@ -26,6 +26,7 @@ INT64_MAX = 2**63 - 1
 
 # cells that mean "no value" in typed columns (a number column with "n/a" is not a bad row)
 NULL_TOKENS = frozenset({"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"})
+_NULL_TOKEN_MAX = max(map(len, NULL_TOKENS))
 
 TRUE_WORDS = frozenset(
     ["true", "t", "yes", "y", "1", "on", "ja", "j", "oui", "si", "sí", "vrai", "wahr", "verdadero", "vero", "waar", "tak", "da", "enabled"]
@@ -62,7 +63,8 @@ _SPLIT_DATETIME = re.compile(r"^(\S+?)(?:[T ]|\s+)(\d{1,2}:\d{2}.*)$")
 
 
 def is_null_token(text: str) -> bool:
-    return text.lower() in NULL_TOKENS
+    # lower() never shortens a string: a longer cell is no token, and need not be lowered
+    return len(text) <= _NULL_TOKEN_MAX and text.lower() in NULL_TOKENS
 
 
 def parse_number(text: str, *, decimal: str | None = None, integer: bool = False) -> int | float:
@@ -274,7 +276,7 @@ def parse_cell(ftype: FieldType, cell: str, hints: dict[str, Any]) -> Any:
     if ftype == FieldType.enum:
         options = hints.get("options")
         return options.get(cell.casefold(), cell) if options else cell
-    if cell.lower() in NULL_TOKENS:
+    if is_null_token(cell):
         return None
     match ftype:
         case FieldType.number:
@@ -305,13 +307,6 @@ class ConvertedRow:
     category_paths: tuple[str, ...] | None  # None: the row does not set categories
 
 
-def _skip_nulls(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    def parse_or_none(cell: str) -> Any:
-        return None if cell.lower() in NULL_TOKENS else parse(cell)
-
-    return parse_or_none
-
-
 def _check_sku_length(cell: str) -> str:
     if len(cell) > SKU_MAX:
         raise ValueError(f"longer than {SKU_MAX} characters")
@@ -328,24 +323,33 @@ def _cell_parser(target: str, field: FieldDef | None, hints: dict[str, Any]) -> 
         case FieldType.enum:
             # "bleu" for the option "Bleu": spreadsheets are not careful about case
             options = {o.casefold(): o for o in field.options or ()}
-            return lambda cell: options.get(cell.casefold(), cell)
+
+            def parse_option(cell: str) -> str:
+                option = options.get(cell.casefold())
+                return option if option is not None else coerce_value(field, cell)  # not an option: its error
+
+            return parse_option
         case FieldType.number:
-            return _skip_nulls(partial(parse_number, decimal=hints.get("decimal")))
+            return partial(parse_number, decimal=hints.get("decimal"))
         case FieldType.integer:
-            return _skip_nulls(partial(parse_number, decimal=hints.get("decimal"), integer=True))
+            return partial(parse_number, decimal=hints.get("decimal"), integer=True)
         case FieldType.boolean:
-            return _skip_nulls(parse_bool)
+            return parse_bool
         case FieldType.date:
-            return _skip_nulls(partial(parse_date, order=hints.get("date_order")))
+            return partial(parse_date, order=hints.get("date_order"))
         case FieldType.datetime:
-            return _skip_nulls(partial(parse_datetime, order=hints.get("date_order")))
+            return partial(parse_datetime, order=hints.get("date_order"))
         case FieldType.array:
             return partial(split_array, sep=hints.get("array_sep"))
     return None
 
 
+# typed columns read null tokens ("n/a", "-", ...) as no value
+_NULL_TOKEN_TYPES = frozenset({FieldType.number, FieldType.integer, FieldType.boolean, FieldType.date, FieldType.datetime})
 # the parsers already give these types their canonical JSON value; others need coerce_value too
-_CANONICAL_AFTER_PARSE = frozenset({FieldType.number, FieldType.integer, FieldType.boolean, FieldType.date, FieldType.array})
+_CANONICAL_AFTER_PARSE = frozenset(
+    {FieldType.number, FieldType.integer, FieldType.boolean, FieldType.date, FieldType.array, FieldType.enum}
+)
 
 
 class RowConverter:
@@ -369,8 +373,9 @@ class RowConverter:
         self.fields = fields
         self.sku_index: int | None = None
         self.category_column: tuple[int, str] | None = None
-        # (cell index, target, parser or None, field to coerce with or None, header) per mapped column
-        self.columns: list[tuple[int, str, Callable[[str], Any] | None, FieldDef | None, str]] = []
+        # per mapped column: cell index, target, parser or None, whether null tokens mean no value,
+        # field to coerce with or None, header
+        self.columns: list[tuple[int, str, Callable[[str], Any] | None, bool, FieldDef | None, str]] = []
         for index, header in enumerate(headers):
             target = mapping.get(header)
             if not target:
@@ -380,11 +385,12 @@ class RowConverter:
             elif target == "categories":
                 self.category_column = (index, header)
             elif target in BUILTIN_TARGETS:
-                self.columns.append((index, target, _cell_parser(target, None, {}), None, header))
+                self.columns.append((index, target, _cell_parser(target, None, {}), False, None, header))
             elif target in fields:
                 field = fields[target]
+                parse = _cell_parser(target, field, hints.get(header, {}))
                 coerce = field if field.type not in _CANONICAL_AFTER_PARSE or field.validation else None
-                self.columns.append((index, target, _cell_parser(target, field, hints.get(header, {})), coerce, header))
+                self.columns.append((index, target, parse, field.type in _NULL_TOKEN_TYPES, coerce, header))
             else:
                 raise ValueError(f"{target!r} is not a field of the schema")
         if self.sku_index is None:
@@ -405,16 +411,14 @@ class RowConverter:
         if len(sku) > SKU_MAX:
             raise RowError(f"sku: longer than {SKU_MAX} characters")
         item: dict[str, Any] = {"sku": sku}
-        for index, target, parse, field, header in self.columns:
+        for index, target, parse, skips_null_tokens, field, header in self.columns:
             if index >= n:
                 continue
             cell = cells[index].strip()
-            if not cell:
-                continue  # an empty cell leaves the value unset
+            if not cell or (skips_null_tokens and is_null_token(cell)):
+                continue  # an empty cell, or "n/a" in a typed column, leaves the value unset
             try:
                 value = cell if parse is None else parse(cell)
-                if value is None:
-                    continue
                 item[target] = value if field is None else coerce_value(field, value)
             except CoercionError as exc:
                 raise RowError(f"{exc} (column {header!r})") from None
