@@ -69,28 +69,34 @@ class UpsertRow:
 
 
 def _parse_builtins(index: int, item: Any) -> UpsertRow:
+    # Runs for every item of a bulk request: plain type checks first, one pass over the keys.
     if not isinstance(item, dict):
         raise CoercionError("item must be an object")
     sku = item.get("sku")
-    if isinstance(sku, (int, float)) and not isinstance(sku, bool):
+    if type(sku) is not str:
+        if not isinstance(sku, (int, float)) or isinstance(sku, bool):
+            raise CoercionError("sku: is required")
         sku = str(sku)
-    if not isinstance(sku, str) or not sku.strip():
-        raise CoercionError("sku: is required")
     sku = sku.strip()
+    if not sku:
+        raise CoercionError("sku: is required")
     if len(sku) > SKU_MAX:
         raise CoercionError(f"sku: longer than {SKU_MAX} characters")
     name = item.get("name")
     if name is not None:
-        if not isinstance(name, (str, int, float)) or isinstance(name, bool) or not str(name).strip():
+        if type(name) is not str:
+            if not isinstance(name, (str, int, float)) or isinstance(name, bool):
+                raise CoercionError("name: must be a non-empty string")
+            name = str(name)
+        if not name.strip():
             raise CoercionError("name: must be a non-empty string")
-        name = str(name)
     status = item.get("status")
     if status is not None and status not in _STATUSES:
         raise CoercionError(f"status: must be one of {sorted(_STATUSES)}")
     categories = item.get("categories")
     if categories is not None:
         if not isinstance(categories, list) or not all(
-            isinstance(c, int) and not isinstance(c, bool) and 0 < c < 2**63 for c in categories
+            type(c) is int and 0 < c < 2**63 for c in categories
         ):
             raise CoercionError("categories: must be a list of category ids")
         categories = list(dict.fromkeys(categories))
@@ -103,10 +109,13 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
         if not isinstance(variation_attributes, list) or not all(isinstance(a, str) for a in variation_attributes):
             raise CoercionError("variation_attributes: must be a list of field names")
     # Postgres text and jsonb cannot hold NUL characters: reject the item, not the batch
-    if any("\x00" in text for text in (sku, name or "", variation_of if isinstance(variation_of, str) else "",
-                                          *(variation_attributes or ()))):
+    if ("\x00" in sku or (name is not None and "\x00" in name)
+            or (type(variation_of) is str and "\x00" in variation_of)
+            or (variation_attributes and any("\x00" in a for a in variation_attributes))):
         raise CoercionError("NUL characters are not allowed")
-    data = {k: v for k, v in item.items() if k not in BUILTIN_KEYS}
+    data = dict(item)
+    for key in BUILTIN_KEYS:
+        data.pop(key, None)
     nested = data.pop("data", None)
     if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
         data = {**nested, **data}
