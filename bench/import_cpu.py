@@ -209,8 +209,9 @@ def main() -> None:
     args = parser.parse_args()
     rnd = random.Random(42)
     feed = (bench_import.HEADER + "".join(bench_import.feed_row(i, rnd) for i in range(args.rows))).encode()
-    gc.collect()
-    gc.freeze()  # as the worker's startup does (workers/main.py)
+    gc.collect()  # as the worker's startup does (workers/main.py)
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(measure, feed, args.rows)
