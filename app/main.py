@@ -92,13 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.known_tenants = set()
     install_error_handlers(app)
 
+    # routes are matched in order: the hot product reads first
+    app.include_router(products_router)
+    app.include_router(facets_router)
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(schema_router)
     app.include_router(categories_router)
     app.include_router(views_router)
-    app.include_router(products_router)
-    app.include_router(facets_router)
     app.include_router(imports_router)
     app.include_router(segments_router)
     app.include_router(pims_router)

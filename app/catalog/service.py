@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
-from app.db import read_connection, tenant_of
+from app.db import TenantReader, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
 
@@ -38,14 +38,14 @@ def schema_out(row: ProductSchema | None) -> dict[str, Any]:
     }
 
 
-async def get_fields(session: AsyncSession) -> list[FieldDef]:
+async def get_fields(session: AsyncSession | TenantReader) -> list[FieldDef]:
     # read on every list/facet/write request: a plain query on the raw connection
-    conn = await read_connection(session)
-    raw = await conn.fetchval("SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session))
+    async with reading(session) as conn:
+        raw = await conn.fetchval("SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session))
     return [FieldDef.model_validate(f) for f in orjson.loads(raw)] if raw else []
 
 
-async def get_field_map(session: AsyncSession) -> dict[str, FieldDef]:
+async def get_field_map(session: AsyncSession | TenantReader) -> dict[str, FieldDef]:
     return {f.name: f for f in await get_fields(session)}
 
 
@@ -123,21 +123,20 @@ async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
     return category
 
 
-async def subtree_ids(session: AsyncSession, category_id: int) -> list[int]:
+async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) -> list[int]:
     """The category and all its descendants (empty when it does not exist for this tenant)."""
-    rows = await session.execute(
-        text(
+    async with reading(session) as conn:
+        rows = await conn.fetch(
             """
             WITH RECURSIVE tree AS (
-                SELECT id FROM categories WHERE tenant_id = :tenant AND id = :root
+                SELECT id FROM categories WHERE tenant_id = $1 AND id = $2
                 UNION ALL
-                SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = :tenant
+                SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = $1
             )
             SELECT id FROM tree
-            """
-        ),
-        {"tenant": tenant_of(session), "root": category_id},
-    )
+            """,
+            tenant_of(session), category_id,
+        )
     return [r[0] for r in rows]
 
 

@@ -6,7 +6,7 @@ from fastapi.responses import Response
 from app.routing import JsonRoute
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session, Viewer
+from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
@@ -51,8 +51,7 @@ SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=4_000,
 
 async def _product_filters(
     request: Request,
-    session: Session,
-    _: Viewer,
+    reader: Reader,
     q: Q = None,
     status: Status = None,
     category: CategoryParam = None,
@@ -60,9 +59,9 @@ async def _product_filters(
     sku_in: SkuIn = None,
 ) -> tuple[dict[str, FieldDef], SqlWhere]:
     """The tenant's fields and the WHERE clause of the list/facets filters (built-ins and data fields)."""
-    fields = await catalog.get_field_map(session)
+    fields = await catalog.get_field_map(reader)
     where = await service.build_filters(
-        session, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
+        reader, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
     )
     return fields, where
 
@@ -78,7 +77,7 @@ def _page_url(request: Request, page: int) -> str:
             openapi_extra=FIELD_FILTERS)
 async def list_products(
     request: Request,
-    session: Session,
+    reader: Reader,
     filters: ProductFilters,
     page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description="at most 200")] = 50,
@@ -87,7 +86,7 @@ async def list_products(
     if page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
     fields, where = filters
-    count, results = await service.list_products(session, where, fields, ordering=ordering, page=page, page_size=page_size)
+    count, results = await service.list_products(reader, where, fields, ordering=ordering, page=page, page_size=page_size)
     body = {
         "count": count,
         "page": page,
@@ -131,7 +130,7 @@ async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> R
 
 @facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP,
                    openapi_extra=FIELD_FILTERS)
-async def get_facets(session: Session, filters: ProductFilters):
+async def get_facets(reader: Reader, filters: ProductFilters):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
     fields, where = filters
-    return json_bytes_response(service.dumps(await service.facets(session, where, fields)))
+    return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))

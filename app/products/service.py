@@ -81,7 +81,7 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
 
 
 async def build_filters(
-    session: AsyncSession, fields: dict[str, FieldDef], params: list[tuple[str, str]], *, q: str | None,
+    session: AsyncSession | TenantReader, fields: dict[str, FieldDef], params: list[tuple[str, str]], *, q: str | None,
     status: str | None, category: int | None, sku: str | None, sku_in: str | None,
 ) -> SqlWhere:
     where = SqlWhere()
@@ -160,11 +160,12 @@ def page_query(
 
 
 async def list_products(
-    session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
+    source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None,
+    page: int, page_size: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
-    return await list_products_on(await read_connection(session), where, fields, ordering=ordering, page=page,
-                                  page_size=page_size)
+    async with reading(source) as conn:
+        return await list_products_on(conn, where, fields, ordering=ordering, page=page, page_size=page_size)
 
 
 async def list_products_on(
@@ -184,8 +185,9 @@ async def list_products_on(
     return count, [product_json(r) for r in await conn.fetch(sql, *params)]
 
 
-async def facets(session: AsyncSession, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
-    return await facets_on(await read_connection(session), where, fields)
+async def facets(source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
+    async with reading(source) as conn:
+        return await facets_on(conn, where, fields)
 
 
 async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
