@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Request, status
 
-from app.routing import JsonRoute
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from app.deps import Admin, ObjectId, Session
 from app.errors import AUTH_ERRORS, error_responses
+from app.routing import JsonRoute
 
 router = APIRouter(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS, route_class=JsonRoute)
 

@@ -2,7 +2,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.routing import JsonRoute
 from app.catalog import service
 from app.catalog.schemas import (
     CategoryIn,
@@ -16,6 +15,7 @@ from app.catalog.schemas import (
 )
 from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
+from app.routing import JsonRoute
 
 schema_router = APIRouter(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS, route_class=JsonRoute)
 categories_router = APIRouter(prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS, route_class=JsonRoute)

@@ -3,7 +3,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import Response
 
-from app.routing import JsonRoute
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
 from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session
@@ -12,6 +11,7 @@ from app.products import service
 from app.products.queries import SqlWhere
 from app.products.schemas import BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch
 from app.responses import json_bytes_response
+from app.routing import JsonRoute
 
 router = APIRouter(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)
 facets_router = APIRouter(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)

@@ -3,11 +3,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import Response
 
-from app.routing import JsonRoute
 from app.deps import Arq, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
 from app.responses import json_bytes_response
+from app.routing import JsonRoute
 from app.segments import members, service
 from app.segments.schemas import (
     DEFINITION_HELP,
