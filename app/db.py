@@ -89,13 +89,10 @@ async def create_read_pool(settings: Settings) -> asyncpg.Pool:
 @dataclass(frozen=True, slots=True)
 class TenantReader:
     """The lean counterpart of a tenant-bound session: hot read routes get one instead of an
-    `AsyncSession`, and run their single statements on `connection()` scoped by `tenant_id`."""
+    `AsyncSession`, and run their single statements through `reading()` scoped by `tenant_id`."""
 
     tenant_id: int
     pool: asyncpg.Pool
-
-    def connection(self):
-        return self.pool.acquire()
 
 
 def tenant_of(session: "AsyncSession | Session | TenantReader") -> int:
