@@ -26,11 +26,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.catalog.service import ensure_category_paths, get_field_map
+from app.db import driver_connection
 from app.imports.records import Dialect, RecordStream
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
 from app.imports.storage import delete_chunks, read_chunks
-from app.products.upsert import UpsertRow, driver_connection, write_rows
+from app.products.upsert import UpsertRow, write_rows
 
 log = structlog.get_logger("pim.imports.task")
 
@@ -240,7 +241,7 @@ class _Importer:
             # only means redoing those batches: no need to wait for the WAL flush. (Sent through
             # SQLAlchemy: its first statement is what opens the transaction on the connection.)
             await session.execute(text("SET LOCAL synchronous_commit = off"))
-            conn = await _raw(session)
+            conn = await driver_connection(session)
             if new_paths:
                 self.categories.update(await ensure_category_paths(session, new_paths))
             # the converter has checked and coerced every row: nothing is parsed again
@@ -297,18 +298,6 @@ class _JobGone(Exception):
     """The job left `importing` under us (deleted, or failed by another run)."""
 
 
-async def _raw(session) -> Any:
-    """The asyncpg connection inside the session's transaction.
-
-    SQLAlchemy sends BEGIN lazily, with its first statement: raw statements before that
-    would each commit on their own, and a batch would no longer be all or nothing.
-    """
-    conn = await driver_connection(session)
-    if not conn.is_in_transaction():
-        await session.execute(text("SELECT 1"))
-    return conn
-
-
 def _json(value: Any) -> Any:
     """jsonb from the session's connection arrives decoded (SQLAlchemy's codec) or as text (plain asyncpg)."""
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
@@ -317,7 +306,7 @@ def _json(value: Any) -> Any:
 async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
     """The job if it is importing; waits for a confirming request's row lock to go first."""
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await _raw(session)
+        conn = await driver_connection(session)
         row = await conn.fetchrow(
             """SELECT id, tenant_id, status, resume_offset, resume_row, jsonb_array_length(errors) AS error_count,
                       mapping, parse_options, delimiter, quotechar
@@ -344,7 +333,7 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
 
 async def _fail(ctx: dict, job_id: uuid.UUID, message: str) -> None:
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await _raw(session)
+        conn = await driver_connection(session)
         await conn.execute(
             "UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'importing'",
             job_id,
@@ -428,7 +417,7 @@ async def recover_imports(ctx: dict) -> int:
     Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back.
     """
     async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await _raw(session)
+        conn = await driver_connection(session)
         expired = await conn.fetch(
             """UPDATE import_jobs SET status = 'failed', finished_at = now(),
                       error = 'The upload was not confirmed within ' || $1::int || ' days'

@@ -99,5 +99,5 @@ async def test_raw_statements_run_inside_the_batch_transaction(worker_ctx):
     # SQLAlchemy opens the transaction with its first statement; raw asyncpg statements before
     # that would commit one by one and a batch would not be all or nothing
     async with worker_ctx["sessionmaker"]() as session, session.begin():
-        conn = await tasks._raw(session)
+        conn = await tasks.driver_connection(session)
         assert conn.is_in_transaction()
