@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef  # noqa: E402
 from app.config import get_settings  # noqa: E402
+from app.db import pg_dsn  # noqa: E402
 from bench.common import (  # noqa: E402
-    create_tenant, free_port, pct, pg_dsn, start_server, stop_server, timed_http, wait_up,
+    create_tenant, free_port, pct, start_server, stop_server, timed_http, wait_up,
 )
 from app.products import service as products  # noqa: E402
 

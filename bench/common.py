@@ -28,11 +28,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
 
-def pg_dsn(url: str) -> str:
-    """An asyncpg DSN from the SQLAlchemy URL in the settings."""
-    return url.replace("postgresql+asyncpg://", "postgresql://")
-
-
 def create_tenant(slug: str) -> dict:
     """`pim tenant create SLUG` → {"tenant_id", "slug", "api_key"}."""
     created = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
