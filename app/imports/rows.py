@@ -278,20 +278,27 @@ def parse_cell(ftype: FieldType, cell: str, hints: dict[str, Any]) -> Any:
         return options.get(cell.casefold(), cell) if options else cell
     if is_null_token(cell):
         return None
+    parse = typed_parser(ftype, hints)
+    return cell if parse is None else parse(cell)
+
+
+def typed_parser(ftype: FieldType, hints: dict[str, Any]) -> Callable[[str], Any] | None:
+    """The spreadsheet-cell parser of a number, integer, boolean, date, datetime or array column
+    (None for other types: their text is the value), with the column's hints applied."""
     match ftype:
         case FieldType.number:
-            return parse_number(cell, decimal=hints.get("decimal"))
+            return partial(parse_number, decimal=hints.get("decimal"))
         case FieldType.integer:
-            return parse_number(cell, decimal=hints.get("decimal"), integer=True)
+            return partial(parse_number, decimal=hints.get("decimal"), integer=True)
         case FieldType.boolean:
-            return parse_bool(cell)
+            return parse_bool
         case FieldType.date:
-            return parse_date(cell, order=hints.get("date_order"))
+            return partial(parse_date, order=hints.get("date_order"))
         case FieldType.datetime:
-            return parse_datetime(cell, order=hints.get("date_order"))
+            return partial(parse_datetime, order=hints.get("date_order"))
         case FieldType.array:
-            return split_array(cell, sep=hints.get("array_sep"))
-    return cell
+            return partial(split_array, sep=hints.get("array_sep"))
+    return None
 
 
 # --- row conversion --------------------------------------------------------------------------
@@ -317,31 +324,16 @@ def _cell_parser(target: str, field: FieldDef | None, hints: dict[str, Any]) -> 
     """The function that turns a stripped, non-empty cell into the item's value (None: the text as is)."""
     if field is None:
         return {"name": None, "status": parse_status, "variation_of": _check_sku_length}[target]
-    match field.type:
-        case FieldType.string | FieldType.text | FieldType.url:
-            return None
-        case FieldType.enum:
-            # "bleu" for the option "Bleu": spreadsheets are not careful about case
-            options = {o.casefold(): o for o in field.options or ()}
+    if field.type == FieldType.enum:
+        # "bleu" for the option "Bleu": spreadsheets are not careful about case
+        options = {o.casefold(): o for o in field.options or ()}
 
-            def parse_option(cell: str) -> str:
-                option = options.get(cell.casefold())
-                return option if option is not None else coerce_value(field, cell)  # not an option: its error
+        def parse_option(cell: str) -> str:
+            option = options.get(cell.casefold())
+            return option if option is not None else coerce_value(field, cell)  # not an option: its error
 
-            return parse_option
-        case FieldType.number:
-            return partial(parse_number, decimal=hints.get("decimal"))
-        case FieldType.integer:
-            return partial(parse_number, decimal=hints.get("decimal"), integer=True)
-        case FieldType.boolean:
-            return parse_bool
-        case FieldType.date:
-            return partial(parse_date, order=hints.get("date_order"))
-        case FieldType.datetime:
-            return partial(parse_datetime, order=hints.get("date_order"))
-        case FieldType.array:
-            return partial(split_array, sep=hints.get("array_sep"))
-    return None
+        return parse_option
+    return typed_parser(field.type, hints)
 
 
 # typed columns read null tokens ("n/a", "-", ...) as no value
