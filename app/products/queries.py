@@ -7,10 +7,13 @@ reaches SQL, and even then it travels as a bound parameter; every value is bound
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from app.catalog.fields import (
     DATA_KEY_RE,
     FACETED,
     NUMERIC,
+    RESERVED_NAMES,
     TEMPORAL,
     CoercionError,
     FieldDef,
@@ -26,6 +29,10 @@ BUILTIN_ORDERING = {"id": "p.id", "sku": "p.sku", "name": "p.name", "status": "p
                     "created_at": "p.created_at", "updated_at": "p.updated_at"}
 # query parameters of the list/facets endpoints that are not field filters
 CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
+# names that are never data fields (built-in columns, reserved query parameters): a filter on them
+# other than the CONTROL_PARAMS is refused rather than silently run against `data`
+NOT_DATA_KEYS = RESERVED_NAMES | {"category"}
+BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status= and category= only"
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
 
@@ -51,6 +58,36 @@ class SqlWhere:
 
 def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _json_scalar(raw: str) -> Any:
+    """The JSON number or boolean `raw` spells, else None."""
+    try:
+        value = orjson.loads(raw.strip())
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, (bool, int, float)) else None
+
+
+def _exact_values(field_def: FieldDef, key: str, raw: str) -> list[Any]:
+    """The JSON values a schema field's exact filter matches: the value coerced to the field's type
+    and the text as given (a value stored before the field was declared or retyped keeps its JSON
+    type, and the contract's rule is `data->>'field' = value`), and the number or boolean the text
+    spells. Compared by containment, which the GIN index answers."""
+    candidates = [_coerce_filter(field_def, key, raw), raw]
+    literal = _json_scalar(raw)
+    if literal is not None:
+        candidates.append(literal)
+    unique: dict[str, Any] = {}
+    for value in candidates:
+        unique.setdefault(json_text(value), value)
+    return list(unique.values())
+
+
+def _containment_docs(field_def: FieldDef, key: str, raw_values: list[str]) -> list[str]:
+    """`{"field": value}` documents (`{"field": [value]}` for arrays) for `data @> ANY(...)`."""
+    wrap = (lambda v: [v]) if field_def.type == FieldType.array else (lambda v: v)
+    return [json_text({field_def.name: wrap(v)}) for raw in raw_values for v in _exact_values(field_def, key, raw)]
 
 
 def _coerce_filter(field_def: FieldDef | None, key: str, raw: str) -> Any:
@@ -100,6 +137,8 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     name, _, op = key.partition("__")
     if op and op not in OPERATORS:
         raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
+    if name in NOT_DATA_KEYS:
+        raise BadRequest(f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})")
     field_def = fields.get(name)
     if field_def is None and not DATA_KEY_RE.match(name):
         raise BadRequest(f"Unknown filter {key!r}")
@@ -109,14 +148,11 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     ftype = field_def.type if field_def else None
 
     if not op:
-        value = _coerce_filter(field_def, key, raw)
-        if ftype == FieldType.array:
-            where.add(f"p.data @> {where.bind(json_text({name: [value]}))}::jsonb")
-        elif field_def is not None:
-            # containment is answered by the GIN index on (tenant_id, data)
-            where.add(f"p.data @> {where.bind(json_text({name: value}))}::jsonb")
-        else:
+        if field_def is None:
             where.add(f"(p.data ->> {key_param}) = {where.bind(raw)}")
+        else:
+            # containment is answered by the GIN index on (tenant_id, data)
+            where.add(f"p.data @> ANY({where.bind(_containment_docs(field_def, key, [raw]))}::jsonb[])")
         return
 
     if op == "exists":
@@ -145,15 +181,11 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
         raw_values = [raw] if op == "ne" else [v for v in raw.split(",")]
         if len(raw_values) > MAX_IN_VALUES:
             raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
-        values = [_coerce_filter(field_def, key, v) for v in raw_values]
-        if ftype == FieldType.array:
-            docs = [json_text({name: [v]}) for v in values]
-            cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
-        elif field_def is not None:
-            docs = [json_text({name: v}) for v in values]
-            cond = f"p.data @> ANY({where.bind(docs)}::jsonb[])"
+        if field_def is not None:
+            cond = f"p.data @> ANY({where.bind(_containment_docs(field_def, key, raw_values))}::jsonb[])"
         else:
-            cond = f"(p.data ->> {key_param}) = ANY({where.bind([str(v) for v in values])}::text[])"
+            cond = f"COALESCE((p.data ->> {key_param}) = ANY({where.bind(raw_values)}::text[]), false)"
+        # `ne`: products without the field are "not equal" too, whatever the field
         where.add(cond if op == "in" else f"NOT ({cond})")
         return
 

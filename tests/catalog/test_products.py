@@ -328,3 +328,79 @@ async def test_bulk_items_that_are_not_objects_fail_alone(client, tenant):
     assert [(e["index"], e["detail"]) for e in body["errors"]] == [(i, "item must be an object") for i in (1, 2, 3, 4)]
     response = await client.post(BULK, json={"products": {"sku": "O4"}}, headers=tenant.editor)
     assert response.status_code == 422
+
+
+async def test_builtin_and_reserved_names_are_not_data_filters(client, tenant):
+    await _setup(client, tenant, [{"sku": "A1", "name": "Alpha Shoe", "brand": "Acme"}])
+    for params in ({"name": "Alpha Shoe"}, {"status__in": "active,inactive"}, {"sku__ne": "A1"}, {"id": "1"},
+                   {"created_at__gte": "2020-01-01"}, {"limit": "10"}, {"cursor": "abc"}, {"categories": "1"}):
+        for path in (PRODUCTS, FACETS):
+            r = await client.get(path, params=params, headers=tenant.viewer)
+            assert r.status_code == 400 and "not a data field" in r.json()["detail"], (path, params, r.text)
+    assert _skus(await _list(client, tenant, sku="A1", status="active", brand="Acme")) == ["A1"]
+
+
+async def test_exact_filters_match_values_stored_before_the_field_was_declared(client, tenant):
+    await _setup(client, tenant, [])
+    r = await client.post(BULK, json={"products": [{"sku": "S1", "size": 42, "free": 1}, {"sku": "S2", "size": "42"},
+                                                   {"sku": "S3", "size": "43"}]}, headers=tenant.editor)
+    assert r.json()["created"] == 3
+    assert sorted(_skus(await _list(client, tenant, size="42"))) == ["S1", "S2"]  # data->>'size' = '42'
+    fields = [*FIELDS, {"name": "size", "type": "string"}]
+    assert (await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)).status_code == 200
+    assert sorted(_skus(await _list(client, tenant, size="42"))) == ["S1", "S2"]
+    assert sorted(_skus(await _list(client, tenant, size__in="42,43"))) == ["S1", "S2", "S3"]
+    assert _skus(await _list(client, tenant, size__ne="42")) == ["S3"]
+    # `ne` counts a product without the key as "not equal", for schema fields and other keys alike
+    assert sorted(_skus(await _list(client, tenant, free__ne="1"))) == ["S2", "S3"]
+    assert sorted(_skus(await _list(client, tenant, brand__ne="x"))) == ["S1", "S2", "S3"]
+
+
+async def test_bulk_accepts_products_as_read_back(client, tenant):
+    await _setup(client, tenant, [{"sku": "B1", "name": "Beta", "brand": "Acme"}])
+    product = (await _list(client, tenant, sku="B1"))["results"][0]
+    product["name"] = "Beta renamed"
+    r = await client.post(BULK, json={"products": [product]}, headers=tenant.editor)
+    assert r.json() == {"created": 0, "updated": 1, "failed": 0, "errors": []}
+    again = (await client.get(f"{PRODUCTS}{product['id']}/", headers=tenant.viewer)).json()
+    assert again["name"] == "Beta renamed" and again["data"] == {"brand": "Acme"}  # no id / timestamps in data
+
+
+async def test_sku_whitespace_is_one_product_on_every_write_path(client, tenant):
+    await _setup(client, tenant, [])
+    r = await client.post(PRODUCTS, json={"sku": " WS-1 ", "name": "w"}, headers=tenant.editor)
+    assert r.status_code == 201 and r.json()["sku"] == "WS-1"
+    r = await client.post(BULK, json={"products": [{"sku": "WS-1 ", "brand": "Acme"}]}, headers=tenant.editor)
+    assert r.json()["updated"] == 1
+    r = await client.post(PRODUCTS, json={"sku": "   ", "name": "w"}, headers=tenant.editor)
+    assert r.status_code == 422
+
+
+async def test_a_later_invalid_item_replaces_the_earlier_one_with_its_sku(client, tenant):
+    await _setup(client, tenant, [])
+    for later in ({"sku": "H", "status": "bad"}, {"sku": "H", "price": "x"}):
+        r = await client.post(BULK, json={"products": [{"sku": "H", "price": "1"}, later]}, headers=tenant.editor)
+        assert r.json()["created"] == 0 and [e["index"] for e in r.json()["errors"]] == [1], r.json()
+    assert (await _list(client, tenant, sku="H"))["count"] == 0
+
+
+async def test_request_body_edge_cases_are_422_with_short_answers(client, tenant):
+    await _setup(client, tenant, [])
+    headers = {**tenant.editor, "content-type": "application/json"}
+    for body in (b'{"products": [{"sku": "n1", "x": NaN}]}', b'{"products": [{"sku": "n1", "x": Infinity}]}'):
+        r = await client.post(BULK, content=body, headers=headers)
+        assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
+    r = await client.post(PRODUCTS, content=b'{"sku": "n2", "name": "n", "data": {"x": -Infinity}}', headers=headers)
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
+    deep = b'{"products": [{"sku": "d", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}]}"
+    r = await client.post(BULK, content=deep, headers=headers)
+    assert r.status_code == 422 and "UTF-8" not in r.text and "nested" in r.text, r.text
+    r = await client.post(BULK, json={"products": [{"sku": f"S{i}"} for i in range(10_001)]}, headers=tenant.editor)
+    assert r.status_code == 422 and len(r.content) < 2_000, len(r.content)
+    r = await client.get(PRODUCTS, params={"page_size": "99999999999"}, headers=tenant.viewer)
+    assert r.status_code == 400 and "200" in r.json()["detail"]
+
+
+async def test_openapi_documents_the_conflict_of_a_patch(client):
+    operation = (await client.get("/openapi.json")).json()["paths"]["/api/pim/products/{product_id}/"]["patch"]
+    assert "409" in operation["responses"]
