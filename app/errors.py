@@ -96,6 +96,20 @@ def _concurrent_write(exc: Exception) -> OrjsonResponse:
                  "nothing was written, retry it", {"Retry-After": "1"})
 
 
+MAX_ECHOED_ITEMS = 100
+MAX_ECHOED_CHARS = 1000
+
+
+def _short_input(value: Any) -> Any:
+    """A validation error's `input`, unless it is large: a 10,001-item bulk body is not echoed back."""
+    if isinstance(value, (list, tuple, dict)) and len(value) > MAX_ECHOED_ITEMS:
+        kind = "object with" if isinstance(value, dict) else "list of"
+        return f"<{kind} {len(value)} items>"
+    if isinstance(value, str) and len(value) > MAX_ECHOED_CHARS:
+        return value[:MAX_ECHOED_CHARS] + "…"
+    return value
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError):
@@ -121,6 +135,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 err["ctx"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in ctx.items()}
             if isinstance(err.get("input"), (bytes, bytearray)):
                 err["input"] = err["input"].decode("utf-8", "replace")
+            err["input"] = _short_input(err.get("input"))
             errors.append(err)
         return _json(422, errors)
 

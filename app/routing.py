@@ -18,9 +18,18 @@ class JsonRequest(Request):
                 self._json = orjson.loads(body)
             except orjson.JSONDecodeError:
                 # what orjson refuses but the JSON grammar allows (integers beyond 64 bits, lone
-                # surrogate escapes) is parsed as before; invalid JSON raises json.JSONDecodeError
-                self._json = json.loads(body)
+                # surrogate escapes) is parsed as before; invalid JSON raises json.JSONDecodeError,
+                # which FastAPI answers with a 422 `json_invalid`
+                try:
+                    self._json = json.loads(body, parse_constant=_not_json)
+                except RecursionError:
+                    raise json.JSONDecodeError("nested too deeply", "", 0) from None
         return self._json
+
+
+def _not_json(constant: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity, which are not JSON (orjson refuses them too)
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", "", 0)
 
 
 class JsonRoute(APIRoute):

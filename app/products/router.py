@@ -9,7 +9,9 @@ from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
-from app.products.schemas import BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch
+from app.products.schemas import (
+    BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch, ProductStatus,
+)
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 
@@ -40,7 +42,8 @@ FIELD_FILTERS = {
 }
 
 Q = Annotated[str | None, Query(max_length=200, description="case-insensitive substring of the name")]
-Status = Annotated[str | None, Query(description="active, inactive or deleted")]
+Status = Annotated[str | None, Query(description="active, inactive or deleted",
+                                     json_schema_extra={"enum": [s.value for s in ProductStatus]})]
 CategoryParam = Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")]
 Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
 # The request head must fit in the HTTP server's 64 KiB (a longer one is refused before the app sees it),
@@ -80,7 +83,7 @@ async def list_products(
     reader: Reader,
     filters: ProductFilters,
     page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description="at most 200")] = 50,
+    page_size: Annotated[int, Query(ge=1, description="at most 200 (a larger value is a 400)")] = 50,
     ordering: Annotated[str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")] = None,
 ):
     if page_size > service.MAX_PAGE_SIZE:
@@ -115,7 +118,7 @@ async def get_product(product_id: ObjectId, reader: Reader):
     return json_bytes_response(service.dumps(await service.get_product_json(reader, product_id)))
 
 
-@router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404))
+@router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404, 409))
 async def update_product(product_id: ObjectId, body: ProductPatch, session: Session, _: Editor):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed)."""
     await service.patch_product(session, product_id, body)

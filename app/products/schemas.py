@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
 MAX_BULK_ITEMS = 10_000
 SKU_MAX = 255
@@ -17,12 +17,21 @@ class ProductStatus(StrEnum):
     deleted = "deleted"
 
 
+def _stripped_sku(sku: str) -> str:
+    # as the bulk upsert and the CSV import read SKUs: " A1 " and "A1" are one product
+    sku = sku.strip()
+    if not sku:
+        raise ValueError("sku must not be blank")
+    return sku
+
+
+Sku = Annotated[str, Field(min_length=1, max_length=SKU_MAX), AfterValidator(_stripped_sku)]
 
 
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1, max_length=SKU_MAX)
+    sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
     name: str = Field(min_length=1, max_length=1000)
     status: ProductStatus = ProductStatus.active
     categories: list[CategoryId] = Field(default_factory=list, description="category ids", max_length=1000)

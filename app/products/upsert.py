@@ -23,6 +23,9 @@ from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 from app.responses import json_text
 
 BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
+# what a product read back carries besides its writable fields: ignored, so that GET output can be sent back
+READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at"})
+_NOT_DATA_KEYS = BUILTIN_KEYS | READ_ONLY_KEYS
 _STATUSES = frozenset(s.value for s in ProductStatus)
 _MISSING = object()
 # writes of a batch that found some of its new SKUs inserted concurrently start again (write_rows)
@@ -116,7 +119,7 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
             or (variation_attributes and any("\x00" in a for a in variation_attributes))):
         raise CoercionError("NUL characters are not allowed")
     data = dict(item)
-    for key in BUILTIN_KEYS:
+    for key in _NOT_DATA_KEYS:
         data.pop(key, None)
     nested = data.pop("data", None)
     if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
@@ -138,7 +141,10 @@ def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, U
             row = _parse_builtins(index, item)
         except CoercionError as exc:
             sku = item.get("sku") if isinstance(item, dict) else None
-            errors.append(BulkError(index=index, sku=sku if isinstance(sku, str) else None, detail=str(exc)))
+            sku = sku if isinstance(sku, str) else None
+            errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
+            if sku is not None:
+                rows.pop(sku.strip(), None)  # it replaces an earlier item with its SKU, as a valid one would
             continue
         rows.pop(row.sku, None)  # a later item with the same SKU wins, and is written in its place
         rows[row.sku] = row
