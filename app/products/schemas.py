@@ -48,7 +48,8 @@ class ProductPatch(BaseModel):
     categories: list[CategoryId] | None = Field(default=None, max_length=1000)
     variation_of: str | None = Field(default=None, max_length=SKU_MAX)
     variation_attributes: list[str] | None = Field(default=None, max_length=100)
-    data: dict[str, Any] | None = Field(default=None, description="merge patch: keys set to null are removed")
+    data: dict[str, Any] | None = Field(
+        default=None, description="JSON merge patch (RFC 7396): objects merge at every depth, a key set to null is removed")
 
 
 class ProductOut(BaseModel):
@@ -83,7 +84,9 @@ class BulkIn(BaseModel):
     products: list[BulkItem] = Field(
         max_length=MAX_BULK_ITEMS,
         description="Items with `sku` (required), optional `name`, `status`, `categories`, `variation_of`, "
-        "`variation_attributes`; every other key goes to `data` (merged into an existing product's data).",
+        "`variation_attributes`; every other key goes to `data`, merged into an existing product's data key by "
+        "key (a key set to null is removed; a value replaces the stored one whole). `id`, `created_at` and "
+        "`updated_at` are ignored, so products as read can be sent back.",
     )
 
 

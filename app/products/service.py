@@ -277,6 +277,20 @@ async def create_product(session: AsyncSession, body: ProductIn) -> int:
     return product.id
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """JSON merge patch (RFC 7396): objects merge key by key at every depth, null removes a key,
+    anything else replaces the target."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
 async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch) -> None:
     product = await session.scalar(select(Product).where(Product.id == product_id).with_for_update())
     if product is None:
@@ -295,14 +309,8 @@ async def patch_product(session: AsyncSession, product_id: int, body: ProductPat
     if changes.get("data"):
         fields = await catalog.get_field_map(session)
         patch = _coerce(fields, changes["data"], partial=True)
-        merged = dict(product.data)
-        for key, value in patch.items():
-            if value is None:
-                merged.pop(key, None)
-            else:
-                merged[key] = value
         await _check_unique(session, fields, product.sku, {k: v for k, v in patch.items() if v is not None})
-        product.data = merged
+        product.data = merge_patch(product.data, patch)
     await session.flush()
 
 

@@ -404,3 +404,17 @@ async def test_request_body_edge_cases_are_422_with_short_answers(client, tenant
 async def test_openapi_documents_the_conflict_of_a_patch(client):
     operation = (await client.get("/openapi.json")).json()["paths"]["/api/pim/products/{product_id}/"]["patch"]
     assert "409" in operation["responses"]
+
+
+async def test_patch_data_is_a_json_merge_patch_at_every_depth(client, tenant):
+    await _setup(client, tenant, [])
+    created = await client.post(PRODUCTS, json={"sku": "M1", "name": "m", "data": {
+        "brand": "Acme", "dims": {"w": 1, "h": 2, "unit": {"len": "cm"}}}}, headers=tenant.editor)
+    pid = created.json()["id"]
+    r = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"dims": {"w": None, "d": 3, "unit": {"mass": "kg"}},
+                                                               "extra": {"a": None, "b": 1}}}, headers=tenant.editor)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == {"brand": "Acme", "dims": {"h": 2, "d": 3, "unit": {"len": "cm", "mass": "kg"}},
+                                "extra": {"b": 1}}
+    r = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"dims": [1, 2], "brand": None}}, headers=tenant.editor)
+    assert r.json()["data"] == {"dims": [1, 2], "extra": {"b": 1}}
