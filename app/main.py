@@ -2,6 +2,7 @@
 
 import gc
 from contextlib import asynccontextmanager
+from typing import Any
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
@@ -29,6 +30,25 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def _integer_bounds(node: Any) -> None:
+    """Integer limits as integers. FastAPI's OpenAPI model holds `minimum`/`maximum` as floats, which
+    turned 1 into 1.0 and the int64 limit 2**63 - 1 into 9.223372036854776e+18 (2**63, out of range
+    for the SDKs' int64)."""
+    if isinstance(node, list):
+        for item in node:
+            _integer_bounds(item)
+        return
+    if not isinstance(node, dict):
+        return
+    if node.get("type") == "integer":
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer():
+                node[key] = max(-(2**63), min(int(value), 2**63 - 1))
+    for value in node.values():
+        _integer_bounds(value)
+
+
 def _document_common_errors(app: FastAPI) -> None:
     """Add to the OpenAPI document the errors any route can answer outside its own code. Every request
     body: 400 for a value the database refuses (a NUL character in a string, say) and 413 from the body
@@ -48,6 +68,7 @@ def _document_common_errors(app: FastAPI) -> None:
                         responses.setdefault("413", {"description": "Payload too large", "content": error})
                     if operation.get("security"):
                         responses.setdefault("503", {"description": "A backing service is unavailable", "content": error})
+            _integer_bounds(schema)
         return app.openapi_schema
 
     app.openapi = openapi

@@ -95,7 +95,8 @@ async def list_products(
         "page": page,
         "page_size": page_size,
         "next": _page_url(request, page + 1) if page * page_size < count else None,
-        "previous": _page_url(request, page - 1) if page > 1 else None,
+        # past the end: back to the last page that has results
+        "previous": _page_url(request, min(page - 1, max(1, -(-count // page_size)))) if page > 1 else None,
         "results": results,
     }
     return json_bytes_response(service.dumps(body))

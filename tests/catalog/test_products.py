@@ -401,9 +401,19 @@ async def test_request_body_edge_cases_are_422_with_short_answers(client, tenant
     assert r.status_code == 400 and "200" in r.json()["detail"]
 
 
-async def test_openapi_documents_the_conflict_of_a_patch(client):
-    operation = (await client.get("/openapi.json")).json()["paths"]["/api/pim/products/{product_id}/"]["patch"]
-    assert "409" in operation["responses"]
+async def test_openapi_documents_the_conflict_of_a_patch_and_integer_limits(client):
+    document = (await client.get("/openapi.json")).json()
+    assert "409" in document["paths"]["/api/pim/products/{product_id}/"]["patch"]["responses"]
+    category_ids = document["components"]["schemas"]["ProductIn"]["properties"]["categories"]["items"]
+    assert category_ids == {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+    assert isinstance(category_ids["minimum"], int) and isinstance(category_ids["maximum"], int)
+
+
+async def test_a_page_past_the_end_links_back_to_the_last_page(client, tenant):
+    await _setup(client, tenant, [{"sku": f"P{i}"} for i in range(5)])
+    page = await _list(client, tenant, page=9, page_size=2)
+    assert page["results"] == [] and page["next"] is None and "page=3" in page["previous"]
+    assert "page=2" in (await _list(client, tenant, page=3, page_size=2))["previous"]
 
 
 async def test_patch_data_is_a_json_merge_patch_at_every_depth(client, tenant):
