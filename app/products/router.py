@@ -22,7 +22,10 @@ FILTER_HELP = (
     "Any other query parameter filters on a data field: `<field>=<value>` is an exact match "
     "(for an `array` field: contains the value); `<field>__<op>=<value>` with op in "
     "`ne in gt gte lt lte contains icontains exists` (`in` takes comma-separated values; "
-    "numbers and dates compare by the schema type)."
+    "numbers and dates compare by the schema type; `ne` includes products without the field; "
+    "`contains` is a case-sensitive substring, or for an `array` field an element equal to the value, "
+    "`icontains` a substring in any case, of the value or of an element). Built-ins other than "
+    "`sku`, `sku__in`, `status` and `category`, and reserved query names, are not filters (400)."
 )
 
 # The dynamic filters in the OpenAPI document: an exploded object, so each key is its own query parameter
