@@ -183,7 +183,11 @@ def _as_datetime(value: Any) -> str:
             raise ValueError("not an ISO 8601 datetime") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
+            raise ValueError("datetime out of range (years 1 to 9999 in UTC)") from None
+        return in_utc.isoformat().replace("+00:00", "Z")
     raise ValueError("not an ISO 8601 datetime")
 
 
@@ -299,6 +303,10 @@ def coerce_value(field: FieldDef, value: Any) -> Any:
         return _COERCERS.get(field.type, _coerce_string)(field, value)
     except ValueError as exc:
         raise CoercionError(f"{field.name}: {exc}") from None
+    except ArithmeticError:  # OverflowError and the like: a value no type can hold
+        raise CoercionError(f"{field.name}: out of range for a {field.type} field") from None
+    except (TypeError, RecursionError):
+        raise CoercionError(f"{field.name}: not a valid {field.type} value") from None
 
 
 def coerce_data(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool = True) -> dict[str, Any]:

@@ -152,3 +152,49 @@ async def test_unique_fields_reject_a_second_owner(client, tenant):
     bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor,
                              json={"products": [{"sku": "U1", "ean": "999"}, {"sku": "U6", "ean": "400"}]})
     assert bulk.json()["failed"] == 0
+
+
+# --- values that cannot be represented are a 400, never a 500 ----------------------------------
+
+OUT_OF_RANGE_DATETIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:00:00-05:00"]
+
+
+async def test_out_of_range_datetimes_are_a_400_on_every_path(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("seen_at", "datetime")]}, headers=tenant.editor)
+    ok = await client.post(PRODUCTS, json={"sku": "D0", "name": "d", "data": {"seen_at": "2026-01-01T00:00:00Z"}},
+                           headers=tenant.editor)
+    pid = ok.json()["id"]
+    for value in OUT_OF_RANGE_DATETIMES:
+        created = await client.post(PRODUCTS, json={"sku": "D1", "name": "d", "data": {"seen_at": value}},
+                                    headers=tenant.editor)
+        assert created.status_code == 400 and "seen_at" in created.json()["detail"], created.text
+        patched = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"seen_at": value}}, headers=tenant.editor)
+        assert patched.status_code == 400 and "seen_at" in patched.json()["detail"], patched.text
+        bulk = await client.post(f"{PRODUCTS}bulk/", headers=tenant.editor, json={"products": [
+            {"sku": "D2", "seen_at": value}, {"sku": "D3", "seen_at": "2026-01-01"}]})
+        assert bulk.status_code == 200, bulk.text
+        assert bulk.json()["failed"] == 1 and bulk.json()["errors"][0]["sku"] == "D2"
+        assert "seen_at" in bulk.json()["errors"][0]["detail"]
+        for path, param in ((PRODUCTS, "seen_at"), (PRODUCTS, "seen_at__gt"), ("/api/pim/facets/", "seen_at__lt")):
+            listed = await client.get(path, params={param: value}, headers=tenant.viewer)
+            assert listed.status_code == 400, (path, param, listed.text)
+    # the edges that UTC can hold are fine
+    edge = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"seen_at": "0001-01-01T00:00:00-01:00"}},
+                              headers=tenant.editor)
+    assert edge.status_code == 200 and edge.json()["data"]["seen_at"] == "0001-01-01T01:00:00Z"
+
+
+def test_coercers_raise_only_coercion_errors(monkeypatch):
+    seen = FieldDef(name="seen_at", type="datetime")
+    for value in OUT_OF_RANGE_DATETIMES:
+        with pytest.raises(CoercionError, match="seen_at: .*out of range"):
+            coerce_value(seen, value)
+    # whatever else a coercer trips over is the value's fault too, reported the same way
+    from app.catalog import fields as fields_module
+
+    for exc in (OverflowError("x"), TypeError("x"), RecursionError("x"), ZeroDivisionError("x")):
+        def boom(_field, _value, exc=exc):
+            raise exc
+        monkeypatch.setitem(fields_module._COERCERS, fields_module.FieldType.date, boom)
+        with pytest.raises(CoercionError, match="^d: "):
+            coerce_value(FieldDef(name="d", type="date"), "2026-01-01")
