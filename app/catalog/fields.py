@@ -109,7 +109,9 @@ class CoercionError(ValueError):
 
 _TRUE = frozenset({"true", "t", "1", "yes", "y", "on"})
 _FALSE = frozenset({"false", "f", "0", "no", "n", "off"})
-_INT_RE = re.compile(r"^[+-]?\d+$")
+# plain decimal notation only: ASCII digits, no `_` separators (which int() and float() accept)
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_DECIMAL_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
 
 @lru_cache(maxsize=1024)
@@ -130,10 +132,9 @@ def _as_number(value: Any) -> int | float:
         text = value.strip()
         if _INT_RE.match(text):
             return int(text)
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError("not a number") from None
+        if not _DECIMAL_RE.match(text):
+            raise ValueError("not a number")
+        number = float(text)
         if not math.isfinite(number):
             raise ValueError("not a finite number")
         return number

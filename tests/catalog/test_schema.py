@@ -198,3 +198,34 @@ def test_coercers_raise_only_coercion_errors(monkeypatch):
         monkeypatch.setitem(fields_module._COERCERS, fields_module.FieldType.date, boom)
         with pytest.raises(CoercionError, match="^d: "):
             coerce_value(FieldDef(name="d", type="date"), "2026-01-01")
+
+
+# --- numbers: plain decimal notation -------------------------------------------------------------
+
+
+async def test_numbers_are_plain_decimal_notation(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("price", "number"), field("qty", "integer")]}, headers=tenant.editor)
+    for data in ({"price": "1_000"}, {"price": "１２"}, {"price": "١٢"}, {"price": "1 000"}, {"price": "0x10"},
+                 {"price": "inf"}, {"qty": "1_0"}, {"qty": "１２"}, {"qty": "٣"}, {"qty": "1_0.0"}):
+        response = await client.post(PRODUCTS, json={"sku": "N1", "name": "n", "data": data}, headers=tenant.editor)
+        assert response.status_code == 400, data
+        assert list(data)[0] in response.json()["detail"]
+        listed = await client.get(PRODUCTS, params=data, headers=tenant.viewer)
+        assert listed.status_code == 400, data
+    ok = await client.post(PRODUCTS, headers=tenant.editor, json={"sku": "N1", "name": "n", "data": {
+        "price": " -12.50 ", "qty": "+7"}})
+    assert ok.status_code == 201 and ok.json()["data"] == {"price": -12.5, "qty": 7}
+
+
+def test_number_parsing_unit():
+    number, integer = FieldDef(name="p", type="number"), FieldDef(name="q", type="integer")
+    for text, expected in (("12.50", 12.5), ("7", 7), ("-3", -3), ("+.5", 0.5), ("5.", 5.0), ("1e2", 100.0),
+                           ("2.5E-1", 0.25), (" 3 ", 3), ("\t-0.0\n", -0.0)):
+        assert coerce_value(number, text) == expected, text
+    for text in ("1_000", "１２", "٣", "1e", "e3", ".", "+-1", "1.2.3", "nan", "Infinity", "1e400", "", " ", "1 2"):
+        with pytest.raises(CoercionError, match="^p: "):
+            coerce_value(number, text)
+    assert coerce_value(integer, "1e3") == 1000 and coerce_value(integer, "-4.0") == -4
+    for text in ("1_0", "１", "9" * 30, "1.5"):
+        with pytest.raises(CoercionError, match="^q: "):
+            coerce_value(integer, text)
