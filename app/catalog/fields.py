@@ -310,30 +310,36 @@ def coerce_value(field: FieldDef, value: Any) -> Any:
         raise CoercionError(f"{field.name}: not a valid {field.type} value") from None
 
 
+def is_empty(value: Any) -> bool:
+    """No value for a required field: null, a blank string or an empty list (after coercion)."""
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
+
+
 def coerce_data(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool = True) -> dict[str, Any]:
     """Coerce every schema field present in `data`; other keys are kept as given.
 
-    `None` values are kept (they mean "remove" in a merge patch). With
-    `partial=False` (a new product), required fields must be present.
+    `None` values are kept (they mean "remove" in a merge patch). A required field
+    present in `data` must not be empty (`is_empty`), on every write; with
+    `partial=False` (a new product), required fields must be present too.
     """
     out: dict[str, Any] = {}
     for key, value in data.items():
         field = fields.get(key)
-        if value is None:
-            if field is not None and field.required:
-                raise CoercionError(f"{key}: is required")
-            out[key] = None
-        elif field is None:
+        if field is None:
             out[key] = value
-        else:
-            out[key] = coerce_value(field, value)
+            continue
+        coerced = None if value is None else coerce_value(field, value)
+        if field.required and is_empty(coerced):
+            raise CoercionError(f"{key}: is required")
+        out[key] = coerced
     if not partial:
         check_required(fields, out)
     return out
 
 
-def check_required(fields: dict[str, FieldDef], data: dict[str, Any]) -> None:
-    """A new product's data must have a value for every required field."""
+def check_required(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool = False) -> None:
+    """Every required field must have a value (`is_empty`): in a new product's data, or, with
+    `partial` (data merged into a product), among the fields `data` sets."""
     for name, field in fields.items():
-        if field.required and data.get(name) in (None, "", []):
+        if field.required and (name in data or not partial) and is_empty(data.get(name)):
             raise CoercionError(f"{name}: is required")

@@ -229,3 +229,31 @@ def test_number_parsing_unit():
     for text in ("1_0", "１", "9" * 30, "1.5"):
         with pytest.raises(CoercionError, match="^q: "):
             coerce_value(integer, text)
+
+
+# --- required fields cannot be emptied ---------------------------------------------------------
+
+
+async def test_required_fields_cannot_be_emptied_by_patch_or_bulk(client, tenant):
+    await client.put(SCHEMA, json={"fields": [field("mpn", required=True), field("tags", "array", required=True),
+                                              field("note")]}, headers=tenant.editor)
+    for blank in ("", "   "):
+        response = await client.post(PRODUCTS, json={"sku": "R1", "name": "r", "data": {"mpn": blank, "tags": ["t"]}},
+                                     headers=tenant.editor)
+        assert response.status_code == 400 and "mpn" in response.json()["detail"]
+    created = await client.post(PRODUCTS, json={"sku": "R1", "name": "r", "data": {"mpn": "M1", "tags": ["t"]}},
+                                headers=tenant.editor)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    for data in ({"mpn": ""}, {"mpn": " \t"}, {"mpn": None}, {"tags": []}, {"tags": None}, {"tags": [None]}):
+        response = await client.patch(f"{PRODUCTS}{pid}/", json={"data": data}, headers=tenant.editor)
+        assert response.status_code == 400, data
+        assert f"{list(data)[0]}: is required" in response.json()["detail"]
+        bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": [{"sku": "R1", **data}]}, headers=tenant.editor)
+        assert bulk.json()["failed"] == 1 and "is required" in bulk.json()["errors"][0]["detail"], data
+    assert (await client.get(f"{PRODUCTS}{pid}/", headers=tenant.viewer)).json()["data"] == {"mpn": "M1", "tags": ["t"]}
+    # a partial write that leaves the required fields out is fine
+    ok = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"note": ""}}, headers=tenant.editor)
+    assert ok.status_code == 200
+    bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": [{"sku": "R1", "note": "n"}]}, headers=tenant.editor)
+    assert bulk.json()["updated"] == 1
