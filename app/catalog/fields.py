@@ -17,12 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 BUILTIN_NAMES = frozenset(
     "id sku name status categories variation_of variation_attributes created_at updated_at".split()
 )
-RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort".split())
+# `category` is the list's category-id filter
+RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort category".split())
 RESERVED_NAMES = BUILTIN_NAMES | RESERVED_QUERY_NAMES
 FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# `<field>__<op>` is a filter: a name containing the separator could never be filtered on
+FILTER_OP_SEPARATOR = "__"
 # Keys that are not schema fields may still be filtered on; they must look like a plain key.
 DATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_FIELDS = 500
+MAX_PATTERN = 1000
 
 
 class FieldType(StrEnum):
@@ -39,34 +43,50 @@ class FieldType(StrEnum):
 
 
 STRING_LIKE = frozenset({FieldType.string, FieldType.text, FieldType.url, FieldType.enum})
+# the types whose values (an array's items) are matched against the field's `validation`
+VALIDATED = STRING_LIKE | {FieldType.array}
 NUMERIC = frozenset({FieldType.number, FieldType.integer})
 TEMPORAL = frozenset({FieldType.date, FieldType.datetime})
 FACETED = frozenset({FieldType.string, FieldType.enum, FieldType.array})
 
 
 class FieldDef(BaseModel):
+    """A field of the product schema.
+
+    The model's own checks are the ones every stored schema passes; a schema a client sends is
+    also checked by `check_schema_fields` (reserved names, options that have an effect),
+    so that a schema stored before one of those rules existed still loads.
+    """
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="`^[a-z][a-z0-9_]{0,62}$`, not a built-in or reserved query name")
+    name: str = Field(
+        description="`^[a-z][a-z0-9_]{0,62}$` without `__` (the filter operator separator); not a built-in "
+        f"name nor a query parameter the API reserves: {', '.join(sorted(RESERVED_NAMES))}"
+    )
     type: FieldType = FieldType.string
     label: str = ""
     labels: dict[str, str] = Field(default_factory=dict, description="label per locale, e.g. {\"de-de\": \"Marke\"}")
     description: str = ""
     group: str = "general"
     required: bool = False
-    unique: bool = False
+    unique: bool = Field(default=False, description="no two products may have the same value; not for `array` fields")
     filterable: bool = True
     searchable: bool = False
-    options: list[str] | None = Field(default=None, description="allowed values of an `enum` field")
-    validation: str | None = Field(default=None, description="regular expression that string-like values must match")
+    options: list[str] | None = Field(
+        default=None, description="allowed values of an `enum` field: non-empty, distinct strings"
+    )
+    validation: str | None = Field(
+        default=None,
+        description="regular expression that values of a `string`, `text`, `url` or `enum` field, and each item "
+        "of an `array` field, must match; other types take none",
+    )
 
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not FIELD_NAME_RE.match(name):
             raise ValueError("must match ^[a-z][a-z0-9_]{0,62}$")
-        if name in RESERVED_NAMES:
-            raise ValueError(f"{name!r} is a reserved name")
         return name
 
     @field_validator("validation")
@@ -74,7 +94,7 @@ class FieldDef(BaseModel):
     def _check_regex(cls, pattern: str | None) -> str | None:
         if pattern in (None, ""):
             return None
-        if len(pattern) > 1000:
+        if len(pattern) > MAX_PATTERN:
             raise ValueError("regular expression is too long")
         try:
             re.compile(pattern)
@@ -92,14 +112,44 @@ class FieldDef(BaseModel):
         return self
 
 
-def check_unique_names(fields: list[FieldDef]) -> list[FieldDef]:
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a new field (None: it can)."""
+    if not FIELD_NAME_RE.match(name):
+        return "must match ^[a-z][a-z0-9_]{0,62}$"
+    if FILTER_OP_SEPARATOR in name:
+        return f"must not contain {FILTER_OP_SEPARATOR!r}, which separates a filter's field from its operator"
+    if name in RESERVED_NAMES:
+        return f"{name!r} is a reserved name"
+    return None
+
+
+def _field_problem(f: FieldDef) -> str | None:
+    """Why a field a client sends is refused, beyond the model's own checks (None: it is fine)."""
+    problem = name_problem(f.name)
+    if problem:
+        return f"name: {problem}"
+    if f.unique and f.type == FieldType.array:
+        return "unique: uniqueness is not checked for array fields"
+    if f.validation is not None:
+        if f.type not in VALIDATED:
+            return f"validation: {f.type.value} fields take no validation pattern (only string, text, url, enum, array)"
+    if f.type == FieldType.enum and any(not option.strip() for option in f.options or ()):
+        return "options: an enum option must not be empty"
+    return None
+
+
+def check_schema_fields(fields: list[FieldDef]) -> list[FieldDef]:
+    """The rules of a schema a client sends (PUT /schema/, an import's confirmation)."""
+    if len(fields) > MAX_FIELDS:
+        raise ValueError(f"a schema has at most {MAX_FIELDS} fields")
     seen: set[str] = set()
     for f in fields:
         if f.name in seen:
             raise ValueError(f"field {f.name!r} appears more than once")
         seen.add(f.name)
-    if len(fields) > MAX_FIELDS:
-        raise ValueError(f"a schema has at most {MAX_FIELDS} fields")
+        problem = _field_problem(f)
+        if problem:
+            raise ValueError(f"field {f.name!r}: {problem}")
     return fields
 
 

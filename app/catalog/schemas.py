@@ -4,7 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.catalog.fields import FieldDef, check_unique_names
+from app.catalog.fields import FieldDef, check_schema_fields
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
@@ -18,8 +18,8 @@ class SchemaIn(BaseModel):
 
     @field_validator("fields")
     @classmethod
-    def _unique(cls, fields: list[FieldDef]) -> list[FieldDef]:
-        return check_unique_names(fields)
+    def _check_fields(cls, fields: list[FieldDef]) -> list[FieldDef]:
+        return check_schema_fields(fields)
 
 
 class SchemaOut(BaseModel):

@@ -17,7 +17,7 @@ from typing import Any
 import clevercsv
 from rapidfuzz import fuzz, process
 
-from app.catalog.fields import FIELD_NAME_RE, RESERVED_NAMES, FieldDef, FieldType
+from app.catalog.fields import RESERVED_NAMES, FieldDef, FieldType, name_problem
 from app.imports.records import Dialect, decode_line, iter_records
 from app.imports.rows import (
     BUILTIN_TARGETS,
@@ -464,9 +464,9 @@ def snake_name(header: str, *, taken: set[str]) -> str:
     if base in RESERVED_NAMES:
         base = f"{base}_value"
     name, n = base, 1
-    while name in taken or name in RESERVED_NAMES or not FIELD_NAME_RE.match(name):
+    while name in taken or name_problem(name):
         n += 1
-        name = f"{base[:58]}_{n}"
+        name = f"{base[:58].rstrip('_')}_{n}"
     return name
 
 
@@ -711,7 +711,7 @@ def suggest(
         elif target in BUILTIN_TARGETS or target in field_map:
             chosen[i] = (target, 1.0, "remembered")
             used.add(target)
-        elif FIELD_NAME_RE.match(target) and target not in RESERVED_NAMES:
+        elif not name_problem(target):
             chosen[i] = (target, 1.0, "remembered")
             new_names[i] = target
             used.add(target)
@@ -867,7 +867,7 @@ def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldD
         if target is not None:
             if target in in_use:
                 continue
-            if is_new and (not FIELD_NAME_RE.match(target) or target in RESERVED_NAMES):
+            if is_new and name_problem(target):
                 continue
         old = col.suggested_field
         col.suggested_field, col.confidence, col.source = target, round(max(confidence, 0.5), 2), "llm"

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.catalog.fields import FieldDef, FieldType, check_unique_names
+from app.catalog.fields import FieldDef, FieldType, check_schema_fields
 from app.catalog.schemas import LOCALE_PATTERN
 
 
@@ -73,5 +73,5 @@ class ConfirmIn(BaseModel):
 
     @field_validator("schema_fields")
     @classmethod
-    def _unique(cls, fields: list[FieldDef] | None) -> list[FieldDef] | None:
-        return None if fields is None else check_unique_names(fields)
+    def _check_fields(cls, fields: list[FieldDef] | None) -> list[FieldDef] | None:
+        return None if fields is None else check_schema_fields(fields)

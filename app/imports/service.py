@@ -265,9 +265,12 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
     mapping = validate_mapping(job.parse_options.get("headers", []), body.mapping, fields)
     if body.schema_fields is not None or body.default_currency or body.default_locale:
-        await put_schema(
-            session, SchemaIn(fields=fields, default_currency=body.default_currency, default_locale=body.default_locale)
+        # not validated again: ConfirmIn has checked what the client sent, and the current fields are
+        # stored ones, which need not pass rules added since they were saved
+        schema = SchemaIn.model_construct(
+            fields=fields, default_currency=body.default_currency, default_locale=body.default_locale
         )
+        await put_schema(session, schema)
     await remember_mapping(session, mapping)
     job.mapping = mapping
     job.status = "importing"

@@ -257,3 +257,47 @@ async def test_required_fields_cannot_be_emptied_by_patch_or_bulk(client, tenant
     assert ok.status_code == 200
     bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": [{"sku": "R1", "note": "n"}]}, headers=tenant.editor)
     assert bulk.json()["updated"] == 1
+
+
+# --- field names -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["category", "size__in", "color__x", "a__b", "x__"])
+async def test_names_that_could_never_be_filtered_are_refused(client, tenant, name):
+    response = await client.put(SCHEMA, json={"fields": [field(name)]}, headers=tenant.editor)
+    assert response.status_code == 422
+    assert f"'{name}'" in str(response.json()["detail"])
+
+
+async def test_names_with_single_underscores_are_fine(client, tenant):
+    names = ["a_b", "category_id", "x_", "categories_main", "size_in"]
+    response = await client.put(SCHEMA, json={"fields": [field(n) for n in names]}, headers=tenant.editor)
+    assert response.status_code == 200, response.text
+
+
+# --- options that would have no effect -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        (field("gtins", "array", unique=True), "unique"),
+        *[(field("x", t, validation="^a"), "validation") for t in ("number", "integer", "boolean", "date", "datetime")],
+        (field("x", "enum", options=["a", ""]), "empty"),
+        (field("x", "enum", options=["a", "  "]), "empty"),
+    ],
+)
+async def test_options_without_effect_are_refused(client, tenant, bad, words):
+    response = await client.put(SCHEMA, json={"fields": [field("ok"), bad]}, headers=tenant.editor)
+    assert response.status_code == 422
+    message = str(response.json()["detail"])
+    assert f"'{bad['name']}'" in message and words in message
+
+
+async def test_options_that_have_an_effect_are_accepted(client, tenant):
+    fields = [field(f"v_{t}", t, validation="^a") for t in ("string", "text", "url", "array")]
+    fields += [field("e", "enum", options=["a"], validation="^a"), field("n", "number", validation=""),
+               field("u", unique=True), field("s", options=["ignored"])]
+    response = await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)
+    assert response.status_code == 200, response.text
+    assert [f["validation"] for f in response.json()["fields"]][-3] is None  # "" is the same as null

@@ -114,6 +114,10 @@ def test_sku_and_name_by_profile_and_reserved_names():
     assert m["Page"] == "page_value" and m["Limit"] == "limit_value"  # reserved words get a suffix
     assert snake_name("2024 Preis", taken=set()) == "f_2024_preis"
     assert snake_name("Größe", taken={"grosse"}) == "grosse_2"
+    assert snake_name("Category", taken=set()) == "category_value"  # the list's category-id filter
+    # a name cut where a separator was: the suffix never makes a "__" (a name the schema refuses)
+    long = "a" * 57 + " b" + "c" * 10
+    assert snake_name(long, taken={snake_name(long, taken=set())}) == "a" * 57 + "_2"
     assert header_key("  Prix TTC (€) ") == header_key("prix ttc") != header_key("Prix TTC (2)")
 
 
