@@ -1,5 +1,7 @@
 """Product schema: field model, name rules, coercion on every write path, data kept across schema changes."""
 
+import time
+
 import pytest
 
 from app.catalog.fields import CoercionError, FieldDef, coerce_data, coerce_value
@@ -301,3 +303,67 @@ async def test_options_that_have_an_effect_are_accepted(client, tenant):
     response = await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)
     assert response.status_code == 200, response.text
     assert [f["validation"] for f in response.json()["fields"]][-3] is None  # "" is the same as null
+
+
+# --- validation patterns: RE2 ------------------------------------------------------------------
+
+
+async def test_validation_patterns_run_in_linear_time(client, tenant):
+    """`^(a+)+$` backtracks exponentially in Python's `re` (40 characters: hours); RE2 is linear."""
+    saved = await client.put(SCHEMA, json={"fields": [field("rx", validation="^(a+)+$"), field("tags", "array",
+                                          validation="^(a+)+$")]}, headers=tenant.editor)
+    assert saved.status_code == 200, saved.text
+    evil = "a" * 40 + "b"
+    items = [{"sku": f"RX{i}", "rx": evil} for i in range(50)] + [{"sku": f"RY{i}", "tags": [evil]} for i in range(50)]
+    started = time.monotonic()
+    bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": items}, headers=tenant.editor)
+    assert time.monotonic() - started < 1.0
+    assert bulk.json()["failed"] == 100 and "does not match" in bulk.json()["errors"][0]["detail"]
+    good = await client.post(PRODUCTS, json={"sku": "RX", "name": "r", "data": {"rx": "a" * 40}}, headers=tenant.editor)
+    assert good.status_code == 201
+
+
+async def test_validation_patterns_keep_search_semantics(client, tenant):
+    """A pattern must match somewhere in the value (like `re.search`): anchor it to match the whole."""
+    await client.put(SCHEMA, json={"fields": [field("code", validation="[A-Z]{3}-\\d+"),
+                                              field("exact", validation="^\\p{Lu}{2}\\z")]}, headers=tenant.editor)
+    ok = await client.post(PRODUCTS, json={"sku": "S1", "name": "s", "data": {"code": "x ABC-12 y", "exact": "ÄB"}},
+                           headers=tenant.editor)
+    assert ok.status_code == 201, ok.text
+    for bad in ({"code": "abc-12"}, {"exact": "ABC"}, {"exact": "AB\n"}):
+        response = await client.post(PRODUCTS, json={"sku": "S2", "name": "s", "data": bad}, headers=tenant.editor)
+        assert response.status_code == 400, bad
+
+
+@pytest.mark.parametrize("pattern", ["(a)\\1", "(?=a)b", "(?<!x)y", "a\\Z", "(?P<n>a)(?P=n)", "([a-z"])
+async def test_patterns_re2_cannot_compile_are_refused(client, tenant, pattern):
+    response = await client.put(SCHEMA, json={"fields": [field("ok"), field("code", validation=pattern)]},
+                                headers=tenant.editor)
+    assert response.status_code == 422
+    message = str(response.json()["detail"])
+    assert "'code'" in message and "RE2" in message
+
+
+async def test_a_schema_stored_before_the_new_rules_still_works(app, client, tenant):
+    """Rules added later (reserved `category`, `__`, RE2 syntax, ...) apply to what clients send; a
+    schema saved before them still loads, and a pattern RE2 cannot run is a 400, not a 500."""
+    import orjson
+    from sqlalchemy import text
+
+    await client.put(SCHEMA, json={"fields": [field("brand")]}, headers=tenant.editor)
+    legacy = [field("category"), field("size__in"), field("code", validation="^(\\w)\\1$"),
+              field("gtins", "array", unique=True), field("qty", "integer", validation="^1"),
+              field("color", "enum", options=["red", ""])]
+    async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(text("UPDATE product_schemas SET fields = CAST(:f AS jsonb) WHERE tenant_id = :t"),
+                              {"f": orjson.dumps(legacy).decode(), "t": tenant.id})
+    got = await client.get(SCHEMA, headers=tenant.viewer)
+    assert got.status_code == 200 and [f["name"] for f in got.json()["fields"]] == [f["name"] for f in legacy]
+    created = await client.post(PRODUCTS, headers=tenant.editor, json={
+        "sku": "L1", "name": "l", "data": {"category": "shoes", "gtins": ["1"], "qty": 5, "color": ""}})
+    assert created.status_code == 201, created.text
+    bad = await client.post(PRODUCTS, json={"sku": "L2", "name": "l", "data": {"code": "aa"}}, headers=tenant.editor)
+    assert bad.status_code == 400 and "code" in bad.json()["detail"] and "RE2" in bad.json()["detail"]
+    # sending it back points at what must change
+    again = await client.put(SCHEMA, json=got.json(), headers=tenant.editor)
+    assert again.status_code == 422 and "'category'" in str(again.json()["detail"])
