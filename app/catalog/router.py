@@ -29,7 +29,11 @@ async def get_product_schema(session: Session, _: Viewer):
 
 @schema_router.put("/", response_model=SchemaOut, responses=error_responses(400))
 async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
-    """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`."""
+    """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
+
+    The body of `GET` can be sent back as it is: the read-only `updated_at` is ignored. A field that
+    breaks a rule (reserved name, `validation` RE2 cannot compile or that its type does not apply,
+    `unique` array, empty enum option) is a `422` naming it."""
     return service.schema_out(await service.put_schema(session, body))
 
 

@@ -15,6 +15,9 @@ class SchemaIn(BaseModel):
     fields: list[FieldDef] = Field(default_factory=list)
     default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     default_locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
+    updated_at: datetime | None = Field(
+        default=None, exclude=True, description="read-only, ignored: the body of `GET` can be sent back as it is"
+    )
 
     @field_validator("fields")
     @classmethod

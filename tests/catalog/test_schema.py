@@ -367,3 +367,31 @@ async def test_a_schema_stored_before_the_new_rules_still_works(app, client, ten
     # sending it back points at what must change
     again = await client.put(SCHEMA, json=got.json(), headers=tenant.editor)
     assert again.status_code == 422 and "'category'" in str(again.json()["detail"])
+
+
+# --- GET → PUT round trip ----------------------------------------------------------------------
+
+
+async def test_the_schema_round_trips(client, tenant, make_tenant):
+    fields = [
+        field("brand", label="Brand", labels={"de-de": "Marke"}, description="maker", group="main", required=True,
+              unique=True, filterable=False, searchable=True, validation="^\\p{L}"),
+        field("body", "text", validation="\\S"), field("price", "number", unique=True), field("stock", "integer"),
+        field("active", "boolean"), field("launch", "date"), field("seen", "datetime"),
+        field("site", "url", validation="^https://"), field("color", "enum", options=["red", "blue"], validation="^r"),
+        field("tags", "array", validation="^[a-z]+$"), field("plain", options=["kept"]),
+    ]
+    put = await client.put(SCHEMA, json={"fields": fields, "default_currency": "EUR"}, headers=tenant.editor)
+    assert put.status_code == 200, put.text
+    got = (await client.get(SCHEMA, headers=tenant.viewer)).json()
+    again = await client.put(SCHEMA, json=got, headers=tenant.editor)
+    assert again.status_code == 200, again.text
+    assert again.json()["fields"] == got["fields"] and again.json()["default_currency"] == "EUR"
+    for one in got["fields"]:  # and each field object on its own
+        assert (await client.put(SCHEMA, json={"fields": [one]}, headers=tenant.editor)).status_code == 200, one
+    fresh = await make_tenant()
+    empty = (await client.get(SCHEMA, headers=fresh.viewer)).json()
+    assert empty["updated_at"] is None
+    assert (await client.put(SCHEMA, json=empty, headers=fresh.editor)).status_code == 200
+    unknown = await client.put(SCHEMA, json={**got, "version": 2}, headers=tenant.editor)
+    assert unknown.status_code == 422
