@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 BUILTIN_NAMES = frozenset(
@@ -54,7 +55,7 @@ class FieldDef(BaseModel):
     """A field of the product schema.
 
     The model's own checks are the ones every stored schema passes; a schema a client sends is
-    also checked by `check_schema_fields` (reserved names, options that have an effect),
+    also checked by `check_schema_fields` (reserved names, RE2 syntax, options that have an effect),
     so that a schema stored before one of those rules existed still loads.
     """
 
@@ -78,8 +79,12 @@ class FieldDef(BaseModel):
     )
     validation: str | None = Field(
         default=None,
-        description="regular expression that values of a `string`, `text`, `url` or `enum` field, and each item "
-        "of an `array` field, must match; other types take none",
+        description="a regular expression that values of a `string`, `text`, `url` or `enum` field, and each item "
+        "of an `array` field, must contain a match of (anchor it with `^...$` to match the whole value); other "
+        "types take none. RE2 syntax (https://github.com/google/re2/wiki/Syntax), matched in linear time: no "
+        "backreferences or lookaround, `\\z` ends the text (not `\\Z`), `\\d` `\\w` `\\s` `\\b` are ASCII-only "
+        "(use `\\p{L}`, `\\p{N}` for letters and digits of every script), `$` matches only at the end of the text. "
+        "At most 1,000 characters; `\"\"` is the same as null.",
     )
 
     @field_validator("name")
@@ -96,10 +101,6 @@ class FieldDef(BaseModel):
             return None
         if len(pattern) > MAX_PATTERN:
             raise ValueError("regular expression is too long")
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
         return pattern
 
     @model_validator(mode="after")
@@ -133,6 +134,10 @@ def _field_problem(f: FieldDef) -> str | None:
     if f.validation is not None:
         if f.type not in VALIDATED:
             return f"validation: {f.type.value} fields take no validation pattern (only string, text, url, enum, array)"
+        try:
+            _regex(f.validation)
+        except ValueError as exc:
+            return f"validation: {exc}"
     if f.type == FieldType.enum and any(not option.strip() for option in f.options or ()):
         return "options: an enum option must not be empty"
     return None
@@ -163,10 +168,23 @@ _FALSE = frozenset({"false", "f", "0", "no", "n", "off"})
 _INT_RE = re.compile(r"^[+-]?[0-9]+$")
 _DECIMAL_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # a bad pattern is the client's error, reported to the client
+
 
 @lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _regex(pattern: str) -> "re2._Regexp":
+    """A field's `validation` compiled with RE2 (linear-time matching: a pattern like `^(a+)+$` cannot
+    stall the process); ValueError if RE2 cannot compile it."""
+    try:
+        return re2.compile(pattern, options=_RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(f"not a valid RE2 regular expression: {reason}") from None
+    except UnicodeError:
+        raise ValueError("not a valid RE2 regular expression: not valid Unicode") from None
 
 
 def _as_number(value: Any) -> int | float:
@@ -269,8 +287,13 @@ def _as_url(value: Any) -> str:
 
 
 def _check_pattern(field: FieldDef, text: str) -> None:
-    if field.validation and not _regex(field.validation).search(text):
-        raise ValueError(f"does not match {field.validation}")
+    if field.validation:
+        try:
+            pattern = _regex(field.validation)
+        except ValueError:  # a schema saved before patterns had to be RE2
+            raise ValueError("the field's validation pattern is not RE2 syntax; the schema must be updated") from None
+        if not pattern.search(text):
+            raise ValueError(f"does not match {field.validation}")
 
 
 # One coercer per field type. Each returns a value that already has its type as it is (the
