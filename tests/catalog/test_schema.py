@@ -220,16 +220,16 @@ async def test_numbers_are_plain_decimal_notation(client, tenant):
 
 
 def test_number_parsing_unit():
-    number, integer = FieldDef(name="p", type="number"), FieldDef(name="q", type="integer")
+    number, integer = FieldDef(name="price", type="number"), FieldDef(name="qty", type="integer")
     for text, expected in (("12.50", 12.5), ("7", 7), ("-3", -3), ("+.5", 0.5), ("5.", 5.0), ("1e2", 100.0),
                            ("2.5E-1", 0.25), (" 3 ", 3), ("\t-0.0\n", -0.0)):
         assert coerce_value(number, text) == expected, text
     for text in ("1_000", "１２", "٣", "1e", "e3", ".", "+-1", "1.2.3", "nan", "Infinity", "1e400", "", " ", "1 2"):
-        with pytest.raises(CoercionError, match="^p: "):
+        with pytest.raises(CoercionError, match="^price: "):
             coerce_value(number, text)
     assert coerce_value(integer, "1e3") == 1000 and coerce_value(integer, "-4.0") == -4
     for text in ("1_0", "１", "9" * 30, "1.5"):
-        with pytest.raises(CoercionError, match="^q: "):
+        with pytest.raises(CoercionError, match="^qty: "):
             coerce_value(integer, text)
 
 
