@@ -32,6 +32,9 @@ class SchemaOut(BaseModel):
     updated_at: datetime | None
 
 
+CATEGORY_NAME_SEPARATORS = (">", "|")
+
+
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,9 +48,11 @@ class CategoryIn(BaseModel):
     def _no_separator(cls, name: str | None) -> str | None:
         if name is None:  # CategoryPatch: null leaves the name unchanged
             return None
+        # stripped, and free of what splits paths: the CSV import and the PIMS `categories` filter
+        # cut a list of paths at "|" and a path at ">", stripping each name (see parse_category_paths)
         name = name.strip()
-        if not name or " > " in name:
-            raise ValueError("a category name must not be empty or contain ' > '")
+        if not name or any(sep in name for sep in CATEGORY_NAME_SEPARATORS):
+            raise ValueError("a category name must not be empty or contain '>' or '|'")
         return name
 
 

@@ -52,6 +52,27 @@ async def test_category_tree_paths_and_subtree_filter(client, tenant):
     assert (await client.post(CATEGORIES, json={"name": "A > B"}, headers=tenant.editor)).status_code == 422
 
 
+async def _get(client, tenant, category):
+    return (await client.get(f"{CATEGORIES}{category['id']}/", headers=tenant.viewer)).json()
+
+
+async def _patch(client, tenant, category, **body):
+    return await client.patch(f"{CATEGORIES}{category['id']}/", json=body, headers=tenant.editor)
+
+
+async def test_names_are_stripped_and_free_of_path_separators(client, tenant):
+    shoes = await _category(client, tenant, "  Shoes\t")
+    assert shoes["name"] == "Shoes" and shoes["path"] == "Shoes"
+    # the import and the PIMS filter split paths at ">" and path lists at "|", whatever the spaces
+    for name in ["A>B", "A >B", "A> B", "A > B", ">", "Shoes >", "> Shoes", "A|B", "|", "   "]:
+        created = await client.post(CATEGORIES, json={"name": name}, headers=tenant.editor)
+        assert created.status_code == 422, (name, created.text)
+        renamed = await _patch(client, tenant, shoes, name=name)
+        assert renamed.status_code == 422, (name, renamed.text)
+    assert (await _get(client, tenant, shoes))["name"] == "Shoes"
+    assert (await _patch(client, tenant, shoes, name=" Boots ")).json()["path"] == "Boots"
+
+
 async def test_views_have_at_most_one_default(client, tenant):
     a = (await client.post(VIEWS, json={"name": "web", "attributes": ["brand"], "is_default": True}, headers=tenant.editor)).json()
     b = (await client.post(VIEWS, json={"name": "feed", "attributes": ["brand", "price"], "is_default": True},
