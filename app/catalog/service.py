@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
@@ -82,6 +83,9 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
 
 # --- categories -----------------------------------------------------------------------------
 
+# the unique index on (tenant_id, parent_id, name): a path names exactly one category
+SIBLING_NAMES_INDEX = "uq_categories_tenant_parent_name"
+
 
 async def get_category(session: AsyncSession, category_id: int) -> Category:
     category = await session.scalar(select(Category).where(Category.id == category_id))
@@ -112,13 +116,38 @@ def _join(parent_path: str | None, name: str) -> str:
     return f"{parent_path}{PATH_SEPARATOR}{name}" if parent_path else name
 
 
+def _sibling_conflict(name: str, parent_id: int | None) -> Conflict:
+    where = f"under category {parent_id}" if parent_id is not None else "among the root categories"
+    return Conflict(f"A category named {name!r} already exists {where}")
+
+
+async def _check_sibling_name(session: AsyncSession, name: str, parent_id: int | None, *, category_id: int | None = None) -> None:
+    same_parent = Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id
+    stmt = select(Category.id).where(Category.name == name, same_parent)
+    if category_id is not None:
+        stmt = stmt.where(Category.id != category_id)
+    if await session.scalar(stmt.limit(1)) is not None:
+        raise _sibling_conflict(name, parent_id)
+
+
+async def _flush_category(session: AsyncSession, category: Category) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        cause = getattr(exc.orig, "__cause__", None)
+        if getattr(cause, "constraint_name", None) == SIBLING_NAMES_INDEX:
+            raise _sibling_conflict(category.name, category.parent_id) from None
+        raise
+
+
 async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
     parent_path = await _parent_path(session, body.parent_id)
+    await _check_sibling_name(session, body.name, body.parent_id)
     category = Category(
         name=body.name, parent_id=body.parent_id, labels=body.labels, position=body.position, path=_join(parent_path, body.name)
     )
     session.add(category)
-    await session.flush()
+    await _flush_category(session, category)
     await session.refresh(category)
     return category
 
@@ -141,21 +170,23 @@ async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) ->
 
 
 async def patch_category(session: AsyncSession, category_id: int, body: CategoryPatch) -> Category:
-    category = await get_category(session, category_id)
     changes = body.model_dump(exclude_unset=True)
-    if "parent_id" in changes and changes["parent_id"] is not None:
-        if changes["parent_id"] in await subtree_ids(session, category_id):
-            raise BadRequest("A category cannot be moved under itself or one of its descendants")
+    renames = changes.get("name") is not None or "parent_id" in changes
+    category = await get_category(session, category_id)
     for key in ("labels", "position"):
         if changes.get(key) is not None:
             setattr(category, key, changes[key])
-    if "name" in changes or "parent_id" in changes:
+    if renames:
+        name = changes.get("name") or category.name
+        parent_id = changes.get("parent_id", category.parent_id)
+        if "parent_id" in changes and parent_id is not None and parent_id in await subtree_ids(session, category_id):
+            raise BadRequest("A category cannot be moved under itself or one of its descendants")
+        parent_path = await _parent_path(session, parent_id)
+        if (name, parent_id) != (category.name, category.parent_id):
+            await _check_sibling_name(session, name, parent_id, category_id=category.id)
         old_path = category.path
-        if changes.get("name"):
-            category.name = changes["name"]
-        if "parent_id" in changes:
-            category.parent_id = changes["parent_id"]
-        category.path = _join(await _parent_path(session, category.parent_id), category.name)
+        category.name, category.parent_id, category.path = name, parent_id, _join(parent_path, name)
+        await _flush_category(session, category)
         if category.path != old_path:
             # descendants' paths start with the old path: rewrite the prefix in one statement
             await session.execute(
@@ -164,7 +195,8 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
                 .values(path=category.path + func.substr(Category.path, len(old_path) + 1))
                 .execution_options(synchronize_session=False)
             )
-    await session.flush()
+    else:
+        await session.flush()
     await session.refresh(category)
     return category
 
