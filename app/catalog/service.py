@@ -169,6 +169,23 @@ async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) ->
     return [r[0] for r in rows]
 
 
+# the paths of a category's descendants, rebuilt from its (new) path down the tree by parent_id
+# (CYCLE: should the data ever hold a loop, the walk stops instead of running until the timeout)
+_REWRITE_DESCENDANT_PATHS = text(
+    """
+    WITH RECURSIVE tree(id, path) AS (
+        SELECT id, :path || :sep || name FROM categories WHERE tenant_id = :tenant AND parent_id = :id
+        UNION ALL
+        SELECT c.id, t.path || :sep || c.name FROM categories c JOIN tree t ON c.parent_id = t.id
+        WHERE c.tenant_id = :tenant
+    ) CYCLE id SET looped USING visited
+    UPDATE categories c SET path = tree.path, updated_at = now()
+    FROM tree
+    WHERE c.id = tree.id AND NOT tree.looped AND c.path IS DISTINCT FROM tree.path
+    """
+)
+
+
 async def patch_category(session: AsyncSession, category_id: int, body: CategoryPatch) -> Category:
     changes = body.model_dump(exclude_unset=True)
     renames = changes.get("name") is not None or "parent_id" in changes
@@ -188,12 +205,9 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
         category.name, category.parent_id, category.path = name, parent_id, _join(parent_path, name)
         await _flush_category(session, category)
         if category.path != old_path:
-            # descendants' paths start with the old path: rewrite the prefix in one statement
             await session.execute(
-                update(Category)
-                .where(Category.path.startswith(old_path + PATH_SEPARATOR, autoescape=True))
-                .values(path=category.path + func.substr(Category.path, len(old_path) + 1))
-                .execution_options(synchronize_session=False)
+                _REWRITE_DESCENDANT_PATHS,
+                {"tenant": tenant_of(session), "id": category.id, "path": category.path, "sep": PATH_SEPARATOR},
             )
     else:
         await session.flush()

@@ -99,6 +99,47 @@ async def test_concurrent_creates_of_one_name_are_one_201_and_409s(client, tenan
     assert sorted(r.status_code for r in responses) == [201] + [409] * 5, [r.text for r in responses]
 
 
+async def test_rename_and_move_rewrite_exactly_the_subtree(client, tenant):
+    men = await _category(client, tenant, "Men")
+    men_jackets = await _category(client, tenant, "Jackets", men["id"])
+    menswear = await _category(client, tenant, "Menswear")
+    mw_jackets = await _category(client, tenant, "Jackets", menswear["id"])
+    mw_rain = await _category(client, tenant, "Rain", mw_jackets["id"])
+    kids = await _category(client, tenant, "Kids")
+
+    # renaming "Men" leaves "Menswear > ..." alone
+    assert (await _patch(client, tenant, men, name="Boys")).json()["path"] == "Boys"
+    assert (await _get(client, tenant, men_jackets))["path"] == "Boys > Jackets"
+    assert (await _get(client, tenant, mw_jackets))["path"] == "Menswear > Jackets"
+    assert (await _get(client, tenant, mw_rain))["path"] == "Menswear > Jackets > Rain"
+
+    # moving a subtree rewrites every descendant, at every depth
+    moved = await _patch(client, tenant, menswear, parent_id=kids["id"])
+    assert moved.json()["path"] == "Kids > Menswear"
+    assert (await _get(client, tenant, mw_jackets))["path"] == "Kids > Menswear > Jackets"
+    assert (await _get(client, tenant, mw_rain))["path"] == "Kids > Menswear > Jackets > Rain"
+    # a move and a rename at once, then back to the roots
+    both = await _patch(client, tenant, mw_jackets, parent_id=None, name="Coats")
+    assert both.json()["path"] == "Coats" and both.json()["parent_id"] is None
+    assert (await _get(client, tenant, mw_rain))["path"] == "Coats > Rain"
+    assert (await _get(client, tenant, men_jackets))["path"] == "Boys > Jackets"
+
+
+async def test_descendants_are_found_by_parent_not_by_path_prefix(client, tenant, app):
+    """Names accepted before '>' was refused (here "Men >" and "> Foo") still exist: root "Men >" has
+    no children, yet "Men > > Foo" (a child of "Men") starts with its path plus the separator."""
+    men = await _category(client, tenant, "Men")
+    async with app.state.sessionmaker() as session, session.begin():
+        legacy_root = (await session.execute(text(
+            "INSERT INTO categories (tenant_id, name, path) VALUES (:t, 'Men >', 'Men >') RETURNING id"
+        ), {"t": tenant.id})).scalar_one()
+        legacy_child = (await session.execute(text(
+            "INSERT INTO categories (tenant_id, name, parent_id, path) VALUES (:t, '> Foo', :p, 'Men > > Foo') RETURNING id"
+        ), {"t": tenant.id, "p": men["id"]})).scalar_one()
+    assert (await _patch(client, tenant, {"id": legacy_root}, name="Boys")).json()["path"] == "Boys"
+    assert (await _get(client, tenant, {"id": legacy_child}))["path"] == "Men > > Foo"
+
+
 async def test_names_are_stripped_and_free_of_path_separators(client, tenant):
     shoes = await _category(client, tenant, "  Shoes\t")
     assert shoes["name"] == "Shoes" and shoes["path"] == "Shoes"
