@@ -103,6 +103,18 @@ async def list_categories(session: AsyncSession, *, parent_id: int | None = None
     return list(await session.scalars(stmt))
 
 
+async def _lock_tree(session: AsyncSession) -> None:
+    """Serialise the tenant's category writes until the transaction ends.
+
+    A path is computed from the parent's path, and a move is checked against the subtree as
+    read: without the lock, a child created during its parent's rename keeps the old path, and
+    two crossing moves can both pass the cycle check."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext('pim.categories'), (:tenant % 2147483647)::int)"),
+        {"tenant": tenant_of(session)},
+    )
+
+
 async def _parent_path(session: AsyncSession, parent_id: int | None) -> str | None:
     if parent_id is None:
         return None
@@ -141,6 +153,7 @@ async def _flush_category(session: AsyncSession, category: Category) -> None:
 
 
 async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
+    await _lock_tree(session)
     parent_path = await _parent_path(session, body.parent_id)
     await _check_sibling_name(session, body.name, body.parent_id)
     category = Category(
@@ -189,6 +202,8 @@ _REWRITE_DESCENDANT_PATHS = text(
 async def patch_category(session: AsyncSession, category_id: int, body: CategoryPatch) -> Category:
     changes = body.model_dump(exclude_unset=True)
     renames = changes.get("name") is not None or "parent_id" in changes
+    if renames:
+        await _lock_tree(session)  # before the reads below
     category = await get_category(session, category_id)
     for key in ("labels", "position"):
         if changes.get(key) is not None:
@@ -216,6 +231,7 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
 
 
 async def delete_category(session: AsyncSession, category_id: int) -> None:
+    await _lock_tree(session)  # no child is created under it between the check and the delete
     await get_category(session, category_id)
     if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
         raise Conflict("The category has children; delete or move them first")
@@ -238,7 +254,11 @@ async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict
     if not wanted:
         return {}
     prefixes = {PATH_SEPARATOR.join(parts[: i + 1]) for parts in wanted.values() for i in range(len(parts))}
-    existing = dict((await session.execute(select(Category.path, Category.id).where(Category.path.in_(prefixes)))).all())
+    lookup = select(Category.path, Category.id).where(Category.path.in_(prefixes))
+    existing = dict((await session.execute(lookup)).all())
+    if prefixes - existing.keys():
+        await _lock_tree(session)  # then read again: a concurrent import may have created some meanwhile
+        existing = dict((await session.execute(lookup)).all())
     for path in sorted(prefixes, key=lambda p: p.count(PATH_SEPARATOR)):
         if path in existing:
             continue

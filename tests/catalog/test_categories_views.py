@@ -99,6 +99,23 @@ async def test_concurrent_creates_of_one_name_are_one_201_and_409s(client, tenan
     assert sorted(r.status_code for r in responses) == [201] + [409] * 5, [r.text for r in responses]
 
 
+async def test_concurrent_tree_writes_keep_the_tree_and_paths_sound(client, tenant):
+    """A tenant's category writes take turns: two crossing moves cannot both pass the cycle check,
+    and a child created while its parent is renamed ends up with the new path."""
+    await client.get(CATEGORIES, headers=tenant.editor)
+    a = await _category(client, tenant, "A")
+    b = await _category(client, tenant, "B")
+    moves = await asyncio.gather(_patch(client, tenant, a, parent_id=b["id"]), _patch(client, tenant, b, parent_id=a["id"]))
+    assert sorted(r.status_code for r in moves) == [200, 400], [r.text for r in moves]
+    men = await _category(client, tenant, "Men")
+    renamed, child = await asyncio.gather(
+        _patch(client, tenant, men, name="Boys"),
+        client.post(CATEGORIES, json={"name": "Jackets", "parent_id": men["id"]}, headers=tenant.editor),
+    )
+    assert renamed.status_code == 200 and child.status_code == 201
+    assert (await _get(client, tenant, child.json()))["path"] == "Boys > Jackets"
+
+
 async def test_rename_and_move_rewrite_exactly_the_subtree(client, tenant):
     men = await _category(client, tenant, "Men")
     men_jackets = await _category(client, tenant, "Jackets", men["id"])
