@@ -1,6 +1,7 @@
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, status
+from pydantic import Field
 
 from app.catalog import service
 from app.catalog.schemas import (
@@ -37,12 +38,23 @@ async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
     return service.schema_out(await service.put_schema(session, body))
 
 
+# `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
+ParentFilter = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)] | Literal["null"]
+
+
 @categories_router.get("/", response_model=list[CategoryOut])
 async def list_categories(
     session: Session,
     _: Viewer,
-    parent_id: Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="only the children of this category")] = None,
+    parent_id: Annotated[
+        ParentFilter | None,
+        Query(description="only the children of this category; `0` or `null`: only the root categories"),
+    ] = None,
 ):
+    """Categories in tree order: each category right before its subtree, siblings ordered by
+    `position`, then `name`, then `id`. With `parent_id`, only those children (or roots), in the same order."""
+    if parent_id in (0, "null"):
+        return await service.list_categories(session, roots_only=True)
     return await service.list_categories(session, parent_id=parent_id)
 
 

@@ -95,12 +95,23 @@ async def get_category(session: AsyncSession, category_id: int) -> Category:
 
 
 async def list_categories(session: AsyncSession, *, parent_id: int | None = None, roots_only: bool = False) -> list[Category]:
-    stmt = select(Category).order_by(Category.path, Category.id)
+    """Siblings by position, name, id; without a parent (or `roots_only`), the whole tree in that
+    order depth-first, each category right before its subtree."""
+    stmt = select(Category).order_by(Category.position, Category.name, Category.id)
     if parent_id is not None:
-        stmt = stmt.where(Category.parent_id == parent_id)
-    elif roots_only:
-        stmt = stmt.where(Category.parent_id.is_(None))
-    return list(await session.scalars(stmt))
+        return list(await session.scalars(stmt.where(Category.parent_id == parent_id)))
+    if roots_only:
+        return list(await session.scalars(stmt.where(Category.parent_id.is_(None))))
+    children: dict[int | None, list[Category]] = {}
+    for category in await session.scalars(stmt):
+        children.setdefault(category.parent_id, []).append(category)
+    ordered: list[Category] = []
+    stack = list(reversed(children.get(None, [])))
+    while stack:
+        category = stack.pop()
+        ordered.append(category)
+        stack.extend(reversed(children.get(category.id, [])))
+    return ordered
 
 
 async def _lock_tree(session: AsyncSession) -> None:

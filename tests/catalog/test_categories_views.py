@@ -170,6 +170,36 @@ async def test_names_are_stripped_and_free_of_path_separators(client, tenant):
     assert (await _patch(client, tenant, shoes, name=" Boots ")).json()["path"] == "Boots"
 
 
+async def test_list_honours_position_in_tree_order_and_lists_roots(client, tenant):
+    men = await _category(client, tenant, "Men")
+    women = await _category(client, tenant, "Women", position=-5)
+    kids = await _category(client, tenant, "Kids", position=7)
+    bags = await _category(client, tenant, "Bags")  # position 0 like "Men": by name
+    shoes = await _category(client, tenant, "Shoes", men["id"], position=1)
+    coats = await _category(client, tenant, "Coats", men["id"], position=2)
+    boots = await _category(client, tenant, "Boots", shoes["id"])
+    dresses = await _category(client, tenant, "Dresses", women["id"])
+
+    listed = (await client.get(CATEGORIES, headers=tenant.viewer)).json()
+    assert [c["path"] for c in listed] == [
+        "Women", "Women > Dresses", "Bags", "Men", "Men > Shoes", "Men > Shoes > Boots", "Men > Coats", "Kids",
+    ]
+    roots = [women["id"], bags["id"], men["id"], kids["id"]]
+    for value in ("0", "null"):
+        response = await client.get(CATEGORIES, params={"parent_id": value}, headers=tenant.viewer)
+        assert [c["id"] for c in response.json()] == roots, (value, response.text)
+    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()
+    assert [c["id"] for c in children] == [shoes["id"], coats["id"]]
+    # a new position reorders
+    await _patch(client, tenant, coats, position=-1)
+    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()
+    assert [c["id"] for c in children] == [coats["id"], shoes["id"]]
+    assert {boots["id"], dresses["id"]} <= {c["id"] for c in (await client.get(CATEGORIES, headers=tenant.viewer)).json()}
+    for bad in ("-1", "abc", "", "NULL", "none", str(2**63)):
+        response = await client.get(CATEGORIES, params={"parent_id": bad}, headers=tenant.viewer)
+        assert response.status_code == 422, (bad, response.text)
+
+
 async def test_migration_renames_duplicate_siblings_and_rebuilds_paths(app):
     """Runs migration 0007's SQL on a temporary `categories` table (it shadows the real one)."""
     spec = importlib.util.spec_from_file_location("category_sibling_names_0007", MIGRATION)
