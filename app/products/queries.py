@@ -29,9 +29,6 @@ BUILTIN_ORDERING = {"id": "p.id", "sku": "p.sku", "name": "p.name", "status": "p
                     "created_at": "p.created_at", "updated_at": "p.updated_at"}
 # query parameters of the list/facets endpoints that are not field filters
 CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
-# names that are never data fields (built-in columns, reserved query parameters): a filter on them
-# other than the CONTROL_PARAMS is refused rather than silently run against `data`
-NOT_DATA_KEYS = RESERVED_NAMES | {"category"}
 BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status= and category= only"
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
@@ -137,7 +134,9 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     name, _, op = key.partition("__")
     if op and op not in OPERATORS:
         raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
-    if name in NOT_DATA_KEYS:
+    # built-in columns and reserved query parameters are never data fields: a filter on one (other
+    # than the CONTROL_PARAMS) is refused rather than silently run against `data`
+    if name in RESERVED_NAMES:
         raise BadRequest(f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})")
     field_def = fields.get(name)
     if field_def is None and not DATA_KEY_RE.match(name):

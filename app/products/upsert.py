@@ -350,8 +350,8 @@ async def write_rows(
                 row.data = {k: v for k, v in values.items() if v is not None}
                 row.null_keys = [k for k, v in values.items() if v is None]
                 row.data_json = json_text(row.data)
-            elif not partial:
-                check_required(fields, row.data)
+            else:
+                check_required(fields, row.data, partial=partial)
         except CoercionError as exc:
             result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
             del rows[sku]

@@ -183,3 +183,18 @@ async def test_required_and_unique_fields_are_enforced(client, tenant, worker):
     products = await products_by_sku(client, tenant.viewer)
     assert products["N-1"]["data"] == {"ean": "222", "brand": "Acme", "color": "Rot"}
     assert products["OLD2"]["data"] == {"brand": "Y", "color": "Blau"}
+
+
+async def test_an_import_cannot_empty_a_required_field_of_an_existing_product(client, tenant, worker):
+    schema = [{"name": "tags", "type": "array", "required": True}]
+    r = await client.put("/api/pim/schema/", headers=tenant.editor, json={"fields": schema})
+    assert r.status_code == 200, r.text
+    for sku in ("OLD", "OLD2"):
+        r = await client.post(PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": {"tags": ["a"]}})
+        assert r.status_code == 201, r.text
+    feed = b"sku;tags\nOLD;|\nOLD2;b|c\n"
+    job, done = await import_file(client, tenant.editor, feed, mapping={"sku": "sku", "tags": "tags"}, schema=schema)
+    assert (done["updated"], done["failed"]) == (1, 1), done
+    assert done["errors"][0]["sku"] == "OLD" and "tags" in done["errors"][0]["detail"], done["errors"]
+    products = await products_by_sku(client, tenant.viewer)
+    assert products["OLD"]["data"] == {"tags": ["a"]} and products["OLD2"]["data"] == {"tags": ["b", "c"]}
