@@ -18,12 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 BUILTIN_NAMES = frozenset(
     "id sku name status categories variation_of variation_attributes created_at updated_at".split()
 )
-# `category` is the list's category-id filter
-RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort category".split())
+RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort".split())
 RESERVED_NAMES = BUILTIN_NAMES | RESERVED_QUERY_NAMES
 FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-# `<field>__<op>` is a filter: a name containing the separator could never be filtered on
-FILTER_OP_SEPARATOR = "__"
 # Keys that are not schema fields may still be filtered on; they must look like a plain key.
 DATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_FIELDS = 500
@@ -117,8 +114,6 @@ def name_problem(name: str) -> str | None:
     """Why `name` cannot name a new field (None: it can)."""
     if not FIELD_NAME_RE.match(name):
         return "must match ^[a-z][a-z0-9_]{0,62}$"
-    if FILTER_OP_SEPARATOR in name:
-        return f"must not contain {FILTER_OP_SEPARATOR!r}, which separates a filter's field from its operator"
     if name in RESERVED_NAMES:
         return f"{name!r} is a reserved name"
     return None

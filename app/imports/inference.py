@@ -456,12 +456,17 @@ def header_key(header: str) -> str:
     return (" ".join(re.sub(r"[^a-z0-9]+", " ", _fold(header)).split()) or header.strip().lower())[:200]
 
 
+# Names a new field is not given: the reserved ones, and `category`, a valid name whose exact filter
+# (`category=`) is the product list's category-id filter.
+_AVOIDED_NAMES = RESERVED_NAMES | {"category"}
+
+
 def snake_name(header: str, *, taken: set[str]) -> str:
     """A valid, unused field name for a CSV header: 'Date de sortie' → 'date_de_sortie'."""
     base = re.sub(r"[^a-z0-9]+", "_", _fold(header))[:60].strip("_") or "field"
     if base[0].isdigit():
         base = f"f_{base}"[:60]
-    if base in RESERVED_NAMES:
+    if base in _AVOIDED_NAMES:
         base = f"{base}_value"
     name, n = base, 1
     while name in taken or name_problem(name):

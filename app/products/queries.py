@@ -130,8 +130,18 @@ def _bind_typed(where: SqlWhere, value: Any, sql_type: str) -> str:
     return f"({where.bind(str(value))}::text)::{sql_type}"
 
 
+def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
+    """(field name, operator) of a filter parameter: `<field>` or `<field>__<op>`. Field names may
+    contain `__` themselves: a key that is a schema field's name is that field's exact filter,
+    and otherwise the operator is what follows the last `__`."""
+    if key in fields:
+        return key, ""
+    name, separator, op = key.rpartition("__")
+    return (name, op) if separator else (key, "")
+
+
 def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
-    name, _, op = key.partition("__")
+    name, op = split_filter_key(fields, key)
     if op and op not in OPERATORS:
         raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
     # built-in columns and reserved query parameters are never data fields: a filter on one (other
