@@ -58,11 +58,7 @@ class ProductSchema(TenantScoped, Base):
 
 class Category(TenantScoped, Timestamps, Base):
     __tablename__ = "categories"
-    __table_args__ = (
-        # sibling names are unique, roots included (their NULL parents count as equal): a path names one category
-        Index("uq_categories_tenant_parent_name", "tenant_id", "parent_id", "name", unique=True,
-              postgresql_nulls_not_distinct=True),
-    )
+    __table_args__ = (Index("ix_categories_tenant_parent", "tenant_id", "parent_id"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))

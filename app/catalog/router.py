@@ -58,11 +58,9 @@ async def list_categories(
     return await service.list_categories(session, parent_id=parent_id)
 
 
-@categories_router.post(
-    "/", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, responses=error_responses(400, 409)
-)
+@categories_router.post("/", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, responses=error_responses(400))
 async def create_category(body: CategoryIn, session: Session, _: Editor):
-    """Create a category; `409` when its parent (or the roots) already has one with this name."""
+    """Create a category; its `path` is its parent's path and its name joined by " > "."""
     return await service.create_category(session, body)
 
 
@@ -71,10 +69,9 @@ async def get_category(category_id: ObjectId, session: Session, _: Viewer):
     return await service.get_category(session, category_id)
 
 
-@categories_router.patch("/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404, 409))
+@categories_router.patch("/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404))
 async def update_category(category_id: ObjectId, body: CategoryPatch, session: Session, _: Editor):
-    """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths;
-    `409` when the target parent already has a category with this name."""
+    """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths."""
     return await service.patch_category(session, category_id, body)
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
@@ -83,10 +82,6 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
 
 # --- categories -----------------------------------------------------------------------------
 
-# the unique index on (tenant_id, parent_id, name): a path names exactly one category
-SIBLING_NAMES_INDEX = "uq_categories_tenant_parent_name"
-
-
 async def get_category(session: AsyncSession, category_id: int) -> Category:
     category = await session.scalar(select(Category).where(Category.id == category_id))
     if category is None:
@@ -139,39 +134,14 @@ def _join(parent_path: str | None, name: str) -> str:
     return f"{parent_path}{PATH_SEPARATOR}{name}" if parent_path else name
 
 
-def _sibling_conflict(name: str, parent_id: int | None) -> Conflict:
-    where = f"under category {parent_id}" if parent_id is not None else "among the root categories"
-    return Conflict(f"A category named {name!r} already exists {where}")
-
-
-async def _check_sibling_name(session: AsyncSession, name: str, parent_id: int | None, *, category_id: int | None = None) -> None:
-    same_parent = Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id
-    stmt = select(Category.id).where(Category.name == name, same_parent)
-    if category_id is not None:
-        stmt = stmt.where(Category.id != category_id)
-    if await session.scalar(stmt.limit(1)) is not None:
-        raise _sibling_conflict(name, parent_id)
-
-
-async def _flush_category(session: AsyncSession, category: Category) -> None:
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        cause = getattr(exc.orig, "__cause__", None)
-        if getattr(cause, "constraint_name", None) == SIBLING_NAMES_INDEX:
-            raise _sibling_conflict(category.name, category.parent_id) from None
-        raise
-
-
 async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
     await _lock_tree(session)
     parent_path = await _parent_path(session, body.parent_id)
-    await _check_sibling_name(session, body.name, body.parent_id)
     category = Category(
         name=body.name, parent_id=body.parent_id, labels=body.labels, position=body.position, path=_join(parent_path, body.name)
     )
     session.add(category)
-    await _flush_category(session, category)
+    await session.flush()
     await session.refresh(category)
     return category
 
@@ -225,11 +195,9 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
         if "parent_id" in changes and parent_id is not None and parent_id in await subtree_ids(session, category_id):
             raise BadRequest("A category cannot be moved under itself or one of its descendants")
         parent_path = await _parent_path(session, parent_id)
-        if (name, parent_id) != (category.name, category.parent_id):
-            await _check_sibling_name(session, name, parent_id, category_id=category.id)
         old_path = category.path
         category.name, category.parent_id, category.path = name, parent_id, _join(parent_path, name)
-        await _flush_category(session, category)
+        await session.flush()
         if category.path != old_path:
             await session.execute(
                 _REWRITE_DESCENDANT_PATHS,
@@ -265,7 +233,8 @@ async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict
     if not wanted:
         return {}
     prefixes = {PATH_SEPARATOR.join(parts[: i + 1]) for parts in wanted.values() for i in range(len(parts))}
-    lookup = select(Category.path, Category.id).where(Category.path.in_(prefixes))
+    # same-named siblings share a path: the oldest category answers it (dict() keeps the last row)
+    lookup = select(Category.path, Category.id).where(Category.path.in_(prefixes)).order_by(Category.id.desc())
     existing = dict((await session.execute(lookup)).all())
     if prefixes - existing.keys():
         await _lock_tree(session)  # then read again: a concurrent import may have created some meanwhile

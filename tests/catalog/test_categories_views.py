@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_22_0007_category_sibling_names.py"
+MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_22_0007_category_paths_from_tree.py"
 CATEGORIES = "/api/pim/categories/"
 VIEWS = "/api/pim/views/"
 PRODUCTS = "/api/pim/products/"
@@ -67,36 +67,19 @@ async def _patch(client, tenant, category, **body):
     return await client.patch(f"{CATEGORIES}{category['id']}/", json=body, headers=tenant.editor)
 
 
-async def test_sibling_names_are_unique_roots_included(client, tenant):
+async def test_same_named_siblings_keep_their_own_subtrees(client, tenant):
+    """The audit's reproduction: two roots named "Men"; renaming one rewrote the other's subtree."""
     men = await _category(client, tenant, "Men")
     jackets = await _category(client, tenant, "Jackets", men["id"])
-    # the audit's reproduction: a second "Men" root would share the path "Men"
-    again = await client.post(CATEGORIES, json={"name": " Men "}, headers=tenant.editor)
-    assert again.status_code == 409 and "Men" in again.json()["detail"], again.text
-    assert (await client.post(CATEGORIES, json={"name": "Jackets", "parent_id": men["id"]}, headers=tenant.editor)).status_code == 409
-    # the same name under another parent is fine
-    women = await _category(client, tenant, "Women")
-    women_jackets = await _category(client, tenant, "Jackets", women["id"])
-    assert women_jackets["path"] == "Women > Jackets"
-
-    # renaming or moving into a sibling's name is a conflict too, and changes nothing
-    assert (await _patch(client, tenant, women, name="Men")).status_code == 409
-    assert (await _patch(client, tenant, women_jackets, parent_id=men["id"])).status_code == 409
-    assert (await _patch(client, tenant, jackets, parent_id=None)).status_code == 200  # no root is named "Jackets"
-    assert (await _patch(client, tenant, women_jackets, parent_id=None)).status_code == 409
-    assert (await _get(client, tenant, women_jackets))["path"] == "Women > Jackets"
-    # keeping one's own name is no conflict
-    assert (await _patch(client, tenant, men, name="Men", position=3)).status_code == 200
-    listed = (await client.get(CATEGORIES, headers=tenant.viewer)).json()
-    assert sorted(c["path"] for c in listed) == ["Jackets", "Men", "Women", "Women > Jackets"]
-
-
-async def test_concurrent_creates_of_one_name_are_one_201_and_409s(client, tenant):
-    await client.get(CATEGORIES, headers=tenant.editor)  # the key is known: the requests start together
-    responses = await asyncio.gather(*(
-        client.post(CATEGORIES, json={"name": "Sale"}, headers=tenant.editor) for _ in range(6)
-    ))
-    assert sorted(r.status_code for r in responses) == [201] + [409] * 5, [r.text for r in responses]
+    other_men = await _category(client, tenant, " Men ")
+    other_shoes = await _category(client, tenant, "Shoes", other_men["id"])
+    assert other_men["path"] == "Men" and other_shoes["path"] == "Men > Shoes"
+    assert (await _patch(client, tenant, other_men, name="Boys")).json()["path"] == "Boys"
+    assert (await _get(client, tenant, jackets))["path"] == "Men > Jackets"
+    assert (await _get(client, tenant, other_shoes))["path"] == "Boys > Shoes"
+    # moving into a parent that has a same-named child is fine too
+    moved = await _patch(client, tenant, other_shoes, parent_id=men["id"])
+    assert moved.status_code == 200 and moved.json()["path"] == "Men > Shoes"
 
 
 async def test_concurrent_tree_writes_keep_the_tree_and_paths_sound(client, tenant):
@@ -200,17 +183,14 @@ async def test_list_honours_position_in_tree_order_and_lists_roots(client, tenan
         assert response.status_code == 422, (bad, response.text)
 
 
-async def test_migration_renames_duplicate_siblings_and_rebuilds_paths(app):
+async def test_migration_rebuilds_paths_from_the_tree(app):
     """Runs migration 0007's SQL on a temporary `categories` table (it shadows the real one)."""
-    spec = importlib.util.spec_from_file_location("category_sibling_names_0007", MIGRATION)
+    spec = importlib.util.spec_from_file_location("category_paths_from_tree_0007", MIGRATION)
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
-    long = "L" * 255
     rows = [  # id, tenant, parent, name, path (some corrupted by the old prefix rewrite)
-        (1, 1, None, "Men", "Men"), (2, 1, None, "Men", "Men"), (3, 1, None, "Men (2)", "Men (2)"),
-        (4, 1, None, "Men", "Men"), (5, 1, 1, "Jackets", "Boys > Jackets"), (6, 1, 2, "Jackets", "Men > Jackets"),
-        (7, 1, 6, "Rain", "Men > Jackets > Rain"), (8, 1, 4, "Shoes", "Men > Shoes"), (9, 2, None, "Men", "Men"),
-        (10, 1, 1, long, long), (11, 1, 1, long, long), (12, 1, 1, "Jackets", "Men > Jackets"),
+        (1, 1, None, "Men", "Men"), (2, 1, None, "Boys", "Boys"), (3, 1, 1, "Jackets", "Boys > Jackets"),
+        (4, 1, 3, "Rain", "Boys > Jackets > Rain"), (5, 1, 2, "Shoes", "Boys > Shoes"), (6, 2, None, "Men", "Men"),
     ]
     async with app.state.sessionmaker() as session:  # rolled back at the end
         await session.execute(text("CREATE TEMP TABLE categories (LIKE public.categories INCLUDING DEFAULTS)"))
@@ -218,16 +198,10 @@ async def test_migration_renames_duplicate_siblings_and_rebuilds_paths(app):
             text("INSERT INTO categories (id, tenant_id, parent_id, name, path) VALUES (:id, :t, :p, :name, :path)"),
             [dict(zip(("id", "t", "p", "name", "path"), row)) for row in rows],
         )
-        await session.execute(text(migration.DEDUPLICATE_SIBLINGS))
         await session.execute(text(migration.REBUILD_PATHS))
-        await session.execute(text(migration.CREATE_INDEX))  # in the temporary schema, beside the table
         result = dict((await session.execute(text("SELECT id, path FROM categories"))).all())
         await session.rollback()
-    assert result == {
-        1: "Men", 2: "Men (3)", 3: "Men (2)", 4: "Men (4)", 5: "Men > Jackets", 6: "Men (3) > Jackets",
-        7: "Men (3) > Jackets > Rain", 8: "Men (4) > Shoes", 9: "Men", 10: f"Men > {long}",
-        11: f"Men > {'L' * 251} (2)", 12: "Men > Jackets (2)",
-    }
+    assert result == {1: "Men", 2: "Boys", 3: "Men > Jackets", 4: "Men > Jackets > Rain", 5: "Boys > Shoes", 6: "Men"}
 
 
 async def test_views_have_at_most_one_default(client, tenant):
