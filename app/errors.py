@@ -3,6 +3,7 @@
 from typing import Any
 
 import asyncpg
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -96,18 +97,24 @@ def _concurrent_write(exc: Exception) -> OrjsonResponse:
                  "nothing was written, retry it", {"Retry-After": "1"})
 
 
-MAX_ECHOED_ITEMS = 100
 MAX_ECHOED_CHARS = 1000
 
 
 def _short_input(value: Any) -> Any:
-    """A validation error's `input`, unless it is large: a 10,001-item bulk body is not echoed back."""
-    if isinstance(value, (list, tuple, dict)) and len(value) > MAX_ECHOED_ITEMS:
-        kind = "object with" if isinstance(value, dict) else "list of"
-        return f"<{kind} {len(value)} items>"
-    if isinstance(value, str) and len(value) > MAX_ECHOED_CHARS:
-        return value[:MAX_ECHOED_CHARS] + "…"
-    return value
+    """A validation error's `input`, unless it is large (a 10,001-item bulk body, a megabyte string
+    deep inside an object): then a short description of it."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ECHOED_CHARS else value[:MAX_ECHOED_CHARS] + "…"
+    if not isinstance(value, (list, tuple, dict)):
+        return value
+    try:
+        size = len(orjson.dumps(value, default=str))
+    except TypeError:  # integers beyond 64 bits, lone surrogates, deep nesting
+        size = None
+    if size is not None and size <= MAX_ECHOED_CHARS:
+        return value
+    kind = "object with" if isinstance(value, dict) else "list of"
+    return f"<{kind} {len(value)} items>"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -176,5 +183,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if isinstance(exc, RecursionError) or isinstance(getattr(exc, "orig", None), RecursionError):
+            # a value nested deeper than some code path can walk (the API refuses most of them earlier)
+            log.warning("recursion_limit", path=request.url.path)
+            return _json(400, "A value is nested too deeply")
         log.exception("unhandled_error", path=request.url.path)
         return _json(500, "Internal server error")

@@ -1,6 +1,7 @@
 """The route class of every JSON API router: request bodies parsed with orjson."""
 
 import json
+import math
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,10 +22,18 @@ class JsonRequest(Request):
                 # surrogate escapes) is parsed as before; invalid JSON raises json.JSONDecodeError,
                 # which FastAPI answers with a 422 `json_invalid`
                 try:
-                    self._json = json.loads(body, parse_constant=_not_json)
+                    self._json = json.loads(body, parse_constant=_not_json, parse_float=_finite_float)
                 except RecursionError:
                     raise json.JSONDecodeError("nested too deeply", "", 0) from None
         return self._json
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON, but no double holds it: json.loads would make it inf (stored as null)
+    number = float(text)
+    if not math.isfinite(number):
+        raise json.JSONDecodeError(f"the number {text[:40]} is out of range", "", 0)
+    return number
 
 
 def _not_json(constant: str) -> Any:

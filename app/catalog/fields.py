@@ -24,6 +24,8 @@ FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Keys that are not schema fields may still be filtered on; they must look like a plain key.
 DATA_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
 MAX_FIELDS = 500
+# levels of objects/arrays in a value of a key that is not a schema field
+MAX_NESTING = 32
 MAX_PATTERN = 1000
 
 
@@ -59,8 +61,9 @@ class FieldDef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
-        description="`^[a-z][a-z0-9_]{0,62}$` without `__` (the filter operator separator); not a built-in "
-        f"name nor a query parameter the API reserves: {', '.join(sorted(RESERVED_NAMES))}"
+        description="`^[a-z][a-z0-9_]{0,62}$`; not a built-in name nor a query parameter the API reserves: "
+        f"{', '.join(sorted(RESERVED_NAMES))}. A name may contain `__`: a list filter key equal to a field's "
+        "name is that field's exact filter, otherwise the operator is what follows the last `__`."
     )
     type: FieldType = FieldType.string
     label: str = ""
@@ -202,6 +205,28 @@ def _as_number(value: Any) -> int | float:
             raise ValueError("not a finite number")
         return number
     raise ValueError("not a number")
+
+
+def plain_number(text: str) -> int | float | None:
+    """The finite number `text` spells in plain decimal notation (as number fields read it), else None."""
+    try:
+        return _as_number(text)
+    except ValueError:
+        return None
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether a value nests objects/arrays more than MAX_NESTING levels (iterative: no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_NESTING:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
 
 
 def _as_integer(value: Any) -> int:
@@ -394,6 +419,9 @@ def coerce_data(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: b
     for key, value in data.items():
         field = fields.get(key)
         if field is None:
+            # kept as given; deep nesting is refused here, before anything recurses into it
+            if isinstance(value, (dict, list)) and _too_deep(value):
+                raise CoercionError(f"{key}: nested more than {MAX_NESTING} levels deep")
             out[key] = value
             continue
         coerced = None if value is None else coerce_value(field, value)

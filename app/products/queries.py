@@ -19,6 +19,7 @@ from app.catalog.fields import (
     FieldDef,
     FieldType,
     coerce_value,
+    plain_number,
 )
 from app.errors import BadRequest
 from app.responses import json_text
@@ -200,9 +201,8 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
 
     # gt gte lt lte: numbers and dates compare by type, strings as text
     if field_def is None:
-        try:
-            number = float(raw)
-        except ValueError:
+        number = plain_number(raw)
+        if number is None:
             where.add(f"(p.data ->> {key_param}) {RANGE_SQL[op]} {where.bind(raw)}")
         else:
             where.add(f"pim_num(p.data -> {key_param}) {RANGE_SQL[op]} {_bind_typed(where, number, 'numeric')}")

@@ -25,7 +25,9 @@ FILTER_HELP = (
     "numbers and dates compare by the schema type; `ne` includes products without the field; "
     "`contains` is a case-sensitive substring, or for an `array` field an element equal to the value, "
     "`icontains` a substring in any case, of the value or of an element). Built-ins other than "
-    "`sku`, `sku__in`, `status` and `category`, and reserved query names, are not filters (400)."
+    "`sku`, `sku__in`, `status` and `category`, and reserved query names, are not filters (400). A key "
+    "that is a schema field's name is that field's exact filter, even when the name contains `__`; "
+    "otherwise the operator is what follows the last `__`."
 )
 
 # The dynamic filters in the OpenAPI document: an exploded object, so each key is its own query parameter

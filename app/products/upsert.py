@@ -73,6 +73,43 @@ class UpsertRow:
         )
 
 
+def _is_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate (not encodable as UTF-8)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a lone surrogate is in any string (key or value) of a JSON value (iterative)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _data_json(data: dict[str, Any]) -> str:
+    """`data` as JSON text; CoercionError for text Postgres refuses (a lone surrogate)."""
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:  # orjson refuses lone surrogates and integers beyond 64 bits
+        if _has_surrogate(data):
+            raise CoercionError("data: lone surrogates are not allowed") from None
+        return json_text(data)
+
+
 def _parse_builtins(index: int, item: Any) -> UpsertRow:
     # Runs for every item of a bulk request: plain type checks first, one pass over the keys.
     if not isinstance(item, dict):
@@ -113,17 +150,17 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
     if variation_attributes is not None:
         if not isinstance(variation_attributes, list) or not all(isinstance(a, str) for a in variation_attributes):
             raise CoercionError("variation_attributes: must be a list of field names")
-    # Postgres text and jsonb cannot hold NUL characters: reject the item, not the batch
-    if ("\x00" in sku or (name is not None and "\x00" in name)
-            or (type(variation_of) is str and "\x00" in variation_of)
-            or (variation_attributes and any("\x00" in a for a in variation_attributes))):
-        raise CoercionError("NUL characters are not allowed")
+    # Postgres text and jsonb cannot hold NUL characters nor lone UTF-16 surrogates (which JSON
+    # escapes can spell): reject the item, not the batch
+    texts = [sku, name, variation_of, *(variation_attributes or ())]
+    if any(type(t) is str and ("\x00" in t or not _is_unicode(t)) for t in texts):
+        raise CoercionError("NUL characters and lone surrogates are not allowed")
     data = dict(item)
     for key in _NOT_DATA_KEYS:
         data.pop(key, None)
     nested = data.pop("data", None)
     if isinstance(nested, dict):  # accept the product shape too: {"sku":..., "data": {...}}
-        data = {**nested, **data}
+        data = {**{k: v for k, v in nested.items() if k not in _NOT_DATA_KEYS}, **data}
     elif nested is not None:
         data["data"] = nested
     return UpsertRow(index, sku, name, status, categories, variation_of, variation_attributes, data)
@@ -141,10 +178,14 @@ def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, U
             row = _parse_builtins(index, item)
         except CoercionError as exc:
             sku = item.get("sku") if isinstance(item, dict) else None
+            if isinstance(sku, (int, float)) and not isinstance(sku, bool):
+                sku = str(sku)  # as `_parse_builtins` reads a numeric SKU
             sku = sku if isinstance(sku, str) else None
-            errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
             if sku is not None:
                 rows.pop(sku.strip(), None)  # it replaces an earlier item with its SKU, as a valid one would
+                if not _is_unicode(sku):  # reported as an escape: the response is UTF-8
+                    sku = sku.encode("utf-8", "backslashreplace").decode()
+            errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
             continue
         rows.pop(row.sku, None)  # a later item with the same SKU wins, and is written in its place
         rows[row.sku] = row
@@ -349,7 +390,7 @@ async def write_rows(
                 values = coerce_data(fields, row.data, partial=partial)
                 row.data = {k: v for k, v in values.items() if v is not None}
                 row.null_keys = [k for k, v in values.items() if v is None]
-                row.data_json = json_text(row.data)
+                row.data_json = _data_json(row.data)
             else:
                 check_required(fields, row.data, partial=partial)
         except CoercionError as exc:

@@ -428,3 +428,54 @@ async def test_patch_data_is_a_json_merge_patch_at_every_depth(client, tenant):
                                 "extra": {"b": 1}}
     r = await client.patch(f"{PRODUCTS}{pid}/", json={"data": {"dims": [1, 2], "brand": None}}, headers=tenant.editor)
     assert r.json()["data"] == {"dims": [1, 2], "extra": {"b": 1}}
+
+
+async def test_deeply_nested_values_and_lone_surrogates_fail_only_their_item(client, tenant):
+    await _setup(client, tenant, [])
+    headers = {**tenant.editor, "content-type": "application/json"}
+    deep_object, deep_array = '{"a":' * 1000 + "1" + "}" * 1000, "[" * 1000 + "1" + "]" * 1000
+    for deep in (deep_object, deep_array):
+        body = '{"products": [{"sku": "ok-%d"}, {"sku": "deep", "x": %s}]}' % (len(deep) % 7, deep)
+        r = await client.post(BULK, content=body.encode(), headers=headers)
+        assert r.status_code == 200 and r.json()["created"] == 1, r.text[:300]
+        assert r.json()["errors"][0]["index"] == 1 and "nested" in r.json()["errors"][0]["detail"]
+        r = await client.post(PRODUCTS, content=('{"sku": "d1", "name": "d", "data": {"x": %s}}' % deep).encode(),
+                              headers=headers)
+        assert r.status_code == 400 and "nested" in r.json()["detail"], r.text[:300]
+    pid = (await client.post(PRODUCTS, json={"sku": "d2", "name": "d"}, headers=tenant.editor)).json()["id"]
+    r = await client.patch(f"{PRODUCTS}{pid}/", content=('{"data": {"x": %s}}' % deep_object).encode(), headers=headers)
+    assert r.status_code == 400 and "nested" in r.json()["detail"], r.text[:300]
+    ok = '{"a":' * 30 + "1" + "}" * 30
+    r = await client.post(PRODUCTS, content=('{"sku": "d3", "name": "d", "data": {"x": %s}}' % ok).encode(), headers=headers)
+    assert r.status_code == 201, r.text[:300]
+
+    for item in ('{"sku": "s1", "free": "\\ud800"}', '{"sku": "s2", "name": "x\\udc00"}', '{"sku": "s3\\ud800"}',
+                 '{"sku": "s4", "free": {"k\\ud800": 1}}'):
+        body = '{"products": [{"sku": "valid"}, %s]}' % item
+        r = await client.post(BULK, content=body.encode(), headers=headers)
+        assert r.status_code == 200 and r.json()["failed"] == 1 and r.json()["errors"][0]["index"] == 1, r.text
+        assert "surrogate" in r.json()["errors"][0]["detail"]
+    assert (await _list(client, tenant, sku="valid"))["count"] == 1
+
+    r = await client.post(BULK, content=b'{"products": [{"sku": "big", "free": 1e400}]}', headers=headers)
+    assert r.status_code == 422 and "out of range" in r.text, r.text
+
+
+async def test_bulk_edge_items(client, tenant):
+    await _setup(client, tenant, [])
+    # a later invalid item with a numeric SKU replaces the earlier one, as with a string SKU
+    r = await client.post(BULK, json={"products": [{"sku": 7, "price": "1"}, {"sku": 7, "status": "bad"}]},
+                          headers=tenant.editor)
+    assert r.json()["created"] == 0 and r.json()["errors"][0]["sku"] == "7", r.json()
+    # built-in names inside a nested `data` object do not become data keys
+    r = await client.post(BULK, json={"products": [{"sku": "B4", "data": {"id": 5, "sku": "zz", "name": "nn", "k": 1}}]},
+                          headers=tenant.editor)
+    assert r.json()["created"] == 1
+    assert (await _list(client, tenant, sku="B4"))["results"][0]["data"] == {"k": 1}
+    # a range filter on a key outside the schema reads plain decimal numbers only
+    await client.post(BULK, json={"products": [{"sku": "F1", "free": 1000}]}, headers=tenant.editor)
+    assert _skus(await _list(client, tenant, free__gt="999")) == ["F1"]
+    assert _skus(await _list(client, tenant, free__gt="９９９")) == [] and _skus(await _list(client, tenant, free__gt="9_99")) == []
+    # a validation error does not echo a large value found deep inside the body
+    r = await client.post(PRODUCTS, json={"sku": "x", "name": "n", "extra": {"a": "x" * 100_000}}, headers=tenant.editor)
+    assert r.status_code == 422 and len(r.content) < 2_000, len(r.content)
