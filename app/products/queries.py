@@ -30,7 +30,10 @@ BUILTIN_ORDERING = {"id": "p.id", "sku": "p.sku", "name": "p.name", "status": "p
                     "created_at": "p.created_at", "updated_at": "p.updated_at"}
 # query parameters of the list/facets endpoints that are not field filters
 CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
-BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status= and category= only"
+# exact filters on built-in text columns, beside the CONTROL_PARAMS (answered by the trigram and
+# (tenant_id, variation_of) indexes)
+BUILTIN_EXACT = {"name": "p.name", "variation_of": "p.variation_of"}
+BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status=, category=, name= and variation_of= only"
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
 
@@ -142,6 +145,11 @@ def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
 
 
 def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
+    if key in BUILTIN_EXACT:
+        if len(raw) > MAX_FILTER_VALUE:
+            raise BadRequest(f"Filter {key}: value too long")
+        where.add(f"{BUILTIN_EXACT[key]} = {where.bind(raw)}")
+        return
     name, op = split_filter_key(fields, key)
     if op and op not in OPERATORS:
         raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")

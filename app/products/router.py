@@ -24,8 +24,10 @@ FILTER_HELP = (
     "`ne in gt gte lt lte contains icontains exists` (`in` takes comma-separated values; "
     "numbers and dates compare by the schema type; `ne` includes products without the field; "
     "`contains` is a case-sensitive substring, or for an `array` field an element equal to the value, "
-    "`icontains` a substring in any case, of the value or of an element). Built-ins other than "
-    "`sku`, `sku__in`, `status` and `category`, and reserved query names, are not filters (400). A key "
+    "`icontains` a substring in any case, of the value or of an element). `name=` and "
+    "`variation_of=` are exact matches of those built-ins (`variation_of=<SKU>`: a parent's variations); "
+    "other built-ins, except `sku`, `sku__in`, `status` and `category`, and reserved query names are not "
+    "filters (400). A key "
     "that is a schema field's name is that field's exact filter, even when the name contains `__`; "
     "otherwise the operator is what follows the last `__`."
 )

@@ -332,12 +332,25 @@ async def test_bulk_items_that_are_not_objects_fail_alone(client, tenant):
 
 async def test_builtin_and_reserved_names_are_not_data_filters(client, tenant):
     await _setup(client, tenant, [{"sku": "A1", "name": "Alpha Shoe", "brand": "Acme"}])
-    for params in ({"name": "Alpha Shoe"}, {"status__in": "active,inactive"}, {"sku__ne": "A1"}, {"id": "1"},
+    for params in ({"name__icontains": "alpha"}, {"status__in": "active,inactive"}, {"sku__ne": "A1"}, {"id": "1"},
                    {"created_at__gte": "2020-01-01"}, {"limit": "10"}, {"cursor": "abc"}, {"categories": "1"}):
         for path in (PRODUCTS, FACETS):
             r = await client.get(path, params=params, headers=tenant.viewer)
             assert r.status_code == 400 and "not a data field" in r.json()["detail"], (path, params, r.text)
     assert _skus(await _list(client, tenant, sku="A1", status="active", brand="Acme")) == ["A1"]
+
+
+async def test_name_and_variation_of_are_exact_builtin_filters(client, tenant):
+    await _setup(client, tenant, [
+        {"sku": "P1", "name": "Air Max 90", "variation_attributes": ["size"]},
+        {"sku": "P1-42", "name": "Air Max 90 42", "variation_of": "P1", "size": "42"},
+        {"sku": "P1-43", "name": "Air Max 90 43", "variation_of": "P1", "size": "43"},
+        {"sku": "X", "name": "air max 90", "name_alias": "Air Max 90"},
+    ])
+    assert _skus(await _list(client, tenant, name="Air Max 90")) == ["P1"]  # exact: case and whole value
+    assert _skus(await _list(client, tenant, variation_of="P1", ordering="sku")) == ["P1-42", "P1-43"]
+    r = await client.get(FACETS, params={"variation_of": "P1"}, headers=tenant.viewer)
+    assert r.status_code == 200 and r.json()["total"] == 2
 
 
 async def test_exact_filters_match_values_stored_before_the_field_was_declared(client, tenant):
