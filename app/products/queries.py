@@ -145,9 +145,9 @@ def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
 
 
 def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
+    if len(raw) > MAX_FILTER_VALUE:
+        raise BadRequest(f"Filter {key}: value too long")
     if key in BUILTIN_EXACT:
-        if len(raw) > MAX_FILTER_VALUE:
-            raise BadRequest(f"Filter {key}: value too long")
         where.add(f"{BUILTIN_EXACT[key]} = {where.bind(raw)}")
         return
     name, op = split_filter_key(fields, key)
@@ -160,8 +160,6 @@ def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw
     field_def = fields.get(name)
     if field_def is None and not DATA_KEY_RE.match(name):
         raise BadRequest(f"Unknown filter {key!r}")
-    if len(raw) > MAX_FILTER_VALUE:
-        raise BadRequest(f"Filter {key}: value too long")
     key_param = _LazyParam(where, name)
     ftype = field_def.type if field_def else None
 

@@ -110,15 +110,22 @@ def _data_json(data: dict[str, Any]) -> str:
         return json_text(data)
 
 
+def _sku_text(value: Any) -> str | None:
+    """An item's `sku` as text (a number is accepted and written as text), else None."""
+    if type(value) is str:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
 def _parse_builtins(index: int, item: Any) -> UpsertRow:
     # Runs for every item of a bulk request: plain type checks first, one pass over the keys.
     if not isinstance(item, dict):
         raise CoercionError("item must be an object")
-    sku = item.get("sku")
-    if type(sku) is not str:
-        if not isinstance(sku, (int, float)) or isinstance(sku, bool):
-            raise CoercionError("sku: is required")
-        sku = str(sku)
+    sku = _sku_text(item.get("sku"))
+    if sku is None:
+        raise CoercionError("sku: is required")
     sku = sku.strip()
     if not sku:
         raise CoercionError("sku: is required")
@@ -177,10 +184,7 @@ def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, U
         try:
             row = _parse_builtins(index, item)
         except CoercionError as exc:
-            sku = item.get("sku") if isinstance(item, dict) else None
-            if isinstance(sku, (int, float)) and not isinstance(sku, bool):
-                sku = str(sku)  # as `_parse_builtins` reads a numeric SKU
-            sku = sku if isinstance(sku, str) else None
+            sku = _sku_text(item.get("sku")) if isinstance(item, dict) else None
             if sku is not None:
                 rows.pop(sku.strip(), None)  # it replaces an earlier item with its SKU, as a valid one would
                 if not _is_unicode(sku):  # reported as an escape: the response is UTF-8
