@@ -394,6 +394,8 @@ async def write_rows(
                 values = coerce_data(fields, row.data, partial=partial)
                 row.data = {k: v for k, v in values.items() if v is not None}
                 row.null_keys = [k for k, v in values.items() if v is None]
+                if _has_surrogate(row.null_keys):  # they travel as JSON too (the keys to remove)
+                    raise CoercionError("data: lone surrogates are not allowed")
                 row.data_json = _data_json(row.data)
             else:
                 check_required(fields, row.data, partial=partial)

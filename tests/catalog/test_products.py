@@ -462,8 +462,9 @@ async def test_deeply_nested_values_and_lone_surrogates_fail_only_their_item(cli
     r = await client.post(PRODUCTS, content=('{"sku": "d3", "name": "d", "data": {"x": %s}}' % ok).encode(), headers=headers)
     assert r.status_code == 201, r.text[:300]
 
+    await client.post(BULK, json={"products": [{"sku": "s5"}]}, headers=tenant.editor)
     for item in ('{"sku": "s1", "free": "\\ud800"}', '{"sku": "s2", "name": "x\\udc00"}', '{"sku": "s3\\ud800"}',
-                 '{"sku": "s4", "free": {"k\\ud800": 1}}'):
+                 '{"sku": "s4", "free": {"k\\ud800": 1}}', '{"sku": "s5", "\\ud800": null}'):
         body = '{"products": [{"sku": "valid"}, %s]}' % item
         r = await client.post(BULK, content=body.encode(), headers=headers)
         assert r.status_code == 200 and r.json()["failed"] == 1 and r.json()["errors"][0]["index"] == 1, r.text
