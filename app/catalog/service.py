@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
-from app.db import TenantReader, reading, tenant_of
+from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
 
@@ -121,6 +121,21 @@ async def _lock_tree(session: AsyncSession) -> None:
     )
 
 
+# Products reference categories by id in an array, which no foreign key can guard. This lock is
+# that guard: every write that assigns category ids holds it shared from its existence check
+# until it commits, and a delete holds it exclusively while it removes the id from products and
+# the row. So a writer either commits before the delete (whose next statement then sees its
+# products) or checks after it (and finds the id gone); concurrent writers do not wait for each other.
+_CATEGORY_REFS_LOCK = "hashtext('pim.category_refs'), ($1::bigint % 2147483647)::int"
+
+
+async def hold_category_references(conn, tenant_id: int, *, exclusive: bool = False) -> None:
+    """Take the tenant's category-reference lock on `conn` (an asyncpg connection in a transaction)
+    until the transaction ends: shared before checking ids to assign, exclusive to delete one."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.execute(f"SELECT {function}({_CATEGORY_REFS_LOCK})", tenant_id)
+
+
 async def _parent_path(session: AsyncSession, parent_id: int | None) -> str | None:
     if parent_id is None:
         return None
@@ -214,6 +229,8 @@ async def delete_category(session: AsyncSession, category_id: int) -> None:
     await get_category(session, category_id)
     if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
         raise Conflict("The category has children; delete or move them first")
+    # waits for the writers assigning categories to commit: the UPDATE below then sees their products
+    await hold_category_references(await driver_connection(session), tenant_of(session), exclusive=True)
     await session.execute(
         update(Product)
         .where(Product.categories.contains([category_id]))
@@ -257,8 +274,10 @@ async def category_paths(session: AsyncSession, ids: list[int]) -> dict[int, str
 
 
 async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int]:
+    """Which of `ids` exist; they keep existing until the transaction ends (see `hold_category_references`)."""
     if not ids:
         return set()
+    await hold_category_references(await driver_connection(session), tenant_of(session))
     return set(await session.scalars(select(Category.id).where(Category.id.in_(ids))))
 
 

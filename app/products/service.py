@@ -292,15 +292,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch) -> None:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("categories") is not None:
+        # before the row lock: a category delete takes the category lock first, then product rows
+        await _check_categories(session, changes["categories"])
     product = await session.scalar(select(Product).where(Product.id == product_id).with_for_update())
     if product is None:
         raise NotFound(f"Product {product_id} not found")
-    changes = body.model_dump(exclude_unset=True)
     for key in ("name", "status"):
         if changes.get(key) is not None:
             setattr(product, key, changes[key])
     if changes.get("categories") is not None:
-        await _check_categories(session, changes["categories"])
         product.categories = list(dict.fromkeys(changes["categories"]))
     if "variation_of" in changes:
         product.variation_of = changes["variation_of"]

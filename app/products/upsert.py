@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
+from app.catalog.service import hold_category_references
 from app.db import driver_connection, tenant_of
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 from app.responses import json_text
@@ -369,6 +370,7 @@ async def write_rows(
 
     wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
     if wanted_categories:
+        await hold_category_references(conn, tenant_id)  # the ids found stay until this transaction commits
         found = set(
             r[0]
             for r in await conn.fetch(
