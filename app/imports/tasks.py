@@ -250,7 +250,10 @@ class _Importer:
                 if pending.paths is not None:
                     pending.product.categories = [self.categories[p] for p in pending.paths]
                 rows[sku] = pending.product
-            result = await write_rows(session, rows, fields=self.upsert_fields, coerced=True) if rows else None
+            result = await write_rows(
+                session, rows, fields=self.upsert_fields, coerced=True,
+                max_data_bytes=self.ctx["settings"].max_product_data_bytes,
+            ) if rows else None
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:
@@ -420,8 +423,11 @@ async def recover_imports(ctx: dict) -> int:
         conn = await driver_connection(session)
         expired = await conn.fetch(
             """UPDATE import_jobs SET status = 'failed', finished_at = now(),
-                      error = 'The upload was not confirmed within ' || $1::int || ' days'
-               WHERE status = 'mapping' AND created_at < now() - make_interval(days => $1::int) RETURNING id""",
+                      error = CASE WHEN status = 'pending' THEN 'The upload did not finish'
+                                   ELSE 'The upload was not confirmed within ' || $1::int || ' days' END
+               WHERE (status = 'mapping' AND created_at < now() - make_interval(days => $1::int))
+                  OR (status = 'pending' AND created_at < now() - interval '1 day')  -- its API process died
+               RETURNING id""",
             UNCONFIRMED_DAYS,
         )
         if expired:
