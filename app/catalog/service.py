@@ -5,6 +5,7 @@ worker's `sessionmaker.begin()`) commits.
 """
 
 import base64
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -54,8 +55,20 @@ def _facet_signature(fields: list[dict[str, Any]]) -> set[tuple[str, bool]]:
     return {(f["name"], f["type"] == "array") for f in fields if f["type"] in ("string", "enum", "array")}
 
 
+async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> datetime | None:
+    """Hold the tenant's schema lock until the transaction ends, and return the schema's version
+    (`updated_at`; None: no schema yet). A schema PUT holds it exclusively; an import batch holds it
+    shared, so the schema it validated its rows with is the one in force when it commits."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    conn = await driver_connection(session)
+    tenant_id = tenant_of(session)
+    await conn.execute(f"SELECT {function}(hashtext('pim.schema'), ($1::bigint % 2147483647)::int)", tenant_id)
+    return await conn.fetchval("SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id)
+
+
 async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
     """Replace the fields (and optionally currency/locale). Product data is never touched."""
+    await lock_schema(session, exclusive=True)  # waits for the import batch being written
     row = await get_schema_row(session)
     before = _facet_signature(row.fields if row is not None else [])
     fields = [f.model_dump() for f in body.fields]
