@@ -191,7 +191,6 @@ class _Importer:
         self.job = job
         self.lock_conn = lock_conn  # also reads the chunks: it is otherwise idle
         self.sessionmaker = ctx["sessionmaker"]
-        self.categories: dict[str, int] = {}
         self.schema: _Schema | None = None
 
     def _session(self):
@@ -295,14 +294,14 @@ class _Importer:
                 log.info("import_schema_changed", job_id=str(job.id), row=batch.end_row)
             if batch.schema is not self.schema:
                 batch = batch.under(self.schema)
-            new_paths = sorted({p for pending in batch.items.values() for p in pending.paths or ()} - self.categories.keys())
-            if new_paths:
-                self.categories.update(await ensure_category_paths(session, new_paths))
+            # resolved for every batch, not remembered: a category may have been deleted since
+            paths = sorted({p for pending in batch.items.values() for p in pending.paths or ()})
+            categories = await ensure_category_paths(session, paths) if paths else {}
             # the converter has checked and coerced every row: nothing is parsed again
             rows = {}
             for sku, pending in batch.items.items():
                 if pending.paths is not None:
-                    pending.product.categories = [self.categories[p] for p in pending.paths]
+                    pending.product.categories = [categories[p] for p in pending.paths]
                 rows[sku] = pending.product
             result = await write_rows(
                 session, rows, fields=self.upsert_fields, coerced=True,
