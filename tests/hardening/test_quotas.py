@@ -55,15 +55,18 @@ async def test_upload_quota_and_deleting_jobs(app_with, settings):
     again = await upload(api.http, h, csv_of(6 * MiB, "b"))
     assert again.status_code == 201, again.text
 
-    # a job being imported cannot be deleted (its status set here: no worker runs for this app)
+    # a job being imported cannot be deleted (its status set here for a moment, then back: a worker
+    # starting meanwhile would import it)
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
         await conn.execute("UPDATE import_jobs SET status = 'importing' WHERE id = $1::uuid", again.json()["job_id"])
+        busy = await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)
+        await conn.execute("UPDATE import_jobs SET status = 'mapping' WHERE id = $1::uuid", again.json()["job_id"])
     finally:
         await conn.close()
-    busy = await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)
     assert busy.status_code == 409 and "importing" in busy.json()["detail"], busy.text
     assert await stored(settings, tenant.id) == (1, again.json()["size_bytes"])
+    assert (await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)).status_code == 204
     missing = await api.http.delete(f"{IMPORT}/00000000-0000-0000-0000-000000000000/", headers=h)
     assert missing.status_code == 404
 
