@@ -41,7 +41,7 @@ UPLOAD_BODY = {
     status_code=status.HTTP_201_CREATED,
     response_model=ImportJobOut,
     responses={
-        **error_responses(400, 413),
+        **error_responses(400, 409, 413),
         422: {
             "description": "No `file` part in a multipart/form-data body",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
@@ -57,7 +57,8 @@ async def upload_import_csv(request: Request, response: Response, session: Sessi
 
     A tenant keeps at most `PIM_IMPORT_STORAGE_QUOTA_BYTES` (5 GiB by default) of uploads stored at
     once (jobs uploading, in `mapping` or `importing`): an upload that would exceed it is a `413`;
-    delete unused jobs with `DELETE /api/pim/import/{job_id}/`."""
+    delete unused jobs with `DELETE /api/pim/import/{job_id}/`. A job deleted while its file is
+    still being sent ends the upload with a `409`."""
     upload = MultipartFile(request)
     job, timings = await service.create_import(
         session, sessionmaker=request.app.state.sessionmaker, pieces=upload.pieces(), filename=lambda: upload.filename,
