@@ -11,6 +11,8 @@ never reinterpreted.
 thousands separator, ISO dates, naive datetimes in UTC, true/false/yes/no/1/0.
 """
 
+import re
+from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -194,3 +196,152 @@ def _zones() -> frozenset[str]:
     if _ZONES is None:
         _ZONES = frozenset(available_timezones())
     return _ZONES
+
+
+# --- detection -------------------------------------------------------------------------------
+
+# boolean words a file may use, beyond the defaults; a pair joins the file's words only when a
+# whole column is made of them
+KNOWN_TRUE_WORDS = frozenset(
+    "true t yes y 1 on ja j oui si sí vrai wahr verdadero vero waar tak enabled aktiv actif activo attivo "
+    "published online".split()
+)
+KNOWN_FALSE_WORDS = frozenset(
+    "false f no n 0 off nein non faux falsch falso nee nie disabled inaktiv inactif inactivo inattivo "
+    "unpublished offline".split()
+)
+_SAMPLE_CELLS = 20_000  # cells looked at per convention: plenty to decide, bounded in time
+
+# a cell that is a number but for its separators, with an optional currency or percent around it
+_NUMBER_CELL = re.compile(
+    r"^[+-]?\s*(?:[€$£¥]|[A-Z]{3})?\s*([0-9](?:[0-9.,'\u2019 \u00a0\u202f\u2009]*[0-9])?)\s*(?:[€$£¥%]|[A-Z]{3})?$"
+)
+_GROUPS = {sep: re.compile(rf"^[0-9]{{1,3}}(?:{re.escape(sep)}[0-9]{{3}})+$") for sep in (",", ".", " ", "'")}
+_LOCAL_DATE = re.compile(r"^([0-9]{1,2})([./-])([0-9]{1,2})\2[0-9]{4}(?:$|[T ])")
+
+
+def _number_votes(cells: list[str]) -> tuple[Counter, Counter, list[str]]:
+    """Votes for the decimal separator, evidence of thousands separators, and the ambiguous numbers."""
+    decimal: Counter[str] = Counter()
+    thousands: Counter[str] = Counter()
+    ambiguous: list[str] = []
+    for cell in cells:
+        m = _NUMBER_CELL.match(cell)
+        if m is None:
+            continue
+        num = m[1].replace("\u2019", "'")
+        for space in "\u00a0\u202f\u2009":
+            num = num.replace(space, " ")
+        for group in (" ", "'"):
+            if group in num:
+                whole = re.split(r"[.,]", num, maxsplit=1)[0]
+                if not _GROUPS[group].match(whole):
+                    break
+                thousands[group] += 1
+                rest = num[len(whole):]
+                num = whole.replace(group, "") + rest
+        else:
+            dots, commas = num.count("."), num.count(",")
+            if dots and commas:
+                sep = "." if num.rfind(".") > num.rfind(",") else ","
+                other = "," if sep == "." else "."
+                whole, _, _frac = num.rpartition(sep)
+                if _GROUPS[other].match(whole):
+                    decimal[sep] += 1
+                    thousands[other] += 1
+            elif dots + commas == 1:
+                sep = "." if dots else ","
+                whole, _, frac = num.partition(sep)
+                if len(frac) != 3 or whole == "0" or len(whole) > 3:
+                    decimal[sep] += 1  # a group has three digits and never follows a lone 0
+                else:
+                    ambiguous.append(num)  # "3.700": a decimal or a thousands group; the file decides
+            elif dots + commas > 1:
+                sep = "." if dots else ","
+                if _GROUPS[sep].match(num):
+                    thousands[sep] += 1
+                    decimal["," if sep == "." else "."] += 1
+    return decimal, thousands, ambiguous
+
+
+def _date_order(cells: list[str], decimal: str) -> str:
+    day_first = month_first = 0
+    separators: Counter[str] = Counter()
+    for cell in cells:
+        m = _LOCAL_DATE.match(cell)
+        if m is None:
+            continue
+        separators[m[2]] += 1
+        first, second = int(m[1]), int(m[3])
+        day_first += first > 12 >= second
+        month_first += second > 12 >= first
+    if not separators:
+        return "ymd"
+    if day_first != month_first:
+        return "dmy" if day_first > month_first else "mdy"
+    # nothing tells: "31.12." with dots is European; with slashes, the number convention decides
+    return "mdy" if separators.most_common(1)[0][0] == "/" and decimal == "." else "dmy"
+
+
+def _separators(cells: list[str], delimiter: str) -> tuple[str, str]:
+    """The list separator (arrays) and the category separator (paths)."""
+    short = [c for c in cells if len(c) <= 200]
+    listy = [c for c in short if ">" not in c]  # category paths have a separator of their own
+    with_pipe = any("|" in c for c in listy)
+    with_semicolon = delimiter != ";" and any(";" in c and "&" not in c for c in listy)
+    list_separator = "|" if with_pipe or not with_semicolon else ";"
+    category_separator = "|"
+    pathy = [c for c in short if ">" in c and "<" not in c]
+    if pathy and not any("|" in c for c in pathy):
+        for sep in (",", ";"):
+            split = [c for c in pathy if sep in c]
+            if split and all(">" in part for c in split for part in c.split(sep)):
+                category_separator = sep
+                break
+    return list_separator, category_separator
+
+
+def _bool_words(columns: list[list[str]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    true_words, false_words = set(DEFAULT_TRUE_WORDS), set(DEFAULT_FALSE_WORDS)
+    for cells in columns:
+        words = {c.casefold() for c in cells[:_SAMPLE_CELLS] if c}
+        if 0 < len(words) <= 2 and words <= KNOWN_TRUE_WORDS | KNOWN_FALSE_WORDS:
+            true_words |= words & KNOWN_TRUE_WORDS
+            false_words |= words & KNOWN_FALSE_WORDS
+    return tuple(true_words), tuple(false_words)
+
+
+def detect_conventions(rows: list[list[str]], *, encoding: str, delimiter: str) -> Conventions:
+    """The conventions of a file, from the cells of its sampled rows, all columns together.
+
+    A file where any number reads `12.50` uses `.` as its decimal separator, so a column of
+    `3.700, 6.257` in it is decimal too; `1.234,56` says decimal `,` with thousands `.`. Cells
+    that read either way (`3.700` alone) decide nothing; without any evidence the JSON
+    conventions hold (`.` decimal, no thousands separator, ISO dates).
+    """
+    width = max((len(r) for r in rows), default=0)
+    columns = [[r[i].strip() for r in rows if i < len(r) and r[i].strip()] for i in range(width)]
+    step = max(1, width)
+    cells = [c for column in columns for c in column[: max(200, _SAMPLE_CELLS // step)]]
+    decimal_votes, thousands_votes, ambiguous = _number_votes(cells)
+    decimal = "," if decimal_votes[","] > decimal_votes["."] else "."
+    thousands = next((sep for sep, _ in thousands_votes.most_common() if sep != decimal), None)
+    if thousands is None and ambiguous and decimal_votes:
+        # once the decimal separator is known, "1,234" under decimal `.` can only be a group
+        # (and "1.234" under decimal `,`); without that evidence such a cell stays unreadable
+        other = "," if decimal == "." else "."
+        if any(other in num for num in ambiguous):
+            thousands = other
+    list_separator, category_separator = _separators(cells, delimiter)
+    true_words, false_words = _bool_words(columns)
+    return Conventions(
+        decimal=decimal,
+        thousands=thousands,
+        date_order=_date_order(cells, decimal),
+        list_separator=list_separator if list_separator != delimiter else "|",
+        category_separator=category_separator,
+        true_words=true_words,
+        false_words=false_words,
+        encoding=encoding if encoding in ENCODINGS else "utf-8",
+        delimiter=delimiter if delimiter in DELIMITERS else ",",
+    )
