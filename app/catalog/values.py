@@ -149,6 +149,8 @@ def read_bool(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> bool
 
 _LOCAL_DATE = re.compile(r"^([0-9]{1,2})([./-])([0-9]{1,2})\2([0-9]{4})$")
 _LOCAL_DATETIME = re.compile(r"^([0-9]{1,2}([./-])[0-9]{1,2}\2[0-9]{4})(?:[T ]|\s+)([0-9].*)$")
+# the time after a local date: `9:05`, `10:30:15`, `10:30:15,5`, `10:30 +02:00`
+_LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,6}))?)?\s*(Z|[+-][0-9]{2}:?[0-9]{2})?$", re.IGNORECASE)
 _DATE_FORMATS = {"ymd": "YYYY-MM-DD", "dmy": "DD.MM.YYYY or YYYY-MM-DD", "mdy": "MM/DD/YYYY or YYYY-MM-DD"}
 
 
@@ -191,7 +193,11 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
         m = _LOCAL_DATETIME.match(text)
         if m is not None:
             local = _local_date(m[1], conventions.date_order)
-            text = f"{local.isoformat()}T{m[3]}"
+            t = _LOCAL_TIME.match(m[3])
+            if t is None:
+                raise ValueError(f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])")
+            hour, minute, second, fraction, offset = t.groups()
+            text = f"{local.isoformat()}T{int(hour):02d}:{minute}:{second or '00'}{'.' + fraction if fraction else ''}{offset or ''}"
         else:
             local = _local_date(text, conventions.date_order)
             if local is not None:
