@@ -150,7 +150,7 @@ async def copy_baseline(sessionmaker, tenant_id: int, feed: Path, rows: int, *, 
 
 async def main(args) -> None:
     settings = get_settings()
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/10"  # a queue of its own
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{args.redis_db}"  # a queue of its own
     engine = create_engine(settings, pool_size=2, max_overflow=0)
     sessionmaker = create_sessionmaker(engine)
     tmp = Path(tempfile.mkdtemp(prefix="pim-bench-import-"))
@@ -285,6 +285,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
+    parser.add_argument(
+        "--redis-db", type=int, default=10,
+        help="Redis database of the benchmark's queue (default 10); runs sharing one would take each other's jobs",
+    )
     parser.add_argument(
         "--vacuum", action="store_true", help="VACUUM ANALYZE products first (where autovacuum is off, dead rows pile up)"
     )
