@@ -13,10 +13,10 @@ Pure functions. `app.catalog.fields` holds the field model and re-exports what c
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache, partial
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo

@@ -18,7 +18,13 @@ import clevercsv
 from rapidfuzz import fuzz, process
 
 from app.catalog.fields import RESERVED_NAMES, FieldDef, FieldType, name_problem
-from app.catalog.values import read_date, read_datetime, read_integer, read_number, read_text
+from app.catalog.values import (
+    read_date,
+    read_datetime,
+    read_integer,
+    read_number,
+    read_text,
+)
 from app.imports.conventions import Conventions, detect_conventions
 from app.imports.records import Dialect, decode_line, iter_records
 from app.imports.rows import BUILTIN_TARGETS, is_null_token, read_status

@@ -3,7 +3,6 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator

@@ -23,14 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, put_schema
+from app.catalog.values import coerce_value
 from app.config import Settings
 from app.db import tenant_of
 from app.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference
-from app.imports.llm import ask_llm
-from app.catalog.values import coerce_value
-from app.imports.conventions import DELIMITERS, ENCODINGS, Conventions, detect_conventions
+from app.imports.conventions import (
+    DELIMITERS,
+    ENCODINGS,
+    Conventions,
+    detect_conventions,
+)
 from app.imports.dry_run import dry_run
+from app.imports.llm import ask_llm
 from app.imports.records import Dialect
 from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
