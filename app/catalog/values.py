@@ -95,8 +95,7 @@ def _grouped_re(thousands: str, decimal: str) -> "re.Pattern[str]":
 
 
 def _plain_text(text: str, conventions: Conventions) -> str:
-    """A number's text in plain decimal notation (`.` decimal, no groups), or ValueError."""
-    text = text.strip()
+    """A number's (stripped) text in plain decimal notation (`.` decimal, no groups), or ValueError."""
     thousands = conventions.thousands
     if thousands is not None and any(c in _GROUP_CHARS[thousands] for c in text):
         if not _grouped_re(thousands, conventions.decimal).match(text):
@@ -111,9 +110,13 @@ def _plain_text(text: str, conventions: Conventions) -> str:
 
 def read_number(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> int | float:
     """A number spelled in plain decimal notation with the conventions' separators."""
-    plain = _plain_text(text, conventions) if conventions.decimal != "." or conventions.thousands else text.strip()
-    if _INT_RE.match(plain):
+    plain = text.strip()
+    if _INT_RE.match(plain):  # digits alone read the same under every convention
         return int(plain)
+    if conventions.decimal != "." or conventions.thousands is not None:
+        plain = _plain_text(plain, conventions)
+        if _INT_RE.match(plain):
+            return int(plain)
     if not _DECIMAL_RE.match(plain):
         raise ValueError("not a number")
     number = float(plain)
@@ -218,7 +221,7 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
 
 def split_list(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> list[str]:
     """An `array` cell's items: split on the list separator, trimmed, empty ones dropped."""
-    return [item for item in (part.strip() for part in text.split(conventions.list_separator)) if item]
+    return [item for item in map(str.strip, text.split(conventions.list_separator)) if item]
 
 
 _TEXT_READERS = {
@@ -431,6 +434,8 @@ def text_reader(field: "FieldDef", conventions: Conventions) -> Callable[[Any], 
     if field.validation is None:
         if field.type in (FieldType.string, FieldType.text):
             return lambda text: text
+        if field.type == FieldType.url:
+            return _as_url
         if field.type == FieldType.array:  # a list of text is an array field's value as it is
             return partial(split_list, conventions=conventions)
     return partial(coerce_text, field, conventions=conventions)
