@@ -18,18 +18,16 @@ import clevercsv
 from rapidfuzz import fuzz, process
 
 from app.catalog.fields import RESERVED_NAMES, FieldDef, FieldType, name_problem
-from app.imports.records import Dialect, decode_line, iter_records
-from app.imports.rows import (
-    BUILTIN_TARGETS,
-    FALSE_WORDS,
-    TRUE_WORDS,
-    is_null_token,
-    parse_cell,
-    parse_date,
-    parse_datetime,
-    parse_number,
-    parse_status,
+from app.catalog.values import (
+    read_date,
+    read_datetime,
+    read_integer,
+    read_number,
+    read_text,
 )
+from app.imports.conventions import Conventions, detect_conventions
+from app.imports.records import Dialect, decode_line, iter_records
+from app.imports.rows import BUILTIN_TARGETS, is_null_token, read_status
 
 SAMPLE_BYTES = 1 << 20  # what the suggestion looks at
 DIALECT_SAMPLE_CHARS = 64 * 1024  # clevercsv's cost grows with its input: measured ~0.1 s here
@@ -101,8 +99,8 @@ def _implausibility(text: str) -> int:
         non_ascii = [c for c in word if ord(c) > 127]
         if not non_ascii:
             continue
-        if any(not c.isalpha() for c in non_ascii):
-            penalty += 2  # "Krzes³o": a symbol where a letter belongs
+        if any(not c.isalpha() and ord(c) > 127 and a.isalpha() and b.isalpha() for a, c, b in zip(word, word[1:], word[2:])):
+            penalty += 2  # "Krzes³o": a symbol between letters, where a letter belongs (not "3½", "½ Zoll")
         scripts = {unicodedata.name(c, "X").split(" ")[0] for c in word if c.isalpha()}
         if len(scripts) > 1:
             penalty += 2  # "Dйsignation": Latin and Cyrillic in one word
@@ -226,14 +224,18 @@ def unique_headers(raw: list[str]) -> list[str]:
     return out
 
 
-def analyse_sample(sample: bytes, *, complete: bool) -> SampleAnalysis:
-    """Read the sample: encoding, dialect, header and up to `MAX_SAMPLE_ROWS` data rows."""
+def analyse_sample(
+    sample: bytes, *, complete: bool, encoding: str | None = None, delimiter: str | None = None
+) -> SampleAnalysis:
+    """Read the sample: encoding, dialect, header and up to `MAX_SAMPLE_ROWS` data rows.
+
+    `encoding` and `delimiter` are the client's, when it overrides the detected ones."""
     if not sample.strip():
         raise NotCsv("The file is empty")
     reason = binary_reason(sample)
     if reason:
         raise NotCsv(reason)
-    encoding = detect_encoding(sample, complete=complete)
+    encoding = encoding or detect_encoding(sample, complete=complete)
     start = len(UTF8_BOM) if sample.startswith(UTF8_BOM) else 0
     probe = sample[start : start + 4 * DIALECT_SAMPLE_CHARS]
     text = decode_line(probe, "utf-8" if encoding == "utf-8-sig" else encoding)
@@ -247,6 +249,8 @@ def analyse_sample(sample: bytes, *, complete: bool) -> SampleAnalysis:
     else:
         dialect = detect_dialect(text)
         record_number = 0
+    if delimiter is not None and delimiter != dialect.delimiter:
+        dialect = Dialect(delimiter=delimiter, quotechar='"')
     headers: list[str] | None = None
     rows: list[list[str]] = []
     header_row, data_offset, end_offset, sample_rows = 0, start, start, 0
@@ -310,7 +314,7 @@ class ColumnProfile:
     rows: int  # sampled rows
     type: FieldType = FieldType.string
     confidence: float = 0.5
-    hints: dict[str, Any] = field(default_factory=dict)
+    conventions: Conventions = field(default_factory=Conventions)
     options: list[str] | None = None
     samples: list[str] = field(default_factory=list)
     fill: float = 0.0  # share of rows with a value
@@ -338,47 +342,21 @@ def _share(values: list[str], test, *, at_least: float = 0.0) -> float:
     return ok / len(values)
 
 
-def _hints(values: list[str], delimiter: str) -> dict[str, Any]:
-    hints: dict[str, Any] = {}
-    votes: Counter[str] = Counter()
-    for v in values[:2000]:
-        if "," in v and "." in v:
-            votes["." if v.rfind(".") > v.rfind(",") else ","] += 1
-        elif v.count(",") == 1 and re.search(r"\d,\d", v) and len(v.split(",")[1].rstrip(" €$%£")) != 3:
-            votes[","] += 1
-        elif v.count(".") == 1 and re.search(r"\d\.\d", v) and len(v.split(".")[1].rstrip(" €$%£")) != 3:
-            votes["."] += 1
-    if votes:
-        hints["decimal"] = votes.most_common(1)[0][0]
-    day_first = month_first = False
-    for v in values[:2000]:
-        m = re.match(r"^(\d{1,2})[./-](\d{1,2})[./-]\d{2,4}\b", v)
-        if m:
-            a, b = int(m[1]), int(m[2])
-            day_first |= a > 12
-            month_first |= b > 12
-    if day_first != month_first:
-        hints["date_order"] = "dmy" if day_first else "mdy"
-    if any("|" in v for v in values):
-        hints["array_sep"] = "|"
-    elif delimiter != ";" and any(";" in v for v in values):
-        hints["array_sep"] = ";"
-    return hints
-
-
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
 
 
-def _is_integer_cell(v: str, hints) -> bool:
+def _is_integer_cell(v: str, conventions: Conventions) -> bool:
     if _LEADING_ZERO.match(v) or (len(v) > 12 and sum(c.isdigit() for c in v) > 12):
         return False  # "00123", EANs: codes, not quantities
-    parse_number(v, decimal=hints.get("decimal"), integer=True)
+    read_integer(v, conventions)
     return True
 
 
-def profile_column(header: str, cells: list[str], *, delimiter: str, complete: bool, header_norm: str = "") -> ColumnProfile:
+def profile_column(
+    header: str, cells: list[str], *, conventions: Conventions, complete: bool, header_norm: str = ""
+) -> ColumnProfile:
     values = [c.strip() for c in cells if c and c.strip()]
-    prof = ColumnProfile(header=header, values=values, rows=len(cells))
+    prof = ColumnProfile(header=header, values=values, rows=len(cells), conventions=conventions)
     distinct = list(dict.fromkeys(values))
     prof.samples = [v[:200] for v in distinct[:SAMPLES_PER_COLUMN]]
     if not values:
@@ -389,7 +367,6 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
     prof.unique = len(distinct) / n
     prof.code_like = _share(values, lambda v: bool(_CODE_RE.match(v)))
     prof.with_spaces = _share(values, lambda v: " " in v)
-    hints = prof.hints = _hints(values, delimiter)
     # the type tests look at the first values only: 2,000 decide a type as well as 5,000, in less time
     typed = [v for v in values[:TYPE_SAMPLE_VALUES] if not is_null_token(v)] or values[:TYPE_SAMPLE_VALUES]
     size_factor = min(1.0, 0.6 + len(typed) / 50)
@@ -400,15 +377,15 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
         return prof
 
     lowered = {v.lower() for v in typed}
-    if len(lowered) <= 2 and lowered <= (TRUE_WORDS | FALSE_WORDS):
+    if len(lowered) <= 2 and lowered <= {*conventions.true_words, *conventions.false_words}:
         if not lowered <= {"0", "1"} or _BOOLEAN_HEADER.search(header_norm):
             return decide(FieldType.boolean, 1.0)
     for ftype, test, threshold in (
         # a few bad cells in a number column are rows to reject, not a reason to call it text
-        (FieldType.integer, lambda v: _is_integer_cell(v, hints), 0.8),
-        (FieldType.number, lambda v: not _LEADING_ZERO.match(v) and parse_number(v, decimal=hints.get("decimal")), 0.8),
-        (FieldType.date, lambda v: parse_date(v, order=hints.get("date_order")), 0.9),
-        (FieldType.datetime, lambda v: ":" in v and parse_datetime(v, order=hints.get("date_order")), 0.9),
+        (FieldType.integer, lambda v: _is_integer_cell(v, conventions), 0.8),
+        (FieldType.number, lambda v: not _LEADING_ZERO.match(v) and read_number(v, conventions), 0.8),
+        (FieldType.date, lambda v: read_date(v, conventions), 0.9),
+        (FieldType.datetime, lambda v: ":" in v and read_datetime(v, conventions), 0.9),
         (FieldType.url, lambda v: bool(_URL_RE.match(v)), 0.9),
     ):
         share = _share(typed, test, at_least=threshold)
@@ -416,8 +393,8 @@ def profile_column(header: str, cells: list[str], *, delimiter: str, complete: b
             return decide(ftype, share)
     lengths = [len(v) for v in values]
     multiline = any("\n" in v for v in values)
-    sep = hints.get("array_sep")
-    if sep and not multiline and "date_order" not in hints:
+    sep = conventions.list_separator
+    if any(sep in v for v in values) and not multiline:
         with_sep = [v for v in values if sep in v]
         items = [p.strip() for v in values for p in v.split(sep) if p.strip()]
         if len(with_sep) >= 0.3 * n and items and sum(map(len, items)) / len(items) <= 40 and max(lengths) <= 500:
@@ -635,7 +612,7 @@ class ColumnSuggestion:
 class Suggestion:
     columns: list[ColumnSuggestion]
     new_fields: list[FieldDef]
-    hints: dict[str, dict[str, Any]]
+    conventions: Conventions
     profiles: list[ColumnProfile]
 
     def mapping(self) -> dict[str, str | None]:
@@ -652,7 +629,8 @@ def _fits(profile: ColumnProfile, ftype: FieldType) -> float:
         return 1.0
     if ftype == FieldType.url:
         return _share(profile.values, lambda v: bool(_URL_RE.match(v)))
-    return _share(profile.values, lambda v: parse_cell(ftype, v, profile.hints))
+    typed = [v for v in profile.values if not is_null_token(v)]
+    return _share(typed, lambda v: read_text(ftype, v, profile.conventions)) if typed else 1.0
 
 
 def _builtin_score(target: str, name_score: float, p: ColumnProfile) -> float:
@@ -667,7 +645,7 @@ def _builtin_score(target: str, name_score: float, p: ColumnProfile) -> float:
         textual = p.type in (FieldType.string, FieldType.text) and p.with_spaces >= 0.5 and p.unique >= 0.8
         return 0.55 if textual and p.values else 0.0
     if target == "status":
-        return name_score if name_score >= 0.85 and p.values and _share(p.values, parse_status) >= 0.95 else 0.0
+        return name_score if name_score >= 0.85 and p.values and _share(p.values, lambda v: read_status(v, p.conventions)) >= 0.95 else 0.0
     if target == "categories":
         pathy = _share(p.values, lambda v: ">" in v) if p.values else 0.0
         if name_score:
@@ -683,16 +661,21 @@ def suggest(
     *,
     fields: list[FieldDef],
     remembered: dict[str, str | None] | None = None,
+    conventions: Conventions | None = None,
 ) -> Suggestion:
-    """Suggest a field for every column; see the module docstring for the order of preference."""
+    """Suggest a field for every column; see the module docstring for the order of preference.
+
+    Values are read under the file's `conventions` (detected from the sample when not given)."""
     remembered = remembered or {}
+    if conventions is None:
+        conventions = detect_conventions(analysis.rows, encoding=analysis.encoding, delimiter=analysis.dialect.delimiter)
     headers = analysis.headers
     norms = [normalize_header(h) for h in headers]
     profiles = [
         profile_column(
             h,
             [row[i] if i < len(row) else "" for row in analysis.rows],
-            delimiter=analysis.dialect.delimiter,
+            conventions=conventions,
             complete=analysis.complete,
             header_norm=norms[i],
         )
@@ -781,7 +764,7 @@ def suggest(
         )
         for i, h in enumerate(headers)
     ]
-    return Suggestion(columns=columns, new_fields=new_fields, hints={p.header: p.hints for p in profiles}, profiles=profiles)
+    return Suggestion(columns=columns, new_fields=new_fields, conventions=conventions, profiles=profiles)
 
 
 def _field_for(name: str, header: str, p: ColumnProfile, ftype: FieldType | None = None) -> FieldDef:

@@ -23,14 +23,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, put_schema
+from app.catalog.values import coerce_value
 from app.config import Settings
-from app.db import read_connection, session_scope, tenant_of
+from app.db import driver_connection, read_connection, session_scope, tenant_of
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference
+from app.imports.conventions import (
+    DELIMITERS,
+    ENCODINGS,
+    Conventions,
+    detect_conventions,
+)
+from app.imports.dry_run import dry_run
 from app.imports.llm import ask_llm
-from app.imports.rows import BUILTIN_TARGETS
+from app.imports.records import Dialect
+from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
-from app.imports.storage import ChunkWriter
+from app.imports.storage import ChunkWriter, read_chunks
 from app.models import HeaderMapping, ImportJob
 
 log = structlog.get_logger("pim.imports")
@@ -52,6 +61,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "size_bytes": job.size_bytes,
         "delimiter": job.delimiter,
         "encoding": job.encoding,
+        "conventions": job.parse_options.get("conventions"),
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
@@ -63,6 +73,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "failed": job.failed,
         "errors": job.errors,
         "error": job.error,
+        "dry_run": job.parse_options.get("dry_run"),
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -194,23 +205,57 @@ async def _store_and_suggest(
     upload_done = time.perf_counter()
 
     complete = writer.size <= inference.SAMPLE_BYTES
+    job = await _suggest_into(
+        session, job_id, bytes(sample), stored_bytes=writer.size, complete=complete,
+        transcoded_from=transcoded_from, settings=settings, budget_start=upload_done,
+    )
+    job.filename = filename() or "upload.csv"
+    job.size_bytes = size
+    await session.flush()
+    await session.refresh(job)
+    finished = time.perf_counter()
+    return job, {"upload": (upload_done - started) * 1000, "suggest": (finished - upload_done) * 1000}
+
+
+async def _suggest_into(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    sample: bytes,
+    *,
+    stored_bytes: int,
+    complete: bool,
+    transcoded_from: str | None,
+    settings: Settings | None,
+    budget_start: float,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> None:
+    """Read the sample (with the client's encoding or delimiter, if given), detect the file's
+    conventions and suggest a mapping; the job gets all of it and goes to status `mapping`.
+    `settings` None: no LLM opinion. The job's row is locked only once the slow part is done (a
+    failed upload deletes its job from another session meanwhile)."""
     try:
-        analysis = await asyncio.to_thread(inference.analyse_sample, bytes(sample), complete=complete)
+        analysis = await asyncio.to_thread(
+            inference.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
+        )
     except inference.NotCsv as exc:
         raise BadRequest(str(exc)) from None
+    conventions = await asyncio.to_thread(
+        detect_conventions, analysis.rows, encoding=transcoded_from or analysis.encoding, delimiter=analysis.dialect.delimiter
+    )
     fields = await get_fields(session)
     remembered = await _remembered(session, analysis.headers)
-    suggestion = await asyncio.to_thread(inference.suggest, analysis, fields=fields, remembered=remembered)
-    if settings.llm_base_url:
-        left = SUGGESTION_BUDGET_S - (time.perf_counter() - upload_done)
+    suggestion = await asyncio.to_thread(
+        inference.suggest, analysis, fields=fields, remembered=remembered, conventions=conventions
+    )
+    if settings is not None and settings.llm_base_url:
+        left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
         answer = await ask_llm(settings, suggestion, fields, timeout=left)
         if answer is not None:
             changed = inference.merge_llm_answer(suggestion, answer, fields=fields)
             log.info("llm_suggestion_merged", job_id=str(job_id), changed=changed)
 
     job = await get_job(session, str(job_id), for_update=True)  # NotFound: deleted meanwhile
-    job.filename = filename() or "upload.csv"
-    job.size_bytes = size
     job.status = "mapping"
     job.encoding = transcoded_from or analysis.encoding
     job.delimiter = analysis.dialect.delimiter
@@ -229,20 +274,17 @@ async def _store_and_suggest(
     job.suggested_schema = suggestion.schema(fields)
     job.parse_options = {
         "headers": analysis.headers,
-        "hints": suggestion.hints,
+        "conventions": suggestion.conventions.to_json(),
         "stored_encoding": "utf-8" if transcoded_from else analysis.encoding,
         "escapechar": analysis.dialect.escapechar,
         "header_row": analysis.header_row,
-        "stored_bytes": writer.size,
+        "stored_bytes": stored_bytes,
         "sources": {c.header: c.source for c in suggestion.columns},
     }
-    job.total_rows = inference.estimate_rows(analysis, writer.size)
+    job.total_rows = inference.estimate_rows(analysis, stored_bytes)
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
-    await session.flush()
-    await session.refresh(job)
-    finished = time.perf_counter()
-    return job, {"upload": (upload_done - started) * 1000, "suggest": (finished - upload_done) * 1000}
+    return job
 
 
 # --- confirm ---------------------------------------------------------------------------------
@@ -286,14 +328,115 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
     )
 
 
+def validate_value_mapping(
+    value_mapping: dict[str, dict[str, Any]],
+    mapping: dict[str, str | None],
+    fields: list[FieldDef],
+    conventions: Conventions,
+) -> dict[str, dict[str, Any]]:
+    """A `value_mapping` whose columns map to status, enum or boolean targets and whose values are
+    valid for them (or null), else BadRequest."""
+    field_map = {f.name: f for f in fields}
+    for header, values in value_mapping.items():
+        target = mapping.get(header)
+        field = field_map.get(target) if target else None
+        if target != "status" and (field is None or field.type not in VALUE_MAPPED_TYPES):
+            raise BadRequest(
+                f"value_mapping: column {header[:100]!r} must map to status, an enum field or a boolean field "
+                f"(it maps to {target!r})"
+            )
+        for cell, value in values.items():
+            if value is None:
+                continue
+            try:
+                if target == "status":
+                    if not isinstance(value, str):
+                        raise ValueError("a status is text")
+                    read_status(value, conventions)
+                else:
+                    coerce_value(field, value, conventions)
+            except ValueError as exc:
+                raise BadRequest(f"value_mapping: column {header[:100]!r}, {cell[:60]!r} → {value!r}: {exc}") from None
+    return value_mapping
+
+
+async def _sample_of(session: AsyncSession, job: ImportJob) -> bytes:
+    """The first `SAMPLE_BYTES` of the stored file."""
+    sample = bytearray()
+    async for data in read_chunks(await driver_connection(session), job.id):
+        sample += data[: inference.SAMPLE_BYTES - len(sample)]
+        if len(sample) >= inference.SAMPLE_BYTES:
+            break
+    return bytes(sample)
+
+
+async def _reread_if_asked(session: AsyncSession, job: ImportJob, body: ConfirmIn, changes: dict[str, Any]) -> None:
+    """Decode and split the stored file again when the client overrides its encoding or delimiter."""
+    encoding = body.encoding or changes.get("encoding")
+    delimiter = body.delimiter or changes.get("delimiter")
+    for name, value, allowed in (("encoding", encoding, ENCODINGS), ("delimiter", delimiter, DELIMITERS)):
+        if value is not None and value not in allowed:
+            raise BadRequest(f"{name}: must be one of {list(allowed)}")
+    if (encoding is None or encoding == job.encoding) and (delimiter is None or delimiter == job.delimiter):
+        return
+    transcoded_from = job.encoding if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16") else None
+    if transcoded_from and encoding not in (None, job.encoding):
+        raise BadRequest("encoding: a UTF-16 upload was stored as UTF-8; upload the file again to read it otherwise")
+    stored_bytes = job.parse_options.get("stored_bytes", 0)
+    await _suggest_into(
+        session, job.id, await _sample_of(session, job), stored_bytes=stored_bytes,
+        complete=stored_bytes <= inference.SAMPLE_BYTES,
+        transcoded_from=transcoded_from, settings=None, budget_start=time.perf_counter(),
+        encoding=None if transcoded_from else encoding or job.parse_options.get("stored_encoding"),
+        delimiter=delimiter or job.delimiter,
+    )
+
+
 async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, body: ConfirmIn) -> ImportJob:
-    """Validate the mapping, save schema and choices, and queue the import (all or nothing)."""
+    """Validate the mapping, conventions and value mapping; then either dry-run the file (nothing written,
+    the job stays in `mapping`) or save schema and choices and queue the import (all or nothing)."""
     job = await get_job(session, job_id, for_update=True)  # the worker waits on this lock until we commit
     if job.status != "mapping":
         raise BadRequest(f"The job is {job.status}; only a job in status mapping can be confirmed")
-    fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
-    mapping = validate_mapping(job.parse_options.get("headers", []), body.mapping, fields)
-    if body.schema_fields is not None or body.default_currency or body.default_locale:
+    changes = body.conventions.changes() if body.conventions is not None else {}
+    await _reread_if_asked(session, job, body, changes)
+    changes = {k: v for k, v in changes.items() if k not in ("encoding", "delimiter")}
+    try:
+        # a job uploaded before conventions existed: the defaults, with its detected encoding and delimiter
+        stored = job.parse_options.get("conventions") or {"encoding": job.encoding, "delimiter": job.delimiter}
+        conventions = Conventions.from_json(stored).updated(changes)
+    except ValueError as exc:
+        raise BadRequest(f"conventions: {exc}") from None
+    if body.mapping is None and body.schema_fields is None:
+        fields = [FieldDef.model_validate(f) for f in job.suggested_schema]
+    else:
+        fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
+    headers = job.parse_options.get("headers", [])
+    mapping = validate_mapping(headers, job.suggested_mapping if body.mapping is None else body.mapping, fields)
+    value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
+    options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
+    options["conventions"] = conventions.to_json()
+    if body.dry_run:
+        options["dry_run"] = await dry_run(
+            session,
+            job_id=job.id,
+            start_offset=job.resume_offset,
+            header_row=job.resume_row,
+            encoding=options.get("stored_encoding", "utf-8"),
+            dialect=Dialect(delimiter=job.delimiter, quotechar=job.quotechar, escapechar=options.get("escapechar")),
+            headers=headers,
+            mapping=mapping,
+            fields=fields,
+            conventions=conventions,
+            value_mapping=value_mapping,
+        )
+        job.parse_options = options
+        await session.flush()
+        await session.refresh(job)
+        return job
+    options["value_mapping"] = value_mapping
+    job.parse_options = options
+    if body.schema_fields is not None or body.default_currency or body.default_locale or body.mapping is None:
         # not validated again: ConfirmIn has checked what the client sent, and the current fields are
         # stored ones, which need not pass rules added since they were saved
         schema = SchemaIn.model_construct(

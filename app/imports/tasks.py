@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.db import driver_connection
+from app.imports.conventions import Conventions
 from app.imports.records import Dialect, RecordStream
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
@@ -158,7 +159,8 @@ class _Job:
     error_count: int
     headers: list[str]
     mapping: dict[str, str | None]
-    hints: dict[str, dict[str, Any]]
+    conventions: Conventions
+    value_mapping: dict[str, dict[str, Any]]
     encoding: str
     dialect: Dialect
 
@@ -201,7 +203,13 @@ class _Importer:
     async def _load_schema(self, session, version: Any) -> _Schema:
         fields = await get_field_map(session)
         try:
-            converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=fields, hints=self.job.hints)
+            converter = RowConverter(
+                headers=self.job.headers,
+                mapping=self.job.mapping,
+                fields=fields,
+                conventions=self.job.conventions,
+                value_mapping=self.job.value_mapping,
+            )
         except ValueError as exc:  # the schema lost a mapped field
             return _Schema(version, fields, None, str(exc))
         return _Schema(version, fields, converter)
@@ -381,7 +389,8 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
         error_count=row["error_count"],
         headers=options["headers"],
         mapping=_json(row["mapping"]),
-        hints=options.get("hints", {}),
+        conventions=Conventions.from_json(options.get("conventions")),
+        value_mapping=options.get("value_mapping") or {},
         encoding=options.get("stored_encoding", "utf-8"),
         dialect=Dialect(delimiter=row["delimiter"], quotechar=row["quotechar"], escapechar=options.get("escapechar")),
     )

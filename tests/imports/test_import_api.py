@@ -28,7 +28,7 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert set(job) == {
         "job_id", "status", "filename", "size_bytes", "delimiter", "encoding", "columns", "suggested_schema",
         "suggested_mapping", "mapping", "total_rows", "processed_rows", "created", "updated", "failed", "errors",
-        "error", "created_at", "started_at", "finished_at",
+        "error", "created_at", "started_at", "finished_at", "conventions", "dry_run",
     }
     assert job["status"] == "mapping" and job["filename"] == "lamps_utf8.csv"
     assert job["delimiter"] == "," and job["encoding"] == "utf-8" and job["total_rows"] == 300
@@ -151,7 +151,12 @@ async def test_cp1252_accents_tab_delimited(client, tenant, worker):
     assert done["status"] == "done" and (done["created"], done["failed"]) == (3, 0), done
     products = await products_by_sku(client, tenant.viewer)
     assert products["B-1"]["name"] == "Müller Schürze" and products["B-3"]["name"] == "Garçon Hut"
-    assert products["B-2"]["data"]["price"] == 1299.0 and products["B-2"]["data"]["available"] is False
+    # issue 12: a cell with a currency symbol is not a number (no value is reinterpreted): the column is
+    # text and keeps what was written; the file's conventions are shown
+    assert job["conventions"]["decimal"] == "," and job["conventions"]["thousands"] == "."
+    assert job["conventions"]["date_order"] == "dmy" and job["conventions"]["encoding"] == "cp1252"
+    assert products["B-2"]["data"]["price"] == "€ 1.299,00" and products["B-2"]["data"]["available"] is False
+    assert products["B-2"]["data"]["lieferdatum"] == "2023-12-24"
     assert products["B-2"]["data"]["description"] == "Tasse, 0,3 l — spülmaschinenfest"
 
 
