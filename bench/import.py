@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/import.py                 # 1,000,000 rows
     .venv/bin/python bench/import.py --rows 200000
+    .venv/bin/python bench/import.py --suggest-only  # upload + suggestion of a 134 MB file, no import
 
 Generates a supplier-style feed (';', decimal commas, dd.mm.yyyy dates, ja/nein, category
 paths, '|' lists, quoted cells), starts the real API (`pim serve`) and a real worker
@@ -209,6 +210,8 @@ async def main(args) -> None:
                   f"suggestion {float(timing['suggest']) / 1000:.3f} s from the first {SAMPLE_BYTES >> 20} MiB); "
                   f"estimated rows {job['total_rows']:,}", flush=True)
             print("mapping:", job["suggested_mapping"], flush=True)
+            if args.suggest_only:
+                return
 
             started = time.perf_counter()
             r = await http.post(
@@ -271,6 +274,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
+    parser.add_argument("--suggest-only", action="store_true", help="stop after the upload and its suggestion")
     parser.add_argument(
         "--vacuum", action="store_true", help="VACUUM ANALYZE products first (where autovacuum is off, dead rows pile up)"
     )
