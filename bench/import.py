@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from app.auth.service import Role, create_api_key, create_tenant
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.imports.inference import SAMPLE_BYTES
+from app.imports.sniffing import SAMPLE_BYTES
 from app.imports.rows import parse_category_paths
 from app.products.upsert import driver_connection
 

@@ -237,10 +237,13 @@ def split_array(text: str, *, sep: str | None = None) -> list[str]:
 
 
 @lru_cache(maxsize=4096)  # category cells repeat across rows
-def parse_category_paths(text: str) -> tuple[str, ...]:
-    """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`)."""
+def parse_category_paths(text: str, sep: str = "|") -> tuple[str, ...]:
+    """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`).
+
+    `sep` separates paths in one cell: '|', or ',' in a WooCommerce or Akeneo export.
+    """
     paths: list[str] = []
-    for raw in text.split("|"):
+    for raw in text.split(sep):
         parts = [p.strip() for p in raw.split(">") if p.strip()]
         if not parts:
             continue
@@ -364,7 +367,7 @@ class RowConverter:
         self.width = len(headers)
         self.fields = fields
         self.sku_index: int | None = None
-        self.category_column: tuple[int, str] | None = None
+        self.category_column: tuple[int, str, str] | None = None  # index, header, separator of paths
         # per mapped column: cell index, target, parser or None, whether null tokens mean no value,
         # field to coerce with or None, header
         self.columns: list[tuple[int, str, Callable[[str], Any] | None, bool, FieldDef | None, str]] = []
@@ -375,7 +378,7 @@ class RowConverter:
             if target == "sku":
                 self.sku_index = index
             elif target == "categories":
-                self.category_column = (index, header)
+                self.category_column = (index, header, hints.get(header, {}).get("category_sep") or "|")
             elif target in BUILTIN_TARGETS:
                 self.columns.append((index, target, _cell_parser(target, None, {}), False, None, header))
             elif target in fields:
@@ -421,7 +424,7 @@ class RowConverter:
             cell = cells[self.category_column[0]].strip()
             if cell:
                 try:
-                    paths = parse_category_paths(cell)
+                    paths = parse_category_paths(cell, self.category_column[2])
                 except ValueError as exc:
                     raise RowError(f"categories: {exc} (column {self.category_column[1]!r})") from None
         return ConvertedRow(item, paths)

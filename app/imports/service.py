@@ -22,21 +22,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
-from app.catalog.service import get_fields, put_schema
+from app.catalog.service import get_fields, get_schema_row, put_schema, schema_out
 from app.config import Settings
 from app.db import tenant_of
 from app.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
-from app.imports import inference
-from app.imports.llm import ask_llm
+from app.imports import inference, sniffing
+from app.imports.headers import header_key
+from app.imports.llm import ask_llm, merge_llm_answer
 from app.imports.rows import BUILTIN_TARGETS
 from app.imports.schemas import ConfirmIn
-from app.imports.storage import ChunkWriter
+from app.imports.storage import ChunkWriter, read_range
 from app.models import HeaderMapping, ImportJob
 from app.products.upsert import driver_connection
 
 log = structlog.get_logger("pim.imports")
 
 SUGGESTION_BUDGET_S = 2.5  # the LLM gets what is left of this after the local engine
+WINDOW_BYTES = 128 * 1024  # read at each of WINDOW_POSITIONS of a file larger than the sample
+WINDOW_POSITIONS = (0.25, 0.5, 0.75, 1.0)  # shares of the rest of the file; 1.0: its last bytes
 MAX_JOB_ERRORS = 100
 TASK_NAME = "import_csv"
 
@@ -53,6 +56,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "size_bytes": job.size_bytes,
         "delimiter": job.delimiter,
         "encoding": job.encoding,
+        "format": (job.parse_options or {}).get("format"),
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
@@ -92,7 +96,7 @@ async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = Fals
 
 def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes] | None]:
     """UTF-16 uploads are stored as UTF-8 so that the reader can split lines on bytes."""
-    variant = inference.utf16_variant(head)
+    variant = sniffing.utf16_variant(head)
     if variant is None:
         return None, None
     decoder = codecs.getincrementaldecoder("utf-16" if variant == "utf-16" else variant)(errors="replace")
@@ -104,9 +108,41 @@ def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes]
 
 
 async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, str | None]:
-    keys = list({inference.header_key(h) for h in headers})
+    keys = list({header_key(h) for h in headers})
     rows = await session.execute(select(HeaderMapping.header_key, HeaderMapping.field).where(HeaderMapping.header_key.in_(keys)))
     return dict(rows.all())
+
+
+async def _window_rows(
+    session: AsyncSession, job_id: uuid.UUID, analysis: sniffing.SampleAnalysis, *, stored_bytes: int
+) -> list[list[str]]:
+    """Rows from windows in the middle and at the end of a file the sample does not cover.
+
+    A few bounded reads of the stored chunks: the suggestion sees the whole file's spread of
+    values (an enum needs it) at a cost that does not grow with the file.
+    """
+    rest = stored_bytes - analysis.sample_end_offset
+    if rest <= 0:
+        return []
+    conn = await driver_connection(session)
+    windows: list[tuple[bytes, bool]] = []
+    if rest <= len(WINDOW_POSITIONS) * WINDOW_BYTES:  # a little more than the sample: read all of it
+        windows.append((await read_range(conn, job_id, analysis.sample_end_offset, rest), True))
+    for position in WINDOW_POSITIONS if not windows else ():
+        start = max(analysis.sample_end_offset, analysis.sample_end_offset + int(rest * position) - WINDOW_BYTES)
+        windows.append((await read_range(conn, job_id, start, WINDOW_BYTES), start + WINDOW_BYTES >= stored_bytes))
+    width = len(analysis.headers)
+
+    def parse() -> list[list[str]]:
+        return [
+            row
+            for data, at_end in windows
+            for row in sniffing.rows_in_window(
+                data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
+            )
+        ]
+
+    return await asyncio.to_thread(parse)
 
 
 async def create_import(
@@ -135,11 +171,11 @@ async def create_import(
 
     async def store(data: bytes) -> None:
         nonlocal binary_checked
-        if len(sample) < inference.SAMPLE_BYTES:
-            sample.extend(data[: inference.SAMPLE_BYTES - len(sample)])
+        if len(sample) < sniffing.SAMPLE_BYTES:
+            sample.extend(data[: sniffing.SAMPLE_BYTES - len(sample)])
             if not binary_checked and len(sample) >= 65536:
                 binary_checked = True  # refuse an archive or image before storing all of it
-                reason = inference.binary_reason(bytes(sample))
+                reason = sniffing.binary_reason(bytes(sample))
                 if reason:
                     raise BadRequest(reason)
         await writer.write(data)
@@ -165,19 +201,29 @@ async def create_import(
         raise BadRequest("The file is empty")
     upload_done = time.perf_counter()
 
-    complete = writer.size <= inference.SAMPLE_BYTES
+    complete = writer.size <= sniffing.SAMPLE_BYTES
     try:
-        analysis = await asyncio.to_thread(inference.analyse_sample, bytes(sample), complete=complete)
-    except inference.NotCsv as exc:
+        analysis = await asyncio.to_thread(sniffing.analyse_sample, bytes(sample), complete=complete)
+    except sniffing.NotCsv as exc:
         raise BadRequest(str(exc)) from None
+    windows = [] if complete else await _window_rows(session, job.id, analysis, stored_bytes=writer.size)
     fields = await get_fields(session)
+    schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
-    suggestion = await asyncio.to_thread(inference.suggest, analysis, fields=fields, remembered=remembered)
+    suggestion = await asyncio.to_thread(
+        inference.suggest,
+        analysis,
+        fields=fields,
+        remembered=remembered,
+        windows=windows,
+        locale=schema["default_locale"],
+        currency=schema["default_currency"],
+    )
     if settings.llm_base_url:
         left = SUGGESTION_BUDGET_S - (time.perf_counter() - upload_done)
         answer = await ask_llm(settings, suggestion, fields, timeout=left)
         if answer is not None:
-            changed = inference.merge_llm_answer(suggestion, answer, fields=fields)
+            changed = merge_llm_answer(suggestion, answer, fields=fields)
             log.info("llm_suggestion_merged", job_id=str(job.id), changed=changed)
 
     job.filename = filename() or "upload.csv"
@@ -193,6 +239,8 @@ async def create_import(
             "inferred_type": c.inferred_type,
             "suggested_field": c.suggested_field,
             "confidence": c.confidence,
+            "reason": c.reason,
+            "warnings": c.warnings,
         }
         for c in suggestion.columns
     ]
@@ -206,8 +254,9 @@ async def create_import(
         "header_row": analysis.header_row,
         "stored_bytes": writer.size,
         "sources": {c.header: c.source for c in suggestion.columns},
+        "format": suggestion.format,
     }
-    job.total_rows = inference.estimate_rows(analysis, writer.size)
+    job.total_rows = sniffing.estimate_rows(analysis, writer.size)
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
     await session.flush()
@@ -242,7 +291,7 @@ def validate_mapping(headers: list[str], mapping: dict[str, str | None], fields:
 async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]) -> None:
     choices: dict[str, str | None] = {}
     for header, target in mapping.items():
-        choices.setdefault(inference.header_key(header), target)
+        choices.setdefault(header_key(header), target)
     if not choices:
         return
     await session.execute(
