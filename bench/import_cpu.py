@@ -3,7 +3,7 @@
     .venv/bin/python bench/import_cpu.py                  # 100,000 rows
     .venv/bin/python bench/import_cpu.py --rows 20000 --profile
 
-Generates bench/import.py's supplier feed, gets the mapping, schema and hints from the
+Generates bench/import.py's supplier feed, gets the mapping, schema and conventions from the
 suggestion (as the confirm of the suggested mapping does), then times per row:
 
 - records: `RecordStream` splitting the file (fed in stored-chunk pieces) into cells
@@ -93,19 +93,19 @@ class StubSession:
 
 
 def suggested_import(feed: bytes):
-    """Mapping, schema fields, hints and the parse options the confirm of the suggestion stores."""
+    """Mapping, schema fields, conventions and the parse options the confirm of the suggestion stores."""
     sample = feed[: sniffing.SAMPLE_BYTES]
     analysis = sniffing.analyse_sample(sample, complete=len(feed) <= sniffing.SAMPLE_BYTES)
     suggestion = inference.suggest(analysis, fields=[])
     fields = {f["name"]: FieldDef(**f) for f in suggestion.schema([])}
-    return analysis, suggestion.mapping(), fields, suggestion.hints
+    return analysis, suggestion.mapping(), fields, suggestion.conventions
 
 
-def make_importer(analysis, mapping, fields, hints) -> tuple[tasks._Importer, StubConnection]:
+def make_importer(analysis, mapping, fields, conventions) -> tuple[tasks._Importer, StubConnection]:
     conn = StubConnection()
     job = tasks._Job(
         id=uuid.uuid4(), tenant_id=1, resume_offset=analysis.data_offset, resume_row=analysis.header_row, error_count=0,
-        headers=analysis.headers, mapping=mapping, hints=hints, encoding=analysis.encoding, dialect=analysis.dialect,
+        headers=analysis.headers, mapping=mapping, conventions=conventions, value_mapping={}, encoding=analysis.encoding, dialect=analysis.dialect,
     )
     importer = tasks._Importer({"sessionmaker": lambda: StubSession(conn)}, job, conn)
 
@@ -146,8 +146,8 @@ class GcTimer:
 
 
 def measure(feed: bytes, rows: int) -> dict[str, float]:
-    analysis, mapping, fields, hints = suggested_import(feed)
-    importer, conn = make_importer(analysis, mapping, fields, hints)
+    analysis, mapping, fields, conventions = suggested_import(feed)
+    importer, conn = make_importer(analysis, mapping, fields, conventions)
     asyncio.run(importer.prepare())
     converter: RowConverter = importer.converter
 

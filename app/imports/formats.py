@@ -83,6 +83,17 @@ def detect_format(headers: list[str]) -> str | None:
     return None
 
 
+# The separators a format writes lists and category paths with (overriding the detected ones):
+# WooCommerce and Akeneo separate tags, images, multi-select values and categories with ",";
+# Shopify's tags and Google's additional_image_link are comma-separated too.
+FORMAT_CONVENTIONS: dict[str, dict[str, str]] = {
+    SHOPIFY: {"list_separator": ","},
+    WOOCOMMERCE: {"list_separator": ",", "category_separator": ","},
+    AKENEO: {"list_separator": ",", "category_separator": ","},
+    GOOGLE_MERCHANT_CENTER: {"list_separator": ","},
+}
+
+
 # --- column rules ----------------------------------------------------------------------------
 
 
@@ -95,7 +106,6 @@ class ColumnRule:
     skip: bool = False
     name: str | None = None  # a new field's name when no field of the tenant matches (None: the header's)
     type: FieldType | None = None  # a new field's type (None: inferred from the values)
-    list_sep: str | None = None  # the separator of a list or of category paths in one cell
 
 
 def _rule_table(fmt: str, rules: dict[str, ColumnRule]) -> dict[str, ColumnRule]:
@@ -120,7 +130,7 @@ _SHOPIFY_RULES = _rule_table(
         "Body (HTML)": ColumnRule("'Body (HTML)' is the HTML description", type=FieldType.text),
         "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
         "Product Category": ColumnRule("'Product Category' is a category path ('A > B > C')", builtin="categories"),
-        "Tags": ColumnRule("'Tags' is a comma-separated list", type=FieldType.array, list_sep=","),
+        "Tags": ColumnRule("'Tags' is a comma-separated list", type=FieldType.array),
         "Published": ColumnRule("'Published' is TRUE or FALSE", type=FieldType.boolean),
         "Published on online store": ColumnRule("'Published on online store' is TRUE or FALSE", type=FieldType.boolean),
         "Status": ColumnRule(
@@ -144,15 +154,15 @@ _WOOCOMMERCE_RULES = _rule_table(
         "SKU": ColumnRule("'SKU' is the SKU", builtin="sku"),
         "Name": ColumnRule("'Name' is the product name", builtin="name"),
         "Parent": ColumnRule("'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"),
-        "Categories": ColumnRule("'Categories' is a comma-separated list of 'A > B' paths", builtin="categories", list_sep=","),
+        "Categories": ColumnRule("'Categories' is a comma-separated list of 'A > B' paths", builtin="categories"),
         "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
         "Short description": ColumnRule("'Short description' is HTML text", type=FieldType.text),
         "In stock?": ColumnRule("'In stock?' holds 1, 0 or 'backorder': kept as text", type=FieldType.string),
         "Backorders allowed?": ColumnRule("'Backorders allowed?' holds 1, 0 or 'notify': kept as text", type=FieldType.string),
         "GTIN, UPC, EAN, or ISBN": ColumnRule("'GTIN, UPC, EAN, or ISBN' is a code", name="gtin", type=FieldType.string),
         **{h: ColumnRule(f"'{h}' is 1 or 0", type=FieldType.boolean) for h in _WOO_YES_NO},
-        **{h: ColumnRule(f"'{h}' is a comma-separated list", type=FieldType.array, list_sep=",") for h in _WOO_LISTS},
-        "Attribute 1 value(s)": ColumnRule("attribute values are a comma-separated list", type=FieldType.array, list_sep=","),
+        **{h: ColumnRule(f"'{h}' is a comma-separated list", type=FieldType.array) for h in _WOO_LISTS},
+        "Attribute 1 value(s)": ColumnRule("attribute values are a comma-separated list", type=FieldType.array),
     },
 )
 
@@ -172,7 +182,7 @@ _GMC_RULES = _rule_table(
         ),
         "item_group_id": ColumnRule("'item_group_id' groups variants: a code", name="item_group_id", type=FieldType.string),
         "additional_image_link": ColumnRule(
-            "'additional_image_link' is a comma-separated list of URLs", type=FieldType.array, list_sep=","
+            "'additional_image_link' is a comma-separated list of URLs", type=FieldType.array
         ),
     },
 )
@@ -199,13 +209,13 @@ def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str
         if h in ("sku", "code"):
             rules[header] = ColumnRule(f"'{h}' is the identifier", builtin="sku")
         elif h == "categories":
-            rules[header] = ColumnRule("'categories' is a comma-separated list of category codes", builtin="categories", list_sep=",")
+            rules[header] = ColumnRule("'categories' is a comma-separated list of category codes", builtin="categories")
         elif h == "enabled":
             rules[header] = ColumnRule("'enabled' (1 or 0) is the status", builtin="status")
         elif h == "parent":
             rules[header] = ColumnRule("'parent' is the product model's code", builtin="variation_of")
         elif h == "groups" or _ASSOCIATION.match(h):
-            rules[header] = ColumnRule(f"'{h}' is a comma-separated list of codes", type=FieldType.array, list_sep=",")
+            rules[header] = ColumnRule(f"'{h}' is a comma-separated list of codes", type=FieldType.array)
         elif m := _AKENEO_SUFFIX.match(h):
             attr, parts = m["attr"], m["rest"].split("-")
             if parts == ["unit"]:

@@ -16,12 +16,13 @@ Each column gets a `reason` (the rule or synonym that decided its target, and it
 from `profiling.py`) and `warnings` (sampled values the import would reject, thin evidence).
 """
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.catalog.fields import FieldDef, FieldType, name_problem
-from app.imports.formats import column_rules, detect_format
+from app.catalog.values import read_text
+from app.imports.conventions import Conventions, detect_conventions
+from app.imports.formats import FORMAT_CONVENTIONS, column_rules, detect_format
 from app.imports.headers import (
     Matcher,
     builtin_phrases,
@@ -37,12 +38,12 @@ from app.imports.profiling import (
     URL_RE,
     ColumnProfile,
     count,
-    decimal_votes,
     force_type,
+    names_decimal,
     profile_column,
     share,
 )
-from app.imports.rows import BUILTIN_TARGETS, parse_cell, parse_status
+from app.imports.rows import BUILTIN_TARGETS, is_null_token, read_status
 from app.imports.sniffing import SampleAnalysis
 
 BUILTIN_MIN_SCORE = 0.55
@@ -65,7 +66,7 @@ class ColumnSuggestion:
 class Suggestion:
     columns: list[ColumnSuggestion]
     new_fields: list[FieldDef]
-    hints: dict[str, dict[str, Any]]
+    conventions: Conventions
     profiles: list[ColumnProfile]
     format: str | None = None
 
@@ -83,21 +84,8 @@ def fits(profile: ColumnProfile, ftype: FieldType) -> float:
         return 1.0
     if ftype == FieldType.url:
         return share(profile.values, lambda v: bool(URL_RE.match(v)))
-    return share(profile.values, lambda v: parse_cell(ftype, v, profile.hints))
-
-
-def _file_decimal(columns: list[list[str]]) -> str | None:
-    """The decimal separator the file's unambiguous numbers agree on ('12.50' → '.'), or None.
-
-    Interim: the file's `Conventions` (app/imports/conventions.py) will supply it.
-    """
-    votes: Counter[str] = Counter()
-    for values in columns:
-        votes.update(decimal_votes(values))
-    if not votes:
-        return None
-    sep, n = votes.most_common(1)[0]
-    return sep if n >= 0.9 * sum(votes.values()) else None
+    typed = [v for v in profile.values if not is_null_token(v)]
+    return share(typed, lambda v: read_text(ftype, v, profile.conventions)) if typed else 1.0
 
 
 # --- built-ins -------------------------------------------------------------------------------
@@ -123,7 +111,7 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
         textual = p.type in (FieldType.string, FieldType.text) and p.with_spaces >= 0.5 and p.unique >= 0.8
         return (0.55, "the values look like product names (unique text)") if textual and p.values else None
     if target == "status":
-        if name_score >= 0.85 and p.values and share(p.values, parse_status) >= 0.95:
+        if name_score >= 0.85 and p.values and share(p.values, lambda v: read_status(v, p.conventions)) >= 0.95:
             return name_score, f"{by_name}, and the values are statuses"
         return None
     if target == "categories":
@@ -155,44 +143,51 @@ def suggest(
     *,
     fields: list[FieldDef],
     remembered: dict[str, str | None] | None = None,
+    conventions: Conventions | None = None,
     windows: list[list[str]] | None = None,
     locale: str = "en-us",
     currency: str = "USD",
 ) -> Suggestion:
     """Suggest a target for every column; see the module docstring for the order of preference.
 
-    `windows` are rows read from the middle and end of a file the sample does not cover whole;
-    `locale` and `currency` are the tenant's defaults (Akeneo's localised and price columns).
+    Values are read under the file's `conventions` (detected from the sample when not given; a
+    known format's separators win). `windows` are rows read from the middle and end of a file the
+    sample does not cover whole; `locale` and `currency` are the tenant's defaults (Akeneo's
+    localised and price columns).
     """
     remembered = remembered or {}
     windows = windows or []
     headers = analysis.headers
     norms = [normalize_header(h) for h in headers]
+    if conventions is None:
+        conventions = detect_conventions(
+            analysis.rows + windows, encoding=analysis.encoding, delimiter=analysis.dialect.delimiter
+        )
     fmt = detect_format(headers)
+    if fmt in FORMAT_CONVENTIONS:
+        conventions = conventions.updated(FORMAT_CONVENTIONS[fmt])
     rules = column_rules(fmt, headers, locale=locale, currency=currency)
     head_cells = [[row[i] if i < len(row) else "" for row in analysis.rows] for i in range(len(headers))]
     later_cells = [[row[i] for row in windows] for i in range(len(headers))]
-    decimal = _file_decimal(
-        [[c.strip() for c in head_cells[i] + later_cells[i] if c.strip()] for i in range(len(headers)) if not code_header(norms[i])]
+    decimal_evidence = any(
+        names_decimal([c.strip() for c in head_cells[i] + later_cells[i] if c.strip()])
+        for i in range(len(headers))
+        if not code_header(norms[i])
     )
-    list_separators = ("|", ";", ",") if fmt else ("|", ";")
     profiles = []
     for i, h in enumerate(headers):
         p = profile_column(
             h,
             head_cells[i],
             window_cells=later_cells[i],
-            delimiter=analysis.dialect.delimiter,
+            conventions=conventions,
             complete=analysis.complete,
             header_norm=norms[i],
-            decimal=decimal,
-            list_separators=list_separators,
+            decimal_evidence=decimal_evidence,
         )
         rule = rules.get(h)
         if rule and rule.type and p.values:
-            force_type(p, rule.type, rule.reason, list_sep=rule.list_sep)
-        if rule and rule.builtin == "categories" and rule.list_sep:
-            p.hints["category_sep"] = rule.list_sep
+            force_type(p, rule.type, rule.reason)
         profiles.append(p)
 
     field_map = {f.name: f for f in fields}
@@ -227,7 +222,7 @@ def suggest(
             chosen[i] = (None, 0.9, "format", rule.reason)
         elif rule.builtin and rule.builtin not in used:
             p = profiles[i]
-            if rule.builtin == "status" and p.values and share(p.values, parse_status) < 1:
+            if rule.builtin == "status" and p.values and share(p.values, lambda v: read_status(v, conventions)) < 1:
                 continue  # values the status cannot hold: the column becomes a field of its own
             chosen[i] = (rule.builtin, 0.95, "format", rule.reason)
             used.add(rule.builtin)
@@ -326,9 +321,7 @@ def suggest(
                 warnings=warnings,
             )
         )
-    return Suggestion(
-        columns=columns, new_fields=new_fields, hints={p.header: p.hints for p in profiles}, profiles=profiles, format=fmt
-    )
+    return Suggestion(columns=columns, new_fields=new_fields, conventions=conventions, profiles=profiles, format=fmt)
 
 
 def field_for(name: str, header: str, p: ColumnProfile, ftype: FieldType | None = None) -> FieldDef:

@@ -72,12 +72,23 @@ async def get_import_job(job_id: JobId, session: Session, _: Viewer):
     "/{job_id}/confirm/",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportJobOut,
-    responses=error_responses(400, 404, 503),
+    responses={**error_responses(400, 404, 503), 200: {"model": ImportJobOut, "description": "the dry run's result (`dry_run`)"}},
 )
-async def confirm_import_job(job_id: JobId, body: ConfirmIn, session: Session, arq: Arq, _: Editor):
-    """Confirm the mapping (and the schema to save) and start the import. Rows are upserted by SKU;
-    a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`."""
-    return service.job_out(await service.confirm_import(session, arq=arq, job_id=job_id, body=body))
+async def confirm_import_job(job_id: JobId, body: ConfirmIn, response: Response, session: Session, arq: Arq, _: Editor):
+    """Confirm the mapping (and the schema to save) and start the import (202). Rows are upserted by SKU;
+    a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`.
+
+    Every cell is read under the job's `conventions` (override any of them with `conventions`, or
+    `encoding` / `delimiter`, which re-read the stored file), after `value_mapping`, by the same value
+    rules as POST/PATCH/bulk: a cell that does not read under them rejects its row, never reinterpreted.
+
+    With `"dry_run": true` nothing is written (200): the answer's `dry_run` tells the rows the import
+    would create, update and reject, the first 100 errors and the converted first 20 rows; the job
+    stays in `mapping`, so the mapping, schema, conventions or value mapping can be changed and tried again."""
+    job = await service.confirm_import(session, arq=arq, job_id=job_id, body=body)
+    if body.dry_run:
+        response.status_code = status.HTTP_200_OK
+    return service.job_out(job)
 
 
 @router.get(

@@ -23,15 +23,24 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, get_schema_row, put_schema, schema_out
+from app.catalog.values import coerce_value
 from app.config import Settings
 from app.db import tenant_of
 from app.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference, sniffing
+from app.imports.conventions import (
+    DELIMITERS,
+    ENCODINGS,
+    Conventions,
+    detect_conventions,
+)
+from app.imports.dry_run import dry_run
 from app.imports.headers import header_key
 from app.imports.llm import ask_llm, merge_llm_answer
-from app.imports.rows import BUILTIN_TARGETS
+from app.imports.records import Dialect
+from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
-from app.imports.storage import ChunkWriter, read_range
+from app.imports.storage import ChunkWriter, read_chunks, read_range
 from app.models import HeaderMapping, ImportJob
 from app.products.upsert import driver_connection
 
@@ -56,7 +65,8 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "size_bytes": job.size_bytes,
         "delimiter": job.delimiter,
         "encoding": job.encoding,
-        "format": (job.parse_options or {}).get("format"),
+        "format": job.parse_options.get("format"),
+        "conventions": job.parse_options.get("conventions"),
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
@@ -68,6 +78,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "failed": job.failed,
         "errors": job.errors,
         "error": job.error,
+        "dry_run": job.parse_options.get("dry_run"),
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -202,11 +213,48 @@ async def create_import(
     upload_done = time.perf_counter()
 
     complete = writer.size <= sniffing.SAMPLE_BYTES
+    job.filename = filename() or "upload.csv"
+    job.size_bytes = size
+    job.parse_options = {"stored_bytes": writer.size}
+    await _suggest_into(
+        session, job, bytes(sample), complete=complete, transcoded_from=transcoded_from, settings=settings,
+        budget_start=upload_done,
+    )
+    await session.flush()
+    await session.refresh(job)
+    finished = time.perf_counter()
+    return job, {"upload": (upload_done - started) * 1000, "suggest": (finished - upload_done) * 1000}
+
+
+async def _suggest_into(
+    session: AsyncSession,
+    job: ImportJob,
+    sample: bytes,
+    *,
+    complete: bool,
+    transcoded_from: str | None,
+    settings: Settings | None,
+    budget_start: float,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+) -> None:
+    """Read the sample (with the client's encoding or delimiter, if given) and windows in the middle
+    and end of the stored file, detect the file's conventions and suggest a mapping; the job gets
+    all of it and goes to status `mapping`. `settings` None: no LLM opinion."""
     try:
-        analysis = await asyncio.to_thread(sniffing.analyse_sample, bytes(sample), complete=complete)
+        analysis = await asyncio.to_thread(
+            sniffing.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
+        )
     except sniffing.NotCsv as exc:
         raise BadRequest(str(exc)) from None
-    windows = [] if complete else await _window_rows(session, job.id, analysis, stored_bytes=writer.size)
+    stored_bytes = job.parse_options["stored_bytes"]
+    windows = [] if complete else await _window_rows(session, job.id, analysis, stored_bytes=stored_bytes)
+    conventions = await asyncio.to_thread(
+        detect_conventions,
+        analysis.rows + windows,
+        encoding=transcoded_from or analysis.encoding,
+        delimiter=analysis.dialect.delimiter,
+    )
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
@@ -215,19 +263,18 @@ async def create_import(
         analysis,
         fields=fields,
         remembered=remembered,
+        conventions=conventions,
         windows=windows,
         locale=schema["default_locale"],
         currency=schema["default_currency"],
     )
-    if settings.llm_base_url:
-        left = SUGGESTION_BUDGET_S - (time.perf_counter() - upload_done)
+    if settings is not None and settings.llm_base_url:
+        left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
         answer = await ask_llm(settings, suggestion, fields, timeout=left)
         if answer is not None:
             changed = merge_llm_answer(suggestion, answer, fields=fields)
             log.info("llm_suggestion_merged", job_id=str(job.id), changed=changed)
 
-    job.filename = filename() or "upload.csv"
-    job.size_bytes = size
     job.status = "mapping"
     job.encoding = transcoded_from or analysis.encoding
     job.delimiter = analysis.dialect.delimiter
@@ -248,21 +295,17 @@ async def create_import(
     job.suggested_schema = suggestion.schema(fields)
     job.parse_options = {
         "headers": analysis.headers,
-        "hints": suggestion.hints,
+        "conventions": suggestion.conventions.to_json(),
         "stored_encoding": "utf-8" if transcoded_from else analysis.encoding,
         "escapechar": analysis.dialect.escapechar,
         "header_row": analysis.header_row,
-        "stored_bytes": writer.size,
+        "stored_bytes": stored_bytes,
         "sources": {c.header: c.source for c in suggestion.columns},
         "format": suggestion.format,
     }
-    job.total_rows = sniffing.estimate_rows(analysis, writer.size)
+    job.total_rows = sniffing.estimate_rows(analysis, stored_bytes)
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
-    await session.flush()
-    await session.refresh(job)
-    finished = time.perf_counter()
-    return job, {"upload": (upload_done - started) * 1000, "suggest": (finished - upload_done) * 1000}
 
 
 # --- confirm ---------------------------------------------------------------------------------
@@ -306,14 +349,112 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
     )
 
 
+def validate_value_mapping(
+    value_mapping: dict[str, dict[str, Any]],
+    mapping: dict[str, str | None],
+    fields: list[FieldDef],
+    conventions: Conventions,
+) -> dict[str, dict[str, Any]]:
+    """A `value_mapping` whose columns map to status, enum or boolean targets and whose values are
+    valid for them (or null), else BadRequest."""
+    field_map = {f.name: f for f in fields}
+    for header, values in value_mapping.items():
+        target = mapping.get(header)
+        field = field_map.get(target) if target else None
+        if target != "status" and (field is None or field.type not in VALUE_MAPPED_TYPES):
+            raise BadRequest(
+                f"value_mapping: column {header[:100]!r} must map to status, an enum field or a boolean field "
+                f"(it maps to {target!r})"
+            )
+        for cell, value in values.items():
+            if value is None:
+                continue
+            try:
+                if target == "status":
+                    if not isinstance(value, str):
+                        raise ValueError("a status is text")
+                    read_status(value, conventions)
+                else:
+                    coerce_value(field, value, conventions)
+            except ValueError as exc:
+                raise BadRequest(f"value_mapping: column {header[:100]!r}, {cell[:60]!r} → {value!r}: {exc}") from None
+    return value_mapping
+
+
+async def _sample_of(session: AsyncSession, job: ImportJob) -> bytes:
+    """The first `SAMPLE_BYTES` of the stored file."""
+    sample = bytearray()
+    async for data in read_chunks(await driver_connection(session), job.id):
+        sample += data[: sniffing.SAMPLE_BYTES - len(sample)]
+        if len(sample) >= sniffing.SAMPLE_BYTES:
+            break
+    return bytes(sample)
+
+
+async def _reread_if_asked(session: AsyncSession, job: ImportJob, body: ConfirmIn, changes: dict[str, Any]) -> None:
+    """Decode and split the stored file again when the client overrides its encoding or delimiter."""
+    encoding = body.encoding or changes.get("encoding")
+    delimiter = body.delimiter or changes.get("delimiter")
+    for name, value, allowed in (("encoding", encoding, ENCODINGS), ("delimiter", delimiter, DELIMITERS)):
+        if value is not None and value not in allowed:
+            raise BadRequest(f"{name}: must be one of {list(allowed)}")
+    if (encoding is None or encoding == job.encoding) and (delimiter is None or delimiter == job.delimiter):
+        return
+    transcoded_from = job.encoding if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16") else None
+    if transcoded_from and encoding not in (None, job.encoding):
+        raise BadRequest("encoding: a UTF-16 upload was stored as UTF-8; upload the file again to read it otherwise")
+    await _suggest_into(
+        session, job, await _sample_of(session, job),
+        complete=job.parse_options.get("stored_bytes", 0) <= sniffing.SAMPLE_BYTES,
+        transcoded_from=transcoded_from, settings=None, budget_start=time.perf_counter(),
+        encoding=None if transcoded_from else encoding or job.parse_options.get("stored_encoding"),
+        delimiter=delimiter or job.delimiter,
+    )
+
+
 async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, body: ConfirmIn) -> ImportJob:
-    """Validate the mapping, save schema and choices, and queue the import (all or nothing)."""
+    """Validate the mapping, conventions and value mapping; then either dry-run the file (nothing written,
+    the job stays in `mapping`) or save schema and choices and queue the import (all or nothing)."""
     job = await get_job(session, job_id, for_update=True)  # the worker waits on this lock until we commit
     if job.status != "mapping":
         raise BadRequest(f"The job is {job.status}; only a job in status mapping can be confirmed")
-    fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
-    mapping = validate_mapping(job.parse_options.get("headers", []), body.mapping, fields)
-    if body.schema_fields is not None or body.default_currency or body.default_locale:
+    changes = body.conventions.changes() if body.conventions is not None else {}
+    await _reread_if_asked(session, job, body, changes)
+    changes = {k: v for k, v in changes.items() if k not in ("encoding", "delimiter")}
+    try:
+        conventions = Conventions.from_json(job.parse_options.get("conventions")).updated(changes)
+    except ValueError as exc:
+        raise BadRequest(f"conventions: {exc}") from None
+    if body.mapping is None and body.schema_fields is None:
+        fields = [FieldDef.model_validate(f) for f in job.suggested_schema]
+    else:
+        fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
+    headers = job.parse_options.get("headers", [])
+    mapping = validate_mapping(headers, job.suggested_mapping if body.mapping is None else body.mapping, fields)
+    value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
+    options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
+    options["conventions"] = conventions.to_json()
+    if body.dry_run:
+        options["dry_run"] = await dry_run(
+            session,
+            job_id=job.id,
+            start_offset=job.resume_offset,
+            header_row=job.resume_row,
+            encoding=options.get("stored_encoding", "utf-8"),
+            dialect=Dialect(delimiter=job.delimiter, quotechar=job.quotechar, escapechar=options.get("escapechar")),
+            headers=headers,
+            mapping=mapping,
+            fields=fields,
+            conventions=conventions,
+            value_mapping=value_mapping,
+        )
+        job.parse_options = options
+        await session.flush()
+        await session.refresh(job)
+        return job
+    options["value_mapping"] = value_mapping
+    job.parse_options = options
+    if body.schema_fields is not None or body.default_currency or body.default_locale or body.mapping is None:
         # not validated again: ConfirmIn has checked what the client sent, and the current fields are
         # stored ones, which need not pass rules added since they were saved
         schema = SchemaIn.model_construct(

@@ -81,8 +81,8 @@ def _implausibility(text: str) -> int:
         non_ascii = [c for c in word if ord(c) > 127]
         if not non_ascii:
             continue
-        if any(not c.isalpha() for c in non_ascii):
-            penalty += 2  # "Krzes³o": a symbol where a letter belongs
+        if any(not c.isalpha() and ord(c) > 127 and a.isalpha() and b.isalpha() for a, c, b in zip(word, word[1:], word[2:])):
+            penalty += 2  # "Krzes³o": a symbol between letters, where a letter belongs (not "3½", "½ Zoll")
         scripts = {unicodedata.name(c, "X").split(" ")[0] for c in word if c.isalpha()}
         if len(scripts) > 1:
             penalty += 2  # "Dйsignation": Latin and Cyrillic in one word
@@ -206,14 +206,18 @@ def unique_headers(raw: list[str]) -> list[str]:
     return out
 
 
-def analyse_sample(sample: bytes, *, complete: bool) -> SampleAnalysis:
-    """Read the sample: encoding, dialect, header and up to `MAX_SAMPLE_ROWS` data rows."""
+def analyse_sample(
+    sample: bytes, *, complete: bool, encoding: str | None = None, delimiter: str | None = None
+) -> SampleAnalysis:
+    """Read the sample: encoding, dialect, header and up to `MAX_SAMPLE_ROWS` data rows.
+
+    `encoding` and `delimiter` are the client's, when it overrides the detected ones."""
     if not sample.strip():
         raise NotCsv("The file is empty")
     reason = binary_reason(sample)
     if reason:
         raise NotCsv(reason)
-    encoding = detect_encoding(sample, complete=complete)
+    encoding = encoding or detect_encoding(sample, complete=complete)
     start = len(UTF8_BOM) if sample.startswith(UTF8_BOM) else 0
     probe = sample[start : start + 4 * DIALECT_SAMPLE_CHARS]
     text = decode_line(probe, "utf-8" if encoding == "utf-8-sig" else encoding)
@@ -227,6 +231,8 @@ def analyse_sample(sample: bytes, *, complete: bool) -> SampleAnalysis:
     else:
         dialect = detect_dialect(text)
         record_number = 0
+    if delimiter is not None and delimiter != dialect.delimiter:
+        dialect = Dialect(delimiter=delimiter, quotechar='"')
     headers: list[str] | None = None
     rows: list[list[str]] = []
     header_row, data_offset, end_offset, sample_rows = 0, start, start, 0

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.catalog.service import ensure_category_paths, get_field_map
 from app.db import driver_connection
+from app.imports.conventions import Conventions
 from app.imports.records import Dialect, RecordStream
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
@@ -119,7 +120,8 @@ class _Job:
     error_count: int
     headers: list[str]
     mapping: dict[str, str | None]
-    hints: dict[str, dict[str, Any]]
+    conventions: Conventions
+    value_mapping: dict[str, dict[str, Any]]
     encoding: str
     dialect: Dialect
 
@@ -165,7 +167,13 @@ class _Importer:
     async def prepare(self) -> None:
         async with self._session() as session:
             self.fields = await get_field_map(session)
-        self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
+        self.converter = RowConverter(
+            headers=self.job.headers,
+            mapping=self.job.mapping,
+            fields=self.fields,
+            conventions=self.job.conventions,
+            value_mapping=self.job.value_mapping,
+        )
         # Values leave the converter coerced with the whole schema (per row, while the previous
         # batch is being written); write_rows still needs the fields whose rules span rows
         # or depend on the product existing: `required` (new products) and `unique`.
@@ -325,7 +333,8 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
         error_count=row["error_count"],
         headers=options["headers"],
         mapping=_json(row["mapping"]),
-        hints=options.get("hints", {}),
+        conventions=Conventions.from_json(options.get("conventions")),
+        value_mapping=options.get("value_mapping") or {},
         encoding=options.get("stored_encoding", "utf-8"),
         dialect=Dialect(delimiter=row["delimiter"], quotechar=row["quotechar"], escapechar=options.get("escapechar")),
     )

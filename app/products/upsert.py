@@ -321,7 +321,7 @@ async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow]) -> set[str]:
     return {r[0] for r in inserted}
 
 
-async def _existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
+async def existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
     return {r[0] for r in await conn.fetch(
         "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])", tenant_id, skus)}
 
@@ -385,7 +385,7 @@ async def write_rows(
                     result.errors.append(BulkError(index=row.index, sku=sku, detail=f"categories: unknown category ids {unknown}"))
                     del rows[sku]
 
-    existing = await _existing_skus(conn, tenant_id, list(rows)) if rows else set()
+    existing = await existing_skus(conn, tenant_id, list(rows)) if rows else set()
 
     for sku, row in list(rows.items()):
         partial = sku in existing
@@ -436,7 +436,7 @@ async def write_rows(
         # them before the counters' lock, as `_lock_for_writing` does (another batch may hold them
         # while it waits for that lock): undo, which releases both locks, and start again.
         await conn.execute("ROLLBACK TO SAVEPOINT pim_write")
-        existing |= await _existing_skus(conn, tenant_id, [r.sku for r in new_rows])
+        existing |= await existing_skus(conn, tenant_id, [r.sku for r in new_rows])
         new_rows = [r for r in new_rows if r.sku not in existing]
     result.created = len(inserted)
     existing |= {r.sku for r in new_rows if r.sku not in inserted}  # still taken after the last attempt

@@ -192,12 +192,12 @@ def test_coercers_raise_only_coercion_errors(monkeypatch):
         with pytest.raises(CoercionError, match="seen_at: .*out of range"):
             coerce_value(seen, value)
     # whatever else a coercer trips over is the value's fault too, reported the same way
-    from app.catalog import fields as fields_module
+    from app.catalog import values as values_module
 
     for exc in (OverflowError("x"), TypeError("x"), RecursionError("x"), ZeroDivisionError("x")):
-        def boom(_field, _value, exc=exc):
+        def boom(_field, _value, _conventions, exc=exc):
             raise exc
-        monkeypatch.setitem(fields_module._COERCERS, fields_module.FieldType.date, boom)
+        monkeypatch.setitem(values_module._COERCERS, values_module.FieldType.date, boom)
         with pytest.raises(CoercionError, match="^d: "):
             coerce_value(FieldDef(name="d", type="date"), "2026-01-01")
 

@@ -28,7 +28,7 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert set(job) == {
         "job_id", "status", "filename", "size_bytes", "delimiter", "encoding", "columns", "suggested_schema",
         "suggested_mapping", "mapping", "total_rows", "processed_rows", "created", "updated", "failed", "errors",
-        "error", "created_at", "started_at", "finished_at", "format",
+        "error", "created_at", "started_at", "finished_at", "conventions", "dry_run", "format",
     }
     assert job["format"] is None
     assert job["status"] == "mapping" and job["filename"] == "lamps_utf8.csv"
@@ -155,7 +155,12 @@ async def test_cp1252_accents_tab_delimited(client, tenant, worker):
     assert done["status"] == "done" and (done["created"], done["failed"]) == (3, 0), done
     products = await products_by_sku(client, tenant.viewer)
     assert products["B-1"]["name"] == "Müller Schürze" and products["B-3"]["name"] == "Garçon Hut"
-    assert products["B-2"]["data"]["preis"] == 1299.0 and products["B-2"]["data"]["verfugbar"] is False
+    # issue 12: a cell with a currency symbol is not a number (no value is reinterpreted): the column is
+    # text and keeps what was written; the file's conventions are shown
+    assert job["conventions"]["decimal"] == "," and job["conventions"]["thousands"] == "."
+    assert job["conventions"]["date_order"] == "dmy" and job["conventions"]["encoding"] == "cp1252"
+    assert products["B-2"]["data"]["preis"] == "€ 1.299,00" and products["B-2"]["data"]["verfugbar"] is False
+    assert products["B-2"]["data"]["lieferdatum"] == "2023-12-24"
     assert products["B-2"]["data"]["beschreibung"] == "Tasse, 0,3 l — spülmaschinenfest"
 
 

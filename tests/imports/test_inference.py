@@ -83,7 +83,7 @@ def test_column_types():
         "zeit": "datetime", "link": "url", "tags": "array", "farbe": "enum", "text": "text", "ean": "string",
         "flag": "boolean",
     }
-    assert s.hints["preis"]["decimal"] == "," and s.hints["datum"]["date_order"] == "dmy"
+    assert s.conventions.decimal == "," and s.conventions.date_order == "dmy"
     farbe = next(f for f in s.new_fields if f.name == "farbe")  # named after the header: the tenant has no `color`
     assert farbe.options == ["blau", "grün", "rot"]
 

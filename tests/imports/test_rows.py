@@ -1,120 +1,32 @@
-"""Unit tests of the pure cell parsers and the row converter (no database)."""
+"""Unit tests of the row converter: cells read by the value core under the file's conventions (no database).
+
+The spreadsheet number parser this module tested before (currency symbols, `(12.50)`, `12-`,
+per-cell guessing of `1,234`) is gone: issue 12 forbids reinterpreting a cell. Those cases are
+now rejections, tested in tests/imports/test_values.py with the value core and the conventions.
+"""
 
 import pytest
 
 from app.catalog.fields import FieldDef
-from app.imports.rows import (
-    RowConverter,
-    RowError,
-    parse_bool,
-    parse_category_paths,
-    parse_date,
-    parse_datetime,
-    parse_number,
-    parse_status,
-    split_array,
-)
-
-
-@pytest.mark.parametrize(
-    "cell, expected",
-    [
-        ("12", 12),
-        ("-7", -7),
-        ("12.50", 12.5),
-        ("12,50", 12.5),
-        ("1.234,56", 1234.56),
-        ("1,234.56", 1234.56),
-        ("1 234,56", 1234.56),
-        ("1\u00a0234,56", 1234.56),
-        ("1'234.50", 1234.5),
-        ("CHF 1'234.50", 1234.5),
-        ("€12", 12),
-        ("12 €", 12),
-        ("12,99 €", 12.99),
-        ("$1,234.56", 1234.56),
-        ("EUR 99", 99),
-        ("99 EUR", 99),
-        ("(12.50)", -12.5),
-        ("-€5", -5),
-        ("12,5%", 12.5),
-        ("1.234.567", 1234567),
-        ("0,5", 0.5),
-        (",5", 0.5),
-        ("1e3", 1000.0),
-        ("12-", -12),
-        ("1,234", 1.234),  # one separator, three digits: a decimal unless the column says otherwise
-        ("99999999999999999999999", 1e23),
-    ],
-)
-def test_parse_number(cell, expected):
-    assert parse_number(cell) == expected
-
-
-@pytest.mark.parametrize("cell", ["abc", "12.", "1,2,3", "+-1", "1.234.56", "12 34", "1 23,4", "€", "", "1e999", "12 kg"])
-def test_parse_number_rejects(cell):
-    with pytest.raises(ValueError):
-        parse_number(cell)
-
-
-def test_parse_number_hints():
-    assert parse_number("1.234", decimal=",") == 1234
-    assert parse_number("1,234", decimal=".") == 1234
-    assert parse_number("1,234", integer=True) == 1234
-    assert parse_number("12,00", integer=True) == 12
-    with pytest.raises(ValueError):
-        parse_number("12,5", integer=True)
-    with pytest.raises(ValueError):
-        parse_number("99999999999999999999999", integer=True)
-    with pytest.raises(ValueError, match="out of range"):
-        parse_number("1e30", integer=True)
-    with pytest.raises(ValueError, match="out of range"):
-        parse_number("-9.3e18", integer=True)
-    assert parse_number("1e30") == 1e30
-
-
-@pytest.mark.parametrize(
-    "words, value",
-    [(["true", "Yes", "Y", "ja", "J", "oui", "1", "sí", "wahr"], True), (["false", "No", "n", "nein", "non", "0", "falsch"], False)],
-)
-def test_parse_bool(words, value):
-    assert all(parse_bool(w) is value for w in words)
-    with pytest.raises(ValueError):
-        parse_bool("maybe")
-
-
-def test_parse_dates():
-    assert parse_date("2024-12-04") == "2024-12-04"
-    assert parse_date("04.12.2024") == "2024-12-04"
-    assert parse_date("18/07/2023") == "2023-07-18"
-    assert parse_date("12/31/2023") == "2023-12-31"  # 31 cannot be a month
-    assert parse_date("04/12/2024", order="mdy") == "2024-04-12"
-    assert parse_date("4.7.24") == "2024-07-04"
-    assert parse_date("2024-12-04T00:00:00Z") == "2024-12-04"
-    for bad in ("31.02.2024", "2024-13-01", "soon", "2024-12-04 10:30"):
-        with pytest.raises(ValueError):
-            parse_date(bad)
-    assert parse_datetime("2024-12-04T10:30:00Z") == "2024-12-04T10:30:00Z"
-    assert parse_datetime("04.12.2024 10:30:15") == "2024-12-04T10:30:15"
-    assert parse_datetime("04/12/2024 9:05 +02:00") == "2024-12-04T09:05:00+02:00"
-    assert parse_datetime("2024-12-04") == "2024-12-04"  # coerce_value makes it midnight UTC
-    with pytest.raises(ValueError):
-        parse_datetime("yesterday")
+from app.imports.conventions import Conventions
+from app.imports.rows import RowConverter, RowError, parse_category_paths, read_status
 
 
 def test_lists_categories_status():
-    assert split_array("steel;brass") == ["steel", "brass"]
-    assert split_array("a | b |") == ["a", "b"]
-    assert split_array("a;b|c") == ["a;b", "c"]
-    assert split_array("a,b", sep=",") == ["a", "b"]
     assert parse_category_paths("Lighting > Desk|Office>Lamps| > |Lighting > Desk") == ("Lighting > Desk", "Office > Lamps")
     with pytest.raises(ValueError):
         parse_category_paths("x" * 300)
-    assert [parse_status(s) for s in ("Active", "inactive", "ja", "false", "deleted", "offline")] == [
-        "active", "inactive", "active", "inactive", "deleted", "inactive",
+    # WooCommerce: a comma splits paths only when every part is a path
+    assert parse_category_paths("Clothing > Tshirts, Clothing > Men", ",") == ("Clothing > Tshirts", "Clothing > Men")
+    assert parse_category_paths("Tables, Chairs > Outdoor", ",") == ("Tables, Chairs > Outdoor",)
+    assert parse_category_paths("A > B|C", ",") == ("A > B|C",)
+    german = Conventions(true_words=("ja", "1"), false_words=("nein", "0"))
+    assert [read_status(s, german) for s in ("Active", "inactive", "ja", "NEIN", "deleted")] == [
+        "active", "inactive", "active", "inactive", "deleted",
     ]
-    with pytest.raises(ValueError):
-        parse_status("draft")
+    for bad in ("draft", "offline", "archived"):
+        with pytest.raises(ValueError, match="value_mapping"):
+            read_status(bad, german)
 
 
 FIELDS = {
@@ -138,12 +50,17 @@ MAPPING = {
 }
 
 
-def converter(**hints):
-    return RowConverter(headers=HEADERS, mapping=MAPPING, fields=FIELDS, hints=hints)
+GERMAN = Conventions(
+    decimal=",", thousands=".", date_order="dmy", true_words=("ja", "1"), false_words=("nein", "0"), delimiter=";"
+)
+
+
+def converter(conventions=Conventions(), value_mapping=None):
+    return RowConverter(headers=HEADERS, mapping=MAPPING, fields=FIELDS, conventions=conventions, value_mapping=value_mapping)
 
 
 def test_row_converter_full_row():
-    row = converter(Preis={"decimal": ","}).convert(
+    row = converter(GERMAN).convert(
         [" A-1 ", "Stuhl", "1.234", "1.000", "ja", "18.07.2023", "a|b", "bleu", "https://x.org/a", "AB", "Men > Shoes|Sale", "nein", "P-1"]
     )
     assert row.item == {
@@ -170,9 +87,15 @@ def test_row_converter_empty_cells_short_and_long_rows():
         (0, "", "sku"),
         (0, "x" * 300, "sku"),
         (2, "teuer", "price"),
+        (2, "SKU-12", "price"),
+        (2, "12,50 €", "price"),
+        (2, "1,234", "price"),  # no thousands separator under the default conventions: not a number
         (3, "1,5", "stock"),
+        (3, "3.700", "stock"),  # 3.7 under decimal '.': not an integer (never 3700)
+        (4, "ja", "active"),  # not a boolean word under the default conventions
         (4, "vielleicht", "active"),
         (5, "31.02.2024", "released"),
+        (5, "18.07.2023", "released"),  # ISO dates only under the default conventions
         (7, "Grün", "color"),
         (8, "www.x.org", "link"),
         (9, "ab1", "code"),
@@ -192,3 +115,16 @@ def test_row_converter_needs_known_targets():
         RowConverter(headers=["a"], mapping={"a": "name"}, fields={})  # no sku
     with pytest.raises(ValueError):
         RowConverter(headers=["a", "b"], mapping={"a": "sku", "b": "ghost"}, fields={})
+
+
+def test_row_converter_value_mapping():
+    c = converter(value_mapping={"Status": {"draft": "inactive", "-1": "inactive", "gone": None}, "Farbe": {"Blue": "Bleu"},
+                                 "Aktiv": {"x": True}})
+    cells = ["A-1"] + [""] * 12
+    cells[11], cells[7], cells[4] = "Draft", "blue", "x"
+    assert c.convert(cells).item == {"sku": "A-1", "status": "inactive", "color": "Bleu", "active": True}
+    cells[11] = "gone"
+    assert "status" not in c.convert(cells).item  # mapped to null: the value stays unset
+    cells[11] = "archived"
+    with pytest.raises(RowError, match="^status: "):
+        c.convert(cells)

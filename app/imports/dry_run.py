@@ -1,0 +1,140 @@
+"""A dry run of an import: the whole stored file through the mapping and conventions, nothing written.
+
+It reads the file as the worker does (the same `RecordStream` and `RowConverter`), in the
+request, with the parsing in a thread chunk by chunk. It reports what the import would do:
+rows to create, update and reject, the first errors, and the values the first rows would store.
+Checks that need the rows written (unique values, concurrent writers) are left to the import.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.fields import FieldDef, check_required, is_empty
+from app.catalog.values import CoercionError
+from app.db import driver_connection, tenant_of
+from app.imports.conventions import Conventions
+from app.imports.records import Dialect, RecordStream
+from app.imports.rows import RowConverter, RowError
+from app.imports.storage import read_chunks
+from app.products.upsert import existing_skus
+
+FIRST_ERRORS = 100
+FIRST_ROWS = 20
+SKU_QUERY_BATCH = 10_000
+
+
+@dataclass
+class _Tally:
+    converter: RowConverter
+    required: dict[str, FieldDef]  # the schema's required fields: a new product needs them all
+    row: int  # record number of the last record read (the header is record `header_row`)
+    rows: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    preview: list[dict[str, Any]] = field(default_factory=list)
+    # valid rows per SKU, the first row's number, and which required fields its rows set
+    skus: dict[str, list] = field(default_factory=dict)
+
+    def take(self, stream: RecordStream, data: bytes | None) -> None:
+        """Feed a piece of the file (None: the end) and tally the records it completes."""
+        if data is None:
+            stream.finish()
+        else:
+            stream.feed(data)
+        convert, required = self.converter.convert, self.required
+        for record in stream.records():
+            self.row += 1
+            cells = record.cells
+            if not record.error and not "".join(cells).strip():
+                continue  # blank lines are skipped, not counted (as the import does)
+            self.rows += 1
+            if record.error:
+                self._reject(self.row, None, record.error)
+                continue
+            try:
+                converted = convert(cells)
+            except RowError as exc:
+                self._reject(self.row, self.converter.sku_of(cells), str(exc))
+                continue
+            item = converted.item
+            seen = self.skus.get(item["sku"])
+            set_required = {name for name in required if not is_empty(item.get(name))}
+            if seen is None:
+                self.skus[item["sku"]] = [1, self.row, set_required]
+            else:
+                seen[0] += 1
+                seen[2] |= set_required
+            if len(self.preview) < FIRST_ROWS:
+                values = {k: v for k, v in item.items() if k != "sku"}
+                self.preview.append({
+                    "row": self.row,
+                    "sku": item["sku"],
+                    "values": values,
+                    "categories": None if converted.category_paths is None else list(converted.category_paths),
+                })
+
+    def _reject(self, row: int, sku: str | None, detail: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < FIRST_ERRORS:
+            self.errors.append({"row": row, "sku": sku, "detail": detail})
+
+
+async def dry_run(
+    session: AsyncSession,
+    *,
+    job_id,
+    start_offset: int,
+    header_row: int,
+    encoding: str,
+    dialect: Dialect,
+    headers: list[str],
+    mapping: dict[str, str | None],
+    fields: list[FieldDef],
+    conventions: Conventions,
+    value_mapping: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """What importing the stored file with this mapping, schema and conventions would do."""
+    field_map = {f.name: f for f in fields}
+    converter = RowConverter(
+        headers=headers, mapping=mapping, fields=field_map, conventions=conventions, value_mapping=value_mapping
+    )
+    tally = _Tally(converter=converter, required={n: f for n, f in field_map.items() if f.required}, row=header_row)
+    stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+    conn = await driver_connection(session)
+    async for data in read_chunks(conn, job_id, start_offset=start_offset):
+        await asyncio.to_thread(tally.take, stream, data)
+    await asyncio.to_thread(tally.take, stream, None)
+
+    skus = list(tally.skus)
+    existing: set[str] = set()
+    tenant_id = tenant_of(session)
+    for i in range(0, len(skus), SKU_QUERY_BATCH):
+        existing |= await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH])
+    create = update = 0
+    incomplete: list[dict[str, Any]] = []
+    for sku, (count, first_row, set_required) in tally.skus.items():
+        if sku in existing:
+            update += count
+            continue
+        if len(set_required) < len(tally.required):
+            try:  # a new product without a required field: all its rows are rejected, as the import does
+                check_required(tally.required, dict.fromkeys(set_required, True))
+            except CoercionError as exc:
+                tally.rejected += count
+                incomplete.append({"row": first_row, "sku": sku, "detail": str(exc)})
+                continue
+        create += 1
+        update += count - 1  # its later rows update what the first one creates
+    errors = sorted(tally.errors + incomplete[:FIRST_ERRORS], key=lambda e: e["row"])[:FIRST_ERRORS]
+    return {
+        "rows": tally.rows,
+        "create": create,
+        "update": update,
+        "reject": tally.rejected,
+        "errors": errors,
+        "preview": tally.preview,
+        "conventions": conventions.to_json(),
+    }
