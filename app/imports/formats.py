@@ -181,6 +181,8 @@ _GMC_RULES = _rule_table(
             "'product_type' is kept under its attribute name", name="product_type", type=FieldType.string
         ),
         "item_group_id": ColumnRule("'item_group_id' groups variants: a code", name="item_group_id", type=FieldType.string),
+        "identifier_exists": ColumnRule("'identifier_exists' is yes or no", type=FieldType.boolean),
+        "size": ColumnRule("'size' is a label ('M', '8.5', '40-42'), not a quantity", type=FieldType.string),
         "additional_image_link": ColumnRule(
             "'additional_image_link' is a comma-separated list of URLs", type=FieldType.array
         ),

@@ -230,7 +230,7 @@ _CODE_WORDS = frozenset(
         "cp", "version", "firmware", "fw", "revision", "rev", "serial", "code", "codes", "codigo", "codice",
         "ref", "reference", "referenz", "referencia", "riferimento", "id", "identifier", "handle", "slug", "hs",
         "taric", "tariff", "phone", "telephone", "telefon", "tel", "fax", "iban", "bic", "swift", "model",
-        "modell", "modele", "modelo", "modello", "style",
+        "modell", "modele", "modelo", "modello",
     }
 )
 # ...unless the header names a quantity: "Part price", "Model year", "Code count"

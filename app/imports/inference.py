@@ -41,6 +41,7 @@ from app.imports.profiling import (
     force_type,
     names_decimal,
     profile_column,
+    readable,
     share,
 )
 from app.imports.rows import BUILTIN_TARGETS, is_null_token, read_status
@@ -85,7 +86,7 @@ def fits(profile: ColumnProfile, ftype: FieldType) -> float:
     if ftype == FieldType.url:
         return share(profile.values, lambda v: bool(URL_RE.match(v)))
     typed = [v for v in profile.values if not is_null_token(v)]
-    return share(typed, lambda v: read_text(ftype, v, profile.conventions)) if typed else 1.0
+    return readable(typed, lambda v: read_text(ftype, v, profile.conventions))
 
 
 # --- built-ins -------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
         textual = p.type in (FieldType.string, FieldType.text) and p.with_spaces >= 0.5 and p.unique >= 0.8
         return (0.55, "the values look like product names (unique text)") if textual and p.values else None
     if target == "status":
-        if name_score >= 0.85 and p.values and share(p.values, lambda v: read_status(v, p.conventions)) >= 0.95:
+        if name_score >= 0.85 and p.values and readable(p.values, lambda v: read_status(v, p.conventions)) >= 0.95:
             return name_score, f"{by_name}, and the values are statuses"
         return None
     if target == "categories":
@@ -187,7 +188,7 @@ def suggest(
         )
         rule = rules.get(h)
         if rule and rule.type and p.values:
-            force_type(p, rule.type, rule.reason)
+            force_type(p, rule.type)
         profiles.append(p)
 
     field_map = {f.name: f for f in fields}
@@ -222,7 +223,7 @@ def suggest(
             chosen[i] = (None, 0.9, "format", rule.reason)
         elif rule.builtin and rule.builtin not in used:
             p = profiles[i]
-            if rule.builtin == "status" and p.values and share(p.values, lambda v: read_status(v, conventions)) < 1:
+            if rule.builtin == "status" and p.values and readable(p.values, lambda v: read_status(v, conventions)) < 1:
                 continue  # values the status cannot hold: the column becomes a field of its own
             chosen[i] = (rule.builtin, 0.95, "format", rule.reason)
             used.add(rule.builtin)
@@ -237,7 +238,7 @@ def suggest(
             continue
         rule = rules.get(headers[i])
         matches = matcher.matches(norms[i])
-        if not (rule and rule.builtin):  # a format's column is not another built-in than the one it names
+        if rule is None:  # a column the format knows is no other built-in than the one it names
             for target in BUILTIN_TARGETS:
                 found = _builtin_candidate(target, matches.get(target), p)
                 if found and found[0] >= BUILTIN_MIN_SCORE:
@@ -300,12 +301,12 @@ def suggest(
             if source != "remembered":
                 confidence = min(confidence, fit if fit >= 0.98 else LOW)
         elif target is None or target in BUILTIN_TARGETS:
-            reason = why
+            reason, warnings = why, []  # the type's warnings are not the built-in's
         else:
             reason = f"{why}; {p.reason}"
             if source != "remembered":
                 confidence = min(confidence, p.confidence)
-        if target is not None and source != "remembered" and len(p.values) < THIN:
+        if target is not None and source not in ("remembered", "format") and len(p.values) < THIN:
             confidence = min(confidence, 0.55)
             if not any(w.startswith("only ") for w in warnings):
                 warnings.append(f"only {count(len(p.values), 'value')} in the sample")

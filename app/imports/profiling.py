@@ -94,6 +94,20 @@ def share(values: list[str], test, *, at_least: float = 0.0) -> float:
     return ok / len(values)
 
 
+def readable(values: list[str], read) -> float:
+    """Share of `values` that `read` reads (without a ValueError), whatever it returns (False too)."""
+    if not values:
+        return 1.0
+    ok = 0
+    for v in values:
+        try:
+            read(v)
+            ok += 1
+        except ValueError:
+            pass
+    return ok / len(values)
+
+
 def count(n: int, what: str) -> str:
     return f"{n:,} {what}" if n == 1 else f"{n:,} {what}s"
 
@@ -188,6 +202,8 @@ def not_a_list(values: list[str], sep: str) -> str | None:
         return f"the parts between {sep!r} are long: text, not a list"
     if len(items) >= 20 and len(set(items)) > 0.6 * len(items):
         return f"the parts between {sep!r} rarely repeat: text, not a list"
+    if sep == "," and any(" " in item for item in items):
+        return "commas between words: text, not a list of codes"
     return None
 
 
@@ -423,14 +439,14 @@ def _decide_enum(prof: ColumnProfile, later: list[str], distinct: list[str], *, 
         prof.reason = "type string: few distinct values at the start, too few rows later in the file to call it a closed set"
 
 
-def force_type(prof: ColumnProfile, ftype: FieldType, reason: str) -> None:
-    """Give the column a type a known format prescribes; warn about sampled values it would reject."""
+def force_type(prof: ColumnProfile, ftype: FieldType) -> None:
+    """Give the column the type its known format defines; warn about sampled values it would reject."""
     prof.type, prof.options = ftype, None
-    prof.reason = f"type {ftype.value}: {reason}"
-    prof.confidence = max(prof.confidence, 0.9)
+    prof.reason = f"type {ftype.value}, as the format defines the column"
+    prof.confidence, prof.warnings = 0.9, []
     if ftype in (FieldType.boolean, FieldType.number, FieldType.integer, FieldType.date, FieldType.datetime):
         typed = [v for v in prof.values[:TYPE_SAMPLE_VALUES] if not is_null_token(v)]
-        fits = share(typed, lambda v: read_text(ftype, v, prof.conventions)) if typed else 1.0
+        fits = readable(typed, lambda v: read_text(ftype, v, prof.conventions))
         if fits < 1:
             prof.confidence = LOW
             prof.warnings.append(
