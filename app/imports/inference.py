@@ -299,7 +299,7 @@ def suggest(
                 )
             reason = f"{why}; the field's type is {f.type.value}"
             if source != "remembered":
-                confidence = min(confidence, fit if fit >= 0.98 else LOW)
+                confidence = min(confidence, 1.0 if fit == 1 else LOW)
         elif target is None or target in BUILTIN_TARGETS:
             reason, warnings = why, []  # the type's warnings are not the built-in's
         else:

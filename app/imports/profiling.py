@@ -272,7 +272,7 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
         prof.reason = f"type integer: {'the sampled value is a whole number' if numeric == 1 else f'all {numeric:,} numbers are whole'} (under {separators})"
     failed = total - numeric
     ratio = numeric / total
-    prof.confidence = round(min(0.95, ratio) if ratio >= 0.98 else min(LOW, ratio), 2)
+    prof.confidence = round(0.95 if ratio == 1 else min(LOW, ratio), 2)
     if failed:
         example = examples.get("bad") or examples.get("amount") or examples.get("text")
         prof.warnings.append(
@@ -308,7 +308,7 @@ def _decide_dates(prof: ColumnProfile, typed: list[str]) -> bool:
                 f"{conventions.time_zone} (conventions.time_zone) and stored in UTC"
             )
         dates = datetimes
-    prof.confidence = round(min(0.95, dates) if dates >= 0.98 else min(LOW, dates), 2)
+    prof.confidence = round(0.95 if dates == 1 else min(LOW, dates), 2)
     local = [m for m in map(_LOCAL_DATE.match, typed[:TYPE_SAMPLE_VALUES]) if m]
     if local and not any(int(m[1]) > 12 or int(m[2]) > 12 for m in local):
         order = "day first" if conventions.date_order == "dmy" else "month first"
@@ -395,7 +395,7 @@ def _decide_type(prof, typed, later, distinct, *, complete, header_norm, decimal
     if urls >= 0.9:
         prof.type = FieldType.url
         prof.reason = "type url: the values are web addresses"
-        prof.confidence = round(min(0.95, urls) if urls >= 0.98 else min(LOW, urls), 2)
+        prof.confidence = round(0.95 if urls == 1 else min(LOW, urls), 2)
         if urls < 1:
             prof.warnings.append(f"{round(len(typed) * (1 - urls)):,} of {len(typed):,} sampled values are not URLs")
         return
