@@ -15,7 +15,7 @@ import math
 import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -419,10 +419,15 @@ def text_reader(field: "FieldDef", conventions: Conventions) -> Callable[[Any], 
     path: the same functions, but errors are plain ValueErrors (the caller names the field)."""
     reader = _TEXT_READERS.get(field.type)
     if reader is not None:
-        return lambda text: reader(text, conventions) if type(text) is str else coerce_value(field, text, conventions)
-    if field.type in (FieldType.string, FieldType.text) and field.validation is None:
-        return lambda text: text if type(text) is str else coerce_value(field, text, conventions)
-    return lambda text: coerce_text(field, text, conventions)
+        if field.type == FieldType.boolean:  # a value mapping may give it a bool rather than text
+            return lambda text: reader(text, conventions) if type(text) is str else coerce_value(field, text, conventions)
+        return partial(reader, conventions=conventions)
+    if field.validation is None:
+        if field.type in (FieldType.string, FieldType.text):
+            return lambda text: text
+        if field.type == FieldType.array:  # a list of text is an array field's value as it is
+            return partial(split_list, conventions=conventions)
+    return partial(coerce_text, field, conventions=conventions)
 
 
 def is_empty(value: Any) -> bool:

@@ -210,7 +210,7 @@ KNOWN_FALSE_WORDS = frozenset(
     "false f no n 0 off nein non faux falsch falso nee nie disabled inaktiv inactif inactivo inattivo "
     "unpublished offline".split()
 )
-_SAMPLE_CELLS = 20_000  # cells looked at per convention: plenty to decide, bounded in time
+_SAMPLE_CELLS = 10_000  # cells looked at per convention: plenty to decide, bounded in time
 
 # a cell that is a number but for its separators, with an optional currency or percent around it
 _NUMBER_CELL = re.compile(
@@ -322,7 +322,7 @@ def detect_conventions(rows: list[list[str]], *, encoding: str, delimiter: str) 
     width = max((len(r) for r in rows), default=0)
     columns = [[r[i].strip() for r in rows if i < len(r) and r[i].strip()] for i in range(width)]
     step = max(1, width)
-    cells = [c for column in columns for c in column[: max(200, _SAMPLE_CELLS // step)]]
+    cells = [c for column in columns for c in column[: max(500, _SAMPLE_CELLS // step)]]
     decimal_votes, thousands_votes, ambiguous = _number_votes(cells)
     decimal = "," if decimal_votes[","] > decimal_votes["."] else "."
     thousands = next((sep for sep, _ in thousands_votes.most_common() if sep != decimal), None)

@@ -110,15 +110,20 @@ def _field_reader(field: FieldDef, conventions: Conventions) -> Callable[[Any], 
     return text_reader(field, conventions)
 
 
-def _mapped(reader: Callable[[Any], Any], value_map: dict[str, Any]) -> Callable[[str], Any]:
-    """A reader that first replaces the cells `value_map` lists (exact text, else case-insensitive)."""
+_UNMAPPED = object()
+
+
+def _mapped(reader: Callable[[Any], Any], value_map: dict[str, Any], *, null_tokens: bool) -> Callable[[str], Any]:
+    """A reader that first replaces the cells `value_map` lists (exact text, else ignoring case); the
+    user's mapping wins over the null tokens (`-` may mean false)."""
     folded = {key.strip().casefold(): value for key, value in value_map.items()}
 
     def read(cell: str) -> Any:
-        if cell in value_map:
-            value = value_map[cell]
-        else:
-            value = folded.get(cell.casefold(), cell)
+        value = value_map.get(cell, _UNMAPPED)
+        if value is _UNMAPPED:
+            value = folded.get(cell.casefold(), _UNMAPPED)
+        if value is _UNMAPPED:
+            return None if null_tokens and is_null_token(cell) else reader(cell)
         return None if value is None else reader(value)
 
     return read
@@ -170,7 +175,8 @@ class RowConverter:
             else:
                 raise ValueError(f"{target!r} is not a field of the schema")
             if header in value_mapping and reader is not None:
-                reader = _mapped(reader, value_mapping[header])
+                reader = _mapped(reader, value_mapping[header], null_tokens=skips_null_tokens)
+                skips_null_tokens = False
             self.columns.append((index, target, reader, skips_null_tokens, header))
         if self.sku_index is None:
             raise ValueError("no column maps to sku")
