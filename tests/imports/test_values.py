@@ -5,7 +5,7 @@ import pytest
 from app.catalog.fields import CoercionError, FieldDef, coerce_value
 from app.catalog.values import read_bool, read_date, read_datetime, read_number, split_list
 from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions, ConventionsModel, detect_conventions
-from app.imports.inference import detect_encoding
+from app.imports.sniffing import detect_encoding
 
 GERMAN = Conventions(decimal=",", thousands=".", date_order="dmy")
 US = Conventions(decimal=".", thousands=",", date_order="mdy")
