@@ -59,12 +59,15 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
         "code article", "code produit", "product code", "product number", "product id", "product sku", "part number",
         "part no", "model number", "codigo", "codigo articulo", "referencia", "codice", "codice articolo",
         "artikelcode", "artikel code", "numer katalogowy", "indeks", "variant sku", "style number", "id",
+        "bestellnummer", "bestell nr", "sku nummer", "sku number", "item sku", "seller sku", "merchant sku",
+        "reference article", "ref article", "numero article", "codice prodotto",
     ),
     "name": (
         "name", "product name", "item name", "title", "product title", "article name", "designation", "libelle",
         "nom", "nom du produit", "nom produit", "bezeichnung", "artikelbezeichnung", "produktname", "artikelname",
         "produktbezeichnung", "nombre", "nombre del producto", "nome", "nome prodotto", "denominazione", "titel",
-        "naam", "productnaam", "nazwa", "nazwa produktu", "titulo", "titolo",
+        "naam", "productnaam", "nazwa", "nazwa produktu", "titulo", "titolo", "kurzbezeichnung", "item title",
+        "nom article", "libelle produit", "libelle article", "designation produit", "designation article",
     ),
     "status": (
         "status", "state", "product status", "statut", "estado", "stato", "active", "enabled", "aktiv", "actif",
@@ -96,10 +99,14 @@ _WEAK_BUILTIN_SYNONYMS = {
 # `price`); they never name a new field.
 FIELD_CONCEPTS: dict[str, tuple[str, ...]] = {
     "price": (
-        "price", "unit price", "retail price", "sales price", "sale price", "selling price", "list price", "msrp",
+        "price", "unit price", "retail price", "regular price", "sales price", "selling price", "list price", "msrp",
         "rrp", "uvp", "gross price", "price incl vat", "price gross", "preis", "verkaufspreis", "vk", "vk preis",
         "listenpreis", "bruttopreis", "prix", "prix ttc", "prix de vente", "prix public", "precio", "precio venta",
         "pvp", "prezzo", "prezzo vendita", "prijs", "verkoopprijs", "cena", "cena brutto",
+    ),
+    "sale_price": (
+        "sale price", "special price", "offer price", "discount price", "sonderpreis", "aktionspreis", "angebotspreis",
+        "prix promo", "prix solde", "precio oferta", "prezzo scontato",
     ),
     "net_price": ("net price", "price net", "price excl vat", "nettopreis", "prix ht", "precio neto", "prezzo netto"),
     "cost": (
@@ -162,6 +169,11 @@ _CONCEPT_OF: dict[str, str] = {phrase: concept for concept, phrases in FIELD_CON
 
 def builtin_phrases(target: str) -> dict[str, float]:
     return {p: WEAK_SYNONYM if p in _WEAK_BUILTIN_SYNONYMS[target] else 1.0 for p in BUILTIN_SYNONYMS[target]}
+
+
+def concept_of(header_norm: str) -> str | None:
+    """The concept a normalised header names exactly ('sale price' → 'sale_price'), if any."""
+    return _CONCEPT_OF.get(header_norm)
 
 
 def phrases_of_field(f: FieldDef) -> dict[str, float]:

@@ -27,6 +27,7 @@ from app.imports.headers import (
     Matcher,
     builtin_phrases,
     code_header,
+    concept_of,
     header_key,
     normalize_header,
     phrases_of_field,
@@ -244,7 +245,10 @@ def suggest(
                 if found and found[0] >= BUILTIN_MIN_SCORE:
                     source = "matched" if target in matches else "profile"
                     candidates.append((found[0], -i, target, source, found[1]))
+        named = concept_of(norms[i])
         for target, match in matches.items():
+            if named and match.how != "exact" and concept_of(match.phrase) != named:
+                continue  # "Sale price" names a concept of its own: it is not a typo of "sales price"
             if target in field_map and match.score >= FIELD_MIN_SCORE:
                 f = field_map[target]
                 fit = fits(p, f.type)

@@ -205,3 +205,21 @@ def test_woocommerce_id_is_not_the_sku():
     s = run("ID,Type,SKU,Name,Published,Regular price,Categories\n12,simple,W-1,Beanie,1,20,\"Clothing > Hats, Sale > Hats\"\n")
     assert s.format == "woocommerce" and s.mapping()["ID"] == "post_id" and s.mapping()["SKU"] == "sku"
     assert s.conventions.category_separator == ","
+
+
+def test_a_header_naming_another_concept_is_no_typo_of_a_field():
+    # the tenant's `price` is the regular price; "Sale price" is not a misspelt "sales price"
+    fields = [FieldDef(name="price", type="number")]
+    s = run("SKU,Name,Regular price,Sale price\nA,Chair,20,18\nB,Table,30,\n", fields)
+    assert s.mapping()["Regular price"] == "price" and s.mapping()["Sale price"] == "sale_price"
+    s = run("SKU,Name,Sale price\nA,Chair,18\n", [FieldDef(name="sale_price", type="number")])
+    assert s.mapping()["Sale price"] == "sale_price"
+
+
+def test_sku_and_name_headers_of_real_feeds():
+    for sku_header, name_header in (
+        ("Bestellnummer", "Kurzbezeichnung"), ("Art.-Nr.", "Artikelbezeichnung"), ("Référence article", "Libellé article"),
+        ("Item SKU", "Item Title"), ("Codice prodotto", "Nome prodotto"), ("Variant SKU", "Title"),
+    ):
+        s = run(f"{sku_header};{name_header};Preis\nX-1;Stuhl;1,50\nX-2;Tisch;2,50\n")
+        assert (s.mapping()[sku_header], s.mapping()[name_header]) == ("sku", "name"), (sku_header, name_header)
