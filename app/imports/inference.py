@@ -113,8 +113,8 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
         textual = p.type in (FieldType.string, FieldType.text) and p.with_spaces >= 0.5 and p.unique >= 0.8
         return (0.55, "the values look like product names (unique text)") if textual and p.values else None
     if target == "status":
-        if name_score >= 0.85 and p.values and readable(p.values, lambda v: read_status(v, p.conventions)) >= 0.95:
-            return name_score, f"{by_name}, and the values are statuses"
+        if name_score >= 0.85 and p.values and readable(p.values, lambda v: read_status(v, p.conventions)) == 1:
+            return name_score, f"{by_name}, and every sampled value is a status"
         return None
     if target == "categories":
         if p.markup or p.type == FieldType.text:

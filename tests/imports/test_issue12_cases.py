@@ -20,9 +20,9 @@ async def test_three_decimals_beside_two_are_decimals(client, tenant, worker):
 
 async def test_codes_zip_codes_part_numbers_and_versions_stay_as_written(client, tenant, worker):
     feed = (
-        "sku,name,supplier_code,zip,part,firmware\n"
-        "C-1,Pump,SKU-12,02134,1E7,1.20\nC-2,Valve,XYZ-2024,10001,2E5,1.3\nC-3,Hose,ABC 5,94105,0815,2.10\n"
-    ).encode()
+        b"sku,name,supplier_code,zip,part,firmware\n"
+        b"C-1,Pump,SKU-12,02134,1E7,1.20\nC-2,Valve,XYZ-2024,10001,2E5,1.3\nC-3,Hose,ABC 5,94105,0815,2.10\n"
+    )
     job, done = await import_file(client, tenant.editor, feed)
     assert {column(job, h)["inferred_type"] for h in ("supplier_code", "zip", "part", "firmware")} == {"string"}
     assert (done["created"], done["failed"]) == (3, 0), done["errors"]
@@ -46,11 +46,11 @@ async def test_html_with_angle_brackets_is_a_description_not_categories(client, 
 
 async def test_free_text_with_semicolons_is_not_split_and_comma_separated_paths_are(client, tenant, worker):
     feed = (
-        "sku,name,note,category\n"
-        'T-1,Shirt,"Cotton; machine washable at 40 degrees",Clothing > Tshirts\n'
-        'T-2,Shirt Men,"Slim fit; long sleeves, buttoned collar","Clothing > Tshirts, Clothing > Men"\n'
-        "T-3,Cap,One size,Clothing > Hats\n"
-    ).encode()
+        b"sku,name,note,category\n"
+        b'T-1,Shirt,"Cotton; machine washable at 40 degrees",Clothing > Tshirts\n'
+        b'T-2,Shirt Men,"Slim fit; long sleeves, buttoned collar","Clothing > Tshirts, Clothing > Men"\n'
+        b"T-3,Cap,One size,Clothing > Hats\n"
+    )
     job, done = await import_file(client, tenant.editor, feed)
     assert column(job, "note")["inferred_type"] == "string" and job["conventions"]["category_separator"] == ","
     assert (done["created"], done["failed"]) == (3, 0), done["errors"]
