@@ -154,6 +154,11 @@ _WOOCOMMERCE_RULES = _rule_table(
         "SKU": ColumnRule("'SKU' is the SKU", builtin="sku"),
         "Name": ColumnRule("'Name' is the product name", builtin="name"),
         "Parent": ColumnRule("'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"),
+        "Published": ColumnRule(
+            "'Published' is 1 (published), 0 (private) or -1 (draft): the status when every value is 1 or 0, "
+            "else a field of its own",
+            builtin="status",
+        ),
         "Categories": ColumnRule("'Categories' is a comma-separated list of 'A > B' paths", builtin="categories"),
         "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
         "Short description": ColumnRule("'Short description' is HTML text", type=FieldType.text),

@@ -223,3 +223,11 @@ def test_sku_and_name_headers_of_real_feeds():
     ):
         s = run(f"{sku_header};{name_header};Preis\nX-1;Stuhl;1,50\nX-2;Tisch;2,50\n")
         assert (s.mapping()[sku_header], s.mapping()[name_header]) == ("sku", "name"), (sku_header, name_header)
+
+
+def test_woocommerce_published_is_the_status_only_when_every_value_is_one():
+    head = "ID,Type,SKU,Name,Published,Regular price\n"
+    s = run(head + "1,simple,A,Chair,1,20\n2,simple,B,Table,0,30\n")
+    assert s.mapping()["Published"] == "status"
+    s = run(head + "1,simple,A,Chair,1,20\n2,simple,B,Table,-1,30\n")  # -1: a draft, which no status reads
+    assert s.mapping()["Published"] == "published" and col(s, "Published").inferred_type == "integer"
