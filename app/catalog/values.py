@@ -13,10 +13,10 @@ Pure functions. `app.catalog.fields` holds the field model and re-exports what c
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from functools import lru_cache, partial
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -95,8 +95,7 @@ def _grouped_re(thousands: str, decimal: str) -> "re.Pattern[str]":
 
 
 def _plain_text(text: str, conventions: Conventions) -> str:
-    """A number's text in plain decimal notation (`.` decimal, no groups), or ValueError."""
-    text = text.strip()
+    """A number's (stripped) text in plain decimal notation (`.` decimal, no groups), or ValueError."""
     thousands = conventions.thousands
     if thousands is not None and any(c in _GROUP_CHARS[thousands] for c in text):
         if not _grouped_re(thousands, conventions.decimal).match(text):
@@ -111,9 +110,13 @@ def _plain_text(text: str, conventions: Conventions) -> str:
 
 def read_number(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> int | float:
     """A number spelled in plain decimal notation with the conventions' separators."""
-    plain = _plain_text(text, conventions) if conventions.decimal != "." or conventions.thousands else text.strip()
-    if _INT_RE.match(plain):
+    plain = text.strip()
+    if _INT_RE.match(plain):  # digits alone read the same under every convention
         return int(plain)
+    if conventions.decimal != "." or conventions.thousands is not None:
+        plain = _plain_text(plain, conventions)
+        if _INT_RE.match(plain):
+            return int(plain)
     if not _DECIMAL_RE.match(plain):
         raise ValueError("not a number")
     number = float(plain)
@@ -149,6 +152,8 @@ def read_bool(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> bool
 
 _LOCAL_DATE = re.compile(r"^([0-9]{1,2})([./-])([0-9]{1,2})\2([0-9]{4})$")
 _LOCAL_DATETIME = re.compile(r"^([0-9]{1,2}([./-])[0-9]{1,2}\2[0-9]{4})(?:[T ]|\s+)([0-9].*)$")
+# the time after a local date: `9:05`, `10:30:15`, `10:30:15,5`, `10:30 +02:00`
+_LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,6}))?)?\s*(Z|[+-][0-9]{2}:?[0-9]{2})?$", re.IGNORECASE)
 _DATE_FORMATS = {"ymd": "YYYY-MM-DD", "dmy": "DD.MM.YYYY or YYYY-MM-DD", "mdy": "MM/DD/YYYY or YYYY-MM-DD"}
 
 
@@ -191,7 +196,11 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
         m = _LOCAL_DATETIME.match(text)
         if m is not None:
             local = _local_date(m[1], conventions.date_order)
-            text = f"{local.isoformat()}T{m[3]}"
+            t = _LOCAL_TIME.match(m[3])
+            if t is None:
+                raise ValueError(f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])")
+            hour, minute, second, fraction, offset = t.groups()
+            text = f"{local.isoformat()}T{int(hour):02d}:{minute}:{second or '00'}{'.' + fraction if fraction else ''}{offset or ''}"
         else:
             local = _local_date(text, conventions.date_order)
             if local is not None:
@@ -212,7 +221,7 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
 
 def split_list(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> list[str]:
     """An `array` cell's items: split on the list separator, trimmed, empty ones dropped."""
-    return [item for item in (part.strip() for part in text.split(conventions.list_separator)) if item]
+    return [item for item in map(str.strip, text.split(conventions.list_separator)) if item]
 
 
 _TEXT_READERS = {
@@ -425,6 +434,8 @@ def text_reader(field: "FieldDef", conventions: Conventions) -> Callable[[Any], 
     if field.validation is None:
         if field.type in (FieldType.string, FieldType.text):
             return lambda text: text
+        if field.type == FieldType.url:
+            return _as_url
         if field.type == FieldType.array:  # a list of text is an array field's value as it is
             return partial(split_list, conventions=conventions)
     return partial(coerce_text, field, conventions=conventions)

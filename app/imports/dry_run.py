@@ -24,6 +24,7 @@ from app.products.upsert import existing_skus
 FIRST_ERRORS = 100
 FIRST_ROWS = 20
 SKU_QUERY_BATCH = 10_000
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -37,6 +38,11 @@ class _Tally:
     preview: list[dict[str, Any]] = field(default_factory=list)
     # valid rows per SKU, the first row's number, and which required fields its rows set
     skus: dict[str, list] = field(default_factory=dict)
+    new_skus: list[str] = field(default_factory=list)  # first seen since the last `drain_new_skus`
+
+    def drain_new_skus(self) -> list[str]:
+        skus, self.new_skus = self.new_skus, []
+        return skus
 
     def take(self, stream: RecordStream, data: bytes | None) -> None:
         """Feed a piece of the file (None: the end) and tally the records it completes."""
@@ -61,12 +67,14 @@ class _Tally:
                 continue
             item = converted.item
             seen = self.skus.get(item["sku"])
-            set_required = {name for name in required if not is_empty(item.get(name))}
+            set_required = {name for name in required if not is_empty(item.get(name))} if required else _NONE
             if seen is None:
                 self.skus[item["sku"]] = [1, self.row, set_required]
+                self.new_skus.append(item["sku"])
             else:
                 seen[0] += 1
-                seen[2] |= set_required
+                if required:
+                    seen[2] = seen[2] | set_required
             if len(self.preview) < FIRST_ROWS:
                 values = {k: v for k, v in item.items() if k != "sku"}
                 self.preview.append({
@@ -104,15 +112,27 @@ async def dry_run(
     tally = _Tally(converter=converter, required={n: f for n, f in field_map.items() if f.required}, row=header_row)
     stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
     conn = await driver_connection(session)
-    async for data in read_chunks(conn, job_id, start_offset=start_offset):
-        await asyncio.to_thread(tally.take, stream, data)
-    await asyncio.to_thread(tally.take, stream, None)
-
-    skus = list(tally.skus)
-    existing: set[str] = set()
     tenant_id = tenant_of(session)
-    for i in range(0, len(skus), SKU_QUERY_BATCH):
-        existing |= await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH])
+    existing: set[str] = set()
+
+    async def look_up(skus: list[str]) -> None:
+        for i in range(0, len(skus), SKU_QUERY_BATCH):
+            existing.update(await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH]))
+
+    # A piece is parsed in a thread while the connection fetches the next one and looks up the SKUs
+    # of the one before: Python and Postgres work at the same time.
+    parsing: asyncio.Future | None = None
+    async for data in read_chunks(conn, job_id, start_offset=start_offset):
+        if parsing is not None:
+            await parsing
+        skus = tally.drain_new_skus()
+        parsing = asyncio.ensure_future(asyncio.to_thread(tally.take, stream, data))
+        await look_up(skus)
+    if parsing is not None:
+        await parsing
+    await asyncio.to_thread(tally.take, stream, None)
+    await look_up(tally.drain_new_skus())
+
     create = update = 0
     incomplete: list[dict[str, Any]] = []
     for sku, (count, first_row, set_required) in tally.skus.items():

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -145,7 +145,7 @@ class ConfirmIn(BaseModel):
         description="override of the detected delimiter (same as `conventions.delimiter`): the stored file is split "
         "again, and the job's headers, columns and suggestion are redone from it",
     )
-    value_mapping: dict[str, dict[str, str | bool | None]] | None = Field(
+    value_mapping: dict[str, Annotated[dict[str, str | bool | None], Field(max_length=10_000)]] | None = Field(
         default=None,
         max_length=1000,
         description="per CSV header whose target is `status`, an `enum` field or a `boolean` field: cell text → the "

@@ -422,7 +422,9 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     await _reread_if_asked(session, job, body, changes)
     changes = {k: v for k, v in changes.items() if k not in ("encoding", "delimiter")}
     try:
-        conventions = Conventions.from_json(job.parse_options.get("conventions")).updated(changes)
+        # a job uploaded before conventions existed: the defaults, with its detected encoding and delimiter
+        stored = job.parse_options.get("conventions") or {"encoding": job.encoding, "delimiter": job.delimiter}
+        conventions = Conventions.from_json(stored).updated(changes)
     except ValueError as exc:
         raise BadRequest(f"conventions: {exc}") from None
     if body.mapping is None and body.schema_fields is None:

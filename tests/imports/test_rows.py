@@ -50,12 +50,13 @@ MAPPING = {
 }
 
 
+DEFAULTS = Conventions()
 GERMAN = Conventions(
     decimal=",", thousands=".", date_order="dmy", true_words=("ja", "1"), false_words=("nein", "0"), delimiter=";"
 )
 
 
-def converter(conventions=Conventions(), value_mapping=None):
+def converter(conventions=DEFAULTS, value_mapping=None):
     return RowConverter(headers=HEADERS, mapping=MAPPING, fields=FIELDS, conventions=conventions, value_mapping=value_mapping)
 
 

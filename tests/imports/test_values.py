@@ -3,8 +3,19 @@
 import pytest
 
 from app.catalog.fields import CoercionError, FieldDef, coerce_value
-from app.catalog.values import read_bool, read_date, read_datetime, read_number, split_list
-from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions, ConventionsModel, detect_conventions
+from app.catalog.values import (
+    read_bool,
+    read_date,
+    read_datetime,
+    read_number,
+    split_list,
+)
+from app.imports.conventions import (
+    DEFAULT_CONVENTIONS,
+    Conventions,
+    ConventionsModel,
+    detect_conventions,
+)
 from app.imports.sniffing import detect_encoding
 
 GERMAN = Conventions(decimal=",", thousands=".", date_order="dmy")
@@ -106,6 +117,11 @@ def test_booleans_dates_lists():
     assert read_datetime("2024-07-01T10:30:00", berlin) == "2024-07-01T08:30:00Z"
     assert read_datetime("2024-07-01T10:30:00+00:00", berlin) == "2024-07-01T10:30:00Z"  # an offset wins
     assert read_datetime("12/04/2024 09:05:07", US) == "2024-12-04T09:05:07Z"
+    assert read_datetime("04.12.2024 9:05 +02:00", berlin) == "2024-12-04T07:05:00Z"
+    assert read_datetime("04.12.2024 10:30:15,5", GERMAN) == "2024-12-04T10:30:15.500000Z"
+    for text in ("04.12.2024 25:00", "04.12.2024 10h30", "31.02.2024 10:00"):
+        with pytest.raises(ValueError):
+            read_datetime(text, GERMAN)
     with pytest.raises(ValueError):
         read_datetime("04.12.2024 10:30")  # ISO only under ymd
 
