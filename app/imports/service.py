@@ -124,10 +124,11 @@ async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, st
     return dict(rows.all())
 
 
-async def _window_rows(
+async def _windows(
     session: AsyncSession, job_id: uuid.UUID, analysis: sniffing.SampleAnalysis, *, stored_bytes: int
-) -> list[list[str]]:
-    """Rows from windows in the middle and at the end of a file the sample does not cover.
+) -> list[tuple[bytes, bool]]:
+    """Windows of bytes in the middle and at the end of a file the sample does not cover, each with
+    whether it reaches the file's end.
 
     A few bounded reads of the stored chunks: the suggestion sees the whole file's spread of
     values (an enum needs it) at a cost that does not grow with the file.
@@ -136,24 +137,28 @@ async def _window_rows(
     if rest <= 0:
         return []
     conn = await driver_connection(session)
-    windows: list[tuple[bytes, bool]] = []
     if rest <= len(WINDOW_POSITIONS) * WINDOW_BYTES:  # a little more than the sample: read all of it
-        windows.append((await read_range(conn, job_id, analysis.sample_end_offset, rest), True))
-    for position in WINDOW_POSITIONS if not windows else ():
+        return [(await read_range(conn, job_id, analysis.sample_end_offset, rest), True)]
+    windows = []
+    for position in WINDOW_POSITIONS:
         start = max(analysis.sample_end_offset, analysis.sample_end_offset + int(rest * position) - WINDOW_BYTES)
         windows.append((await read_range(conn, job_id, start, WINDOW_BYTES), start + WINDOW_BYTES >= stored_bytes))
-    width = len(analysis.headers)
+    return windows
 
-    def parse() -> list[list[str]]:
-        return [
-            row
-            for data, at_end in windows
-            for row in sniffing.rows_in_window(
-                data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
-            )
-        ]
 
-    return await asyncio.to_thread(parse)
+def _suggest_from(
+    analysis: sniffing.SampleAnalysis, windows: list[tuple[bytes, bool]], *, encoding: str, **kwargs: Any
+) -> inference.Suggestion:
+    """The windows' rows, the file's conventions and the suggestion: one piece of CPU work (one thread)."""
+    rows = [
+        row
+        for data, at_end in windows
+        for row in sniffing.rows_in_window(
+            data, encoding=analysis.encoding, dialect=analysis.dialect, width=len(analysis.headers), at_end=at_end
+        )
+    ]
+    conventions = detect_conventions(analysis.rows + rows, encoding=encoding, delimiter=analysis.dialect.delimiter)
+    return inference.suggest(analysis, conventions=conventions, windows=rows, **kwargs)
 
 
 async def create_import(
@@ -248,23 +253,17 @@ async def _suggest_into(
     except sniffing.NotCsv as exc:
         raise BadRequest(str(exc)) from None
     stored_bytes = job.parse_options["stored_bytes"]
-    windows = [] if complete else await _window_rows(session, job.id, analysis, stored_bytes=stored_bytes)
-    conventions = await asyncio.to_thread(
-        detect_conventions,
-        analysis.rows + windows,
-        encoding=transcoded_from or analysis.encoding,
-        delimiter=analysis.dialect.delimiter,
-    )
+    windows = [] if complete else await _windows(session, job.id, analysis, stored_bytes=stored_bytes)
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
     suggestion = await asyncio.to_thread(
-        inference.suggest,
+        _suggest_from,
         analysis,
+        windows,
+        encoding=transcoded_from or analysis.encoding,
         fields=fields,
         remembered=remembered,
-        conventions=conventions,
-        windows=windows,
         locale=schema["default_locale"],
         currency=schema["default_currency"],
     )
