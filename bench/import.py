@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/import.py                 # 1,000,000 rows
     .venv/bin/python bench/import.py --rows 200000
+    .venv/bin/python bench/import.py --suggest-only  # upload + suggestion of a 134 MB file, no import
 
 Generates a supplier-style feed (';', decimal commas, dd.mm.yyyy dates, ja/nein, category
 paths, '|' lists, quoted cells), starts the real API (`pim serve`) and a real worker
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from app.auth.service import Role, create_api_key, create_tenant
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.imports.inference import SAMPLE_BYTES
+from app.imports.sniffing import SAMPLE_BYTES
 from app.imports.rows import parse_category_paths
 from app.products.upsert import driver_connection
 
@@ -204,17 +205,19 @@ async def main(args) -> None:
             sampler.start()
             idle_rss = sampler.process.memory_info().rss
 
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
             with feed.open("rb") as f:
                 r = await http.post("/api/pim/import/csv/", headers=headers, files={"file": ("feed.csv", f, "text/csv")})
-            upload_s = time.perf_counter() - started
+            upload_s, upload_cpu_s = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before
             assert r.status_code == 201, r.text
             timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
             job = r.json()
             print(f"upload + suggestion: {upload_s:.2f} s over HTTP (server: upload {float(timing['upload']) / 1000:.2f} s, "
                   f"suggestion {float(timing['suggest']) / 1000:.3f} s from the first {SAMPLE_BYTES >> 20} MiB); "
-                  f"estimated rows {job['total_rows']:,}", flush=True)
+                  f"estimated rows {job['total_rows']:,}; {upload_cpu_s:.2f} s of the API process's CPU", flush=True)
             print("mapping:", job["suggested_mapping"], flush=True)
+            if args.suggest_only:
+                return
 
             print("conventions:", job["conventions"], flush=True)
 
@@ -292,6 +295,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
+    parser.add_argument("--suggest-only", action="store_true", help="stop after the upload and its suggestion")
     parser.add_argument(
         "--redis-db", type=int, default=10,
         help="Redis database of the benchmark's queue (default 10); runs sharing one would take each other's jobs",

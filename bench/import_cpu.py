@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
-from app.imports import inference, tasks
+from app.imports import inference, sniffing, tasks
 from app.imports.records import RecordStream
 from app.imports.rows import RowConverter, RowError
 from app.imports.storage import CHUNK_BYTES
@@ -94,8 +94,8 @@ class StubSession:
 
 def suggested_import(feed: bytes):
     """Mapping, schema fields, conventions and the parse options the confirm of the suggestion stores."""
-    sample = feed[: inference.SAMPLE_BYTES]
-    analysis = inference.analyse_sample(sample, complete=len(feed) <= inference.SAMPLE_BYTES)
+    sample = feed[: sniffing.SAMPLE_BYTES]
+    analysis = sniffing.analyse_sample(sample, complete=len(feed) <= sniffing.SAMPLE_BYTES)
     suggestion = inference.suggest(analysis, fields=[])
     fields = {f["name"]: FieldDef(**f) for f in suggestion.schema([])}
     return analysis, suggestion.mapping(), fields, suggestion.conventions

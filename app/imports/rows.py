@@ -43,10 +43,11 @@ def parse_category_paths(text: str, separator: str = "|") -> tuple[str, ...]:
     """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`).
 
     With the separator `,` (WooCommerce: `A > B, C > D`) a cell splits only when every part is a
-    path, so that a category named `Tables, Chairs` stays one. At most MAX_CATEGORY_PATHS paths
-    of at most MAX_CATEGORY_DEPTH levels: a longer cell is an error."""
+    path, or every part is a code without spaces (Akeneo: `goodies,tshirts`), so that a category
+    named `Tables, Chairs` stays one. At most MAX_CATEGORY_PATHS paths of at most
+    MAX_CATEGORY_DEPTH levels: a longer cell is an error."""
     raws = text.split(separator)
-    if separator == "," and not all(">" in raw for raw in raws):
+    if separator == "," and not all(">" in raw for raw in raws) and any(c.isspace() for c in text):
         raws = [text]
     paths: dict[str, None] = {}
     for raw in raws:

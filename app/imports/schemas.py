@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -23,9 +23,28 @@ class ImportStatus(StrEnum):
 class ImportColumn(BaseModel):
     header: str = Field(description="the CSV header (made unique: a repeated header gets ' (2)', an empty one 'Column N')")
     samples: list[str] = Field(description="up to 5 distinct values from the start of the file")
-    inferred_type: FieldType
+    inferred_type: FieldType = Field(
+        description="the type the sampled values support without changing any of them: identifiers (leading zeros, "
+        "letter+digit codes, `1E7`, headers such as EAN, ZIP, version) stay `string`; `integer` only when no value has "
+        "a fractional part; `enum` only when the start, middle and end of the file show the same few values"
+    )
     suggested_field: str | None = Field(description="`sku`, `name`, `status`, `categories`, `variation_of`, a field, or null (skip)")
-    confidence: float = Field(ge=0, le=1, description="how sure the suggestion is, 0..1 (1: confirmed before by this tenant)")
+    confidence: float = Field(
+        ge=0,
+        le=1,
+        description="how sure the suggestion is, 0..1 (1: confirmed before by this tenant); below 0.6 when the "
+        "evidence is thin (few values) or mixed (values the type rejects)",
+    )
+    reason: str = Field(
+        default="",
+        description="why: the rule, format or synonym that chose the target, then the reason for the type "
+        "(e.g. \"the header is 'preis', a name of the field 'price'; the field's type is number\")",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what would go wrong with this suggestion, e.g. \"2 of 1,000 sampled values are not numbers under "
+        "decimal ',' (e.g. 'teuer'): those rows would be rejected\"",
+    )
 
 
 class ImportRowErrorOut(BaseModel):
@@ -65,6 +84,12 @@ class ImportJobOut(BaseModel):
     size_bytes: int
     delimiter: str | None
     encoding: str | None = Field(description="detected encoding, e.g. utf-8, utf-8-sig (with BOM), cp1252, utf-16")
+    format: Literal["shopify", "woocommerce", "akeneo", "google_merchant_center"] | None = Field(
+        default=None,
+        description="the known export format recognised from the headers (its column rules shaped the suggestion: "
+        "e.g. Shopify's `Variant SKU` is the SKU, WooCommerce's `ID` is not; Akeneo's `name-en_US` is the name in the "
+        "tenant's default locale), or null",
+    )
     conventions: ConventionsOut | None = Field(
         description="how the file spells values (decimal and thousands separators, date order, list and category "
         "separators, true/false words, time zone of naive datetimes, encoding, delimiter); override in confirm"

@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
-from app.catalog.service import get_fields, put_schema
+from app.catalog.service import get_fields, get_schema_row, put_schema, schema_out
 from app.catalog.values import coerce_value
 from app.config import Settings
 from app.db import driver_connection, read_connection, session_scope, tenant_of
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
-from app.imports import inference
+from app.imports import inference, sniffing
 from app.imports.conventions import (
     DELIMITERS,
     ENCODINGS,
@@ -35,16 +35,19 @@ from app.imports.conventions import (
     detect_conventions,
 )
 from app.imports.dry_run import dry_run
-from app.imports.llm import ask_llm
+from app.imports.headers import header_key
+from app.imports.llm import ask_llm, merge_llm_answer
 from app.imports.records import Dialect
 from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
-from app.imports.storage import ChunkWriter, read_chunks
+from app.imports.storage import ChunkWriter, read_chunks, read_range
 from app.models import HeaderMapping, ImportJob
 
 log = structlog.get_logger("pim.imports")
 
 SUGGESTION_BUDGET_S = 2.5  # the LLM gets what is left of this after the local engine
+WINDOW_BYTES = 128 * 1024  # read at each of WINDOW_POSITIONS of a file larger than the sample
+WINDOW_POSITIONS = (0.25, 0.5, 0.75, 1.0)  # shares of the rest of the file; 1.0: its last bytes
 MAX_JOB_ERRORS = 100
 TASK_NAME = "import_csv"
 
@@ -61,6 +64,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "size_bytes": job.size_bytes,
         "delimiter": job.delimiter,
         "encoding": job.encoding,
+        "format": job.parse_options.get("format"),
         "conventions": job.parse_options.get("conventions"),
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
@@ -102,7 +106,7 @@ async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = Fals
 
 def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes] | None]:
     """UTF-16 uploads are stored as UTF-8 so that the reader can split lines on bytes."""
-    variant = inference.utf16_variant(head)
+    variant = sniffing.utf16_variant(head)
     if variant is None:
         return None, None
     decoder = codecs.getincrementaldecoder("utf-16" if variant == "utf-16" else variant)(errors="replace")
@@ -114,9 +118,46 @@ def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes]
 
 
 async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, str | None]:
-    keys = list({inference.header_key(h) for h in headers})
+    keys = list({header_key(h) for h in headers})
     rows = await session.execute(select(HeaderMapping.header_key, HeaderMapping.field).where(HeaderMapping.header_key.in_(keys)))
     return dict(rows.all())
+
+
+async def _windows(
+    session: AsyncSession, job_id: uuid.UUID, analysis: sniffing.SampleAnalysis, *, stored_bytes: int
+) -> list[tuple[bytes, bool]]:
+    """Windows of bytes in the middle and at the end of a file the sample does not cover, each with
+    whether it reaches the file's end.
+
+    A few bounded reads of the stored chunks: the suggestion sees the whole file's spread of
+    values (an enum needs it) at a cost that does not grow with the file.
+    """
+    rest = stored_bytes - analysis.sample_end_offset
+    if rest <= 0:
+        return []
+    conn = await driver_connection(session)
+    if rest <= len(WINDOW_POSITIONS) * WINDOW_BYTES:  # a little more than the sample: read all of it
+        return [(await read_range(conn, job_id, analysis.sample_end_offset, rest), True)]
+    windows = []
+    for position in WINDOW_POSITIONS:
+        start = max(analysis.sample_end_offset, analysis.sample_end_offset + int(rest * position) - WINDOW_BYTES)
+        windows.append((await read_range(conn, job_id, start, WINDOW_BYTES), start + WINDOW_BYTES >= stored_bytes))
+    return windows
+
+
+def _suggest_from(
+    analysis: sniffing.SampleAnalysis, windows: list[tuple[bytes, bool]], *, encoding: str, **kwargs: Any
+) -> inference.Suggestion:
+    """The windows' rows, the file's conventions and the suggestion: one piece of CPU work (one thread)."""
+    rows = [
+        row
+        for data, at_end in windows
+        for row in sniffing.rows_in_window(
+            data, encoding=analysis.encoding, dialect=analysis.dialect, width=len(analysis.headers), at_end=at_end
+        )
+    ]
+    conventions = detect_conventions(analysis.rows + rows, encoding=encoding, delimiter=analysis.dialect.delimiter)
+    return inference.suggest(analysis, conventions=conventions, windows=rows, **kwargs)
 
 
 async def create_import(
@@ -174,11 +215,11 @@ async def _store_and_suggest(
 
     async def store(data: bytes) -> None:
         nonlocal binary_checked
-        if len(sample) < inference.SAMPLE_BYTES:
-            sample.extend(data[: inference.SAMPLE_BYTES - len(sample)])
+        if len(sample) < sniffing.SAMPLE_BYTES:
+            sample.extend(data[: sniffing.SAMPLE_BYTES - len(sample)])
             if not binary_checked and len(sample) >= 65536:
                 binary_checked = True  # refuse an archive or image before storing all of it
-                reason = inference.binary_reason(bytes(sample))
+                reason = sniffing.binary_reason(bytes(sample))
                 if reason:
                     raise BadRequest(reason)
         await writer.write(data)
@@ -204,7 +245,7 @@ async def _store_and_suggest(
         raise BadRequest("The file is empty")
     upload_done = time.perf_counter()
 
-    complete = writer.size <= inference.SAMPLE_BYTES
+    complete = writer.size <= sniffing.SAMPLE_BYTES
     job = await _suggest_into(
         session, job_id, bytes(sample), stored_bytes=writer.size, complete=complete,
         transcoded_from=transcoded_from, settings=settings, budget_start=upload_done,
@@ -229,30 +270,37 @@ async def _suggest_into(
     budget_start: float,
     encoding: str | None = None,
     delimiter: str | None = None,
-) -> None:
-    """Read the sample (with the client's encoding or delimiter, if given), detect the file's
-    conventions and suggest a mapping; the job gets all of it and goes to status `mapping`.
-    `settings` None: no LLM opinion. The job's row is locked only once the slow part is done (a
-    failed upload deletes its job from another session meanwhile)."""
+) -> ImportJob:
+    """Read the sample (with the client's encoding or delimiter, if given) and windows in the middle
+    and end of the stored file, detect the file's conventions and suggest a mapping; the job gets
+    all of it and goes to status `mapping`. `settings` None: no LLM opinion. The job's row is
+    locked only once the slow part is done (a failed upload deletes its job from another session
+    meanwhile)."""
     try:
         analysis = await asyncio.to_thread(
-            inference.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
+            sniffing.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
         )
-    except inference.NotCsv as exc:
+    except sniffing.NotCsv as exc:
         raise BadRequest(str(exc)) from None
-    conventions = await asyncio.to_thread(
-        detect_conventions, analysis.rows, encoding=transcoded_from or analysis.encoding, delimiter=analysis.dialect.delimiter
-    )
+    windows = [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
     fields = await get_fields(session)
+    schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
     suggestion = await asyncio.to_thread(
-        inference.suggest, analysis, fields=fields, remembered=remembered, conventions=conventions
+        _suggest_from,
+        analysis,
+        windows,
+        encoding=transcoded_from or analysis.encoding,
+        fields=fields,
+        remembered=remembered,
+        locale=schema["default_locale"],
+        currency=schema["default_currency"],
     )
     if settings is not None and settings.llm_base_url:
         left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
         answer = await ask_llm(settings, suggestion, fields, timeout=left)
         if answer is not None:
-            changed = inference.merge_llm_answer(suggestion, answer, fields=fields)
+            changed = merge_llm_answer(suggestion, answer, fields=fields)
             log.info("llm_suggestion_merged", job_id=str(job_id), changed=changed)
 
     job = await get_job(session, str(job_id), for_update=True)  # NotFound: deleted meanwhile
@@ -267,6 +315,8 @@ async def _suggest_into(
             "inferred_type": c.inferred_type,
             "suggested_field": c.suggested_field,
             "confidence": c.confidence,
+            "reason": c.reason,
+            "warnings": c.warnings,
         }
         for c in suggestion.columns
     ]
@@ -280,8 +330,9 @@ async def _suggest_into(
         "header_row": analysis.header_row,
         "stored_bytes": stored_bytes,
         "sources": {c.header: c.source for c in suggestion.columns},
+        "format": suggestion.format,
     }
-    job.total_rows = inference.estimate_rows(analysis, stored_bytes)
+    job.total_rows = sniffing.estimate_rows(analysis, stored_bytes)
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
     return job
@@ -313,7 +364,7 @@ def validate_mapping(headers: list[str], mapping: dict[str, str | None], fields:
 async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]) -> None:
     choices: dict[str, str | None] = {}
     for header, target in mapping.items():
-        choices.setdefault(inference.header_key(header), target)
+        choices.setdefault(header_key(header), target)
     if not choices:
         return
     await session.execute(
@@ -364,8 +415,8 @@ async def _sample_of(session: AsyncSession, job: ImportJob) -> bytes:
     """The first `SAMPLE_BYTES` of the stored file."""
     sample = bytearray()
     async for data in read_chunks(await driver_connection(session), job.id):
-        sample += data[: inference.SAMPLE_BYTES - len(sample)]
-        if len(sample) >= inference.SAMPLE_BYTES:
+        sample += data[: sniffing.SAMPLE_BYTES - len(sample)]
+        if len(sample) >= sniffing.SAMPLE_BYTES:
             break
     return bytes(sample)
 
@@ -385,7 +436,7 @@ async def _reread_if_asked(session: AsyncSession, job: ImportJob, body: ConfirmI
     stored_bytes = job.parse_options.get("stored_bytes", 0)
     await _suggest_into(
         session, job.id, await _sample_of(session, job), stored_bytes=stored_bytes,
-        complete=stored_bytes <= inference.SAMPLE_BYTES,
+        complete=stored_bytes <= sniffing.SAMPLE_BYTES,
         transcoded_from=transcoded_from, settings=None, budget_start=time.perf_counter(),
         encoding=None if transcoded_from else encoding or job.parse_options.get("stored_encoding"),
         delimiter=delimiter or job.delimiter,

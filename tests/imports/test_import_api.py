@@ -28,20 +28,24 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert set(job) == {
         "job_id", "status", "filename", "size_bytes", "delimiter", "encoding", "columns", "suggested_schema",
         "suggested_mapping", "mapping", "total_rows", "processed_rows", "created", "updated", "failed", "errors",
-        "error", "created_at", "started_at", "finished_at", "conventions", "dry_run",
+        "error", "created_at", "started_at", "finished_at", "conventions", "dry_run", "format",
     }
+    assert job["format"] is None
     assert job["status"] == "mapping" and job["filename"] == "lamps_utf8.csv"
     assert job["delimiter"] == "," and job["encoding"] == "utf-8" and job["total_rows"] == 300
-    assert set(job["columns"][0]) == {"header", "samples", "inferred_type", "suggested_field", "confidence"}
+    assert set(job["columns"][0]) == {
+        "header", "samples", "inferred_type", "suggested_field", "confidence", "reason", "warnings",
+    }
     mapping = job["suggested_mapping"]
     assert mapping["Item Code"] == "sku" and mapping["Item Name"] == "name"
     assert mapping["Categories"] == "categories" and mapping["Active"] == "status"
-    assert mapping["Unit Price"] == "price" and mapping["Image URL"] == "image_url"
+    # the tenant has no fields: new fields are named after their headers, not after synonyms
+    assert mapping["Unit Price"] == "unit_price" and mapping["Image URL"] == "image_url"
     types = {c["header"]: c["inferred_type"] for c in job["columns"]}
     assert types["Unit Price"] == "number" and types["Stock Level"] == "integer" and types["Created"] == "date"
     assert types["Materials"] == "array" and types["Image URL"] == "url" and types["Item Name"] == "text"
     schema = {f["name"]: f for f in job["suggested_schema"]}
-    assert schema["price"]["type"] == "number" and schema["stock"]["type"] == "integer"
+    assert schema["unit_price"]["type"] == "number" and schema["stock_level"]["type"] == "integer"
 
     r = await confirm(client, tenant.editor, job, default_currency="EUR", default_locale="de-de")
     assert r.status_code == 202, r.text
@@ -55,8 +59,8 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert len(products) == 300
     p0 = products["IC-20000"]
     assert p0["name"] == 'Lamp, "Arc" 0\nwith dimmer'
-    assert p0["data"]["price"] == 67.03 and p0["data"]["stock"] == 35
-    assert p0["data"]["material"] == ["steel", "brass"] and p0["data"]["created"] == "2024-12-04"
+    assert p0["data"]["unit_price"] == 67.03 and p0["data"]["stock_level"] == 35
+    assert p0["data"]["materials"] == ["steel", "brass"] and p0["data"]["created"] == "2024-12-04"
     assert products["IC-20005"]["status"] == "inactive"
     r = await client.get("/api/pim/categories/", headers=tenant.viewer)
     paths = {c["path"] for c in r.json()["results"]}
@@ -74,8 +78,8 @@ async def test_chaises_cp1252_semicolon_decimal_comma(client, tenant, worker, sa
     products = await products_by_sku(client, tenant.viewer)
     p = products["FR-3000"]
     assert p["name"] == "Chaise empilable n°0"
-    assert p["data"]["price"] == 304.22 and p["data"]["available"] is True
-    assert p["data"]["release_date"] == "2023-07-18"
+    assert p["data"]["prix_ttc"] == 304.22 and p["data"]["disponible"] is True
+    assert p["data"]["date_de_sortie"] == "2023-07-18"
 
 
 NASTY = (
@@ -99,8 +103,8 @@ async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker)
     headers = [c["header"] for c in job["columns"]]
     assert headers == ["Artikelnummer", "Bezeichnung", "Preis", "Farbe", "Farbe (2)", "Lager", "Aktiv", "Erscheinungsdatum", "Tags"]
     m = job["suggested_mapping"]
-    assert (m["Artikelnummer"], m["Bezeichnung"], m["Preis"], m["Farbe"], m["Aktiv"]) == ("sku", "name", "price", "color", "status")
-    assert m["Farbe (2)"] == "farbe_2" and m["Lager"] == "stock" and m["Tags"] == "tags"
+    assert (m["Artikelnummer"], m["Bezeichnung"], m["Preis"], m["Farbe"], m["Aktiv"]) == ("sku", "name", "preis", "farbe", "status")
+    assert m["Farbe (2)"] == "farbe_2" and m["Lager"] == "lager" and m["Tags"] == "tags"
     types = {c["header"]: c["inferred_type"] for c in job["columns"]}
     assert types["Preis"] == "number" and types["Erscheinungsdatum"] == "date" and types["Lager"] == "integer"
 
@@ -109,17 +113,17 @@ async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker)
     assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (8, 4, 1, 3)
     assert done["total_rows"] == 8
     assert [(e["row"], e["sku"]) for e in done["errors"]] == [(6, None), (7, "A-4"), (8, "A-5")]
-    assert "sku" in done["errors"][0]["detail"] and "price" in done["errors"][1]["detail"]
+    assert "sku" in done["errors"][0]["detail"] and "preis" in done["errors"][1]["detail"]
     assert "cells" in done["errors"][2]["detail"]
 
     products = await products_by_sku(client, tenant.viewer)
     assert set(products) == {"A-1", "A-2", "A-3", "A-6"}
     a1 = products["A-1"]
     assert a1["name"] == "Stuhl Klassik neu"  # the later row won, the earlier row's other cells stay
-    assert a1["data"]["price"] == 1234.56 and a1["data"]["stock"] == 12 and a1["data"]["tags"] == ["wohnen", "küche"]
-    assert a1["data"]["release_date"] == "2023-07-18" and a1["data"]["farbe_2"] == "dunkelrot"
+    assert a1["data"]["preis"] == 1234.56 and a1["data"]["lager"] == 12 and a1["data"]["tags"] == ["wohnen", "küche"]
+    assert a1["data"]["erscheinungsdatum"] == "2023-07-18" and a1["data"]["farbe_2"] == "dunkelrot"
     assert products["A-2"]["name"] == "Tisch\r\nmit Schublade; groß" and products["A-2"]["status"] == "inactive"
-    assert "stock" not in products["A-3"]["data"]  # an empty cell leaves the value unset
+    assert "lager" not in products["A-3"]["data"]  # an empty cell leaves the value unset
     assert products["A-6"]["name"] == "Hocker" and products["A-6"]["data"] == {}
 
     r = await client.get(f"{IMPORT}/{job['job_id']}/errors/", headers=tenant.viewer)
@@ -155,9 +159,9 @@ async def test_cp1252_accents_tab_delimited(client, tenant, worker):
     # text and keeps what was written; the file's conventions are shown
     assert job["conventions"]["decimal"] == "," and job["conventions"]["thousands"] == "."
     assert job["conventions"]["date_order"] == "dmy" and job["conventions"]["encoding"] == "cp1252"
-    assert products["B-2"]["data"]["price"] == "€ 1.299,00" and products["B-2"]["data"]["available"] is False
+    assert products["B-2"]["data"]["preis"] == "€ 1.299,00" and products["B-2"]["data"]["verfugbar"] is False
     assert products["B-2"]["data"]["lieferdatum"] == "2023-12-24"
-    assert products["B-2"]["data"]["description"] == "Tasse, 0,3 l — spülmaschinenfest"
+    assert products["B-2"]["data"]["beschreibung"] == "Tasse, 0,3 l — spülmaschinenfest"
 
 
 async def test_required_and_unique_fields_are_enforced(client, tenant, worker):

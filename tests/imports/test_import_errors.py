@@ -180,6 +180,8 @@ async def test_llm_answer_is_merged(app_with, make_tenant, llm_stub):
     url = f"http://127.0.0.1:{llm_stub.server_address[1]}/v1"
     smart = await app_with(llm_base_url=url, llm_api_key="k-test", llm_model="stub")
     tenant = await make_tenant()
+    r = await smart.put("/api/pim/schema/", headers=tenant.editor, json={"fields": [{"name": "weight_kg", "type": "number"}]})
+    assert r.status_code == 200, r.text
     feed = "Nº;Libellé;Qlty;Wgt\n" + "".join(f"P{i:03d};Produit {i};{'AB'[i % 2]};{i},5\n" for i in range(30))
     r = await upload(smart, tenant.editor, feed.encode())
     assert r.status_code == 201, r.text
@@ -189,10 +191,13 @@ async def test_llm_answer_is_merged(app_with, make_tenant, llm_stub):
     assert body["response_format"]["json_schema"]["strict"] is True
     m = job["suggested_mapping"]
     assert m["Libellé"] == "name"  # an exact synonym: the local engine is sure, the model is not asked to override
-    assert m["Nº"] == "sku" and m["Wgt"] == "weight_kg" and m["Qlty"] == "quality_grade"
+    # the model may pick the tenant's field `weight_kg`; a new field keeps its header's name (`qlty`), not the model's
+    assert m["Nº"] == "sku" and m["Wgt"] == "weight_kg" and m["Qlty"] == "qlty"
     fields = {f["name"]: f for f in job["suggested_schema"]}
-    assert fields["weight_kg"]["type"] == "number" and fields["quality_grade"]["type"] == "enum"
-    assert fields["quality_grade"]["options"] == ["A", "B"] and "x" not in fields
+    assert fields["weight_kg"]["type"] == "number" and fields["qlty"]["type"] == "enum"
+    assert fields["qlty"]["options"] == ["A", "B"] and "x" not in fields and "quality_grade" not in fields
+    wgt = next(c for c in job["columns"] if c["header"] == "Wgt")
+    assert "language model" in wgt["reason"]
 
 
 async def test_llm_failure_keeps_local_suggestion(app_with, make_tenant):

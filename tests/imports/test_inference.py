@@ -5,16 +5,15 @@ import time
 import pytest
 
 from app.catalog.fields import FieldDef
-from app.imports.inference import (
+from app.imports.headers import header_key, snake_name
+from app.imports.inference import suggest
+from app.imports.llm import merge_llm_answer
+from app.imports.sniffing import (
     SAMPLE_BYTES,
     NotCsv,
     analyse_sample,
     detect_encoding,
     estimate_rows,
-    header_key,
-    merge_llm_answer,
-    snake_name,
-    suggest,
     unique_headers,
     utf16_variant,
 )
@@ -85,7 +84,7 @@ def test_column_types():
         "flag": "boolean",
     }
     assert s.conventions.decimal == "," and s.conventions.date_order == "dmy"
-    farbe = next(f for f in s.new_fields if f.name == "color")
+    farbe = next(f for f in s.new_fields if f.name == "farbe")  # named after the header: the tenant has no `color`
     assert farbe.options == ["blau", "grün", "rot"]
 
 
@@ -101,9 +100,9 @@ def test_mapping_to_existing_fields_labels_and_fuzzy():
     m = s.mapping()
     assert m == {
         "Référence": "sku", "Nom du produit": "name", "Marque": "brand", "Prix TTC": "preis", "Couleur": "farbton",
-        "Manufaturer Code": "manufacturer_code", "Poids (kg)": "weight",
+        "Manufaturer Code": "manufacturer_code", "Poids (kg)": "poids_kg",  # no `weight` field: named after the header
     }
-    assert [f["name"] for f in s.schema(fields)] == ["brand", "preis", "farbton", "manufacturer_code", "weight"]
+    assert [f["name"] for f in s.schema(fields)] == ["brand", "preis", "farbton", "manufacturer_code", "poids_kg"]
 
 
 def test_sku_and_name_by_profile_and_reserved_names():
@@ -129,21 +128,24 @@ def test_remembered_choices_win():
 
 
 def test_merge_llm_answer_validates():
-    _, s = run("sku;zzq;wgt\nA;1;2,5\nB;2;3,5\n")
+    fields = [FieldDef(name="quantity", type="integer")]
+    _, s = run("sku;zzq;wgt;abc\nA;1;2,5;x\nB;2;3,5;y\n", fields)
     assert s.mapping()["zzq"] == "zzq"
     changed = merge_llm_answer(
         s,
         {"columns": [
-            {"header": "zzq", "field": "quantity", "type": "integer", "confidence": 0.8},
+            {"header": "zzq", "field": "quantity", "type": "integer", "confidence": 0.8},  # the tenant's field
             {"header": "wgt", "field": "sku", "type": "string", "confidence": 0.9},  # taken: ignored
+            {"header": "abc", "field": "alphabet", "type": "string", "confidence": 0.9},  # a new name: ignored
             {"header": "nope", "field": "x", "type": "string", "confidence": 0.9},
             "junk",
         ]},
-        fields=[],
+        fields=fields,
     )
-    assert changed == 1 and s.mapping() == {"sku": "sku", "zzq": "quantity", "wgt": "wgt"}
-    assert [f.name for f in s.new_fields] == ["wgt", "quantity"]
-    assert merge_llm_answer(s, "not json", fields=[]) == 0
+    assert changed == 1 and s.mapping() == {"sku": "sku", "zzq": "quantity", "wgt": "wgt", "abc": "abc"}
+    assert [f.name for f in s.new_fields] == ["wgt", "abc"]
+    assert s.columns[1].source == "llm" and "language model" in s.columns[1].reason
+    assert merge_llm_answer(s, "not json", fields=fields) == 0
 
 
 def test_estimate_rows_and_incomplete_sample():

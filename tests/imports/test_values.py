@@ -16,7 +16,7 @@ from app.imports.conventions import (
     ConventionsModel,
     detect_conventions,
 )
-from app.imports.inference import detect_encoding
+from app.imports.sniffing import detect_encoding
 
 GERMAN = Conventions(decimal=",", thousands=".", date_order="dmy")
 US = Conventions(decimal=".", thousands=",", date_order="mdy")
