@@ -17,6 +17,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from app.catalog.fields import CoercionError, FieldDef, FieldType, coerce_value
+from app.imports.xlsx import TypedCell
 from app.products.schemas import SKU_MAX
 
 BUILTIN_TARGETS = ("sku", "name", "status", "categories", "variation_of")
@@ -344,6 +345,9 @@ _CANONICAL_AFTER_PARSE = frozenset(
 )
 
 
+_TYPED_CELL_TYPES = frozenset({FieldType.number, FieldType.integer, FieldType.boolean})
+
+
 class RowConverter:
     """Built once per import from the confirmed mapping and schema; `convert()` per row.
 
@@ -387,6 +391,13 @@ class RowConverter:
                 raise ValueError(f"{target!r} is not a field of the schema")
         if self.sku_index is None:
             raise ValueError("no column maps to sku")
+        # a workbook's number and boolean cells skip text parsing: their value goes to coerce_value as
+        # a JSON value in a bulk request would (3.7 is 3.7 under any conventions)
+        self.typed_fields = {
+            index: fields[target]
+            for index, header in enumerate(headers)
+            if (target := mapping.get(header)) in fields and fields[target].type in _TYPED_CELL_TYPES
+        }
 
     def sku_of(self, cells: list[str]) -> str | None:
         if self.sku_index is not None and self.sku_index < len(cells):
@@ -405,6 +416,12 @@ class RowConverter:
         item: dict[str, Any] = {"sku": sku}
         for index, target, parse, skips_null_tokens, field, header in self.columns:
             if index >= n:
+                continue
+            if type(cells[index]) is TypedCell and index in self.typed_fields:
+                try:
+                    item[target] = coerce_value(self.typed_fields[index], cells[index].value)
+                except CoercionError as exc:
+                    raise RowError(f"{exc} (column {header!r}: {cells[index]!s})") from None
                 continue
             cell = cells[index].strip()
             if not cell or (skips_null_tokens and is_null_token(cell)):

@@ -8,6 +8,7 @@ import asyncio
 import codecs
 import csv
 import io
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,10 @@ from app.imports import inference
 from app.imports.llm import ask_llm
 from app.imports.rows import BUILTIN_TARGETS
 from app.imports.schemas import ConfirmIn
+from app.imports.sources import SPOOL_BYTES, analyse_xlsx
 from app.imports.storage import ChunkWriter
+from app.imports.variants import ShopifyVariants
+from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, XlsxError, cfb_reason
 from app.models import HeaderMapping, ImportJob
 from app.products.upsert import driver_connection
 
@@ -38,6 +42,7 @@ log = structlog.get_logger("pim.imports")
 
 SUGGESTION_BUDGET_S = 2.5  # the LLM gets what is left of this after the local engine
 MAX_JOB_ERRORS = 100
+CFB_HEAD_BYTES = 1 << 20
 TASK_NAME = "import_csv"
 
 
@@ -103,6 +108,17 @@ def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes]
     return variant, transcode
 
 
+def _workbook_spool(head: bytes, filename: str):
+    """A file to keep an .xlsx upload in (None for CSV text); refuses .xls and encrypted workbooks."""
+    if head.startswith(CFB_MAGIC):
+        raise BadRequest(cfb_reason(head), status_code=415)
+    if head.startswith(XLSX_MAGIC):
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    if filename.lower().endswith((".xlsx", ".xlsm")):
+        raise BadRequest("The file is named like an .xlsx workbook but is not one (an .xlsx file is a ZIP archive)")
+    return None
+
+
 async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, str | None]:
     keys = list({inference.header_key(h) for h in headers})
     rows = await session.execute(select(HeaderMapping.header_key, HeaderMapping.field).where(HeaderMapping.header_key.in_(keys)))
@@ -115,8 +131,10 @@ async def create_import(
     pieces: AsyncIterator[bytes],
     filename: Callable[[], str],
     settings: Settings,
+    sheet: str | None = None,
 ) -> tuple[ImportJob, dict[str, float]]:
-    """Store the uploaded file in chunks and suggest a mapping from its first `SAMPLE_BYTES`.
+    """Store the uploaded file in chunks and suggest a mapping from its first `SAMPLE_BYTES`
+    (of a CSV file) or first rows (of an .xlsx workbook's first sheet, or `sheet`).
 
     Returns the job (status `mapping`) and timings in ms (`upload`, `suggest`).
     """
@@ -132,10 +150,13 @@ async def create_import(
     transcoded_from: str | None = None
     transcode = None
     decided = binary_checked = False
+    workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
 
     async def store(data: bytes) -> None:
         nonlocal binary_checked
-        if len(sample) < inference.SAMPLE_BYTES:
+        if workbook is not None:
+            workbook.write(data)
+        elif len(sample) < inference.SAMPLE_BYTES:
             sample.extend(data[: inference.SAMPLE_BYTES - len(sample)])
             if not binary_checked and len(sample) >= 65536:
                 binary_checked = True  # refuse an archive or image before storing all of it
@@ -150,13 +171,15 @@ async def create_import(
             raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
         if not decided:
             head.extend(piece)
-            if len(head) < 4096:
+            if len(head) < (CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096):  # an OLE2 file: read its directory
                 continue
             piece, decided = bytes(head), True
-            transcoded_from, transcode = _transcoder(piece)
+            workbook = _workbook_spool(piece, filename())
+            transcoded_from, transcode = (None, None) if workbook else _transcoder(piece)
         await store(transcode(piece) if transcode else piece)
     if not decided and head:
-        transcoded_from, transcode = _transcoder(bytes(head))
+        workbook = _workbook_spool(bytes(head), filename())
+        transcoded_from, transcode = (None, None) if workbook else _transcoder(bytes(head))
         await store(transcode(bytes(head)) if transcode else bytes(head))
     if transcode:
         await store(transcode(b"", True))
@@ -165,11 +188,24 @@ async def create_import(
         raise BadRequest("The file is empty")
     upload_done = time.perf_counter()
 
-    complete = writer.size <= inference.SAMPLE_BYTES
-    try:
-        analysis = await asyncio.to_thread(inference.analyse_sample, bytes(sample), complete=complete)
-    except inference.NotCsv as exc:
-        raise BadRequest(str(exc)) from None
+    source = None
+    if workbook is not None:
+        try:
+            with workbook:
+                analysis, source, estimated_rows = await asyncio.to_thread(analyse_xlsx, workbook, sheet=sheet)
+        except XlsxError as exc:
+            raise BadRequest(str(exc), status_code=exc.status) from None
+    else:
+        complete = writer.size <= inference.SAMPLE_BYTES
+        try:
+            analysis = await asyncio.to_thread(inference.analyse_sample, bytes(sample), complete=complete)
+        except inference.NotCsv as exc:
+            raise BadRequest(str(exc)) from None
+        estimated_rows = inference.estimate_rows(analysis, writer.size)
+    variants = ShopifyVariants.for_headers(analysis.headers)
+    if variants is not None:  # variant rows inherit their product's cells: the suggestion sees them so
+        analysis.headers = variants.headers(analysis.headers)
+        analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
     fields = await get_fields(session)
     remembered = await _remembered(session, analysis.headers)
     suggestion = await asyncio.to_thread(inference.suggest, analysis, fields=fields, remembered=remembered)
@@ -180,12 +216,12 @@ async def create_import(
             changed = inference.merge_llm_answer(suggestion, answer, fields=fields)
             log.info("llm_suggestion_merged", job_id=str(job.id), changed=changed)
 
-    job.filename = filename() or "upload.csv"
+    job.filename = filename() or ("upload.xlsx" if source else "upload.csv")
     job.size_bytes = size
     job.status = "mapping"
-    job.encoding = transcoded_from or analysis.encoding
-    job.delimiter = analysis.dialect.delimiter
-    job.quotechar = analysis.dialect.quotechar
+    job.encoding = None if source else transcoded_from or analysis.encoding
+    job.delimiter = None if source else analysis.dialect.delimiter
+    job.quotechar = None if source else analysis.dialect.quotechar
     job.columns = [
         {
             "header": c.header,
@@ -206,8 +242,10 @@ async def create_import(
         "header_row": analysis.header_row,
         "stored_bytes": writer.size,
         "sources": {c.header: c.source for c in suggestion.columns},
+        "xlsx": source.options() if source else None,
+        "row_transform": "shopify" if variants else None,
     }
-    job.total_rows = inference.estimate_rows(analysis, writer.size)
+    job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
     await session.flush()
