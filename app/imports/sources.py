@@ -52,9 +52,7 @@ class XlsxSource:
         return {"sheet": self.sheet, "path": self.path, "sheets": self.sheets}
 
 
-def analyse_xlsx(
-    file: IO[bytes], *, sheet: str | None
-) -> tuple[SampleAnalysis, XlsxSource, int]:
+def analyse_xlsx(file: IO[bytes], *, sheet: str | None) -> tuple[SampleAnalysis, XlsxSource, int]:
     """The chosen sheet's header and first rows (like `inference.analyse_sample` for a CSV file),
     where to find the sheet again, and the estimated number of data rows."""
     book = open_workbook(file)
@@ -68,9 +66,7 @@ def analyse_xlsx(
             if _blank(row.cells):
                 continue
             if len(row.cells) > MAX_COLUMNS:
-                raise XlsxError(
-                    f"The header has {len(row.cells)} columns; at most {MAX_COLUMNS} are supported"
-                )
+                raise XlsxError(f"The header has {len(row.cells)} columns; at most {MAX_COLUMNS} are supported")
             headers = unique_headers([str(c) for c in row.cells])
             header_row, header_bytes = row.number, row.end_byte
             continue
@@ -78,10 +74,7 @@ def analyse_xlsx(
             continue
         rows.append(row.cells)
         end_bytes = row.end_byte
-        if (
-            len(rows) >= MAX_SAMPLE_ROWS
-            or row.end_byte - header_bytes >= SAMPLE_XML_BYTES
-        ):
+        if len(rows) >= MAX_SAMPLE_ROWS or row.end_byte - header_bytes >= SAMPLE_XML_BYTES:
             complete = False
             break
     if headers is None:
@@ -114,9 +107,7 @@ def analyse_xlsx(
     )
 
 
-def xlsx_records(
-    file: IO[bytes], source: dict[str, Any], *, start_row: int
-) -> Iterator[Record]:
+def xlsx_records(file: IO[bytes], source: dict[str, Any], *, start_row: int) -> Iterator[Record]:
     """The sheet's records after sheet row `start_row`; `end_offset` is the record's sheet row."""
     book = open_workbook(file)
     sheet = Sheet(name=source["sheet"], path=source["path"])
@@ -135,9 +126,7 @@ async def stored_records(
 ) -> AsyncIterator[Iterable[Record]]:
     """The stored file's records from the resume point, in steps (iterate each step before the next)."""
     if xlsx is None:
-        stream = RecordStream(
-            encoding=encoding, dialect=dialect, start_offset=start_offset
-        )
+        stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
         async for data in read_chunks(conn, job_id, start_offset=start_offset):
             stream.feed(data)
             yield stream.records()
@@ -152,9 +141,7 @@ async def stored_records(
             yield step
 
 
-def transformed(
-    records: Iterable[Record], variants: ShopifyVariants
-) -> Iterator[Record]:
+def transformed(records: Iterable[Record], variants: ShopifyVariants) -> Iterator[Record]:
     """Shopify's variant rows completed from their handle's first row (see `variants`)."""
     for record in records:
         if record.error is None:

@@ -48,9 +48,7 @@ _PRODUCT_LEVEL = frozenset(
     }
 )
 _PRODUCT_LEVEL_PREFIXES = ("google shopping /",)
-_IMAGE_COLUMNS = frozenset(
-    {"image src", "image position", "image alt text", "product image url"}
-)
+_IMAGE_COLUMNS = frozenset({"image src", "image position", "image alt text", "product image url"})
 
 
 def _fold(header: str) -> str:
@@ -58,11 +56,7 @@ def _fold(header: str) -> str:
 
 
 def _is_product_level(folded: str) -> bool:
-    return (
-        folded in _PRODUCT_LEVEL
-        or folded.startswith(_PRODUCT_LEVEL_PREFIXES)
-        or "(product.metafields." in folded
-    )
+    return folded in _PRODUCT_LEVEL or folded.startswith(_PRODUCT_LEVEL_PREFIXES) or "(product.metafields." in folded
 
 
 @dataclass
@@ -85,14 +79,10 @@ class ShopifyVariants:
         handle = next((i for i, h in enumerate(folded) if h in _HANDLES), None)
         if handle is None:
             return None
-        sku = next(
-            (i for name in _SKUS for i, h in enumerate(folded) if h == name), None
-        )
+        sku = next((i for name in _SKUS for i, h in enumerate(folded) if h == name), None)
         inherited = [i for i, h in enumerate(folded) if _is_product_level(h)]
         variant_level = [
-            i
-            for i, h in enumerate(folded)
-            if i != handle and not _is_product_level(h) and h not in _IMAGE_COLUMNS
+            i for i, h in enumerate(folded) if i != handle and not _is_product_level(h) and h not in _IMAGE_COLUMNS
         ]
         return cls(
             width=len(headers),
@@ -110,16 +100,12 @@ class ShopifyVariants:
         if not any(str(c).strip() for c in cells):
             return cells
         row = list(cells[: self.width]) + [""] * (self.width - len(cells))
-        extra = list(
-            cells[self.width :]
-        )  # cells beyond the header: the import reports the row
+        extra = list(cells[self.width :])  # cells beyond the header: the import reports the row
         handle = str(row[self.handle]).strip()
         if not handle or handle != self.current:
             self.current = handle or None
             self.first = [row[i] for i in self.inherited]
-            self.parent_sku = (
-                str(row[self.sku]).strip() if self.sku is not None and handle else ""
-            )
+            self.parent_sku = str(row[self.sku]).strip() if self.sku is not None and handle else ""
             return [*row, "", *extra]
         if not any(str(row[i]).strip() for i in self.variant_level) and not extra:
             return []  # another image of the product: not a product of its own

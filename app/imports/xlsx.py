@@ -68,10 +68,7 @@ class TypedCell(str):
 
 def cfb_reason(head: bytes) -> str:
     """Why an OLE2 (Compound File) upload is refused: encrypted .xlsx or an old binary .xls."""
-    if (
-        "EncryptionInfo".encode("utf-16-le") in head
-        or "EncryptedPackage".encode("utf-16-le") in head
-    ):
+    if "EncryptionInfo".encode("utf-16-le") in head or "EncryptedPackage".encode("utf-16-le") in head:
         return "The workbook is encrypted (password-protected); remove the password in Excel and upload it again"
     return "The file is an old Excel 97-2003 workbook (.xls), which is not supported; save it as .xlsx or CSV"
 
@@ -91,9 +88,7 @@ def number_cell(value: float) -> TypedCell:
 
 _EPOCH_1900 = dt.datetime(1899, 12, 30)
 _EPOCH_1904 = dt.datetime(1904, 1, 1)
-_DATE_FORMAT_IDS = frozenset(
-    [*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59), *range(71, 82)]
-)
+_DATE_FORMAT_IDS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59), *range(71, 82)])
 _TIME_ONLY_IDS = frozenset([18, 19, 20, 21, 45, 46, 47])
 _FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|_.|\*.')
 
@@ -114,9 +109,7 @@ def _is_time_format(code: str) -> bool:
 def serial_cell(serial: float, *, date1904: bool, time_only: bool) -> TypedCell:
     """An Excel date serial → a date (no time part), a datetime, or a time of day."""
     if time_only and 0 <= serial < 1:
-        moment = (dt.datetime(2000, 1, 1) + dt.timedelta(days=serial)).replace(
-            microsecond=0
-        )
+        moment = (dt.datetime(2000, 1, 1) + dt.timedelta(days=serial)).replace(microsecond=0)
         if serial * 86400 % 1 >= 0.5:
             moment += dt.timedelta(seconds=1)
         value = moment.time()
@@ -181,9 +174,7 @@ def _parse_part(archive: zipfile.ZipFile, name: str, start) -> None:
         with archive.open(name) as f:
             parser.ParseFile(f)
     except expat.ExpatError as exc:
-        raise XlsxError(
-            f"The workbook is damaged: {name} is not valid XML ({exc})"
-        ) from None
+        raise XlsxError(f"The workbook is damaged: {name} is not valid XML ({exc})") from None
 
 
 def _resolve(base_dir: str, target: str) -> str:
@@ -244,9 +235,7 @@ class SharedStrings:
             try:
                 self._parser.Parse(data, not data)
             except expat.ExpatError as exc:
-                raise XlsxError(
-                    f"The workbook is damaged: the shared strings are not valid XML ({exc})"
-                ) from None
+                raise XlsxError(f"The workbook is damaged: the shared strings are not valid XML ({exc})") from None
             if not data:
                 self._file.close()
                 self._file = None
@@ -306,9 +295,7 @@ def open_workbook(file: IO[bytes]) -> Workbook:
         ValueError,
         EOFError,
     ) as exc:
-        raise XlsxError(
-            f"The file starts like a ZIP archive (.xlsx) but is damaged or truncated: {exc}"
-        ) from None
+        raise XlsxError(f"The file starts like a ZIP archive (.xlsx) but is damaged or truncated: {exc}") from None
     try:
         return _read_workbook(archive)
     except (
@@ -322,22 +309,16 @@ def open_workbook(file: IO[bytes]) -> Workbook:
     ) as exc:
         if isinstance(exc, XlsxError):
             raise
-        raise XlsxError(
-            f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}"
-        ) from None
+        raise XlsxError(f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
-        raise XlsxError(
-            f"The archive has {len(infos)} parts; an .xlsx workbook has far fewer"
-        )
+        raise XlsxError(f"The archive has {len(infos)} parts; an .xlsx workbook has far fewer")
     names = {i.filename for i in infos}
     if "xl/workbook.xml" not in names and "[Content_Types].xml" not in names:
-        raise XlsxError(
-            "The file is a ZIP archive, not an .xlsx workbook (no xl/workbook.xml)"
-        )
+        raise XlsxError("The file is a ZIP archive, not an .xlsx workbook (no xl/workbook.xml)")
     for info in infos:
         if info.flag_bits & 0x1:
             raise XlsxError(
@@ -357,9 +338,7 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
         _checked(archive, "_rels/.rels", MAX_PART_BYTES)
         _parse_part(archive, "_rels/.rels", on_root_rel)
     if workbook_path not in names:
-        raise XlsxError(
-            "The file is a ZIP archive, not an .xlsx workbook (no workbook part)"
-        )
+        raise XlsxError("The file is a ZIP archive, not an .xlsx workbook (no workbook part)")
     if workbook_path.endswith(".bin"):
         raise XlsxError(
             "Binary Excel workbooks (.xlsb) are not supported; save it as .xlsx or CSV",
@@ -390,16 +369,9 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
     def on_workbook(name, attrs) -> None:
         if name == "sheet":
             rel = next((v for k, v in attrs.items() if _local(k) == "id"), None)
-            path = (
-                rels.get(rel or "")
-                or f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
-            )
-            if (
-                path in names
-            ):  # chart sheets and dialogs have no worksheet part of this kind
-                sheets.append(
-                    Sheet(name=attrs.get("name", f"Sheet{len(sheets) + 1}"), path=path)
-                )
+            path = rels.get(rel or "") or f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
+            if path in names:  # chart sheets and dialogs have no worksheet part of this kind
+                sheets.append(Sheet(name=attrs.get("name", f"Sheet{len(sheets) + 1}"), path=path))
         elif name == "workbookPr":
             flags["date1904"] = attrs.get("date1904", "0").lower() in ("1", "true")
 
@@ -426,14 +398,8 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
 def _checked(archive: zipfile.ZipFile, name: str, limit: int) -> None:
     info = archive.getinfo(name)
     if info.file_size > limit:
-        raise XlsxError(
-            f"The workbook part {name} unpacks to {info.file_size} bytes; at most {limit} are accepted"
-        )
-    if (
-        info.compress_size
-        and info.file_size > 1 << 20
-        and info.file_size / info.compress_size > 1000
-    ):
+        raise XlsxError(f"The workbook part {name} unpacks to {info.file_size} bytes; at most {limit} are accepted")
+    if info.compress_size and info.file_size > 1 << 20 and info.file_size / info.compress_size > 1000:
         raise XlsxError(
             f"The workbook part {name} is compressed {info.file_size // info.compress_size}:1, like a zip bomb"
         )
@@ -459,11 +425,7 @@ def _date_styles(archive: zipfile.ZipFile, path: str) -> list[str | None]:
                 fmt = 0
             if fmt in custom:
                 code = custom[fmt]
-                styles.append(
-                    ("time" if _is_time_format(code) else "date")
-                    if is_date_format(code)
-                    else None
-                )
+                styles.append(("time" if _is_time_format(code) else "date") if is_date_format(code) else None)
             elif fmt in _DATE_FORMAT_IDS:
                 styles.append("time" if fmt in _TIME_ONLY_IDS else "date")
             else:
@@ -495,6 +457,7 @@ _STYLE_ATTR = re.compile(r'\ss="(\d+)"')
 _R_ATTR = re.compile(r'\sr="([A-Za-z]{1,3})\d*"')
 _ENTITY = re.compile(r"&(#x[0-9A-Fa-f]+|#\d+|amp|lt|gt|quot|apos);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+_DATA_END = re.compile(r"</sheetData\s*>|<sheetData\s*/>")
 _DECLARED_ENCODING = re.compile(r'<\?xml[^>]*encoding="([^"]+)"')
 
 
@@ -506,9 +469,7 @@ def _entity(m: re.Match) -> str:
     try:
         return chr(int(code.removeprefix("x"), 16 if code[0] == "x" else 10))
     except (ValueError, OverflowError):
-        raise XlsxError(
-            f"The workbook is damaged: &{name[:12]}; is no character"
-        ) from None
+        raise XlsxError(f"The workbook is damaged: &{name[:12]}; is no character") from None
 
 
 def _xml_text(raw: str) -> str:
@@ -556,27 +517,18 @@ class _Cells:
                 return raw
             if not math.isfinite(number):
                 return raw
-            fmt = (
-                self.date_styles[style] if 0 <= style < len(self.date_styles) else None
-            )
+            fmt = self.date_styles[style] if 0 <= style < len(self.date_styles) else None
             if fmt is not None:
-                return serial_cell(
-                    number, date1904=self.date1904, time_only=fmt == "time"
-                )
+                return serial_cell(number, date1904=self.date1904, time_only=fmt == "time")
             return number_cell(number)
         if kind == "s":
             try:
-                return self.strings[int(raw)]
+                index = int(raw)
             except ValueError:
-                raise XlsxError(
-                    f"The workbook is damaged: {raw[:20]!r} is no shared string index"
-                ) from None
+                raise XlsxError(f"The workbook is damaged: {raw[:20]!r} is no shared string index") from None
+            return self.strings[index]
         if kind == "b":
-            return (
-                TypedCell("true", True)
-                if raw.strip() in ("1", "true")
-                else TypedCell("false", False)
-            )
+            return TypedCell("true", True) if raw.strip() in ("1", "true") else TypedCell("false", False)
         if kind == "d":
             return iso_cell(raw.strip())
         if kind == "e":
@@ -692,6 +644,8 @@ class _FastRows:
         strings = self.cells.strings
         start_after = self.start_after
         for m in _ROW.finditer(text):
+            if self.number and text[end : m.start()].strip():  # only rows follow the first row
+                raise XlsxError(f"The workbook is damaged: the sheet's XML is not valid near {text[end : m.start()][:40]!r}")
             end = m.end()
             attrs, content = m[1], m[2]
             r = _ROW_NUMBER.search(attrs)
@@ -741,9 +695,7 @@ class _FastRows:
         return out, end
 
 
-def iter_rows(
-    book: Workbook, sheet: Sheet, *, start_after: int = 0
-) -> Iterator[SheetRow]:
+def iter_rows(book: Workbook, sheet: Sheet, *, start_after: int = 0) -> Iterator[SheetRow]:
     """The sheet's rows in order, every row number from `start_after + 1` on (empty rows too,
     as rows without cells, so that row numbers are the sheet's). Rows up to `start_after`
     are parsed but not built."""
@@ -754,15 +706,11 @@ def iter_rows(
         with book.archive.open(sheet.path) as f:
             data = f.read(READ_BYTES)
             head = data[:4096].decode("utf-8", "replace")
+            if "<!DOCTYPE" in head:
+                _no_doctype()
             declared = _DECLARED_ENCODING.search(head)
-            fast = (
-                "<sheetData" in head
-                or "<row" in head
-                or ("sheetData" not in head and ":row" not in head)
-            )
-            fast = fast and (
-                declared is None or declared[1].lower().replace("-", "") == "utf8"
-            )
+            fast = "<sheetData" in head or "<row" in head or ("sheetData" not in head and ":row" not in head)
+            fast = fast and (declared is None or declared[1].lower().replace("-", "") == "utf8")
             if fast:
                 reader = _FastRows(cells, start_after)
                 decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -775,13 +723,17 @@ def iter_rows(
                     pending += decoder.decode(data, not data)
                     found, end = reader.rows(pending)
                     pending = pending[end:]
+                    if closing := _DATA_END.search(pending):
+                        if reader.number and pending[: closing.start()].strip():
+                            raise XlsxError("The workbook is damaged: the sheet's XML is not valid after its last row")
+                        data = b""  # no rows after the sheet's data: its other parts are not read
+                    elif not data:
+                        raise XlsxError("The workbook is damaged: the sheet's XML ends early")
                 else:
                     exact.feed(data, not data)
                     found, exact.ready = exact.ready, []
                 for number, row in found:
-                    for gap in range(
-                        previous + 1, number
-                    ):  # rows missing from the XML are empty
+                    for gap in range(previous + 1, number):  # rows missing from the XML are empty
                         yield SheetRow(gap, [], read)
                     previous = number
                     yield SheetRow(number, row, read)
@@ -789,13 +741,9 @@ def iter_rows(
                     return
                 data = f.read(READ_BYTES)
     except expat.ExpatError as exc:
-        raise XlsxError(
-            f"The workbook is damaged: the sheet's XML is not valid ({exc})"
-        ) from None
+        raise XlsxError(f"The workbook is damaged: the sheet's XML is not valid ({exc})") from None
     except UnicodeDecodeError:
-        raise XlsxError(
-            "The workbook is damaged: the sheet's XML is not valid UTF-8"
-        ) from None
+        raise XlsxError("The workbook is damaged: the sheet's XML is not valid UTF-8") from None
     except (
         zipfile.BadZipFile,
         EOFError,
@@ -803,9 +751,7 @@ def iter_rows(
         RuntimeError,
         zlib.error,
     ) as exc:  # a CRC error, a truncated member
-        raise XlsxError(
-            f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}"
-        ) from None
+        raise XlsxError(f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"[A-Z]*\d*:?[A-Z]*(\d+)\"")

@@ -184,7 +184,7 @@ async def test_a_csv_named_xlsx_is_refused(client, tenant):
 async def test_zip_bomb_is_refused_before_it_is_inflated(client, tenant):
     """A sheet that unpacks 2,000:1 (a real sheet is 5-20:1) is refused without reading it."""
     rows = b"".join(b'<row r="%d"><c r="A%d"><v>1</v></c></row>' % (i, i) for i in range(1, 2))
-    sheet = b'<worksheet><sheetData>' + rows + b" " * (64 << 20) + b"</sheetData></worksheet>"
+    sheet = b"<worksheet><sheetData>" + rows + b" " * (64 << 20) + b"</sheetData></worksheet>"
     members = {
         "[Content_Types].xml": b"<Types/>",
         "xl/workbook.xml": b'<workbook><sheets><sheet name="S" sheetId="1"/></sheets></workbook>',
