@@ -49,12 +49,12 @@ print(json.dumps({"rows": n, "seconds": round(seconds, 2), "peak_rss_mb": round(
 
 def available(reader: str) -> bool:
     module = {"ours": "zipfile", "openpyxl": "openpyxl", "calamine": "python_calamine"}[reader]
-    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True).returncode == 0
+    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, check=False).returncode == 0
 
 
 def measure(path: Path, reader: str, limit: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(path), reader, str(limit), str(ROOT)], capture_output=True, text=True
+        [sys.executable, "-c", MEASURE, str(path), reader, str(limit), str(ROOT)], capture_output=True, text=True, check=False
     )
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1][:200]}

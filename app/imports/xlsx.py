@@ -24,6 +24,7 @@ import math
 import re
 import zipfile
 import zlib
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,7 +34,7 @@ from xml.parsers import expat
 XLSX_MAGIC = b"PK\x03\x04"
 CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2: an old .xls, or an encrypted (password-protected) .xlsx
 MAX_SHEET_XML_BYTES = 4 << 30
-MAX_SHARED_STRINGS_BYTES = 256 << 20
+MAX_SHARED_STRINGS_BYTES = 128 << 20  # held in memory: at most ~12 bytes a string + its text
 MAX_PART_BYTES = 32 << 20  # workbook.xml, styles.xml, relationships
 MAX_MEMBERS = 10_000
 MAX_COLUMNS = 16_384  # Excel's own limit (XFD)
@@ -194,56 +195,78 @@ def _resolve(base_dir: str, target: str) -> str:
 
 
 class SharedStrings:
-    """The shared string table, parsed lazily: only as far as the highest index asked for."""
+    """The shared string table, parsed lazily: only as far as the highest index asked for.
+
+    Kept compact: the strings of each piece of the XML read are joined into one page, and each
+    string is its page and span (12 bytes) rather than a str object of its own (about 50 bytes
+    more): a 20 MB workbook has a million shared strings.
+    """
 
     def __init__(self, archive: zipfile.ZipFile, name: str | None) -> None:
-        self.items: list[str] = []
+        self.count = 0
+        self._pages: list[str] = []
+        self._page = array("I")
+        self._start = array("I")
+        self._end = array("I")
+        self._open: list[str] = []  # strings of the page being read
+        self._open_chars = 0
         self._file: IO[bytes] | None = archive.open(name) if name else None
         self._parts: list[str] = []
         self._depth_t = 0
         self._depth_rph = 0
         parser = _parser()
-        parser.StartElementHandler = self._start
-        parser.EndElementHandler = self._end
+        parser.StartElementHandler = self._start_element
+        parser.EndElementHandler = self._end_element
         parser.CharacterDataHandler = self._chars
         self._parser = parser
 
-    def _start(self, name: str, _attrs) -> None:
+    def _start_element(self, name: str, _attrs) -> None:
         name = _local(name)
         if name == "t":
             self._depth_t += 1
         elif name == "rPh":  # phonetic hints (furigana) are not part of the text
             self._depth_rph += 1
 
-    def _end(self, name: str) -> None:
+    def _end_element(self, name: str) -> None:
         name = _local(name)
         if name == "t":
             self._depth_t -= 1
         elif name == "rPh":
             self._depth_rph -= 1
         elif name == "si":
-            self.items.append(_unescape("".join(self._parts)))
+            text = _unescape("".join(self._parts))
             self._parts.clear()
+            self._open.append(text)
+            self._page.append(len(self._pages))
+            self._start.append(self._open_chars)
+            self._open_chars += len(text)
+            self._end.append(self._open_chars)
 
     def _chars(self, data: str) -> None:
         if self._depth_t and not self._depth_rph:
             self._parts.append(data)
 
+    def _read_more(self) -> None:
+        data = self._file.read(READ_BYTES)
+        try:
+            self._parser.Parse(data, not data)
+        except expat.ExpatError as exc:
+            raise XlsxError(f"The workbook is damaged: the shared strings are not valid XML ({exc})") from None
+        if self._open:
+            self._pages.append("".join(self._open))
+            self.count += len(self._open)
+            self._open.clear()
+            self._open_chars = 0
+        if not data:
+            self._file.close()
+            self._file = None
+
     def __getitem__(self, index: int) -> str:
-        while index >= len(self.items) and self._file is not None:
-            data = self._file.read(READ_BYTES)
-            try:
-                self._parser.Parse(data, not data)
-            except expat.ExpatError as exc:
-                raise XlsxError(f"The workbook is damaged: the shared strings are not valid XML ({exc})") from None
-            if not data:
-                self._file.close()
-                self._file = None
-        if index >= len(self.items):
-            raise XlsxError(
-                f"The workbook is damaged: a cell refers to shared string {index}, the table has {len(self.items)}"
-            )
-        return self.items[index]
+        while index >= self.count and self._file is not None:
+            self._read_more()
+        if index >= self.count:
+            raise XlsxError(f"The workbook is damaged: a cell refers to shared string {index}, the table has {self.count}")
+        return self._pages[self._page[index]][self._start[index] : self._end[index]]
 
 
 # --- the workbook ----------------------------------------------------------------------------
@@ -678,8 +701,8 @@ class _FastRows:
                     if ' s="' in attrs:
                         found = _STYLE_ATTR.search(attrs)
                         style = int(found[1]) if found else 0
-                    if kind == "s" and raw.isdigit() and int(raw) < len(strings.items):
-                        value = strings.items[int(raw)]  # the common case, inline
+                    if kind == "s" and raw.isdigit():
+                        value = strings[int(raw)]  # the common case, without the call below
                     else:
                         value = value_of(kind, _xml_text(raw), style or 0)
                     if value != "":
