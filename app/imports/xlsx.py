@@ -377,7 +377,8 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
             return
         target = _resolve(base_dir, attrs.get("Target", ""))
         kind = attrs.get("Type", "")
-        rels[attrs.get("Id", "")] = target
+        if not kind.endswith(("/chartsheet", "/dialogsheet", "/macrosheet")):  # sheets without cells to import
+            rels[attrs.get("Id", "")] = target
         if kind.endswith("/sharedStrings"):
             shared_strings = target
         elif kind.endswith("/styles"):
@@ -392,8 +393,8 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
     def on_workbook(name, attrs) -> None:
         if name == "sheet":
             rel = next((v for k, v in attrs.items() if _local(k) == "id"), None)
-            path = rels.get(rel or "") or f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
-            if path in names:  # chart sheets and dialogs have no worksheet part of this kind
+            path = rels.get(rel or "") if rel else f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
+            if path in names:
                 sheets.append(Sheet(name=attrs.get("name", f"Sheet{len(sheets) + 1}"), path=path))
         elif name == "workbookPr":
             flags["date1904"] = attrs.get("date1904", "0").lower() in ("1", "true")
