@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from app.imports.inference import (
     MAX_COLUMNS,
-    MAX_SAMPLE_ROWS,
+    TYPE_SAMPLE_VALUES,
     SampleAnalysis,
     unique_headers,
 )
@@ -34,6 +34,9 @@ from app.imports.xlsx import (
 SPOOL_BYTES = 16 << 20  # a larger workbook is spooled to disk while the worker reads it
 SHEET_ROWS_PER_STEP = 500
 SAMPLE_XML_BYTES = 16 << 20  # at most this much of the sheet's XML feeds the suggestion
+# rows of a workbook's sample: inference types a column from 2,000 values (TYPE_SAMPLE_VALUES), and
+# reading a workbook's rows costs ~5× a CSV file's: more would only slow the upload's answer
+SAMPLE_ROWS = TYPE_SAMPLE_VALUES
 
 
 def _blank(cells: list[str]) -> bool:
@@ -74,7 +77,7 @@ def analyse_xlsx(file: IO[bytes], *, sheet: str | None) -> tuple[SampleAnalysis,
             continue
         rows.append(row.cells)
         end_bytes = row.end_byte
-        if len(rows) >= MAX_SAMPLE_ROWS or row.end_byte - header_bytes >= SAMPLE_XML_BYTES:
+        if len(rows) >= SAMPLE_ROWS or row.end_byte - header_bytes >= SAMPLE_XML_BYTES:
             complete = False
             break
     if headers is None:
