@@ -238,7 +238,7 @@ async def main(args) -> None:
         assert (body["processed_rows"], body["created"], body["failed"]) == (args.rows, args.rows, 0), body
         import_rate = args.rows / import_s
         print(f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s "
-              f"(created {body['created']:,}, failed {body['failed']})", flush=True)
+              f"(created {body['created']:,}, failed {body['failed']}); peak worker RSS {sampler.peak / 2**20:.0f} MB", flush=True)
         copy_rate = await copy_baseline(sessionmaker, tenant_id, feed, args.rows)
         print(f"COPY baseline into a scratch table shaped like products: {copy_rate:,.0f} rows/s", flush=True)
         copy_tenant, _key = await make_tenant(sessionmaker)
