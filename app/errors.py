@@ -71,6 +71,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found for this tenant",
         409: "Conflict",
         413: "Payload too large",
+        415: "Unsupported file type",
         503: "A backing service is unavailable",
     }
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}

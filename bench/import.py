@@ -3,6 +3,7 @@
     .venv/bin/python bench/import.py                 # 1,000,000 rows
     .venv/bin/python bench/import.py --rows 200000
     .venv/bin/python bench/import.py --suggest-only  # upload + suggestion of a 134 MB file, no import
+    .venv/bin/python bench/import.py --xlsx --rows 240000  # a 20 MB .xlsx workbook instead (bench/xlsx_feed.py)
 
 Generates a supplier-style feed (';', decimal commas, dd.mm.yyyy dates, ja/nein, category
 paths, '|' lists, quoted cells), starts the real API (`pim serve`) and a real worker
@@ -39,6 +40,7 @@ from app.db import create_engine, create_sessionmaker
 from app.imports.sniffing import SAMPLE_BYTES
 from app.imports.rows import parse_category_paths
 from app.products.upsert import driver_connection
+from bench.xlsx_feed import write_xlsx_feed
 
 BRANDS = ["Fermob", "Tolix", "Hay", "Müller & Söhne", "Artemide", "Flos", "Ikea", "Vitra", "Kartell", "Muuto"]
 COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]
@@ -165,6 +167,12 @@ async def main(args) -> None:
     started = time.perf_counter()
     size = write_feed(feed, args.rows)
     print(f"feed: {args.rows:,} rows, {size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.1f} s", flush=True)
+    uploaded, content_type = feed, "text/csv"
+    if args.xlsx:  # the CSV feed stays for the COPY baselines
+        uploaded, content_type = tmp / "feed.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        started = time.perf_counter()
+        size = write_xlsx_feed(uploaded, args.rows)
+        print(f"workbook: {args.rows:,} rows, {size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s", flush=True)
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         live, dead = await raw.fetchrow(
@@ -206,8 +214,8 @@ async def main(args) -> None:
             idle_rss = sampler.process.memory_info().rss
 
             started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
-            with feed.open("rb") as f:
-                r = await http.post("/api/pim/import/csv/", headers=headers, files={"file": ("feed.csv", f, "text/csv")})
+            with uploaded.open("rb") as f:
+                r = await http.post("/api/pim/import/csv/", headers=headers, files={"file": (uploaded.name, f, content_type)})
             upload_s, upload_cpu_s = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before
             assert r.status_code == 201, r.text
             timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
@@ -250,7 +258,8 @@ async def main(args) -> None:
         assert (body["processed_rows"], body["created"], body["failed"]) == (args.rows, args.rows, 0), body
         import_rate = args.rows / import_s
         print(f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s, {import_cpu_s:.1f} s of the "
-              f"worker's CPU (created {body['created']:,}, failed {body['failed']})", flush=True)
+              f"worker's CPU (created {body['created']:,}, failed {body['failed']}); "
+              f"peak worker RSS {sampler.peak / 2**20:.0f} MB", flush=True)
         copy_rate = await copy_baseline(sessionmaker, tenant_id, feed, args.rows)
         print(f"COPY baseline into a scratch table shaped like products: {copy_rate:,.0f} rows/s", flush=True)
         copy_tenant, _key = await make_tenant(sessionmaker)
@@ -264,7 +273,7 @@ async def main(args) -> None:
         ratio = import_rate / copy_rate
         print(f"peak worker RSS: {sampler.peak / 2**20:.0f} MB (idle {idle_rss / 2**20:.0f} MB)")
         result = {
-            "rows": args.rows, "file_mb": round(size / 1e6, 1), "upload_and_suggestion_s": round(upload_s, 2),
+            "rows": args.rows, "format": "xlsx" if args.xlsx else "csv", "file_mb": round(size / 1e6, 1), "upload_and_suggestion_s": round(upload_s, 2),
             "suggestion_s": round(suggest_s, 3), "import_rows_per_s": round(import_rate), "copy_rows_per_s": round(copy_rate),
             "import_vs_copy": round(ratio, 2), "copy_into_products_rows_per_s": round(copy_products_rate),
             "import_vs_copy_into_products": round(import_rate / copy_products_rate, 2),
@@ -283,6 +292,7 @@ async def main(args) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
         feed.unlink(missing_ok=True)
+        uploaded.unlink(missing_ok=True)
         tmp.rmdir()
         if not args.keep:
             async with sessionmaker() as session, session.begin():
@@ -296,6 +306,8 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
     parser.add_argument("--suggest-only", action="store_true", help="stop after the upload and its suggestion")
+    parser.add_argument("--redis-db", type=int, default=10, help="the Redis database of the benchmark's queue")
+    parser.add_argument("--xlsx", action="store_true", help="upload the rows as an .xlsx workbook (bench/xlsx_feed.py)")
     parser.add_argument(
         "--redis-db", type=int, default=10,
         help="Redis database of the benchmark's queue (default 10); runs sharing one would take each other's jobs",

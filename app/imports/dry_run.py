@@ -7,6 +7,7 @@ Checks that need the rows written (unique values, concurrent writers) are left t
 """
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,11 @@ from app.catalog.fields import FieldDef, check_required, is_empty
 from app.catalog.values import CoercionError
 from app.db import driver_connection, tenant_of
 from app.imports.conventions import Conventions
-from app.imports.records import Dialect, RecordStream
+from app.imports.records import Dialect, Record, RecordStream
 from app.imports.rows import RowConverter, RowError
+from app.imports.sources import stored_records, transformed
 from app.imports.storage import read_chunks
+from app.imports.variants import ShopifyVariants
 from app.products.upsert import existing_skus
 
 FIRST_ERRORS = 100
@@ -50,8 +53,11 @@ class _Tally:
             stream.finish()
         else:
             stream.feed(data)
+        self.take_records(stream.records())
+
+    def take_records(self, records: Iterable[Record]) -> None:
         convert, required = self.converter.convert, self.required
-        for record in stream.records():
+        for record in records:
             self.row += 1
             cells = record.cells
             if not record.error and not "".join(cells).strip():
@@ -103,8 +109,13 @@ async def dry_run(
     fields: list[FieldDef],
     conventions: Conventions,
     value_mapping: dict[str, dict[str, Any]],
+    xlsx: dict[str, Any] | None = None,
+    row_transform: str | None = None,
 ) -> dict[str, Any]:
-    """What importing the stored file with this mapping, schema and conventions would do."""
+    """What importing the stored file with this mapping, schema and conventions would do.
+
+    A workbook, or a file whose rows a transform completes (Shopify's variant rows), is read
+    through the worker's own record source; plain CSV is parsed in a thread piece by piece."""
     field_map = {f.name: f for f in fields}
     converter = RowConverter(
         headers=headers, mapping=mapping, fields=field_map, conventions=conventions, value_mapping=value_mapping
@@ -119,18 +130,26 @@ async def dry_run(
         for i in range(0, len(skus), SKU_QUERY_BATCH):
             existing.update(await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH]))
 
-    # A piece is parsed in a thread while the connection fetches the next one and looks up the SKUs
-    # of the one before: Python and Postgres work at the same time.
-    parsing: asyncio.Future | None = None
-    async for data in read_chunks(conn, job_id, start_offset=start_offset):
+    if xlsx is not None or row_transform is not None:
+        variants = ShopifyVariants.for_headers(headers[:-1]) if row_transform == "shopify" else None
+        async for records in stored_records(
+            conn, job_id, xlsx=xlsx, encoding=encoding, dialect=dialect, start_offset=start_offset
+        ):
+            tally.take_records(transformed(records, variants) if variants else records)
+            await look_up(tally.drain_new_skus())
+    else:
+        # A piece is parsed in a thread while the connection fetches the next one and looks up the
+        # SKUs of the one before: Python and Postgres work at the same time.
+        parsing: asyncio.Future | None = None
+        async for data in read_chunks(conn, job_id, start_offset=start_offset):
+            if parsing is not None:
+                await parsing
+            skus = tally.drain_new_skus()
+            parsing = asyncio.ensure_future(asyncio.to_thread(tally.take, stream, data))
+            await look_up(skus)
         if parsing is not None:
             await parsing
-        skus = tally.drain_new_skus()
-        parsing = asyncio.ensure_future(asyncio.to_thread(tally.take, stream, data))
-        await look_up(skus)
-    if parsing is not None:
-        await parsing
-    await asyncio.to_thread(tally.take, stream, None)
+        await asyncio.to_thread(tally.take, stream, None)
     await look_up(tally.drain_new_skus())
 
     create = update = 0

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from app.deps import Arq, Editor, Session, SettingsDep, Viewer
@@ -12,6 +12,10 @@ from app.imports.upload import MultipartFile
 router = APIRouter(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS)
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
+Sheet = Annotated[
+    str | None,
+    Query(max_length=200, description="an .xlsx upload's sheet to import: its name, or its 0-based index; default the first"),
+]
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -26,7 +30,7 @@ UPLOAD_BODY = {
                             "type": "string",
                             "format": "binary",
                             "description": "the CSV file: any of , ; tab | as delimiter; UTF-8 (with or without BOM), "
-                            "UTF-16, Windows-1252 or Latin-1",
+                            "UTF-16, Windows-1252 or Latin-1; or an .xlsx workbook (recognised by its content)",
                         }
                     },
                 }
@@ -41,7 +45,7 @@ UPLOAD_BODY = {
     status_code=status.HTTP_201_CREATED,
     response_model=ImportJobOut,
     responses={
-        **error_responses(400, 409, 413),
+        **error_responses(400, 409, 413, 415),
         422: {
             "description": "No `file` part in a multipart/form-data body",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
@@ -49,11 +53,30 @@ UPLOAD_BODY = {
     },
     openapi_extra=UPLOAD_BODY,
 )
-async def upload_import_csv(request: Request, response: Response, session: Session, settings: SettingsDep, _: Editor):
-    """Upload a CSV file (multipart field `file`). The file is stored and the answer is a job in status
-    `mapping` with the detected encoding and delimiter, a type and a suggested field per column, and the
-    suggested schema. Review it, then confirm with `POST /api/pim/import/{job_id}/confirm/`.
+async def upload_import_csv(
+    request: Request, response: Response, session: Session, settings: SettingsDep, _: Editor, sheet: Sheet = None
+):
+    """Upload a CSV file or an .xlsx workbook (multipart field `file`). The file is stored and the answer
+    is a job in status `mapping` with the detected encoding and delimiter, a type and a suggested field per
+    column, and the suggested schema. Review it, then confirm with `POST /api/pim/import/{job_id}/confirm/`.
     The `Server-Timing` header tells how long the upload and the suggestion took.
+
+    **XLSX.** A workbook is recognised by its content (a ZIP archive holding `xl/workbook.xml`),
+    whatever its name. Its first sheet is imported, or the one named by `sheet` (a name, or a
+    0-based index). The header is the first non-empty row. Cells keep their own types: a number
+    cell is that number under any conventions (`3.7` is 3.7), a date-formatted cell is a date
+    (`2024-12-04`; with a time: a datetime without offset), a boolean cell `true`/`false`; a text
+    cell stays text (`02134` keeps its zero). For such a job `encoding` and `delimiter` are null and
+    row numbers (in `errors`) are the sheet's. Refused with a message: an old `.xls` or an
+    encrypted (password-protected) workbook and `.xlsb` (`415`); a damaged or truncated
+    workbook, a ZIP archive that is no workbook, an unknown `sheet`, and parts that unpack to
+    more than their bounds (zip bombs) (`400`).
+
+    **Shopify.** In a Shopify product export, variant rows repeat the `Handle` and leave the
+    product-level columns (Title, Body (HTML), Vendor, Type, Tags, Published, Status, SEO…,
+    OptionN Name) empty: they inherit them from the handle's first row. A column `Variation Of`
+    is added with the SKU of the handle's first variant (empty on that row), suggested for
+    `variation_of`; rows holding only extra images are skipped.
 
     A tenant keeps at most `PIM_IMPORT_STORAGE_QUOTA_BYTES` (5 GiB by default) of uploads stored at
     once (jobs uploading, in `mapping` or `importing`): an upload that would exceed it is a `413`;
@@ -62,7 +85,7 @@ async def upload_import_csv(request: Request, response: Response, session: Sessi
     upload = MultipartFile(request)
     job, timings = await service.create_import(
         session, sessionmaker=request.app.state.sessionmaker, pieces=upload.pieces(), filename=lambda: upload.filename,
-        settings=settings,
+        settings=settings, sheet=sheet,
     )
     response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
     return service.job_out(job)

@@ -20,6 +20,7 @@ from app.catalog.fields import CoercionError, FieldDef, FieldType
 from app.catalog.schemas import MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
 from app.catalog.values import TEXT_READ, coerce_value, text_reader
 from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions
+from app.imports.xlsx import TypedCell
 from app.products.schemas import SKU_MAX
 
 BUILTIN_TARGETS = ("sku", "name", "status", "categories", "variation_of")
@@ -133,6 +134,9 @@ def _mapped(reader: Callable[[Any], Any], value_map: dict[str, Any], *, null_tok
     return read
 
 
+_TYPED_CELL_TYPES = frozenset({FieldType.number, FieldType.integer, FieldType.boolean})
+
+
 class RowConverter:
     """Built once per import from the confirmed mapping, schema and conventions; `convert()` per row.
 
@@ -184,6 +188,13 @@ class RowConverter:
             self.columns.append((index, target, reader, skips_null_tokens, header))
         if self.sku_index is None:
             raise ValueError("no column maps to sku")
+        # a workbook's number and boolean cells skip text parsing: their value goes to coerce_value as
+        # a JSON value in a bulk request would (3.7 is 3.7 under any conventions)
+        self.typed_fields = {
+            index: fields[target]
+            for index, header in enumerate(headers)
+            if (target := mapping.get(header)) in fields and fields[target].type in _TYPED_CELL_TYPES
+        }
 
     def sku_of(self, cells: list[str]) -> str | None:
         if self.sku_index is not None and self.sku_index < len(cells):
@@ -202,6 +213,12 @@ class RowConverter:
         item: dict[str, Any] = {"sku": sku}
         for index, target, read, skips_null_tokens, header in self.columns:
             if index >= n:
+                continue
+            if type(cells[index]) is TypedCell and index in self.typed_fields:
+                try:
+                    item[target] = coerce_value(self.typed_fields[index], cells[index].value)
+                except CoercionError as exc:
+                    raise RowError(f"{exc} (column {header!r}: {cells[index]!s})") from None
                 continue
             cell = cells[index].strip()
             if not cell or (skips_null_tokens and is_null_token(cell)):

@@ -8,6 +8,7 @@ import asyncio
 import codecs
 import csv
 import io
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -40,7 +41,10 @@ from app.imports.llm import ask_llm, merge_llm_answer
 from app.imports.records import Dialect
 from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
+from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
+from app.imports.variants import ShopifyVariants
+from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.models import HeaderMapping, ImportJob
 
 log = structlog.get_logger("pim.imports")
@@ -49,6 +53,7 @@ SUGGESTION_BUDGET_S = 2.5  # the LLM gets what is left of this after the local e
 WINDOW_BYTES = 128 * 1024  # read at each of WINDOW_POSITIONS of a file larger than the sample
 WINDOW_POSITIONS = (0.25, 0.5, 0.75, 1.0)  # shares of the rest of the file; 1.0: its last bytes
 MAX_JOB_ERRORS = 100
+CFB_HEAD_BYTES = 1 << 20
 TASK_NAME = "import_csv"
 
 
@@ -117,6 +122,17 @@ def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes]
     return variant, transcode
 
 
+def _workbook_spool(head: bytes, filename: str):
+    """A file to keep an .xlsx upload in (None for CSV text); refuses .xls and encrypted workbooks."""
+    if head.startswith(CFB_MAGIC):
+        raise BadRequest(cfb_reason(head), status_code=415)
+    if head.startswith(XLSX_MAGIC):
+        return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+    if filename.lower().endswith((".xlsx", ".xlsm")):
+        raise BadRequest("The file is named like an .xlsx workbook but is not one (an .xlsx file is a ZIP archive)")
+    return None
+
+
 async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, str | None]:
     keys = list({header_key(h) for h in headers})
     rows = await session.execute(select(HeaderMapping.header_key, HeaderMapping.field).where(HeaderMapping.header_key.in_(keys)))
@@ -146,17 +162,25 @@ async def _windows(
 
 
 def _suggest_from(
-    analysis: sniffing.SampleAnalysis, windows: list[tuple[bytes, bool]], *, encoding: str, **kwargs: Any
+    analysis: sniffing.SampleAnalysis,
+    windows: list[tuple[bytes, bool]],
+    *,
+    variants: ShopifyVariants | None,
+    encoding: str,
+    **kwargs: Any,
 ) -> inference.Suggestion:
-    """The windows' rows, the file's conventions and the suggestion: one piece of CPU work (one thread)."""
-    rows = [
-        row
-        for data, at_end in windows
-        for row in sniffing.rows_in_window(
-            data, encoding=analysis.encoding, dialect=analysis.dialect, width=len(analysis.headers), at_end=at_end
-        )
-    ]
-    conventions = detect_conventions(analysis.rows + rows, encoding=encoding, delimiter=analysis.dialect.delimiter)
+    """The windows' rows, the file's conventions and the suggestion: one piece of CPU work (one thread).
+
+    A workbook's typed cells (numbers, dates) say nothing of the file's text conventions."""
+    width = len(analysis.headers) - (1 if variants else 0)  # the file's own columns
+    rows = []
+    for data, at_end in windows:
+        window = sniffing.rows_in_window(data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end)
+        if variants is not None:  # a window starts mid-file: its first handle inherits from nothing
+            window = [row for row in map(variants.apply, window) if row]
+        rows.extend(window)
+    text_rows = [[("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows]
+    conventions = detect_conventions(text_rows, encoding=encoding, delimiter=analysis.dialect.delimiter)
     return inference.suggest(analysis, conventions=conventions, windows=rows, **kwargs)
 
 
@@ -167,8 +191,10 @@ async def create_import(
     pieces: AsyncIterator[bytes],
     filename: Callable[[], str],
     settings: Settings,
+    sheet: str | None = None,
 ) -> tuple[ImportJob, dict[str, float]]:
-    """Store the uploaded file in chunks and suggest a mapping from its first `SAMPLE_BYTES`.
+    """Store the uploaded file in chunks and suggest a mapping from its first `SAMPLE_BYTES`
+    (of a CSV file) or first rows (of an .xlsx workbook's first sheet, or `sheet`).
 
     The job is created, and each chunk stored, in short transactions of their own: no database
     connection waits on the client while it sends the file. `session` (the request's) is used
@@ -182,7 +208,7 @@ async def create_import(
         own.add(ImportJob(id=job_id, status="pending", filename=""))
     try:
         return await _store_and_suggest(
-            session, job_id=job_id, pieces=pieces, filename=filename, settings=settings,
+            session, job_id=job_id, pieces=pieces, filename=filename, settings=settings, sheet=sheet,
             writer=ChunkWriter(sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes),
         )
     except BaseException:
@@ -202,6 +228,7 @@ async def _store_and_suggest(
     pieces: AsyncIterator[bytes],
     filename: Callable[[], str],
     settings: Settings,
+    sheet: str | None,
     writer: ChunkWriter,
 ) -> tuple[ImportJob, dict[str, float]]:
     started = time.perf_counter()
@@ -212,10 +239,13 @@ async def _store_and_suggest(
     transcoded_from: str | None = None
     transcode = None
     decided = binary_checked = False
+    workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
 
     async def store(data: bytes) -> None:
         nonlocal binary_checked
-        if len(sample) < sniffing.SAMPLE_BYTES:
+        if workbook is not None:
+            workbook.write(data)
+        elif len(sample) < sniffing.SAMPLE_BYTES:
             sample.extend(data[: sniffing.SAMPLE_BYTES - len(sample)])
             if not binary_checked and len(sample) >= 65536:
                 binary_checked = True  # refuse an archive or image before storing all of it
@@ -230,13 +260,15 @@ async def _store_and_suggest(
             raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
         if not decided:
             head.extend(piece)
-            if len(head) < 4096:
+            if len(head) < (CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096):  # an OLE2 file: read its directory
                 continue
             piece, decided = bytes(head), True
-            transcoded_from, transcode = _transcoder(piece)
+            workbook = _workbook_spool(piece, filename())
+            transcoded_from, transcode = (None, None) if workbook else _transcoder(piece)
         await store(transcode(piece) if transcode else piece)
     if not decided and head:
-        transcoded_from, transcode = _transcoder(bytes(head))
+        workbook = _workbook_spool(bytes(head), filename())
+        transcoded_from, transcode = (None, None) if workbook else _transcoder(bytes(head))
         await store(transcode(bytes(head)) if transcode else bytes(head))
     if transcode:
         await store(transcode(b"", True))
@@ -245,12 +277,22 @@ async def _store_and_suggest(
         raise BadRequest("The file is empty")
     upload_done = time.perf_counter()
 
-    complete = writer.size <= sniffing.SAMPLE_BYTES
-    job = await _suggest_into(
-        session, job_id, bytes(sample), stored_bytes=writer.size, complete=complete,
-        transcoded_from=transcoded_from, settings=settings, budget_start=upload_done,
-    )
-    job.filename = filename() or "upload.csv"
+    if workbook is not None:
+        try:
+            with workbook:
+                analysis, source, estimated_rows = await asyncio.to_thread(analyse_xlsx, workbook, sheet=sheet)
+        except XlsxError as exc:
+            raise BadRequest(str(exc), status_code=exc.status) from None
+        job = await _suggest_into(
+            session, job_id, b"", stored_bytes=writer.size, complete=True, transcoded_from=None,
+            settings=settings, budget_start=upload_done, workbook=(analysis, source, estimated_rows),
+        )
+    else:
+        job = await _suggest_into(
+            session, job_id, bytes(sample), stored_bytes=writer.size, complete=writer.size <= sniffing.SAMPLE_BYTES,
+            transcoded_from=transcoded_from, settings=settings, budget_start=upload_done,
+        )
+    job.filename = filename() or ("upload.xlsx" if workbook is not None else "upload.csv")
     job.size_bytes = size
     await session.flush()
     await session.refresh(job)
@@ -270,19 +312,31 @@ async def _suggest_into(
     budget_start: float,
     encoding: str | None = None,
     delimiter: str | None = None,
+    workbook: tuple[sniffing.SampleAnalysis, XlsxSource, int] | None = None,
 ) -> ImportJob:
     """Read the sample (with the client's encoding or delimiter, if given) and windows in the middle
     and end of the stored file, detect the file's conventions and suggest a mapping; the job gets
     all of it and goes to status `mapping`. `settings` None: no LLM opinion. The job's row is
     locked only once the slow part is done (a failed upload deletes its job from another session
-    meanwhile)."""
-    try:
-        analysis = await asyncio.to_thread(
-            sniffing.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
-        )
-    except sniffing.NotCsv as exc:
-        raise BadRequest(str(exc)) from None
-    windows = [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
+    meanwhile). A `workbook` comes analysed (its first rows, its sheet, its estimated rows): no
+    windows, since a ZIP archive cannot be read from the middle."""
+    source: XlsxSource | None = None
+    if workbook is not None:
+        analysis, source, estimated_rows = workbook
+        windows = []
+    else:
+        try:
+            analysis = await asyncio.to_thread(
+                sniffing.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
+            )
+        except sniffing.NotCsv as exc:
+            raise BadRequest(str(exc)) from None
+        windows = [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
+        estimated_rows = sniffing.estimate_rows(analysis, stored_bytes)
+    variants = ShopifyVariants.for_headers(analysis.headers)
+    if variants is not None:  # variant rows inherit their product's cells: the suggestion sees them so
+        analysis.headers = variants.headers(analysis.headers)
+        analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
@@ -290,6 +344,7 @@ async def _suggest_into(
         _suggest_from,
         analysis,
         windows,
+        variants=variants,
         encoding=transcoded_from or analysis.encoding,
         fields=fields,
         remembered=remembered,
@@ -305,9 +360,9 @@ async def _suggest_into(
 
     job = await get_job(session, str(job_id), for_update=True)  # NotFound: deleted meanwhile
     job.status = "mapping"
-    job.encoding = transcoded_from or analysis.encoding
-    job.delimiter = analysis.dialect.delimiter
-    job.quotechar = analysis.dialect.quotechar
+    job.encoding = None if source else transcoded_from or analysis.encoding
+    job.delimiter = None if source else analysis.dialect.delimiter
+    job.quotechar = None if source else analysis.dialect.quotechar
     job.columns = [
         {
             "header": c.header,
@@ -331,8 +386,10 @@ async def _suggest_into(
         "stored_bytes": stored_bytes,
         "sources": {c.header: c.source for c in suggestion.columns},
         "format": suggestion.format,
+        "xlsx": source.options() if source else None,
+        "row_transform": "shopify" if variants else None,
     }
-    job.total_rows = sniffing.estimate_rows(analysis, stored_bytes)
+    job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset
     job.resume_row = analysis.header_row
     return job
@@ -428,6 +485,10 @@ async def _reread_if_asked(session: AsyncSession, job: ImportJob, body: ConfirmI
     for name, value, allowed in (("encoding", encoding, ENCODINGS), ("delimiter", delimiter, DELIMITERS)):
         if value is not None and value not in allowed:
             raise BadRequest(f"{name}: must be one of {list(allowed)}")
+    if job.parse_options.get("xlsx"):
+        if encoding is not None or delimiter is not None:
+            raise BadRequest("encoding and delimiter do not apply to an .xlsx workbook")
+        return
     if (encoding is None or encoding == job.encoding) and (delimiter is None or delimiter == job.delimiter):
         return
     transcoded_from = job.encoding if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16") else None
@@ -480,6 +541,8 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
             fields=fields,
             conventions=conventions,
             value_mapping=value_mapping,
+            xlsx=options.get("xlsx"),
+            row_transform=options.get("row_transform"),
         )
         job.parse_options = options
         await session.flush()

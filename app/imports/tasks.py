@@ -28,10 +28,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.db import driver_connection
 from app.imports.conventions import Conventions
-from app.imports.records import Dialect, RecordStream
+from app.imports.records import Dialect
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
-from app.imports.storage import delete_chunks, read_chunks
+from app.imports.sources import stored_records, transformed
+from app.imports.storage import delete_chunks
+from app.imports.variants import ShopifyVariants
+from app.imports.xlsx import XlsxError
 from app.products.upsert import UpsertRow, write_rows
 
 log = structlog.get_logger("pim.imports.task")
@@ -115,6 +118,7 @@ class _Batch:
     converted: list[tuple[int, list[str]]] = field(default_factory=list)  # the rows given to the converter
     end_row: int = 0
     end_offset: int = 0
+    carry: dict[str, Any] | None = None  # a row transform's state after the batch (Shopify's current handle)
 
     def add(self, row: int, cells: list[str]) -> None:
         """Convert a row with the batch's schema: accepted, or rejected with the reason."""
@@ -163,6 +167,9 @@ class _Job:
     value_mapping: dict[str, dict[str, Any]]
     encoding: str
     dialect: Dialect
+    xlsx: dict[str, Any] | None = None  # a workbook: its sheet; resume_offset is then a sheet row
+    row_transform: str | None = None
+    transform_state: dict[str, Any] | None = None
 
 
 PROGRESS_SQL = """
@@ -234,7 +241,10 @@ class _Importer:
         on different cores. Batches still commit one after the other, in file order.
         """
         job = self.job
-        stream = RecordStream(encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset)
+        variants = None
+        if job.row_transform == "shopify":
+            variants = ShopifyVariants.for_headers(job.headers[:-1])  # the last header is its "Variation Of"
+            variants.restore(job.transform_state)
         row = job.resume_row
         batch = _Batch(self.schema, end_row=row, end_offset=job.resume_offset)
         writing: asyncio.Task | None = None
@@ -260,6 +270,7 @@ class _Importer:
                     batch.add(row, cells)
                 batch.end_row, batch.end_offset = row, record.end_offset
                 if batch.records >= BATCH_ROWS:
+                    batch.carry = variants.state() if variants else None
                     await write(batch, final=False)
                     batch = _Batch(self.schema, end_row=row, end_offset=record.end_offset)  # the latest schema
                     if time.monotonic() > deadline:
@@ -270,13 +281,11 @@ class _Importer:
             return True
 
         try:
-            async for data in read_chunks(self.lock_conn, job.id, start_offset=job.resume_offset):
-                stream.feed(data)
-                if not await take(stream.records()):
+            async for records in stored_records(
+                self.lock_conn, job.id, xlsx=job.xlsx, encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset
+            ):
+                if not await take(transformed(records, variants) if variants else records):
                     return "continue"
-            stream.finish()
-            if not await take(stream.records()):
-                return "continue"
             await write(batch, final=True)
             await writing
         finally:
@@ -352,6 +361,12 @@ class _Importer:
             )
             if status.endswith(" 0"):
                 raise _JobGone()
+            if batch.carry is not None:
+                await conn.execute(
+                    "UPDATE import_jobs SET parse_options = jsonb_set(parse_options, '{transform_state}', $2::text::jsonb) WHERE id = $1",
+                    job.id,
+                    orjson.dumps(batch.carry).decode(),
+                )
             if final:
                 await delete_chunks(conn, job.id)
         job.error_count += len(first)
@@ -392,7 +407,10 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
         conventions=Conventions.from_json(options.get("conventions")),
         value_mapping=options.get("value_mapping") or {},
         encoding=options.get("stored_encoding", "utf-8"),
-        dialect=Dialect(delimiter=row["delimiter"], quotechar=row["quotechar"], escapechar=options.get("escapechar")),
+        dialect=Dialect(delimiter=row["delimiter"] or ",", quotechar=row["quotechar"], escapechar=options.get("escapechar")),
+        xlsx=options.get("xlsx"),
+        row_transform=options.get("row_transform"),
+        transform_state=options.get("transform_state"),
     )
 
 
@@ -458,6 +476,9 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
         outcome = await importer.run(deadline=started + SLICE_SECONDS)
     except _JobGone:
         return "gone"
+    except XlsxError as exc:  # a workbook damaged past the rows the upload read
+        await _fail(ctx, job_id, str(exc))
+        return "failed"
     except Exception as exc:
         if _transient(exc):
             if ctx.get("job_try", 1) < MAX_TRIES:  # arq runs the job again; it resumes at the last batch
