@@ -6,7 +6,6 @@ worker side (streaming the stored file into products) is in `tasks.py`.
 
 import asyncio
 import codecs
-import csv
 import io
 import time
 import uuid
@@ -24,6 +23,7 @@ from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, put_schema
 from app.config import Settings
+from app.csv_output import csv_writer
 from app.db import tenant_of
 from app.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference
@@ -299,7 +299,7 @@ async def error_csv(
         widest = await conn.fetchval("SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id)
         width = max(len(headers), widest or 0)
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer = csv_writer(buffer)  # formula-safe cells, for spreadsheets
         writer.writerow([*headers, *[""] * (width - len(headers)), "row", "error"])
         last = -1
         while True:
