@@ -10,6 +10,7 @@
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -57,10 +58,12 @@ async def forget(redis: ArqRedis, member: str) -> None:
     await redis.zrem(HEARTBEATS_KEY, member)
 
 
-async def heartbeat_loop(redis: ArqRedis, member: str, *, timeout: float) -> None:
-    """Beat `BEATS_PER_TIMEOUT` times per `timeout` until cancelled; while Redis is down beats are only skipped."""
+async def heartbeat_loop(redis: ArqRedis, member: str, *, timeout: float, stop: asyncio.Event) -> None:
+    """Beat `BEATS_PER_TIMEOUT` times per `timeout` until `stop` is set; while Redis is down beats
+    are only skipped. Stopped by the event, not cancelled: a beat cut off in flight could reach
+    Redis after `forget` and bring the stopped worker back to life."""
     down = False
-    while True:
+    while not stop.is_set():
         try:
             await beat(redis, member)
             if down:
@@ -70,7 +73,8 @@ async def heartbeat_loop(redis: ArqRedis, member: str, *, timeout: float) -> Non
             if not down:
                 log.warning("heartbeat_failed", worker=member, error=f"{type(exc).__name__}: {exc}"[:300])
             down = True
-        await asyncio.sleep(timeout / BEATS_PER_TIMEOUT)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout / BEATS_PER_TIMEOUT)
 
 
 async def newest_heartbeat(redis: ArqRedis, *, max_age: float) -> tuple[float | None, int]:
@@ -102,11 +106,19 @@ async def jobs_waiting(redis: ArqRedis, *, queue_name: str = default_queue_name)
 
 
 async def lease_free(raw, key_sql: str, arg) -> bool:
-    """Whether nobody holds the session-level advisory lock `key_sql` (bound to `arg`); taken and given back at once."""
-    if not await raw.fetchval(f"SELECT pg_try_advisory_lock({key_sql})", arg):
-        return False
-    await raw.fetchval(f"SELECT pg_advisory_unlock({key_sql})", arg)
-    return True
+    """Whether nobody holds the session-level advisory lock `key_sql` (two int4 keys, bound to `arg`).
+
+    Read from pg_locks rather than by taking the lock: a run starting at that moment must never
+    find its lease (or its tenant's turn) held by this check.
+    """
+    return await raw.fetchval(
+        f"""SELECT NOT EXISTS (
+                SELECT 1 FROM pg_locks l, (SELECT {key_sql}) AS k(a, b)
+                WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
+                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  AND l.classid = (k.a::bigint & 4294967295)::oid AND l.objid = (k.b::bigint & 4294967295)::oid)""",
+        arg,
+    )
 
 
 @dataclass(frozen=True)

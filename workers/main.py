@@ -26,7 +26,11 @@ from app.db import create_engine, create_sessionmaker
 from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
 from app.log import configure_logging
 from app.queue import REDIS_DOWN, forget, heartbeat_loop, worker_id
-from app.segments.tasks import cleanup_orphaned_members, compute_segment_task, recover_segments
+from app.segments.tasks import (
+    cleanup_orphaned_members,
+    compute_segment_task,
+    recover_segments,
+)
 
 settings = get_settings()
 log = structlog.get_logger("pim.worker")
@@ -66,10 +70,11 @@ async def startup(ctx: dict) -> None:
     # jobs left behind by a worker that died, or lost by Redis; rows of deleted segments
     await maintain(ctx, at_start=True)
     ctx["worker_id"] = worker_id()
-    ctx["background"] = [
-        asyncio.create_task(heartbeat_loop(ctx["redis"], ctx["worker_id"], timeout=settings.worker_heartbeat_timeout_seconds)),
-        asyncio.create_task(_maintenance_loop(ctx)),
-    ]
+    ctx["stop_heartbeat"] = asyncio.Event()
+    ctx["heartbeat"] = asyncio.create_task(heartbeat_loop(
+        ctx["redis"], ctx["worker_id"], timeout=settings.worker_heartbeat_timeout_seconds, stop=ctx["stop_heartbeat"]
+    ))
+    ctx["maintenance"] = asyncio.create_task(_maintenance_loop(ctx))
     # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
     # of the full collections that a task's long-lived objects (an import's batch) keep
     # triggering, which otherwise walked them all each time: about a third of an import's CPU.
@@ -82,10 +87,12 @@ async def startup(ctx: dict) -> None:
 
 
 async def shutdown(ctx: dict) -> None:
-    for task in ctx.get("background", ()):
-        task.cancel()
-    await asyncio.gather(*ctx.get("background", ()), return_exceptions=True)
-    if "worker_id" in ctx:
+    if "maintenance" in ctx:
+        ctx["maintenance"].cancel()
+        await asyncio.gather(ctx["maintenance"], return_exceptions=True)
+    if "heartbeat" in ctx:
+        ctx["stop_heartbeat"].set()  # the beat in flight lands first, then the heartbeat goes
+        await asyncio.gather(ctx["heartbeat"], return_exceptions=True)
         with contextlib.suppress(*REDIS_DOWN):
             await forget(ctx["redis"], ctx["worker_id"])
     await ctx["clickhouse"].close()
@@ -172,6 +179,10 @@ class PimWorker(Worker):
                 raise
 
     async def close(self) -> None:
+        # arq's close gathers the job tasks without return_exceptions: a job cancelled by the
+        # shutdown (in its shielded bookkeeping) ended close there, before on_shutdown
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
         try:
             await super().close()
         except REDIS_DOWN as exc:  # arq's close stops at its first Redis call, before on_shutdown

@@ -187,8 +187,8 @@ class _Importer:
             return True
         if now - started < MIN_SLICE_SECONDS:
             return False
-        try:
-            return await jobs_waiting(self.ctx["redis"])
+        try:  # briefly: a Redis outage must not hold up the import
+            return await asyncio.wait_for(jobs_waiting(self.ctx["redis"]), 1.0)
         except REDIS_DOWN:
             return False
 
@@ -469,8 +469,8 @@ async def recover_imports(ctx: dict) -> int:
 
     Its worker may have died (arq keeps that job marked in progress for an hour) or Redis lost
     it. A job waiting for its tenant's turn has no job of its own and needs none while another
-    import of the tenant runs: that run hands the turn over. Uploads never confirmed within `UNCONFIRMED_DAYS` give their
-    stored file back. How many jobs were revived.
+    import of the tenant runs: that run hands the turn over. Uploads never confirmed within
+    `UNCONFIRMED_DAYS` give their stored file back. How many jobs were revived.
     """
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)

