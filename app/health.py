@@ -62,6 +62,8 @@ async def _timed(check) -> DependencyStatus:
     responses={503: {"model": Readiness, "description": "A dependency is down"}},
 )
 async def readyz(request: Request):
+    """Each dependency's status. 503 when Postgres, Redis or ClickHouse is down; `degraded` (200)
+    when only the `worker` check is down (no worker heartbeat lately: queued jobs wait)."""
     state = request.app.state
 
     async def postgres():
