@@ -89,13 +89,16 @@ async def newest_heartbeat(redis: ArqRedis, *, max_age: float) -> tuple[float | 
     return max(0.0, now - newest[0][1]), alive
 
 
-async def jobs_waiting(redis: ArqRedis, *, queue_name: str = default_queue_name) -> bool:
+async def jobs_waiting(redis: ArqRedis, *, besides: str, queue_name: str = default_queue_name) -> bool:
     """Whether a job has been due for `WAITING_AFTER_MS` and no worker has started it (all slots busy).
 
-    Jobs stay in the queue while they run; those have an in-progress key.
+    Jobs of the asking work (`besides`, the base of its job ids) do not count: a duplicate of
+    it would only find its lease held. Jobs stay in the queue while they run; those have an
+    in-progress key.
     """
     due_before = int(time.time() * 1000) - WAITING_AFTER_MS
     job_ids = await redis.zrangebyscore(queue_name, "-inf", due_before, start=0, num=_WAITING_SCAN)
+    job_ids = [j for j in job_ids if _base(j.decode()) != besides]
     if not job_ids:
         return False
     async with redis.pipeline(transaction=False) as pipe:

@@ -43,7 +43,7 @@ _MAX_BACKOFF_S = 5.0
 async def maintain(ctx: dict, *, at_start: bool = False) -> None:
     """One maintenance round; a step whose database is down is logged and tried next round."""
     steps = (
-        ("imports", lambda: recover_imports(ctx)),
+        ("imports", lambda: recover_imports(ctx, progress_seen=None if at_start else ctx.setdefault("import_rows", {}))),
         ("segments", lambda: recover_segments(ctx, idle_seconds=0 if at_start else SEGMENT_IDLE_SECONDS)),
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
     )

@@ -188,7 +188,7 @@ class _Importer:
         if now - started < MIN_SLICE_SECONDS:
             return False
         try:  # briefly: a Redis outage must not hold up the import
-            return await asyncio.wait_for(jobs_waiting(self.ctx["redis"]), 1.0)
+            return await asyncio.wait_for(jobs_waiting(self.ctx["redis"], besides=arq_job_id(self.job.id)), 1.0)
         except REDIS_DOWN:
             return False
 
@@ -464,13 +464,16 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
     return outcome
 
 
-async def recover_imports(ctx: dict) -> int:
+async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | None = None) -> int:
     """At worker start and periodically: give every job left in `importing` a runnable job.
 
     Its worker may have died (arq keeps that job marked in progress for an hour) or Redis lost
     it. A job waiting for its tenant's turn has no job of its own and needs none while another
-    import of the tenant runs: that run hands the turn over. Uploads never confirmed within
-    `UNCONFIRMED_DAYS` give their stored file back. How many jobs were revived.
+    import of the tenant runs: that run hands the turn over. The periodic rounds pass
+    `progress_seen` (each job's row at the last round, updated here) and only look at jobs that
+    made no progress since: one worked on between two rounds is alive, whichever queue runs it.
+    Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back. How many
+    jobs were revived.
     """
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
@@ -482,7 +485,14 @@ async def recover_imports(ctx: dict) -> int:
         )
         if expired:
             await conn.execute("DELETE FROM import_chunks WHERE job_id = ANY($1::uuid[])", [r["id"] for r in expired])
-        rows = await conn.fetch("SELECT id, tenant_id FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000")
+        rows = await conn.fetch(
+            "SELECT id, tenant_id, resume_row FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000"
+        )
+    if progress_seen is not None:
+        idle = [r for r in rows if progress_seen.get(r["id"]) == r["resume_row"]]
+        progress_seen.clear()
+        progress_seen.update((r["id"], r["resume_row"]) for r in rows)
+        rows = idle
     pending = [
         Pending(base=arq_job_id(r["id"]), function=TASK_NAME, args=(str(r["id"]),), lease_arg=r["tenant_id"],
                 new_job_id=f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}")
