@@ -390,7 +390,10 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
             log.info("import_busy", job_id=job_id)
             return {"job_id": job_id, "status": outcome}
         try:
-            tenant_id = await raw.fetchval("SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing'", job_uuid)
+            # FOR SHARE waits for a confirming request still holding the row (it queues the job before it commits)
+            tenant_id = await raw.fetchval(
+                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing' FOR SHARE", job_uuid
+            )
             if tenant_id is None:
                 outcome = "skipped"
             elif not await raw.fetchval(f"SELECT pg_try_advisory_lock({_TENANT_TURN_KEY})", tenant_id):
