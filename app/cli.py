@@ -96,11 +96,9 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(_args) -> int:
-    from arq import run_worker
+    from workers.main import run
 
-    from workers.main import WorkerSettings
-
-    run_worker(WorkerSettings)
+    run()
     return 0
 
 

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # and the cache is bypassed while a process is not listening. 0 turns the cache off.
     api_key_cache_seconds: float = Field(default=60, ge=0)
     clickhouse_pool_size: int = 4
+    # the worker's maintenance round (lost jobs queued again, orphaned ClickHouse rows deleted)
+    worker_maintenance_seconds: float = Field(default=60, gt=0)
+    # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
+    worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 
     max_json_body_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024

@@ -7,6 +7,9 @@
 #   PIM_FORCE_PRIVATE=1 bash scripts/services.sh
 #                                       # ignore services on the standard ports
 #                                       # (5432/6379/9000) and use/start private ones
+#   PIM_PG_UNSAFE_FAST=1 bash scripts/services.sh
+#                                       # throwaway CI machines only: the private
+#                                       # Postgres runs with fsync=off (see pg_tune)
 #   bash scripts/stop-services.sh       # stop the private instances again
 #
 # Private instances live in .services/{pg,redis,clickhouse}, listen on
@@ -22,6 +25,8 @@ SVC="$ROOT/.services"
 ENV_FILE="$ROOT/.env"
 FORCE_PRIVATE="${PIM_FORCE_PRIVATE:-0}"
 [[ "$FORCE_PRIVATE" == "1" || "$FORCE_PRIVATE" == "true" || "$FORCE_PRIVATE" == "yes" ]] && FORCE_PRIVATE=1 || FORCE_PRIVATE=0
+PG_UNSAFE_FAST="${PIM_PG_UNSAFE_FAST:-0}"
+[[ "$PG_UNSAFE_FAST" == "1" || "$PG_UNSAFE_FAST" == "true" || "$PG_UNSAFE_FAST" == "yes" ]] && PG_UNSAFE_FAST=1 || PG_UNSAFE_FAST=0
 
 SUDO=""
 if [[ "$(id -u)" != 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
@@ -125,6 +130,24 @@ pg_ensure_db() { # port
     fi
 }
 
+# The private instance keeps data a user may want (`make run`'s tenants): crash-safe settings
+# (fsync, full_page_writes, synchronous_commit on) unless PIM_PG_UNSAFE_FAST=1 asks for the
+# old fast ones on a throwaway CI machine. Set on every run with ALTER SYSTEM, which also
+# turns an instance created with fsync=off (before this change) durable; all three reload
+# without a restart, and the CHECKPOINT then writes everything to disk with fsync.
+pg_tune() { # port
+    local value=on
+    [[ "$PG_UNSAFE_FAST" == 1 ]] && value=off
+    psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -qX -v ON_ERROR_STOP=1 \
+        -c "ALTER SYSTEM SET fsync = $value" -c "ALTER SYSTEM SET full_page_writes = $value" \
+        -c "ALTER SYSTEM SET synchronous_commit = $value" -c "SELECT pg_reload_conf()" >/dev/null \
+        || die "could not set the durability settings of the private Postgres on 127.0.0.1:$1"
+    sleep 0.5  # the reload is a signal: let the checkpointer see fsync=on before the checkpoint
+    psql -h 127.0.0.1 -p "$1" -U postgres -d postgres -qX -c "CHECKPOINT" >/dev/null || true
+    [[ "$value" == on ]] && note "postgres: private instance is crash-safe (fsync on)" \
+        || note "postgres: private instance runs with fsync=off (PIM_PG_UNSAFE_FAST=1): data may be lost"
+}
+
 as_pg() { # run a command as the postgres OS user when we are root (initdb refuses root)
     if [[ "$(id -u)" == 0 ]]; then (cd / && exec runuser -u postgres -- "$@" 9>&-); else "$@" 9>&-; fi
 }
@@ -139,6 +162,7 @@ pg_private() {
     # Already running?
     if [[ -n "$port" && -f "$data/postmaster.pid" ]] && pg_ready "$port"; then
         pg_ensure_db "$port"
+        pg_tune "$port"
         note "postgres: private instance on 127.0.0.1:$port (reused, $data)"
         OUT_PORT="$port"; return
     fi
@@ -176,9 +200,6 @@ pg_private() {
 listen_addresses = '127.0.0.1'
 unix_socket_directories = ''
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
     fi
 
@@ -190,6 +211,7 @@ CONF
         || { tail -20 "$data/postgres.log" >&2; die "pg_ctl start failed (log: $data/postgres.log)"; }
     wait_for 30 postgres pg_ready "$port" || die "private Postgres did not become ready"
     pg_ensure_db "$port"
+    pg_tune "$port"
     note "postgres: private instance on 127.0.0.1:$port (started, $data)"
     OUT_PORT="$port"
 }
@@ -227,7 +249,8 @@ redis_private() {
     port="$(free_port "$port")"
     echo "$port" >"$dir/port"
     log "starting private Redis on 127.0.0.1:$port"
-    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+    # append-only file: queued jobs survive a restart of this Redis
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save '' --appendonly yes --appendfsync everysec \
         --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null 9>&-
     wait_for 20 redis redis_ping "$port" || { tail -20 "$dir/redis.log" >&2; die "private Redis did not start"; }
     note "redis: private instance on 127.0.0.1:$port (started)"

@@ -6,7 +6,6 @@ worker side (streaming the stored file into products) is in `tasks.py`.
 
 import asyncio
 import codecs
-import csv
 import io
 import tempfile
 import time
@@ -26,6 +25,7 @@ from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, get_schema_row, put_schema, schema_out
 from app.catalog.values import coerce_value
 from app.config import Settings
+from app.csv_output import csv_writer
 from app.db import driver_connection, read_connection, session_scope, tenant_of
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference, sniffing
@@ -603,7 +603,7 @@ async def error_csv(
     widest = (await fetch("SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id))[0][0]
     width = max(len(headers), widest or 0)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = csv_writer(buffer)  # formula-safe cells, for spreadsheets
     writer.writerow([*headers, *[""] * (width - len(headers)), "row", "error"])
     last = -1
     while True:

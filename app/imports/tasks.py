@@ -9,6 +9,11 @@ neither lost nor counted twice.
 Only one run per job at a time: a session-level advisory lock on a dedicated
 connection is the lease. It disappears with the connection when a worker dies, so a
 restarted worker (which re-queues every job left in `importing`) can take over at once.
+
+Fairness: a run works for one slice (`SLICE_SECONDS`, or from `MIN_SLICE_SECONDS` on as soon
+as another job waits for a worker slot), then queues the next slice at the back of the queue.
+A tenant's imports take turns (a second advisory lock, per tenant): one tenant never holds
+more than one worker slot with imports, and its next import in round robin gets the turn.
 """
 
 import asyncio
@@ -36,16 +41,19 @@ from app.imports.storage import delete_chunks
 from app.imports.variants import ShopifyVariants
 from app.imports.xlsx import XlsxError
 from app.products.upsert import UpsertRow, write_rows
+from app.queue import REDIS_DOWN, Pending, jobs_waiting, lease_free, revive
 
 log = structlog.get_logger("pim.imports.task")
 
 BATCH_ROWS = 5000
 YIELD_EVERY = 25  # rows parsed between turns of the writing task: it resumes within ~1 ms of a reply
-SLICE_SECONDS = 900  # then the job re-queues itself: far from arq's job_timeout, never cancelled midway
+SLICE_SECONDS = 60  # then the tenant's next import (or this one again) is queued: far from arq's job_timeout
+MIN_SLICE_SECONDS = 2.0  # after this long a slice also ends when another job waits for a worker slot
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
 UNCONFIRMED_DAYS = 7
 _LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
+_TENANT_TURN_KEY = "hashtext('pim.import.tenant'), ($1::bigint % 2147483647)::int"  # one running import per tenant
 # worth another try: the batch rolled back whole (lost connection, timeouts, lock waits, deadlocks)
 _TRANSIENT = (
     OSError,
@@ -234,13 +242,27 @@ class _Importer:
         # or depend on the product existing: `required` (new products) and `unique`.
         return {name: f for name, f in self.schema.fields.items() if f.required or f.unique}
 
+    async def _slice_over(self, started: float, deadline: float) -> bool:
+        """At the deadline, or after `MIN_SLICE_SECONDS` when a job waits for a worker slot: the
+        slot goes to it, and this import queues its next slice at the back (fairness)."""
+        now = time.monotonic()
+        if now > deadline:
+            return True
+        if now - started < MIN_SLICE_SECONDS:
+            return False
+        try:  # briefly: a Redis outage must not hold up the import
+            return await asyncio.wait_for(jobs_waiting(self.ctx["redis"], besides=arq_job_id(self.job.id)), 1.0)
+        except REDIS_DOWN:
+            return False
+
     async def run(self, deadline: float) -> str:
-        """Import until the end of the file ('done') or the deadline ('continue').
+        """Import until the end of the file ('done') or the end of the slice ('continue').
 
         Batch N is written by a task while batch N+1 is parsed: Postgres and Python work
         on different cores. Batches still commit one after the other, in file order.
         """
         job = self.job
+        started = time.monotonic()
         variants = None
         if job.row_transform == "shopify":
             variants = ShopifyVariants.for_headers(job.headers[:-1])  # the last header is its "Variation Of"
@@ -273,7 +295,7 @@ class _Importer:
                     batch.carry = variants.state() if variants else None
                     await write(batch, final=False)
                     batch = _Batch(self.schema, end_row=row, end_offset=record.end_offset)  # the latest schema
-                    if time.monotonic() > deadline:
+                    if await self._slice_over(started, deadline):
                         await writing
                         return False
                 elif not batch.records % YIELD_EVERY:
@@ -442,6 +464,7 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
     except ValueError:
         return {"job_id": job_id, "status": "invalid"}
     outcome = "busy"
+    tenant_id = None
     async with ctx["engine"].connect() as lock_conn:
         raw = (await lock_conn.get_raw_connection()).driver_connection
         # a dead worker's host must not keep the lease for hours: let Postgres probe the socket
@@ -450,15 +473,49 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
             log.info("import_busy", job_id=job_id)
             return {"job_id": job_id, "status": outcome}
         try:
-            outcome = await _run(ctx, raw, job_uuid)
+            # FOR SHARE waits for a confirming request still holding the row (it queues the job before it commits)
+            tenant_id = await raw.fetchval(
+                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing' FOR SHARE", job_uuid
+            )
+            if tenant_id is None:
+                outcome = "skipped"
+            elif not await raw.fetchval(f"SELECT pg_try_advisory_lock({_TENANT_TURN_KEY})", tenant_id):
+                # another import of the tenant runs: it hands the turn over when its slice ends
+                outcome = "waiting"
+            else:
+                try:
+                    outcome = await _run(ctx, raw, job_uuid)
+                finally:
+                    await raw.fetchval(f"SELECT pg_advisory_unlock({_TENANT_TURN_KEY})", tenant_id)
         finally:
             try:
                 await raw.fetchval(f"SELECT pg_advisory_unlock({_LOCK_KEY})", job_id)
             except Exception:  # never hand a connection holding the lease back to the pool
                 await lock_conn.invalidate()
-    if outcome == "continue":
-        await ctx["redis"].enqueue_job(TASK_NAME, job_id, _job_id=f"{arq_job_id(job_id)}:{uuid.uuid4().hex[:12]}")
+    if outcome in ("continue", "done", "failed", "gone"):
+        following = await _next_turn(ctx, tenant_id, job_uuid)
+        if following is not None:
+            try:
+                await ctx["redis"].enqueue_job(TASK_NAME, str(following), _job_id=f"{arq_job_id(following)}:{uuid.uuid4().hex[:12]}")
+            except REDIS_DOWN as exc:  # the periodic recovery queues it
+                log.warning("import_turn_not_queued", job_id=str(following), error=f"{type(exc).__name__}: {exc}"[:300])
     return {"job_id": job_id, "status": outcome}
+
+
+async def _next_turn(ctx: dict, tenant_id: int, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The tenant's import that runs next: the one confirmed after `job_id`, round robin (this
+    one again when it is the only one left). A tenant's imports take turns one slice at a time,
+    so one tenant never holds more than one worker slot with imports."""
+    async with ctx["sessionmaker"]() as session:
+        conn = await driver_connection(session)
+        return await conn.fetchval(
+            """SELECT id FROM import_jobs
+               WHERE tenant_id = $1 AND status = 'importing'
+               ORDER BY (created_at, id) <= (SELECT created_at, id FROM import_jobs WHERE id = $2), created_at, id
+               LIMIT 1""",
+            tenant_id,
+            job_id,
+        )
 
 
 async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
@@ -496,11 +553,16 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
     return outcome
 
 
-async def recover_imports(ctx: dict) -> int:
-    """On worker start: queue every job left in `importing` (its worker may have died).
+async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | None = None) -> int:
+    """At worker start and periodically: give every job left in `importing` a runnable job.
 
-    A run that finds the lease held by a live worker steps aside, so extra runs are harmless.
-    Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back.
+    Its worker may have died (arq keeps that job marked in progress for an hour) or Redis lost
+    it. A job waiting for its tenant's turn has no job of its own and needs none while another
+    import of the tenant runs: that run hands the turn over. The periodic rounds pass
+    `progress_seen` (each job's row at the last round, updated here) and only look at jobs that
+    made no progress since: one worked on between two rounds is alive, whichever queue runs it.
+    Uploads never confirmed within `UNCONFIRMED_DAYS` give their stored file back. How many
+    jobs were revived.
     """
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
@@ -515,12 +577,32 @@ async def recover_imports(ctx: dict) -> int:
         )
         if expired:
             await conn.execute("DELETE FROM import_chunks WHERE job_id = ANY($1::uuid[])", [r["id"] for r in expired])
-        rows = await conn.fetch("SELECT id FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000")
-    for row in rows:
-        await ctx["redis"].enqueue_job(TASK_NAME, str(row["id"]), _job_id=f"{arq_job_id(row['id'])}:recover:{uuid.uuid4().hex[:12]}")
-    if rows:
-        log.info("imports_recovered", count=len(rows))
-    return len(rows)
+        rows = await conn.fetch(
+            "SELECT id, tenant_id, resume_row FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000"
+        )
+    if progress_seen is not None:
+        idle = [r for r in rows if progress_seen.get(r["id"]) == r["resume_row"]]
+        progress_seen.clear()
+        progress_seen.update((r["id"], r["resume_row"]) for r in rows)
+        rows = idle
+    pending = [
+        Pending(base=arq_job_id(r["id"]), function=TASK_NAME, args=(str(r["id"]),), lease_arg=r["tenant_id"],
+                new_job_id=f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}")
+        for r in rows
+    ]
+    if not pending:
+        return 0
+    async with ctx["engine"].connect() as lock_conn:
+        raw = (await lock_conn.get_raw_connection()).driver_connection
+
+        async def no_live_run(work: Pending) -> bool:  # neither a run of the job nor the tenant's turn
+            return await lease_free(raw, _LOCK_KEY, work.args[0]) and await lease_free(raw, _TENANT_TURN_KEY, work.lease_arg)
+
+        counts = await revive(ctx["redis"], pending, lease_free=no_live_run)
+    revived = counts["released"] + counts["enqueued"]
+    if revived:
+        log.info("imports_recovered", released=counts["released"], enqueued=counts["enqueued"])
+    return revived
 
 
 IMPORT_FUNCTIONS = [import_csv]

@@ -78,6 +78,16 @@ async def drop_generations(
     await clickhouse.execute(sql, params)
 
 
+async def segment_ids(clickhouse: ClickHouse) -> set[int]:
+    """Every segment that has rows here."""
+    return {row[0] for row in await clickhouse.fetch(f"SELECT DISTINCT segment_id FROM {TABLE}")}
+
+
+async def drop_segments(clickhouse: ClickHouse, segment_ids: Sequence[int]) -> None:
+    """Delete every row of these segments (ids are unique across tenants): one mutation."""
+    await clickhouse.execute(f"ALTER TABLE {TABLE} DELETE WHERE segment_id IN %(ids)s", {"ids": tuple(segment_ids)})
+
+
 async def drop_segment(clickhouse: ClickHouse, *, tenant_id: int, segment_id: int) -> bool:
     """Best effort: remove every membership row of a deleted segment; False when ClickHouse refused."""
     try:

@@ -10,7 +10,8 @@ after the last try, or for a definition that no longer fits the schema, the segm
 is `failed` with `last_error`. arq does not retry a job that hits its timeout, so the
 task marks the segment itself when it is cancelled. A run holds a lease (an advisory
 lock that dies with its worker's connection); a worker that starts releases the jobs of
-runs whose worker was killed, which arq would otherwise hold for an hour (`recover_segments`).
+runs whose worker was killed, which arq would otherwise hold for an hour, and queues again
+the computes whose job Redis lost (`recover_segments`, at start and periodically).
 """
 
 import asyncio
@@ -22,7 +23,6 @@ from typing import Any
 import asyncpg
 import structlog
 from arq import Retry
-from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from asynch.errors import NetworkError, SocketTimeoutError
 from sqlalchemy import case, or_, select, update
@@ -34,9 +34,15 @@ from app.db import session_scope, tenant_of
 from app.errors import Unavailable
 from app.models import Product, Segment
 from app.products.upsert import driver_connection
+from app.queue import Pending, lease_free, revive
 from app.segments import dsl, members
 from app.segments.schemas import SegmentStatus
-from app.segments.service import COMPUTE_FUNCTION, compile_predicate, compute_job_id, matching_products
+from app.segments.service import (
+    COMPUTE_FUNCTION,
+    compile_predicate,
+    compute_job_id,
+    matching_products,
+)
 
 log = structlog.get_logger("pim.segments")
 
@@ -216,37 +222,60 @@ async def compute_segment(ctx: dict[str, Any], tenant_id: int, segment_id: int) 
         return await _compute(ctx, tenant_id, segment_id)
 
 
-async def recover_segments(ctx: dict[str, Any]) -> int:
-    """On worker start: run again the computes whose worker died.
-
-    arq keeps the job of a killed worker marked "in progress" for the longest task timeout
-    plus 10 s (an hour here) before any worker takes it again, and a new compute request
-    joins that job. A segment still `computing` whose lease is free has lost its run:
-    release its job (still in the queue) so that the next free worker runs it now. Only
-    this Redis's in-progress marks are touched. (A job that Redis itself lost needs no help:
-    the next compute request queues a new one.)
-    """
-    redis = ctx["redis"]
+async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> int:
+    """Give every segment left `queued` or `computing` a runnable compute (at worker start, then
+    periodically for those unchanged for `idle_seconds`): Redis may have lost its job (the
+    segment would stay `queued` forever: a new compute request only joins a live job), or
+    the job of a killed worker is still marked in progress and arq would hold it for an hour.
+    A live run holds the segment's lease (see `_lease`). How many were revived."""
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
-        segment_ids = list(await session.scalars(
-            select(Segment.id).where(Segment.status == SegmentStatus.computing.value).order_by(Segment.id).limit(1000)
-        ))
-    if not segment_ids:
+        conn = await driver_connection(session)
+        rows = await conn.fetch(
+            """SELECT id, tenant_id FROM segments
+               WHERE status IN ('queued', 'computing') AND updated_at <= now() - make_interval(secs => $1)
+               ORDER BY id LIMIT 1000""",
+            idle_seconds,
+        )
+    pending = [
+        Pending(base=compute_job_id(r["id"]), function=COMPUTE_FUNCTION, args=(r["tenant_id"], r["id"]),
+                new_job_id=compute_job_id(r["id"]))
+        for r in rows
+    ]
+    if not pending:
         return 0
-    recovered = 0
     async with ctx["sessionmaker"].kw["bind"].connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        for segment_id in segment_ids:
-            in_progress = in_progress_key_prefix + compute_job_id(segment_id)
-            if not await redis.exists(in_progress):
-                continue  # not this Redis's job, or already finished
-            if not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):
-                continue  # a live run holds the lease
-            await raw.fetchval(f"SELECT pg_advisory_unlock({_LEASE_KEY})", segment_id)
-            recovered += await redis.delete(in_progress)
-    if recovered:
-        log.info("segments_recovered", count=recovered)
-    return recovered
+        counts = await revive(ctx["redis"], pending, lease_free=lambda work: lease_free(raw, _LEASE_KEY, work.args[1]))
+    revived = counts["released"] + counts["enqueued"]
+    if revived:
+        log.info("segments_recovered", released=counts["released"], enqueued=counts["enqueued"])
+    return revived
+
+
+_ORPHANS_PER_DELETE = 1000
+
+
+async def cleanup_orphaned_members(ctx: dict[str, Any]) -> int:
+    """Delete the ClickHouse rows of segments that are gone from Postgres; how many segments.
+
+    A segment deleted while ClickHouse was down kept its rows (the delete is best effort).
+    ClickHouse is read first: a segment's row is in Postgres before any of its members reach
+    ClickHouse, so an id seen there and missing here afterwards belongs to a deleted segment.
+    (Rows a compute writes after its segment was deleted are dropped by that compute.)
+    """
+    clickhouse: ClickHouse = ctx["clickhouse"]
+    in_clickhouse = await members.segment_ids(clickhouse)
+    if not in_clickhouse:
+        return 0
+    async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
+        conn = await driver_connection(session)
+        existing = await conn.fetch("SELECT id FROM segments WHERE id = ANY($1::bigint[])", sorted(in_clickhouse))
+    orphans = sorted(in_clickhouse - {r["id"] for r in existing})
+    for start in range(0, len(orphans), _ORPHANS_PER_DELETE):
+        await members.drop_segments(clickhouse, orphans[start:start + _ORPHANS_PER_DELETE])
+    if orphans:
+        log.info("orphaned_memberships_deleted", segments=len(orphans))
+    return len(orphans)
 
 
 async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:

@@ -218,11 +218,16 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_readyz_reports_each_dependency(client, settings):
-    ready = await client.get("/readyz")
-    assert ready.status_code == 200, ready.text
+async def test_readyz_reports_each_dependency(client, settings, worker):
+    # issue 13 added the `worker` entry (a heartbeat); the session's worker sends one every 5 s
+    async def ready_with_worker():
+        r = await client.get("/readyz")
+        return r if r.json()["checks"]["worker"]["status"] == "up" else None
+
+    ready = await wait_for(ready_with_worker, timeout=30)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
     assert {k: v["status"] for k, v in ready.json()["checks"].items()} == {
-        "postgres": "up", "redis": "up", "clickhouse": "up"
+        "postgres": "up", "redis": "up", "clickhouse": "up", "worker": "up"
     }
     async with app_client(settings, redis_url=f"redis://127.0.0.1:{_closed_port()}/0") as http:
         response = await http.get("/readyz")
