@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     rate_limit_tenant_burst: int = Field(default=5000, ge=1)
     # credentials that fail take a token from their client IP's bucket; an empty one means 429
     # before any further lookup from that IP
-    auth_failures_per_ip_per_second: float = Field(default=0.5, gt=0)
-    auth_failures_per_ip_burst: int = Field(default=30, ge=1)
+    auth_failures_per_ip_per_second: float = Field(default=2, gt=0)
+    auth_failures_per_ip_burst: int = Field(default=200, ge=1)
     # concurrent heavy reads (segment previews) per tenant and API process; more answer 429
     heavy_reads_per_tenant: int = Field(default=4, ge=1)
     llm_base_url: str | None = None
