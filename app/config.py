@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     auth_failures_per_ip_per_second: float = Field(default=2, gt=0)
     auth_failures_per_ip_burst: int = Field(default=200, ge=1)
     # concurrent heavy reads (segment previews) per tenant and API process; more answer 429
-    heavy_reads_per_tenant: int = Field(default=4, ge=1)
+    heavy_reads_per_tenant: int = Field(default=2, ge=1)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

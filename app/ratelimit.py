@@ -12,6 +12,7 @@ then keeps its steady rate. Redis being down must not take the API down with it:
 then not enforced (fail open) and Redis is not asked again for a few seconds.
 """
 
+import asyncio
 import math
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from app.errors import TooManyRequests
 log = structlog.get_logger("pim.ratelimit")
 
 RETRY_REDIS_AFTER_S = 5.0
+REDIS_TIMEOUT_S = 1.0  # a hung Redis must not hold every request for the client's 5 s socket timeout
 
 # KEYS: the buckets. ARGV[1]: now in ms; ARGV[2]: 'take' (a token from each if every bucket holds
 # one), 'peek' (nothing taken) or 'charge' (a token from each, down to 0, no check); then burst
@@ -119,8 +121,9 @@ class RateLimiter:
         for bucket in buckets:
             args += [bucket.burst, bucket.rate]
         try:
-            allowed, limit, remaining, reset_ms, retry_ms = await self._script(keys=[b.key for b in buckets], args=args)
-        except (RedisError, OSError) as exc:
+            allowed, limit, remaining, reset_ms, retry_ms = await asyncio.wait_for(
+                self._script(keys=[b.key for b in buckets], args=args), REDIS_TIMEOUT_S)
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_S
             log.warning("rate_limits_not_enforced", reason="redis unavailable", error=str(exc)[:300],
                         retry_in_s=RETRY_REDIS_AFTER_S)
