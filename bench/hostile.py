@@ -26,10 +26,12 @@ alone. The answers the hostile tenant got are counted by status.
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -242,6 +244,10 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
     return tallies
 
 
+def run_hostile(host: str, port: int, keys: dict[str, str], ids: list[int], seconds: float, slow_uploads: int) -> dict:
+    return asyncio.run(hostile_load(host, port, keys, ids, seconds=seconds, slow_uploads=slow_uploads))
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -273,10 +279,13 @@ async def run(args) -> dict:
         host, port_ = urlsplit(base).hostname, urlsplit(base).port
 
         alone = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
-        hostile_task = asyncio.create_task(hostile_load(host, port_, hostile_keys, hostile_ids, seconds=args.seconds,
-                                                        slow_uploads=args.slow_uploads))
-        beside = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
-        hostile = await hostile_task
+        # the hostile tenant's client in a process of its own: on the normal client's event loop, its
+        # work would show up as the normal tenant's latency
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            hostile_future = asyncio.get_running_loop().run_in_executor(
+                pool, run_hostile, host, port_, hostile_keys, hostile_ids, args.seconds, args.slow_uploads)
+            beside = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
+            hostile = await hostile_future
     finally:
         stop_server(server)
     figures = {

@@ -199,6 +199,7 @@ _ERRORS = {
     400: {"model": PimsError, "description": "A bad parameter, filter, sort or unknown view"},
     401: {"model": PimsError, "description": "Missing or invalid credentials"},
     404: {"model": PimsError, "description": "The category does not exist for this tenant"},
+    429: {"model": PimsError, "description": "Rate limit exceeded: retry after `Retry-After` seconds"},
 }
 
 router = APIRouter(tags=["pims"], route_class=PimsRoute)
