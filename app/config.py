@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_json_body_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
     # request line plus headers; a longer head is answered 431 before it is parsed (app/server.py)
-    max_request_head_bytes: int = Field(default=128 * 1024, ge=1024)
+    max_request_head_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # Token buckets in Redis (app/ratelimit.py): `*_per_second` refills, `*_burst` is the bucket size.
     # Every request of an API key (or JWT subject) takes a token from its bucket and its tenant's.
@@ -52,8 +52,11 @@ class Settings(BaseSettings):
     # before any further lookup from that IP
     auth_failures_per_ip_per_second: float = Field(default=2, gt=0)
     auth_failures_per_ip_burst: int = Field(default=200, ge=1)
-    # concurrent heavy reads (segment previews) per tenant and API process; more answer 429
+    # heavy reads (segment previews): at most this many of a tenant at once per API process, and a
+    # bucket of their own per tenant; more answer 429
     heavy_reads_per_tenant: int = Field(default=2, ge=1)
+    heavy_reads_per_second: float = Field(default=1, gt=0)
+    heavy_reads_burst: int = Field(default=10, ge=1)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

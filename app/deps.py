@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.service import Principal, Role
 from app.config import Settings
 from app.db import TenantReader
-from app.errors import Forbidden
+from app.errors import Forbidden, TooManyRequests
 
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyAuth",
                               description="An API key created with `pim apikey create` or POST /api/auth/api-keys/")
@@ -86,11 +86,15 @@ Reader = Annotated[TenantReader, Depends(_tenant_reader)]
 
 async def _heavy_read_slot(request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]) -> AsyncIterator[None]:
     with request.app.state.heavy_reads.slot(principal.tenant_id):
+        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id)
+        if quota is not None and not quota.allowed:
+            raise TooManyRequests("Too many previews for this tenant; retry later", retry_after=quota.retry_after_seconds)
         yield
 
 
-# Routes whose one request can keep a database backend busy for seconds (segment previews): at most
-# PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, more are a 429.
+# Routes whose one request can keep a database backend and the process busy for seconds (segment
+# previews): at most PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, and they take
+# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST); more are a 429.
 HeavyRead = Annotated[None, Depends(_heavy_read_slot)]
 
 

@@ -65,7 +65,7 @@ Limits that apply to every route:
 - Credentials are checked from the headers before a body is read: a 401 (or 413 for a body over the
   route's limit, or 429) arrives while a large body is still being sent, with `Connection: close`.
   Bodies: `PIM_MAX_UPLOAD_BYTES` (1 GiB) for the CSV upload, `PIM_MAX_JSON_BODY_BYTES` (32 MiB) elsewhere.
-- The request line and headers together may hold `PIM_MAX_REQUEST_HEAD_BYTES` (128 KiB): more is a 431.
+- The request line and headers together may hold `PIM_MAX_REQUEST_HEAD_BYTES` (64 KiB): more is a 431.
 - Rate limits (token buckets per API key or JWT subject, and per tenant): every answer of an authenticated
   route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (of the tighter bucket); an
   empty bucket is a 429 with `Retry-After`. Failed authentications are limited per client address.

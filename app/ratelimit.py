@@ -134,6 +134,12 @@ class RateLimiter:
         """One request of this key/subject and tenant."""
         return await self._run(self._request_buckets(tenant_id, subject), "take")
 
+    async def take_heavy(self, tenant_id: int) -> Quota | None:
+        """One heavy read (a segment preview) of this tenant: a bucket of its own, since a single one
+        costs the CPU of hundreds of plain requests."""
+        s = self._settings
+        return await self._run([Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)], "take")
+
     async def may_look_up_credentials(self, ip: str) -> Quota | None:
         """Whether this IP may still cost us a credential lookup (its failure bucket is not empty)."""
         return await self._run(self._ip_bucket(ip), "peek")

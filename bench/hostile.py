@@ -45,6 +45,7 @@ from bench.common import create_tenant, free_port, pct, start_server, stop_serve
 from bench.load import BRANDS, COLORS, Connection, HttpError, product_ids, seed, wait_up  # noqa: E402
 
 HOSTILE_ADDRESS = "127.0.0.2"
+ATTACKS = ("slow upload", "huge header", "preview", "burst", "wrong key")
 # the server's limits for the run: the normal tenant's --rate stays well under its key's, the
 # hostile tenant's bursts do not
 LIMITS = {
@@ -172,9 +173,9 @@ async def raw_exchange(host: str, port: int, head: bytes, body_pieces, pause: fl
 
 
 async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int], *, seconds: float,
-                       slow_uploads: int) -> dict[str, Tally]:
+                       slow_uploads: int, kinds: list[str]) -> dict[str, Tally]:
     deadline = time.monotonic() + seconds
-    tallies = {kind: Tally() for kind in ("slow upload", "huge header", "preview", "burst", "wrong key")}
+    tallies = {kind: Tally() for kind in ATTACKS}
 
     async def slow_upload(n: int) -> None:
         key = f"x-api-key: {keys['editor']}\r\n" if n % 2 == 0 else ""
@@ -184,6 +185,7 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
         while time.monotonic() < deadline:
             pieces = (b"SLOW-%d,slow\r\n" % i + b"x" * 1000 for i in range(10**9))
             tallies["slow upload"].count(await raw_exchange(host, port, head, pieces, 1.0, deadline))
+            await asyncio.sleep(1.0)  # a slow client: refused, it tries again a second later
 
     async def huge_headers() -> None:
         head = b"GET /api/pim/products/ HTTP/1.1\r\nhost: pim\r\nx-big: "
@@ -239,13 +241,25 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
             n += 1
             await asyncio.sleep(0.05)
 
-    await asyncio.gather(*(slow_upload(n) for n in range(slow_uploads)), huge_headers(), huge_headers(),
-                         *(previews(n) for n in range(16)), bursts(), wrong_keys())
+    attacks = {
+        "slow upload": [slow_upload(n) for n in range(slow_uploads)],
+        "huge header": [huge_headers(), huge_headers()],
+        "preview": [previews(n) for n in range(16)],
+        "burst": [bursts()],
+        "wrong key": [wrong_keys()],
+    }
+    for kind, coroutines in attacks.items():
+        if kind not in kinds:
+            for coroutine in coroutines:
+                coroutine.close()
+            del tallies[kind]
+    await asyncio.gather(*(c for kind in kinds for c in attacks[kind]))
     return tallies
 
 
-def run_hostile(host: str, port: int, keys: dict[str, str], ids: list[int], seconds: float, slow_uploads: int) -> dict:
-    return asyncio.run(hostile_load(host, port, keys, ids, seconds=seconds, slow_uploads=slow_uploads))
+def run_hostile(host: str, port: int, keys: dict[str, str], ids: list[int], seconds: float, slow_uploads: int,
+                kinds: list[str]) -> dict:
+    return asyncio.run(hostile_load(host, port, keys, ids, seconds=seconds, slow_uploads=slow_uploads, kinds=kinds))
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -283,14 +297,14 @@ async def run(args) -> dict:
         # work would show up as the normal tenant's latency
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
             hostile_future = asyncio.get_running_loop().run_in_executor(
-                pool, run_hostile, host, port_, hostile_keys, hostile_ids, args.seconds, args.slow_uploads)
+                pool, run_hostile, host, port_, hostile_keys, hostile_ids, args.seconds, args.slow_uploads, args.attacks.split(","))
             beside = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
             hostile = await hostile_future
     finally:
         stop_server(server)
     figures = {
         "settings": {"workers": args.workers, "rate": args.rate, "seconds": args.seconds, "products": args.products,
-                     "slow_uploads": args.slow_uploads, **LIMITS},
+                     "slow_uploads": args.slow_uploads, "attacks": args.attacks, **LIMITS},
         "normal_alone": summary(alone),
         "normal_beside_hostile": summary(beside),
         "hostile": {kind: {str(k): v for k, v in sorted(t.statuses.items(), key=str)} for kind, t in hostile.items()},
@@ -330,6 +344,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--products", type=int, default=5000, help="products of each tenant")
     parser.add_argument("--slow-uploads", type=int, default=40)
+    parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated, of: " + ", ".join(ATTACKS))
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     figures = asyncio.run(run(args))

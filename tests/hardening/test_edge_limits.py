@@ -156,3 +156,18 @@ async def test_an_exhausted_pool_is_a_quick_503_with_retry_after(app_with, tenan
         assert response.headers["Retry-After"] == "1"
         assert time.monotonic() - started < 5
     assert (await api.http.get(PRODUCTS, headers=tenant.admin)).status_code == 200
+
+
+async def test_previews_of_a_tenant_take_from_a_bucket_of_their_own(app_with, tenant, other_tenant):
+    """Finding 8: one preview costs as much as hundreds of plain requests: a tenant's previews take
+    tokens from a heavy-read bucket of its own, which another tenant's previews do not touch."""
+    api = await app_with(heavy_reads_burst=2, heavy_reads_per_second=0.01)
+    for t in (tenant, other_tenant):
+        schema = await api.http.put("/api/pim/schema/", json={"fields": [{"name": "brand", "type": "string"}]},
+                                    headers=t.editor)
+        assert schema.status_code == 200, schema.text
+    answers = [await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200, 200, 429]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    assert (await api.http.get(PRODUCTS, headers=tenant.viewer)).status_code == 200  # plain reads go on
+    assert (await api.http.post(PREVIEW, json=_heavy_definition(), headers=other_tenant.viewer)).status_code == 200
