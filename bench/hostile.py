@@ -53,6 +53,11 @@ LIMITS = {
     "PIM_RATE_LIMIT_KEY_BURST": "100",
     "PIM_RATE_LIMIT_TENANT_PER_SECOND": "100",
     "PIM_RATE_LIMIT_TENANT_BURST": "200",
+    # a 200-condition preview costs about a second of CPU (API process and Postgres) on this 2-core
+    # machine shared with other work: a tenant gets one every 5 s, one at a time per process
+    "PIM_HEAVY_READS_PER_TENANT": "1",
+    "PIM_HEAVY_READS_PER_SECOND": "0.2",
+    "PIM_HEAVY_READS_BURST": "2",
 }
 
 
