@@ -278,7 +278,9 @@ def summary(tally: Tally) -> dict:
 
 
 async def run(args) -> dict:
-    os.environ.update(LIMITS)
+    for name, value in LIMITS.items():  # the environment may set other limits for the run
+        os.environ.setdefault(name, value)
+        LIMITS[name] = os.environ[name]
     port = free_port()
     server = start_server(port, args.workers)
     base = f"http://127.0.0.1:{port}"
