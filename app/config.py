@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     # heavy reads (segment previews): at most this many of a tenant at once per API process, and a
     # bucket of their own per tenant; more answer 429
     heavy_reads_per_tenant: int = Field(default=2, ge=1)
-    heavy_reads_per_second: float = Field(default=1, gt=0)
-    heavy_reads_burst: int = Field(default=10, ge=1)
+    heavy_reads_per_second: float = Field(default=5, gt=0)
+    heavy_reads_burst: int = Field(default=200, ge=1)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"
