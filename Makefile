@@ -4,7 +4,7 @@
 #   make services   Postgres, Redis, ClickHouse reachable; URLs written to .env
 #   make migrate    install + services, then `pim migrate`
 #   make run        migrate, then worker + demo tenant + API (PORT=8000 WORKERS=2)
-#   make test       migrate, then pytest (PYTEST_ARGS="-k foo -x")
+#   make test       install + services, then pytest on databases of its own (tests/databases.py)
 #   make bench      migrate, then a benchmark (BENCH=bench/catalog.py BENCH_ARGS="--n 1000000")
 #   make stop       stop the private service instances under .services/
 #   make clean      remove caches and build output (keeps .venv, .services, .env)
@@ -45,7 +45,7 @@ migrate: install services
 run: migrate
 	PORT=$(PORT) WORKERS=$(WORKERS) bash scripts/run.sh
 
-test: migrate
+test: install services
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 bench: migrate

@@ -95,6 +95,14 @@ class ClickHouse:
             self._started = False
 
 
+async def drop_database(url: str) -> None:
+    """Drop the database a ClickHouse URL names (the test session's own, at its end)."""
+    server_url, database = _split_database(url)
+    async with Connection(dsn=server_url, connect_timeout=5) as conn:
+        async with conn.cursor() as cursor:
+            await cursor.execute(f"DROP DATABASE IF EXISTS `{database.replace('`', '')}`")
+
+
 async def migrate_clickhouse(settings: Settings) -> list[str]:
     server_url, database = _split_database(settings.clickhouse_url)
     async with Connection(dsn=server_url, connect_timeout=5) as conn:

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
 
     max_json_body_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
+    # bytes of uploads a tenant may keep stored at once (jobs uploading, in mapping or importing)
+    import_storage_quota_bytes: int = Field(default=5 * 1024**3, ge=0)
+    # a product's `data` as JSON text (POST, PATCH, bulk, import)
+    max_product_data_bytes: int = Field(default=1024 * 1024, ge=2)
     # request line plus headers; a longer head is answered 431 before it is parsed (app/server.py)
     max_request_head_bytes: int = Field(default=64 * 1024, ge=1024)
 

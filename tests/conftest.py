@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests talk to the real Postgres, Redis and ClickHouse named in `.env`.
+"""Shared fixtures. Tests talk to the real Postgres, Redis and ClickHouse named in `.env`,
+but never to the databases `make run` uses: see `tests/databases.py`.
 
 Each test makes its own tenant(s) with `make_tenant`, so tests never see each
 other's data and tenant isolation is exercised everywhere.
@@ -16,9 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.auth.service import Role, create_api_key, create_tenant
-from app.config import Settings, get_settings
-from app.main import create_app
+from tests.databases import create_test_databases, drop_test_databases, use_test_databases
+
+use_test_databases()  # before anything reads the settings: every process the tests start inherits them
+
+from app.auth.service import Role, create_api_key, create_tenant  # noqa: E402
+from app.config import Settings, get_settings  # noqa: E402
+from app.main import create_app  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +141,11 @@ async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+def pytest_sessionstart(session):
+    create_test_databases()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    drop_test_databases()
