@@ -88,7 +88,7 @@ def cmd_serve(args) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http="app.server:HeadLimitedHttpToolsProtocol",  # httptools with a cap on the request head
         access_log=False,
         proxy_headers=True,
     )

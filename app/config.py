@@ -23,9 +23,13 @@ class Settings(BaseSettings):
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # the longest a JWT may live (exp - iat); `pim token --ttl` is held to it too
+    jwt_max_lifetime_seconds: int = Field(default=24 * 3600, ge=1)
 
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # how long a request waits for a pooled connection before a 503 with Retry-After
+    db_pool_timeout_seconds: float = Field(default=5, gt=0)
     statement_timeout_ms: int = 15_000
     # API-key principals are cached per process; revocation reaches every process by NOTIFY at once,
     # and the cache is bypassed while a process is not listening. 0 turns the cache off.
@@ -42,6 +46,25 @@ class Settings(BaseSettings):
     import_storage_quota_bytes: int = Field(default=5 * 1024**3, ge=0)
     # a product's `data` as JSON text (POST, PATCH, bulk, import)
     max_product_data_bytes: int = Field(default=1024 * 1024, ge=2)
+    # request line plus headers; a longer head is answered 431 before it is parsed (app/server.py)
+    max_request_head_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Token buckets in Redis (app/ratelimit.py): `*_per_second` refills, `*_burst` is the bucket size.
+    # Every request of an API key (or JWT subject) takes a token from its bucket and its tenant's.
+    rate_limit_enabled: bool = True
+    rate_limit_key_per_second: float = Field(default=200, gt=0)
+    rate_limit_key_burst: int = Field(default=2000, ge=1)
+    rate_limit_tenant_per_second: float = Field(default=500, gt=0)
+    rate_limit_tenant_burst: int = Field(default=5000, ge=1)
+    # credentials that fail take a token from their client IP's bucket; an empty one means 429
+    # before any further lookup from that IP
+    auth_failures_per_ip_per_second: float = Field(default=2, gt=0)
+    auth_failures_per_ip_burst: int = Field(default=200, ge=1)
+    # heavy reads (segment previews): at most this many of a tenant at once per API process, and a
+    # bucket of their own per tenant; more answer 429
+    heavy_reads_per_tenant: int = Field(default=2, ge=1)
+    heavy_reads_per_second: float = Field(default=5, gt=0)
+    heavy_reads_burst: int = Field(default=200, ge=1)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
 
 from app.config import Settings
+from app.errors import PoolExhausted
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,11 +73,38 @@ def pg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def create_read_pool(settings: Settings) -> asyncpg.Pool:
+class ReadPool:
+    """The raw asyncpg pool of lean reads. A checkout waits at most PIM_DB_POOL_TIMEOUT_SECONDS,
+    then fails with PoolExhausted (503 with Retry-After), like the engine's pool: requests must not
+    queue behind a starved pool until the client gives up."""
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float):
+        self._pool = pool
+        self._timeout = timeout
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            conn = await self._pool.acquire(timeout=self._timeout)
+        except TimeoutError:
+            raise PoolExhausted() from None
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    def get_size(self) -> int:
+        return self._pool.get_size()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+async def create_read_pool(settings: Settings) -> ReadPool:
     """Raw asyncpg connections for single-statement reads on hot paths: no ORM session and no
     BEGIN/COMMIT; checkout and return cost far less than through SQLAlchemy's pool. Connects
     lazily (min_size=0), so the API starts, and /readyz reports, while Postgres is down."""
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         pg_dsn(settings.database_url),
         min_size=0,
         max_size=settings.db_pool_size,
@@ -84,6 +112,7 @@ async def create_read_pool(settings: Settings) -> asyncpg.Pool:
         command_timeout=max(settings.statement_timeout_ms / 1000 * 2, 30),
         server_settings=server_settings(settings),
     )
+    return ReadPool(pool, settings.db_pool_timeout_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +121,7 @@ class TenantReader:
     `AsyncSession`, and run their single statements through `reading()` scoped by `tenant_id`."""
 
     tenant_id: int
-    pool: asyncpg.Pool
+    pool: ReadPool
 
 
 def tenant_of(session: "AsyncSession | Session | TenantReader") -> int:
@@ -160,6 +189,7 @@ def create_engine(settings: Settings, **overrides) -> AsyncEngine:
     options = dict(
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=1800,
         connect_args={
             "server_settings": server_settings(settings),

@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from app.responses import OrjsonResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SqlAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = structlog.get_logger("pim.errors")
 
@@ -62,6 +64,22 @@ class Unavailable(AppError):
     status_code = 503
 
 
+class PoolExhausted(Unavailable):
+    """Every database connection of this process stayed busy for PIM_DB_POOL_TIMEOUT_SECONDS."""
+
+    def __init__(self, detail: str = "All database connections are busy; retry shortly"):
+        super().__init__(detail)
+        self.headers = {"Retry-After": "1"}
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries for the OpenAPI document."""
     descriptions = {
@@ -72,12 +90,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict",
         413: "Payload too large",
         415: "Unsupported file type",
+        429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",
         503: "A backing service is unavailable",
     }
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
 
 
 AUTH_ERRORS = error_responses(401, 403)
+
+# nginx's status for a request whose client went away: only the access log ever sees it
+CLIENT_CLOSED_REQUEST = 499
 
 # What FastAPI raises (as a 400) when a request body cannot be decoded at all.
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
@@ -157,6 +179,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return _json(503, "The database is unavailable")
         if sqlstate.startswith("22"):
             return _json(400, "A value is out of range or malformed")
+        if sqlstate == "23505":
+            # a unique constraint: a concurrent request created the same name, SKU or slug first
+            return _json(409, "An object with this unique value already exists")
         log.exception("database_error", path=request.url.path)
         return _json(500, "Internal server error")
 
@@ -176,6 +201,18 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _asyncpg_interface_error(request: Request, exc: asyncpg.InterfaceError):
         log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
         return _json(503, "The database is unavailable")
+
+    @app.exception_handler(SqlAlchemyPoolTimeout)
+    async def _pool_timeout(request: Request, exc: SqlAlchemyPoolTimeout):
+        log.warning("database_pool_exhausted", path=request.url.path)
+        error = PoolExhausted()
+        return _json(error.status_code, error.detail, error.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_disconnect(request: Request, _exc: ClientDisconnect):
+        # the client went away while sending its body: nobody reads this answer, and it is no server error
+        log.info("client_disconnected", path=request.url.path)
+        return _json(CLIENT_CLOSED_REQUEST, "Client closed the request")
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError):

@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import structlog
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -11,6 +12,7 @@ from app.queue import newest_heartbeat
 from app.responses import OrjsonResponse
 
 router = APIRouter(tags=["health"])
+log = structlog.get_logger("pim.health")
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -22,7 +24,7 @@ class Health(BaseModel):
 class DependencyStatus(BaseModel):
     status: str = Field(description="`up` or `down`")
     latency_ms: float | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="the kind of failure (an exception's type name); details are in the server log")
     heartbeat_age_s: float | None = Field(
         default=None, description="`worker` only: seconds since the newest heartbeat of any worker (none yet: null)"
     )
@@ -51,7 +53,9 @@ async def _timed(check) -> DependencyStatus:
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure means "not ready", whatever its type
-        return DependencyStatus(status="down", error=f"{type(exc).__name__}: {exc}"[:300])
+        # anonymous callers get the kind of failure only: its message names internal hosts and ports
+        log.warning("readiness_check_failed", check=check.__name__, error=f"{type(exc).__name__}: {exc}"[:300])
+        return DependencyStatus(status="down", error=type(exc).__name__)
     return DependencyStatus(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
 
 

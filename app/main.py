@@ -23,6 +23,8 @@ from app.imports.router import router as imports_router
 from app.log import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
 from app.pims.router import router as pims_router
+from app.ratelimit import ConcurrencyLimiter, RateLimiter
+from app.routing import check_routes_guarded
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -49,6 +51,29 @@ def _integer_bounds(node: Any) -> None:
         _integer_bounds(value)
 
 
+RATE_LIMITED = ("Rate limit exceeded (the API key's or the tenant's token bucket is empty, or too many failed "
+                "authentications from this address), or too many concurrent heavy requests: retry after `Retry-After` seconds")
+RATE_LIMIT_HEADERS = {
+    "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
+    "RateLimit-Limit": {"description": "the bucket's size (burst)", "schema": {"type": "integer"}},
+    "RateLimit-Remaining": {"description": "requests left in the bucket now", "schema": {"type": "integer"}},
+    "RateLimit-Reset": {"description": "seconds until the bucket is full again", "schema": {"type": "integer"}},
+}
+DESCRIPTION = """Multi-tenant Product Information Management API. Authenticate with `X-API-Key` or a Bearer JWT.
+
+Limits that apply to every route:
+- Credentials are checked from the headers before a body is read: a 401 (or 413 for a body over the
+  route's limit, or 429) arrives while a large body is still being sent, with `Connection: close`.
+  Bodies: `PIM_MAX_UPLOAD_BYTES` (1 GiB) for the CSV upload, `PIM_MAX_JSON_BODY_BYTES` (32 MiB) elsewhere.
+- The request line and headers together may hold `PIM_MAX_REQUEST_HEAD_BYTES` (64 KiB): more is a 431.
+- Rate limits (token buckets per API key or JWT subject, and per tenant): every answer of an authenticated
+  route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (of the tighter bucket); an
+  empty bucket is a 429 with `Retry-After`. Failed authentications are limited per client address.
+- A unique value taken by a concurrent request is a 409; a database pool that stays busy for
+  `PIM_DB_POOL_TIMEOUT_SECONDS` is a 503 with `Retry-After`.
+"""
+
+
 def _document_common_errors(app: FastAPI) -> None:
     """Add to the OpenAPI document the errors any route can answer outside its own code. Every request
     body: 400 for a value the database refuses (a NUL character in a string, say) and 413 from the body
@@ -65,9 +90,14 @@ def _document_common_errors(app: FastAPI) -> None:
                     responses = operation.setdefault("responses", {})
                     if "requestBody" in operation:
                         responses.setdefault("400", {"description": "Bad request", "content": error})
+                        responses.setdefault("409", {"description": "A unique value (name, SKU, slug) is already taken, "
+                                                     "possibly by a concurrent request", "content": error})
                         responses.setdefault("413", {"description": "Payload too large", "content": error})
                     if operation.get("security"):
-                        responses.setdefault("503", {"description": "A backing service is unavailable", "content": error})
+                        responses.setdefault("429", {"description": RATE_LIMITED, "content": error,
+                                                     "headers": RATE_LIMIT_HEADERS})
+                        responses.setdefault("503", {"description": "A backing service is unavailable, or every "
+                                                     "database connection stayed busy (with `Retry-After`)", "content": error})
             _integer_bounds(schema)
         return app.openapi_schema
 
@@ -86,6 +116,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Built without a ping so that the API starts (and /readyz reports) while Redis is down.
         app.state.arq = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
         app.state.clickhouse = ClickHouse(settings)
+        app.state.rate_limiter = RateLimiter(app.state.arq, settings)
+        app.state.heavy_reads = ConcurrencyLimiter(settings.heavy_reads_per_tenant)
         app.state.principal_cache = PrincipalCache(settings.api_key_cache_seconds)
         await app.state.principal_cache.start(settings.database_url)
         # The loaded app (~150k objects) lives as long as the process: frozen, it is left out of
@@ -104,7 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="PIM service",
         version="0.1.0",
-        description="Multi-tenant Product Information Management API. Authenticate with `X-API-Key` or a Bearer JWT.",
+        description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
         generate_unique_id_function=_operation_id,
@@ -125,8 +157,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(segments_router)
     app.include_router(pims_router)
     _document_common_errors(app)
+    check_routes_guarded(app)
 
-    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes,
+                       upload_routes=frozenset({("POST", app.url_path_for("upload_import_csv"))}))
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     return app

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: optional trailing slash, request ids and access logs, body limits."""
+"""Pure ASGI middleware: optional trailing slash, request ids, rate-limit headers and access logs, body limits."""
 
 import re
 import time
@@ -42,7 +42,8 @@ async def _send_json(send, status: int, detail: str, extra_headers=()) -> None:
 
 
 class RequestContextMiddleware:
-    """Accept or mint X-Request-ID, echo it back, and write one access log line per request."""
+    """Accept or mint X-Request-ID, echo it back with the request's RateLimit-* headers, and write one
+    access log line per request."""
 
     def __init__(self, app):
         self.app = app
@@ -67,7 +68,11 @@ class RequestContextMiddleware:
         async def send_with_id(message):
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message = dict(message, headers=[*message.get("headers", []), header])
+                headers = [*message.get("headers", []), header]
+                quota = (scope.get("state") or {}).get("quota")
+                if quota is not None:  # the rate limit that GuardedRoute applied (app/ratelimit.py)
+                    headers += quota.headers()
+                message = dict(message, headers=headers)
             await send(message)
 
         try:
@@ -85,38 +90,56 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit: by Content-Length up front, or while streaming."""
+    """413 for bodies over their route's limit: by Content-Length up front, or while streaming. The
+    upload routes (method, path) get `upload_limit`, every other route `json_limit`.
 
-    def __init__(self, app, *, json_limit: int, upload_limit: int, upload_prefix: str = "/api/pim/import/"):
+    An answer sent before the body was read to its end (a 401, 413 or 429 from GuardedRoute) says
+    `Connection: close`: the server then drops the connection instead of reading the rest of the
+    body to reach the next request."""
+
+    def __init__(self, app, *, json_limit: int, upload_limit: int, upload_routes: frozenset[tuple[str, str]]):
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit
-        self.upload_prefix = upload_prefix
+        self.upload_routes = upload_routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             return await self.app(scope, receive, send)
-        limit = self.upload_limit if scope["path"].startswith(self.upload_prefix) else self.json_limit
+        limit = self.upload_limit if (scope["method"], scope["path"]) in self.upload_routes else self.json_limit
+        has_body = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
-                    return await _send_json(send, 400, "Invalid Content-Length header")
+                    return await _send_json(send, 400, "Invalid Content-Length header", [_CLOSE])
                 if declared > limit:
-                    return await _send_json(send, 413, f"Request body is larger than {limit} bytes")
-                break
+                    return await _send_json(send, 413, f"Request body is larger than {limit} bytes", [_CLOSE])
+                has_body = has_body or declared > 0
+            elif name == b"transfer-encoding":
+                has_body = True
         received = 0
+        body_done = not has_body
 
         async def limited_receive():
-            nonlocal received
+            nonlocal received, body_done
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413, f"Request body is larger than {limit} bytes")
+                body_done = body_done or not message.get("more_body", False)
             return message
+
+        async def send_closing_early(message):
+            if message["type"] == "http.response.start" and not body_done:
+                message = dict(message, headers=[*message.get("headers", []), _CLOSE])
+            await send(message)
 
         # Raised as an HTTPException so that FastAPI's body parsing re-raises it and
         # the error handlers turn it into a 413.
-        await self.app(scope, limited_receive, send)
+        await self.app(scope, limited_receive, send_closing_early)
+
+
+_CLOSE = (b"connection", b"close")

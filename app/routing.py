@@ -1,4 +1,5 @@
-"""The route class of every JSON API router: request bodies parsed with orjson."""
+"""Route classes. GuardedRoute: authentication and rate limits before the body is read. JsonRoute
+(every JSON API router): that, and request bodies parsed with orjson."""
 
 import json
 import math
@@ -6,8 +7,51 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+
+from app.auth.credentials import authenticate
+from app.deps import get_principal
+from app.errors import TooManyRequests
+
+
+def _depends_on(dependant: Dependant, call) -> bool:
+    return any(dep.call is call or _depends_on(dep, call) for dep in dependant.dependencies)
+
+
+class GuardedRoute(APIRoute):
+    """A route that needs a caller authenticates it from the headers and takes its rate-limit token
+    before FastAPI reads the body: an unauthenticated or throttled client gets its 401/429 while it
+    is still sending, and its body is never buffered or parsed (`get_principal` returns the caller
+    found here). The quota goes to `request.state.quota`, whose RateLimit-* headers the
+    RequestContextMiddleware adds to the answer, whatever it is."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not _depends_on(self.dependant, get_principal):
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            principal = await authenticate(request)
+            request.state.principal = principal
+            request.state.tenant_id = principal.tenant_id
+            quota = await request.app.state.rate_limiter.take(principal.tenant_id, principal.subject)
+            if quota is not None:
+                request.state.quota = quota
+                if not quota.allowed:
+                    raise TooManyRequests("Rate limit exceeded for this API key or tenant",
+                                          retry_after=quota.retry_after_seconds)
+            return await handler(request)
+
+        return guarded
+
+
+def check_routes_guarded(app: FastAPI) -> None:
+    """Every route that needs a caller must authenticate before reading its body: fail at startup otherwise."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not isinstance(route, GuardedRoute) and _depends_on(route.dependant, get_principal):
+            raise RuntimeError(f"{route.path} needs a caller but is not a GuardedRoute (route_class=JsonRoute)")
 
 
 class JsonRequest(Request):
@@ -41,7 +85,7 @@ def _not_json(constant: str) -> Any:
     raise json.JSONDecodeError(f"{constant} is not a JSON value", "", 0)
 
 
-class JsonRoute(APIRoute):
+class JsonRoute(GuardedRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 

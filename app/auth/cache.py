@@ -22,12 +22,14 @@ import structlog
 from app.auth.service import (
     REVOKED_CHANNEL,
     Principal,
-    hash_key,
     principal_from_api_key,
 )
-from app.db import pg_dsn
+from app.db import ReadPool, pg_dsn
+from app.errors import Unauthorized
 
 MAX_ENTRIES = 10_000
+# keys known to be wrong: a wrong key never becomes valid (keys are random, revocation is final)
+MAX_REJECTED = 10_000
 RECONNECT_SECONDS = 2.0
 
 log = structlog.get_logger("pim.auth")
@@ -37,6 +39,7 @@ class PrincipalCache:
     def __init__(self, ttl_seconds: float):
         self.ttl = ttl_seconds
         self._entries: dict[str, tuple[Principal, float]] = {}
+        self._rejected: dict[str, None] = {}  # insertion-ordered: the oldest is dropped first
         self._generation = 0
         self._listener: asyncpg.Connection | None = None
         self._task: asyncio.Task | None = None
@@ -68,6 +71,16 @@ class PrincipalCache:
         if len(self._entries) >= MAX_ENTRIES:
             self._entries.clear()
         self._entries[key_hash] = (principal, time.monotonic() + self.ttl)
+
+    def rejected(self, key_hash: str) -> bool:
+        return key_hash in self._rejected
+
+    def reject(self, key_hash: str) -> None:
+        """Remember a key the database does not know (or knows revoked), so that sending it again
+        costs no lookup. Kept whether or not the listener is up: nothing makes such a key valid."""
+        if len(self._rejected) >= MAX_REJECTED:
+            del self._rejected[next(iter(self._rejected))]
+        self._rejected[key_hash] = None
 
     def forget(self, key_hash: str | None = None) -> None:
         self._generation += 1
@@ -114,12 +127,14 @@ class PrincipalCache:
         self.forget(key_hash or None)
 
 
-async def authenticate_api_key(cache: PrincipalCache, pool: asyncpg.Pool, api_key: str) -> Principal:
-    key_hash = hash_key(api_key)
-    principal = cache.get(key_hash)
-    if principal is None:
-        generation = cache.generation()
-        async with pool.acquire() as conn:
+async def look_up_api_key(cache: PrincipalCache, pool: ReadPool, api_key: str, key_hash: str) -> Principal:
+    """A key that is not in the cache, from the database (Unauthorized, and remembered as wrong, when it is unknown)."""
+    generation = cache.generation()
+    async with pool.acquire() as conn:
+        try:
             principal = await principal_from_api_key(conn, api_key)
-        cache.put(key_hash, principal, generation)
+        except Unauthorized:
+            cache.reject(key_hash)
+            raise
+    cache.put(key_hash, principal, generation)
     return principal

@@ -14,11 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.db import ReadPool
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 
 KEY_PREFIX = "pim"
 REVOKED_CHANNEL = "pim_api_key_revoked"  # NOTIFY payload: the revoked key's hash
+JWT_LEEWAY_SECONDS = 60  # clock skew allowed for `iat`
 
 
 class Role(StrEnum):
@@ -127,20 +129,41 @@ def decode_token(settings: Settings, token: str) -> dict:
     algorithm = header.get("alg")
     if algorithm not in allowed:
         raise Unauthorized("Token algorithm not allowed")
+    if "crit" in header:
+        # RFC 7515 4.1.11: a recipient must refuse extensions it does not understand, and we understand none
+        raise Unauthorized("Token has a crit header")
     options = {"require_exp": True, "verify_aud": settings.jwt_audience is not None,
                "require_aud": settings.jwt_audience is not None, "require_iss": settings.jwt_issuer is not None}
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token, key, algorithms=[algorithm], audience=settings.jwt_audience, issuer=settings.jwt_issuer, options=options
         )
     except JWTError as exc:
         raise Unauthorized(f"Invalid token: {exc}") from None
+    _check_lifetime(settings, claims)
+    return claims
 
 
-async def principal_from_token(conn: asyncpg.Connection, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
+def _check_lifetime(settings: Settings, claims: dict) -> None:
+    """A stolen token must not be good forever: `exp` at most PIM_JWT_MAX_LIFETIME_SECONDS after
+    `iat` (after now when there is no `iat`), and `iat` not in the future."""
+    now = time.time()
+    issued_at = claims.get("iat")
+    if issued_at is not None:
+        if not isinstance(issued_at, (int, float)) or isinstance(issued_at, bool):
+            raise Unauthorized("Invalid token: iat must be a number")
+        if issued_at > now + JWT_LEEWAY_SECONDS:
+            raise Unauthorized("Invalid token: issued in the future (iat)")
+    # jose has checked that exp is a number in the future
+    if claims["exp"] - (issued_at if issued_at is not None else now) > settings.jwt_max_lifetime_seconds:
+        raise Unauthorized(f"Invalid token: lives longer than {settings.jwt_max_lifetime_seconds} s (exp - iat)")
+
+
+async def principal_from_token(pool: ReadPool, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
     claims = decode_token(settings, token)
     tenant_id = claims.get("tenant_id")
-    if isinstance(tenant_id, str) and tenant_id.isdigit():
+    # ASCII digits only: str.isdigit() is also true for "²" (which int() refuses) and "٢" (which it reads as 2)
+    if isinstance(tenant_id, str) and tenant_id.isascii() and tenant_id.isdigit():
         tenant_id = int(tenant_id)
     if not isinstance(tenant_id, int) or isinstance(tenant_id, bool) or not 0 < tenant_id < 2**63:
         raise Unauthorized("Token has no valid tenant_id claim")
@@ -149,15 +172,16 @@ async def principal_from_token(conn: asyncpg.Connection, settings: Settings, tok
     except ValueError:
         raise Unauthorized("Token has an unknown role") from None
     if tenant_id not in known_tenants:
-        if await conn.fetchval("SELECT id FROM tenants WHERE id = $1", tenant_id) is None:
-            raise Unauthorized("Unknown tenant")
+        async with pool.acquire() as conn:
+            if await conn.fetchval("SELECT id FROM tenants WHERE id = $1", tenant_id) is None:
+                raise Unauthorized("Unknown tenant")
         known_tenants.add(tenant_id)  # tenants are never deleted, so a positive answer can be cached
     return Principal(tenant_id=tenant_id, role=role, subject=str(claims.get("sub") or f"tenant:{tenant_id}"))
 
 
 def issue_token(settings: Settings, *, tenant_id: int, role: Role, ttl: int = 3600, subject: str | None = None) -> str:
-    if ttl <= 0:
-        raise BadRequest("ttl must be positive")
+    if not 0 < ttl <= settings.jwt_max_lifetime_seconds:
+        raise BadRequest(f"ttl must be between 1 and {settings.jwt_max_lifetime_seconds} s (PIM_JWT_MAX_LIFETIME_SECONDS)")
     now = int(time.time())
     claims = {"tenant_id": tenant_id, "role": role.value, "sub": subject or f"cli:{tenant_id}", "iat": now, "exp": now + ttl}
     if settings.jwt_audience:

@@ -8,8 +8,9 @@ from app.errors import AUTH_ERRORS, error_responses
 from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut
 from app.imports.upload import MultipartFile
+from app.routing import GuardedRoute
 
-router = APIRouter(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS)
+router = APIRouter(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=GuardedRoute)
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
 Sheet = Annotated[

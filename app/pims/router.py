@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.responses import Response
 
@@ -23,6 +22,7 @@ from app.pims import service
 from app.pims.filters import CONTROL_PARAMS
 from app.pims.schemas import LOCALE_PATTERN, PimsError, PimsProducts, PimsQuery
 from app.responses import dumps, json_bytes_response
+from app.routing import GuardedRoute
 
 _LOCALE_RE = re.compile(LOCALE_PATTERN)
 _CATEGORY_ID_RE = re.compile(r"^\d{1,19}$")
@@ -35,7 +35,7 @@ def pims_error(status_code: int, detail: Any, headers: dict[str, str] | None = N
     return response
 
 
-class PimsRoute(APIRoute):
+class PimsRoute(GuardedRoute):
     """Turns this route's errors (authentication included) into the PIMS error shape."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -89,6 +89,19 @@ def _locale(raw: str) -> str:
     return locale
 
 
+def _view_name(request: Request) -> str | None:
+    """The ApiView header as UTF-8 text (Starlette decodes header values as Latin-1, which made
+    non-ASCII view names unmatchable)."""
+    raw = request.headers.get("apiview")
+    if raw is None:
+        return None
+    try:
+        name = raw.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("ApiView header: the view name must be UTF-8 text") from None
+    return name.strip() or None
+
+
 async def _respond(request: Request, session, locale: str | None) -> Response:
     category_id = _category_id(request.path_params["categoryId"])
     params = list(request.query_params.multi_items())
@@ -96,7 +109,7 @@ async def _respond(request: Request, session, locale: str | None) -> Response:
         query = PimsQuery.model_validate({k: v for k, v in params if k in CONTROL_PARAMS})
     except ValidationError as exc:
         raise BadRequest(_validation_detail(exc.errors())) from None
-    view_name = (request.headers.get("apiview") or "").strip() or None
+    view_name = _view_name(request)
     body = await service.pims_products(
         session,
         category_id=category_id,
@@ -186,6 +199,7 @@ _ERRORS = {
     400: {"model": PimsError, "description": "A bad parameter, filter, sort or unknown view"},
     401: {"model": PimsError, "description": "Missing or invalid credentials"},
     404: {"model": PimsError, "description": "The category does not exist for this tenant"},
+    429: {"model": PimsError, "description": "Rate limit exceeded: retry after `Retry-After` seconds"},
 }
 
 router = APIRouter(tags=["pims"], route_class=PimsRoute)

@@ -144,13 +144,20 @@ def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
     return (name, op) if separator else (key, "")
 
 
-def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
-    if len(raw) > MAX_FILTER_VALUE:
+def _check_value_length(key: str, value: str) -> None:
+    if len(value) > MAX_FILTER_VALUE:
         raise BadRequest(f"Filter {key}: value too long")
+
+
+def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
     if key in BUILTIN_EXACT:
+        _check_value_length(key, raw)
         where.add(f"{BUILTIN_EXACT[key]} = {where.bind(raw)}")
         return
     name, op = split_filter_key(fields, key)
+    # an `__in` list takes up to MAX_IN_VALUES values: the length cap is per value, not the whole list
+    for value in raw.split(",") if op == "in" else (raw,):
+        _check_value_length(key, value)
     if op and op not in OPERATORS:
         raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
     # built-in columns and reserved query parameters are never data fields: a filter on one (other

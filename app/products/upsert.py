@@ -149,7 +149,7 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
         if not name.strip():
             raise CoercionError("name: must be a non-empty string")
     status = item.get("status")
-    if status is not None and status not in _STATUSES:
+    if status is not None and (type(status) is not str or status not in _STATUSES):
         raise CoercionError(f"status: must be one of {sorted(_STATUSES)}")
     categories = item.get("categories")
     if categories is not None:

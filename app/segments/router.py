@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Request, status
 from fastapi.responses import Response
 
-from app.deps import Arq, Editor, ObjectId, Session, Viewer
+from app.deps import Arq, Editor, HeavyRead, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
 from app.responses import json_bytes_response
@@ -40,9 +40,12 @@ async def create_segment(body: SegmentIn, session: Session, _: Editor):
     return await service.create_segment(session, body=body)
 
 
-@router.post("/preview/", response_model=Preview, responses=error_responses(400),
-             description="Count the products a definition matches now, without saving it. " + DEFINITION_ERRORS)
-async def preview_segment(definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: Session, _: Viewer):
+@router.post("/preview/", response_model=Preview, responses=error_responses(400, 429),
+             description="Count the products a definition matches now, without saving it. A tenant runs at most "
+             "`PIM_HEAVY_READS_PER_TENANT` previews at once per API process; more are a 429 with `Retry-After`. "
+             + DEFINITION_ERRORS)
+async def preview_segment(definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: Session,
+                          _: Viewer, _slot: HeavyRead):
     return await service.preview(session, definition=definition)
 
 

@@ -405,8 +405,10 @@ async def test_openapi_declares_the_route(client):
                                ("/v/pc/{categoryId}/", "get_pims_products")):
         operation = spec["paths"][path]["get"]
         assert operation["operationId"] == operation_id
-        # no 422: parameter problems are 400 (503: the database is down, declared for every authenticated route)
-        assert set(operation["responses"]) == {"200", "400", "401", "404", "503"}
+        # no 422: parameter problems are 400 (429 and 503: rate limits and the database being down, declared
+        # for every authenticated route)
+        assert set(operation["responses"]) == {"200", "400", "401", "404", "429", "503"}
+        assert operation["responses"]["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsError")
         assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsProducts")
         assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsError")
         names = {p["name"] for p in operation["parameters"]}

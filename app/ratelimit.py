@@ -1,0 +1,173 @@
+"""Rate limits: token buckets in Redis, shared by every API process, one round trip per request.
+
+Every authenticated request takes a token from its API key's (or JWT subject's) bucket and from
+its tenant's; when either is empty the answer is a 429 with `Retry-After`, and every answer of a
+rate-limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
+until the bucket is full again) for the tighter of the two buckets. Credentials that fail take a
+token from their client IP's bucket; while that one is empty, a key that would need a database
+lookup from that IP is a 429 (keys already known to this process keep working).
+
+A bucket refills continuously (`rate` tokens a second up to `burst`), so a client may burst and
+then keeps its steady rate. Redis being down must not take the API down with it: the limits are
+then not enforced (fail open) and Redis is not asked again for a few seconds.
+"""
+
+import asyncio
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.config import Settings
+from app.errors import TooManyRequests
+
+log = structlog.get_logger("pim.ratelimit")
+
+RETRY_REDIS_AFTER_S = 5.0
+REDIS_TIMEOUT_S = 1.0  # a hung Redis must not hold every request for the client's 5 s socket timeout
+
+# KEYS: the buckets. ARGV[1]: now in ms; ARGV[2]: 'take' (a token from each if every bucket holds
+# one), 'peek' (nothing taken) or 'charge' (a token from each, down to 0, no check); then burst
+# and rate per second of each bucket. A bucket is a hash {t: tokens, ts: last update in ms} that
+# expires once it would be full again. Returns {allowed, burst, whole tokens left, ms until full,
+# ms until a token is back} of the bucket with the fewest tokens left.
+_TOKEN_BUCKETS = """
+local now = tonumber(ARGV[1])
+local mode = ARGV[2]
+local tokens, bursts, rates = {}, {}, {}
+local allowed = 1
+for i = 1, #KEYS do
+  local burst = tonumber(ARGV[1 + 2 * i])
+  local rate = tonumber(ARGV[2 + 2 * i])
+  local state = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local t = tonumber(state[1]) or burst
+  local ts = tonumber(state[2]) or now
+  if now > ts then t = math.min(burst, t + (now - ts) * rate / 1000) end
+  tokens[i], bursts[i], rates[i] = t, burst, rate
+  if t < 1 then allowed = 0 end
+end
+if mode == 'charge' or (mode == 'take' and allowed == 1) then
+  for i = 1, #KEYS do tokens[i] = math.max(0, tokens[i] - 1) end
+end
+if mode ~= 'peek' then
+  for i = 1, #KEYS do
+    redis.call('HSET', KEYS[i], 't', tostring(tokens[i]), 'ts', tostring(now))
+    redis.call('PEXPIRE', KEYS[i], math.ceil((bursts[i] - tokens[i]) * 1000 / rates[i]) + 1000)
+  end
+end
+local low = 1
+for i = 2, #KEYS do if tokens[i] < tokens[low] then low = i end end
+local retry = 0
+for i = 1, #KEYS do
+  if tokens[i] < 1 then retry = math.max(retry, math.ceil((1 - tokens[i]) * 1000 / rates[i])) end
+end
+return {allowed, bursts[low], math.floor(tokens[low]), math.ceil((bursts[low] - tokens[low]) * 1000 / rates[low]), retry}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """What the tightest bucket says about one request."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after_seconds: int
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(self.remaining).encode()),
+            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    key: str
+    burst: int
+    rate: float
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, settings: Settings):
+        self.enabled = settings.rate_limit_enabled
+        self._settings = settings
+        self._script = redis.register_script(_TOKEN_BUCKETS)
+        self._redis_down_until = 0.0
+
+    def _request_buckets(self, tenant_id: int, subject: str) -> list[Bucket]:
+        s = self._settings
+        return [
+            Bucket(f"pim:rl:key:{tenant_id}:{subject[:200]}", s.rate_limit_key_burst, s.rate_limit_key_per_second),
+            Bucket(f"pim:rl:tenant:{tenant_id}", s.rate_limit_tenant_burst, s.rate_limit_tenant_per_second),
+        ]
+
+    def _ip_bucket(self, ip: str) -> list[Bucket]:
+        s = self._settings
+        return [Bucket(f"pim:rl:auth-failures:{ip}", s.auth_failures_per_ip_burst, s.auth_failures_per_ip_per_second)]
+
+    async def _run(self, buckets: list[Bucket], mode: str) -> Quota | None:
+        """The buckets' answer, or None when limits are off or Redis cannot be asked."""
+        if not self.enabled or time.monotonic() < self._redis_down_until:
+            return None
+        args: list = [int(time.time() * 1000), mode]
+        for bucket in buckets:
+            args += [bucket.burst, bucket.rate]
+        try:
+            allowed, limit, remaining, reset_ms, retry_ms = await asyncio.wait_for(
+                self._script(keys=[b.key for b in buckets], args=args), REDIS_TIMEOUT_S)
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_S
+            log.warning("rate_limits_not_enforced", reason="redis unavailable", error=str(exc)[:300],
+                        retry_in_s=RETRY_REDIS_AFTER_S)
+            return None
+        return Quota(bool(allowed), int(limit), int(remaining), math.ceil(reset_ms / 1000), math.ceil(retry_ms / 1000))
+
+    async def take(self, tenant_id: int, subject: str) -> Quota | None:
+        """One request of this key/subject and tenant."""
+        return await self._run(self._request_buckets(tenant_id, subject), "take")
+
+    async def take_heavy(self, tenant_id: int) -> Quota | None:
+        """One heavy read (a segment preview) of this tenant: a bucket of its own, since a single one
+        costs the CPU of hundreds of plain requests."""
+        s = self._settings
+        return await self._run([Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)], "take")
+
+    async def may_look_up_credentials(self, ip: str) -> Quota | None:
+        """Whether this IP may still cost us a credential lookup (its failure bucket is not empty)."""
+        return await self._run(self._ip_bucket(ip), "peek")
+
+    async def credentials_failed(self, ip: str) -> Quota | None:
+        return await self._run(self._ip_bucket(ip), "charge")
+
+
+class ConcurrencyLimiter:
+    """At most `limit` requests of one tenant at once in this process (heavy reads); the next is a 429
+    at once rather than another database backend kept busy."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._running: dict[int, int] = {}
+
+    @contextmanager
+    def slot(self, tenant_id: int) -> Iterator[None]:
+        running = self._running.get(tenant_id, 0)
+        if running >= self.limit:
+            raise TooManyRequests(f"At most {self.limit} of these requests of a tenant run at once; retry shortly",
+                                  retry_after=1)
+        self._running[tenant_id] = running + 1
+        try:
+            yield
+        finally:
+            left = self._running[tenant_id] - 1
+            if left:
+                self._running[tenant_id] = left
+            else:
+                del self._running[tenant_id]
