@@ -15,7 +15,9 @@ from app.models import Product
 from app.products.queries import facet_fields, ordering_sql, ordering_terms
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
 from app.query.compiling import SqlWhere, add_conditions
-from app.query.models import Clause, Junction
+from app.query.categories import category_subtrees
+from app.query.models import Clause, DefinitionError, Junction
+from app.query.parsing import category_ids, parse_definition, resolve
 from app.query.querystring import CONTROL_PARAMS, parse_builtin_filters, parse_field_filter
 from app.products.upsert import unique_conflicts, upsert_products
 
@@ -84,6 +86,21 @@ async def build_filters(
     tests = parse_builtin_filters(q=q, status=status, category_ids=category_ids, sku=sku, sku_in=sku_in)
     tests += [parse_field_filter(fields, key, value) for key, value in params if key not in CONTROL_PARAMS]
     return tenant_where(session, Junction("all", tuple(tests)))
+
+
+async def search_filters(source: AsyncSession | TenantReader, fields: dict[str, FieldDef], definition: Any) -> SqlWhere:
+    """The WHERE clause of a search's `where` (the predicate DSL): the tenant's, then the predicate's."""
+    try:
+        node = parse_definition(definition)
+        roots = category_ids(node)
+        subtrees = {}
+        if roots:
+            async with reading(source) as conn:
+                subtrees = await category_subtrees(conn, tenant_of(source), roots)
+        clause = resolve(node, fields, subtrees=subtrees)
+    except DefinitionError as exc:
+        raise BadRequest(f"where: {exc}") from None
+    return tenant_where(source, clause)
 
 
 def tenant_where(session: AsyncSession | TenantReader, clause: Clause) -> SqlWhere:
@@ -315,6 +332,6 @@ async def bulk_upsert(session: AsyncSession, items: list[Any]) -> BulkResult:
 
 
 __all__ = [
-    "bulk_upsert", "build_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
+    "bulk_upsert", "build_filters", "search_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
     "list_products", "patch_product", "products_by_ids",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 MAX_DEPTH = 8  # nested groups / negations
 MAX_CONDITIONS = 200  # leaf conditions; groups and negations are limited separately to the same number
@@ -92,6 +92,15 @@ class Negation(BaseModel):
 Node = Annotated[Union[Group, Negation, Condition], Field(description="a group, a negation or a condition")]
 Group.model_rebuild()
 Negation.model_rebuild()
+
+DEFINITION_HELP = (
+    "A tree of groups `{\"match\": \"all\"|\"any\", \"conditions\": [...]}`, negations `{\"not\": node}` and "
+    "conditions `{\"field\", \"op\", \"value\"}`; at most 8 nested levels and 200 conditions."
+)
+# Documented with the models but checked by `parsing.parse_definition` and `parsing.resolve`
+# (SkipValidation), so that a bad definition is a 400 whose message names the place
+# (`conditions[1].conditions[0].value: ...`) rather than a 422.
+Definition = Annotated[SkipValidation[Node], Field(description=DEFINITION_HELP)]
 
 
 def dump_definition(node: Group | Negation | Condition) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from app.products.service import dumps
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 from app.segments import members, service
+from app.query.models import DEFINITION_HELP
 from app.segments.schemas import (
-    DEFINITION_HELP,
     ComputeQueued,
     Definition,
     MembersPage,
