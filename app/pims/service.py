@@ -21,10 +21,10 @@ from app.errors import BadRequest, NotFound
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
+from app.products.service import SMALL_SET_ROWS
 from app.query.categories import SUBTREE_CTE
 from app.query.compiling import add_conditions
 from app.query.models import BUILTINS, Check, Test
-from app.products.service import SMALL_SET_ROWS
 
 DEFAULT_LOCALE = "en-us"
 # variations listed per parent (a page of 200 parents stays bounded in memory)

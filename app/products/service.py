@@ -14,12 +14,12 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.products.queries import facet_fields, ordering_sql, ordering_terms
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
-from app.query.compiling import SqlWhere, add_conditions
+from app.products.upsert import unique_conflicts, upsert_products
 from app.query.categories import category_subtrees
+from app.query.compiling import SqlWhere, add_conditions
 from app.query.models import Clause, DefinitionError, Junction
 from app.query.parsing import category_ids, parse_definition, resolve
 from app.query.querystring import CONTROL_PARAMS, parse_builtin_filters, parse_field_filter
-from app.products.upsert import unique_conflicts, upsert_products
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "

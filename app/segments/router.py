@@ -6,10 +6,10 @@ from fastapi.responses import Response
 from app.deps import Arq, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
+from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 from app.segments import members, service
-from app.query.models import DEFINITION_HELP
 from app.segments.schemas import (
     ComputeQueued,
     Definition,
