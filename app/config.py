@@ -34,6 +34,10 @@ class Settings(BaseSettings):
 
     max_json_body_bytes: int = 32 * 1024 * 1024
     max_upload_bytes: int = 1024 * 1024 * 1024
+    # bytes of uploads a tenant may keep stored at once (jobs uploading, in mapping or importing)
+    import_storage_quota_bytes: int = Field(default=5 * 1024**3, ge=0)
+    # a product's `data` as JSON text (POST, PATCH, bulk, import)
+    max_product_data_bytes: int = Field(default=1024 * 1024, ge=2)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -68,10 +68,18 @@ def make_product(i: int, rng: random.Random) -> dict:
     }
 
 
-def bulk_bodies(n: int, batch: int) -> list[bytes]:
-    """The request bodies, built before the clock starts (1M products: ~250 MB)."""
+def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
+    """The request bodies, built before the clock starts (1M products: ~250 MB); product i is in
+    category `category_ids[i % len]` (none without categories)."""
     rng = random.Random(42)
-    return [orjson.dumps({"products": [make_product(i, rng) for i in range(start, min(n, start + batch))]})
+
+    def item(i: int) -> dict:
+        product = make_product(i, rng)
+        if category_ids:
+            product["categories"] = [category_ids[i % len(category_ids)]]
+        return product
+
+    return [orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
             for start in range(0, n, batch)]
 
 
@@ -186,6 +194,7 @@ async def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
+    parser.add_argument("--categories", type=int, default=20, help="categories the products are spread over (0: none)")
     args = parser.parse_args()
 
     settings = get_settings()
@@ -201,10 +210,15 @@ async def main() -> None:
         await wait_up(base)
         async with httpx.AsyncClient(timeout=120) as http:
             (await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)).raise_for_status()
+            category_ids = []
+            for c in range(args.categories):
+                made = await http.post(f"{base}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers)
+                category_ids.append(made.raise_for_status().json()["id"])
         print(f"# catalog benchmark: {args.n:,} products, tenant {slug} (id {tenant['tenant_id']}), "
-              f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent")
+              f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent, "
+              f"{args.categories} categories")
 
-        bodies = bulk_bodies(args.n, args.batch)
+        bodies = bulk_bodies(args.n, args.batch, category_ids)
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
         scratch_id = await conn.fetchval("INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy")

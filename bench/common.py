@@ -54,7 +54,7 @@ def stop_server(server: subprocess.Popen) -> None:
 
 async def wait_up(base: str) -> None:
     async with httpx.AsyncClient() as http:
-        for _ in range(600):
+        for _ in range(600):  # a loaded machine can take a minute to start two workers
             try:
                 if (await http.get(f"{base}/healthz")).status_code == 200:
                     return

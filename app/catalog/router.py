@@ -7,6 +7,7 @@ from app.catalog import service
 from app.catalog.schemas import (
     CategoryIn,
     CategoryOut,
+    CategoryPage,
     CategoryPatch,
     SchemaIn,
     SchemaOut,
@@ -42,7 +43,7 @@ async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
 ParentFilter = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)] | Literal["null"]
 
 
-@categories_router.get("/", response_model=list[CategoryOut])
+@categories_router.get("/", response_model=CategoryPage, responses=error_responses(400))
 async def list_categories(
     session: Session,
     _: Viewer,
@@ -50,12 +51,21 @@ async def list_categories(
         ParentFilter | None,
         Query(description="only the children of this category; `0` or `null`: only the root categories"),
     ] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=service.CATEGORY_PAGE_MAX, description="categories per page")
+    ] = service.CATEGORY_PAGE_DEFAULT,
+    cursor: Annotated[
+        str | None, Query(max_length=8192, description="`next_cursor` of the previous page, as it was")
+    ] = None,
 ):
-    """Categories in tree order: each category right before its subtree, siblings ordered by
-    `position`, then `name`, then `id`. With `parent_id`, only those children (or roots), in the same order."""
+    """Categories in tree order, a page at a time: each category right before its subtree,
+    siblings ordered by `position`, then `name`, then `id`. With `parent_id`, only those children
+    (or roots), in the same order. `next_cursor` (opaque) fetches the next page and is `null` on the
+    last one; a page starts right after the last category of the previous one in that order, so
+    categories created or deleted meanwhile do not shift the pages."""
     if parent_id in (0, "null"):
-        return await service.list_categories(session, roots_only=True)
-    return await service.list_categories(session, parent_id=parent_id)
+        return await service.list_categories(session, roots_only=True, limit=limit, cursor=cursor)
+    return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 
 @categories_router.post("/", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, responses=error_responses(400))

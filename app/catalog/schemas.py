@@ -33,6 +33,10 @@ class SchemaOut(BaseModel):
 
 
 CATEGORY_NAME_SEPARATORS = (">", "|")
+# a category is at most this many levels deep (a root is level 1), through the API and the import
+MAX_CATEGORY_DEPTH = 20
+# category paths in one CSV cell
+MAX_CATEGORY_PATHS = 100
 
 
 class CategoryIn(BaseModel):
@@ -76,6 +80,11 @@ class CategoryOut(BaseModel):
     labels: dict[str, str]
     path: str
     position: int
+
+
+class CategoryPage(BaseModel):
+    results: list[CategoryOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; `null` on the last page")
 
 
 class ViewIn(BaseModel):

@@ -4,6 +4,8 @@ Service functions take the tenant-bound session first; only the request (or a
 worker's `sessionmaker.begin()`) commits.
 """
 
+import base64
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -12,8 +14,8 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
-from app.catalog.schemas import CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
-from app.db import TenantReader, reading, tenant_of
+from app.catalog.schemas import MAX_CATEGORY_DEPTH, CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
+from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
 from app.query.categories import category_subtrees
@@ -54,8 +56,20 @@ def _facet_signature(fields: list[dict[str, Any]]) -> set[tuple[str, bool]]:
     return {(f["name"], f["type"] == "array") for f in fields if f["type"] in ("string", "enum", "array")}
 
 
+async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> datetime | None:
+    """Hold the tenant's schema lock until the transaction ends, and return the schema's version
+    (`updated_at`; None: no schema yet). A schema PUT holds it exclusively; an import batch holds it
+    shared, so the schema it validated its rows with is the one in force when it commits."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    conn = await driver_connection(session)
+    tenant_id = tenant_of(session)
+    await conn.execute(f"SELECT {function}(hashtext('pim.schema'), ($1::bigint % 2147483647)::int)", tenant_id)
+    return await conn.fetchval("SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id)
+
+
 async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
     """Replace the fields (and optionally currency/locale). Product data is never touched."""
+    await lock_schema(session, exclusive=True)  # waits for the import batch being written
     row = await get_schema_row(session)
     before = _facet_signature(row.fields if row is not None else [])
     fields = [f.model_dump() for f in body.fields]
@@ -90,24 +104,71 @@ async def get_category(session: AsyncSession, category_id: int) -> Category:
     return category
 
 
-async def list_categories(session: AsyncSession, *, parent_id: int | None = None, roots_only: bool = False) -> list[Category]:
-    """Siblings by position, name, id; without a parent (or `roots_only`), the whole tree in that
-    order depth-first, each category right before its subtree."""
-    stmt = select(Category).order_by(Category.position, Category.name, Category.id)
-    if parent_id is not None:
-        return list(await session.scalars(stmt.where(Category.parent_id == parent_id)))
-    if roots_only:
-        return list(await session.scalars(stmt.where(Category.parent_id.is_(None))))
-    children: dict[int | None, list[Category]] = {}
-    for category in await session.scalars(stmt):
-        children.setdefault(category.parent_id, []).append(category)
-    ordered: list[Category] = []
-    stack = list(reversed(children.get(None, [])))
-    while stack:
-        category = stack.pop()
-        ordered.append(category)
-        stack.extend(reversed(children.get(category.id, [])))
-    return ordered
+CATEGORY_PAGE_DEFAULT = 50
+CATEGORY_PAGE_MAX = 200
+
+# The tree in its order: each category right before its subtree, siblings by position, name, id.
+# A category's sort key is the (position, name, id) of every category on its way from the top
+# of the listing, so the order of the keys is the tree order and a page starts after the last
+# key of the previous one (keyset). $3: whether to descend (the whole tree) or list one level.
+_CATEGORY_PAGE = """
+WITH RECURSIVE tree AS (
+    SELECT c.*, ARRAY[ROW(c.position, c.name::text, c.id)] AS sort_key
+    FROM categories c
+    WHERE c.tenant_id = $1 AND c.parent_id IS NOT DISTINCT FROM $2
+    UNION ALL
+    SELECT c.*, t.sort_key || ROW(c.position, c.name::text, c.id)
+    FROM categories c JOIN tree t ON c.parent_id = t.id
+    WHERE c.tenant_id = $1 AND $3
+) CYCLE id SET looped USING visited
+SELECT id, name, parent_id, labels::text AS labels, path, position, to_jsonb(sort_key)::text AS next_key
+FROM tree
+WHERE NOT looped AND ($4::jsonb IS NULL OR sort_key > (
+    SELECT array_agg(ROW((e ->> 'f1')::int, e ->> 'f2', (e ->> 'f3')::bigint) ORDER BY n)
+    FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS k(e, n)
+))
+ORDER BY sort_key
+LIMIT $5
+"""
+
+
+def _decode_cursor(cursor: str) -> str:
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4)))
+        if not (isinstance(key, list) and key and all(
+            isinstance(k, dict) and type(k.get("f1")) is int and isinstance(k.get("f2"), str) and type(k.get("f3")) is int
+            for k in key
+        )):
+            raise ValueError
+    except (ValueError, UnicodeError, orjson.JSONDecodeError):
+        raise BadRequest("cursor: not a cursor of this list (send `next_cursor` back as it is)") from None
+    return orjson.dumps(key).decode()
+
+
+async def list_categories(
+    session: AsyncSession | TenantReader, *, parent_id: int | None = None, roots_only: bool = False,
+    limit: int = CATEGORY_PAGE_DEFAULT, cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of categories in tree order: each category right before its subtree, siblings by
+    position, name, id. With `parent_id` (or `roots_only`), only those children (or roots).
+
+    Returns {"results", "next_cursor"}; `next_cursor` is None on the last page. Each page walks
+    the tree once (the order is computed, not stored)."""
+    one_level = parent_id is not None or roots_only
+    async with reading(session) as conn:
+        rows = await conn.fetch(
+            _CATEGORY_PAGE, tenant_of(session), parent_id, not one_level,
+            _decode_cursor(cursor) if cursor else None, limit + 1,
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    results = [
+        {"id": r["id"], "name": r["name"], "parent_id": r["parent_id"], "labels": orjson.loads(r["labels"]),
+         "path": r["path"], "position": r["position"]}
+        for r in rows
+    ]
+    next_cursor = base64.urlsafe_b64encode(rows[-1]["next_key"].encode()).rstrip(b"=").decode() if more else None
+    return {"results": results, "next_cursor": next_cursor}
 
 
 async def _lock_tree(session: AsyncSession) -> None:
@@ -120,6 +181,21 @@ async def _lock_tree(session: AsyncSession) -> None:
         text("SELECT pg_advisory_xact_lock(hashtext('pim.categories'), (:tenant % 2147483647)::int)"),
         {"tenant": tenant_of(session)},
     )
+
+
+# Products reference categories by id in an array, which no foreign key can guard. This lock is
+# that guard: every write that assigns category ids holds it shared from its existence check
+# until it commits, and a delete holds it exclusively while it removes the id from products and
+# the row. So a writer either commits before the delete (whose next statement then sees its
+# products) or checks after it (and finds the id gone); concurrent writers do not wait for each other.
+_CATEGORY_REFS_LOCK = "hashtext('pim.category_refs'), ($1::bigint % 2147483647)::int"
+
+
+async def hold_category_references(conn, tenant_id: int, *, exclusive: bool = False) -> None:
+    """Take the tenant's category-reference lock on `conn` (an asyncpg connection in a transaction)
+    until the transaction ends: shared before checking ids to assign, exclusive to delete one."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.execute(f"SELECT {function}({_CATEGORY_REFS_LOCK})", tenant_id)
 
 
 async def _parent_path(session: AsyncSession, parent_id: int | None) -> str | None:
@@ -135,9 +211,22 @@ def _join(parent_path: str | None, name: str) -> str:
     return f"{parent_path}{PATH_SEPARATOR}{name}" if parent_path else name
 
 
+def _depth(path: str | None) -> int:
+    """Levels of a path (names hold no '>', so the separators count them)."""
+    return path.count(PATH_SEPARATOR) + 1 if path else 0
+
+
+def _check_depth(parent_path: str | None, height: int = 1) -> None:
+    """A subtree `height` levels high placed under `parent_path` stays within MAX_CATEGORY_DEPTH."""
+    if _depth(parent_path) + height > MAX_CATEGORY_DEPTH:
+        raise BadRequest(f"Categories are at most {MAX_CATEGORY_DEPTH} levels deep; this would make one "
+                         f"{_depth(parent_path) + height} levels deep")
+
+
 async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
     await _lock_tree(session)
     parent_path = await _parent_path(session, body.parent_id)
+    _check_depth(parent_path)
     category = Category(
         name=body.name, parent_id=body.parent_id, labels=body.labels, position=body.position, path=_join(parent_path, body.name)
     )
@@ -185,6 +274,12 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
         if "parent_id" in changes and parent_id is not None and parent_id in await subtree_ids(session, category_id):
             raise BadRequest("A category cannot be moved under itself or one of its descendants")
         parent_path = await _parent_path(session, parent_id)
+        if parent_id != category.parent_id:
+            deepest = await session.scalar(
+                select(func.max(func.array_length(func.string_to_array(Category.path, PATH_SEPARATOR), 1)))
+                .where(Category.id.in_(await subtree_ids(session, category_id)))
+            )
+            _check_depth(parent_path, (deepest or 1) - _depth(category.path) + 1)
         old_path = category.path
         category.name, category.parent_id, category.path = name, parent_id, _join(parent_path, name)
         await session.flush()
@@ -204,6 +299,8 @@ async def delete_category(session: AsyncSession, category_id: int) -> None:
     await get_category(session, category_id)
     if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
         raise Conflict("The category has children; delete or move them first")
+    # waits for the writers assigning categories to commit: the UPDATE below then sees their products
+    await hold_category_references(await driver_connection(session), tenant_of(session), exclusive=True)
     await session.execute(
         update(Product)
         .where(Product.categories.contains([category_id]))
@@ -213,8 +310,18 @@ async def delete_category(session: AsyncSession, category_id: int) -> None:
     await session.execute(delete(Category).where(Category.id == category_id))
 
 
+_INSERT_CATEGORIES = """
+INSERT INTO categories (tenant_id, name, parent_id, path)
+SELECT $1, t.name, t.parent_id, t.path FROM unnest($2::text[], $3::bigint[], $4::text[]) AS t(name, parent_id, path)
+RETURNING path, id
+"""
+
+
 async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict[str, int]:
-    """Resolve paths like "Men > Shoes" to ids, creating the missing categories along the way."""
+    """Resolve paths like "Men > Shoes" to ids, creating the missing categories along the way.
+
+    Paths come checked (at most MAX_CATEGORY_DEPTH levels, see `parse_category_paths`). One
+    lookup, then one INSERT per level for the missing categories of that level."""
     wanted: dict[str, list[str]] = {}
     for raw in paths:
         parts = [p.strip() for p in raw.split(">") if p.strip()]
@@ -222,21 +329,30 @@ async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict
             wanted[PATH_SEPARATOR.join(parts)] = parts
     if not wanted:
         return {}
-    prefixes = {PATH_SEPARATOR.join(parts[: i + 1]) for parts in wanted.values() for i in range(len(parts))}
+    levels: list[dict[str, str]] = []  # per level: {path: name}
+    for parts in wanted.values():
+        path = ""
+        for depth, name in enumerate(parts):
+            path = _join(path, name)
+            if depth == len(levels):
+                levels.append({})
+            levels[depth][path] = name
+    prefixes = [path for level in levels for path in level]
+    tenant_id = tenant_of(session)
+    conn = await driver_connection(session)
     # same-named siblings share a path: the oldest category answers it (dict() keeps the last row)
-    lookup = select(Category.path, Category.id).where(Category.path.in_(prefixes)).order_by(Category.id.desc())
-    existing = dict((await session.execute(lookup)).all())
-    if prefixes - existing.keys():
+    lookup = "SELECT path, id FROM categories WHERE tenant_id = $1 AND path = ANY($2::text[]) ORDER BY id DESC"
+    existing = dict(await conn.fetch(lookup, tenant_id, prefixes))
+    if len(existing) < len(prefixes):
         await _lock_tree(session)  # then read again: a concurrent import may have created some meanwhile
-        existing = dict((await session.execute(lookup)).all())
-    for path in sorted(prefixes, key=lambda p: p.count(PATH_SEPARATOR)):
-        if path in existing:
-            continue
-        parent_path, _, name = path.rpartition(PATH_SEPARATOR)
-        category = Category(name=name, parent_id=existing.get(parent_path) if parent_path else None, path=path)
-        session.add(category)
-        await session.flush()
-        existing[path] = category.id
+        existing = dict(await conn.fetch(lookup, tenant_id, prefixes))
+        for level in levels:
+            missing = [(path, name) for path, name in level.items() if path not in existing]
+            if missing:
+                parents = [existing.get(path.rpartition(PATH_SEPARATOR)[0]) for path, _ in missing]
+                existing.update(dict(await conn.fetch(
+                    _INSERT_CATEGORIES, tenant_id, [name for _, name in missing], parents, [path for path, _ in missing]
+                )))
     return {path: existing[path] for path in wanted}
 
 
@@ -247,8 +363,10 @@ async def category_paths(session: AsyncSession, ids: list[int]) -> dict[int, str
 
 
 async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int]:
+    """Which of `ids` exist; they keep existing until the transaction ends (see `hold_category_references`)."""
     if not ids:
         return set()
+    await hold_category_references(await driver_connection(session), tenant_of(session))
     return set(await session.scalars(select(Category.id).where(Category.id.in_(ids))))
 
 

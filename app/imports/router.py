@@ -41,7 +41,7 @@ UPLOAD_BODY = {
     status_code=status.HTTP_201_CREATED,
     response_model=ImportJobOut,
     responses={
-        **error_responses(400, 413),
+        **error_responses(400, 409, 413),
         422: {
             "description": "No `file` part in a multipart/form-data body",
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
@@ -53,10 +53,16 @@ async def upload_import_csv(request: Request, response: Response, session: Sessi
     """Upload a CSV file (multipart field `file`). The file is stored and the answer is a job in status
     `mapping` with the detected encoding and delimiter, a type and a suggested field per column, and the
     suggested schema. Review it, then confirm with `POST /api/pim/import/{job_id}/confirm/`.
-    The `Server-Timing` header tells how long the upload and the suggestion took."""
+    The `Server-Timing` header tells how long the upload and the suggestion took.
+
+    A tenant keeps at most `PIM_IMPORT_STORAGE_QUOTA_BYTES` (5 GiB by default) of uploads stored at
+    once (jobs uploading, in `mapping` or `importing`): an upload that would exceed it is a `413`;
+    delete unused jobs with `DELETE /api/pim/import/{job_id}/`. A job deleted while its file is
+    still being sent ends the upload with a `409`."""
     upload = MultipartFile(request)
     job, timings = await service.create_import(
-        session, pieces=upload.pieces(), filename=lambda: upload.filename, settings=settings
+        session, sessionmaker=request.app.state.sessionmaker, pieces=upload.pieces(), filename=lambda: upload.filename,
+        settings=settings,
     )
     response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
     return service.job_out(job)
@@ -78,6 +84,14 @@ async def confirm_import_job(job_id: JobId, body: ConfirmIn, session: Session, a
     """Confirm the mapping (and the schema to save) and start the import. Rows are upserted by SKU;
     a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`."""
     return service.job_out(await service.confirm_import(session, arq=arq, job_id=job_id, body=body))
+
+
+@router.delete("/{job_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
+async def delete_import_job(job_id: JobId, session: Session, _: Editor) -> Response:
+    """Delete a job with its stored file and rejected rows (its products stay). A job in status
+    `importing` is a `409`: wait until it is `done` or `failed`."""
+    await service.delete_job(session, job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from functools import lru_cache, partial
 from typing import Any
 
 from app.catalog.fields import CoercionError, FieldDef, FieldType, coerce_value
+from app.catalog.schemas import MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
 from app.products.schemas import SKU_MAX
 
 BUILTIN_TARGETS = ("sku", "name", "status", "categories", "variation_of")
@@ -238,17 +239,21 @@ def split_array(text: str, *, sep: str | None = None) -> list[str]:
 
 @lru_cache(maxsize=4096)  # category cells repeat across rows
 def parse_category_paths(text: str) -> tuple[str, ...]:
-    """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`)."""
-    paths: list[str] = []
+    """`"Men > Shoes|Sale"` → ("Men > Shoes", "Sale") (normalised like `ensure_category_paths`).
+
+    At most MAX_CATEGORY_PATHS paths of at most MAX_CATEGORY_DEPTH levels: a longer cell is an error."""
+    paths: dict[str, None] = {}
     for raw in text.split("|"):
         parts = [p.strip() for p in raw.split(">") if p.strip()]
         if not parts:
             continue
+        if len(parts) > MAX_CATEGORY_DEPTH:
+            raise ValueError(f"a category path is {len(parts)} levels deep; at most {MAX_CATEGORY_DEPTH} levels are allowed")
         if any(len(p) > CATEGORY_NAME_MAX for p in parts):
             raise ValueError(f"a category name is longer than {CATEGORY_NAME_MAX} characters")
-        path = " > ".join(parts)
-        if path not in paths:
-            paths.append(path)
+        paths[" > ".join(parts)] = None
+        if len(paths) > MAX_CATEGORY_PATHS:
+            raise ValueError(f"more than {MAX_CATEGORY_PATHS} category paths in one cell")
     return tuple(paths)
 
 

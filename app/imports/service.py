@@ -24,15 +24,14 @@ from app.catalog.fields import FieldDef
 from app.catalog.schemas import SchemaIn
 from app.catalog.service import get_fields, put_schema
 from app.config import Settings
-from app.db import tenant_of
-from app.errors import BadRequest, NotFound, PayloadTooLarge, Unavailable
+from app.db import read_connection, session_scope, tenant_of
+from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
 from app.imports import inference
 from app.imports.llm import ask_llm
 from app.imports.rows import BUILTIN_TARGETS
 from app.imports.schemas import ConfirmIn
 from app.imports.storage import ChunkWriter
 from app.models import HeaderMapping, ImportJob
-from app.products.upsert import driver_connection
 
 log = structlog.get_logger("pim.imports")
 
@@ -112,19 +111,48 @@ async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, st
 async def create_import(
     session: AsyncSession,
     *,
+    sessionmaker: async_sessionmaker[AsyncSession],
     pieces: AsyncIterator[bytes],
     filename: Callable[[], str],
     settings: Settings,
 ) -> tuple[ImportJob, dict[str, float]]:
     """Store the uploaded file in chunks and suggest a mapping from its first `SAMPLE_BYTES`.
 
+    The job is created, and each chunk stored, in short transactions of their own: no database
+    connection waits on the client while it sends the file. `session` (the request's) is used
+    once the whole file is stored. A failed upload (too large, over the quota, not a CSV, the
+    client gone) takes its job and chunks away again.
     Returns the job (status `mapping`) and timings in ms (`upload`, `suggest`).
     """
+    tenant_id = tenant_of(session)
+    job_id = uuid.uuid4()
+    async with session_scope(sessionmaker, tenant_id) as own:
+        own.add(ImportJob(id=job_id, status="pending", filename=""))
+    try:
+        return await _store_and_suggest(
+            session, job_id=job_id, pieces=pieces, filename=filename, settings=settings,
+            writer=ChunkWriter(sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes),
+        )
+    except BaseException:
+        await asyncio.shield(_discard_upload(sessionmaker, job_id))
+        raise
+
+
+async def _discard_upload(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    async with session_scope(sessionmaker) as own:
+        await own.execute(text("DELETE FROM import_jobs WHERE id = :id AND status = 'pending'"), {"id": job_id})
+
+
+async def _store_and_suggest(
+    session: AsyncSession,
+    *,
+    job_id: uuid.UUID,
+    pieces: AsyncIterator[bytes],
+    filename: Callable[[], str],
+    settings: Settings,
+    writer: ChunkWriter,
+) -> tuple[ImportJob, dict[str, float]]:
     started = time.perf_counter()
-    job = ImportJob(status="pending", filename="")
-    session.add(job)
-    await session.flush()
-    writer = ChunkWriter(await driver_connection(session), job.id)
     limit = settings.max_upload_bytes
     sample = bytearray()
     head = bytearray()
@@ -178,8 +206,9 @@ async def create_import(
         answer = await ask_llm(settings, suggestion, fields, timeout=left)
         if answer is not None:
             changed = inference.merge_llm_answer(suggestion, answer, fields=fields)
-            log.info("llm_suggestion_merged", job_id=str(job.id), changed=changed)
+            log.info("llm_suggestion_merged", job_id=str(job_id), changed=changed)
 
+    job = await get_job(session, str(job_id), for_update=True)  # NotFound: deleted meanwhile
     job.filename = filename() or "upload.csv"
     job.size_bytes = size
     job.status = "mapping"
@@ -287,34 +316,50 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     return job
 
 
+async def delete_job(session: AsyncSession, job_id: str) -> None:
+    """Delete a job with its stored file and rejected rows; a job being imported is a Conflict."""
+    job = await get_job(session, job_id, for_update=True)  # waits for a confirmation in progress
+    if job.status == "importing":
+        raise Conflict("The job is importing; it can be deleted once it is done or failed")
+    await session.execute(text("DELETE FROM import_jobs WHERE id = :id"), {"id": job.id})
+
+
 # --- rejected rows ---------------------------------------------------------------------------
+
+
+ERROR_PAGE_ROWS = 2000
 
 
 async def error_csv(
     sessionmaker: async_sessionmaker[AsyncSession], *, job_id: uuid.UUID, headers: list[str]
 ) -> AsyncIterator[bytes]:
-    """Every rejected row as CSV: its cells, then `row` and `error`; read in keyset pages."""
-    async with sessionmaker() as session:
-        conn = await driver_connection(session)
-        widest = await conn.fetchval("SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id)
-        width = max(len(headers), widest or 0)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow([*headers, *[""] * (width - len(headers)), "row", "error"])
-        last = -1
-        while True:
-            rows = await conn.fetch(
-                "SELECT row, cells, detail FROM import_row_errors WHERE job_id = $1 AND row > $2 ORDER BY row LIMIT 2000",
-                job_id,
-                last,
-            )
-            for r in rows:
-                cells = r["cells"]
-                cells = orjson.loads(cells) if isinstance(cells, str) else cells
-                writer.writerow([*cells, *[""] * (width - len(cells)), r["row"], r["detail"]])
-            yield buffer.getvalue().encode("utf-8")
-            buffer.seek(0)
-            buffer.truncate()
-            if len(rows) < 2000:
-                break
-            last = rows[-1]["row"]
+    """Every rejected row as CSV: its cells, then `row` and `error`; read in keyset pages.
+
+    Each page is read in a short session of its own and the connection is back in the pool
+    before the page is sent: a client that reads slowly (or not at all) holds none."""
+
+    async def fetch(sql: str, *args):
+        async with sessionmaker() as session:
+            conn = await read_connection(session)
+            return await conn.fetch(sql, *args)
+
+    widest = (await fetch("SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id))[0][0]
+    width = max(len(headers), widest or 0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*headers, *[""] * (width - len(headers)), "row", "error"])
+    last = -1
+    while True:
+        rows = await fetch(
+            "SELECT row, cells::text AS cells, detail FROM import_row_errors WHERE job_id = $1 AND row > $2 ORDER BY row LIMIT $3",
+            job_id, last, ERROR_PAGE_ROWS,
+        )
+        for r in rows:
+            cells = orjson.loads(r["cells"])
+            writer.writerow([*cells, *[""] * (width - len(cells)), r["row"], r["detail"]])
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < ERROR_PAGE_ROWS:
+            break
+        last = rows[-1]["row"]

@@ -1,21 +1,44 @@
 """Uploaded files as numbered chunks in Postgres (`import_chunks`), so a worker on any host can read them.
 
-Raw asyncpg on the caller's connection: chunks are written inside the upload's
-transaction and read one at a time, so memory stays at about one chunk.
+Raw asyncpg: an upload stores each chunk in its own short transaction (no connection is held
+while the client sends the next bytes) and chunks are read one at a time, so memory stays at
+about one chunk.
 """
 
 import uuid
 from collections.abc import AsyncIterator
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import driver_connection, session_scope
+from app.errors import Conflict, PayloadTooLarge
+
 CHUNK_BYTES = 4 << 20
+# the jobs whose stored file counts against the tenant's quota: still uploading, or not finished
+STORING_STATUSES = ("pending", "mapping", "importing")
+
+_STORE_CHUNK = """
+WITH job AS (
+    UPDATE import_jobs SET size_bytes = size_bytes + octet_length($3::bytea) WHERE id = $1 AND status = 'pending' RETURNING id
+)
+INSERT INTO import_chunks (job_id, seq, data) SELECT job.id, $2, $3::bytea FROM job
+"""
 
 
 class ChunkWriter:
-    """Buffers bytes and inserts a row per `CHUNK_BYTES`; `close()` writes the rest."""
+    """Buffers bytes and stores a row per `CHUNK_BYTES`; `close()` writes the rest.
 
-    def __init__(self, conn, job_id: uuid.UUID, *, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.conn = conn
+    The job (status `pending`) counts what it has stored in `size_bytes`; a chunk that would take
+    the tenant's stored uploads (`STORING_STATUSES`) over `quota_bytes` is a 413."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, tenant_id: int, *,
+        quota_bytes: int, chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        self.sessionmaker = sessionmaker
         self.job_id = job_id
+        self.tenant_id = tenant_id
+        self.quota_bytes = quota_bytes
         self.chunk_bytes = chunk_bytes
         self.seq = 0
         self.size = 0
@@ -34,7 +57,24 @@ class ChunkWriter:
             self._buffer = bytearray()
 
     async def _insert(self, data: bytes) -> None:
-        await self.conn.execute("INSERT INTO import_chunks (job_id, seq, data) VALUES ($1, $2, $3)", self.job_id, self.seq, data)
+        async with session_scope(self.sessionmaker, self.tenant_id) as session:
+            conn = await driver_connection(session)
+            # the tenant's uploads take turns between reading the total and adding to it
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('pim.import_storage'), ($1::bigint % 2147483647)::int)", self.tenant_id
+            )
+            stored = await conn.fetchval(
+                "SELECT coalesce(sum(size_bytes), 0) FROM import_jobs WHERE tenant_id = $1 AND status = ANY($2::text[])",
+                self.tenant_id, list(STORING_STATUSES),
+            )
+            if stored + len(data) > self.quota_bytes:
+                raise PayloadTooLarge(
+                    f"The tenant's stored uploads would exceed the quota of {self.quota_bytes} bytes "
+                    f"({stored} bytes are stored by uploads not yet imported): import or delete "
+                    "(DELETE /api/pim/import/{job_id}/) earlier uploads first"
+                )
+            if await conn.execute(_STORE_CHUNK, self.job_id, self.seq, data) == "INSERT 0 0":
+                raise Conflict("The upload was deleted while it was being sent")
         self.seq += 1
 
 

@@ -25,7 +25,7 @@ from arq import Retry
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from app.catalog.service import ensure_category_paths, get_field_map
+from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.db import driver_connection
 from app.imports.records import Dialect, RecordStream
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
@@ -86,13 +86,52 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Schema:
+    """The schema rows are converted with: its version (`updated_at`), and the converter built
+    from it, or why the confirmed mapping no longer fits it."""
+
+    version: Any
+    fields: dict
+    converter: RowConverter | None
+    unfit: str | None = None
+
+    def convert(self, cells: list[str]) -> ConvertedRow:
+        if self.converter is None:
+            raise RowError(f"The schema changed during the import and no longer fits the mapping: {self.unfit}")
+        return self.converter.convert(cells)
+
+    def sku_of(self, cells: list[str]) -> str | None:
+        return self.converter.sku_of(cells) if self.converter is not None else None
+
+
+@dataclass(slots=True)
 class _Batch:
+    schema: _Schema
     records: int = 0
     processed: int = 0
     items: dict[str, _Pending] = field(default_factory=dict)
     rejected: list[tuple[int, str | None, list[str], str]] = field(default_factory=list)
+    converted: list[tuple[int, list[str]]] = field(default_factory=list)  # the rows given to the converter
     end_row: int = 0
     end_offset: int = 0
+
+    def add(self, row: int, cells: list[str]) -> None:
+        """Convert a row with the batch's schema: accepted, or rejected with the reason."""
+        self.converted.append((row, cells))
+        try:
+            self.accept(row, self.schema.convert(cells), cells)
+        except RowError as exc:
+            self.rejected.append((row, self.schema.sku_of(cells), cells, str(exc)))
+
+    def under(self, schema: _Schema) -> "_Batch":
+        """The same records converted again with another schema (one changed since they were parsed)."""
+        again = _Batch(schema, self.records, self.processed, end_row=self.end_row, end_offset=self.end_offset)
+        rows = {row for row, _cells in self.converted}
+        again.rejected = [r for r in self.rejected if r[0] not in rows]  # unreadable records stay rejected
+        for row, cells in self.converted:
+            again.add(row, cells)
+        again.rejected.sort(key=lambda r: r[0])
+        return again
 
     def accept(self, row: int, converted: ConvertedRow, cells: list[str]) -> None:
         """Add a valid row; a SKU seen before in the batch is merged into its earlier rows."""
@@ -152,24 +191,33 @@ class _Importer:
         self.job = job
         self.lock_conn = lock_conn  # also reads the chunks: it is otherwise idle
         self.sessionmaker = ctx["sessionmaker"]
-        self.categories: dict[str, int] = {}
-        self.fields: dict = {}
-        self.upsert_fields: dict = {}
-        self.converter: RowConverter | None = None
+        self.schema: _Schema | None = None
 
     def _session(self):
         session = self.sessionmaker()
         session.info["tenant_id"] = self.job.tenant_id
         return session
 
+    async def _load_schema(self, session, version: Any) -> _Schema:
+        fields = await get_field_map(session)
+        try:
+            converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=fields, hints=self.job.hints)
+        except ValueError as exc:  # the schema lost a mapped field
+            return _Schema(version, fields, None, str(exc))
+        return _Schema(version, fields, converter)
+
     async def prepare(self) -> None:
-        async with self._session() as session:
-            self.fields = await get_field_map(session)
-        self.converter = RowConverter(headers=self.job.headers, mapping=self.job.mapping, fields=self.fields, hints=self.job.hints)
+        async with self._session() as session, session.begin():
+            self.schema = await self._load_schema(session, await lock_schema(session))
+        if self.schema.converter is None:
+            raise ValueError(self.schema.unfit)
+
+    @property
+    def upsert_fields(self) -> dict:
         # Values leave the converter coerced with the whole schema (per row, while the previous
         # batch is being written); write_rows still needs the fields whose rules span rows
         # or depend on the product existing: `required` (new products) and `unique`.
-        self.upsert_fields = {name: f for name, f in self.fields.items() if f.required or f.unique}
+        return {name: f for name, f in self.schema.fields.items() if f.required or f.unique}
 
     async def run(self, deadline: float) -> str:
         """Import until the end of the file ('done') or the deadline ('continue').
@@ -177,10 +225,10 @@ class _Importer:
         Batch N is written by a task while batch N+1 is parsed: Postgres and Python work
         on different cores. Batches still commit one after the other, in file order.
         """
-        job, converter = self.job, self.converter
+        job = self.job
         stream = RecordStream(encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset)
         row = job.resume_row
-        batch = _Batch(end_row=row, end_offset=job.resume_offset)
+        batch = _Batch(self.schema, end_row=row, end_offset=job.resume_offset)
         writing: asyncio.Task | None = None
 
         async def write(full: _Batch, *, final: bool) -> None:
@@ -201,14 +249,11 @@ class _Importer:
                     batch.rejected.append((row, None, cells, record.error))
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
-                    try:
-                        batch.accept(row, converter.convert(cells), cells)
-                    except RowError as exc:
-                        batch.rejected.append((row, converter.sku_of(cells), cells, str(exc)))
+                    batch.add(row, cells)
                 batch.end_row, batch.end_offset = row, record.end_offset
                 if batch.records >= BATCH_ROWS:
                     await write(batch, final=False)
-                    batch = _Batch(end_row=row, end_offset=record.end_offset)
+                    batch = _Batch(self.schema, end_row=row, end_offset=record.end_offset)  # the latest schema
                     if time.monotonic() > deadline:
                         await writing
                         return False
@@ -235,22 +280,33 @@ class _Importer:
 
     async def commit(self, batch: _Batch, *, final: bool) -> None:
         job = self.job
-        new_paths = sorted({p for pending in batch.items.values() for p in pending.paths or ()} - self.categories.keys())
         async with self._session() as session, session.begin():
             # Products and progress commit together, so a Postgres crash losing the last commits
             # only means redoing those batches: no need to wait for the WAL flush. (Sent through
             # SQLAlchemy: its first statement is what opens the transaction on the connection.)
             await session.execute(text("SET LOCAL synchronous_commit = off"))
             conn = await driver_connection(session)
-            if new_paths:
-                self.categories.update(await ensure_category_paths(session, new_paths))
+            # the schema in force at commit (a PUT waits for this lock): rows parsed under an older
+            # one are converted again, and the batches still to come use this one
+            version = await lock_schema(session)
+            if version != self.schema.version:
+                self.schema = await self._load_schema(session, version)
+                log.info("import_schema_changed", job_id=str(job.id), row=batch.end_row)
+            if batch.schema is not self.schema:
+                batch = batch.under(self.schema)
+            # resolved for every batch, not remembered: a category may have been deleted since
+            paths = sorted({p for pending in batch.items.values() for p in pending.paths or ()})
+            categories = await ensure_category_paths(session, paths) if paths else {}
             # the converter has checked and coerced every row: nothing is parsed again
             rows = {}
             for sku, pending in batch.items.items():
                 if pending.paths is not None:
-                    pending.product.categories = [self.categories[p] for p in pending.paths]
+                    pending.product.categories = [categories[p] for p in pending.paths]
                 rows[sku] = pending.product
-            result = await write_rows(session, rows, fields=self.upsert_fields, coerced=True) if rows else None
+            result = await write_rows(
+                session, rows, fields=self.upsert_fields, coerced=True,
+                max_data_bytes=self.ctx["settings"].max_product_data_bytes,
+            ) if rows else None
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:
@@ -420,8 +476,11 @@ async def recover_imports(ctx: dict) -> int:
         conn = await driver_connection(session)
         expired = await conn.fetch(
             """UPDATE import_jobs SET status = 'failed', finished_at = now(),
-                      error = 'The upload was not confirmed within ' || $1::int || ' days'
-               WHERE status = 'mapping' AND created_at < now() - make_interval(days => $1::int) RETURNING id""",
+                      error = CASE WHEN status = 'pending' THEN 'The upload did not finish'
+                                   ELSE 'The upload was not confirmed within ' || $1::int || ' days' END
+               WHERE (status = 'mapping' AND created_at < now() - make_interval(days => $1::int))
+                  OR (status = 'pending' AND created_at < now() - interval '1 day')  -- its API process died
+               RETURNING id""",
             UNCONFIRMED_DAYS,
         )
         if expired:

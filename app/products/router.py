@@ -5,7 +5,7 @@ from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session
+from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
@@ -141,15 +141,18 @@ async def search_products(body: ProductSearchIn, reader: Reader):
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ProductOut, responses=error_responses(400, 409))
-async def create_product(body: ProductIn, session: Session, _: Editor):
-    product_id = await service.create_product(session, body)
+async def create_product(body: ProductIn, session: Session, settings: SettingsDep, _: Editor):
+    """Create a product. `data` is at most `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON: larger is a 400."""
+    product_id = await service.create_product(session, body, max_data_bytes=settings.max_product_data_bytes)
     return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)), status_code=201)
 
 
 @router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
-async def bulk_upsert_products(body: BulkIn, session: Session, _: Editor):
-    """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written."""
-    return await service.bulk_upsert(session, body.products)
+async def bulk_upsert_products(body: BulkIn, session: Session, settings: SettingsDep, _: Editor):
+    """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
+    An item whose `data` (merged with the stored data, for an existing product) is larger than
+    `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error."""
+    return await service.bulk_upsert(session, body.products, max_data_bytes=settings.max_product_data_bytes)
 
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
@@ -158,9 +161,10 @@ async def get_product(product_id: ObjectId, reader: Reader):
 
 
 @router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404, 409))
-async def update_product(product_id: ObjectId, body: ProductPatch, session: Session, _: Editor):
-    """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed)."""
-    await service.patch_product(session, product_id, body)
+async def update_product(product_id: ObjectId, body: ProductPatch, session: Session, settings: SettingsDep, _: Editor):
+    """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
+    `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400."""
+    await service.patch_product(session, product_id, body, max_data_bytes=settings.max_product_data_bytes)
     return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
 
 

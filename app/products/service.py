@@ -14,7 +14,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.products.queries import facet_fields, ordering_sql, ordering_terms
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
-from app.products.upsert import unique_conflicts, upsert_products
+from app.products.upsert import data_too_large, unique_conflicts, upsert_products
 from app.query.categories import category_subtrees
 from app.query.compiling import SqlWhere, add_conditions
 from app.query.models import Clause, DefinitionError, Junction
@@ -264,9 +264,16 @@ def _coerce(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool)
         raise BadRequest(str(exc)) from None
 
 
-async def create_product(session: AsyncSession, body: ProductIn) -> int:
+def _check_size(data: dict[str, Any], max_data_bytes: int) -> None:
+    too_large = data_too_large(orjson.dumps(data).decode(), max_data_bytes)
+    if too_large:
+        raise BadRequest(too_large)
+
+
+async def create_product(session: AsyncSession, body: ProductIn, *, max_data_bytes: int) -> int:
     fields = await catalog.get_field_map(session)
     data = {k: v for k, v in _coerce(fields, body.data, partial=False).items() if v is not None}
+    _check_size(data, max_data_bytes)
     await _check_categories(session, body.categories)
     await _check_unique(session, fields, body.sku, data)
     product = Product(
@@ -296,16 +303,18 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch) -> None:
+async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch, *, max_data_bytes: int) -> None:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("categories") is not None:
+        # before the row lock: a category delete takes the category lock first, then product rows
+        await _check_categories(session, changes["categories"])
     product = await session.scalar(select(Product).where(Product.id == product_id).with_for_update())
     if product is None:
         raise NotFound(f"Product {product_id} not found")
-    changes = body.model_dump(exclude_unset=True)
     for key in ("name", "status"):
         if changes.get(key) is not None:
             setattr(product, key, changes[key])
     if changes.get("categories") is not None:
-        await _check_categories(session, changes["categories"])
         product.categories = list(dict.fromkeys(changes["categories"]))
     if "variation_of" in changes:
         product.variation_of = changes["variation_of"]
@@ -316,6 +325,7 @@ async def patch_product(session: AsyncSession, product_id: int, body: ProductPat
         patch = _coerce(fields, changes["data"], partial=True)
         await _check_unique(session, fields, product.sku, {k: v for k, v in patch.items() if v is not None})
         product.data = merge_patch(product.data, patch)
+        _check_size(product.data, max_data_bytes)
     await session.flush()
 
 
@@ -325,9 +335,9 @@ async def delete_product(session: AsyncSession, product_id: int) -> None:
         raise NotFound(f"Product {product_id} not found")
 
 
-async def bulk_upsert(session: AsyncSession, items: list[Any]) -> BulkResult:
+async def bulk_upsert(session: AsyncSession, items: list[Any], *, max_data_bytes: int) -> BulkResult:
     fields = await catalog.get_field_map(session)
-    result, _rows = await upsert_products(session, items=items, fields=fields)
+    result, _rows = await upsert_products(session, items=items, fields=fields, max_data_bytes=max_data_bytes)
     return result
 
 

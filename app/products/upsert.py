@@ -18,6 +18,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
+from app.catalog.service import hold_category_references
 from app.db import driver_connection, tenant_of
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 from app.responses import json_text
@@ -98,6 +99,14 @@ def _has_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def data_too_large(data_json: str, max_bytes: int) -> str | None:
+    """The error for a product whose `data` (as JSON text) is larger than `max_bytes`, else None."""
+    # characters ≤ UTF-8 bytes ≤ 4 × characters: encode only when the count cannot decide
+    if len(data_json) <= max_bytes // 4 or (len(data_json) <= max_bytes and len(data_json.encode()) <= max_bytes):
+        return None
+    return f"data: larger than the limit of {max_bytes} bytes (as JSON)"
 
 
 def _data_json(data: dict[str, Any]) -> str:
@@ -222,7 +231,7 @@ WITH t AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[])
         AS t(sku, name, status, cats, set_vof, vof, vattrs, data, null_keys)
 ), v AS MATERIALIZED (
-    SELECT p.id,
+    SELECT p.id, p.sku, t.data <> '{}' AS patches_data,
            COALESCE(t.name, p.name) AS name,
            COALESCE(t.status, p.status) AS status,
            CASE WHEN t.cats IS NULL THEN p.categories
@@ -234,14 +243,19 @@ WITH t AS (
     FROM t JOIN products p ON p.tenant_id = $1 AND p.sku = t.sku
     ORDER BY p.id
     FOR UPDATE OF p
+), too_large AS MATERIALIZED (
+    -- merged data over the size limit: that row is an error, not written
+    SELECT v.id, v.sku FROM v WHERE v.patches_data AND octet_length(v.data::text) > $11
+), written AS (
+    UPDATE products p
+    SET name = v.name, status = v.status, categories = v.categories, variation_of = v.variation_of,
+        variation_attributes = v.variation_attributes, data = v.data, updated_at = now()
+    FROM v
+    WHERE p.id = v.id AND v.id NOT IN (SELECT id FROM too_large)
+      AND (p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data)
+          IS DISTINCT FROM (v.name, v.status, v.categories, v.variation_of, v.variation_attributes, v.data)
 )
-UPDATE products p
-SET name = v.name, status = v.status, categories = v.categories, variation_of = v.variation_of,
-    variation_attributes = v.variation_attributes, data = v.data, updated_at = now()
-FROM v
-WHERE p.id = v.id
-  AND (p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data)
-      IS DISTINCT FROM (v.name, v.status, v.categories, v.variation_of, v.variation_attributes, v.data)
+SELECT sku FROM too_large
 """
 
 
@@ -333,6 +347,7 @@ async def upsert_products(
     fields: dict[str, FieldDef],
     index_offset: int = 0,
     known_category_ids: set[int] | None = None,
+    max_data_bytes: int,
 ) -> tuple[BulkResult, list[UpsertRow]]:
     """Validate, coerce and upsert `items`; invalid items are reported, valid ones written.
 
@@ -340,7 +355,9 @@ async def upsert_products(
     `index_offset` shifts reported indexes.
     """
     rows, errors = parse_items(items, index_offset=index_offset)
-    result = await write_rows(session, rows, fields=fields, known_category_ids=known_category_ids)
+    result = await write_rows(
+        session, rows, fields=fields, known_category_ids=known_category_ids, max_data_bytes=max_data_bytes
+    )
     if errors:
         result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
         result.failed = len(result.errors)
@@ -354,6 +371,7 @@ async def write_rows(
     fields: dict[str, FieldDef],
     coerced: bool = False,
     known_category_ids: set[int] | None = None,
+    max_data_bytes: int,
 ) -> BulkResult:
     """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
 
@@ -369,6 +387,7 @@ async def write_rows(
 
     wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
     if wanted_categories:
+        await hold_category_references(conn, tenant_id)  # the ids found stay until this transaction commits
         found = set(
             r[0]
             for r in await conn.fetch(
@@ -405,6 +424,9 @@ async def write_rows(
             continue
         if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
             result.errors.append(BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed"))
+            del rows[sku]
+        elif too_large := data_too_large(row.data_json, max_data_bytes):
+            result.errors.append(BulkError(index=row.index, sku=sku, detail=too_large))
             del rows[sku]
 
     if any(f.unique for f in fields.values()):
@@ -443,7 +465,7 @@ async def write_rows(
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:
-        await conn.execute(
+        too_large = await conn.fetch(
             UPDATE_SQL,
             tenant_id,
             [r.sku for r in update_rows],
@@ -455,8 +477,12 @@ async def write_rows(
             [_json_list(r.variation_attributes) for r in update_rows],
             [r.data_json for r in update_rows],
             [_json_list(r.null_keys) for r in update_rows],
+            max_data_bytes,
         )
-        result.updated = len(update_rows)
+        detail = f"data: larger than the limit of {max_data_bytes} bytes (as JSON) once merged with the stored data"
+        for (sku,) in too_large:
+            result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
+        result.updated = len(update_rows) - len(too_large)
 
     result.errors.sort(key=lambda e: e.index)
     result.failed = len(result.errors)

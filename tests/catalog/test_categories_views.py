@@ -26,9 +26,9 @@ async def test_category_tree_paths_and_subtree_filter(client, tenant):
     assert running["path"] == "Men > Shoes > Running" and men["labels"] == {"de-de": "Herren"}
     assert set(running) == {"id", "name", "parent_id", "labels", "path", "position"}
 
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()
+    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
     assert [c["id"] for c in children] == [shoes["id"]]
-    assert len((await client.get(CATEGORIES, headers=tenant.viewer)).json()) == 4
+    assert len((await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]) == 4
 
     await client.post("/api/pim/products/bulk/", headers=tenant.editor, json={"products": [
         {"sku": "R", "categories": [running["id"]]}, {"sku": "S", "categories": [shoes["id"]]},
@@ -163,21 +163,21 @@ async def test_list_honours_position_in_tree_order_and_lists_roots(client, tenan
     boots = await _category(client, tenant, "Boots", shoes["id"])
     dresses = await _category(client, tenant, "Dresses", women["id"])
 
-    listed = (await client.get(CATEGORIES, headers=tenant.viewer)).json()
+    listed = (await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]
     assert [c["path"] for c in listed] == [
         "Women", "Women > Dresses", "Bags", "Men", "Men > Shoes", "Men > Shoes > Boots", "Men > Coats", "Kids",
     ]
     roots = [women["id"], bags["id"], men["id"], kids["id"]]
     for value in ("0", "null"):
         response = await client.get(CATEGORIES, params={"parent_id": value}, headers=tenant.viewer)
-        assert [c["id"] for c in response.json()] == roots, (value, response.text)
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()
+        assert [c["id"] for c in response.json()["results"]] == roots, (value, response.text)
+    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
     assert [c["id"] for c in children] == [shoes["id"], coats["id"]]
     # a new position reorders
     await _patch(client, tenant, coats, position=-1)
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()
+    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
     assert [c["id"] for c in children] == [coats["id"], shoes["id"]]
-    assert {boots["id"], dresses["id"]} <= {c["id"] for c in (await client.get(CATEGORIES, headers=tenant.viewer)).json()}
+    assert {boots["id"], dresses["id"]} <= {c["id"] for c in (await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]}
     for bad in ("-1", "abc", "", "NULL", "none", str(2**63)):
         response = await client.get(CATEGORIES, params={"parent_id": bad}, headers=tenant.viewer)
         assert response.status_code == 422, (bad, response.text)

@@ -269,7 +269,9 @@ async def test_a_bulk_request_is_one_transaction(app, tenant):
         session.info["tenant_id"] = tenant.id
         conn = await driver_connection(session)
         assert conn.is_in_transaction()
-        result, _ = await upsert_products(session, items=[{"sku": "TX1", "brand": "x"}], fields={"brand": FieldDef(name="brand")})
+        result, _ = await upsert_products(
+            session, items=[{"sku": "TX1", "brand": "x"}], fields={"brand": FieldDef(name="brand")}, max_data_bytes=1 << 20
+        )
         assert result.created == 1
         await session.rollback()
     async with app.state.sessionmaker() as session:

@@ -59,7 +59,7 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert p0["data"]["material"] == ["steel", "brass"] and p0["data"]["created"] == "2024-12-04"
     assert products["IC-20005"]["status"] == "inactive"
     r = await client.get("/api/pim/categories/", headers=tenant.viewer)
-    paths = {c["path"] for c in r.json()}
+    paths = {c["path"] for c in r.json()["results"]}
     assert {"Lighting", "Lighting > Desk", "Lighting > Floor", "Office", "Office > Lamps"} <= paths
     assert len(products["IC-20001"]["categories"]) == 2
     r = await client.get("/api/pim/schema/", headers=tenant.viewer)

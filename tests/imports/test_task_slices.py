@@ -24,7 +24,7 @@ async def worker_ctx(settings):
     engine = create_engine(settings, pool_size=3, max_overflow=0)
     redis = ArqRedis.from_url(settings.redis_url.rsplit("/", 1)[0] + "/12")
     await redis.flushdb()
-    yield {"engine": engine, "sessionmaker": create_sessionmaker(engine), "redis": redis, "job_try": 1}
+    yield {"engine": engine, "sessionmaker": create_sessionmaker(engine), "redis": redis, "job_try": 1, "settings": settings}
     await redis.flushdb()
     await redis.aclose()
     await engine.dispose()
