@@ -46,6 +46,11 @@ UNSCOPED_WRITES = {
     ("POST", "/api/pim/categories/"), ("POST", "/api/pim/views/"), ("POST", "/api/auth/api-keys/"),
     ("POST", "/api/product-segments/"), ("POST", "/api/product-segments/preview/"), ("POST", "/api/pim/import/csv/"),
 }
+# Reads by POST without a path parameter (searches): tenant B searching for everything, and for
+# tenant A's SKU, sees nothing of A's.
+UNSCOPED_SEARCHES = {("POST", "/api/pim/products/search/"), ("POST", "/api/pim/facets/search/")}
+SEARCH_BODIES = [{}, {"where": {"match": "any", "conditions": [{"field": "sku", "op": "eq", "value": MARK},
+                                                                {"not": {"field": "name", "op": "ne", "value": MARK}}]}}]
 PUBLIC = {"/healthz", "/readyz"}
 
 
@@ -85,6 +90,11 @@ async def test_every_route_is_tenant_isolated(client, make_tenant, tenant_a_obje
                     response = await client.get(path, headers=b.admin)
                     assert response.status_code == 200, (path, response.text)
                     assert MARK not in response.text, f"GET {path} shows tenant A's data to tenant B"
+                elif (method, path) in UNSCOPED_SEARCHES:
+                    for body in SEARCH_BODIES:
+                        response = await client.request(method, path, headers=b.admin, json=body)
+                        assert response.status_code == 200, (path, response.text)
+                        assert MARK not in response.text, f"{method} {path} shows tenant A's data to tenant B"
                 else:
                     assert (method, path) in UNSCOPED_WRITES, f"classify {method} {path} in this test"
                 checked += 1

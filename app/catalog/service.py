@@ -18,6 +18,7 @@ from app.catalog.schemas import MAX_CATEGORY_DEPTH, CategoryIn, CategoryPatch, S
 from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
+from app.query.categories import category_subtrees
 
 PATH_SEPARATOR = " > "
 
@@ -238,18 +239,7 @@ async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
 async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) -> list[int]:
     """The category and all its descendants (empty when it does not exist for this tenant)."""
     async with reading(session) as conn:
-        rows = await conn.fetch(
-            """
-            WITH RECURSIVE tree AS (
-                SELECT id FROM categories WHERE tenant_id = $1 AND id = $2
-                UNION ALL
-                SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = $1
-            )
-            SELECT id FROM tree
-            """,
-            tenant_of(session), category_id,
-        )
-    return [r[0] for r in rows]
+        return (await category_subtrees(conn, tenant_of(session), [category_id])).get(category_id, [])
 
 
 # the paths of a category's descendants, rebuilt from its (new) path down the tree by parent_id

@@ -10,18 +10,18 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
-
-from app.catalog.fields import NUMERIC, STRING_LIKE, CoercionError, FieldDef, FieldType, coerce_value
+from app.catalog.fields import NUMERIC, STRING_LIKE, TEMPORAL, CoercionError, FieldDef, FieldType, coerce_value
 from app.catalog.service import PATH_SEPARATOR
 from app.errors import BadRequest
-from app.products.queries import SqlWhere, like_escape
+from app.query.compiling import SqlWhere, add_conditions, order_expr
+from app.query.models import BUILTINS, PRODUCT_STATUSES, Check, Clause, Junction, Kind, Target, Test
+from app.query.parsing import field_target, like_escape
 
 CONTROL_PARAMS = frozenset({"filters", "sort", "pageSize", "pageNum"})
-STATUSES = ("active", "inactive", "deleted")
-# built-in attributes that can be filtered: name → column (categories is matched by path)
-BUILTIN_FILTERS = {"sku": "p.sku", "title": "p.name", "name": "p.name", "status": "p.status",
-                   "variation_of": "p.variation_of", "categories": None}
+STATUSES = PRODUCT_STATUSES
+# built-in attributes that can be filtered: name → the built-in it reads (categories is matched by path)
+BUILTIN_FILTERS = {"sku": "sku", "title": "name", "name": "name", "status": "status",
+                   "variation_of": "variation_of", "categories": "category"}
 BUILTIN_SORTS = {"sku": "p.sku", "title": "p.name", "name": "p.name", "status": "p.status", "variation_of": "p.variation_of"}
 SORT_RE = re.compile(r"^\w+\|(asc|desc)$")
 RANGE_SEPARATOR = ";;"
@@ -30,8 +30,6 @@ RANGE_END_RE = re.compile(r"^(\d+\.?\d*|\.\d+)$")  # digits and periods only, on
 MAX_VALUES = 1000
 MAX_VALUE_LENGTH = 1000
 MAX_FILTERS = 50
-# up to this many values an any-of on a JSON field is an OR of containments (each answered by the GIN index)
-MAX_OR_CONTAINMENTS = 50
 
 
 @dataclass(frozen=True)
@@ -108,7 +106,7 @@ def parse_filters(filters: str | None, params: list[tuple[str, str]], fields: di
     return specs
 
 
-# --- SQL --------------------------------------------------------------------------------------
+# --- the predicate tree ------------------------------------------------------------------------
 
 
 def _coerce(field: FieldDef, name: str, raw: str):
@@ -119,15 +117,7 @@ def _coerce(field: FieldDef, name: str, raw: str):
         raise BadRequest(f"{name}: {str(exc).split(': ', 1)[-1]}") from None
 
 
-def _containment(where: SqlWhere, docs: list[str]) -> str:
-    if len(docs) == 1:
-        return f"p.data @> {where.bind(docs[0])}::jsonb"
-    if len(docs) <= MAX_OR_CONTAINMENTS:
-        return "(" + " OR ".join(f"p.data @> {where.bind(doc)}::jsonb" for doc in docs) + ")"
-    return f"p.data @> ANY({where.bind(docs)}::jsonb[])"
-
-
-def _builtin_condition(where: SqlWhere, name: str, spec: FilterSpec, tenant: str) -> str:
+def _builtin_test(name: str, spec: FilterSpec) -> Test:
     if isinstance(spec, Range):
         raise BadRequest(f"{name}: ranges apply to numeric attributes only")
     values = list(spec.values)
@@ -139,51 +129,39 @@ def _builtin_condition(where: SqlWhere, name: str, spec: FilterSpec, tenant: str
         paths = [PATH_SEPARATOR.join(p.strip() for p in v.split(">") if p.strip()) for v in values]
         patterns = [like_escape(p) + like_escape(PATH_SEPARATOR) + "%" for p in paths]
         # the categories with these paths and their descendants
-        return (
-            f"p.categories && ARRAY(SELECT c.id FROM categories c WHERE c.tenant_id = {tenant} "
-            f"AND (c.path = ANY({where.bind(paths)}::text[]) OR c.path LIKE ANY({where.bind(patterns)}::text[])))"
-        )
-    return f"{BUILTIN_FILTERS[name]} = ANY({where.bind(values)}::text[])"
+        return Test(Check.category_paths, BUILTINS["category"], (paths, patterns))
+    return Test(Check.one_of, BUILTINS[BUILTIN_FILTERS[name]], values)
 
 
-def _field_condition(where: SqlWhere, field: FieldDef, spec: FilterSpec) -> str:
+def _field_test(field: FieldDef, spec: FilterSpec) -> Clause:
     name = field.name
     if isinstance(spec, Range):
         if field.type not in NUMERIC | STRING_LIKE:
             raise BadRequest(f"{name}: ranges apply to numeric attributes only, not to a {field.type} field")
         # numbers compare as numbers; numeric text in a string field too (other text never matches)
-        expr = f"pim_num(p.data -> {where.bind(name)}::text)"
-        parts = []
-        if spec.low is not None:
-            parts.append(f"{expr} >= {where.bind(spec.low)}::numeric")
-        if spec.high is not None:
-            parts.append(f"{expr} <= {where.bind(spec.high)}::numeric")
-        return "(" + " AND ".join(parts) + ")"
+        number = Target(name, Kind.number)
+        ends = [(">=", spec.low), ("<=", spec.high)]
+        return Junction("all", tuple(Test(Check.compare, number, end, op) for op, end in ends if end is not None))
     values = [_coerce(field, name, v) for v in spec.values] if field.type != FieldType.array else list(spec.values)
     if field.type in NUMERIC:
-        numbers = [Decimal(str(v)) for v in values]
-        return f"pim_num(p.data -> {where.bind(name)}::text) = ANY({where.bind(numbers)}::numeric[])"
-    if field.type == FieldType.date:
-        return f"pim_date(p.data ->> {where.bind(name)}::text) = ANY({where.bind(values)}::text[]::date[])"
-    if field.type == FieldType.datetime:
-        return (
-            f"pim_timestamptz(p.data ->> {where.bind(name)}::text) = ANY({where.bind(values)}::text[]::timestamptz[])"
-        )
-    if field.type == FieldType.array:
-        return _containment(where, [orjson.dumps({name: [v]}).decode() for v in values])
-    return _containment(where, [orjson.dumps({name: v}).decode() for v in values])
+        return Test(Check.one_of, field_target(field), [Decimal(str(v)) for v in values])
+    if field.type in TEMPORAL:
+        return Test(Check.one_of, field_target(field), values)
+    wrap = (lambda v: [v]) if field.type == FieldType.array else (lambda v: v)
+    return Test(Check.contains_json, field_target(field), [{name: wrap(v)} for v in values])
+
+
+def filter_clause(specs: dict[str, FilterSpec], fields: dict[str, FieldDef]) -> Junction:
+    """One test per filtered attribute."""
+    return Junction("all", tuple(_field_test(fields[name], spec) if name in fields else _builtin_test(name, spec)
+                                 for name, spec in specs.items()))
 
 
 def add_filter_conditions(
     where: SqlWhere, specs: dict[str, FilterSpec], fields: dict[str, FieldDef], *, tenant_placeholder: str
 ) -> None:
     """Add one condition per filtered attribute; without a `status` filter, deleted products are left out."""
-    for name, spec in specs.items():
-        field = fields.get(name)
-        if field is not None:
-            where.add(_field_condition(where, field, spec))
-        else:
-            where.add(_builtin_condition(where, name, spec, tenant_placeholder))
+    add_conditions(where, filter_clause(specs, fields), tenant=tenant_placeholder)
     if "status" not in specs:
         where.add("p.status <> 'deleted'")
 
@@ -201,13 +179,4 @@ def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) ->
     field = fields.get(name)
     if field is None:
         raise BadRequest(f"sort: unknown or unsortable attribute {name!r}")
-    key = f"{where.bind(name)}::text"
-    if field.type in NUMERIC:
-        expr = f"pim_num(p.data -> {key})"
-    elif field.type == FieldType.date:
-        expr = f"pim_date(p.data ->> {key})"
-    elif field.type == FieldType.datetime:
-        expr = f"pim_timestamptz(p.data ->> {key})"
-    else:
-        expr = f"(p.data ->> {key})"
-    return f"{expr} {direction_sql} NULLS LAST, p.id {direction_sql}"
+    return f"{order_expr(field_target(field), where)} {direction_sql} NULLS LAST, p.id {direction_sql}"

@@ -22,23 +22,22 @@ from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
 from app.products.service import SMALL_SET_ROWS
+from app.query.categories import SUBTREE_CTE
+from app.query.compiling import add_conditions
+from app.query.models import BUILTINS, Check, Test
 
 DEFAULT_LOCALE = "en-us"
 # variations listed per parent (a page of 200 parents stays bounded in memory)
 MAX_VARIATIONS = 1000
 MAX_VIEW_NAME = 255
 
-CONTEXT_SQL = """
-WITH RECURSIVE tree AS (
-    SELECT id FROM categories WHERE tenant_id = $1 AND id = $3
-    UNION ALL
-    SELECT c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = $1
-)
+CONTEXT_SQL = f"""
+WITH RECURSIVE {SUBTREE_CTE.format(tenant="$1", roots="ARRAY[$3::bigint]")}
 SELECT s.fields::text AS fields,
        s.default_locale,
        (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.name = $2) AS named_view,
        (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.is_default) AS default_view,
-       (SELECT array_agg(id) FROM tree) AS category_ids
+       (SELECT array_agg(id) FROM subtree) AS category_ids
 FROM (VALUES (1)) AS one(x)
 LEFT JOIN product_schemas s ON s.tenant_id = $1
 """
@@ -164,7 +163,7 @@ def build_queries(
     tenant = where.bind(tenant_id)  # $1: the page statement refers to it by number
     where.add(f"p.tenant_id = {tenant}")
     if ctx.category_ids is not None:
-        where.add(f"p.categories && {where.bind(ctx.category_ids)}::bigint[]")
+        add_conditions(where, Test(Check.categories_overlap, BUILTINS["category"], ctx.category_ids))
     add_filter_conditions(where, specs, ctx.fields, tenant_placeholder=tenant)
     page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
     order = order_sql(page_where, sort, ctx.fields)  # its parameters only exist in the page statement

@@ -10,7 +10,8 @@ from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.schemas import (
-    BulkIn, BulkResult, Facets, ProductIn, ProductOut, ProductPage, ProductPatch, ProductStatus,
+    BulkIn, BulkResult, Facets, FacetSearchIn, ProductIn, ProductOut, ProductPage, ProductPatch, ProductSearchIn,
+    ProductSearchPage, ProductStatus,
 )
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
@@ -109,6 +110,36 @@ async def list_products(
     return json_bytes_response(service.dumps(body))
 
 
+SEARCH_HELP = (
+    "The product list for a predicate in the segment DSL, so that filters can combine with `any` (OR) "
+    "and `not`: `{\"where\": {\"match\": \"any\", \"conditions\": [{\"field\": \"brand\", \"op\": \"eq\", "
+    "\"value\": \"Nike\"}, {\"not\": {\"field\": \"price\", \"op\": \"gte\", \"value\": 100}}]}, "
+    "\"ordering\": \"-price\", \"page\": 1, \"page_size\": 50}`. Fields, operators and values are those of "
+    "segment definitions (a bad one is a 400 naming its place, `where: conditions[0].value: ...`); results, "
+    "count and ordering are those of `GET /api/pim/products/`."
+)
+
+
+@router.post("/search/", response_model=ProductSearchPage, responses=error_responses(400), description=SEARCH_HELP)
+async def search_products(body: ProductSearchIn, reader: Reader):
+    if body.page_size > service.MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+    fields = await catalog.get_field_map(reader)
+    where = await service.search_filters(reader, fields, body.where)
+    count, results = await service.list_products(
+        reader, where, fields, ordering=body.ordering, page=body.page, page_size=body.page_size
+    )
+    body_out = {
+        "count": count,
+        "page": body.page,
+        "page_size": body.page_size,
+        "next": body.page + 1 if body.page * body.page_size < count else None,
+        "previous": min(body.page - 1, max(1, -(-count // body.page_size))) if body.page > 1 else None,
+        "results": results,
+    }
+    return json_bytes_response(service.dumps(body_out))
+
+
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ProductOut, responses=error_responses(400, 409))
 async def create_product(body: ProductIn, session: Session, settings: SettingsDep, _: Editor):
     """Create a product. `data` is at most `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON: larger is a 400."""
@@ -148,4 +179,13 @@ async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> R
 async def get_facets(reader: Reader, filters: ProductFilters):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
     fields, where = filters
+    return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))
+
+
+@facets_router.post("/search/", response_model=Facets, responses=error_responses(400))
+async def search_facets(body: FacetSearchIn, reader: Reader):
+    """Facets (as `GET /api/pim/facets/`) over the products a predicate in the segment DSL matches, so that
+    facet filters can combine with `any` (OR) and `not`."""
+    fields = await catalog.get_field_map(reader)
+    where = await service.search_filters(reader, fields, body.where)
     return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))

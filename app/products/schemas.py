@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app.query.models import Definition
+
 MAX_BULK_ITEMS = 10_000
 SKU_MAX = 255
 CategoryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
@@ -111,3 +113,40 @@ class FacetValue(BaseModel):
 class Facets(BaseModel):
     total: int
     facets: dict[str, list[FacetValue]]
+
+
+SEARCH_WHERE_HELP = (
+    "Which products, in the predicate DSL of segment definitions: groups `{\"match\": \"all\"|\"any\", "
+    "\"conditions\": [...]}`, negations `{\"not\": node}` and conditions `{\"field\", \"op\", \"value\"}` "
+    "(at most 8 nested levels and 200 conditions). Absent: every product."
+)
+
+
+class FacetSearchIn(BaseModel):
+    """Facets over the products a predicate matches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    where: Definition = Field(default_factory=lambda: {"match": "all", "conditions": []},
+                              description=SEARCH_WHERE_HELP)
+
+
+class ProductSearchIn(FacetSearchIn):
+    """A page of the products a predicate matches."""
+
+    ordering: str | None = Field(default=None, max_length=200,
+                                 description="as the list's `ordering`: e.g. `name`, `-updated_at`, `-price`")
+    page: int = Field(default=1, ge=1, le=10_000_000)
+    page_size: int = Field(default=50, ge=1, description="at most 200 (a larger value is a 400)")
+
+
+class ProductSearchPage(BaseModel):
+    """The product list's page; `next` and `previous` are page numbers to send back in the body
+    (null at either end), since a search is a POST and has no URL of its own."""
+
+    count: int
+    page: int
+    page_size: int
+    next: int | None
+    previous: int | None
+    results: list[ProductOut]

@@ -12,17 +12,14 @@ from app.catalog.fields import CoercionError, FieldDef, coerce_data
 from app.db import TenantReader, driver_connection, read_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
-from app.products.queries import (
-    CONTROL_PARAMS,
-    SqlWhere,
-    add_field_filter,
-    facet_fields,
-    like_escape,
-    ordering_sql,
-    ordering_terms,
-)
-from app.products.schemas import BulkResult, ProductIn, ProductPatch, ProductStatus
+from app.products.queries import facet_fields, ordering_sql, ordering_terms
+from app.products.schemas import BulkResult, ProductIn, ProductPatch
 from app.products.upsert import data_too_large, unique_conflicts, upsert_products
+from app.query.categories import category_subtrees
+from app.query.compiling import SqlWhere, add_conditions
+from app.query.models import Clause, DefinitionError, Junction
+from app.query.parsing import category_ids, parse_definition, resolve
+from app.query.querystring import CONTROL_PARAMS, parse_builtin_filters, parse_field_filter
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
@@ -84,25 +81,33 @@ async def build_filters(
     session: AsyncSession | TenantReader, fields: dict[str, FieldDef], params: list[tuple[str, str]], *, q: str | None,
     status: str | None, category: int | None, sku: str | None, sku_in: str | None,
 ) -> SqlWhere:
+    """The WHERE clause of the list's query-string filters: the tenant's, then one condition per filter."""
+    category_ids = await catalog.subtree_ids(session, category) if category is not None else None
+    tests = parse_builtin_filters(q=q, status=status, category_ids=category_ids, sku=sku, sku_in=sku_in)
+    tests += [parse_field_filter(fields, key, value) for key, value in params if key not in CONTROL_PARAMS]
+    return tenant_where(session, Junction("all", tuple(tests)))
+
+
+async def search_filters(source: AsyncSession | TenantReader, fields: dict[str, FieldDef], definition: Any) -> SqlWhere:
+    """The WHERE clause of a search's `where` (the predicate DSL): the tenant's, then the predicate's."""
+    try:
+        node = parse_definition(definition)
+        roots = category_ids(node)
+        subtrees = {}
+        if roots:
+            async with reading(source) as conn:
+                subtrees = await category_subtrees(conn, tenant_of(source), roots)
+        clause = resolve(node, fields, subtrees=subtrees)
+    except DefinitionError as exc:
+        raise BadRequest(f"where: {exc}") from None
+    return tenant_where(source, clause)
+
+
+def tenant_where(session: AsyncSession | TenantReader, clause: Clause) -> SqlWhere:
+    """`p.tenant_id = $1`, then the clause's conditions."""
     where = SqlWhere()
     where.add(f"p.tenant_id = {where.bind(tenant_of(session))}")
-    if q:
-        where.add(f"p.name ILIKE {where.bind('%' + like_escape(q) + '%')}")
-    if status is not None:
-        if status not in ProductStatus.__members__:
-            raise BadRequest(f"status must be one of {', '.join(ProductStatus.__members__)}")
-        where.add(f"p.status = {where.bind(status)}")
-    if category is not None:
-        ids = await catalog.subtree_ids(session, category)
-        where.add(f"p.categories && {where.bind(ids)}::bigint[]")
-    if sku is not None:
-        where.add(f"p.sku = {where.bind(sku)}")
-    if sku_in is not None:
-        where.add(f"p.sku = ANY({where.bind([s for s in sku_in.split(',') if s])}::text[])")
-    for key, value in params:
-        if key in CONTROL_PARAMS:
-            continue
-        add_field_filter(where, fields, key, value)
+    add_conditions(where, clause)
     return where
 
 
@@ -337,6 +342,6 @@ async def bulk_upsert(session: AsyncSession, items: list[Any], *, max_data_bytes
 
 
 __all__ = [
-    "bulk_upsert", "build_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
+    "bulk_upsert", "build_filters", "search_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
     "list_products", "patch_product", "products_by_ids",
 ]

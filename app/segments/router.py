@@ -6,11 +6,11 @@ from fastapi.responses import Response
 from app.deps import Arq, Editor, HeavyRead, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
+from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 from app.segments import members, service
 from app.segments.schemas import (
-    DEFINITION_HELP,
     ComputeQueued,
     Definition,
     MembersPage,

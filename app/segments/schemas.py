@@ -7,18 +7,12 @@ message names the place (`conditions[1].conditions[0].value: ...`) rather than a
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.products.schemas import ProductOut
-from app.segments.dsl import Node
-
-DEFINITION_HELP = (
-    "A tree of groups `{\"match\": \"all\"|\"any\", \"conditions\": [...]}`, negations `{\"not\": node}` and "
-    "conditions `{\"field\", \"op\", \"value\"}`; at most 8 nested levels and 200 conditions."
-)
-Definition = Annotated[SkipValidation[Node], Field(description=DEFINITION_HELP)]
+from app.query.models import Definition
 
 
 class SegmentStatus(StrEnum):

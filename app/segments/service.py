@@ -9,14 +9,15 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
-from app.db import tenant_of
+from app.db import driver_connection, tenant_of
 from app.errors import BadRequest, NotFound, Unavailable
 from app.models import Product, Segment
+from app.query.categories import category_subtrees
 from app.segments import dsl, members
 from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
 
@@ -35,29 +36,6 @@ def compute_job_id(segment_id: int) -> str:
 # --- definitions ----------------------------------------------------------------------------
 
 
-async def category_subtrees(session: AsyncSession, ids: set[int]) -> dict[int, list[int]]:
-    """{category id: [it and its descendants]} for this tenant's categories among `ids`."""
-    if not ids:
-        return {}
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE tree(root, id) AS (
-                SELECT id, id FROM categories WHERE tenant_id = :tenant AND id = ANY(:roots)
-                UNION ALL
-                SELECT t.root, c.id FROM categories c JOIN tree t ON c.parent_id = t.id WHERE c.tenant_id = :tenant
-            )
-            SELECT root, id FROM tree
-            """
-        ),
-        {"tenant": tenant_of(session), "roots": sorted(ids)},
-    )
-    subtrees: dict[int, list[int]] = {}
-    for root, category_id in rows:
-        subtrees.setdefault(root, []).append(category_id)
-    return subtrees
-
-
 async def compile_predicate(session: AsyncSession, definition: Any):
     """Parse and check a definition against this tenant's schema; (normalised node, SQL predicate).
 
@@ -65,7 +43,7 @@ async def compile_predicate(session: AsyncSession, definition: Any):
     """
     node = dsl.parse_definition(definition)
     fields = await catalog.get_field_map(session)
-    subtrees = await category_subtrees(session, dsl.category_ids(node))
+    subtrees = await category_subtrees(await driver_connection(session), tenant_of(session), dsl.category_ids(node))
     return node, dsl.compile_definition(node, fields, subtrees=subtrees)
 
 

@@ -1,0 +1,174 @@
+"""The product list's query-string filters, parsed into the predicate tree.
+
+`<field>=<value>` and `<field>__<op>=<value>` on data fields, and the built-in filters
+(`q`, `status`, `category`, `sku`, `sku__in`, `name`, `variation_of`). Every field name is
+checked against the schema (or the plain-key rule) before it becomes a test.
+"""
+
+from typing import Any
+
+import orjson
+
+from app.catalog.fields import (
+    DATA_KEY_RE,
+    NUMERIC,
+    RESERVED_NAMES,
+    TEMPORAL,
+    CoercionError,
+    FieldDef,
+    FieldType,
+    coerce_value,
+    plain_number,
+)
+from app.errors import BadRequest
+from app.query.models import BUILTINS, Check, Clause, Kind, Not, Target, Test
+from app.query.parsing import field_target, like_escape
+from app.responses import json_text
+
+OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exists")
+RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# query parameters of the list/facets endpoints that are not field filters
+CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
+# exact filters on built-in text columns, beside the CONTROL_PARAMS (answered by the trigram and
+# (tenant_id, variation_of) indexes)
+BUILTIN_EXACT = ("name", "variation_of")
+BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status=, category=, name= and variation_of= only"
+MAX_IN_VALUES = 1000
+MAX_FILTER_VALUE = 1000
+FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _json_scalar(raw: str) -> Any:
+    """The JSON number or boolean `raw` spells, else None."""
+    try:
+        value = orjson.loads(raw.strip())
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, (bool, int, float)) else None
+
+
+def _coerce_filter(field_def: FieldDef, key: str, raw: str) -> Any:
+    try:
+        if field_def.type == FieldType.array:
+            return raw
+        # the field's regular expression constrains stored values, not what may be searched for
+        return coerce_value(field_def.model_copy(update={"validation": None}), raw)
+    except CoercionError as exc:
+        raise BadRequest(f"Filter {key}: {str(exc).split(': ', 1)[-1]}") from None
+
+
+def _exact_values(field_def: FieldDef, key: str, raw: str) -> list[Any]:
+    """The JSON values a schema field's exact filter matches: the value coerced to the field's type
+    and the text as given (a value stored before the field was declared or retyped keeps its JSON
+    type, and the contract's rule is `data->>'field' = value`), and the number or boolean the text
+    spells. Compared by containment, which the GIN index answers."""
+    candidates = [_coerce_filter(field_def, key, raw), raw]
+    literal = _json_scalar(raw)
+    if literal is not None:
+        candidates.append(literal)
+    unique: dict[str, Any] = {}
+    for value in candidates:
+        unique.setdefault(json_text(value), value)
+    return list(unique.values())
+
+
+def _containment(field_def: FieldDef, key: str, raw_values: list[str]) -> Test:
+    """Contains any of `{"field": value}` (`{"field": [value]}` for arrays) for the values' candidates."""
+    wrap = (lambda v: [v]) if field_def.type == FieldType.array else (lambda v: v)
+    docs = [{field_def.name: wrap(v)} for raw in raw_values for v in _exact_values(field_def, key, raw)]
+    return Test(Check.contains_json, field_target(field_def), docs)
+
+
+def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
+    """(field name, operator) of a filter parameter: `<field>` or `<field>__<op>`. Field names may
+    contain `__` themselves: a key that is a schema field's name is that field's exact filter,
+    and otherwise the operator is what follows the last `__`."""
+    if key in fields:
+        return key, ""
+    name, separator, op = key.rpartition("__")
+    return (name, op) if separator else (key, "")
+
+
+def _check_value_length(key: str, value: str) -> None:
+    if len(value) > MAX_FILTER_VALUE:
+        raise BadRequest(f"Filter {key}: value too long")
+
+
+def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Clause:
+    """The test of one `<field>[__<op>]=<value>` parameter."""
+    if key in BUILTIN_EXACT:
+        _check_value_length(key, raw)
+        return Test(Check.equals, BUILTINS[key], raw)
+    name, op = split_filter_key(fields, key)
+    # an `__in` list takes up to MAX_IN_VALUES values: the length cap is per value, not the whole list
+    for value in raw.split(",") if op == "in" else (raw,):
+        _check_value_length(key, value)
+    if op and op not in OPERATORS:
+        raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
+    # built-in columns and reserved query parameters are never data fields: a filter on one (other
+    # than the CONTROL_PARAMS) is refused rather than silently run against `data`
+    if name in RESERVED_NAMES:
+        raise BadRequest(f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})")
+    field_def = fields.get(name)
+    if field_def is None and not DATA_KEY_RE.match(name):
+        raise BadRequest(f"Unknown filter {key!r}")
+    as_text = Target(name, Kind.text)  # the stored value as text (`data ->> name`)
+    ftype = field_def.type if field_def else None
+
+    if not op:
+        if field_def is None:
+            return Test(Check.equals, as_text, raw)
+        return _containment(field_def, key, [raw])
+
+    if op == "exists":
+        flag = FLAG_WORDS.get(raw.strip().lower())
+        if flag is None:
+            raise BadRequest(f"Filter {key}: use true or false")
+        present = Test(Check.has_value, as_text)
+        return present if flag else Not(present)
+
+    if op in ("contains", "icontains"):
+        if ftype == FieldType.array and op == "contains":
+            return Test(Check.contains_json, as_text, [{name: [raw]}])
+        pattern = "%" + like_escape(raw) + "%"
+        if ftype == FieldType.array:
+            return Test(Check.element_like, as_text, pattern)
+        return Test(Check.like, as_text, pattern, "LIKE" if op == "contains" else "ILIKE")
+
+    if op in ("ne", "in"):
+        raw_values = [raw] if op == "ne" else raw.split(",")
+        if len(raw_values) > MAX_IN_VALUES:
+            raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
+        test = _containment(field_def, key, raw_values) if field_def else Test(Check.one_of, as_text, raw_values)
+        # `ne`: products without the field are "not equal" too, whatever the field
+        return test if op == "in" else Not(test)
+
+    # gt gte lt lte: numbers and dates compare by type, strings as text
+    if field_def is None:
+        number = plain_number(raw)
+        if number is None:
+            return Test(Check.compare, as_text, raw, RANGE_SQL[op])
+        return Test(Check.compare, Target(name, Kind.number), number, RANGE_SQL[op])
+    if ftype not in NUMERIC | TEMPORAL | {FieldType.string, FieldType.text, FieldType.url, FieldType.enum}:
+        raise BadRequest(f"Filter {key}: {op} does not apply to a {ftype} field")
+    return Test(Check.compare, field_target(field_def), _coerce_filter(field_def, key, raw), RANGE_SQL[op])
+
+
+def parse_builtin_filters(
+    *, q: str | None, status: str | None, category_ids: list[int] | None, sku: str | None, sku_in: str | None,
+) -> list[Clause]:
+    """The tests of the built-in list filters (`category_ids`: the category's subtree, resolved)."""
+    tests: list[Clause] = []
+    if q:
+        tests.append(Test(Check.like, BUILTINS["name"], "%" + like_escape(q) + "%", "ILIKE"))
+    if status is not None:
+        if status not in BUILTINS["status"].options:
+            raise BadRequest(f"status must be one of {', '.join(BUILTINS['status'].options)}")
+        tests.append(Test(Check.equals, BUILTINS["status"], status))
+    if category_ids is not None:
+        tests.append(Test(Check.categories_overlap, BUILTINS["category"], category_ids))
+    if sku is not None:
+        tests.append(Test(Check.equals, BUILTINS["sku"], sku))
+    if sku_in is not None:
+        tests.append(Test(Check.one_of, BUILTINS["sku"], [s for s in sku_in.split(",") if s]))
+    return tests
