@@ -39,7 +39,8 @@ def _redis_test_url(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{(index + 8) % 16}"))
 
 
-def _drop_and_create_postgres(url: str) -> None:
+def _on_postgres_server(url: str, *statements: str) -> None:
+    """Run statements on the server of `url`, connected to its `postgres` database."""
     target = make_url(url)
 
     async def run() -> None:
@@ -47,28 +48,16 @@ def _drop_and_create_postgres(url: str) -> None:
             host=target.host, port=target.port or 5432, user=target.username, password=target.password, database="postgres"
         )
         try:
-            name = target.database.replace('"', '""')
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            for statement in statements:
+                await conn.execute(statement)
         finally:
             await conn.close()
 
     asyncio.run(run())
 
 
-def _drop_postgres(url: str) -> None:
-    target = make_url(url)
-
-    async def run() -> None:
-        conn = await asyncpg.connect(
-            host=target.host, port=target.port or 5432, user=target.username, password=target.password, database="postgres"
-        )
-        try:
-            await conn.execute('DROP DATABASE IF EXISTS "{}" WITH (FORCE)'.format(target.database.replace('"', '""')))
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
+def _quoted_database(url: str) -> str:
+    return '"{}"'.format(make_url(url).database.replace('"', '""'))
 
 
 async def _drop_clickhouse(url: str) -> None:
@@ -94,7 +83,8 @@ def use_test_databases() -> None:
 
 
 def create_test_databases() -> None:
-    _drop_and_create_postgres(os.environ["PIM_DATABASE_URL"])
+    name = _quoted_database(os.environ["PIM_DATABASE_URL"])
+    _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
     asyncio.run(_drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"]))
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
@@ -105,4 +95,5 @@ def drop_test_databases() -> None:
         return
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
     asyncio.run(_drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"]))
-    _drop_postgres(os.environ["PIM_DATABASE_URL"])
+    name = _quoted_database(os.environ["PIM_DATABASE_URL"])
+    _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -21,7 +21,7 @@ from app.imports.records import Dialect, Record, RecordStream
 from app.imports.rows import RowConverter, RowError
 from app.imports.sources import stored_records, transformed
 from app.imports.storage import read_chunks
-from app.imports.variants import ShopifyVariants
+from app.imports.transforms import restore_transform
 from app.products.upsert import existing_skus
 
 FIRST_ERRORS = 100
@@ -114,7 +114,7 @@ async def dry_run(
 ) -> dict[str, Any]:
     """What importing the stored file with this mapping, schema and conventions would do.
 
-    A workbook, or a file whose rows a transform completes (Shopify's variant rows), is read
+    A workbook, or a file whose rows a transform completes (Shopify's variant rows, Merchant Center prices), is read
     through the worker's own record source; plain CSV is parsed in a thread piece by piece."""
     field_map = {f.name: f for f in fields}
     converter = RowConverter(
@@ -131,11 +131,11 @@ async def dry_run(
             existing.update(await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH]))
 
     if xlsx is not None or row_transform is not None:
-        variants = ShopifyVariants.for_headers(headers[:-1]) if row_transform == "shopify" else None
+        transform = restore_transform(row_transform, headers, None)
         async for records in stored_records(
             conn, job_id, xlsx=xlsx, encoding=encoding, dialect=dialect, start_offset=start_offset
         ):
-            tally.take_records(transformed(records, variants) if variants else records)
+            tally.take_records(transformed(records, transform) if transform else records)
             await look_up(tally.drain_new_skus())
     else:
         # A piece is parsed in a thread while the connection fetches the next one and looks up the

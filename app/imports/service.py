@@ -43,7 +43,7 @@ from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
-from app.imports.variants import ShopifyVariants
+from app.imports.transforms import RowTransform, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.models import HeaderMapping, ImportJob
 
@@ -165,14 +165,14 @@ def _suggest_from(
     analysis: sniffing.SampleAnalysis,
     windows: list[tuple[bytes, bool]],
     *,
-    variants: ShopifyVariants | None,
+    variants: RowTransform | None,
     encoding: str,
     **kwargs: Any,
 ) -> inference.Suggestion:
     """The windows' rows, the file's conventions and the suggestion: one piece of CPU work (one thread).
 
     A workbook's typed cells (numbers, dates) say nothing of the file's text conventions."""
-    width = len(analysis.headers) - (1 if variants else 0)  # the file's own columns
+    width = len(analysis.headers) - (variants.added if variants else 0)  # the file's own columns
     rows = []
     for data, at_end in windows:
         window = sniffing.rows_in_window(data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end)
@@ -333,8 +333,9 @@ async def _suggest_into(
             raise BadRequest(str(exc)) from None
         windows = [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
         estimated_rows = sniffing.estimate_rows(analysis, stored_bytes)
-    variants = ShopifyVariants.for_headers(analysis.headers)
-    if variants is not None:  # variant rows inherit their product's cells: the suggestion sees them so
+    found = transform_for(analysis.headers)
+    transform_name, variants = found if found else (None, None)
+    if variants is not None:  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
         analysis.headers = variants.headers(analysis.headers)
         analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
     fields = await get_fields(session)
@@ -387,7 +388,7 @@ async def _suggest_into(
         "sources": {c.header: c.source for c in suggestion.columns},
         "format": suggestion.format,
         "xlsx": source.options() if source else None,
-        "row_transform": "shopify" if variants else None,
+        "row_transform": transform_name,
     }
     job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset

@@ -18,7 +18,7 @@ from app.imports.profiling import TYPE_SAMPLE_VALUES
 from app.imports.sniffing import MAX_COLUMNS, SampleAnalysis, unique_headers
 from app.imports.records import Dialect, Record, RecordStream
 from app.imports.storage import read_chunks
-from app.imports.variants import ShopifyVariants
+from app.imports.transforms import RowTransform
 from app.imports.xlsx import (
     Sheet,
     XlsxError,
@@ -140,9 +140,9 @@ async def stored_records(
             yield step
 
 
-def transformed(records: Iterable[Record], variants: ShopifyVariants) -> Iterator[Record]:
-    """Shopify's variant rows completed from their handle's first row (see `variants`)."""
+def transformed(records: Iterable[Record], transform: RowTransform) -> Iterator[Record]:
+    """A known format's rows made whole (see `transforms`)."""
     for record in records:
         if record.error is None:
-            record.cells = variants.apply(record.cells)
+            record.cells = transform.apply(record.cells)
         yield record

@@ -38,7 +38,7 @@ from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
 from app.imports.sources import stored_records, transformed
 from app.imports.storage import delete_chunks
-from app.imports.variants import ShopifyVariants
+from app.imports.transforms import restore_transform
 from app.imports.xlsx import XlsxError
 from app.products.upsert import UpsertRow, write_rows
 from app.queue import REDIS_DOWN, Pending, jobs_waiting, lease_free, revive
@@ -263,10 +263,7 @@ class _Importer:
         """
         job = self.job
         started = time.monotonic()
-        variants = None
-        if job.row_transform == "shopify":
-            variants = ShopifyVariants.for_headers(job.headers[:-1])  # the last header is its "Variation Of"
-            variants.restore(job.transform_state)
+        variants = restore_transform(job.row_transform, job.headers, job.transform_state)
         row = job.resume_row
         batch = _Batch(self.schema, end_row=row, end_offset=job.resume_offset)
         writing: asyncio.Task | None = None
@@ -292,7 +289,7 @@ class _Importer:
                     batch.add(row, cells)
                 batch.end_row, batch.end_offset = row, record.end_offset
                 if batch.records >= BATCH_ROWS:
-                    batch.carry = variants.state() if variants else None
+                    batch.carry = variants.state() if variants else None  # None: a stateless transform
                     await write(batch, final=False)
                     batch = _Batch(self.schema, end_row=row, end_offset=record.end_offset)  # the latest schema
                     if await self._slice_over(started, deadline):

@@ -18,7 +18,7 @@ is kept: memory is one row. `state()` / `restore()` carry it across the import's
 """
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from app.imports.formats import SHOPIFY, detect_format
 
@@ -61,6 +61,7 @@ def _is_product_level(folded: str) -> bool:
 
 @dataclass
 class ShopifyVariants:
+    added: ClassVar[int] = 1  # the "Variation Of" column
     width: int  # the file's own columns; the variation cell goes after them
     handle: int
     sku: int | None

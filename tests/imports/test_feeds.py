@@ -126,13 +126,16 @@ async def test_google_merchant_center_feed_keeps_its_attribute_names(client, ten
     shoe = products["A-1001"]
     assert shoe["name"] == "Women's Running Shoe" and shoe["categories"] == []
     data = shoe["data"]
-    assert data["price"] == "59.99 USD" and data["sale_price"] == "49.99 USD"  # the amount and its currency, unchanged
+    # '59.99 USD' is an amount and a currency (the specification's format): both are kept, in two fields
+    assert (data["price"], data["price_currency"]) == (59.99, "USD")
+    assert (data["sale_price"], data["sale_price_currency"]) == (49.99, "USD")
+    assert m["price_currency"] == "price_currency" and column(job, "price")["inferred_type"] == "number"
     assert data["gtin"] == "00012345678905" and data["mpn"] == "STR-RS-01" and data["size"] == "8"
     assert data["google_product_category"] == "Apparel & Accessories > Shoes" and data["product_type"] == "Shoes > Running > Women"
     assert data["additional_image_link"] == ["https://shop.example.com/i/a-1001-2.jpg", "https://shop.example.com/i/a-1001-3.jpg"]
     assert data["link"] == "https://shop.example.com/p/a-1001" and data["identifier_exists"] is True
     assert products["B-2001"]["data"]["google_product_category"] == "5605"
-    assert "currency" in column(job, "price")["reason"]
+    assert "sale_price" not in products["A-1002"]["data"] and "sale_price_currency" not in products["A-1002"]["data"]
 
 
 async def test_german_erp_export_cp1252(client, tenant, worker):
