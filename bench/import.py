@@ -306,7 +306,6 @@ if __name__ == "__main__":
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
     parser.add_argument("--suggest-only", action="store_true", help="stop after the upload and its suggestion")
-    parser.add_argument("--redis-db", type=int, default=10, help="the Redis database of the benchmark's queue")
     parser.add_argument("--xlsx", action="store_true", help="upload the rows as an .xlsx workbook (bench/xlsx_feed.py)")
     parser.add_argument(
         "--redis-db", type=int, default=10,
