@@ -31,6 +31,20 @@ class _TooLarge(Exception):
     pass
 
 
+@dataclass(slots=True)
+class _Skip:
+    first_line: str
+    inside: bool = False  # inside quotes after the lines counted so far
+    lines: int = 0
+
+
+def _inside_quotes_after(raw: bytes, inside: bool, quote: bytes, escape: bytes | None) -> bool:
+    """Whether a record is still inside a quoted cell after `raw` (doubled quotes cancel out)."""
+    if escape is not None:
+        raw = raw.replace(escape + escape, b"").replace(escape + quote, b"")
+    return inside ^ bool(raw.count(quote) % 2)
+
+
 class _NeedMore(Exception):
     pass
 
@@ -92,6 +106,7 @@ class RecordStream:
         self._end = start_offset  # offset after the last complete buffered line
         self._tail = b""
         self._record_start = start_offset
+        self._skip: _Skip | None = None  # an over-long quoted record being skipped to its real end
 
     # --- input ---------------------------------------------------------------------------
 
@@ -151,11 +166,40 @@ class RecordStream:
 
     # --- output ----------------------------------------------------------------------------
 
+    def _skip_lines(self) -> bool:
+        """Consume the lines of the over-long record being skipped; True once its end is reached
+        (a line that leaves its quotes closed, or the end of the file)."""
+        skip = self._skip
+        quote = self.dialect.quotechar.encode()
+        escape = self.dialect.escapechar.encode() if self.dialect.escapechar else None
+        while self._pos < len(self._lines):
+            raw = self._lines[self._pos]
+            self._pos += 1
+            self.offset += len(raw)
+            skip.lines += 1
+            skip.inside = _inside_quotes_after(raw, skip.inside, quote, escape)
+            if not skip.inside:
+                return True
+        return self.eof
+
     def records(self) -> Iterator[Record]:
         """Yield every record that can be parsed with the input so far."""
         reader = csv.reader(self, **self.dialect.reader_args())
         lookahead = 2 * self.max_record_bytes
-        while self.eof or self.buffered >= lookahead:
+        while True:
+            if self._skip is not None:
+                if not self._skip_lines():
+                    return  # the record goes on in input not fed yet
+                skip, self._skip = self._skip, None
+                yield Record(
+                    [skip.first_line],
+                    self.offset,
+                    f"a quoted cell makes the record longer than {self.max_record_bytes} bytes: its {skip.lines:,} "
+                    "lines were skipped (an unbalanced quote, or a cell too large)",
+                )
+                reader = csv.reader(self, **self.dialect.reader_args())
+            if not (self.eof or self.buffered >= lookahead):
+                return
             if self.eof and self._pos >= len(self._lines):
                 return
             start_pos, start_offset = self._pos, self.offset
@@ -165,13 +209,20 @@ class RecordStream:
             except StopIteration:
                 return
             except (_TooLarge, _NeedMore, csv.Error) as exc:
-                # rewind and give up on the record's first physical line only; parsing resumes after it
                 self._pos, self.offset = start_pos, start_offset
+                too_large = not isinstance(exc, csv.Error) or "field larger" in str(exc)
+                if too_large and self.dialect.quotechar:
+                    # an over-long record is skipped to its real end (quotes closed): resuming after
+                    # its first line would read the inside of a quoted cell as rows of their own
+                    first = decode_line(self._lines[self._pos], self.encoding).rstrip("\r\n")[:10_000]
+                    self._skip = _Skip(first_line=first)
+                    continue
+                # give up on the record's first physical line only; parsing resumes after it
                 raw = self._lines[self._pos]
                 self._pos += 1
                 self.offset += len(raw)
                 why = (
-                    f"the record is longer than {self.max_record_bytes} bytes (unbalanced quote?)"
+                    f"the record is longer than {self.max_record_bytes} bytes"
                     if not isinstance(exc, csv.Error)
                     else f"unreadable CSV record: {exc}"
                 )

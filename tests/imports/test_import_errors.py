@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.imports.conftest import IMPORT, confirm, upload
+from tests.imports.conftest import IMPORT, confirm, import_file, upload
 
 FEED = b"sku,title,price\nX-1,One,1.50\nX-2,Two,2.50\n"
 
@@ -221,3 +221,15 @@ def test_openapi_documents_the_import_routes():
     errors_op = spec["paths"]["/api/pim/import/{job_id}/errors/"]["get"]
     assert "text/csv" in errors_op["responses"]["200"]["content"]
     assert httpx  # keep the import (clients in other tests)
+
+
+async def test_lines_inside_an_oversized_quoted_cell_never_become_products(client, tenant, worker):
+    """A quoted cell over the 1 MiB record limit rejects its row, and the text inside it is not read
+    as rows of their own (it used to create one product per line of the cell)."""
+    inside = "".join(f"FAKE-{i},Injected product {i},junk\n" for i in range(40_000))  # ~1.5 MB
+    feed = f'sku,name,desc\nH-1,Huge,"{inside}"\nH-2,Small,ok\n'.encode()
+    job, done = await import_file(client, tenant.editor, feed)
+    assert (done["created"], done["failed"]) == (1, 1), done["errors"]
+    assert done["errors"][0]["row"] == 2 and "quoted cell" in done["errors"][0]["detail"]
+    r = await client.get("/api/pim/products/", params={"page_size": 10}, headers=tenant.viewer)
+    assert [p["sku"] for p in r.json()["results"]] == ["H-2"]
