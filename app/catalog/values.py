@@ -108,9 +108,16 @@ def _plain_text(text: str, conventions: Conventions) -> str:
     return text
 
 
+# `0123`, `00`, `-012.5`: a zero no number is written with marks a code (a ZIP code, a lot number);
+# reading it as a number would drop the zero, so such text is refused, not reinterpreted
+_LEADING_ZERO_RE = re.compile(r"^[+-]?0[0-9]")
+
+
 def read_number(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> int | float:
     """A number spelled in plain decimal notation with the conventions' separators."""
     plain = text.strip()
+    if _LEADING_ZERO_RE.match(plain):
+        raise ValueError("not a number: a leading zero marks a code (keep it in a text field)")
     if _INT_RE.match(plain):  # digits alone read the same under every convention
         return int(plain)
     if conventions.decimal != "." or conventions.thousands is not None:
