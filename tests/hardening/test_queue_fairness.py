@@ -9,12 +9,12 @@ from sqlalchemy import text
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
 from tests.hardening.test_faults import (
-    IMPORT,
     SEGMENTS,
     create_segment,
     seed,
     wait_computed,
 )
+from tests.imports.conftest import confirm_suggestion
 
 ROWS = 150_000
 
@@ -23,16 +23,6 @@ def long_feed(prefix: str) -> bytes:
     lines = ["sku;name;price;stock\n"]
     lines.extend(f"{prefix}-{i:07d};Artikel {i};{i % 900},{i % 100:02d};{i % 40}\n" for i in range(ROWS))
     return "".join(lines).encode()
-
-
-async def start_import(http, tenant, content: bytes) -> str:
-    r = await http.post(f"{IMPORT}/csv/", files={"file": ("big.csv", content, "text/csv")}, headers=tenant.editor)
-    assert r.status_code == 201, r.text
-    job = r.json()
-    body = {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
-    r = await http.post(f"{IMPORT}/{job['job_id']}/confirm/", json=body, headers=tenant.editor)
-    assert r.status_code == 202, r.text
-    return job["job_id"]
 
 
 async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imports(app_with, redis_up):
@@ -50,7 +40,7 @@ async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imp
     worker = start_worker({"PIM_REDIS_URL": redis_up.url})
     try:
         for tenant in (importers[0], *importers):
-            job_ids.append(await start_import(http, tenant, feed))
+            job_ids.append(await confirm_suggestion(http, tenant.editor, feed, "big.csv"))
 
         async def importing() -> bool:  # every slot is busy with an import
             async with api.app.state.sessionmaker() as session:

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
 from tests.hardening.tcp_proxy import TcpProxy
+from tests.imports.conftest import confirm_suggestion
 from tests.hardening.test_faults import (
     FEED,
     IMPORT,
@@ -29,16 +30,6 @@ async def imported(http, tenant, job_id: str) -> dict:
         return body if body["status"] in ("done", "failed") else None
 
     return await wait_for(finished, timeout=60)
-
-
-async def confirm_feed(http, tenant, content: bytes = FEED) -> str:
-    r = await http.post(f"{IMPORT}/csv/", files={"file": ("feed.csv", content, "text/csv")}, headers=tenant.editor)
-    assert r.status_code == 201, r.text
-    job = r.json()
-    body = {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
-    r = await http.post(f"{IMPORT}/{job['job_id']}/confirm/", json=body, headers=tenant.editor)
-    assert r.status_code == 202, r.text
-    return job["job_id"]
 
 
 async def worker_check(http) -> dict:
@@ -79,7 +70,7 @@ async def test_worker_survives_a_redis_outage_and_reports_its_heartbeat(app_with
         after = await create_segment(http, tenant, {"field": "stock", "op": "lt", "value": 5})
         assert (await http.post(f"{SEGMENTS}{after}/compute/", headers=tenant.editor)).status_code == 200
         assert (await wait_computed(http, tenant, after, timeout=60))["computed_count"] == 5
-        job_id = await confirm_feed(http, tenant)
+        job_id = await confirm_suggestion(http, tenant.editor, FEED)
         done = await imported(http, tenant, job_id)
         assert done["status"] == "done" and done["created"] == 2, done
         assert worker.poll() is None

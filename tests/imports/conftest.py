@@ -35,6 +35,16 @@ async def wait_done(client, headers, job_id: str, timeout: float = 60) -> dict:
     return await wait_for(finished, timeout=timeout)
 
 
+async def confirm_suggestion(client, headers, content: bytes, filename: str = "feed.csv") -> str:
+    """Upload and confirm the suggestion unchanged; the job id (the import is queued)."""
+    r = await upload(client, headers, content, filename)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    r = await confirm(client, headers, job)
+    assert r.status_code == 202, r.text
+    return job["job_id"]
+
+
 async def import_file(client, headers, content: bytes, *, mapping=None, schema=None, **extra) -> tuple[dict, dict]:
     """Upload, confirm the suggestion (or the given mapping/schema), wait; returns (suggestion, final job)."""
     r = await upload(client, headers, content)
