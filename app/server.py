@@ -37,6 +37,15 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
         self._in_head = True
 
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser cannot read gets the API's JSON error shape, not uvicorn's plain text."""
+        body = orjson.dumps({"detail": msg})
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.transport.close()
+
     def _refuse_head(self) -> None:
         self.logger.warning("Request head larger than %d bytes refused.", self.max_head_bytes)
         if self.cycle is not None and not self.cycle.response_complete:

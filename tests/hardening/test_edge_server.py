@@ -146,6 +146,16 @@ def test_a_huge_request_header_is_a_431_at_once(server):
     assert httpx.get(f"{server.url}/healthz", headers={"x-fine": "a" * 60_000}).status_code == 200
 
 
+def test_a_request_the_parser_cannot_read_gets_a_json_400(server):
+    """A request line with control characters (schemathesis sent one) is a 400 in the API's JSON
+    error shape, as the OpenAPI document declares, not uvicorn's plain text."""
+    sock = _connect(server)
+    sock.sendall(b"GET /api/pim/categories/?x=\x01\x1b HTTP/1.1\r\nhost: pim\r\n\r\n")
+    status, head = _read_status(sock, timeout=5)
+    assert status == 400 and b"content-type: application/json" in head.lower(), head
+    sock.close()
+
+
 def test_two_64_mib_headers_do_not_stall_other_requests(server):
     """Finding 4: while two clients send 64 MiB headers, /healthz keeps answering quickly."""
     socks = [_connect(server) for _ in range(2)]
