@@ -41,12 +41,12 @@ def _redis_test_url(url: str) -> str:
 
 def _on_postgres_server(url: str, *statements: str) -> None:
     """Run statements on the server of `url`, connected to its `postgres` database."""
-    target = make_url(url)
+    from app.db import pg_dsn
+
+    server = make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
     async def run() -> None:
-        conn = await asyncpg.connect(
-            host=target.host, port=target.port or 5432, user=target.username, password=target.password, database="postgres"
-        )
+        conn = await asyncpg.connect(pg_dsn(server))
         try:
             for statement in statements:
                 await conn.execute(statement)
@@ -60,10 +60,10 @@ def _quoted_database(url: str) -> str:
     return '"{}"'.format(make_url(url).database.replace('"', '""'))
 
 
-async def _drop_clickhouse(url: str) -> None:
+def _drop_clickhouse(url: str) -> None:
     from app.clickhouse import drop_database
 
-    await drop_database(url)
+    asyncio.run(drop_database(url))
 
 
 def use_test_databases() -> None:
@@ -85,7 +85,7 @@ def use_test_databases() -> None:
 def create_test_databases() -> None:
     name = _quoted_database(os.environ["PIM_DATABASE_URL"])
     _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
-    asyncio.run(_drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"]))
+    _drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"])
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
@@ -94,6 +94,6 @@ def drop_test_databases() -> None:
     if os.environ.get("PIM_TEST_KEEP_DATABASES") == "1":
         return
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
-    asyncio.run(_drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"]))
+    _drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"])
     name = _quoted_database(os.environ["PIM_DATABASE_URL"])
     _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
