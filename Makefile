@@ -4,6 +4,7 @@
 #   make services   Postgres, Redis, ClickHouse reachable; URLs written to .env
 #   make migrate    install + services, then `pim migrate`
 #   make run        migrate, then worker + demo tenant + API (PORT=8000 WORKERS=2)
+#   make lint       ruff (lint + format check) and mypy over app, workers, tests, bench
 #   make test       install + services, then pytest on databases of its own (tests/databases.py)
 #   make bench      migrate, then a benchmark (BENCH=bench/catalog.py BENCH_ARGS="--n 1000000")
 #   make stop       stop the private service instances under .services/
@@ -28,7 +29,7 @@ BENCH_ARGS  ?=
 
 PIM := $(VENV)/bin/pim
 
-.PHONY: help install services migrate run test bench stop clean
+.PHONY: help install services migrate run lint test bench stop clean
 
 help:
 	@sed -n 's/^#   make /  make /p' $(firstword $(MAKEFILE_LIST))
@@ -44,6 +45,13 @@ migrate: install services
 
 run: migrate
 	PORT=$(PORT) WORKERS=$(WORKERS) bash scripts/run.sh
+
+LINT_PATHS := app workers tests bench migrations scripts
+
+lint: install
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
 
 test: install services
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

@@ -22,9 +22,8 @@ async def _with_session(fn):
 
     engine = create_engine(get_settings(), pool_size=1, max_overflow=0)
     try:
-        async with create_sessionmaker(engine)() as session:
-            async with session.begin():
-                return await fn(session)
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await fn(session)
     finally:
         await engine.dispose()
 
@@ -34,7 +33,9 @@ def cmd_tenant_create(args) -> int:
 
     async def run(session):
         tenant = await create_tenant(session, slug=args.slug)
-        _key, secret = await create_api_key(session, tenant.id, name=f"{args.slug} admin", role=Role.admin)
+        _key, secret = await create_api_key(
+            session, tenant.id, name=f"{args.slug} admin", role=Role.admin
+        )
         return {"tenant_id": tenant.id, "slug": tenant.slug, "api_key": secret}
 
     _print(asyncio.run(_with_session(run)))
@@ -46,7 +47,9 @@ def cmd_apikey_create(args) -> int:
 
     async def run(session):
         tenant = await get_tenant_by_slug(session, args.tenant)
-        row, secret = await create_api_key(session, tenant.id, name=args.name or f"{args.role} key", role=Role(args.role))
+        row, secret = await create_api_key(
+            session, tenant.id, name=args.name or f"{args.role} key", role=Role(args.role)
+        )
         return {"id": row.id, "api_key": secret, "role": row.role, "tenant_id": tenant.id}
 
     _print(asyncio.run(_with_session(run)))
@@ -58,7 +61,11 @@ def cmd_token(args) -> int:
 
     async def run(session):
         tenant = await get_tenant_by_slug(session, args.tenant)
-        return {"token": issue_token(get_settings(), tenant_id=tenant.id, role=Role(args.role), ttl=args.ttl)}
+        return {
+            "token": issue_token(
+                get_settings(), tenant_id=tenant.id, role=Role(args.role), ttl=args.ttl
+            )
+        }
 
     _print(asyncio.run(_with_session(run)))
     return 0
@@ -106,12 +113,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pim", description="PIM service command line")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True
+    )
     create = tenant.add_parser("create", help="create a tenant and an admin API key")
     create.add_argument("slug")
     create.set_defaults(func=cmd_tenant_create)
 
-    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
     key_create = apikey.add_parser("create", help="create an API key")
     key_create.add_argument("--tenant", required=True, help="tenant slug")
     key_create.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
@@ -124,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
 
-    sub.add_parser("migrate", help="apply Postgres and ClickHouse migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="apply Postgres and ClickHouse migrations").set_defaults(
+        func=cmd_migrate
+    )
 
     serve = sub.add_parser("serve", help="run the API")
     serve.add_argument("--host", default="127.0.0.1")

@@ -45,8 +45,14 @@ def _split_database(url: str) -> tuple[str, str]:
 class ClickHouse:
     def __init__(self, settings: Settings):
         self.url = settings.clickhouse_url
-        self._pool = Pool(minsize=0, maxsize=settings.clickhouse_pool_size, idle_timeout=60, dsn=self.url,
-                          connect_timeout=3, send_receive_timeout=60)
+        self._pool = Pool(
+            minsize=0,
+            maxsize=settings.clickhouse_pool_size,
+            idle_timeout=60,
+            dsn=self.url,
+            connect_timeout=3,
+            send_receive_timeout=60,
+        )
         self._started = False
         self._lock = asyncio.Lock()
 
@@ -63,27 +69,26 @@ class ClickHouse:
             await self._ensure_started()
             async with self._pool.connection() as conn:
                 yield conn
-        except (OSError, asyncio.TimeoutError, NetworkError, SocketTimeoutError, AsynchPoolError) as exc:
+        except (TimeoutError, OSError, NetworkError, SocketTimeoutError, AsynchPoolError) as exc:
             raise Unavailable("ClickHouse is unavailable") from exc
 
     async def fetch(self, query: str, params: dict[str, Any] | None = None) -> list[tuple]:
-        async with self.connection() as conn:
-            async with conn.cursor() as cursor:
-                await cursor.execute(query, params)
-                return await cursor.fetchall()
+        async with self.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(query, params)
+            return await cursor.fetchall()
 
     async def execute(self, query: str, params: dict[str, Any] | None = None) -> None:
-        async with self.connection() as conn:
-            async with conn.cursor() as cursor:
-                await cursor.execute(query, params)
+        async with self.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(query, params)
 
-    async def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    async def insert(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
         """Insert a block of rows (row-oriented tuples) in one request."""
         if not rows:
             return
-        async with self.connection() as conn:
-            async with conn.cursor() as cursor:
-                await cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
+        async with self.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
 
     async def ping(self) -> bool:
         await self.fetch("SELECT 1")
@@ -98,16 +103,14 @@ class ClickHouse:
 async def drop_database(url: str) -> None:
     """Drop the database a ClickHouse URL names (the test session's own, at its end)."""
     server_url, database = _split_database(url)
-    async with Connection(dsn=server_url, connect_timeout=5) as conn:
-        async with conn.cursor() as cursor:
-            await cursor.execute(f"DROP DATABASE IF EXISTS `{database.replace('`', '')}`")
+    async with Connection(dsn=server_url, connect_timeout=5) as conn, conn.cursor() as cursor:
+        await cursor.execute(f"DROP DATABASE IF EXISTS `{database.replace('`', '')}`")
 
 
 async def migrate_clickhouse(settings: Settings) -> list[str]:
     server_url, database = _split_database(settings.clickhouse_url)
-    async with Connection(dsn=server_url, connect_timeout=5) as conn:
-        async with conn.cursor() as cursor:
-            await cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    async with Connection(dsn=server_url, connect_timeout=5) as conn, conn.cursor() as cursor:
+        await cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     applied = []
     async with Connection(dsn=settings.clickhouse_url, connect_timeout=5) as conn:
         async with conn.cursor() as cursor:

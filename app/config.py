@@ -19,7 +19,9 @@ class Settings(BaseSettings):
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_public_key: str | None = None
-    jwt_private_key: str | None = Field(default=None, description="only for `pim token` with RS256/ES256")
+    jwt_private_key: str | None = Field(
+        default=None, description="only for `pim token` with RS256/ES256"
+    )
     jwt_algorithm: Literal["HS256", "RS256", "ES256"] = "HS256"
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
@@ -74,7 +76,9 @@ class Settings(BaseSettings):
     def _refuse_default_secrets(self) -> "Settings":
         if self.env != "dev" and not self.jwt_public_key:
             if self.jwt_secret == DEV_JWT_SECRET:
-                raise ValueError("PIM_JWT_SECRET (or PIM_JWT_PUBLIC_KEY) must be set outside dev mode")
+                raise ValueError(
+                    "PIM_JWT_SECRET (or PIM_JWT_PUBLIC_KEY) must be set outside dev mode"
+                )
             if len(self.jwt_secret) < 32:
                 raise ValueError("PIM_JWT_SECRET must be at least 32 characters outside dev mode")
         return self

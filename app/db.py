@@ -16,8 +16,20 @@ import asyncpg
 from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, ORMExecuteState, Session, mapped_column, with_loader_criteria
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
 
 from app.config import Settings
 from app.errors import PoolExhausted
@@ -139,7 +151,9 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     if tenant_id is None or not (state.is_select or state.is_update or state.is_delete):
         return
     state.statement = state.statement.options(
-        with_loader_criteria(TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
+        with_loader_criteria(
+            TenantScoped, lambda cls: cls.tenant_id == tenant_id, include_aliases=True
+        )
     )
 
 
@@ -214,12 +228,12 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
-async def session_scope(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int | None = None) -> AsyncIterator[AsyncSession]:
+async def session_scope(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int | None = None
+) -> AsyncIterator[AsyncSession]:
     """Yield a session in a transaction: commit on success, roll back on error."""
     async with sessionmaker() as session:
         if tenant_id is not None:
             session.info["tenant_id"] = tenant_id
         async with session.begin():
             yield session
-
-

@@ -13,10 +13,18 @@ from app.config import Settings
 from app.db import TenantReader
 from app.errors import Forbidden, TooManyRequests
 
-api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="ApiKeyAuth",
-                              description="An API key created with `pim apikey create` or POST /api/auth/api-keys/")
-bearer_scheme = HTTPBearer(auto_error=False, scheme_name="BearerAuth", bearerFormat="JWT",
-                           description="A JWT with `tenant_id`, `role` and `exp` claims")
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKeyAuth",
+    description="An API key created with `pim apikey create` or POST /api/auth/api-keys/",
+)
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerAuth",
+    bearerFormat="JWT",
+    description="A JWT with `tenant_id`, `role` and `exp` claims",
+)
 
 PG_BIGINT_MAX = 2**63 - 1
 ObjectId = Annotated[int, Path(ge=1, le=PG_BIGINT_MAX, description="Object id")]
@@ -67,7 +75,9 @@ Editor = Annotated[Principal, Depends(require_role(Role.editor))]
 Admin = Annotated[Principal, Depends(require_role(Role.admin))]
 
 
-async def _tenant_session(session: RawSession, principal: Annotated[Principal, Depends(get_principal)]) -> AsyncSession:
+async def _tenant_session(
+    session: RawSession, principal: Annotated[Principal, Depends(get_principal)]
+) -> AsyncSession:
     session.info["tenant_id"] = principal.tenant_id  # scopes every ORM statement of this request
     return session
 
@@ -76,7 +86,9 @@ async def _tenant_session(session: RawSession, principal: Annotated[Principal, D
 Session = Annotated[AsyncSession, Depends(_tenant_session)]
 
 
-async def _tenant_reader(request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]) -> TenantReader:
+async def _tenant_reader(
+    request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]
+) -> TenantReader:
     return TenantReader(principal.tenant_id, request.app.state.read_pool)
 
 
@@ -84,11 +96,16 @@ async def _tenant_reader(request: Request, principal: Annotated[Principal, Depen
 Reader = Annotated[TenantReader, Depends(_tenant_reader)]
 
 
-async def _heavy_read_slot(request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]) -> AsyncIterator[None]:
+async def _heavy_read_slot(
+    request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]
+) -> AsyncIterator[None]:
     with request.app.state.heavy_reads.slot(principal.tenant_id):
         quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id)
         if quota is not None and not quota.allowed:
-            raise TooManyRequests("Too many previews for this tenant; retry later", retry_after=quota.retry_after_seconds)
+            raise TooManyRequests(
+                "Too many previews for this tenant; retry later",
+                retry_after=quota.retry_after_seconds,
+            )
         yield
 
 

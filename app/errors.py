@@ -7,12 +7,13 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from app.responses import OrjsonResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+
+from app.responses import OrjsonResponse
 
 log = structlog.get_logger("pim.errors")
 
@@ -116,8 +117,12 @@ _CONCURRENCY_STATES = frozenset({"40P01", "40001"})
 
 def _concurrent_write(exc: Exception) -> OrjsonResponse:
     log.warning("concurrent_write_conflict", error=str(exc)[:300])
-    return _json(503, "The database aborted this request to resolve a conflict with a concurrent write; "
-                 "nothing was written, retry it", {"Retry-After": "1"})
+    return _json(
+        503,
+        "The database aborted this request to resolve a conflict with a concurrent write; "
+        "nothing was written, retry it",
+        {"Retry-After": "1"},
+    )
 
 
 MAX_ECHOED_CHARS = 1000
@@ -150,8 +155,18 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
             # A JSON body that is not UTF-8 text: malformed JSON like any other (FastAPI answers 422
             # `json_invalid` for bad syntax but a bare 400 for bad encoding).
-            return _json(422, [{"type": "json_invalid", "loc": ["body"], "msg": "JSON decode error",
-                                "input": None, "ctx": {"error": "the body is not valid UTF-8"}}])
+            return _json(
+                422,
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ["body"],
+                        "msg": "JSON decode error",
+                        "input": None,
+                        "ctx": {"error": "the body is not valid UTF-8"},
+                    }
+                ],
+            )
         return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -162,16 +177,24 @@ def install_error_handlers(app: FastAPI) -> None:
             err.pop("url", None)
             ctx = err.get("ctx")
             if ctx:
-                err["ctx"] = {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v)) for k, v in ctx.items()}
+                err["ctx"] = {
+                    k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+                    for k, v in ctx.items()
+                }
             if isinstance(err.get("input"), (bytes, bytearray)):
                 err["input"] = err["input"].decode("utf-8", "replace")
             err["input"] = _short_input(err.get("input"))
             errors.append(err)
         return _json(422, errors)
 
-    def _database_error(request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False):
+    def _database_error(
+        request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
+    ):
         if sqlstate == "57014":
-            return _json(503, "The database statement took too long and was cancelled: narrow the filters, or retry a write later")
+            return _json(
+                503,
+                "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
+            )
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
         if unavailable or sqlstate.startswith(("08", "57P")):
@@ -188,10 +211,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError):
         orig = getattr(exc, "orig", None)
-        sqlstate = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None) or ""
+        sqlstate = (
+            getattr(orig, "sqlstate", None)
+            or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+            or ""
+        )
         if "QueryCanceled" in type(orig).__name__:
             sqlstate = "57014"
-        return _database_error(request, exc, sqlstate, unavailable=isinstance(exc, (OperationalError, InterfaceError)))
+        return _database_error(
+            request, exc, sqlstate, unavailable=isinstance(exc, (OperationalError, InterfaceError))
+        )
 
     @app.exception_handler(asyncpg.PostgresError)
     async def _asyncpg_error(request: Request, exc: asyncpg.PostgresError):
@@ -221,7 +250,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
-        if isinstance(exc, RecursionError) or isinstance(getattr(exc, "orig", None), RecursionError):
+        if isinstance(exc, RecursionError) or isinstance(
+            getattr(exc, "orig", None), RecursionError
+        ):
             # a value nested deeper than some code path can walk (the API refuses most of them earlier)
             log.warning("recursion_limit", path=request.url.path)
             return _json(400, "A value is nested too deeply")

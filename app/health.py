@@ -24,11 +24,17 @@ class Health(BaseModel):
 class DependencyStatus(BaseModel):
     status: str = Field(description="`up` or `down`")
     latency_ms: float | None = None
-    error: str | None = Field(default=None, description="the kind of failure (an exception's type name); details are in the server log")
-    heartbeat_age_s: float | None = Field(
-        default=None, description="`worker` only: seconds since the newest heartbeat of any worker (none yet: null)"
+    error: str | None = Field(
+        default=None,
+        description="the kind of failure (an exception's type name); details are in the server log",
     )
-    workers: int | None = Field(default=None, description="`worker` only: workers whose heartbeat is recent")
+    heartbeat_age_s: float | None = Field(
+        default=None,
+        description="`worker` only: seconds since the newest heartbeat of any worker (none yet: null)",
+    )
+    workers: int | None = Field(
+        default=None, description="`worker` only: workers whose heartbeat is recent"
+    )
 
 
 class Readiness(BaseModel):
@@ -54,9 +60,15 @@ async def _timed(check) -> DependencyStatus:
         await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
     except Exception as exc:  # any failure means "not ready", whatever its type
         # anonymous callers get the kind of failure only: its message names internal hosts and ports
-        log.warning("readiness_check_failed", check=check.__name__, error=f"{type(exc).__name__}: {exc}"[:300])
+        log.warning(
+            "readiness_check_failed",
+            check=check.__name__,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
         return DependencyStatus(status="down", error=type(exc).__name__)
-    return DependencyStatus(status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2))
+    return DependencyStatus(
+        status="up", latency_ms=round((time.perf_counter() - started) * 1000, 2)
+    )
 
 
 @router.get(
@@ -80,10 +92,14 @@ async def readyz(request: Request):
     async def clickhouse():
         await state.clickhouse.ping()
 
-    results = await asyncio.gather(_timed(postgres), _timed(redis), _timed(clickhouse), _worker(request))
+    results = await asyncio.gather(
+        _timed(postgres), _timed(redis), _timed(clickhouse), _worker(request)
+    )
     checks = dict(zip(("postgres", "redis", "clickhouse", "worker"), results, strict=True))
     ready = all(c.status == "up" for name, c in checks.items() if name != "worker")
-    status = ("ready" if checks["worker"].status == "up" else "degraded") if ready else "unavailable"
+    status = (
+        ("ready" if checks["worker"].status == "up" else "degraded") if ready else "unavailable"
+    )
     body = Readiness(status=status, checks=checks)
     return OrjsonResponse(body.model_dump(), status_code=200 if ready else 503)
 
@@ -94,11 +110,15 @@ async def _worker(request: Request) -> DependencyStatus:
     load balancer; the entry (and `degraded`) is what to alert on."""
     timeout = request.app.state.settings.worker_heartbeat_timeout_seconds
     try:
-        age, alive = await asyncio.wait_for(newest_heartbeat(request.app.state.arq, max_age=timeout), CHECK_TIMEOUT_S)
+        age, alive = await asyncio.wait_for(
+            newest_heartbeat(request.app.state.arq, max_age=timeout), CHECK_TIMEOUT_S
+        )
     except Exception as exc:  # Redis down: the heartbeats cannot be read
         return DependencyStatus(status="down", error=f"heartbeats unreadable: {type(exc).__name__}")
     heard = age is not None and age < timeout
     return DependencyStatus(
-        status="up" if heard else "down", heartbeat_age_s=None if age is None else round(age, 1), workers=alive,
+        status="up" if heard else "down",
+        heartbeat_age_s=None if age is None else round(age, 1),
+        workers=alive,
         error=None if heard else f"no worker heartbeat in the last {timeout:g} s",
     )

@@ -11,9 +11,6 @@ from fastapi.routing import APIRoute
 from app.auth.cache import PrincipalCache
 from app.auth.router import router as auth_router
 from app.catalog.router import categories_router, schema_router, views_router
-from app.products.router import facets_router
-from app.products.router import router as products_router
-from app.segments.router import router as segments_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_read_pool, create_sessionmaker
@@ -23,8 +20,11 @@ from app.imports.router import router as imports_router
 from app.log import configure_logging
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
 from app.pims.router import router as pims_router
+from app.products.router import facets_router
+from app.products.router import router as products_router
 from app.ratelimit import ConcurrencyLimiter, RateLimiter
 from app.routing import check_routes_guarded
+from app.segments.router import router as segments_router
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -51,13 +51,21 @@ def _integer_bounds(node: Any) -> None:
         _integer_bounds(value)
 
 
-RATE_LIMITED = ("Rate limit exceeded (the API key's or the tenant's token bucket is empty, or too many failed "
-                "authentications from this address), or too many concurrent heavy requests: retry after `Retry-After` seconds")
+RATE_LIMITED = (
+    "Rate limit exceeded (the API key's or the tenant's token bucket is empty, or too many failed "
+    "authentications from this address), or too many concurrent heavy requests: retry after `Retry-After` seconds"
+)
 RATE_LIMIT_HEADERS = {
     "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}},
     "RateLimit-Limit": {"description": "the bucket's size (burst)", "schema": {"type": "integer"}},
-    "RateLimit-Remaining": {"description": "requests left in the bucket now", "schema": {"type": "integer"}},
-    "RateLimit-Reset": {"description": "seconds until the bucket is full again", "schema": {"type": "integer"}},
+    "RateLimit-Remaining": {
+        "description": "requests left in the bucket now",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Reset": {
+        "description": "seconds until the bucket is full again",
+        "schema": {"type": "integer"},
+    },
 }
 DESCRIPTION = """Multi-tenant Product Information Management API. Authenticate with `X-API-Key` or a Bearer JWT.
 
@@ -89,15 +97,37 @@ def _document_common_errors(app: FastAPI) -> None:
                 for operation in operations.values():
                     responses = operation.setdefault("responses", {})
                     if "requestBody" in operation:
-                        responses.setdefault("400", {"description": "Bad request", "content": error})
-                        responses.setdefault("409", {"description": "A unique value (name, SKU, slug) is already taken, "
-                                                     "possibly by a concurrent request", "content": error})
-                        responses.setdefault("413", {"description": "Payload too large", "content": error})
+                        responses.setdefault(
+                            "400", {"description": "Bad request", "content": error}
+                        )
+                        responses.setdefault(
+                            "409",
+                            {
+                                "description": "A unique value (name, SKU, slug) is already taken, "
+                                "possibly by a concurrent request",
+                                "content": error,
+                            },
+                        )
+                        responses.setdefault(
+                            "413", {"description": "Payload too large", "content": error}
+                        )
                     if operation.get("security"):
-                        responses.setdefault("429", {"description": RATE_LIMITED, "content": error,
-                                                     "headers": RATE_LIMIT_HEADERS})
-                        responses.setdefault("503", {"description": "A backing service is unavailable, or every "
-                                                     "database connection stayed busy (with `Retry-After`)", "content": error})
+                        responses.setdefault(
+                            "429",
+                            {
+                                "description": RATE_LIMITED,
+                                "content": error,
+                                "headers": RATE_LIMIT_HEADERS,
+                            },
+                        )
+                        responses.setdefault(
+                            "503",
+                            {
+                                "description": "A backing service is unavailable, or every "
+                                "database connection stayed busy (with `Retry-After`)",
+                                "content": error,
+                            },
+                        )
             _integer_bounds(schema)
         return app.openapi_schema
 
@@ -114,7 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
         app.state.read_pool = await create_read_pool(settings)
         # Built without a ping so that the API starts (and /readyz reports) while Redis is down.
-        app.state.arq = ArqRedis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        app.state.arq = ArqRedis.from_url(
+            settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+        )
         app.state.clickhouse = ClickHouse(settings)
         app.state.rate_limiter = RateLimiter(app.state.arq, settings)
         app.state.heavy_reads = ConcurrencyLimiter(settings.heavy_reads_per_tenant)
@@ -159,8 +191,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _document_common_errors(app)
     check_routes_guarded(app)
 
-    app.add_middleware(BodyLimitMiddleware, json_limit=settings.max_json_body_bytes, upload_limit=settings.max_upload_bytes,
-                       upload_routes=frozenset({("POST", app.url_path_for("upload_import_csv"))}))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        json_limit=settings.max_json_body_bytes,
+        upload_limit=settings.max_upload_bytes,
+        upload_routes=frozenset({("POST", app.url_path_for("upload_import_csv"))}),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
     return app

@@ -5,13 +5,15 @@ import time
 import uuid
 
 import orjson
-from starlette.exceptions import HTTPException
 import structlog
+from starlette.exceptions import HTTPException
 
 log = structlog.get_logger("pim.access")
 
 # Paths whose canonical form has no trailing slash; every other route ends with "/".
-NO_SLASH_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"})
+NO_SLASH_PATHS = frozenset(
+    {"/healthz", "/readyz", "/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"}
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -36,7 +38,11 @@ class TrailingSlashMiddleware:
 
 async def _send_json(send, status: int, detail: str, extra_headers=()) -> None:
     body = orjson.dumps({"detail": detail})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra_headers]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra_headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -97,7 +103,9 @@ class BodyLimitMiddleware:
     `Connection: close`: the server then drops the connection instead of reading the rest of the
     body to reach the next request."""
 
-    def __init__(self, app, *, json_limit: int, upload_limit: int, upload_routes: frozenset[tuple[str, str]]):
+    def __init__(
+        self, app, *, json_limit: int, upload_limit: int, upload_routes: frozenset[tuple[str, str]]
+    ):
         self.app = app
         self.json_limit = json_limit
         self.upload_limit = upload_limit
@@ -106,7 +114,11 @@ class BodyLimitMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             return await self.app(scope, receive, send)
-        limit = self.upload_limit if (scope["method"], scope["path"]) in self.upload_routes else self.json_limit
+        limit = (
+            self.upload_limit
+            if (scope["method"], scope["path"]) in self.upload_routes
+            else self.json_limit
+        )
         has_body = False
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -115,7 +127,9 @@ class BodyLimitMiddleware:
                 except ValueError:
                     return await _send_json(send, 400, "Invalid Content-Length header", [_CLOSE])
                 if declared > limit:
-                    return await _send_json(send, 413, f"Request body is larger than {limit} bytes", [_CLOSE])
+                    return await _send_json(
+                        send, 413, f"Request body is larger than {limit} bytes", [_CLOSE]
+                    )
                 has_body = has_body or declared > 0
             elif name == b"transfer-encoding":
                 has_body = True

@@ -37,7 +37,9 @@ class ApiKey(TenantScoped, Base):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     prefix: Mapped[str] = mapped_column(String(32))
@@ -49,11 +51,15 @@ class ApiKey(TenantScoped, Base):
 class ProductSchema(TenantScoped, Base):
     __tablename__ = "product_schemas"
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     fields: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     default_currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en-us")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class Category(TenantScoped, Timestamps, Base):
@@ -63,7 +69,9 @@ class Category(TenantScoped, Timestamps, Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
-    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("categories.id", ondelete="RESTRICT"))
+    parent_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("categories.id", ondelete="RESTRICT")
+    )
     labels: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     # "Men > Shoes": materialised so that reads and the PIMS route need no recursion
     path: Mapped[str] = mapped_column(Text)
@@ -74,7 +82,9 @@ class View(TenantScoped, Timestamps, Base):
     __tablename__ = "views"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
-        Index("uq_views_one_default", "tenant_id", unique=True, postgresql_where=text("is_default")),
+        Index(
+            "uq_views_one_default", "tenant_id", unique=True, postgresql_where=text("is_default")
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -89,7 +99,13 @@ class Product(TenantScoped, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
         Index("ix_products_tenant_id_id", "tenant_id", "id"),
-        Index("ix_products_data", "tenant_id", "data", postgresql_using="gin", postgresql_ops={"data": "jsonb_path_ops"}),
+        Index(
+            "ix_products_data",
+            "tenant_id",
+            "data",
+            postgresql_using="gin",
+            postgresql_ops={"data": "jsonb_path_ops"},
+        ),
         Index(
             "ix_products_name_trgm",
             "tenant_id",
@@ -98,8 +114,18 @@ class Product(TenantScoped, Timestamps, Base):
             postgresql_ops={"name": "gin_trgm_ops"},
         ),
         Index("ix_products_categories", "tenant_id", "categories", postgresql_using="gin"),
-        Index("ix_products_variation_of", "tenant_id", "variation_of", postgresql_where=text("variation_of IS NOT NULL")),
-        Index("ix_products_tenant_live", "tenant_id", "id", postgresql_where=text("status <> 'deleted'")),
+        Index(
+            "ix_products_variation_of",
+            "tenant_id",
+            "variation_of",
+            postgresql_where=text("variation_of IS NOT NULL"),
+        ),
+        Index(
+            "ix_products_tenant_live",
+            "tenant_id",
+            "id",
+            postgresql_where=text("status <> 'deleted'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
@@ -119,7 +145,9 @@ class FacetCount(Base):
     __tablename__ = "facet_counts"
     __table_args__ = (Index("ix_facet_counts_top", "tenant_id", "field", text("n DESC"), "value"),)
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     field: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[str] = mapped_column(Text, primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger)
@@ -140,8 +168,12 @@ class ImportJob(TenantScoped, Base):
     # how the worker reads the stored file: headers, escapechar, line break, per-column parse hints
     parse_options: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     columns: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
-    suggested_schema: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
-    suggested_mapping: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    suggested_schema: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    suggested_mapping: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, server_default=text("'{}'::jsonb")
+    )
     mapping: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     total_rows: Mapped[int | None] = mapped_column(BigInteger)
     processed_rows: Mapped[int] = mapped_column(BigInteger, server_default="0")
@@ -188,10 +220,14 @@ class HeaderMapping(TenantScoped, Base):
 
     __tablename__ = "header_mappings"
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
     header_key: Mapped[str] = mapped_column(Text, primary_key=True)
     field: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 class Segment(TenantScoped, Timestamps, Base):

@@ -58,7 +58,9 @@ async def forget(redis: ArqRedis, member: str) -> None:
     await redis.zrem(HEARTBEATS_KEY, member)
 
 
-async def heartbeat_loop(redis: ArqRedis, member: str, *, timeout: float, stop: asyncio.Event) -> None:
+async def heartbeat_loop(
+    redis: ArqRedis, member: str, *, timeout: float, stop: asyncio.Event
+) -> None:
     """Beat `BEATS_PER_TIMEOUT` times per `timeout` until `stop` is set; while Redis is down beats
     are only skipped. Stopped by the event, not cancelled: a beat cut off in flight could reach
     Redis after `forget` and bring the stopped worker back to life."""
@@ -71,7 +73,9 @@ async def heartbeat_loop(redis: ArqRedis, member: str, *, timeout: float, stop: 
             down = False
         except REDIS_DOWN as exc:
             if not down:
-                log.warning("heartbeat_failed", worker=member, error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning(
+                    "heartbeat_failed", worker=member, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
             down = True
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout / BEATS_PER_TIMEOUT)
@@ -89,7 +93,9 @@ async def newest_heartbeat(redis: ArqRedis, *, max_age: float) -> tuple[float | 
     return max(0.0, now - newest[0][1]), alive
 
 
-async def jobs_waiting(redis: ArqRedis, *, besides: str, queue_name: str = default_queue_name) -> bool:
+async def jobs_waiting(
+    redis: ArqRedis, *, besides: str, queue_name: str = default_queue_name
+) -> bool:
     """Whether a job has been due for `WAITING_AFTER_MS` and no worker has started it (all slots busy).
 
     Jobs of the asking work (`besides`, the base of its job ids) do not count: a duplicate of
@@ -128,7 +134,9 @@ async def lease_free(raw, key_sql: str, arg) -> bool:
 class Pending:
     """Work that Postgres says is pending, and how to queue a job for it."""
 
-    base: str  # every job of this work has this id or an id starting with it and ":" (import slices)
+    base: (
+        str  # every job of this work has this id or an id starting with it and ":" (import slices)
+    )
     function: str
     args: tuple
     new_job_id: str
@@ -140,7 +148,10 @@ def _base(job_id: str) -> str:
 
 
 async def revive(
-    redis: ArqRedis, pending: Sequence[Pending], *, lease_free: Callable[[Pending], Awaitable[bool]],
+    redis: ArqRedis,
+    pending: Sequence[Pending],
+    *,
+    lease_free: Callable[[Pending], Awaitable[bool]],
     queue_name: str = default_queue_name,
 ) -> Counter[str]:
     """Give pending work a runnable job; counts of what was found: 'live', 'released', 'enqueued'.

@@ -29,7 +29,9 @@ from app.errors import TooManyRequests
 log = structlog.get_logger("pim.ratelimit")
 
 RETRY_REDIS_AFTER_S = 5.0
-REDIS_TIMEOUT_S = 1.0  # a hung Redis must not hold every request for the client's 5 s socket timeout
+REDIS_TIMEOUT_S = (
+    1.0  # a hung Redis must not hold every request for the client's 5 s socket timeout
+)
 
 # KEYS: the buckets. ARGV[1]: now in ms; ARGV[2]: 'take' (a token from each if every bucket holds
 # one), 'peek' (nothing taken) or 'charge' (a token from each, down to 0, no check); then burst
@@ -105,13 +107,27 @@ class RateLimiter:
     def _request_buckets(self, tenant_id: int, subject: str) -> list[Bucket]:
         s = self._settings
         return [
-            Bucket(f"pim:rl:key:{tenant_id}:{subject[:200]}", s.rate_limit_key_burst, s.rate_limit_key_per_second),
-            Bucket(f"pim:rl:tenant:{tenant_id}", s.rate_limit_tenant_burst, s.rate_limit_tenant_per_second),
+            Bucket(
+                f"pim:rl:key:{tenant_id}:{subject[:200]}",
+                s.rate_limit_key_burst,
+                s.rate_limit_key_per_second,
+            ),
+            Bucket(
+                f"pim:rl:tenant:{tenant_id}",
+                s.rate_limit_tenant_burst,
+                s.rate_limit_tenant_per_second,
+            ),
         ]
 
     def _ip_bucket(self, ip: str) -> list[Bucket]:
         s = self._settings
-        return [Bucket(f"pim:rl:auth-failures:{ip}", s.auth_failures_per_ip_burst, s.auth_failures_per_ip_per_second)]
+        return [
+            Bucket(
+                f"pim:rl:auth-failures:{ip}",
+                s.auth_failures_per_ip_burst,
+                s.auth_failures_per_ip_per_second,
+            )
+        ]
 
     async def _run(self, buckets: list[Bucket], mode: str) -> Quota | None:
         """The buckets' answer, or None when limits are off or Redis cannot be asked."""
@@ -122,13 +138,24 @@ class RateLimiter:
             args += [bucket.burst, bucket.rate]
         try:
             allowed, limit, remaining, reset_ms, retry_ms = await asyncio.wait_for(
-                self._script(keys=[b.key for b in buckets], args=args), REDIS_TIMEOUT_S)
+                self._script(keys=[b.key for b in buckets], args=args), REDIS_TIMEOUT_S
+            )
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_S
-            log.warning("rate_limits_not_enforced", reason="redis unavailable", error=str(exc)[:300],
-                        retry_in_s=RETRY_REDIS_AFTER_S)
+            log.warning(
+                "rate_limits_not_enforced",
+                reason="redis unavailable",
+                error=str(exc)[:300],
+                retry_in_s=RETRY_REDIS_AFTER_S,
+            )
             return None
-        return Quota(bool(allowed), int(limit), int(remaining), math.ceil(reset_ms / 1000), math.ceil(retry_ms / 1000))
+        return Quota(
+            bool(allowed),
+            int(limit),
+            int(remaining),
+            math.ceil(reset_ms / 1000),
+            math.ceil(retry_ms / 1000),
+        )
 
     async def take(self, tenant_id: int, subject: str) -> Quota | None:
         """One request of this key/subject and tenant."""
@@ -138,7 +165,10 @@ class RateLimiter:
         """One heavy read (a segment preview) of this tenant: a bucket of its own, since a single one
         costs the CPU of hundreds of plain requests."""
         s = self._settings
-        return await self._run([Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)], "take")
+        return await self._run(
+            [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)],
+            "take",
+        )
 
     async def may_look_up_credentials(self, ip: str) -> Quota | None:
         """Whether this IP may still cost us a credential lookup (its failure bucket is not empty)."""
@@ -160,8 +190,10 @@ class ConcurrencyLimiter:
     def slot(self, tenant_id: int) -> Iterator[None]:
         running = self._running.get(tenant_id, 0)
         if running >= self.limit:
-            raise TooManyRequests(f"At most {self.limit} of these requests of a tenant run at once; retry shortly",
-                                  retry_after=1)
+            raise TooManyRequests(
+                f"At most {self.limit} of these requests of a tenant run at once; retry shortly",
+                retry_after=1,
+            )
         self._running[tenant_id] = running + 1
         try:
             yield

@@ -18,7 +18,9 @@ def json_text(value: Any) -> str:
 def dumps(content: Any) -> bytes:
     try:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # a client's 100-digit integer or lone surrogate echoed back in a validation error
+    except (
+        TypeError
+    ):  # a client's 100-digit integer or lone surrogate echoed back in a validation error
         return json.dumps(content, ensure_ascii=True, default=str).encode()
 
 

@@ -36,12 +36,16 @@ class GuardedRoute(APIRoute):
             principal = await authenticate(request)
             request.state.principal = principal
             request.state.tenant_id = principal.tenant_id
-            quota = await request.app.state.rate_limiter.take(principal.tenant_id, principal.subject)
+            quota = await request.app.state.rate_limiter.take(
+                principal.tenant_id, principal.subject
+            )
             if quota is not None:
                 request.state.quota = quota
                 if not quota.allowed:
-                    raise TooManyRequests("Rate limit exceeded for this API key or tenant",
-                                          retry_after=quota.retry_after_seconds)
+                    raise TooManyRequests(
+                        "Rate limit exceeded for this API key or tenant",
+                        retry_after=quota.retry_after_seconds,
+                    )
             return await handler(request)
 
         return guarded
@@ -50,8 +54,14 @@ class GuardedRoute(APIRoute):
 def check_routes_guarded(app: FastAPI) -> None:
     """Every route that needs a caller must authenticate before reading its body: fail at startup otherwise."""
     for route in app.routes:
-        if isinstance(route, APIRoute) and not isinstance(route, GuardedRoute) and _depends_on(route.dependant, get_principal):
-            raise RuntimeError(f"{route.path} needs a caller but is not a GuardedRoute (route_class=JsonRoute)")
+        if (
+            isinstance(route, APIRoute)
+            and not isinstance(route, GuardedRoute)
+            and _depends_on(route.dependant, get_principal)
+        ):
+            raise RuntimeError(
+                f"{route.path} needs a caller but is not a GuardedRoute (route_class=JsonRoute)"
+            )
 
 
 class JsonRequest(Request):
@@ -66,7 +76,9 @@ class JsonRequest(Request):
                 # surrogate escapes) is parsed as before; invalid JSON raises json.JSONDecodeError,
                 # which FastAPI answers with a 422 `json_invalid`
                 try:
-                    self._json = json.loads(body, parse_constant=_not_json, parse_float=_finite_float)
+                    self._json = json.loads(
+                        body, parse_constant=_not_json, parse_float=_finite_float
+                    )
                 except RecursionError:
                     raise json.JSONDecodeError("nested too deeply", "", 0) from None
         return self._json

@@ -25,7 +25,11 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         # checked after parsing: a chunk that ends the head may also carry the start of a large body
-        if self._in_head and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+        if (
+            self._in_head
+            and self._head_bytes > self.max_head_bytes
+            and not self.transport.is_closing()
+        ):
             self._refuse_head()
 
     def on_headers_complete(self) -> None:
@@ -52,7 +56,9 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             # a pipelined head behind a request still being answered: no answer can go between
             self.transport.close()
             return
-        body = orjson.dumps({"detail": f"The request line and headers are larger than {self.max_head_bytes} bytes"})
+        body = orjson.dumps(
+            {"detail": f"The request line and headers are larger than {self.max_head_bytes} bytes"}
+        )
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body

@@ -30,18 +30,40 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.catalog.fields import FieldDef  # noqa: E402
-from app.config import get_settings  # noqa: E402
-from app.db import pg_dsn  # noqa: E402
-from bench.common import (  # noqa: E402
-    create_tenant, free_port, pct, start_server, stop_server, timed_http, wait_up,
+from app.catalog.fields import FieldDef
+from app.config import get_settings
+from app.db import pg_dsn
+from app.products import service as products
+from bench.common import (
+    create_tenant,
+    free_port,
+    pct,
+    start_server,
+    stop_server,
+    timed_http,
+    wait_up,
 )
-from app.products import service as products  # noqa: E402
 
 BRANDS = [f"Brand{i:02d}" for i in range(50)]
 COLORS = ["red", "green", "blue", "black", "white", "yellow", "grey", "navy"]
 TAGS = [f"tag{i}" for i in range(12)]
-WORDS = "steel chair lamp table oak linen cotton classic modern compact deluxe outdoor travel smart eco".split()
+WORDS = [
+    "steel",
+    "chair",
+    "lamp",
+    "table",
+    "oak",
+    "linen",
+    "cotton",
+    "classic",
+    "modern",
+    "compact",
+    "deluxe",
+    "outdoor",
+    "travel",
+    "smart",
+    "eco",
+]
 SCHEMA = [
     {"name": "brand", "type": "string", "filterable": True},
     {"name": "color", "type": "enum", "options": COLORS},
@@ -79,8 +101,10 @@ def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
             product["categories"] = [category_ids[i % len(category_ids)]]
         return product
 
-    return [orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
-            for start in range(0, n, batch)]
+    return [
+        orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
+        for start in range(0, n, batch)
+    ]
 
 
 async def load_bulk(base: str, headers: dict, bodies: list[bytes], concurrency: int) -> float:
@@ -91,8 +115,11 @@ async def load_bulk(base: str, headers: dict, bodies: list[bytes], concurrency: 
     async def sender(http: httpx.AsyncClient):
         while not queue.empty():
             body = queue.get_nowait()
-            response = await http.post(f"{base}/api/pim/products/bulk/", content=body,
-                                       headers={**headers, "content-type": "application/json"})
+            response = await http.post(
+                f"{base}/api/pim/products/bulk/",
+                content=body,
+                headers={**headers, "content-type": "application/json"},
+            )
             response.raise_for_status()
             result = response.json()
             assert result["failed"] == 0, result["errors"][:3]
@@ -106,7 +133,16 @@ async def load_bulk(base: str, headers: dict, bodies: list[bytes], concurrency: 
 async def copy_baseline(conn: asyncpg.Connection, tenant_id: int, n: int) -> float:
     """COPY of the same rows into the same table; only the COPY itself is timed."""
     rng = random.Random(42)
-    columns = ["tenant_id", "sku", "name", "status", "categories", "variation_of", "variation_attributes", "data"]
+    columns = [
+        "tenant_id",
+        "sku",
+        "name",
+        "status",
+        "categories",
+        "variation_of",
+        "variation_attributes",
+        "data",
+    ]
     elapsed = 0.0
     chunk = 50_000
     for start in range(0, n, chunk):
@@ -131,27 +167,49 @@ class _TenantOnly:
 async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) -> list[float]:
     """Times (ms) of the very statements the service runs for these list parameters, without HTTP."""
     where = await products.build_filters(
-        _TenantOnly(tenant_id), fields, [(k, v) for k, v in params.items() if k not in ("page", "page_size", "ordering", "q")],
-        q=params.get("q"), status=None, category=None, sku=None, sku_in=None,
+        _TenantOnly(tenant_id),
+        fields,
+        [(k, v) for k, v in params.items() if k not in ("page", "page_size", "ordering", "q")],
+        q=params.get("q"),
+        status=None,
+        category=None,
+        sku=None,
+        sku_in=None,
     )
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        await products.list_products_on(conn, where, fields, ordering=params.get("ordering"),
-                                        page=int(params.get("page", 1)), page_size=int(params.get("page_size", 50)))
+        await products.list_products_on(
+            conn,
+            where,
+            fields,
+            ordering=params.get("ordering"),
+            page=int(params.get("page", 1)),
+            page_size=int(params.get("page_size", 50)),
+        )
         times.append((time.perf_counter() - started) * 1000)
     return times
 
 
 async def facets_sql(conn, tenant_id: int, fields: dict) -> float:
-    where = await products.build_filters(_TenantOnly(tenant_id), fields, [], q=None, status=None, category=None,
-                                         sku=None, sku_in=None)
+    where = await products.build_filters(
+        _TenantOnly(tenant_id),
+        fields,
+        [],
+        q=None,
+        status=None,
+        category=None,
+        sku=None,
+        sku_in=None,
+    )
     started = time.perf_counter()
     await products.facets_on(conn, where, fields)
     return (time.perf_counter() - started) * 1000
 
 
-def wrk_get_by_id(base: str, key: str, ids: list[int], seconds: int, connections: int) -> tuple[float, float] | None:
+def wrk_get_by_id(
+    base: str, key: str, ids: list[int], seconds: int, connections: int
+) -> tuple[float, float] | None:
     if not shutil.which("wrk"):
         return None
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -173,7 +231,9 @@ end
     script.close()
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", script.name, base],
-        capture_output=True, text=True, timeout=seconds + 60,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     )
     os.unlink(script.name)
     for line in out.stdout.splitlines():
@@ -187,14 +247,21 @@ end
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
-    parser.add_argument("--categories", type=int, default=20, help="categories the products are spread over (0: none)")
+    parser.add_argument(
+        "--categories",
+        type=int,
+        default=20,
+        help="categories the products are spread over (0: none)",
+    )
     args = parser.parse_args()
 
     settings = get_settings()
@@ -209,23 +276,33 @@ async def main() -> None:
     try:
         await wait_up(base)
         async with httpx.AsyncClient(timeout=120) as http:
-            (await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)).raise_for_status()
+            (
+                await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
+            ).raise_for_status()
             category_ids = []
             for c in range(args.categories):
-                made = await http.post(f"{base}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers)
+                made = await http.post(
+                    f"{base}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers
+                )
                 category_ids.append(made.raise_for_status().json()["id"])
-        print(f"# catalog benchmark: {args.n:,} products, tenant {slug} (id {tenant['tenant_id']}), "
-              f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent, "
-              f"{args.categories} categories")
+        print(
+            f"# catalog benchmark: {args.n:,} products, tenant {slug} (id {tenant['tenant_id']}), "
+            f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent, "
+            f"{args.categories} categories"
+        )
 
         bodies = bulk_bodies(args.n, args.batch, category_ids)
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
-        scratch_id = await conn.fetchval("INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy")
+        scratch_id = await conn.fetchval(
+            "INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy"
+        )
         copy_s = await copy_baseline(conn, scratch_id, args.n)
         copy_rate = args.n / copy_s
         print(f"bulk upsert (new rows)   {bulk_rate:>10,.0f} rows/s  ({bulk_s:.1f} s)")
-        print(f"COPY baseline            {copy_rate:>10,.0f} rows/s  ({copy_s:.1f} s)  -> bulk/COPY = {bulk_rate / copy_rate:.2f}")
+        print(
+            f"COPY baseline            {copy_rate:>10,.0f} rows/s  ({copy_s:.1f} s)  -> bulk/COPY = {bulk_rate / copy_rate:.2f}"
+        )
         await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
         await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         scratch_id = None
@@ -250,31 +327,61 @@ async def main() -> None:
             f"page {last_page} (no filter)": {"page": str(last_page)},
             "exact + ordering=-price": {"color": "navy", "ordering": "-price"},
         }
-        print(f"\n{'list query':32} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'SQL p95':>9} {'ratio p50':>9}  count")
+        print(
+            f"\n{'list query':32} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'SQL p95':>9} {'ratio p50':>9}  count"
+        )
         async with httpx.AsyncClient(timeout=120) as http:
             for label, params in cases.items():
                 await timed_http(http, f"{base}/api/pim/products/", params, headers, 3)  # warm up
-                http_ms = await timed_http(http, f"{base}/api/pim/products/", params, headers, args.runs)
+                http_ms = await timed_http(
+                    http, f"{base}/api/pim/products/", params, headers, args.runs
+                )
                 sql_ms = await list_sql(conn, tenant["tenant_id"], fields, params, args.runs)
-                count = (await http.get(f"{base}/api/pim/products/", params=params, headers=headers)).json()["count"]
-                print(f"{label:32} {statistics.median(http_ms):9.1f} {pct(http_ms, .95):9.1f} "
-                      f"{statistics.median(sql_ms):9.1f} {pct(sql_ms, .95):9.1f} "
-                      f"{statistics.median(http_ms) / statistics.median(sql_ms):9.2f}  {count}")
+                count = (
+                    await http.get(f"{base}/api/pim/products/", params=params, headers=headers)
+                ).json()["count"]
+                print(
+                    f"{label:32} {statistics.median(http_ms):9.1f} {pct(http_ms, 0.95):9.1f} "
+                    f"{statistics.median(sql_ms):9.1f} {pct(sql_ms, 0.95):9.1f} "
+                    f"{statistics.median(http_ms) / statistics.median(sql_ms):9.2f}  {count}"
+                )
 
-            facet_http = await timed_http(http, f"{base}/api/pim/facets/", {}, headers, max(5, args.runs // 5))
-            facet_sql = [await facets_sql(conn, tenant["tenant_id"], fields) for _ in range(max(5, args.runs // 5))]
-            print(f"{'facets (all products)':32} {statistics.median(facet_http):9.1f} {pct(facet_http, .95):9.1f} "
-                  f"{statistics.median(facet_sql):9.1f} {pct(facet_sql, .95):9.1f} "
-                  f"{statistics.median(facet_http) / statistics.median(facet_sql):9.2f}")
-            facet_http = await timed_http(http, f"{base}/api/pim/facets/", {"brand": "Brand07"}, headers, max(5, args.runs // 5))
-            print(f"{'facets brand=Brand07':32} {statistics.median(facet_http):9.1f} {pct(facet_http, .95):9.1f}")
+            facet_http = await timed_http(
+                http, f"{base}/api/pim/facets/", {}, headers, max(5, args.runs // 5)
+            )
+            facet_sql = [
+                await facets_sql(conn, tenant["tenant_id"], fields)
+                for _ in range(max(5, args.runs // 5))
+            ]
+            print(
+                f"{'facets (all products)':32} {statistics.median(facet_http):9.1f} {pct(facet_http, 0.95):9.1f} "
+                f"{statistics.median(facet_sql):9.1f} {pct(facet_sql, 0.95):9.1f} "
+                f"{statistics.median(facet_http) / statistics.median(facet_sql):9.2f}"
+            )
+            facet_http = await timed_http(
+                http,
+                f"{base}/api/pim/facets/",
+                {"brand": "Brand07"},
+                headers,
+                max(5, args.runs // 5),
+            )
+            print(
+                f"{'facets brand=Brand07':32} {statistics.median(facet_http):9.1f} {pct(facet_http, 0.95):9.1f}"
+            )
 
-        ids = [r[0] for r in await conn.fetch(
-            "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 5000", tenant["tenant_id"])]
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 5000",
+                tenant["tenant_id"],
+            )
+        ]
         result = wrk_get_by_id(base, tenant["api_key"], ids, args.seconds, 32)
         if result:
-            print(f"\nGET /api/pim/products/{{id}}/  {result[0]:,.0f} requests/s (wrk, 32 connections, "
-                  f"{args.seconds} s), p99 {result[1]:.1f} ms")
+            print(
+                f"\nGET /api/pim/products/{{id}}/  {result[0]:,.0f} requests/s (wrk, 32 connections, "
+                f"{args.seconds} s), p99 {result[1]:.1f} ms"
+            )
     finally:
         if scratch_id is not None:
             await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)

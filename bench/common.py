@@ -30,15 +30,23 @@ def pct(values: list[float], q: float) -> float:
 
 def create_tenant(slug: str) -> dict:
     """`pim tenant create SLUG` → {"tenant_id", "slug", "api_key"}."""
-    created = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
-                             capture_output=True, text=True, check=True)
+    created = subprocess.run(
+        [sys.executable, "-m", "app.cli", "tenant", "create", slug],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return orjson.loads(created.stdout)
 
 
 def start_server(port: int, workers: int) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -64,7 +72,9 @@ async def wait_up(base: str) -> None:
     raise RuntimeError("the API did not start")
 
 
-async def timed_http(http: httpx.AsyncClient, url: str, params: dict, headers: dict, runs: int) -> list[float]:
+async def timed_http(
+    http: httpx.AsyncClient, url: str, params: dict, headers: dict, runs: int
+) -> list[float]:
     """Milliseconds of `runs` sequential GETs."""
     times = []
     for _ in range(runs):

@@ -41,8 +41,8 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import create_tenant, free_port, pct, start_server, stop_server  # noqa: E402
-from bench.load import BRANDS, COLORS, Connection, HttpError, product_ids, seed, wait_up  # noqa: E402
+from bench.common import create_tenant, free_port, pct, start_server, stop_server
+from bench.load import BRANDS, COLORS, Connection, HttpError, product_ids, seed, wait_up
 
 HOSTILE_ADDRESS = "127.0.0.2"
 ATTACKS = ("slow upload", "huge header", "preview", "burst", "wrong key")
@@ -66,7 +66,9 @@ class HostileConnection(Connection):
 
     async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, local_addr=(HOSTILE_ADDRESS, 0))
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, local_addr=(HOSTILE_ADDRESS, 0)
+            )
         return await super().request(method, path, body)
 
 
@@ -92,13 +94,26 @@ def normal_request(rng: random.Random, ids: list[int]) -> tuple[str, str, bytes 
         if rng.random() < 0.5:
             return "GET", f"/api/pim/products/?brand={rng.choice(BRANDS)}&page_size=20", None
         low = rng.randint(1, 1900)
-        return "GET", f"/api/pim/products/?price__gte={low}&price__lte={low + 100}&page_size=20", None
+        return (
+            "GET",
+            f"/api/pim/products/?price__gte={low}&price__lte={low + 100}&page_size=20",
+            None,
+        )
     data = {"stock": rng.randint(0, 500), "color": rng.choice(COLORS)}
     return "PATCH", f"/api/pim/products/{rng.choice(ids)}/", orjson.dumps({"data": data})
 
 
-async def normal_load(host: str, port: int, key: str, ids: list[int], *, rate: float, seconds: float,
-                      connections: int = 24, timeout: float = 30) -> Tally:
+async def normal_load(
+    host: str,
+    port: int,
+    key: str,
+    ids: list[int],
+    *,
+    rate: float,
+    seconds: float,
+    connections: int = 24,
+    timeout: float = 30,
+) -> Tally:
     tally = Tally()
     idle: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
@@ -147,7 +162,9 @@ def preview_definition(rng: random.Random) -> bytes:
     return orjson.dumps({"match": "any", "conditions": conditions})
 
 
-async def raw_exchange(host: str, port: int, head: bytes, body_pieces, pause: float, deadline: float) -> int | str:
+async def raw_exchange(
+    host: str, port: int, head: bytes, body_pieces, pause: float, deadline: float
+) -> int | str:
     """Send a head, then body pieces `pause` seconds apart, until the deadline or an answer; the status."""
     try:
         reader, writer = await asyncio.open_connection(host, port, local_addr=(HOSTILE_ADDRESS, 0))
@@ -177,19 +194,31 @@ async def raw_exchange(host: str, port: int, head: bytes, body_pieces, pause: fl
         writer.close()
 
 
-async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int], *, seconds: float,
-                       slow_uploads: int, kinds: list[str]) -> dict[str, Tally]:
+async def hostile_load(
+    host: str,
+    port: int,
+    keys: dict[str, str],
+    ids: list[int],
+    *,
+    seconds: float,
+    slow_uploads: int,
+    kinds: list[str],
+) -> dict[str, Tally]:
     deadline = time.monotonic() + seconds
     tallies = {kind: Tally() for kind in ATTACKS}
 
     async def slow_upload(n: int) -> None:
         key = f"x-api-key: {keys['editor']}\r\n" if n % 2 == 0 else ""
-        head = (f"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\n{key}content-type: multipart/form-data; boundary=B\r\n"
-                f"content-length: {100 * 1024 * 1024}\r\n\r\n--B\r\ncontent-disposition: form-data; name=\"file\"; "
-                f"filename=\"slow.csv\"\r\ncontent-type: text/csv\r\n\r\nsku,name\r\n").encode()
+        head = (
+            f"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\n{key}content-type: multipart/form-data; boundary=B\r\n"
+            f'content-length: {100 * 1024 * 1024}\r\n\r\n--B\r\ncontent-disposition: form-data; name="file"; '
+            f'filename="slow.csv"\r\ncontent-type: text/csv\r\n\r\nsku,name\r\n'
+        ).encode()
         while time.monotonic() < deadline:
             pieces = (b"SLOW-%d,slow\r\n" % i + b"x" * 1000 for i in range(10**9))
-            tallies["slow upload"].count(await raw_exchange(host, port, head, pieces, 1.0, deadline))
+            tallies["slow upload"].count(
+                await raw_exchange(host, port, head, pieces, 1.0, deadline)
+            )
             await asyncio.sleep(1.0)  # a slow client: refused, it tries again a second later
 
     async def huge_headers() -> None:
@@ -203,8 +232,10 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
         rng = random.Random(n)
         while time.monotonic() < deadline:
             try:
-                status, _ = await asyncio.wait_for(conn.request("POST", "/api/product-segments/preview/",
-                                                                preview_definition(rng)), 30)
+                status, _ = await asyncio.wait_for(
+                    conn.request("POST", "/api/product-segments/preview/", preview_definition(rng)),
+                    30,
+                )
             except (TimeoutError, OSError, HttpError) as exc:
                 await conn.close()
                 status = type(exc).__name__
@@ -223,7 +254,9 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
                 while remaining[0] > 0 and time.monotonic() < deadline:
                     remaining[0] -= 1
                     try:
-                        status, _ = await asyncio.wait_for(conn.request("GET", f"/api/pim/products/{random.choice(ids)}/"), 30)
+                        status, _ = await asyncio.wait_for(
+                            conn.request("GET", f"/api/pim/products/{random.choice(ids)}/"), 30
+                        )
                     except (TimeoutError, OSError, HttpError) as exc:
                         await conn.close()
                         status = type(exc).__name__
@@ -262,9 +295,18 @@ async def hostile_load(host: str, port: int, keys: dict[str, str], ids: list[int
     return tallies
 
 
-def run_hostile(host: str, port: int, keys: dict[str, str], ids: list[int], seconds: float, slow_uploads: int,
-                kinds: list[str]) -> dict:
-    return asyncio.run(hostile_load(host, port, keys, ids, seconds=seconds, slow_uploads=slow_uploads, kinds=kinds))
+def run_hostile(
+    host: str,
+    port: int,
+    keys: dict[str, str],
+    ids: list[int],
+    seconds: float,
+    slow_uploads: int,
+    kinds: list[str],
+) -> dict:
+    return asyncio.run(
+        hostile_load(host, port, keys, ids, seconds=seconds, slow_uploads=slow_uploads, kinds=kinds)
+    )
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -272,9 +314,15 @@ def run_hostile(host: str, port: int, keys: dict[str, str], ids: list[int], seco
 
 def summary(tally: Tally) -> dict:
     lat = tally.latencies
-    return {"requests": len(lat), "errors": tally.errors, "p50_ms": round(pct(lat, 0.5), 1),
-            "p95_ms": round(pct(lat, 0.95), 1), "p99_ms": round(pct(lat, 0.99), 1),
-            "statuses": {str(k): v for k, v in sorted(tally.statuses.items(), key=str)}, "error_samples": tally.samples}
+    return {
+        "requests": len(lat),
+        "errors": tally.errors,
+        "p50_ms": round(pct(lat, 0.5), 1),
+        "p95_ms": round(pct(lat, 0.95), 1),
+        "p99_ms": round(pct(lat, 0.99), 1),
+        "statuses": {str(k): v for k, v in sorted(tally.statuses.items(), key=str)},
+        "error_samples": tally.samples,
+    }
 
 
 async def run(args) -> dict:
@@ -299,35 +347,71 @@ async def run(args) -> dict:
         hostile_ids = await product_ids(base, hostile_key, args.products)
         host, port_ = urlsplit(base).hostname, urlsplit(base).port
 
-        alone = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
+        alone = await normal_load(
+            host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds
+        )
         # the hostile tenant's client in a process of its own: on the normal client's event loop, its
         # work would show up as the normal tenant's latency
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
             hostile_future = asyncio.get_running_loop().run_in_executor(
-                pool, run_hostile, host, port_, hostile_keys, hostile_ids, args.seconds, args.slow_uploads, args.attacks.split(","))
-            beside = await normal_load(host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds)
+                pool,
+                run_hostile,
+                host,
+                port_,
+                hostile_keys,
+                hostile_ids,
+                args.seconds,
+                args.slow_uploads,
+                args.attacks.split(","),
+            )
+            beside = await normal_load(
+                host, port_, normal_key, normal_ids, rate=args.rate, seconds=args.seconds
+            )
             hostile = await hostile_future
     finally:
         stop_server(server)
     figures = {
-        "settings": {"workers": args.workers, "rate": args.rate, "seconds": args.seconds, "products": args.products,
-                     "slow_uploads": args.slow_uploads, "attacks": args.attacks, **LIMITS},
+        "settings": {
+            "workers": args.workers,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "products": args.products,
+            "slow_uploads": args.slow_uploads,
+            "attacks": args.attacks,
+            **LIMITS,
+        },
         "normal_alone": summary(alone),
         "normal_beside_hostile": summary(beside),
-        "hostile": {kind: {str(k): v for k, v in sorted(t.statuses.items(), key=str)} for kind, t in hostile.items()},
+        "hostile": {
+            kind: {str(k): v for k, v in sorted(t.statuses.items(), key=str)}
+            for kind, t in hostile.items()
+        },
     }
-    ratio = figures["normal_beside_hostile"]["p95_ms"] / max(figures["normal_alone"]["p95_ms"], 0.001)
+    ratio = figures["normal_beside_hostile"]["p95_ms"] / max(
+        figures["normal_alone"]["p95_ms"], 0.001
+    )
     figures["p95_ratio"] = round(ratio, 2)
-    figures["passed"] = figures["normal_beside_hostile"]["errors"] == 0 and alone.errors == 0 and ratio <= 2.0
+    figures["passed"] = (
+        figures["normal_beside_hostile"]["errors"] == 0 and alone.errors == 0 and ratio <= 2.0
+    )
     return figures
 
 
 def create_key(slug: str, role: str) -> str:
     import subprocess
 
-    done = subprocess.run([sys.executable, "-m", "app.cli", "apikey", "create", "--tenant", slug, "--role", role],
-                          cwd=ROOT, capture_output=True, text=True, check=True)
-    line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith("{") and "api_key" in x)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "apikey", "create", "--tenant", slug, "--role", role],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(
+        x for x in reversed(done.stdout.splitlines()) if x.startswith("{") and "api_key" in x
+    )
     return orjson.loads(line)["api_key"]
 
 
@@ -335,23 +419,35 @@ def print_figures(figures: dict) -> None:
     print(f"settings: {figures['settings']}")
     for name in ("normal_alone", "normal_beside_hostile"):
         f = figures[name]
-        print(f"{name:22} requests {f['requests']:6d}  errors {f['errors']:4d}  p50 {f['p50_ms']:7.1f} ms  "
-              f"p95 {f['p95_ms']:7.1f} ms  p99 {f['p99_ms']:7.1f} ms  statuses {f['statuses']}")
+        print(
+            f"{name:22} requests {f['requests']:6d}  errors {f['errors']:4d}  p50 {f['p50_ms']:7.1f} ms  "
+            f"p95 {f['p95_ms']:7.1f} ms  p99 {f['p99_ms']:7.1f} ms  statuses {f['statuses']}"
+        )
         for sample in f["error_samples"]:
             print(f"  error sample: {sample}")
     for kind, statuses in figures["hostile"].items():
         print(f"hostile {kind:12} {statuses}")
-    print(f"p95 beside / alone: {figures['p95_ratio']}  ->  {'PASS' if figures['passed'] else 'FAIL'}")
+    print(
+        f"p95 beside / alone: {figures['p95_ratio']}  ->  {'PASS' if figures['passed'] else 'FAIL'}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=60, help="of each phase (alone, then beside)")
-    parser.add_argument("--rate", type=float, default=20, help="the normal tenant's requests a second")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=60, help="of each phase (alone, then beside)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=20, help="the normal tenant's requests a second"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--products", type=int, default=5000, help="products of each tenant")
     parser.add_argument("--slow-uploads", type=int, default=40)
-    parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated, of: " + ", ".join(ATTACKS))
+    parser.add_argument(
+        "--attacks", default=",".join(ATTACKS), help="comma-separated, of: " + ", ".join(ATTACKS)
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     figures = asyncio.run(run(args))

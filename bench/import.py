@@ -37,12 +37,23 @@ sys.path.insert(0, str(ROOT))
 from app.auth.service import Role, create_api_key, create_tenant
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
-from app.imports.sniffing import SAMPLE_BYTES
 from app.imports.rows import parse_category_paths
+from app.imports.sniffing import SAMPLE_BYTES
 from app.products.upsert import driver_connection
 from bench.xlsx_feed import write_xlsx_feed
 
-BRANDS = ["Fermob", "Tolix", "Hay", "Müller & Söhne", "Artemide", "Flos", "Ikea", "Vitra", "Kartell", "Muuto"]
+BRANDS = [
+    "Fermob",
+    "Tolix",
+    "Hay",
+    "Müller & Söhne",
+    "Artemide",
+    "Flos",
+    "Ikea",
+    "Vitra",
+    "Kartell",
+    "Muuto",
+]
 COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]
 CATEGORIES = ["Möbel > Stühle", "Möbel > Tische", "Leuchten > Steh", "Leuchten > Tisch", "Outdoor"]
 HEADER = "Artikelnummer;Bezeichnung;Marke;Preis;Lagerbestand;Aktiv;Farbe;Kategorie;Bild;Erscheinungsdatum;Material\n"
@@ -106,13 +117,20 @@ async def make_tenant(sessionmaker) -> tuple[int, str]:
     return tenant.id, key
 
 
-async def copy_baseline(sessionmaker, tenant_id: int, feed: Path, rows: int, *, into_products: bool = False) -> float:
+async def copy_baseline(
+    sessionmaker, tenant_id: int, feed: Path, rows: int, *, into_products: bool = False
+) -> float:
     """COPY the rows the import writes into a scratch table shaped like products; rows/s.
 
     With `into_products`, COPY into products itself for a scratch tenant instead (its size,
     dead tuples, foreign key and facet triggers included): what the database alone costs here.
     """
-    category_ids = {p: i + 1 for i, p in enumerate(sorted({p for c in CATEGORIES + ["Outdoor"] for p in parse_category_paths(c)}))}
+    category_ids = {
+        p: i + 1
+        for i, p in enumerate(
+            sorted({p for c in [*CATEGORIES, "Outdoor"] for p in parse_category_paths(c)})
+        )
+    }
     records = []
     with feed.open(encoding="utf-8", newline="") as f:
         import csv
@@ -121,24 +139,43 @@ async def copy_baseline(sessionmaker, tenant_id: int, feed: Path, rows: int, *, 
         next(reader)
         for cells in reader:
             data = {
-                "brand": cells[2], "price": float(cells[3].replace(",", ".")), "stock": int(cells[4]),
-                "color": cells[6], "image_url": cells[8], "release_date": "-".join(reversed(cells[9].split("."))),
+                "brand": cells[2],
+                "price": float(cells[3].replace(",", ".")),
+                "stock": int(cells[4]),
+                "color": cells[6],
+                "image_url": cells[8],
+                "release_date": "-".join(reversed(cells[9].split("."))),
                 "material": cells[10].split("|"),
             }
             cats = [category_ids[p] for p in parse_category_paths(cells[7])]
-            records.append((tenant_id, cells[0], cells[1], "active" if cells[5] == "ja" else "inactive", cats, orjson.dumps(data).decode()))
+            records.append(
+                (
+                    tenant_id,
+                    cells[0],
+                    cells[1],
+                    "active" if cells[5] == "ja" else "inactive",
+                    cats,
+                    orjson.dumps(data).decode(),
+                )
+            )
     table = "products" if into_products else "bench_import_copy_scratch"
     async with sessionmaker() as session, session.begin():
         conn = await driver_connection(session)
         await conn.execute("DROP TABLE IF EXISTS bench_import_copy_scratch")
         if not into_products:
-            await conn.execute("CREATE TABLE bench_import_copy_scratch (LIKE products INCLUDING ALL)")
+            await conn.execute(
+                "CREATE TABLE bench_import_copy_scratch (LIKE products INCLUDING ALL)"
+            )
     try:
         async with sessionmaker() as session, session.begin():
             conn = await driver_connection(session)
             # binary COPY: jsonb is a version byte then the JSON text
             await conn.set_type_codec(
-                "jsonb", encoder=lambda s: b"\x01" + s.encode(), decoder=lambda b: b[1:].decode(), schema="pg_catalog", format="binary"
+                "jsonb",
+                encoder=lambda s: b"\x01" + s.encode(),
+                decoder=lambda b: b[1:].decode(),
+                schema="pg_catalog",
+                format="binary",
             )
             started = time.perf_counter()
             for i in range(0, len(records), 100_000):
@@ -166,13 +203,22 @@ async def main(args) -> None:
     feed = tmp / "feed.csv"
     started = time.perf_counter()
     size = write_feed(feed, args.rows)
-    print(f"feed: {args.rows:,} rows, {size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.1f} s", flush=True)
+    print(
+        f"feed: {args.rows:,} rows, {size / 1e6:.1f} MB, generated in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     uploaded, content_type = feed, "text/csv"
     if args.xlsx:  # the CSV feed stays for the COPY baselines
-        uploaded, content_type = tmp / "feed.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        uploaded, content_type = (
+            tmp / "feed.xlsx",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
         started = time.perf_counter()
         size = write_xlsx_feed(uploaded, args.rows)
-        print(f"workbook: {args.rows:,} rows, {size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"workbook: {args.rows:,} rows, {size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
     async with engine.connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         live, dead = await raw.fetchrow(
@@ -188,11 +234,18 @@ async def main(args) -> None:
     env = {**os.environ, "PIM_REDIS_URL": redis_url, "PIM_LOG_LEVEL": "WARNING"}
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [sys.executable, "-m", "app.cli", "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     sampler = RssSampler(worker.pid)
     tenant_id, key = await make_tenant(sessionmaker)
@@ -215,14 +268,26 @@ async def main(args) -> None:
 
             started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
             with uploaded.open("rb") as f:
-                r = await http.post("/api/pim/import/csv/", headers=headers, files={"file": (uploaded.name, f, content_type)})
-            upload_s, upload_cpu_s = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before
+                r = await http.post(
+                    "/api/pim/import/csv/",
+                    headers=headers,
+                    files={"file": (uploaded.name, f, content_type)},
+                )
+            upload_s, upload_cpu_s = (
+                time.perf_counter() - started,
+                cpu_seconds(server.pid) - cpu_before,
+            )
             assert r.status_code == 201, r.text
-            timing = dict(part.strip().split(";dur=") for part in r.headers["server-timing"].split(","))
+            timing = dict(
+                part.strip().split(";dur=") for part in r.headers["server-timing"].split(",")
+            )
             job = r.json()
-            print(f"upload + suggestion: {upload_s:.2f} s over HTTP (server: upload {float(timing['upload']) / 1000:.2f} s, "
-                  f"suggestion {float(timing['suggest']) / 1000:.3f} s from the first {SAMPLE_BYTES >> 20} MiB); "
-                  f"estimated rows {job['total_rows']:,}; {upload_cpu_s:.2f} s of the API process's CPU", flush=True)
+            print(
+                f"upload + suggestion: {upload_s:.2f} s over HTTP (server: upload {float(timing['upload']) / 1000:.2f} s, "
+                f"suggestion {float(timing['suggest']) / 1000:.3f} s from the first {SAMPLE_BYTES >> 20} MiB); "
+                f"estimated rows {job['total_rows']:,}; {upload_cpu_s:.2f} s of the API process's CPU",
+                flush=True,
+            )
             print("mapping:", job["suggested_mapping"], flush=True)
             if args.suggest_only:
                 return
@@ -231,19 +296,31 @@ async def main(args) -> None:
 
             started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
             r = await http.post(
-                f"/api/pim/import/{job['job_id']}/confirm/", headers=headers,
-                json={"mapping": job["suggested_mapping"], "schema": job["suggested_schema"], "dry_run": True},
+                f"/api/pim/import/{job['job_id']}/confirm/",
+                headers=headers,
+                json={
+                    "mapping": job["suggested_mapping"],
+                    "schema": job["suggested_schema"],
+                    "dry_run": True,
+                },
             )
-            dry_run_s, dry_run_cpu_s = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before
+            dry_run_s, dry_run_cpu_s = (
+                time.perf_counter() - started,
+                cpu_seconds(server.pid) - cpu_before,
+            )
             assert r.status_code == 200, r.text
             dry = r.json()["dry_run"]
-            print(f"dry run: {dry['rows']:,} rows in {dry_run_s:.1f} s over HTTP, {dry_run_cpu_s:.1f} s of the API "
-                  f"process's CPU (create {dry['create']:,}, update {dry['update']:,}, reject {dry['reject']:,})", flush=True)
+            print(
+                f"dry run: {dry['rows']:,} rows in {dry_run_s:.1f} s over HTTP, {dry_run_cpu_s:.1f} s of the API "
+                f"process's CPU (create {dry['create']:,}, update {dry['update']:,}, reject {dry['reject']:,})",
+                flush=True,
+            )
             assert (dry["rows"], dry["create"], dry["reject"]) == (args.rows, args.rows, 0), dry
 
             started, cpu_before = time.perf_counter(), cpu_seconds(worker.pid)
             r = await http.post(
-                f"/api/pim/import/{job['job_id']}/confirm/", headers=headers,
+                f"/api/pim/import/{job['job_id']}/confirm/",
+                headers=headers,
                 json={"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]},
             )
             assert r.status_code == 202, r.text
@@ -252,35 +329,67 @@ async def main(args) -> None:
                 if body["status"] in ("done", "failed"):
                     break
                 await asyncio.sleep(0.25)
-            import_s, import_cpu_s = time.perf_counter() - started, cpu_seconds(worker.pid) - cpu_before
+            import_s, import_cpu_s = (
+                time.perf_counter() - started,
+                cpu_seconds(worker.pid) - cpu_before,
+            )
         sampler.stop.set()
         assert body["status"] == "done", body
-        assert (body["processed_rows"], body["created"], body["failed"]) == (args.rows, args.rows, 0), body
+        assert (body["processed_rows"], body["created"], body["failed"]) == (
+            args.rows,
+            args.rows,
+            0,
+        ), body
         import_rate = args.rows / import_s
-        print(f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s, {import_cpu_s:.1f} s of the "
-              f"worker's CPU (created {body['created']:,}, failed {body['failed']}); "
-              f"peak worker RSS {sampler.peak / 2**20:.0f} MB", flush=True)
+        print(
+            f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s, {import_cpu_s:.1f} s of the "
+            f"worker's CPU (created {body['created']:,}, failed {body['failed']}); "
+            f"peak worker RSS {sampler.peak / 2**20:.0f} MB",
+            flush=True,
+        )
         copy_rate = await copy_baseline(sessionmaker, tenant_id, feed, args.rows)
-        print(f"COPY baseline into a scratch table shaped like products: {copy_rate:,.0f} rows/s", flush=True)
+        print(
+            f"COPY baseline into a scratch table shaped like products: {copy_rate:,.0f} rows/s",
+            flush=True,
+        )
         copy_tenant, _key = await make_tenant(sessionmaker)
         try:
-            copy_products_rate = await copy_baseline(sessionmaker, copy_tenant, feed, args.rows, into_products=True)
+            copy_products_rate = await copy_baseline(
+                sessionmaker, copy_tenant, feed, args.rows, into_products=True
+            )
         finally:
             async with sessionmaker() as session, session.begin():
-                await (await driver_connection(session)).execute("DELETE FROM tenants WHERE id = $1", copy_tenant)
-        print(f"COPY into products itself (scratch tenant; triggers, FK, current size): {copy_products_rate:,.0f} rows/s", flush=True)
+                await (await driver_connection(session)).execute(
+                    "DELETE FROM tenants WHERE id = $1", copy_tenant
+                )
+        print(
+            f"COPY into products itself (scratch tenant; triggers, FK, current size): {copy_products_rate:,.0f} rows/s",
+            flush=True,
+        )
         suggest_s = float(timing["suggest"]) / 1000
         ratio = import_rate / copy_rate
         print(f"peak worker RSS: {sampler.peak / 2**20:.0f} MB (idle {idle_rss / 2**20:.0f} MB)")
         result = {
-            "rows": args.rows, "format": "xlsx" if args.xlsx else "csv", "file_mb": round(size / 1e6, 1), "upload_and_suggestion_s": round(upload_s, 2),
-            "suggestion_s": round(suggest_s, 3), "import_rows_per_s": round(import_rate), "copy_rows_per_s": round(copy_rate),
-            "import_vs_copy": round(ratio, 2), "copy_into_products_rows_per_s": round(copy_products_rate),
+            "rows": args.rows,
+            "format": "xlsx" if args.xlsx else "csv",
+            "file_mb": round(size / 1e6, 1),
+            "upload_and_suggestion_s": round(upload_s, 2),
+            "suggestion_s": round(suggest_s, 3),
+            "import_rows_per_s": round(import_rate),
+            "copy_rows_per_s": round(copy_rate),
+            "import_vs_copy": round(ratio, 2),
+            "copy_into_products_rows_per_s": round(copy_products_rate),
             "import_vs_copy_into_products": round(import_rate / copy_products_rate, 2),
-            "peak_worker_rss_mb": round(sampler.peak / 2**20), "dry_run_s": round(dry_run_s, 1),
-            "dry_run_cpu_s": round(dry_run_cpu_s, 1), "import_worker_cpu_s": round(import_cpu_s, 1),
-            "goals": {"suggestion_under_3s": suggest_s < 3, "dry_run_at_most_15s": dry_run_s <= 15, "import_at_least_40pct_of_copy": ratio >= 0.4,
-                      "rss_at_most_300mb": sampler.peak <= 300 * 2**20},
+            "peak_worker_rss_mb": round(sampler.peak / 2**20),
+            "dry_run_s": round(dry_run_s, 1),
+            "dry_run_cpu_s": round(dry_run_cpu_s, 1),
+            "import_worker_cpu_s": round(import_cpu_s, 1),
+            "goals": {
+                "suggestion_under_3s": suggest_s < 3,
+                "dry_run_at_most_15s": dry_run_s <= 15,
+                "import_at_least_40pct_of_copy": ratio >= 0.4,
+                "rss_at_most_300mb": sampler.peak <= 300 * 2**20,
+            },
         }
         print(orjson.dumps(result).decode())
     finally:
@@ -302,16 +411,28 @@ async def main(args) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keep", action="store_true", help="keep the tenant and its products")
-    parser.add_argument("--suggest-only", action="store_true", help="stop after the upload and its suggestion")
-    parser.add_argument("--xlsx", action="store_true", help="upload the rows as an .xlsx workbook (bench/xlsx_feed.py)")
     parser.add_argument(
-        "--redis-db", type=int, default=10,
+        "--suggest-only", action="store_true", help="stop after the upload and its suggestion"
+    )
+    parser.add_argument(
+        "--xlsx",
+        action="store_true",
+        help="upload the rows as an .xlsx workbook (bench/xlsx_feed.py)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=10,
         help="Redis database of the benchmark's queue (default 10); runs sharing one would take each other's jobs",
     )
     parser.add_argument(
-        "--vacuum", action="store_true", help="VACUUM ANALYZE products first (where autovacuum is off, dead rows pile up)"
+        "--vacuum",
+        action="store_true",
+        help="VACUUM ANALYZE products first (where autovacuum is off, dead rows pile up)",
     )
     asyncio.run(main(parser.parse_args()))

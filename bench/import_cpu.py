@@ -104,8 +104,17 @@ def suggested_import(feed: bytes):
 def make_importer(analysis, mapping, fields, conventions) -> tuple[tasks._Importer, StubConnection]:
     conn = StubConnection()
     job = tasks._Job(
-        id=uuid.uuid4(), tenant_id=1, resume_offset=analysis.data_offset, resume_row=analysis.header_row, error_count=0,
-        headers=analysis.headers, mapping=mapping, conventions=conventions, value_mapping={}, encoding=analysis.encoding, dialect=analysis.dialect,
+        id=uuid.uuid4(),
+        tenant_id=1,
+        resume_offset=analysis.data_offset,
+        resume_row=analysis.header_row,
+        error_count=0,
+        headers=analysis.headers,
+        mapping=mapping,
+        conventions=conventions,
+        value_mapping={},
+        encoding=analysis.encoding,
+        dialect=analysis.dialect,
     )
     importer = tasks._Importer({"sessionmaker": lambda: StubSession(conn)}, job, conn)
 
@@ -155,7 +164,9 @@ def measure(feed: bytes, rows: int) -> dict[str, float]:
     records_s = convert_s = commit_s = 0.0
     row = 0
     batch = tasks._Batch()
-    stream = RecordStream(encoding=analysis.encoding, dialect=analysis.dialect, start_offset=analysis.data_offset)
+    stream = RecordStream(
+        encoding=analysis.encoding, dialect=analysis.dialect, start_offset=analysis.data_offset
+    )
     loop = asyncio.new_event_loop()
 
     def take(records) -> None:
@@ -197,18 +208,31 @@ def measure(feed: bytes, rows: int) -> dict[str, float]:
     loop.close()
     assert (row, conn.inserted, conn.rejected) == (rows, rows, 0), "not every row was written"
 
-    stages = {"records": records_s, "convert": convert_s, "commit": commit_s, "gc": gc_timer.seconds}
+    stages = {
+        "records": records_s,
+        "convert": convert_s,
+        "commit": commit_s,
+        "gc": gc_timer.seconds,
+    }
     return {name: seconds / rows * 1e6 for name, seconds in stages.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the fastest of each stage is reported")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of one run instead")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs; the fastest of each stage is reported"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="print a cProfile of one run instead"
+    )
     args = parser.parse_args()
     rnd = random.Random(42)
-    feed = (bench_import.HEADER + "".join(bench_import.feed_row(i, rnd) for i in range(args.rows))).encode()
+    feed = (
+        bench_import.HEADER + "".join(bench_import.feed_row(i, rnd) for i in range(args.rows))
+    ).encode()
     gc.collect()  # as the worker's startup does (workers/main.py)
     gc.freeze()
     gc.set_threshold(700, 10, 100)

@@ -61,14 +61,30 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import free_port, pct, start_server, stop_server  # noqa: E402
+from bench.common import free_port, pct, start_server, stop_server
 
 KINDS = ("get", "list", "facets", "patch", "bulk")
 DEFAULT_MIX = "get=40,list=25,facets=10,patch=15,bulk=10"
 BRANDS = [f"Brand{i:02d}" for i in range(40)]
 COLORS = ["red", "green", "blue", "black", "white", "navy"]
 TAGS = [f"tag{i}" for i in range(12)]
-WORDS = ["steel", "chair", "lamp", "table", "oak", "linen", "cotton", "classic", "modern", "compact", "deluxe", "outdoor", "travel", "smart", "eco"]
+WORDS = [
+    "steel",
+    "chair",
+    "lamp",
+    "table",
+    "oak",
+    "linen",
+    "cotton",
+    "classic",
+    "modern",
+    "compact",
+    "deluxe",
+    "outdoor",
+    "travel",
+    "smart",
+    "eco",
+]
 SCHEMA = [
     {"name": "brand", "type": "string"},
     {"name": "color", "type": "enum", "options": COLORS},
@@ -102,7 +118,9 @@ class Connection:
 
     def __init__(self, host: str, port: int, headers: dict[str, str]):
         self.host, self.port = host, port
-        self.fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
+        self.fixed = "".join(
+            f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items()
+        )
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -222,11 +240,17 @@ async def backend_cpu(server_pid: int | None) -> float:
     url = urlsplit(get_settings().database_url)
     try:
         procs = [psutil.Process(server_pid), *psutil.Process(server_pid).children(recursive=True)]
-        ports = [c.laddr.port for p in procs for c in p.net_connections(kind="tcp")
-                 if c.raddr and c.raddr.port == (url.port or 5432)]
+        ports = [
+            c.laddr.port
+            for p in procs
+            for c in p.net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == (url.port or 5432)
+        ]
         conn = await asyncpg.connect(url._replace(scheme="postgresql").geturl())
         try:
-            pids = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", ports)
+            pids = await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", ports
+            )
         finally:
             await conn.close()
         total = 0.0
@@ -248,8 +272,18 @@ class Machine:
     load_average: float
 
 
-async def run_load(base: str, key: str, ids: list[int], *, connections: int, seconds: float, timeout: float,
-                   weights: dict[str, int], tag: str, server_pid: int | None = None) -> tuple[Stats, float, float, Machine]:
+async def run_load(
+    base: str,
+    key: str,
+    ids: list[int],
+    *,
+    connections: int,
+    seconds: float,
+    timeout: float,
+    weights: dict[str, int],
+    tag: str,
+    server_pid: int | None = None,
+) -> tuple[Stats, float, float, Machine]:
     parts = urlsplit(base)
     kinds = [k for k in KINDS if weights.get(k)]
     stats = Stats()
@@ -265,7 +299,9 @@ async def run_load(base: str, key: str, ids: list[int], *, connections: int, sec
                 method, path, body = mix.next(kind)
                 started = time.perf_counter()
                 try:
-                    status, payload = await asyncio.wait_for(conn.request(method, path, body), timeout)
+                    status, payload = await asyncio.wait_for(
+                        conn.request(method, path, body), timeout
+                    )
                 except (TimeoutError, OSError, HttpError, ValueError) as exc:
                     await conn.close()
                     status, payload = type(exc).__name__, b""
@@ -279,15 +315,23 @@ async def run_load(base: str, key: str, ids: list[int], *, connections: int, sec
             await conn.close()
 
     cpu = resource.getrusage(resource.RUSAGE_SELF)
-    api_before, pg_before, system_before = tree_cpu(server_pid), await backend_cpu(server_pid), psutil.cpu_times()
+    api_before, pg_before, system_before = (
+        tree_cpu(server_pid),
+        await backend_cpu(server_pid),
+        psutil.cpu_times(),
+    )
     started = time.monotonic()
     # bounded: every client stops issuing at the deadline; a stuck request is cut at `timeout`
-    await asyncio.wait_for(asyncio.gather(*(client(n) for n in range(connections))), seconds + timeout + 10)
+    await asyncio.wait_for(
+        asyncio.gather(*(client(n) for n in range(connections))), seconds + timeout + 10
+    )
     elapsed = time.monotonic() - started
     after, system_after = resource.getrusage(resource.RUSAGE_SELF), psutil.cpu_times()
     api_after, pg_after = tree_cpu(server_pid), await backend_cpu(server_pid)
     client_cpu = (after.ru_utime - cpu.ru_utime + after.ru_stime - cpu.ru_stime) / elapsed
-    idle = (system_after.idle + getattr(system_after, "iowait", 0)) - (system_before.idle + getattr(system_before, "iowait", 0))
+    idle = (system_after.idle + getattr(system_after, "iowait", 0)) - (
+        system_before.idle + getattr(system_before, "iowait", 0)
+    )
     machine = Machine(
         api_cores=(api_after - api_before) / elapsed,
         postgres_cores=max(0.0, pg_after - pg_before) / elapsed,
@@ -307,15 +351,32 @@ def report(stats: Stats, elapsed: float, client_cpu: float, machine: Machine, ti
         if not lat:
             continue
         every += lat
-        rows[kind] = (len(lat), stats.errors[kind], len(lat) / elapsed, pct(lat, 0.5), pct(lat, 0.99))
-    rows["overall"] = (len(every), sum(stats.errors.values()), len(every) / elapsed, pct(every, 0.5), pct(every, 0.99))
+        rows[kind] = (
+            len(lat),
+            stats.errors[kind],
+            len(lat) / elapsed,
+            pct(lat, 0.5),
+            pct(lat, 0.99),
+        )
+    rows["overall"] = (
+        len(every),
+        sum(stats.errors.values()),
+        len(every) / elapsed,
+        pct(every, 0.5),
+        pct(every, 0.99),
+    )
     for kind, (n, errors, rate, p50, p99) in rows.items():
         print(f"{kind:8} {n:9d} {errors:7d} {rate:8.1f} {p50:8.1f} {p99:8.1f}")
     print(f"statuses: {dict(sorted(stats.statuses.items(), key=str))}")
-    api = (f"API processes {machine.api_cores:.2f} cores, their Postgres backends {machine.postgres_cores:.2f}, "
-           if machine.api_cores else "")
-    print(f"CPU: {api}load generator {client_cpu:.2f} cores; whole machine busy {machine.busy_cores:.2f} of "
-          f"{os.cpu_count()} cores, load average {machine.load_average:.1f} (other work on the machine counts too)")
+    api = (
+        f"API processes {machine.api_cores:.2f} cores, their Postgres backends {machine.postgres_cores:.2f}, "
+        if machine.api_cores
+        else ""
+    )
+    print(
+        f"CPU: {api}load generator {client_cpu:.2f} cores; whole machine busy {machine.busy_cores:.2f} of "
+        f"{os.cpu_count()} cores, load average {machine.load_average:.1f} (other work on the machine counts too)"
+    )
     for sample in stats.samples:
         print(f"  error sample: {sample}")
     return rows
@@ -349,7 +410,9 @@ async def seed(base: str, key: str, n: int) -> None:
     rng = random.Random(42)
     for start in range(0, n, 5000):
         items = [make_product(f"LOAD-{i:08d}", rng) for i in range(start, min(n, start + 5000))]
-        status, body = await conn.request("POST", "/api/pim/products/bulk/", orjson.dumps({"products": items}))
+        status, body = await conn.request(
+            "POST", "/api/pim/products/bulk/", orjson.dumps({"products": items})
+        )
         assert status == 200 and orjson.loads(body)["failed"] == 0, body[:300]
     await conn.close()
 
@@ -361,7 +424,9 @@ async def product_ids(base: str, key: str, n: int) -> list[int]:
     ids: list[int] = []
     for start in range(0, n, 200):
         skus = ",".join(f"LOAD-{i:08d}" for i in range(start, min(n, start + 200)))
-        status, body = await conn.request("GET", f"/api/pim/products/?sku__in={skus}&page_size=200&ordering=sku")
+        status, body = await conn.request(
+            "GET", f"/api/pim/products/?sku__in={skus}&page_size=200&ordering=sku"
+        )
         assert status == 200, body[:300]
         ids += [p["id"] for p in orjson.loads(body)["results"]]
     await conn.close()
@@ -370,9 +435,16 @@ async def product_ids(base: str, key: str, n: int) -> list[int]:
 
 def create_tenant() -> tuple[str, str, int]:
     slug = f"load-{int(time.time())}-{os.getpid()}"
-    done = subprocess.run([sys.executable, "-m", "app.cli", "tenant", "create", slug], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
-    line = next(x for x in reversed(done.stdout.splitlines()) if x.startswith("{") and "api_key" in x)
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "tenant", "create", slug],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(
+        x for x in reversed(done.stdout.splitlines()) if x.startswith("{") and "api_key" in x
+    )
     created = orjson.loads(line)
     return slug, created["api_key"], created["tenant_id"]
 
@@ -381,9 +453,13 @@ async def drop_created_products(tenant_id: int) -> int:
     """Delete the products earlier runs' bulk requests created, so that every run starts on the same catalog."""
     from app.config import get_settings
 
-    conn = await asyncpg.connect(urlsplit(get_settings().database_url)._replace(scheme="postgresql").geturl())
+    conn = await asyncpg.connect(
+        urlsplit(get_settings().database_url)._replace(scheme="postgresql").geturl()
+    )
     try:
-        status = await conn.execute("DELETE FROM products WHERE tenant_id = $1 AND sku LIKE 'NEW-%'", tenant_id)
+        status = await conn.execute(
+            "DELETE FROM products WHERE tenant_id = $1 AND sku LIKE 'NEW-%'", tenant_id
+        )
         await conn.execute("ANALYZE products")
     finally:
         await conn.close()
@@ -401,15 +477,24 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base-url", help="a running API (then --api-key, an editor or admin key, is required)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--base-url", help="a running API (then --api-key, an editor or admin key, is required)"
+    )
     parser.add_argument("--api-key")
-    parser.add_argument("--workers", default="2",
-                        help="uvicorn workers of the API we start; a list like 1,2,3 (or 1,2,3,1,2,3) runs each in turn")
+    parser.add_argument(
+        "--workers",
+        default="2",
+        help="uvicorn workers of the API we start; a list like 1,2,3 (or 1,2,3,1,2,3) runs each in turn",
+    )
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--timeout", type=float, default=30, help="per request")
-    parser.add_argument("--products", type=int, default=20_000, help="products loaded first (LOAD-00000000...)")
+    parser.add_argument(
+        "--products", type=int, default=20_000, help="products loaded first (LOAD-00000000...)"
+    )
     parser.add_argument("--mix", default=DEFAULT_MIX)
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
@@ -434,15 +519,27 @@ async def main() -> None:
             await seed(base, key, args.products)
             ids = await product_ids(base, key, args.products)
         print(f"# {base}: {args.connections} connections, {args.seconds:.0f} s, mix {args.mix}")
-        stats, elapsed, cpu, machine = await run_load(base, key, ids, connections=args.connections,
-                                                      seconds=args.seconds, timeout=args.timeout, weights=weights,
-                                                      tag=str(int(time.time())))
-        results["external"] = {"kinds": report(stats, elapsed, cpu, machine, f"{base}"), "machine": machine.__dict__}
+        stats, elapsed, cpu, machine = await run_load(
+            base,
+            key,
+            ids,
+            connections=args.connections,
+            seconds=args.seconds,
+            timeout=args.timeout,
+            weights=weights,
+            tag=str(int(time.time())),
+        )
+        results["external"] = {
+            "kinds": report(stats, elapsed, cpu, machine, f"{base}"),
+            "machine": machine.__dict__,
+        }
     else:
         worker_counts = [int(w) for w in args.workers.split(",")]
         slug, key, tenant_id = create_tenant()
-        print(f"# tenant {slug}; {args.products:,} products; {args.connections} connections x {args.seconds:.0f} s; "
-              f"mix {args.mix}; {os.cpu_count()} CPUs (shared with Postgres and this generator)")
+        print(
+            f"# tenant {slug}; {args.products:,} products; {args.connections} connections x {args.seconds:.0f} s; "
+            f"mix {args.mix}; {os.cpu_count()} CPUs (shared with Postgres and this generator)"
+        )
         ids: list[int] = []
         summary = []
         for run, workers in enumerate(worker_counts, start=1):
@@ -459,23 +556,39 @@ async def main() -> None:
                 else:
                     await drop_created_products(tenant_id)
                 stats, elapsed, cpu, machine = await run_load(
-                    base, key, ids, connections=args.connections, seconds=args.seconds, timeout=args.timeout,
-                    weights=weights, tag=f"r{run}w{workers}", server_pid=server.pid,
+                    base,
+                    key,
+                    ids,
+                    connections=args.connections,
+                    seconds=args.seconds,
+                    timeout=args.timeout,
+                    weights=weights,
+                    tag=f"r{run}w{workers}",
+                    server_pid=server.pid,
                 )
-                rows = report(stats, elapsed, cpu, machine, f"run {run}: pim serve --workers {workers}")
-                results[f"run{run}:workers={workers}"] = {"kinds": rows, "machine": machine.__dict__}
+                rows = report(
+                    stats, elapsed, cpu, machine, f"run {run}: pim serve --workers {workers}"
+                )
+                results[f"run{run}:workers={workers}"] = {
+                    "kinds": rows,
+                    "machine": machine.__dict__,
+                }
                 summary.append((workers, rows["overall"], machine))
             finally:
                 stop_server(server)
         if len(worker_counts) > 1:
             # req/s per core the API and its Postgres backends got: comparable even when other work
             # on the machine takes a varying share of it
-            print(f"\n{'workers':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API+PG cores':>13} "
-                  f"{'req/core-s':>11} {'load avg':>9}")
+            print(
+                f"\n{'workers':8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'API+PG cores':>13} "
+                f"{'req/core-s':>11} {'load avg':>9}"
+            )
             for workers, (_n, errors, rate, p50, p99), machine in summary:
                 cores = machine.api_cores + machine.postgres_cores
-                print(f"{workers:<8} {rate:8.1f} {p50:8.1f} {p99:8.1f} {errors:7d} {cores:13.2f} "
-                      f"{rate / cores if cores else float('nan'):11.1f} {machine.load_average:9.1f}")
+                print(
+                    f"{workers:<8} {rate:8.1f} {p50:8.1f} {p99:8.1f} {errors:7d} {cores:13.2f} "
+                    f"{rate / cores if cores else float('nan'):11.1f} {machine.load_average:9.1f}"
+                )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
 

@@ -28,15 +28,15 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from arq.connections import ArqRedis  # noqa: E402
-from sqlalchemy import text  # noqa: E402
+from arq.connections import ArqRedis
+from sqlalchemy import text
 
-from app.auth.service import Role, create_api_key, create_tenant  # noqa: E402
-from app.config import get_settings  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.products.service import products_by_ids  # noqa: E402
-from app.products.upsert import driver_connection  # noqa: E402
-from app.segments import members  # noqa: E402
+from app.auth.service import Role, create_api_key, create_tenant
+from app.config import get_settings
+from app.main import create_app
+from app.products.service import products_by_ids
+from app.products.upsert import driver_connection
+from app.segments import members
 
 BRANDS = [f"Brand{i}" for i in range(10)]
 TAGS = ["sale", "new", "eco", "outdoor", "kids", "premium"]
@@ -48,17 +48,26 @@ SCHEMA = [
     {"name": "released", "type": "date"},
 ]
 # ~20% (two brands of ten) + ~10% (price 90..100 of 0..100) - overlap, minus nothing: ~28%
-DEFINITION = {"match": "all", "conditions": [
-    {"match": "any", "conditions": [
-        {"field": "brand", "op": "in", "value": ["Brand0", "Brand1"]},
-        {"match": "all", "conditions": [
-            {"field": "price", "op": "between", "value": [90, 100]},
-            {"field": "released", "op": "gte", "value": "2019-01-01"},
-        ]},
-    ]},
-    {"not": {"field": "status", "op": "eq", "value": "deleted"}},
-    {"field": "tags", "op": "is_not_empty"},
-]}
+DEFINITION = {
+    "match": "all",
+    "conditions": [
+        {
+            "match": "any",
+            "conditions": [
+                {"field": "brand", "op": "in", "value": ["Brand0", "Brand1"]},
+                {
+                    "match": "all",
+                    "conditions": [
+                        {"field": "price", "op": "between", "value": [90, 100]},
+                        {"field": "released", "op": "gte", "value": "2019-01-01"},
+                    ],
+                },
+            ],
+        },
+        {"not": {"field": "status", "op": "eq", "value": "deleted"}},
+        {"field": "tags", "op": "is_not_empty"},
+    ],
+}
 COPY_BATCH = 50_000
 PAGE_SAMPLES = 40
 
@@ -72,10 +81,9 @@ def _p50(samples: list[float]) -> float:
 
 
 async def make_tenant(app) -> tuple[int, str]:
-    async with app.state.sessionmaker() as session:
-        async with session.begin():
-            tenant = await create_tenant(session, slug=f"bench-seg-{secrets.token_hex(4)}")
-            _row, key = await create_api_key(session, tenant.id, name="bench", role=Role.admin)
+    async with app.state.sessionmaker() as session, session.begin():
+        tenant = await create_tenant(session, slug=f"bench-seg-{secrets.token_hex(4)}")
+        _row, key = await create_api_key(session, tenant.id, name="bench", role=Role.admin)
     return tenant.id, key
 
 
@@ -90,7 +98,9 @@ def product_records(tenant_id: int, start: int, stop: int) -> list[tuple]:
             "tags": rng.sample(TAGS, k=1 + rng.randrange(3)),
             "released": f"{2019 + rng.randrange(7)}-{1 + rng.randrange(12):02d}-{1 + rng.randrange(28):02d}",
         }
-        records.append((tenant_id, f"B-{i:08d}", f"Bench product {i}", "active", orjson.dumps(data).decode()))
+        records.append(
+            (tenant_id, f"B-{i:08d}", f"Bench product {i}", "active", orjson.dumps(data).decode())
+        )
     return records
 
 
@@ -110,15 +120,21 @@ async def load_products(app, tenant_id: int, n: int) -> float:
                 records = product_records(tenant_id, start, stop)
                 async with session.begin():
                     conn = await driver_connection(session)
-                    await conn.execute("SET LOCAL work_mem = '256MB'; SET LOCAL gin_pending_list_limit = '256MB'")
+                    await conn.execute(
+                        "SET LOCAL work_mem = '256MB'; SET LOCAL gin_pending_list_limit = '256MB'"
+                    )
                     await conn.copy_records_to_table(
-                        "products", records=records, columns=["tenant_id", "sku", "name", "status", "data"]
+                        "products",
+                        records=records,
+                        columns=["tenant_id", "sku", "name", "status", "data"],
                     )
 
     await asyncio.gather(loader(), loader())
-    async with app.state.sessionmaker() as session:
-        async with session.begin():  # fresh statistics, as autovacuum would give them a little later
-            await session.execute(text("ANALYZE products"))
+    async with (
+        app.state.sessionmaker() as session,
+        session.begin(),
+    ):  # fresh statistics, as autovacuum would give them a little later
+        await session.execute(text("ANALYZE products"))
     return time.perf_counter() - started
 
 
@@ -131,8 +147,13 @@ async def worker_running(settings) -> bool:
 
 
 def start_worker() -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "worker"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 async def main() -> None:
@@ -142,7 +163,9 @@ async def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    app = create_app(settings.model_copy(update={"log_level": "WARNING"}))  # no per-request log lines
+    app = create_app(
+        settings.model_copy(update={"log_level": "WARNING"})
+    )  # no per-request log lines
     logging.getLogger("httpx").setLevel(logging.WARNING)
     worker = None
     async with app.router.lifespan_context(app):
@@ -152,46 +175,77 @@ async def main() -> None:
         headers = {"X-API-Key": key}
         transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=600) as http:
-                assert (await http.put("/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)).status_code == 200
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://bench", timeout=600
+            ) as http:
+                assert (
+                    await http.put("/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
+                ).status_code == 200
                 load_s = await load_products(app, tenant_id, args.n)
-                print(f"products: {args.n:,} loaded with COPY in {load_s:.1f} s ({args.n / load_s:,.0f} rows/s)")
+                print(
+                    f"products: {args.n:,} loaded with COPY in {load_s:.1f} s ({args.n / load_s:,.0f} rows/s)"
+                )
 
                 # preview, beside the bare count of the same predicate
                 times = []
                 for _ in range(3):
                     t = time.perf_counter()
-                    response = await http.post("/api/product-segments/preview/", json=DEFINITION, headers=headers)
+                    response = await http.post(
+                        "/api/product-segments/preview/", json=DEFINITION, headers=headers
+                    )
                     times.append(time.perf_counter() - t)
                     assert response.status_code == 200, response.text
                 preview = response.json()
                 share = preview["count"] / args.n
-                print(f"preview: count {preview['count']:,} ({share:.0%}); p50 {_ms(_p50(times))} "
-                      f"(runs: {', '.join(_ms(s) for s in times)})")
+                print(
+                    f"preview: count {preview['count']:,} ({share:.0%}); p50 {_ms(_p50(times))} "
+                    f"(runs: {', '.join(_ms(s) for s in times)})"
+                )
 
-                segment = (await http.post("/api/product-segments/", headers=headers,
-                                           json={"name": "bench", "definition": DEFINITION})).json()
+                segment = (
+                    await http.post(
+                        "/api/product-segments/",
+                        headers=headers,
+                        json={"name": "bench", "definition": DEFINITION},
+                    )
+                ).json()
                 sid = segment["id"]
                 for attempt in (1, 2):
                     t = time.perf_counter()
-                    response = await http.post(f"/api/product-segments/{sid}/compute/", headers=headers)
+                    response = await http.post(
+                        f"/api/product-segments/{sid}/compute/", headers=headers
+                    )
                     assert response.status_code == 200, response.text
                     enqueue_s = time.perf_counter() - t
                     while True:
-                        body = (await http.get(f"/api/product-segments/{sid}/", headers=headers)).json()
-                        if body["status"] == "queued" and worker is None and time.perf_counter() - t > 15:
-                            print("  (the running worker did not take the job within 15 s: starting our own)")
+                        body = (
+                            await http.get(f"/api/product-segments/{sid}/", headers=headers)
+                        ).json()
+                        if (
+                            body["status"] == "queued"
+                            and worker is None
+                            and time.perf_counter() - t > 15
+                        ):
+                            print(
+                                "  (the running worker did not take the job within 15 s: starting our own)"
+                            )
                             worker = start_worker()
-                        if body["status"] == "ready" and body["computed_count"] is not None and body["last_error"] is None \
-                                and body["last_computed_at"] != segment.get("last_computed_at"):
+                        if (
+                            body["status"] == "ready"
+                            and body["computed_count"] is not None
+                            and body["last_error"] is None
+                            and body["last_computed_at"] != segment.get("last_computed_at")
+                        ):
                             break
                         if body["status"] == "failed":
                             raise SystemExit(f"compute failed: {body['last_error']}")
                         await asyncio.sleep(0.02)
                     total_s = time.perf_counter() - t
                     segment = body
-                    print(f"compute #{attempt}: {body['computed_count']:,} members; enqueue answered in {_ms(enqueue_s)}, "
-                          f"ready after {total_s:.2f} s end to end")
+                    print(
+                        f"compute #{attempt}: {body['computed_count']:,} members; enqueue answered in {_ms(enqueue_s)}, "
+                        f"ready after {total_s:.2f} s end to end"
+                    )
                 assert segment["computed_count"] == preview["count"]
 
                 count = segment["computed_count"]
@@ -200,10 +254,15 @@ async def main() -> None:
                     samples = []
                     for _ in range(PAGE_SAMPLES):
                         t = time.perf_counter()
-                        response = await http.get(f"/api/product-segments/{sid}/members/",
-                                                  params={"cursor": cursor, "page_size": 50}, headers=headers)
+                        response = await http.get(
+                            f"/api/product-segments/{sid}/members/",
+                            params={"cursor": cursor, "page_size": 50},
+                            headers=headers,
+                        )
                         samples.append(time.perf_counter() - t)
-                        assert response.status_code == 200 and len(response.json()["results"]) == 50, response.text
+                        assert (
+                            response.status_code == 200 and len(response.json()["results"]) == 50
+                        ), response.text
                     # the two halves of a page on their own: ClickHouse ids, then Postgres rows
                     ch_samples, pg_samples = [], []
                     async with app.state.sessionmaker() as session:
@@ -211,27 +270,42 @@ async def main() -> None:
                         for _ in range(PAGE_SAMPLES):
                             t = time.perf_counter()
                             ids = await members.page_product_ids(
-                                app.state.clickhouse, tenant_id=tenant_id, segment_id=sid,
-                                generation=(await session.scalar(text(
-                                    "SELECT current_generation FROM segments WHERE id = :id"), {"id": sid})),
-                                offset=cursor, limit=51)
+                                app.state.clickhouse,
+                                tenant_id=tenant_id,
+                                segment_id=sid,
+                                generation=(
+                                    await session.scalar(
+                                        text(
+                                            "SELECT current_generation FROM segments WHERE id = :id"
+                                        ),
+                                        {"id": sid},
+                                    )
+                                ),
+                                offset=cursor,
+                                limit=51,
+                            )
                             ch_samples.append(time.perf_counter() - t)
                             t = time.perf_counter()
                             await products_by_ids(session, ids[:50])
                             pg_samples.append(time.perf_counter() - t)
-                    print(f"members page at {label}: p50 {_ms(_p50(samples))} through the API "
-                          f"(ClickHouse ids {_ms(_p50(ch_samples))} incl. one pointer read, "
-                          f"Postgres rows {_ms(_p50(pg_samples))})")
+                    print(
+                        f"members page at {label}: p50 {_ms(_p50(samples))} through the API "
+                        f"(ClickHouse ids {_ms(_p50(ch_samples))} incl. one pointer read, "
+                        f"Postgres rows {_ms(_p50(pg_samples))})"
+                    )
         finally:
             if worker is not None:
                 worker.terminate()
                 worker.wait(timeout=30)
             if not args.keep:
                 t = time.perf_counter()
-                await members.drop_segment(app.state.clickhouse, tenant_id=tenant_id, segment_id=locals().get("sid", 0))
-                async with app.state.sessionmaker() as session:
-                    async with session.begin():
-                        await session.execute(text("DELETE FROM tenants WHERE id = :id"), {"id": tenant_id})
+                await members.drop_segment(
+                    app.state.clickhouse, tenant_id=tenant_id, segment_id=locals().get("sid", 0)
+                )
+                async with app.state.sessionmaker() as session, session.begin():
+                    await session.execute(
+                        text("DELETE FROM tenants WHERE id = :id"), {"id": tenant_id}
+                    )
                 print(f"cleanup: tenant {tenant_id} deleted in {time.perf_counter() - t:.1f} s")
             else:
                 print(f"kept tenant {tenant_id}")

@@ -10,7 +10,18 @@ from datetime import date
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-BRANDS = ["Fermob", "Tolix", "Hay", "Müller & Söhne", "Artemide", "Flos", "Ikea", "Vitra", "Kartell", "Muuto"]
+BRANDS = [
+    "Fermob",
+    "Tolix",
+    "Hay",
+    "Müller & Söhne",
+    "Artemide",
+    "Flos",
+    "Ikea",
+    "Vitra",
+    "Kartell",
+    "Muuto",
+]
 COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]
 CATEGORIES = ["Möbel > Stühle", "Möbel > Tische", "Leuchten > Steh", "Leuchten > Tisch", "Outdoor"]
 HEADER = [
@@ -50,11 +61,15 @@ def write_xlsx_feed(path: Path, rows: int) -> int:
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
         with z.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as f:
-            f.write(f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet {_NS}>'.encode())
+            f.write(
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><worksheet {_NS}>'.encode()
+            )
             f.write(f'<dimension ref="A1:M{rows + 1}"/><sheetData>'.encode())
             f.write(
                 (
-                    '<row r="1">' + "".join(f'<c r="{_col(i)}1" {s(h)}</c>' for i, h in enumerate(HEADER)) + "</row>"
+                    '<row r="1">'
+                    + "".join(f'<c r="{_col(i)}1" {s(h)}</c>' for i, h in enumerate(HEADER))
+                    + "</row>"
                 ).encode()
             )
             out: list[str] = []

@@ -49,12 +49,20 @@ print(json.dumps({"rows": n, "seconds": round(seconds, 2), "peak_rss_mb": round(
 
 def available(reader: str) -> bool:
     module = {"ours": "zipfile", "openpyxl": "openpyxl", "calamine": "python_calamine"}[reader]
-    return subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, check=False).returncode == 0
+    return (
+        subprocess.run(
+            [sys.executable, "-c", f"import {module}"], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def measure(path: Path, reader: str, limit: int) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(path), reader, str(limit), str(ROOT)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", MEASURE, str(path), reader, str(limit), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode:
         return {"error": done.stderr.strip().splitlines()[-1][:200]}
@@ -62,10 +70,14 @@ def measure(path: Path, reader: str, limit: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=240_000)
     parser.add_argument("--file", type=Path, help="an existing workbook instead of a generated one")
-    parser.add_argument("--full", action="store_true", help="also read every row (openpyxl takes minutes)")
+    parser.add_argument(
+        "--full", action="store_true", help="also read every row (openpyxl takes minutes)"
+    )
     args = parser.parse_args()
     path = args.file
     if path is None:
@@ -74,7 +86,9 @@ def main() -> None:
         path = Path(tempfile.mkdtemp(prefix="pim-bench-xlsx-")) / "feed.xlsx"
         started = time.perf_counter()
         size = write_xlsx_feed(path, args.rows)
-        print(f"workbook: {args.rows:,} rows, {size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s")
+        print(
+            f"workbook: {args.rows:,} rows, {size / 1e6:.1f} MB, written in {time.perf_counter() - started:.1f} s"
+        )
     results = {}
     for reader in ("ours", "openpyxl", "calamine"):
         if not available(reader):

@@ -65,7 +65,9 @@ async def app(settings):
 @pytest.fixture(scope="session")
 async def client(app):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=120) as http:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://pim.test", timeout=120
+    ) as http:
         yield http
 
 
@@ -75,13 +77,12 @@ def make_tenant(app):
 
     async def _make(prefix: str = "t") -> TenantCtx:
         slug = f"{prefix}-{secrets.token_hex(6)}"
-        async with app.state.sessionmaker() as session:
-            async with session.begin():
-                tenant = await create_tenant(session, slug=slug)
-                ctx = TenantCtx(id=tenant.id, slug=slug)
-                for role in Role:
-                    _row, key = await create_api_key(session, tenant.id, name=role.value, role=role)
-                    ctx.keys[role.value] = key
+        async with app.state.sessionmaker() as session, session.begin():
+            tenant = await create_tenant(session, slug=slug)
+            ctx = TenantCtx(id=tenant.id, slug=slug)
+            for role in Role:
+                _row, key = await create_api_key(session, tenant.id, name=role.value, role=role)
+                ctx.keys[role.value] = key
         return ctx
 
     return _make

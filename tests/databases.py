@@ -73,9 +73,15 @@ def use_test_databases() -> None:
     from app.config import Settings
 
     dev = Settings()
-    os.environ["PIM_DATABASE_URL"] = os.environ.get("PIM_TEST_DATABASE_URL") or _suffixed_url(dev.database_url, "_test")
-    os.environ["PIM_CLICKHOUSE_URL"] = os.environ.get("PIM_TEST_CLICKHOUSE_URL") or _suffixed_url(dev.clickhouse_url, "_test")
-    os.environ["PIM_REDIS_URL"] = os.environ.get("PIM_TEST_REDIS_URL") or _redis_test_url(dev.redis_url)
+    os.environ["PIM_DATABASE_URL"] = os.environ.get("PIM_TEST_DATABASE_URL") or _suffixed_url(
+        dev.database_url, "_test"
+    )
+    os.environ["PIM_CLICKHOUSE_URL"] = os.environ.get("PIM_TEST_CLICKHOUSE_URL") or _suffixed_url(
+        dev.clickhouse_url, "_test"
+    )
+    os.environ["PIM_REDIS_URL"] = os.environ.get("PIM_TEST_REDIS_URL") or _redis_test_url(
+        dev.redis_url
+    )
     for name in ("database_url", "clickhouse_url", "redis_url"):
         if getattr(dev, name) == os.environ[f"PIM_{name.upper()}"]:
             raise RuntimeError(f"the test {name} is the one `make run` uses: {getattr(dev, name)}")
@@ -84,10 +90,19 @@ def use_test_databases() -> None:
 
 def create_test_databases() -> None:
     name = _quoted_database(os.environ["PIM_DATABASE_URL"])
-    _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
+    _on_postgres_server(
+        os.environ["PIM_DATABASE_URL"],
+        f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+        f"CREATE DATABASE {name}",
+    )
     _drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"])
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
-    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "app.cli", "migrate"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def drop_test_databases() -> None:
@@ -96,4 +111,6 @@ def drop_test_databases() -> None:
     redis.Redis.from_url(os.environ["PIM_REDIS_URL"]).flushdb()
     _drop_clickhouse(os.environ["PIM_CLICKHOUSE_URL"])
     name = _quoted_database(os.environ["PIM_DATABASE_URL"])
-    _on_postgres_server(os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    _on_postgres_server(
+        os.environ["PIM_DATABASE_URL"], f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )

@@ -43,8 +43,16 @@ _MAX_BACKOFF_S = 5.0
 async def maintain(ctx: dict, *, at_start: bool = False) -> None:
     """One maintenance round; a step whose database is down is logged and tried next round."""
     steps = (
-        ("imports", lambda: recover_imports(ctx, progress_seen=None if at_start else ctx.setdefault("import_rows", {}))),
-        ("segments", lambda: recover_segments(ctx, idle_seconds=0 if at_start else SEGMENT_IDLE_SECONDS)),
+        (
+            "imports",
+            lambda: recover_imports(
+                ctx, progress_seen=None if at_start else ctx.setdefault("import_rows", {})
+            ),
+        ),
+        (
+            "segments",
+            lambda: recover_segments(ctx, idle_seconds=0 if at_start else SEGMENT_IDLE_SECONDS),
+        ),
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
     )
     for name, step in steps:
@@ -71,9 +79,14 @@ async def startup(ctx: dict) -> None:
     await maintain(ctx, at_start=True)
     ctx["worker_id"] = worker_id()
     ctx["stop_heartbeat"] = asyncio.Event()
-    ctx["heartbeat"] = asyncio.create_task(heartbeat_loop(
-        ctx["redis"], ctx["worker_id"], timeout=settings.worker_heartbeat_timeout_seconds, stop=ctx["stop_heartbeat"]
-    ))
+    ctx["heartbeat"] = asyncio.create_task(
+        heartbeat_loop(
+            ctx["redis"],
+            ctx["worker_id"],
+            timeout=settings.worker_heartbeat_timeout_seconds,
+            stop=ctx["stop_heartbeat"],
+        )
+    )
     ctx["maintenance"] = asyncio.create_task(_maintenance_loop(ctx))
     # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
     # of the full collections that a task's long-lived objects (an import's batch) keep
@@ -120,8 +133,11 @@ async def _redis_pool(url: str) -> ArqRedis:
     answering times out instead of hanging the worker.
     """
     pool = ArqRedis.from_url(
-        url, socket_connect_timeout=2, socket_timeout=10,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 6), retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        url,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 6),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     delay = 0.5
     while True:
@@ -129,7 +145,9 @@ async def _redis_pool(url: str) -> ArqRedis:
             await pool.ping()
             return pool
         except REDIS_DOWN as exc:
-            log.warning("redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=delay)
+            log.warning(
+                "redis_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], retry_in_s=delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF_S)
 

@@ -107,7 +107,9 @@ class PrincipalCache:
             if self._listener is None or self._listener.is_closed():
                 await self._drop_listener()
                 try:
-                    conn = await asyncpg.connect(dsn, timeout=5, server_settings={"application_name": "pim-auth-listener"})
+                    conn = await asyncpg.connect(
+                        dsn, timeout=5, server_settings={"application_name": "pim-auth-listener"}
+                    )
                     conn.add_termination_listener(lambda _conn: self.forget())
                     await conn.add_listener(REVOKED_CHANNEL, self._on_revoked)
                 except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
@@ -127,7 +129,9 @@ class PrincipalCache:
         self.forget(key_hash or None)
 
 
-async def look_up_api_key(cache: PrincipalCache, pool: ReadPool, api_key: str, key_hash: str) -> Principal:
+async def look_up_api_key(
+    cache: PrincipalCache, pool: ReadPool, api_key: str, key_hash: str
+) -> Principal:
     """A key that is not in the cache, from the database (Unauthorized, and remembered as wrong, when it is unknown)."""
     generation = cache.generation()
     async with pool.acquire() as conn:

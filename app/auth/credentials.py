@@ -33,7 +33,9 @@ async def authenticate(request: HTTPConnection) -> Principal:
         if api_key:
             return await _from_api_key(request, api_key)
         # a pooled raw connection (only for a tenant this process has not seen): lean read routes have no session
-        return await principal_from_token(state.read_pool, state.settings, token, state.known_tenants)
+        return await principal_from_token(
+            state.read_pool, state.settings, token, state.known_tenants
+        )
     except Unauthorized:
         _answer_with(request, await state.rate_limiter.credentials_failed(client_ip(request)))
         raise
@@ -51,7 +53,10 @@ async def _from_api_key(request: HTTPConnection, api_key: str) -> Principal:
     quota = await state.rate_limiter.may_look_up_credentials(client_ip(request))
     _answer_with(request, quota)
     if quota is not None and not quota.allowed:
-        raise TooManyRequests("Too many failed authentications from this address", retry_after=quota.retry_after_seconds)
+        raise TooManyRequests(
+            "Too many failed authentications from this address",
+            retry_after=quota.retry_after_seconds,
+        )
     return await look_up_api_key(cache, state.read_pool, api_key, key_hash)
 
 

@@ -6,13 +6,24 @@ from app.deps import Admin, ObjectId, Session
 from app.errors import AUTH_ERRORS, error_responses
 from app.routing import JsonRoute
 
-router = APIRouter(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS, route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
 async def create_api_key(body: ApiKeyCreate, session: Session, principal: Admin):
-    row, key = await service.create_api_key(session, principal.tenant_id, name=body.name, role=body.role)
-    return ApiKeyCreated(id=row.id, name=row.name, role=row.role, prefix=row.prefix, created_at=row.created_at, api_key=key)
+    row, key = await service.create_api_key(
+        session, principal.tenant_id, name=body.name, role=body.role
+    )
+    return ApiKeyCreated(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        api_key=key,
+    )
 
 
 @router.get("/", response_model=list[ApiKeyOut])

@@ -72,9 +72,13 @@ async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
     return tenant
 
 
-async def create_api_key(session: AsyncSession, tenant_id: int, *, name: str, role: Role) -> tuple[ApiKey, str]:
+async def create_api_key(
+    session: AsyncSession, tenant_id: int, *, name: str, role: Role
+) -> tuple[ApiKey, str]:
     prefix, key = new_api_key()
-    row = ApiKey(tenant_id=tenant_id, name=name, role=role.value, prefix=prefix, key_hash=hash_key(key))
+    row = ApiKey(
+        tenant_id=tenant_id, name=name, role=role.value, prefix=prefix, key_hash=hash_key(key)
+    )
     session.add(row)
     await session.flush()
     await session.refresh(row, ["created_at"])
@@ -82,7 +86,9 @@ async def create_api_key(session: AsyncSession, tenant_id: int, *, name: str, ro
 
 
 async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id)))
+    return list(
+        await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))
+    )
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> str:
@@ -106,11 +112,17 @@ async def principal_from_api_key(conn: asyncpg.Connection, api_key: str) -> Prin
         raise Unauthorized("Invalid API key", scheme="ApiKey")
     # every request runs this: one indexed lookup on a raw pooled connection, no ORM
     row = await conn.fetchrow(
-        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
+        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        hash_key(api_key),
     )
     if row is None:
         raise Unauthorized("Invalid or revoked API key", scheme="ApiKey")
-    return Principal(tenant_id=row["tenant_id"], role=Role(row["role"]), subject=f"api-key:{row['id']}", api_key_id=row["id"])
+    return Principal(
+        tenant_id=row["tenant_id"],
+        role=Role(row["role"]),
+        subject=f"api-key:{row['id']}",
+        api_key_id=row["id"],
+    )
 
 
 def _verification_key(settings: Settings) -> tuple[str, tuple[str, ...]]:
@@ -132,11 +144,20 @@ def decode_token(settings: Settings, token: str) -> dict:
     if "crit" in header:
         # RFC 7515 4.1.11: a recipient must refuse extensions it does not understand, and we understand none
         raise Unauthorized("Token has a crit header")
-    options = {"require_exp": True, "verify_aud": settings.jwt_audience is not None,
-               "require_aud": settings.jwt_audience is not None, "require_iss": settings.jwt_issuer is not None}
+    options = {
+        "require_exp": True,
+        "verify_aud": settings.jwt_audience is not None,
+        "require_aud": settings.jwt_audience is not None,
+        "require_iss": settings.jwt_issuer is not None,
+    }
     try:
         claims = jwt.decode(
-            token, key, algorithms=[algorithm], audience=settings.jwt_audience, issuer=settings.jwt_issuer, options=options
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options=options,
         )
     except JWTError as exc:
         raise Unauthorized(f"Invalid token: {exc}") from None
@@ -155,11 +176,18 @@ def _check_lifetime(settings: Settings, claims: dict) -> None:
         if issued_at > now + JWT_LEEWAY_SECONDS:
             raise Unauthorized("Invalid token: issued in the future (iat)")
     # jose has checked that exp is a number in the future
-    if claims["exp"] - (issued_at if issued_at is not None else now) > settings.jwt_max_lifetime_seconds:
-        raise Unauthorized(f"Invalid token: lives longer than {settings.jwt_max_lifetime_seconds} s (exp - iat)")
+    if (
+        claims["exp"] - (issued_at if issued_at is not None else now)
+        > settings.jwt_max_lifetime_seconds
+    ):
+        raise Unauthorized(
+            f"Invalid token: lives longer than {settings.jwt_max_lifetime_seconds} s (exp - iat)"
+        )
 
 
-async def principal_from_token(pool: ReadPool, settings: Settings, token: str, known_tenants: set[int]) -> Principal:
+async def principal_from_token(
+    pool: ReadPool, settings: Settings, token: str, known_tenants: set[int]
+) -> Principal:
     claims = decode_token(settings, token)
     tenant_id = claims.get("tenant_id")
     # ASCII digits only: str.isdigit() is also true for "²" (which int() refuses) and "٢" (which it reads as 2)
@@ -175,15 +203,29 @@ async def principal_from_token(pool: ReadPool, settings: Settings, token: str, k
         async with pool.acquire() as conn:
             if await conn.fetchval("SELECT id FROM tenants WHERE id = $1", tenant_id) is None:
                 raise Unauthorized("Unknown tenant")
-        known_tenants.add(tenant_id)  # tenants are never deleted, so a positive answer can be cached
-    return Principal(tenant_id=tenant_id, role=role, subject=str(claims.get("sub") or f"tenant:{tenant_id}"))
+        known_tenants.add(
+            tenant_id
+        )  # tenants are never deleted, so a positive answer can be cached
+    return Principal(
+        tenant_id=tenant_id, role=role, subject=str(claims.get("sub") or f"tenant:{tenant_id}")
+    )
 
 
-def issue_token(settings: Settings, *, tenant_id: int, role: Role, ttl: int = 3600, subject: str | None = None) -> str:
+def issue_token(
+    settings: Settings, *, tenant_id: int, role: Role, ttl: int = 3600, subject: str | None = None
+) -> str:
     if not 0 < ttl <= settings.jwt_max_lifetime_seconds:
-        raise BadRequest(f"ttl must be between 1 and {settings.jwt_max_lifetime_seconds} s (PIM_JWT_MAX_LIFETIME_SECONDS)")
+        raise BadRequest(
+            f"ttl must be between 1 and {settings.jwt_max_lifetime_seconds} s (PIM_JWT_MAX_LIFETIME_SECONDS)"
+        )
     now = int(time.time())
-    claims = {"tenant_id": tenant_id, "role": role.value, "sub": subject or f"cli:{tenant_id}", "iat": now, "exp": now + ttl}
+    claims = {
+        "tenant_id": tenant_id,
+        "role": role.value,
+        "sub": subject or f"cli:{tenant_id}",
+        "iat": now,
+        "exp": now + ttl,
+    }
     if settings.jwt_audience:
         claims["aud"] = settings.jwt_audience
     if settings.jwt_issuer:

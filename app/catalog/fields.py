@@ -26,9 +26,32 @@ from app.catalog.values import (  # noqa: F401 (re-exported)
 )
 
 BUILTIN_NAMES = frozenset(
-    "id sku name status categories variation_of variation_attributes created_at updated_at".split()
+    [
+        "id",
+        "sku",
+        "name",
+        "status",
+        "categories",
+        "variation_of",
+        "variation_attributes",
+        "created_at",
+        "updated_at",
+    ]
 )
-RESERVED_QUERY_NAMES = frozenset("q page page_size ordering cursor limit filters pageSize pageNum sort".split())
+RESERVED_QUERY_NAMES = frozenset(
+    [
+        "q",
+        "page",
+        "page_size",
+        "ordering",
+        "cursor",
+        "limit",
+        "filters",
+        "pageSize",
+        "pageNum",
+        "sort",
+    ]
+)
 RESERVED_NAMES = BUILTIN_NAMES | RESERVED_QUERY_NAMES
 FIELD_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Keys that are not schema fields may still be filtered on; they must look like a plain key.
@@ -54,11 +77,15 @@ class FieldDef(BaseModel):
     )
     type: FieldType = FieldType.string
     label: str = ""
-    labels: dict[str, str] = Field(default_factory=dict, description="label per locale, e.g. {\"de-de\": \"Marke\"}")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description='label per locale, e.g. {"de-de": "Marke"}'
+    )
     description: str = ""
     group: str = "general"
     required: bool = False
-    unique: bool = Field(default=False, description="no two products may have the same value; not for `array` fields")
+    unique: bool = Field(
+        default=False, description="no two products may have the same value; not for `array` fields"
+    )
     filterable: bool = True
     searchable: bool = False
     options: list[str] | None = Field(
@@ -71,7 +98,7 @@ class FieldDef(BaseModel):
         "types take none. RE2 syntax (https://github.com/google/re2/wiki/Syntax), matched in linear time: no "
         "backreferences or lookaround, `\\z` ends the text (not `\\Z`), `\\d` `\\w` `\\s` `\\b` are ASCII-only "
         "(use `\\p{L}`, `\\p{N}` for letters and digits of every script), `$` matches only at the end of the text. "
-        "At most 1,000 characters; `\"\"` is the same as null.",
+        'At most 1,000 characters; `""` is the same as null.',
     )
 
     @field_validator("name")

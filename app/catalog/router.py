@@ -19,9 +19,15 @@ from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
 from app.routing import JsonRoute
 
-schema_router = APIRouter(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS, route_class=JsonRoute)
-categories_router = APIRouter(prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS, route_class=JsonRoute)
-views_router = APIRouter(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS, route_class=JsonRoute)
+schema_router = APIRouter(
+    prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
+categories_router = APIRouter(
+    prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
+views_router = APIRouter(
+    prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
 
 
 @schema_router.get("/", response_model=SchemaOut)
@@ -49,13 +55,16 @@ async def list_categories(
     _: Viewer,
     parent_id: Annotated[
         ParentFilter | None,
-        Query(description="only the children of this category; `0` or `null`: only the root categories"),
+        Query(
+            description="only the children of this category; `0` or `null`: only the root categories"
+        ),
     ] = None,
     limit: Annotated[
         int, Query(ge=1, le=service.CATEGORY_PAGE_MAX, description="categories per page")
     ] = service.CATEGORY_PAGE_DEFAULT,
     cursor: Annotated[
-        str | None, Query(max_length=8192, description="`next_cursor` of the previous page, as it was")
+        str | None,
+        Query(max_length=8192, description="`next_cursor` of the previous page, as it was"),
     ] = None,
 ):
     """Categories in tree order, a page at a time: each category right before its subtree,
@@ -68,18 +77,27 @@ async def list_categories(
     return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 
-@categories_router.post("/", status_code=status.HTTP_201_CREATED, response_model=CategoryOut, responses=error_responses(400))
+@categories_router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CategoryOut,
+    responses=error_responses(400),
+)
 async def create_category(body: CategoryIn, session: Session, _: Editor):
     """Create a category; its `path` is its parent's path and its name joined by " > "."""
     return await service.create_category(session, body)
 
 
-@categories_router.get("/{category_id}/", response_model=CategoryOut, responses=error_responses(404))
+@categories_router.get(
+    "/{category_id}/", response_model=CategoryOut, responses=error_responses(404)
+)
 async def get_category(category_id: ObjectId, session: Session, _: Viewer):
     return await service.get_category(session, category_id)
 
 
-@categories_router.patch("/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404))
+@categories_router.patch(
+    "/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404)
+)
 async def update_category(category_id: ObjectId, body: CategoryPatch, session: Session, _: Editor):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths."""
     return await service.patch_category(session, category_id, body)
@@ -98,7 +116,9 @@ async def list_views(session: Session, _: Viewer):
     return await service.list_views(session)
 
 
-@views_router.post("/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409))
+@views_router.post(
+    "/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409)
+)
 async def create_view(body: ViewIn, session: Session, _: Editor):
     """Create a view; `is_default: true` makes it the only default view."""
     return await service.create_view(session, body)
@@ -114,6 +134,8 @@ async def update_view(view_id: ObjectId, body: ViewPatch, session: Session, _: E
     return await service.patch_view(session, view_id, body)
 
 
-@views_router.delete("/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@views_router.delete(
+    "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 async def delete_view(view_id: ObjectId, session: Session, _: Editor) -> None:
     await service.delete_view(session, view_id)

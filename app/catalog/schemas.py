@@ -16,7 +16,9 @@ class SchemaIn(BaseModel):
     default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     default_locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
     updated_at: datetime | None = Field(
-        default=None, exclude=True, description="read-only, ignored: the body of `GET` can be sent back as it is"
+        default=None,
+        exclude=True,
+        description="read-only, ignored: the body of `GET` can be sent back as it is",
     )
 
     @field_validator("fields")
@@ -84,7 +86,9 @@ class CategoryOut(BaseModel):
 
 class CategoryPage(BaseModel):
     results: list[CategoryOut]
-    next_cursor: str | None = Field(description="pass as `cursor` for the next page; `null` on the last page")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; `null` on the last page"
+    )
 
 
 class ViewIn(BaseModel):

@@ -9,12 +9,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
-from app.catalog.schemas import MAX_CATEGORY_DEPTH, CategoryIn, CategoryPatch, SchemaIn, ViewIn, ViewPatch
+from app.catalog.schemas import (
+    MAX_CATEGORY_DEPTH,
+    CategoryIn,
+    CategoryPatch,
+    SchemaIn,
+    ViewIn,
+    ViewPatch,
+)
 from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Category, Product, ProductSchema, View
@@ -32,7 +38,12 @@ async def get_schema_row(session: AsyncSession) -> ProductSchema | None:
 
 def schema_out(row: ProductSchema | None) -> dict[str, Any]:
     if row is None:
-        return {"fields": [], "default_currency": "USD", "default_locale": "en-us", "updated_at": None}
+        return {
+            "fields": [],
+            "default_currency": "USD",
+            "default_locale": "en-us",
+            "updated_at": None,
+        }
     return {
         "fields": row.fields,
         "default_currency": row.default_currency,
@@ -44,7 +55,9 @@ def schema_out(row: ProductSchema | None) -> dict[str, Any]:
 async def get_fields(session: AsyncSession | TenantReader) -> list[FieldDef]:
     # read on every list/facet/write request: a plain query on the raw connection
     async with reading(session) as conn:
-        raw = await conn.fetchval("SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session))
+        raw = await conn.fetchval(
+            "SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session)
+        )
     return [FieldDef.model_validate(f) for f in orjson.loads(raw)] if raw else []
 
 
@@ -53,7 +66,11 @@ async def get_field_map(session: AsyncSession | TenantReader) -> dict[str, Field
 
 
 def _facet_signature(fields: list[dict[str, Any]]) -> set[tuple[str, bool]]:
-    return {(f["name"], f["type"] == "array") for f in fields if f["type"] in ("string", "enum", "array")}
+    return {
+        (f["name"], f["type"] == "array")
+        for f in fields
+        if f["type"] in ("string", "enum", "array")
+    }
 
 
 async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> datetime | None:
@@ -63,8 +80,12 @@ async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> date
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     conn = await driver_connection(session)
     tenant_id = tenant_of(session)
-    await conn.execute(f"SELECT {function}(hashtext('pim.schema'), ($1::bigint % 2147483647)::int)", tenant_id)
-    return await conn.fetchval("SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id)
+    await conn.execute(
+        f"SELECT {function}(hashtext('pim.schema'), ($1::bigint % 2147483647)::int)", tenant_id
+    )
+    return await conn.fetchval(
+        "SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id
+    )
 
 
 async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
@@ -90,12 +111,15 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
     await session.flush()
     if _facet_signature(fields) != before:
         # the set of faceted fields changed: recount them (the triggers only follow writes)
-        await session.execute(text("SELECT pim_rebuild_facet_counts(:tenant)"), {"tenant": tenant_of(session)})
+        await session.execute(
+            text("SELECT pim_rebuild_facet_counts(:tenant)"), {"tenant": tenant_of(session)}
+        )
     await session.refresh(row)
     return row
 
 
 # --- categories -----------------------------------------------------------------------------
+
 
 async def get_category(session: AsyncSession, category_id: int) -> Category:
     category = await session.scalar(select(Category).where(Category.id == category_id))
@@ -134,20 +158,35 @@ LIMIT $5
 
 def _decode_cursor(cursor: str) -> str:
     try:
-        key = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4)))
-        if not (isinstance(key, list) and key and all(
-            isinstance(k, dict) and type(k.get("f1")) is int and isinstance(k.get("f2"), str) and type(k.get("f3")) is int
-            for k in key
-        )):
+        key = orjson.loads(
+            base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
+        )
+        if not (
+            isinstance(key, list)
+            and key
+            and all(
+                isinstance(k, dict)
+                and type(k.get("f1")) is int
+                and isinstance(k.get("f2"), str)
+                and type(k.get("f3")) is int
+                for k in key
+            )
+        ):
             raise ValueError
     except (ValueError, UnicodeError, orjson.JSONDecodeError):
-        raise BadRequest("cursor: not a cursor of this list (send `next_cursor` back as it is)") from None
+        raise BadRequest(
+            "cursor: not a cursor of this list (send `next_cursor` back as it is)"
+        ) from None
     return orjson.dumps(key).decode()
 
 
 async def list_categories(
-    session: AsyncSession | TenantReader, *, parent_id: int | None = None, roots_only: bool = False,
-    limit: int = CATEGORY_PAGE_DEFAULT, cursor: str | None = None,
+    session: AsyncSession | TenantReader,
+    *,
+    parent_id: int | None = None,
+    roots_only: bool = False,
+    limit: int = CATEGORY_PAGE_DEFAULT,
+    cursor: str | None = None,
 ) -> dict[str, Any]:
     """A page of categories in tree order: each category right before its subtree, siblings by
     position, name, id. With `parent_id` (or `roots_only`), only those children (or roots).
@@ -157,17 +196,31 @@ async def list_categories(
     one_level = parent_id is not None or roots_only
     async with reading(session) as conn:
         rows = await conn.fetch(
-            _CATEGORY_PAGE, tenant_of(session), parent_id, not one_level,
-            _decode_cursor(cursor) if cursor else None, limit + 1,
+            _CATEGORY_PAGE,
+            tenant_of(session),
+            parent_id,
+            not one_level,
+            _decode_cursor(cursor) if cursor else None,
+            limit + 1,
         )
     more = len(rows) > limit
     rows = rows[:limit]
     results = [
-        {"id": r["id"], "name": r["name"], "parent_id": r["parent_id"], "labels": orjson.loads(r["labels"]),
-         "path": r["path"], "position": r["position"]}
+        {
+            "id": r["id"],
+            "name": r["name"],
+            "parent_id": r["parent_id"],
+            "labels": orjson.loads(r["labels"]),
+            "path": r["path"],
+            "position": r["position"],
+        }
         for r in rows
     ]
-    next_cursor = base64.urlsafe_b64encode(rows[-1]["next_key"].encode()).rstrip(b"=").decode() if more else None
+    next_cursor = (
+        base64.urlsafe_b64encode(rows[-1]["next_key"].encode()).rstrip(b"=").decode()
+        if more
+        else None
+    )
     return {"results": results, "next_cursor": next_cursor}
 
 
@@ -178,7 +231,9 @@ async def _lock_tree(session: AsyncSession) -> None:
     read: without the lock, a child created during its parent's rename keeps the old path, and
     two crossing moves can both pass the cycle check."""
     await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext('pim.categories'), (:tenant % 2147483647)::int)"),
+        text(
+            "SELECT pg_advisory_xact_lock(hashtext('pim.categories'), (:tenant % 2147483647)::int)"
+        ),
         {"tenant": tenant_of(session)},
     )
 
@@ -219,8 +274,10 @@ def _depth(path: str | None) -> int:
 def _check_depth(parent_path: str | None, height: int = 1) -> None:
     """A subtree `height` levels high placed under `parent_path` stays within MAX_CATEGORY_DEPTH."""
     if _depth(parent_path) + height > MAX_CATEGORY_DEPTH:
-        raise BadRequest(f"Categories are at most {MAX_CATEGORY_DEPTH} levels deep; this would make one "
-                         f"{_depth(parent_path) + height} levels deep")
+        raise BadRequest(
+            f"Categories are at most {MAX_CATEGORY_DEPTH} levels deep; this would make one "
+            f"{_depth(parent_path) + height} levels deep"
+        )
 
 
 async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
@@ -228,7 +285,11 @@ async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
     parent_path = await _parent_path(session, body.parent_id)
     _check_depth(parent_path)
     category = Category(
-        name=body.name, parent_id=body.parent_id, labels=body.labels, position=body.position, path=_join(parent_path, body.name)
+        name=body.name,
+        parent_id=body.parent_id,
+        labels=body.labels,
+        position=body.position,
+        path=_join(parent_path, body.name),
     )
     session.add(category)
     await session.flush()
@@ -239,7 +300,9 @@ async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
 async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) -> list[int]:
     """The category and all its descendants (empty when it does not exist for this tenant)."""
     async with reading(session) as conn:
-        return (await category_subtrees(conn, tenant_of(session), [category_id])).get(category_id, [])
+        return (await category_subtrees(conn, tenant_of(session), [category_id])).get(
+            category_id, []
+        )
 
 
 # the paths of a category's descendants, rebuilt from its (new) path down the tree by parent_id
@@ -271,13 +334,20 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
     if renames:
         name = changes.get("name") or category.name
         parent_id = changes.get("parent_id", category.parent_id)
-        if "parent_id" in changes and parent_id is not None and parent_id in await subtree_ids(session, category_id):
+        if (
+            "parent_id" in changes
+            and parent_id is not None
+            and parent_id in await subtree_ids(session, category_id)
+        ):
             raise BadRequest("A category cannot be moved under itself or one of its descendants")
         parent_path = await _parent_path(session, parent_id)
         if parent_id != category.parent_id:
             deepest = await session.scalar(
-                select(func.max(func.array_length(func.string_to_array(Category.path, PATH_SEPARATOR), 1)))
-                .where(Category.id.in_(await subtree_ids(session, category_id)))
+                select(
+                    func.max(
+                        func.array_length(func.string_to_array(Category.path, PATH_SEPARATOR), 1)
+                    )
+                ).where(Category.id.in_(await subtree_ids(session, category_id)))
             )
             _check_depth(parent_path, (deepest or 1) - _depth(category.path) + 1)
         old_path = category.path
@@ -286,7 +356,12 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
         if category.path != old_path:
             await session.execute(
                 _REWRITE_DESCENDANT_PATHS,
-                {"tenant": tenant_of(session), "id": category.id, "path": category.path, "sep": PATH_SEPARATOR},
+                {
+                    "tenant": tenant_of(session),
+                    "id": category.id,
+                    "path": category.path,
+                    "sep": PATH_SEPARATOR,
+                },
             )
     else:
         await session.flush()
@@ -300,7 +375,9 @@ async def delete_category(session: AsyncSession, category_id: int) -> None:
     if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
         raise Conflict("The category has children; delete or move them first")
     # waits for the writers assigning categories to commit: the UPDATE below then sees their products
-    await hold_category_references(await driver_connection(session), tenant_of(session), exclusive=True)
+    await hold_category_references(
+        await driver_connection(session), tenant_of(session), exclusive=True
+    )
     await session.execute(
         update(Product)
         .where(Product.categories.contains([category_id]))
@@ -344,22 +421,36 @@ async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict
     lookup = "SELECT path, id FROM categories WHERE tenant_id = $1 AND path = ANY($2::text[]) ORDER BY id DESC"
     existing = dict(await conn.fetch(lookup, tenant_id, prefixes))
     if len(existing) < len(prefixes):
-        await _lock_tree(session)  # then read again: a concurrent import may have created some meanwhile
+        await _lock_tree(
+            session
+        )  # then read again: a concurrent import may have created some meanwhile
         existing = dict(await conn.fetch(lookup, tenant_id, prefixes))
         for level in levels:
             missing = [(path, name) for path, name in level.items() if path not in existing]
             if missing:
                 parents = [existing.get(path.rpartition(PATH_SEPARATOR)[0]) for path, _ in missing]
-                existing.update(dict(await conn.fetch(
-                    _INSERT_CATEGORIES, tenant_id, [name for _, name in missing], parents, [path for path, _ in missing]
-                )))
+                existing.update(
+                    dict(
+                        await conn.fetch(
+                            _INSERT_CATEGORIES,
+                            tenant_id,
+                            [name for _, name in missing],
+                            parents,
+                            [path for path, _ in missing],
+                        )
+                    )
+                )
     return {path: existing[path] for path in wanted}
 
 
 async def category_paths(session: AsyncSession, ids: list[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict((await session.execute(select(Category.id, Category.path).where(Category.id.in_(ids)))).all())
+    return dict(
+        (
+            await session.execute(select(Category.id, Category.path).where(Category.id.in_(ids)))
+        ).all()
+    )
 
 
 async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int]:

@@ -91,7 +91,9 @@ _GROUP_CHARS = {" ": " \u00a0\u202f\u2009\u2007", "'": "'\u2019", ",": ",", ".":
 def _grouped_re(thousands: str, decimal: str) -> "re.Pattern[str]":
     """A number whose whole part is grouped by threes with `thousands`: `1.234.567,5`."""
     sep = "[" + re.escape(_GROUP_CHARS[thousands]) + "]"
-    return re.compile(rf"^[+-]?[0-9]{{1,3}}(?:{sep}[0-9]{{3}})+(?:{re.escape(decimal)}[0-9]*)?(?:[eE][+-]?[0-9]+)?$")
+    return re.compile(
+        rf"^[+-]?[0-9]{{1,3}}(?:{sep}[0-9]{{3}})+(?:{re.escape(decimal)}[0-9]*)?(?:[eE][+-]?[0-9]+)?$"
+    )
 
 
 def _plain_text(text: str, conventions: Conventions) -> str:
@@ -160,8 +162,15 @@ def read_bool(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> bool
 _LOCAL_DATE = re.compile(r"^([0-9]{1,2})([./-])([0-9]{1,2})\2([0-9]{4})$")
 _LOCAL_DATETIME = re.compile(r"^([0-9]{1,2}([./-])[0-9]{1,2}\2[0-9]{4})(?:[T ]|\s+)([0-9].*)$")
 # the time after a local date: `9:05`, `10:30:15`, `10:30:15,5`, `10:30 +02:00`
-_LOCAL_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,6}))?)?\s*(Z|[+-][0-9]{2}:?[0-9]{2})?$", re.IGNORECASE)
-_DATE_FORMATS = {"ymd": "YYYY-MM-DD", "dmy": "DD.MM.YYYY or YYYY-MM-DD", "mdy": "MM/DD/YYYY or YYYY-MM-DD"}
+_LOCAL_TIME = re.compile(
+    r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,6}))?)?\s*(Z|[+-][0-9]{2}:?[0-9]{2})?$",
+    re.IGNORECASE,
+)
+_DATE_FORMATS = {
+    "ymd": "YYYY-MM-DD",
+    "dmy": "DD.MM.YYYY or YYYY-MM-DD",
+    "mdy": "MM/DD/YYYY or YYYY-MM-DD",
+}
 
 
 def _local_date(text: str, order: str) -> date | None:
@@ -205,7 +214,9 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
             local = _local_date(m[1], conventions.date_order)
             t = _LOCAL_TIME.match(m[3])
             if t is None:
-                raise ValueError(f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])")
+                raise ValueError(
+                    f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])"
+                )
             hour, minute, second, fraction, offset = t.groups()
             text = f"{local.isoformat()}T{int(hour):02d}:{minute}:{second or '00'}{'.' + fraction if fraction else ''}{offset or ''}"
         else:
@@ -215,8 +226,11 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
-        raise ValueError("not an ISO 8601 datetime" if conventions.date_order == "ymd" else
-                         f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])") from None
+        raise ValueError(
+            "not an ISO 8601 datetime"
+            if conventions.date_order == "ymd"
+            else f"not a datetime ({_DATE_FORMATS[conventions.date_order]}, then HH:MM[:SS])"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_zone(conventions.time_zone))
     try:
@@ -317,7 +331,9 @@ def _check_pattern(field: "FieldDef", text: str) -> None:
         try:
             pattern = compiled_pattern(field.validation)
         except ValueError:  # a schema saved before patterns had to be RE2
-            raise ValueError("the field's validation pattern is not RE2 syntax; the schema must be updated") from None
+            raise ValueError(
+                "the field's validation pattern is not RE2 syntax; the schema must be updated"
+            ) from None
         if not pattern.search(text):
             raise ValueError(f"does not match {field.validation}")
 
@@ -362,7 +378,11 @@ def _coerce_datetime(_field: "FieldDef", value: Any, conventions: Conventions) -
 
 
 def _coerce_array(field: "FieldDef", value: Any, _conventions: Conventions) -> list[str]:
-    if field.validation is None and type(value) is list and all(type(item) is str for item in value):
+    if (
+        field.validation is None
+        and type(value) is list
+        and all(type(item) is str for item in value)
+    ):
         return value
     items = value if isinstance(value, list) else [value]
     result = [_as_string(item) for item in items if item is not None]
@@ -407,7 +427,9 @@ _COERCERS = {
 }
 
 
-def coerce_value(field: "FieldDef", value: Any, conventions: Conventions = DEFAULT_CONVENTIONS) -> Any:
+def coerce_value(
+    field: "FieldDef", value: Any, conventions: Conventions = DEFAULT_CONVENTIONS
+) -> Any:
     """Return `value` converted to the field's type, or raise CoercionError("<field>: <why>").
 
     Text is read under `conventions` (an import's file conventions; the defaults for JSON)."""
@@ -436,7 +458,11 @@ def text_reader(field: "FieldDef", conventions: Conventions) -> Callable[[Any], 
     reader = _TEXT_READERS.get(field.type)
     if reader is not None:
         if field.type == FieldType.boolean:  # a value mapping may give it a bool rather than text
-            return lambda text: reader(text, conventions) if type(text) is str else coerce_value(field, text, conventions)
+            return lambda text: (
+                reader(text, conventions)
+                if type(text) is str
+                else coerce_value(field, text, conventions)
+            )
         return partial(reader, conventions=conventions)
     if field.validation is None:
         if field.type in (FieldType.string, FieldType.text):
@@ -453,7 +479,9 @@ def is_empty(value: Any) -> bool:
     return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
-def coerce_data(fields: dict[str, "FieldDef"], data: dict[str, Any], *, partial: bool = True) -> dict[str, Any]:
+def coerce_data(
+    fields: dict[str, "FieldDef"], data: dict[str, Any], *, partial: bool = True
+) -> dict[str, Any]:
     """Coerce every schema field present in `data`; other keys are kept as given.
 
     `None` values are kept (they mean "remove" in a merge patch). A required field
@@ -478,7 +506,9 @@ def coerce_data(fields: dict[str, "FieldDef"], data: dict[str, Any], *, partial:
     return out
 
 
-def check_required(fields: dict[str, "FieldDef"], data: dict[str, Any], *, partial: bool = False) -> None:
+def check_required(
+    fields: dict[str, "FieldDef"], data: dict[str, Any], *, partial: bool = False
+) -> None:
     """Every required field must have a value (`is_empty`): in a new product's data, or, with
     `partial` (data merged into a product), among the fields `data` sets."""
     for name, field in fields.items():

@@ -26,7 +26,18 @@ DATE_ORDERS = ("ymd", "dmy", "mdy")
 LIST_SEPARATORS = ("|", ";", ",", "/")
 CATEGORY_SEPARATORS = ("|", ";", ",")
 DELIMITERS = (",", ";", "\t", "|")
-ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "cp1252", "cp1250", "cp1251", "latin-1", "iso-8859-15")
+ENCODINGS = (
+    "utf-8",
+    "utf-8-sig",
+    "utf-16",
+    "utf-16-le",
+    "utf-16-be",
+    "cp1252",
+    "cp1250",
+    "cp1251",
+    "latin-1",
+    "iso-8859-15",
+)
 
 # what the JSON endpoints accept for a boolean field (and status: true → active, false → inactive)
 DEFAULT_TRUE_WORDS = ("1", "on", "t", "true", "y", "yes")
@@ -89,7 +100,9 @@ class Conventions:
 
     def updated(self, changes: dict[str, Any]) -> "Conventions":
         """These conventions with some of them replaced (a client's partial override)."""
-        changes = {k: tuple(v) if k in ("true_words", "false_words") else v for k, v in changes.items()}
+        changes = {
+            k: tuple(v) if k in ("true_words", "false_words") else v for k, v in changes.items()
+        }
         return replace(self, **changes)
 
 
@@ -141,7 +154,7 @@ class ConventionsModel(BaseModel):
     decimal: Literal[".", ","] | None = Field(default=None, description="decimal separator")
     thousands: Literal[",", ".", " ", "'"] | None = Field(
         default=None,
-        description="digit-group separator, or null for none (then `1,234` is not a number). `\" \"` stands for "
+        description='digit-group separator, or null for none (then `1,234` is not a number). `" "` stands for '
         "every space (also no-break and narrow no-break). Groups are checked: `1,23,4` is rejected",
     )
     date_order: Literal["ymd", "dmy", "mdy"] | None = Field(
@@ -149,25 +162,35 @@ class ConventionsModel(BaseModel):
         description="`ymd`: ISO 8601 only (as POST/PATCH/bulk); `dmy`: 31.12.2024, 31/12/2024, 31-12-2024; "
         "`mdy`: 12/31/2024. ISO dates read under every order; years have four digits",
     )
-    list_separator: Literal["|", ";", ",", "/"] | None = Field(default=None, description="splits `array` cells into items")
+    list_separator: Literal["|", ";", ",", "/"] | None = Field(
+        default=None, description="splits `array` cells into items"
+    )
     category_separator: Literal["|", ";", ","] | None = Field(
         default=None,
         description="splits a `categories` cell into paths (`A > B|C`); with `,` (WooCommerce: `A > B, C > D`) only "
         "when every part is a path (holds `>`)",
     )
     true_words: list[str] | None = Field(
-        default=None, max_length=50, description="words of a true boolean cell (case-insensitive); status: `active`"
+        default=None,
+        max_length=50,
+        description="words of a true boolean cell (case-insensitive); status: `active`",
     )
     false_words: list[str] | None = Field(
-        default=None, max_length=50, description="words of a false boolean cell (case-insensitive); status: `inactive`"
+        default=None,
+        max_length=50,
+        description="words of a false boolean cell (case-insensitive); status: `inactive`",
     )
     time_zone: str | None = Field(
         default=None,
         max_length=64,
         description="IANA time zone of datetimes without an offset (e.g. `Europe/Berlin`); they are converted to UTC",
     )
-    encoding: Literal[ENCODINGS] | None = Field(default=None, description="how the file's bytes are decoded")  # type: ignore[valid-type]
-    delimiter: Literal[",", ";", "\t", "|"] | None = Field(default=None, description="the cell delimiter")
+    encoding: Literal[ENCODINGS] | None = Field(
+        default=None, description="how the file's bytes are decoded"
+    )  # type: ignore[valid-type]
+    delimiter: Literal[",", ";", "\t", "|"] | None = Field(
+        default=None, description="the cell delimiter"
+    )
 
     @field_validator("true_words", "false_words")
     @classmethod
@@ -203,12 +226,56 @@ def _zones() -> frozenset[str]:
 # boolean words a file may use, beyond the defaults; a pair joins the file's words only when a
 # whole column is made of them
 KNOWN_TRUE_WORDS = frozenset(
-    "true t yes y 1 on ja j oui si sí vrai wahr verdadero vero waar tak enabled aktiv actif activo attivo "
-    "published online".split()
+    [
+        "true",
+        "t",
+        "yes",
+        "y",
+        "1",
+        "on",
+        "ja",
+        "j",
+        "oui",
+        "si",
+        "sí",
+        "vrai",
+        "wahr",
+        "verdadero",
+        "vero",
+        "waar",
+        "tak",
+        "enabled",
+        "aktiv",
+        "actif",
+        "activo",
+        "attivo",
+        "published",
+        "online",
+    ]
 )
 KNOWN_FALSE_WORDS = frozenset(
-    "false f no n 0 off nein non faux falsch falso nee nie disabled inaktiv inactif inactivo inattivo "
-    "unpublished offline".split()
+    [
+        "false",
+        "f",
+        "no",
+        "n",
+        "0",
+        "off",
+        "nein",
+        "non",
+        "faux",
+        "falsch",
+        "falso",
+        "nee",
+        "nie",
+        "disabled",
+        "inaktiv",
+        "inactif",
+        "inactivo",
+        "inattivo",
+        "unpublished",
+        "offline",
+    ]
 )
 _SAMPLE_CELLS = 10_000  # cells looked at per convention: plenty to decide, bounded in time
 
@@ -216,7 +283,10 @@ _SAMPLE_CELLS = 10_000  # cells looked at per convention: plenty to decide, boun
 _NUMBER_CELL = re.compile(
     r"^[+-]?\s*(?:[€$£¥]|[A-Z]{3})?\s*([0-9](?:[0-9.,'\u2019 \u00a0\u202f\u2009]*[0-9])?)\s*(?:[€$£¥%]|[A-Z]{3})?$"
 )
-_GROUPS = {sep: re.compile(rf"^[0-9]{{1,3}}(?:{re.escape(sep)}[0-9]{{3}})+$") for sep in (",", ".", " ", "'")}
+_GROUPS = {
+    sep: re.compile(rf"^[0-9]{{1,3}}(?:{re.escape(sep)}[0-9]{{3}})+$")
+    for sep in (",", ".", " ", "'")
+}
 _LOCAL_DATE = re.compile(r"^([0-9]{1,2})([./-])([0-9]{1,2})\2[0-9]{4}(?:$|[T ])")
 
 
@@ -238,7 +308,7 @@ def _number_votes(cells: list[str]) -> tuple[Counter, Counter, list[str]]:
                 if not _GROUPS[group].match(whole):
                     break
                 thousands[group] += 1
-                rest = num[len(whole):]
+                rest = num[len(whole) :]
                 num = whole.replace(group, "") + rest
         else:
             dots, commas = num.count("."), num.count(",")
@@ -255,7 +325,9 @@ def _number_votes(cells: list[str]) -> tuple[Counter, Counter, list[str]]:
                 if len(frac) != 3 or whole == "0" or len(whole) > 3:
                     decimal[sep] += 1  # a group has three digits and never follows a lone 0
                 else:
-                    ambiguous.append(num)  # "3.700": a decimal or a thousands group; the file decides
+                    ambiguous.append(
+                        num
+                    )  # "3.700": a decimal or a thousands group; the file decides
             elif dots + commas > 1:
                 sep = "." if dots else ","
                 if _GROUPS[sep].match(num):

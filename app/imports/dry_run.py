@@ -73,7 +73,9 @@ class _Tally:
                 continue
             item = converted.item
             seen = self.skus.get(item["sku"])
-            set_required = {name for name in required if not is_empty(item.get(name))} if required else _NONE
+            set_required = (
+                {name for name in required if not is_empty(item.get(name))} if required else _NONE
+            )
             if seen is None:
                 self.skus[item["sku"]] = [1, self.row, set_required]
                 self.new_skus.append(item["sku"])
@@ -83,12 +85,16 @@ class _Tally:
                     seen[2] = seen[2] | set_required
             if len(self.preview) < FIRST_ROWS:
                 values = {k: v for k, v in item.items() if k != "sku"}
-                self.preview.append({
-                    "row": self.row,
-                    "sku": item["sku"],
-                    "values": values,
-                    "categories": None if converted.category_paths is None else list(converted.category_paths),
-                })
+                self.preview.append(
+                    {
+                        "row": self.row,
+                        "sku": item["sku"],
+                        "values": values,
+                        "categories": None
+                        if converted.category_paths is None
+                        else list(converted.category_paths),
+                    }
+                )
 
     def _reject(self, row: int, sku: str | None, detail: str) -> None:
         self.rejected += 1
@@ -118,9 +124,17 @@ async def dry_run(
     through the worker's own record source; plain CSV is parsed in a thread piece by piece."""
     field_map = {f.name: f for f in fields}
     converter = RowConverter(
-        headers=headers, mapping=mapping, fields=field_map, conventions=conventions, value_mapping=value_mapping
+        headers=headers,
+        mapping=mapping,
+        fields=field_map,
+        conventions=conventions,
+        value_mapping=value_mapping,
     )
-    tally = _Tally(converter=converter, required={n: f for n, f in field_map.items() if f.required}, row=header_row)
+    tally = _Tally(
+        converter=converter,
+        required={n: f for n, f in field_map.items() if f.required},
+        row=header_row,
+    )
     stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
     conn = await driver_connection(session)
     tenant_id = tenant_of(session)

@@ -21,15 +21,40 @@ FORMATS = (SHOPIFY, WOOCOMMERCE, AKENEO, GOOGLE_MERCHANT_CENTER)
 _SHOPIFY_KEYS = ("handle", "url handle")
 _SHOPIFY_MARKERS = frozenset(
     {
-        "title", "body (html)", "description", "vendor", "variant sku", "variant price", "variant grams",
-        "variant barcode", "variant inventory qty", "option1 name", "option1 value", "image src", "product image url",
-        "published on online store", "variant compare at price", "compare-at price", "gift card", "seo title",
+        "title",
+        "body (html)",
+        "description",
+        "vendor",
+        "variant sku",
+        "variant price",
+        "variant grams",
+        "variant barcode",
+        "variant inventory qty",
+        "option1 name",
+        "option1 value",
+        "image src",
+        "product image url",
+        "published on online store",
+        "variant compare at price",
+        "compare-at price",
+        "gift card",
+        "seo title",
     }
 )
 _WOO_MARKERS = frozenset(
     {
-        "type", "published", "is featured?", "visibility in catalog", "short description", "in stock?",
-        "backorders allowed?", "sold individually?", "allow customer reviews?", "tax status", "tax class", "sale price",
+        "type",
+        "published",
+        "is featured?",
+        "visibility in catalog",
+        "short description",
+        "in stock?",
+        "backorders allowed?",
+        "sold individually?",
+        "allow customer reviews?",
+        "tax status",
+        "tax class",
+        "sale price",
         "date sale price starts",
     }
 )
@@ -37,11 +62,41 @@ _AKENEO_PROPERTIES = frozenset({"categories", "enabled", "family", "groups", "pa
 # Google's attribute names; the feed specification also accepts them with spaces
 _GMC_ATTRIBUTES = frozenset(
     {
-        "link", "image_link", "additional_image_link", "availability", "availability_date", "price", "sale_price",
-        "sale_price_effective_date", "google_product_category", "product_type", "brand", "gtin", "mpn",
-        "identifier_exists", "condition", "item_group_id", "adult", "age_group", "gender", "color", "size", "material",
-        "pattern", "shipping", "shipping_weight", "mobile_link", "custom_label_0", "product_detail", "product_highlight",
-        "cost_of_goods_sold", "unit_pricing_measure", "multipack", "is_bundle", "size_type", "size_system",
+        "link",
+        "image_link",
+        "additional_image_link",
+        "availability",
+        "availability_date",
+        "price",
+        "sale_price",
+        "sale_price_effective_date",
+        "google_product_category",
+        "product_type",
+        "brand",
+        "gtin",
+        "mpn",
+        "identifier_exists",
+        "condition",
+        "item_group_id",
+        "adult",
+        "age_group",
+        "gender",
+        "color",
+        "size",
+        "material",
+        "pattern",
+        "shipping",
+        "shipping_weight",
+        "mobile_link",
+        "custom_label_0",
+        "product_detail",
+        "product_highlight",
+        "cost_of_goods_sold",
+        "unit_pricing_measure",
+        "multipack",
+        "is_bundle",
+        "size_type",
+        "size_system",
     }
 )
 _AKENEO_LOCALE = re.compile(r"^[a-z]{2,3}_[A-Z][A-Za-z]{1,3}(?:_[A-Z]{2})?$")
@@ -56,29 +111,19 @@ def detect_format(headers: list[str]) -> str | None:
     folded = _folded(headers)
     if folded & set(_SHOPIFY_KEYS) and len(folded & _SHOPIFY_MARKERS) >= 3:
         return SHOPIFY
-    if (
-        "sku" in folded
-        and "regular price" in folded
-        and len(folded & _WOO_MARKERS) >= 2
-    ):
+    if "sku" in folded and "regular price" in folded and len(folded & _WOO_MARKERS) >= 2:
         return WOOCOMMERCE
     exact = {h.strip() for h in headers}
     akeneo_key = "sku" in exact or {"code", "family_variant"} <= exact
     localized = any(
-        len(parts) > 1 and _AKENEO_LOCALE.match(parts[1])
-        for parts in (h.split("-") for h in exact)
+        len(parts) > 1 and _AKENEO_LOCALE.match(parts[1]) for parts in (h.split("-") for h in exact)
     )
     if akeneo_key and (
-        len(exact & _AKENEO_PROPERTIES) >= 3
-        or (len(exact & _AKENEO_PROPERTIES) >= 2 and localized)
+        len(exact & _AKENEO_PROPERTIES) >= 3 or (len(exact & _AKENEO_PROPERTIES) >= 2 and localized)
     ):
         return AKENEO
     underscored = {h.replace(" ", "_") for h in folded}
-    if (
-        "id" in underscored
-        and "title" in underscored
-        and len(underscored & _GMC_ATTRIBUTES) >= 3
-    ):
+    if "id" in underscored and "title" in underscored and len(underscored & _GMC_ATTRIBUTES) >= 3:
         return GOOGLE_MERCHANT_CENTER
     return None
 
@@ -102,14 +147,21 @@ class ColumnRule:
     """What a format says about one of its columns; unset parts are left to the general inference."""
 
     reason: str
-    builtin: str | None = None  # sku, name, status (when the values allow), categories, variation_of
+    builtin: str | None = (
+        None  # sku, name, status (when the values allow), categories, variation_of
+    )
     skip: bool = False
-    name: str | None = None  # a new field's name when no field of the tenant matches (None: the header's)
+    name: str | None = (
+        None  # a new field's name when no field of the tenant matches (None: the header's)
+    )
     type: FieldType | None = None  # a new field's type (None: inferred from the values)
 
 
 def _rule_table(fmt: str, rules: dict[str, ColumnRule]) -> dict[str, ColumnRule]:
-    return {key.casefold(): replace(rule, reason=f"{_TITLES[fmt]}: {rule.reason}") for key, rule in rules.items()}
+    return {
+        key.casefold(): replace(rule, reason=f"{_TITLES[fmt]}: {rule.reason}")
+        for key, rule in rules.items()
+    }
 
 
 _TITLES = {
@@ -124,15 +176,27 @@ _SHOPIFY_RULES = _rule_table(
     {
         "Variant SKU": ColumnRule("'Variant SKU' is the SKU (one row per variant)", builtin="sku"),
         "SKU": ColumnRule("'SKU' is the variant's SKU (one row per variant)", builtin="sku"),
-        "Handle": ColumnRule("'Handle' names the product its variant rows share, not a SKU", name="handle", type=FieldType.string),
-        "URL handle": ColumnRule("'URL handle' names the product its variant rows share, not a SKU", name="handle", type=FieldType.string),
+        "Handle": ColumnRule(
+            "'Handle' names the product its variant rows share, not a SKU",
+            name="handle",
+            type=FieldType.string,
+        ),
+        "URL handle": ColumnRule(
+            "'URL handle' names the product its variant rows share, not a SKU",
+            name="handle",
+            type=FieldType.string,
+        ),
         "Title": ColumnRule("'Title' is the product name", builtin="name"),
         "Body (HTML)": ColumnRule("'Body (HTML)' is the HTML description", type=FieldType.text),
         "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
-        "Product Category": ColumnRule("'Product Category' is a category path ('A > B > C')", builtin="categories"),
+        "Product Category": ColumnRule(
+            "'Product Category' is a category path ('A > B > C')", builtin="categories"
+        ),
         "Tags": ColumnRule("'Tags' is a comma-separated list", type=FieldType.array),
         "Published": ColumnRule("'Published' is TRUE or FALSE", type=FieldType.boolean),
-        "Published on online store": ColumnRule("'Published on online store' is TRUE or FALSE", type=FieldType.boolean),
+        "Published on online store": ColumnRule(
+            "'Published on online store' is TRUE or FALSE", type=FieldType.boolean
+        ),
         "Status": ColumnRule(
             "'Status' is active, draft or archived, which the product status cannot all hold: a field of its own",
             name="shopify_status",
@@ -145,29 +209,52 @@ _SHOPIFY_RULES = _rule_table(
     },
 )
 
-_WOO_YES_NO = ("Is featured?", "Sold individually?", "Allow customer reviews?", "Attribute 1 visible", "Attribute 1 global")
+_WOO_YES_NO = (
+    "Is featured?",
+    "Sold individually?",
+    "Allow customer reviews?",
+    "Attribute 1 visible",
+    "Attribute 1 global",
+)
 _WOO_LISTS = ("Tags", "Images", "Upsells", "Cross-sells", "Grouped products", "Brands")
 _WOOCOMMERCE_RULES = _rule_table(
     WOOCOMMERCE,
     {
-        "ID": ColumnRule("'ID' is the WordPress post id, not the SKU", name="post_id", type=FieldType.string),
+        "ID": ColumnRule(
+            "'ID' is the WordPress post id, not the SKU", name="post_id", type=FieldType.string
+        ),
         "SKU": ColumnRule("'SKU' is the SKU", builtin="sku"),
         "Name": ColumnRule("'Name' is the product name", builtin="name"),
-        "Parent": ColumnRule("'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"),
+        "Parent": ColumnRule(
+            "'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"
+        ),
         "Published": ColumnRule(
             "'Published' is 1 (published), 0 (private) or -1 (draft): the status when every value is 1 or 0, "
             "else a field of its own",
             builtin="status",
         ),
-        "Categories": ColumnRule("'Categories' is a comma-separated list of 'A > B' paths", builtin="categories"),
+        "Categories": ColumnRule(
+            "'Categories' is a comma-separated list of 'A > B' paths", builtin="categories"
+        ),
         "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
         "Short description": ColumnRule("'Short description' is HTML text", type=FieldType.text),
-        "In stock?": ColumnRule("'In stock?' holds 1, 0 or 'backorder': kept as text", type=FieldType.string),
-        "Backorders allowed?": ColumnRule("'Backorders allowed?' holds 1, 0 or 'notify': kept as text", type=FieldType.string),
-        "GTIN, UPC, EAN, or ISBN": ColumnRule("'GTIN, UPC, EAN, or ISBN' is a code", name="gtin", type=FieldType.string),
+        "In stock?": ColumnRule(
+            "'In stock?' holds 1, 0 or 'backorder': kept as text", type=FieldType.string
+        ),
+        "Backorders allowed?": ColumnRule(
+            "'Backorders allowed?' holds 1, 0 or 'notify': kept as text", type=FieldType.string
+        ),
+        "GTIN, UPC, EAN, or ISBN": ColumnRule(
+            "'GTIN, UPC, EAN, or ISBN' is a code", name="gtin", type=FieldType.string
+        ),
         **{h: ColumnRule(f"'{h}' is 1 or 0", type=FieldType.boolean) for h in _WOO_YES_NO},
-        **{h: ColumnRule(f"'{h}' is a comma-separated list", type=FieldType.array) for h in _WOO_LISTS},
-        "Attribute 1 value(s)": ColumnRule("attribute values are a comma-separated list", type=FieldType.array),
+        **{
+            h: ColumnRule(f"'{h}' is a comma-separated list", type=FieldType.array)
+            for h in _WOO_LISTS
+        },
+        "Attribute 1 value(s)": ColumnRule(
+            "attribute values are a comma-separated list", type=FieldType.array
+        ),
     },
 )
 
@@ -183,11 +270,17 @@ _GMC_RULES = _rule_table(
             type=FieldType.string,
         ),
         "product_type": ColumnRule(
-            "'product_type' is kept under its attribute name", name="product_type", type=FieldType.string
+            "'product_type' is kept under its attribute name",
+            name="product_type",
+            type=FieldType.string,
         ),
-        "item_group_id": ColumnRule("'item_group_id' groups variants: a code", name="item_group_id", type=FieldType.string),
+        "item_group_id": ColumnRule(
+            "'item_group_id' groups variants: a code", name="item_group_id", type=FieldType.string
+        ),
         "identifier_exists": ColumnRule("'identifier_exists' is yes or no", type=FieldType.boolean),
-        "size": ColumnRule("'size' is a label ('M', '8.5', '40-42'), not a quantity", type=FieldType.string),
+        "size": ColumnRule(
+            "'size' is a label ('M', '8.5', '40-42'), not a quantity", type=FieldType.string
+        ),
         "additional_image_link": ColumnRule(
             "'additional_image_link' is a comma-separated list of URLs", type=FieldType.array
         ),
@@ -209,31 +302,43 @@ def _akeneo_locale(locale: str) -> str:
 def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str, ColumnRule]:
     """Per header: the plain attribute for the tenant's locale, channel and currency; other variants skipped."""
     rules: dict[str, ColumnRule] = {}
-    localized: dict[str, list[tuple[str, str | None, str]]] = {}  # attribute → (locale, channel, header)
+    localized: dict[
+        str, list[tuple[str, str | None, str]]
+    ] = {}  # attribute → (locale, channel, header)
     scoped: dict[str, list[tuple[str, str]]] = {}  # attribute → (channel, header)
     for header in headers:
         h = header.strip()
         if h in ("sku", "code"):
             rules[header] = ColumnRule(f"'{h}' is the identifier", builtin="sku")
         elif h == "categories":
-            rules[header] = ColumnRule("'categories' is a comma-separated list of category codes", builtin="categories")
+            rules[header] = ColumnRule(
+                "'categories' is a comma-separated list of category codes", builtin="categories"
+            )
         elif h == "enabled":
             rules[header] = ColumnRule("'enabled' (1 or 0) is the status", builtin="status")
         elif h == "parent":
-            rules[header] = ColumnRule("'parent' is the product model's code", builtin="variation_of")
+            rules[header] = ColumnRule(
+                "'parent' is the product model's code", builtin="variation_of"
+            )
         elif h == "groups" or _ASSOCIATION.match(h):
-            rules[header] = ColumnRule(f"'{h}' is a comma-separated list of codes", type=FieldType.array)
+            rules[header] = ColumnRule(
+                f"'{h}' is a comma-separated list of codes", type=FieldType.array
+            )
         elif m := _AKENEO_SUFFIX.match(h):
             attr, parts = m["attr"], m["rest"].split("-")
             if parts == ["unit"]:
-                rules[header] = ColumnRule(f"'{h}' is the unit of '{attr}'", name=f"{attr}_unit", type=FieldType.string)
+                rules[header] = ColumnRule(
+                    f"'{h}' is the unit of '{attr}'", name=f"{attr}_unit", type=FieldType.string
+                )
             elif len(parts) == 1 and _CURRENCY_SUFFIX.match(parts[0]):
                 code = parts[0]
                 name = attr if code == currency else f"{attr}_{code.lower()}"
                 why = "the tenant's currency" if code == currency else f"a price in {code}"
                 rules[header] = ColumnRule(f"'{h}' is {why}", name=name)
             elif _AKENEO_LOCALE.match(parts[0]):
-                localized.setdefault(attr, []).append((parts[0], parts[1] if len(parts) > 1 else None, header))
+                localized.setdefault(attr, []).append(
+                    (parts[0], parts[1] if len(parts) > 1 else None, header)
+                )
             elif len(parts) == 1:
                 scoped.setdefault(attr, []).append((parts[0], header))
     wanted = _akeneo_locale(locale)
@@ -242,16 +347,24 @@ def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str
         chosen_locale = (
             wanted
             if wanted in locales
-            else next((loc for loc in locales if loc.split("_")[0] == wanted.split("_")[0]), locales[0])
+            else next(
+                (loc for loc in locales if loc.split("_")[0] == wanted.split("_")[0]), locales[0]
+            )
         )
         channels = [ch for loc, ch, _ in variants if loc == chosen_locale]
         chosen_channel = PREFERRED_CHANNEL if PREFERRED_CHANNEL in channels else channels[0]
         for loc, channel, header in variants:
             if (loc, channel) == (chosen_locale, chosen_channel):
-                why = "the tenant's locale" if loc == wanted else f"the file has no {wanted}: the closest locale"
+                why = (
+                    "the tenant's locale"
+                    if loc == wanted
+                    else f"the file has no {wanted}: the closest locale"
+                )
                 where = f", channel {channel}" if channel else ""
                 target = {"builtin": "name"} if attr == "name" else {"name": attr}
-                rules[header] = ColumnRule(f"'{header}' is '{attr}' in {loc} ({why}{where})", **target)
+                rules[header] = ColumnRule(
+                    f"'{header}' is '{attr}' in {loc} ({why}{where})", **target
+                )
             else:
                 rules[header] = ColumnRule(
                     f"'{header}' is '{attr}' in another locale or channel than {chosen_locale}"
@@ -263,13 +376,19 @@ def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str
         chosen = PREFERRED_CHANNEL if PREFERRED_CHANNEL in channels else channels[0]
         for channel, header in variants:
             if channel == chosen:
-                rules[header] = ColumnRule(f"'{header}' is '{attr}' for the channel {channel}", name=attr)
+                rules[header] = ColumnRule(
+                    f"'{header}' is '{attr}' for the channel {channel}", name=attr
+                )
             else:
-                rules[header] = ColumnRule(f"'{header}' is '{attr}' for another channel than {chosen}: skipped", skip=True)
+                rules[header] = ColumnRule(
+                    f"'{header}' is '{attr}' for another channel than {chosen}: skipped", skip=True
+                )
     return {h: replace(r, reason=f"{_TITLES[AKENEO]}: {r.reason}") for h, r in rules.items()}
 
 
-def column_rules(fmt: str | None, headers: list[str], *, locale: str, currency: str) -> dict[str, ColumnRule]:
+def column_rules(
+    fmt: str | None, headers: list[str], *, locale: str, currency: str
+) -> dict[str, ColumnRule]:
     """The format's rule for each header it knows (headers as in the file); {} for no format.
 
     `locale` ('en-us') and `currency` ('EUR') are the tenant's defaults: Akeneo's localised,
@@ -277,16 +396,26 @@ def column_rules(fmt: str | None, headers: list[str], *, locale: str, currency: 
     """
     if fmt == AKENEO:
         return _akeneo_rules(headers, locale=locale, currency=currency)
-    table = {SHOPIFY: _SHOPIFY_RULES, WOOCOMMERCE: _WOOCOMMERCE_RULES, GOOGLE_MERCHANT_CENTER: _GMC_RULES}.get(fmt or "")
+    table = {
+        SHOPIFY: _SHOPIFY_RULES,
+        WOOCOMMERCE: _WOOCOMMERCE_RULES,
+        GOOGLE_MERCHANT_CENTER: _GMC_RULES,
+    }.get(fmt or "")
     if not table:
         return {}
     out = {}
     for header in headers:
         key = " ".join(header.split()).casefold()
-        rule = table.get(key) or (table.get(key.replace(" ", "_")) if fmt == GOOGLE_MERCHANT_CENTER else None)
+        rule = table.get(key) or (
+            table.get(key.replace(" ", "_")) if fmt == GOOGLE_MERCHANT_CENTER else None
+        )
         if rule is None and fmt == WOOCOMMERCE and re.match(r"^attribute \d+ value\(s\)$", key):
             rule = table["attribute 1 value(s)"]
-        if rule is None and fmt == WOOCOMMERCE and re.match(r"^attribute \d+ (visible|global)$", key):
+        if (
+            rule is None
+            and fmt == WOOCOMMERCE
+            and re.match(r"^attribute \d+ (visible|global)$", key)
+        ):
             rule = table["attribute 1 visible"]
         if rule is not None:
             out[header] = rule

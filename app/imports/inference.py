@@ -77,12 +77,17 @@ class Suggestion:
 
     def schema(self, fields: list[FieldDef]) -> list[dict[str, Any]]:
         used = {c.suggested_field for c in self.columns}
-        return [f.model_dump() for f in fields] + [f.model_dump() for f in self.new_fields if f.name in used]
+        return [f.model_dump() for f in fields] + [
+            f.model_dump() for f in self.new_fields if f.name in used
+        ]
 
 
 def fits(profile: ColumnProfile, ftype: FieldType) -> float:
     """Share of the sampled values that a field of `ftype` accepts."""
-    if ftype in (FieldType.string, FieldType.text, FieldType.enum, FieldType.array) or not profile.values:
+    if (
+        ftype in (FieldType.string, FieldType.text, FieldType.enum, FieldType.array)
+        or not profile.values
+    ):
         return 1.0
     if ftype == FieldType.url:
         return share(profile.values, lambda v: bool(URL_RE.match(v)))
@@ -110,10 +115,22 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
             return None
         if match:
             return name_score, by_name
-        textual = p.type in (FieldType.string, FieldType.text) and p.with_spaces >= 0.5 and p.unique >= 0.8
-        return (0.55, "the values look like product names (unique text)") if textual and p.values else None
+        textual = (
+            p.type in (FieldType.string, FieldType.text)
+            and p.with_spaces >= 0.5
+            and p.unique >= 0.8
+        )
+        return (
+            (0.55, "the values look like product names (unique text)")
+            if textual and p.values
+            else None
+        )
     if target == "status":
-        if name_score >= 0.85 and p.values and readable(p.values, lambda v: read_status(v, p.conventions)) == 1:
+        if (
+            name_score >= 0.85
+            and p.values
+            and readable(p.values, lambda v: read_status(v, p.conventions)) == 1
+        ):
             return name_score, f"{by_name}, and every sampled value is a status"
         return None
     if target == "categories":
@@ -163,13 +180,17 @@ def suggest(
     norms = [normalize_header(h) for h in headers]
     if conventions is None:
         conventions = detect_conventions(
-            analysis.rows + windows, encoding=analysis.encoding, delimiter=analysis.dialect.delimiter
+            analysis.rows + windows,
+            encoding=analysis.encoding,
+            delimiter=analysis.dialect.delimiter,
         )
     fmt = detect_format(headers)
     if fmt in FORMAT_CONVENTIONS:
         conventions = conventions.updated(FORMAT_CONVENTIONS[fmt])
     rules = column_rules(fmt, headers, locale=locale, currency=currency)
-    head_cells = [[row[i] if i < len(row) else "" for row in analysis.rows] for i in range(len(headers))]
+    head_cells = [
+        [row[i] if i < len(row) else "" for row in analysis.rows] for i in range(len(headers))
+    ]
     later_cells = [[row[i] for row in windows] for i in range(len(headers))]
     decimal_evidence = any(
         names_decimal([c.strip() for c in head_cells[i] + later_cells[i] if c.strip()])
@@ -224,14 +245,21 @@ def suggest(
             chosen[i] = (None, 0.9, "format", rule.reason)
         elif rule.builtin and rule.builtin not in used:
             p = profiles[i]
-            if rule.builtin == "status" and p.values and readable(p.values, lambda v: read_status(v, conventions)) < 1:
+            if (
+                rule.builtin == "status"
+                and p.values
+                and readable(p.values, lambda v: read_status(v, conventions)) < 1
+            ):
                 continue  # values the status cannot hold: the column becomes a field of its own
             chosen[i] = (rule.builtin, 0.95, "format", rule.reason)
             used.add(rule.builtin)
 
     # 3. built-ins and the tenant's fields by name, label and synonyms
     matcher = Matcher(
-        {**{t: builtin_phrases(t) for t in BUILTIN_TARGETS}, **{name: phrases_of_field(f) for name, f in field_map.items()}}
+        {
+            **{t: builtin_phrases(t) for t in BUILTIN_TARGETS},
+            **{name: phrases_of_field(f) for name, f in field_map.items()},
+        }
     )
     candidates: list[tuple[float, int, str, str, str]] = []
     for i, p in enumerate(profiles):
@@ -278,11 +306,20 @@ def suggest(
             rule = rules.get(headers[i])
             wanted = rule.name if rule and rule.name and not name_problem(rule.name) else None
             if wanted in field_map and wanted not in used:
-                chosen[i] = (wanted, 0.9, "format", f"{rule.reason}; the schema has the field {wanted!r}")
+                chosen[i] = (
+                    wanted,
+                    0.9,
+                    "format",
+                    f"{rule.reason}; the schema has the field {wanted!r}",
+                )
                 used.add(wanted)
                 continue
             name = wanted if wanted and wanted not in taken else snake_name(headers[i], taken=taken)
-            why = rule.reason if rule else "no field of the schema matches: a new field named after the header"
+            why = (
+                rule.reason
+                if rule
+                else "no field of the schema matches: a new field named after the header"
+            )
             chosen[i] = (name, 0.9, "format" if rule else "new", why)
         taken.add(name)
         new_fields.append(field_for(name, headers[i], p))
@@ -326,7 +363,13 @@ def suggest(
                 warnings=warnings,
             )
         )
-    return Suggestion(columns=columns, new_fields=new_fields, conventions=conventions, profiles=profiles, format=fmt)
+    return Suggestion(
+        columns=columns,
+        new_fields=new_fields,
+        conventions=conventions,
+        profiles=profiles,
+        format=fmt,
+    )
 
 
 def field_for(name: str, header: str, p: ColumnProfile, ftype: FieldType | None = None) -> FieldDef:
@@ -339,4 +382,3 @@ def field_for(name: str, header: str, p: ColumnProfile, ftype: FieldType | None 
         options=p.options if ftype == FieldType.enum else None,
         searchable=ftype in (FieldType.string, FieldType.text),
     )
-

@@ -64,7 +64,9 @@ LLM_ANSWER_SCHEMA: dict[str, Any] = {
     },
 }
 
-LOCAL_CONFIDENCE_KEPT = 0.9  # name matches at least this sure (and remembered choices) are not overridden
+LOCAL_CONFIDENCE_KEPT = (
+    0.9  # name matches at least this sure (and remembered choices) are not overridden
+)
 
 
 def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldDef]) -> int:
@@ -90,7 +92,9 @@ def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldD
             confidence = max(0.0, min(float(entry.get("confidence", 0.7)), 0.95))
         except (TypeError, ValueError):
             confidence = 0.7
-        sure = col.source in ("remembered", "format") or (col.source == "matched" and col.confidence >= LOCAL_CONFIDENCE_KEPT)
+        sure = col.source in ("remembered", "format") or (
+            col.source == "matched" and col.confidence >= LOCAL_CONFIDENCE_KEPT
+        )
         if sure or not isinstance(target, str) or target == col.suggested_field:
             continue
         if target not in BUILTIN_TARGETS and target not in field_map:
@@ -98,10 +102,16 @@ def merge_llm_answer(suggestion: Suggestion, answer: Any, *, fields: list[FieldD
         if target in {c.suggested_field for c in suggestion.columns if c is not col}:
             continue
         old = col.suggested_field
-        col.suggested_field, col.confidence, col.source = target, round(max(confidence, 0.5), 2), "llm"
+        col.suggested_field, col.confidence, col.source = (
+            target,
+            round(max(confidence, 0.5), 2),
+            "llm",
+        )
         col.reason = f"suggested by the language model (instead of {old or 'skipping'!r})"
         if target in field_map and fits(profiles[col.header], field_map[target].type) < 1:
-            col.warnings.append(f"some sampled values do not fit the field {target!r}: those rows would be rejected")
+            col.warnings.append(
+                f"some sampled values do not fit the field {target!r}: those rows would be rejected"
+            )
         suggestion.new_fields = [f for f in suggestion.new_fields if f.name != old]
         changed += 1
     return changed
@@ -116,7 +126,9 @@ SYSTEM_PROMPT = (
 )
 
 
-async def ask_llm(settings: Settings, suggestion: Suggestion, fields: list[FieldDef], *, timeout: float) -> Any:
+async def ask_llm(
+    settings: Settings, suggestion: Suggestion, fields: list[FieldDef], *, timeout: float
+) -> Any:
     """The model's parsed answer, or None."""
     if not settings.llm_base_url or timeout <= 0.05:
         return None
@@ -125,17 +137,27 @@ async def ask_llm(settings: Settings, suggestion: Suggestion, fields: list[Field
         "temperature": 0,
         "messages": [
             {"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": orjson.dumps(llm_request_payload(suggestion, fields)).decode()},
+            {
+                "role": "user",
+                "content": orjson.dumps(llm_request_payload(suggestion, fields)).decode(),
+            },
         ],
         "response_format": {
             "type": "json_schema",
-            "json_schema": {"name": "csv_column_mapping", "strict": True, "schema": LLM_ANSWER_SCHEMA},
+            "json_schema": {
+                "name": "csv_column_mapping",
+                "strict": True,
+                "schema": LLM_ANSWER_SCHEMA,
+            },
         },
     }
     headers = {"Authorization": f"Bearer {settings.llm_api_key}"} if settings.llm_api_key else {}
     url = settings.llm_base_url.rstrip("/") + "/chat/completions"
     try:
-        async with asyncio.timeout(timeout), httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as http:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as http,
+        ):
             response = await http.post(url, json=body, headers=headers)
             response.raise_for_status()
             content = response.json()["choices"][0]["message"]["content"]

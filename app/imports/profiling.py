@@ -33,9 +33,52 @@ _BOOLEAN_HEADER = re.compile(
 )
 _CURRENCY_CODES = frozenset(
     {
-        "USD", "EUR", "GBP", "CHF", "JPY", "CNY", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "ISK", "PLN", "CZK", "HUF",
-        "RON", "BGN", "TRY", "RUB", "UAH", "INR", "BRL", "MXN", "ARS", "CLP", "COP", "PEN", "ZAR", "ILS", "AED", "SAR",
-        "QAR", "SGD", "HKD", "KRW", "TWD", "THB", "MYR", "IDR", "PHP", "VND", "EGP", "NGN", "KES", "MAD",
+        "USD",
+        "EUR",
+        "GBP",
+        "CHF",
+        "JPY",
+        "CNY",
+        "CAD",
+        "AUD",
+        "NZD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "ISK",
+        "PLN",
+        "CZK",
+        "HUF",
+        "RON",
+        "BGN",
+        "TRY",
+        "RUB",
+        "UAH",
+        "INR",
+        "BRL",
+        "MXN",
+        "ARS",
+        "CLP",
+        "COP",
+        "PEN",
+        "ZAR",
+        "ILS",
+        "AED",
+        "SAR",
+        "QAR",
+        "SGD",
+        "HKD",
+        "KRW",
+        "TWD",
+        "THB",
+        "MYR",
+        "IDR",
+        "PHP",
+        "VND",
+        "EGP",
+        "NGN",
+        "KES",
+        "MAD",
     }
 )
 _DECORATED = re.compile(
@@ -62,7 +105,9 @@ class ColumnProfile:
     confidence: float = 0.5
     reason: str = ""  # why this type
     warnings: list[str] = field(default_factory=list)
-    conventions: Conventions = field(default_factory=Conventions)  # the file's, which the import reads with
+    conventions: Conventions = field(
+        default_factory=Conventions
+    )  # the file's, which the import reads with
     currency: str | None = None  # the currency the values carry ("15.00 USD"), when they carry one
     options: list[str] | None = None
     samples: list[str] = field(default_factory=list)
@@ -147,13 +192,22 @@ def number_kind(cell: str, conventions: Conventions) -> str:
     if m is None or (m["pre"] and len(m["pre"]) == 3 and m["pre"] not in _CURRENCY_CODES):
         if _ALNUM_CODE.match(cell) or _DOTTED.match(cell):
             return "code"
-        return "bad" if any(c.isdigit() for c in cell) and not any(c.isalpha() for c in cell) else "text"
+        return (
+            "bad"
+            if any(c.isdigit() for c in cell) and not any(c.isalpha() for c in cell)
+            else "text"
+        )
     post = m["post"]
     if post and len(post) == 3 and post not in _CURRENCY_CODES:
         return "code"
     core = m["core"].replace("\u2212", "-").strip()
     unsigned = core.lstrip("+-").strip()
-    if "e" in core.lower() or _LEADING_ZERO.match(core) or _LONG_DIGITS.match(unsigned) or _DOTTED.match(unsigned):
+    if (
+        "e" in core.lower()
+        or _LEADING_ZERO.match(core)
+        or _LONG_DIGITS.match(unsigned)
+        or _DOTTED.match(unsigned)
+    ):
         return "code"
     try:
         read_number(cell, conventions)
@@ -198,7 +252,11 @@ def not_a_list(values: list[str], sep: str) -> str | None:
         return f"empty items between {sep!r}"
     if len(with_sep) < 0.3 * len(values) and len(with_sep) < 3:
         return f"{sep!r} in few cells"
-    if max(map(len, items)) > 60 or sum(map(len, items)) / len(items) > 30 or max(len(i.split()) for i in items) > 4:
+    if (
+        max(map(len, items)) > 60
+        or sum(map(len, items)) / len(items) > 30
+        or max(len(i.split()) for i in items) > 4
+    ):
         return f"the parts between {sep!r} are long: text, not a list"
     if len(items) >= 20 and len(set(items)) > 0.6 * len(items):
         return f"the parts between {sep!r} rarely repeat: text, not a list"
@@ -263,7 +321,9 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
         )
         prof.confidence = 0.4
         return True
-    separators = f"decimal {conventions.decimal!r}" + (f", thousands {conventions.thousands!r}" if conventions.thousands else "")
+    separators = f"decimal {conventions.decimal!r}" + (
+        f", thousands {conventions.thousands!r}" if conventions.thousands else ""
+    )
     if kinds["frac"]:
         prof.type = FieldType.number
         prof.reason = f"type number: values have a fractional part ({examples['frac'][:40]!r} under {separators})"
@@ -343,7 +403,11 @@ def profile_column(
     later = [c.strip() for c in window_cells if c and c.strip()]
     values = head + later
     prof = ColumnProfile(
-        header=header, values=values, rows=len(cells) + len(window_cells), head_values=len(head), conventions=conventions
+        header=header,
+        values=values,
+        rows=len(cells) + len(window_cells),
+        head_values=len(head),
+        conventions=conventions,
     )
     distinct = list(dict.fromkeys(values))
     prof.samples = [v[:200] for v in distinct[:SAMPLES_PER_COLUMN]]
@@ -367,11 +431,21 @@ def profile_column(
     code_word = code_header(header_norm)
     if code_word:
         prof.code_reason = f"the header names a code ({code_word!r})"
-        prof.type = FieldType.text if any("\n" in v or len(v) > 255 for v in values) else FieldType.string
+        prof.type = (
+            FieldType.text if any("\n" in v or len(v) > 255 for v in values) else FieldType.string
+        )
         prof.reason = f"type {prof.type.value}: {prof.code_reason}; codes stay text"
         prof.confidence = 0.9
     else:
-        _decide_type(prof, typed, later, distinct, complete=complete, header_norm=header_norm, decimal_evidence=decimal_evidence)
+        _decide_type(
+            prof,
+            typed,
+            later,
+            distinct,
+            complete=complete,
+            header_norm=header_norm,
+            decimal_evidence=decimal_evidence,
+        )
     if len(typed) < THIN:
         prof.confidence = min(prof.confidence, 0.55)
         prof.warnings.append(f"only {count(len(typed), 'value')} to judge the type by")
@@ -383,13 +457,19 @@ def _decide_type(prof, typed, later, distinct, *, complete, header_norm, decimal
     values = prof.values
     lowered = {v.casefold() for v in typed}
     words = {*conventions.true_words, *conventions.false_words}
-    if len(lowered) <= 2 and lowered <= words and (not lowered <= {"0", "1"} or _BOOLEAN_HEADER.search(header_norm)):
+    if (
+        len(lowered) <= 2
+        and lowered <= words
+        and (not lowered <= {"0", "1"} or _BOOLEAN_HEADER.search(header_norm))
+    ):
         prof.type = FieldType.boolean
         prof.reason = f"type boolean: the values are {' / '.join(sorted(lowered))}"
         prof.confidence = 0.9
         return
     # dates first: "01.02.2024" would read as a code (a leading zero) and "2024-01-05" as nothing else
-    if _decide_dates(prof, typed) or _decide_numbers(prof, typed, decimal_evidence=decimal_evidence):
+    if _decide_dates(prof, typed) or _decide_numbers(
+        prof, typed, decimal_evidence=decimal_evidence
+    ):
         return
     urls = share(typed, lambda v: bool(URL_RE.match(v)), at_least=0.9)
     if urls >= 0.9:
@@ -397,14 +477,24 @@ def _decide_type(prof, typed, later, distinct, *, complete, header_norm, decimal
         prof.reason = "type url: the values are web addresses"
         prof.confidence = round(0.95 if urls == 1 else min(LOW, urls), 2)
         if urls < 1:
-            prof.warnings.append(f"{round(len(typed) * (1 - urls)):,} of {len(typed):,} sampled values are not URLs")
+            prof.warnings.append(
+                f"{round(len(typed) * (1 - urls)):,} of {len(typed):,} sampled values are not URLs"
+            )
         return
     lengths = [len(v) for v in values]
     if prof.markup:
-        prof.type, prof.reason, prof.confidence = FieldType.text, "type text: the values contain HTML", 0.9
+        prof.type, prof.reason, prof.confidence = (
+            FieldType.text,
+            "type text: the values contain HTML",
+            0.9,
+        )
         return
     if any("\n" in v for v in values) or max(lengths) > 255 or sum(lengths) / len(values) > 100:
-        prof.type, prof.reason, prof.confidence = FieldType.text, "type text: long or multi-line values", 0.9
+        prof.type, prof.reason, prof.confidence = (
+            FieldType.text,
+            "type text: long or multi-line values",
+            0.9,
+        )
         return
     sep = conventions.list_separator
     if prof.path_like < 0.5 and not_a_list(values, sep) is None:
@@ -415,10 +505,22 @@ def _decide_type(prof, typed, later, distinct, *, complete, header_norm, decimal
     _decide_enum(prof, later, distinct, complete=complete, lengths=lengths)
 
 
-def _decide_enum(prof: ColumnProfile, later: list[str], distinct: list[str], *, complete: bool, lengths: list[int]) -> None:
+def _decide_enum(
+    prof: ColumnProfile,
+    later: list[str],
+    distinct: list[str],
+    *,
+    complete: bool,
+    lengths: list[int],
+) -> None:
     values = prof.values
     n = len(values)
-    closed_set = len(distinct) <= MAX_ENUM_OPTIONS and n >= 10 and len(distinct) <= n / 3 and max(lengths) <= 60
+    closed_set = (
+        len(distinct) <= MAX_ENUM_OPTIONS
+        and n >= 10
+        and len(distinct) <= n / 3
+        and max(lengths) <= 60
+    )
     prof.type = FieldType.string
     if not closed_set:
         prof.reason, prof.confidence = "type string: short text", 0.8
@@ -444,7 +546,13 @@ def force_type(prof: ColumnProfile, ftype: FieldType) -> None:
     prof.type, prof.options = ftype, None
     prof.reason = f"type {ftype.value}, as the format defines the column"
     prof.confidence, prof.warnings = 0.9, []
-    if ftype in (FieldType.boolean, FieldType.number, FieldType.integer, FieldType.date, FieldType.datetime):
+    if ftype in (
+        FieldType.boolean,
+        FieldType.number,
+        FieldType.integer,
+        FieldType.date,
+        FieldType.datetime,
+    ):
         typed = [v for v in prof.values[:TYPE_SAMPLE_VALUES] if not is_null_token(v)]
         fits = readable(typed, lambda v: read_text(ftype, v, prof.conventions))
         if fits < 1:

@@ -24,7 +24,9 @@ if csv.field_size_limit() < MAX_RECORD_BYTES:
 class Record:
     cells: list[str]
     end_offset: int  # byte offset just after the record
-    error: str | None = None  # set for a record that could not be parsed; `cells` holds its first line
+    error: str | None = (
+        None  # set for a record that could not be parsed; `cells` holds its first line
+    )
 
 
 class _TooLarge(Exception):
@@ -96,7 +98,9 @@ class RecordStream:
         start_offset: int = 0,
         max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> None:
-        self.encoding = "utf-8" if encoding in ("utf-8-sig", "utf-16") else encoding  # stored bytes are UTF-8 then
+        self.encoding = (
+            "utf-8" if encoding in ("utf-8-sig", "utf-16") else encoding
+        )  # stored bytes are UTF-8 then
         self.dialect = dialect
         self.max_record_bytes = max_record_bytes
         self.offset = start_offset  # offset after the last line handed to csv
@@ -122,7 +126,11 @@ class RecordStream:
         if lines and max(map(len, lines)) > limit:
             # over-long lines are cut every `limit` bytes from their start: the same cuts however
             # the input was split, and memory stays bounded
-            lines = [piece for line in lines for piece in ([line] if len(line) <= limit else _cut(line, limit))]
+            lines = [
+                piece
+                for line in lines
+                for piece in ([line] if len(line) <= limit else _cut(line, limit))
+            ]
         self._append(lines)
         if len(self._tail) > limit:
             cut = (len(self._tail) - 1) // limit * limit
@@ -214,7 +222,9 @@ class RecordStream:
                 if too_large and self.dialect.quotechar:
                     # an over-long record is skipped to its real end (quotes closed): resuming after
                     # its first line would read the inside of a quoted cell as rows of their own
-                    first = decode_line(self._lines[self._pos], self.encoding).rstrip("\r\n")[:10_000]
+                    first = decode_line(self._lines[self._pos], self.encoding).rstrip("\r\n")[
+                        :10_000
+                    ]
                     self._skip = _Skip(first_line=first)
                     continue
                 # give up on the record's first physical line only; parsing resumes after it
@@ -233,7 +243,9 @@ class RecordStream:
             yield Record(cells, self.offset)
 
 
-def iter_records(data: bytes, *, encoding: str, dialect: Dialect, start_offset: int = 0, complete: bool = True) -> Iterator[Record]:
+def iter_records(
+    data: bytes, *, encoding: str, dialect: Dialect, start_offset: int = 0, complete: bool = True
+) -> Iterator[Record]:
     """All records of an in-memory buffer (a sample, or a small file in tests)."""
     stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
     stream.feed(data)

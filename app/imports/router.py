@@ -10,12 +10,17 @@ from app.imports.schemas import ConfirmIn, ImportJobOut
 from app.imports.upload import MultipartFile
 from app.routing import GuardedRoute
 
-router = APIRouter(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=GuardedRoute)
+router = APIRouter(
+    prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=GuardedRoute
+)
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
 Sheet = Annotated[
     str | None,
-    Query(max_length=200, description="an .xlsx upload's sheet to import: its name, or its 0-based index; default the first"),
+    Query(
+        max_length=200,
+        description="an .xlsx upload's sheet to import: its name, or its 0-based index; default the first",
+    ),
 ]
 
 UPLOAD_BODY = {
@@ -49,13 +54,20 @@ UPLOAD_BODY = {
         **error_responses(400, 409, 413, 415),
         422: {
             "description": "No `file` part in a multipart/form-data body",
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
         },
     },
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_import_csv(
-    request: Request, response: Response, session: Session, settings: SettingsDep, _: Editor, sheet: Sheet = None
+    request: Request,
+    response: Response,
+    session: Session,
+    settings: SettingsDep,
+    _: Editor,
+    sheet: Sheet = None,
 ):
     """Upload a CSV file or an .xlsx workbook (multipart field `file`). The file is stored and the answer
     is a job in status `mapping` with the detected encoding and delimiter, a type and a suggested field per
@@ -85,10 +97,16 @@ async def upload_import_csv(
     still being sent ends the upload with a `409`."""
     upload = MultipartFile(request)
     job, timings = await service.create_import(
-        session, sessionmaker=request.app.state.sessionmaker, pieces=upload.pieces(), filename=lambda: upload.filename,
-        settings=settings, sheet=sheet,
+        session,
+        sessionmaker=request.app.state.sessionmaker,
+        pieces=upload.pieces(),
+        filename=lambda: upload.filename,
+        settings=settings,
+        sheet=sheet,
     )
-    response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms:.1f}" for name, ms in timings.items())
+    response.headers["Server-Timing"] = ", ".join(
+        f"{name};dur={ms:.1f}" for name, ms in timings.items()
+    )
     return service.job_out(job)
 
 
@@ -102,9 +120,14 @@ async def get_import_job(job_id: JobId, session: Session, _: Viewer):
     "/{job_id}/confirm/",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ImportJobOut,
-    responses={**error_responses(400, 404, 503), 200: {"model": ImportJobOut, "description": "the dry run's result (`dry_run`)"}},
+    responses={
+        **error_responses(400, 404, 503),
+        200: {"model": ImportJobOut, "description": "the dry run's result (`dry_run`)"},
+    },
 )
-async def confirm_import_job(job_id: JobId, body: ConfirmIn, response: Response, session: Session, arq: Arq, _: Editor):
+async def confirm_import_job(
+    job_id: JobId, body: ConfirmIn, response: Response, session: Session, arq: Arq, _: Editor
+):
     """Confirm the mapping (and the schema to save) and start the import (202). Rows are upserted by SKU;
     a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`.
 
@@ -121,7 +144,9 @@ async def confirm_import_job(job_id: JobId, body: ConfirmIn, response: Response,
     return service.job_out(job)
 
 
-@router.delete("/{job_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409))
+@router.delete(
+    "/{job_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
+)
 async def delete_import_job(job_id: JobId, session: Session, _: Editor) -> Response:
     """Delete a job with its stored file and rejected rows (its products stay). A job in status
     `importing` is a `409`: wait until it is `done` or `failed`."""
@@ -133,7 +158,10 @@ async def delete_import_job(job_id: JobId, session: Session, _: Editor) -> Respo
     "/{job_id}/errors/",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "the rejected rows as CSV"},
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "the rejected rows as CSV",
+        },
         **error_responses(404),
     },
 )

@@ -30,7 +30,9 @@ CATEGORY_NAME_MAX = 255
 VALUE_MAPPED_TYPES = frozenset({FieldType.enum, FieldType.boolean})
 
 # cells that mean "no value" in typed columns (a number column with "n/a" is not a bad row)
-NULL_TOKENS = frozenset({"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"})
+NULL_TOKENS = frozenset(
+    {"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"}
+)
 _NULL_TOKEN_MAX = max(map(len, NULL_TOKENS))
 
 
@@ -56,7 +58,9 @@ def parse_category_paths(text: str, separator: str = "|") -> tuple[str, ...]:
         if not parts:
             continue
         if len(parts) > MAX_CATEGORY_DEPTH:
-            raise ValueError(f"a category path is {len(parts)} levels deep; at most {MAX_CATEGORY_DEPTH} levels are allowed")
+            raise ValueError(
+                f"a category path is {len(parts)} levels deep; at most {MAX_CATEGORY_DEPTH} levels are allowed"
+            )
         if any(len(p) > CATEGORY_NAME_MAX for p in parts):
             raise ValueError(f"a category name is longer than {CATEGORY_NAME_MAX} characters")
         paths[" > ".join(parts)] = None
@@ -74,7 +78,9 @@ def read_status(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> st
         return "active"
     if word in conventions.false_words:
         return "inactive"
-    raise ValueError(f"not a status ({', '.join(STATUSES)}, or a true/false word); map other words with value_mapping")
+    raise ValueError(
+        f"not a status ({', '.join(STATUSES)}, or a true/false word); map other words with value_mapping"
+    )
 
 
 # --- row conversion --------------------------------------------------------------------------
@@ -118,7 +124,9 @@ def _field_reader(field: FieldDef, conventions: Conventions) -> Callable[[Any], 
 _UNMAPPED = object()
 
 
-def _mapped(reader: Callable[[Any], Any], value_map: dict[str, Any], *, null_tokens: bool) -> Callable[[str], Any]:
+def _mapped(
+    reader: Callable[[Any], Any], value_map: dict[str, Any], *, null_tokens: bool
+) -> Callable[[str], Any]:
     """A reader that first replaces the cells `value_map` lists (exact text, else ignoring case); the
     user's mapping wins over the null tokens (`-` may mean false)."""
     folded = {key.strip().casefold(): value for key, value in value_map.items()}
@@ -174,7 +182,11 @@ class RowConverter:
                 self.category_column = (index, header)
                 continue
             if target in BUILTIN_TARGETS:
-                reader = {"name": None, "status": lambda v: read_status(v, conventions), "variation_of": _check_sku_length}[target]
+                reader = {
+                    "name": None,
+                    "status": lambda v: read_status(v, conventions),
+                    "variation_of": _check_sku_length,
+                }[target]
                 skips_null_tokens = False
             elif target in fields:
                 field = fields[target]
@@ -193,7 +205,8 @@ class RowConverter:
         self.typed_fields = {
             index: fields[target]
             for index, header in enumerate(headers)
-            if (target := mapping.get(header)) in fields and fields[target].type in _TYPED_CELL_TYPES
+            if (target := mapping.get(header)) in fields
+            and fields[target].type in _TYPED_CELL_TYPES
         }
 
     def sku_of(self, cells: list[str]) -> str | None:
@@ -241,7 +254,9 @@ class RowConverter:
                 try:
                     paths = parse_category_paths(cell, self.category_separator)
                 except ValueError as exc:
-                    raise RowError(f"categories: {exc} (column {self.category_column[1]!r})") from None
+                    raise RowError(
+                        f"categories: {exc} (column {self.category_column[1]!r})"
+                    ) from None
         return ConvertedRow(item, paths)
 
 

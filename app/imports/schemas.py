@@ -21,14 +21,18 @@ class ImportStatus(StrEnum):
 
 
 class ImportColumn(BaseModel):
-    header: str = Field(description="the CSV header (made unique: a repeated header gets ' (2)', an empty one 'Column N')")
+    header: str = Field(
+        description="the CSV header (made unique: a repeated header gets ' (2)', an empty one 'Column N')"
+    )
     samples: list[str] = Field(description="up to 5 distinct values from the start of the file")
     inferred_type: FieldType = Field(
         description="the type the sampled values support without changing any of them: identifiers (leading zeros, "
         "letter+digit codes, `1E7`, headers such as EAN, ZIP, version) stay `string`; `integer` only when no value has "
         "a fractional part; `enum` only when the start, middle and end of the file show the same few values"
     )
-    suggested_field: str | None = Field(description="`sku`, `name`, `status`, `categories`, `variation_of`, a field, or null (skip)")
+    suggested_field: str | None = Field(
+        description="`sku`, `name`, `status`, `categories`, `variation_of`, a field, or null (skip)"
+    )
     confidence: float = Field(
         ge=0,
         le=1,
@@ -42,7 +46,7 @@ class ImportColumn(BaseModel):
     )
     warnings: list[str] = Field(
         default_factory=list,
-        description="what would go wrong with this suggestion, e.g. \"2 of 1,000 sampled values are not numbers under "
+        description='what would go wrong with this suggestion, e.g. "2 of 1,000 sampled values are not numbers under '
         "decimal ',' (e.g. 'teuer'): those rows would be rejected\"",
     )
 
@@ -63,18 +67,28 @@ class ConventionsOut(ConventionsModel):
 class DryRunRow(BaseModel):
     row: int = Field(description="record number in the file; the header is row 1")
     sku: str
-    values: dict[str, Any] = Field(description="what the row would store: name, status, variation_of and field values")
-    categories: list[str] | None = Field(description="the category paths the row would set (created if new); null: none")
+    values: dict[str, Any] = Field(
+        description="what the row would store: name, status, variation_of and field values"
+    )
+    categories: list[str] | None = Field(
+        description="the category paths the row would set (created if new); null: none"
+    )
 
 
 class DryRunOut(BaseModel):
     rows: int = Field(description="data rows read (blank lines are not counted)")
     create: int = Field(description="products the import would create")
-    update: int = Field(description="rows that would update a product (existing, or created by an earlier row of the file)")
+    update: int = Field(
+        description="rows that would update a product (existing, or created by an earlier row of the file)"
+    )
     reject: int = Field(description="rows that would be rejected")
-    errors: list[ImportRowErrorOut] = Field(description="the first 100 rows that would be rejected, in file order")
+    errors: list[ImportRowErrorOut] = Field(
+        description="the first 100 rows that would be rejected, in file order"
+    )
     preview: list[DryRunRow] = Field(description="the converted values of the first 20 valid rows")
-    conventions: ConventionsOut = Field(description="the conventions the dry run read the file with")
+    conventions: ConventionsOut = Field(
+        description="the conventions the dry run read the file with"
+    )
 
 
 class ImportJobOut(BaseModel):
@@ -83,7 +97,9 @@ class ImportJobOut(BaseModel):
     filename: str
     size_bytes: int
     delimiter: str | None
-    encoding: str | None = Field(description="detected encoding, e.g. utf-8, utf-8-sig (with BOM), cp1252, utf-16")
+    encoding: str | None = Field(
+        description="detected encoding, e.g. utf-8, utf-8-sig (with BOM), cp1252, utf-16"
+    )
     format: Literal["shopify", "woocommerce", "akeneo", "google_merchant_center"] | None = Field(
         default=None,
         description="the known export format recognised from the headers (its column rules shaped the suggestion: "
@@ -95,15 +111,21 @@ class ImportJobOut(BaseModel):
         "separators, true/false words, time zone of naive datetimes, encoding, delimiter); override in confirm"
     )
     columns: list[ImportColumn]
-    suggested_schema: list[FieldDef] = Field(description="the current schema plus a field for every new column")
+    suggested_schema: list[FieldDef] = Field(
+        description="the current schema plus a field for every new column"
+    )
     suggested_mapping: dict[str, str | None]
     mapping: dict[str, str | None] | None = Field(description="the confirmed mapping")
-    total_rows: int | None = Field(description="data rows: estimated from the sample until the import is done, then exact")
+    total_rows: int | None = Field(
+        description="data rows: estimated from the sample until the import is done, then exact"
+    )
     processed_rows: int
     created: int
     updated: int
     failed: int
-    errors: list[ImportRowErrorOut] = Field(description="the first 100 rejected rows; all of them: GET .../errors/")
+    errors: list[ImportRowErrorOut] = Field(
+        description="the first 100 rejected rows; all of them: GET .../errors/"
+    )
     error: str | None = Field(description="why the job failed")
     dry_run: DryRunOut | None = Field(
         description="the result of the last `confirm` with `dry_run: true` (null: none yet or the job was confirmed since)"
@@ -145,7 +167,9 @@ class ConfirmIn(BaseModel):
         description="override of the detected delimiter (same as `conventions.delimiter`): the stored file is split "
         "again, and the job's headers, columns and suggestion are redone from it",
     )
-    value_mapping: dict[str, Annotated[dict[str, str | bool | None], Field(max_length=10_000)]] | None = Field(
+    value_mapping: (
+        dict[str, Annotated[dict[str, str | bool | None], Field(max_length=10_000)]] | None
+    ) = Field(
         default=None,
         max_length=1000,
         description="per CSV header whose target is `status`, an `enum` field or a `boolean` field: cell text → the "

@@ -114,7 +114,9 @@ def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes]
     variant = sniffing.utf16_variant(head)
     if variant is None:
         return None, None
-    decoder = codecs.getincrementaldecoder("utf-16" if variant == "utf-16" else variant)(errors="replace")
+    decoder = codecs.getincrementaldecoder("utf-16" if variant == "utf-16" else variant)(
+        errors="replace"
+    )
 
     def transcode(data: bytes, final: bool = False) -> bytes:
         return decoder.decode(data, final).encode("utf-8")
@@ -129,18 +131,28 @@ def _workbook_spool(head: bytes, filename: str):
     if head.startswith(XLSX_MAGIC):
         return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
     if filename.lower().endswith((".xlsx", ".xlsm")):
-        raise BadRequest("The file is named like an .xlsx workbook but is not one (an .xlsx file is a ZIP archive)")
+        raise BadRequest(
+            "The file is named like an .xlsx workbook but is not one (an .xlsx file is a ZIP archive)"
+        )
     return None
 
 
 async def _remembered(session: AsyncSession, headers: list[str]) -> dict[str, str | None]:
     keys = list({header_key(h) for h in headers})
-    rows = await session.execute(select(HeaderMapping.header_key, HeaderMapping.field).where(HeaderMapping.header_key.in_(keys)))
+    rows = await session.execute(
+        select(HeaderMapping.header_key, HeaderMapping.field).where(
+            HeaderMapping.header_key.in_(keys)
+        )
+    )
     return dict(rows.all())
 
 
 async def _windows(
-    session: AsyncSession, job_id: uuid.UUID, analysis: sniffing.SampleAnalysis, *, stored_bytes: int
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    analysis: sniffing.SampleAnalysis,
+    *,
+    stored_bytes: int,
 ) -> list[tuple[bytes, bool]]:
     """Windows of bytes in the middle and at the end of a file the sample does not cover, each with
     whether it reaches the file's end.
@@ -152,12 +164,22 @@ async def _windows(
     if rest <= 0:
         return []
     conn = await driver_connection(session)
-    if rest <= len(WINDOW_POSITIONS) * WINDOW_BYTES:  # a little more than the sample: read all of it
+    if (
+        rest <= len(WINDOW_POSITIONS) * WINDOW_BYTES
+    ):  # a little more than the sample: read all of it
         return [(await read_range(conn, job_id, analysis.sample_end_offset, rest), True)]
     windows = []
     for position in WINDOW_POSITIONS:
-        start = max(analysis.sample_end_offset, analysis.sample_end_offset + int(rest * position) - WINDOW_BYTES)
-        windows.append((await read_range(conn, job_id, start, WINDOW_BYTES), start + WINDOW_BYTES >= stored_bytes))
+        start = max(
+            analysis.sample_end_offset,
+            analysis.sample_end_offset + int(rest * position) - WINDOW_BYTES,
+        )
+        windows.append(
+            (
+                await read_range(conn, job_id, start, WINDOW_BYTES),
+                start + WINDOW_BYTES >= stored_bytes,
+            )
+        )
     return windows
 
 
@@ -175,12 +197,18 @@ def _suggest_from(
     width = len(analysis.headers) - (variants.added if variants else 0)  # the file's own columns
     rows = []
     for data, at_end in windows:
-        window = sniffing.rows_in_window(data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end)
+        window = sniffing.rows_in_window(
+            data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
+        )
         if variants is not None:  # a window starts mid-file: its first handle inherits from nothing
             window = [row for row in map(variants.apply, window) if row]
         rows.extend(window)
-    text_rows = [[("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows]
-    conventions = detect_conventions(text_rows, encoding=encoding, delimiter=analysis.dialect.delimiter)
+    text_rows = [
+        [("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows
+    ]
+    conventions = detect_conventions(
+        text_rows, encoding=encoding, delimiter=analysis.dialect.delimiter
+    )
     return inference.suggest(analysis, conventions=conventions, windows=rows, **kwargs)
 
 
@@ -208,17 +236,28 @@ async def create_import(
         own.add(ImportJob(id=job_id, status="pending", filename=""))
     try:
         return await _store_and_suggest(
-            session, job_id=job_id, pieces=pieces, filename=filename, settings=settings, sheet=sheet,
-            writer=ChunkWriter(sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes),
+            session,
+            job_id=job_id,
+            pieces=pieces,
+            filename=filename,
+            settings=settings,
+            sheet=sheet,
+            writer=ChunkWriter(
+                sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes
+            ),
         )
     except BaseException:
         await asyncio.shield(_discard_upload(sessionmaker, job_id))
         raise
 
 
-async def _discard_upload(sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+async def _discard_upload(
+    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID
+) -> None:
     async with session_scope(sessionmaker) as own:
-        await own.execute(text("DELETE FROM import_jobs WHERE id = :id AND status = 'pending'"), {"id": job_id})
+        await own.execute(
+            text("DELETE FROM import_jobs WHERE id = :id AND status = 'pending'"), {"id": job_id}
+        )
 
 
 async def _store_and_suggest(
@@ -260,7 +299,9 @@ async def _store_and_suggest(
             raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
         if not decided:
             head.extend(piece)
-            if len(head) < (CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096):  # an OLE2 file: read its directory
+            if len(head) < (
+                CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096
+            ):  # an OLE2 file: read its directory
                 continue
             piece, decided = bytes(head), True
             workbook = _workbook_spool(piece, filename())
@@ -280,24 +321,42 @@ async def _store_and_suggest(
     if workbook is not None:
         try:
             with workbook:
-                analysis, source, estimated_rows = await asyncio.to_thread(analyse_xlsx, workbook, sheet=sheet)
+                analysis, source, estimated_rows = await asyncio.to_thread(
+                    analyse_xlsx, workbook, sheet=sheet
+                )
         except XlsxError as exc:
             raise BadRequest(str(exc), status_code=exc.status) from None
         job = await _suggest_into(
-            session, job_id, b"", stored_bytes=writer.size, complete=True, transcoded_from=None,
-            settings=settings, budget_start=upload_done, workbook=(analysis, source, estimated_rows),
+            session,
+            job_id,
+            b"",
+            stored_bytes=writer.size,
+            complete=True,
+            transcoded_from=None,
+            settings=settings,
+            budget_start=upload_done,
+            workbook=(analysis, source, estimated_rows),
         )
     else:
         job = await _suggest_into(
-            session, job_id, bytes(sample), stored_bytes=writer.size, complete=writer.size <= sniffing.SAMPLE_BYTES,
-            transcoded_from=transcoded_from, settings=settings, budget_start=upload_done,
+            session,
+            job_id,
+            bytes(sample),
+            stored_bytes=writer.size,
+            complete=writer.size <= sniffing.SAMPLE_BYTES,
+            transcoded_from=transcoded_from,
+            settings=settings,
+            budget_start=upload_done,
         )
     job.filename = filename() or ("upload.xlsx" if workbook is not None else "upload.csv")
     job.size_bytes = size
     await session.flush()
     await session.refresh(job)
     finished = time.perf_counter()
-    return job, {"upload": (upload_done - started) * 1000, "suggest": (finished - upload_done) * 1000}
+    return job, {
+        "upload": (upload_done - started) * 1000,
+        "suggest": (finished - upload_done) * 1000,
+    }
 
 
 async def _suggest_into(
@@ -327,15 +386,23 @@ async def _suggest_into(
     else:
         try:
             analysis = await asyncio.to_thread(
-                sniffing.analyse_sample, sample, complete=complete, encoding=encoding, delimiter=delimiter
+                sniffing.analyse_sample,
+                sample,
+                complete=complete,
+                encoding=encoding,
+                delimiter=delimiter,
             )
         except sniffing.NotCsv as exc:
             raise BadRequest(str(exc)) from None
-        windows = [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
+        windows = (
+            [] if complete else await _windows(session, job_id, analysis, stored_bytes=stored_bytes)
+        )
         estimated_rows = sniffing.estimate_rows(analysis, stored_bytes)
     found = transform_for(analysis.headers)
     transform_name, variants = found if found else (None, None)
-    if variants is not None:  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
+    if (
+        variants is not None
+    ):  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
         analysis.headers = variants.headers(analysis.headers)
         analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
     fields = await get_fields(session)
@@ -399,11 +466,15 @@ async def _suggest_into(
 # --- confirm ---------------------------------------------------------------------------------
 
 
-def validate_mapping(headers: list[str], mapping: dict[str, str | None], fields: list[FieldDef]) -> dict[str, str | None]:
+def validate_mapping(
+    headers: list[str], mapping: dict[str, str | None], fields: list[FieldDef]
+) -> dict[str, str | None]:
     """The full mapping (every header, unlisted ones skipped) or BadRequest."""
     unknown = [h for h in mapping if h not in headers]
     if unknown:
-        raise BadRequest(f"Unknown CSV headers in mapping: {unknown[:10]}; the file's headers are {headers[:50]}")
+        raise BadRequest(
+            f"Unknown CSV headers in mapping: {unknown[:10]}; the file's headers are {headers[:50]}"
+        )
     names = {f.name for f in fields}
     targets = [t for t in mapping.values() if t is not None]
     bad = sorted({t for t in targets if t not in BUILTIN_TARGETS and t not in names})
@@ -413,7 +484,9 @@ def validate_mapping(headers: list[str], mapping: dict[str, str | None], fields:
         )
     repeated = sorted({t for t in targets if targets.count(t) > 1})
     if repeated:
-        raise BadRequest(f"Each target may be used by one column only; used more than once: {repeated[:10]}")
+        raise BadRequest(
+            f"Each target may be used by one column only; used more than once: {repeated[:10]}"
+        )
     if "sku" not in targets:
         raise BadRequest("No column maps to sku; map the column with the product codes to `sku`")
     return {h: mapping.get(h) for h in headers}
@@ -465,7 +538,9 @@ def validate_value_mapping(
                 else:
                     coerce_value(field, value, conventions)
             except ValueError as exc:
-                raise BadRequest(f"value_mapping: column {header[:100]!r}, {cell[:60]!r} → {value!r}: {exc}") from None
+                raise BadRequest(
+                    f"value_mapping: column {header[:100]!r}, {cell[:60]!r} → {value!r}: {exc}"
+                ) from None
     return value_mapping
 
 
@@ -479,36 +554,58 @@ async def _sample_of(session: AsyncSession, job: ImportJob) -> bytes:
     return bytes(sample)
 
 
-async def _reread_if_asked(session: AsyncSession, job: ImportJob, body: ConfirmIn, changes: dict[str, Any]) -> None:
+async def _reread_if_asked(
+    session: AsyncSession, job: ImportJob, body: ConfirmIn, changes: dict[str, Any]
+) -> None:
     """Decode and split the stored file again when the client overrides its encoding or delimiter."""
     encoding = body.encoding or changes.get("encoding")
     delimiter = body.delimiter or changes.get("delimiter")
-    for name, value, allowed in (("encoding", encoding, ENCODINGS), ("delimiter", delimiter, DELIMITERS)):
+    for name, value, allowed in (
+        ("encoding", encoding, ENCODINGS),
+        ("delimiter", delimiter, DELIMITERS),
+    ):
         if value is not None and value not in allowed:
             raise BadRequest(f"{name}: must be one of {list(allowed)}")
     if job.parse_options.get("xlsx"):
         if encoding is not None or delimiter is not None:
             raise BadRequest("encoding and delimiter do not apply to an .xlsx workbook")
         return
-    if (encoding is None or encoding == job.encoding) and (delimiter is None or delimiter == job.delimiter):
+    if (encoding is None or encoding == job.encoding) and (
+        delimiter is None or delimiter == job.delimiter
+    ):
         return
-    transcoded_from = job.encoding if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16") else None
+    transcoded_from = (
+        job.encoding
+        if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16")
+        else None
+    )
     if transcoded_from and encoding not in (None, job.encoding):
-        raise BadRequest("encoding: a UTF-16 upload was stored as UTF-8; upload the file again to read it otherwise")
+        raise BadRequest(
+            "encoding: a UTF-16 upload was stored as UTF-8; upload the file again to read it otherwise"
+        )
     stored_bytes = job.parse_options.get("stored_bytes", 0)
     await _suggest_into(
-        session, job.id, await _sample_of(session, job), stored_bytes=stored_bytes,
+        session,
+        job.id,
+        await _sample_of(session, job),
+        stored_bytes=stored_bytes,
         complete=stored_bytes <= sniffing.SAMPLE_BYTES,
-        transcoded_from=transcoded_from, settings=None, budget_start=time.perf_counter(),
+        transcoded_from=transcoded_from,
+        settings=None,
+        budget_start=time.perf_counter(),
         encoding=None if transcoded_from else encoding or job.parse_options.get("stored_encoding"),
         delimiter=delimiter or job.delimiter,
     )
 
 
-async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, body: ConfirmIn) -> ImportJob:
+async def confirm_import(
+    session: AsyncSession, *, arq: ArqRedis, job_id: str, body: ConfirmIn
+) -> ImportJob:
     """Validate the mapping, conventions and value mapping; then either dry-run the file (nothing written,
     the job stays in `mapping`) or save schema and choices and queue the import (all or nothing)."""
-    job = await get_job(session, job_id, for_update=True)  # the worker waits on this lock until we commit
+    job = await get_job(
+        session, job_id, for_update=True
+    )  # the worker waits on this lock until we commit
     if job.status != "mapping":
         raise BadRequest(f"The job is {job.status}; only a job in status mapping can be confirmed")
     changes = body.conventions.changes() if body.conventions is not None else {}
@@ -516,7 +613,10 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     changes = {k: v for k, v in changes.items() if k not in ("encoding", "delimiter")}
     try:
         # a job uploaded before conventions existed: the defaults, with its detected encoding and delimiter
-        stored = job.parse_options.get("conventions") or {"encoding": job.encoding, "delimiter": job.delimiter}
+        stored = job.parse_options.get("conventions") or {
+            "encoding": job.encoding,
+            "delimiter": job.delimiter,
+        }
         conventions = Conventions.from_json(stored).updated(changes)
     except ValueError as exc:
         raise BadRequest(f"conventions: {exc}") from None
@@ -525,7 +625,9 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     else:
         fields = body.schema_fields if body.schema_fields is not None else await get_fields(session)
     headers = job.parse_options.get("headers", [])
-    mapping = validate_mapping(headers, job.suggested_mapping if body.mapping is None else body.mapping, fields)
+    mapping = validate_mapping(
+        headers, job.suggested_mapping if body.mapping is None else body.mapping, fields
+    )
     value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
@@ -536,7 +638,11 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
             start_offset=job.resume_offset,
             header_row=job.resume_row,
             encoding=options.get("stored_encoding", "utf-8"),
-            dialect=Dialect(delimiter=job.delimiter, quotechar=job.quotechar, escapechar=options.get("escapechar")),
+            dialect=Dialect(
+                delimiter=job.delimiter,
+                quotechar=job.quotechar,
+                escapechar=options.get("escapechar"),
+            ),
             headers=headers,
             mapping=mapping,
             fields=fields,
@@ -551,11 +657,18 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
         return job
     options["value_mapping"] = value_mapping
     job.parse_options = options
-    if body.schema_fields is not None or body.default_currency or body.default_locale or body.mapping is None:
+    if (
+        body.schema_fields is not None
+        or body.default_currency
+        or body.default_locale
+        or body.mapping is None
+    ):
         # not validated again: ConfirmIn has checked what the client sent, and the current fields are
         # stored ones, which need not pass rules added since they were saved
         schema = SchemaIn.model_construct(
-            fields=fields, default_currency=body.default_currency, default_locale=body.default_locale
+            fields=fields,
+            default_currency=body.default_currency,
+            default_locale=body.default_locale,
         )
         await put_schema(session, schema)
     await remember_mapping(session, mapping)
@@ -565,11 +678,17 @@ async def confirm_import(session: AsyncSession, *, arq: ArqRedis, job_id: str, b
     # Enqueued before the commit: if Redis is down, the request fails and everything above rolls back.
     try:
         queued = await arq.enqueue_job(TASK_NAME, str(job.id), _job_id=arq_job_id(job.id))
-        if queued is None:  # a leftover with the same id (e.g. an earlier attempt whose commit failed)
-            await arq.enqueue_job(TASK_NAME, str(job.id), _job_id=f"{arq_job_id(job.id)}:{uuid.uuid4().hex[:8]}")
+        if (
+            queued is None
+        ):  # a leftover with the same id (e.g. an earlier attempt whose commit failed)
+            await arq.enqueue_job(
+                TASK_NAME, str(job.id), _job_id=f"{arq_job_id(job.id)}:{uuid.uuid4().hex[:8]}"
+            )
     except (RedisError, OSError) as exc:
         log.warning("import_enqueue_failed", job_id=str(job.id), error=str(exc)[:200])
-        raise Unavailable("The job queue (Redis) is unavailable; the import was not started, try again") from None
+        raise Unavailable(
+            "The job queue (Redis) is unavailable; the import was not started, try again"
+        ) from None
     await session.refresh(job)
     return job
 
@@ -601,7 +720,11 @@ async def error_csv(
             conn = await read_connection(session)
             return await conn.fetch(sql, *args)
 
-    widest = (await fetch("SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id))[0][0]
+    widest = (
+        await fetch(
+            "SELECT max(jsonb_array_length(cells)) FROM import_row_errors WHERE job_id = $1", job_id
+        )
+    )[0][0]
     width = max(len(headers), widest or 0)
     buffer = io.StringIO()
     writer = csv_writer(buffer)  # formula-safe cells, for spreadsheets
@@ -610,7 +733,9 @@ async def error_csv(
     while True:
         rows = await fetch(
             "SELECT row, cells::text AS cells, detail FROM import_row_errors WHERE job_id = $1 AND row > $2 ORDER BY row LIMIT $3",
-            job_id, last, ERROR_PAGE_ROWS,
+            job_id,
+            last,
+            ERROR_PAGE_ROWS,
         )
         for r in rows:
             cells = orjson.loads(r["cells"])

@@ -81,7 +81,10 @@ def _implausibility(text: str) -> int:
         non_ascii = [c for c in word if ord(c) > 127]
         if not non_ascii:
             continue
-        if any(not c.isalpha() and ord(c) > 127 and a.isalpha() and b.isalpha() for a, c, b in zip(word, word[1:], word[2:])):
+        if any(
+            not c.isalpha() and ord(c) > 127 and a.isalpha() and b.isalpha()
+            for a, c, b in zip(word, word[1:], word[2:])
+        ):
             penalty += 2  # "Krzes³o": a symbol between letters, where a letter belongs (not "3½", "½ Zoll")
         scripts = {unicodedata.name(c, "X").split(" ")[0] for c in word if c.isalpha()}
         if len(scripts) > 1:
@@ -150,7 +153,11 @@ def detect_dialect(text: str) -> Dialect:
         found = None
     if found is None or found.delimiter not in DELIMITERS:
         return _fallback_dialect(cut)
-    dialect = Dialect(delimiter=found.delimiter, quotechar=found.quotechar or None, escapechar=found.escapechar or None)
+    dialect = Dialect(
+        delimiter=found.delimiter,
+        quotechar=found.quotechar or None,
+        escapechar=found.escapechar or None,
+    )
     if dialect.quotechar is None:
         # Standard CSV quotes with '"'; clevercsv says "no quotes" when a sample has few quoted fields
         # (or a quote inside an unquoted field). Keep '"' unless it makes the rows' widths less regular.
@@ -163,7 +170,9 @@ def detect_dialect(text: str) -> Dialect:
 def _regularity(text: str, dialect: Dialect) -> float:
     """Share of the first rows that have the most common number of cells."""
     widths = []
-    for record in iter_records(text[:16384].encode("utf-8"), encoding="utf-8", dialect=dialect, complete=False):
+    for record in iter_records(
+        text[:16384].encode("utf-8"), encoding="utf-8", dialect=dialect, complete=False
+    ):
         if record.cells:
             widths.append(len(record.cells))
         if len(widths) >= 200:
@@ -236,13 +245,17 @@ def analyse_sample(
     headers: list[str] | None = None
     rows: list[list[str]] = []
     header_row, data_offset, end_offset, sample_rows = 0, start, start, 0
-    for record in iter_records(sample[start:], encoding=encoding, dialect=dialect, start_offset=start, complete=complete):
+    for record in iter_records(
+        sample[start:], encoding=encoding, dialect=dialect, start_offset=start, complete=complete
+    ):
         record_number += 1
         if headers is None:
             if record.error or not any(c.strip() for c in record.cells):
                 continue
             if len(record.cells) > MAX_COLUMNS:
-                raise NotCsv(f"The header has {len(record.cells)} columns; at most {MAX_COLUMNS} are supported")
+                raise NotCsv(
+                    f"The header has {len(record.cells)} columns; at most {MAX_COLUMNS} are supported"
+                )
             headers = unique_headers(record.cells)
             header_row, data_offset = record_number, record.end_offset
             continue
@@ -277,10 +290,15 @@ def estimate_rows(analysis: SampleAnalysis, stored_size: int) -> int:
     covered = analysis.sample_end_offset - analysis.data_offset
     if covered <= 0:
         return analysis.sample_rows
-    return max(analysis.sample_rows, round(analysis.sample_rows * (stored_size - analysis.data_offset) / covered))
+    return max(
+        analysis.sample_rows,
+        round(analysis.sample_rows * (stored_size - analysis.data_offset) / covered),
+    )
 
 
-def rows_in_window(window: bytes, *, encoding: str, dialect: Dialect, width: int, at_end: bool) -> list[list[str]]:
+def rows_in_window(
+    window: bytes, *, encoding: str, dialect: Dialect, width: int, at_end: bool
+) -> list[list[str]]:
     """The whole data rows of a window cut anywhere from a file (bytes at an arbitrary offset).
 
     The window may start inside a record, even inside a quoted cell that spans lines: the rows
@@ -295,10 +313,16 @@ def rows_in_window(window: bytes, *, encoding: str, dialect: Dialect, width: int
         if newline == -1:
             break
         start = newline + 1
-        records = list(iter_records(window[start:], encoding=encoding, dialect=dialect, complete=at_end))
+        records = list(
+            iter_records(window[start:], encoding=encoding, dialect=dialect, complete=at_end)
+        )
         if records and not at_end:
             records.pop()
-        rows = [r.cells for r in records if not r.error and len(r.cells) == width and any(c.strip() for c in r.cells)]
+        rows = [
+            r.cells
+            for r in records
+            if not r.error and len(r.cells) == width and any(c.strip() for c in r.cells)
+        ]
         if len(rows) > len(best):
             best = rows
         if records and len(rows) >= 0.9 * len(records):

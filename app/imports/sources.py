@@ -15,8 +15,8 @@ from itertools import islice
 from typing import IO, Any
 
 from app.imports.profiling import TYPE_SAMPLE_VALUES
-from app.imports.sniffing import MAX_COLUMNS, SampleAnalysis, unique_headers
 from app.imports.records import Dialect, Record, RecordStream
+from app.imports.sniffing import MAX_COLUMNS, SampleAnalysis, unique_headers
 from app.imports.storage import read_chunks
 from app.imports.transforms import RowTransform
 from app.imports.xlsx import (
@@ -65,7 +65,9 @@ def analyse_xlsx(file: IO[bytes], *, sheet: str | None) -> tuple[SampleAnalysis,
             if _blank(row.cells):
                 continue
             if len(row.cells) > MAX_COLUMNS:
-                raise XlsxError(f"The header has {len(row.cells)} columns; at most {MAX_COLUMNS} are supported")
+                raise XlsxError(
+                    f"The header has {len(row.cells)} columns; at most {MAX_COLUMNS} are supported"
+                )
             headers = unique_headers([str(c) for c in row.cells])
             header_row, header_bytes = row.number, row.end_byte
             continue

@@ -32,8 +32,13 @@ class ChunkWriter:
     the tenant's stored uploads (`STORING_STATUSES`) over `quota_bytes` is a 413."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID, tenant_id: int, *,
-        quota_bytes: int, chunk_bytes: int = CHUNK_BYTES,
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        job_id: uuid.UUID,
+        tenant_id: int,
+        *,
+        quota_bytes: int,
+        chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.job_id = job_id
@@ -61,11 +66,13 @@ class ChunkWriter:
             conn = await driver_connection(session)
             # the tenant's uploads take turns between reading the total and adding to it
             await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('pim.import_storage'), ($1::bigint % 2147483647)::int)", self.tenant_id
+                "SELECT pg_advisory_xact_lock(hashtext('pim.import_storage'), ($1::bigint % 2147483647)::int)",
+                self.tenant_id,
             )
             stored = await conn.fetchval(
                 "SELECT coalesce(sum(size_bytes), 0) FROM import_jobs WHERE tenant_id = $1 AND status = ANY($2::text[])",
-                self.tenant_id, list(STORING_STATUSES),
+                self.tenant_id,
+                list(STORING_STATUSES),
             )
             if stored + len(data) > self.quota_bytes:
                 raise PayloadTooLarge(
@@ -81,7 +88,8 @@ class ChunkWriter:
 async def read_chunks(conn, job_id: uuid.UUID, *, start_offset: int = 0) -> AsyncIterator[bytes]:
     """The stored file from `start_offset` on, one chunk at a time."""
     sizes = await conn.fetch(
-        "SELECT seq, octet_length(data) AS size FROM import_chunks WHERE job_id = $1 ORDER BY seq", job_id
+        "SELECT seq, octet_length(data) AS size FROM import_chunks WHERE job_id = $1 ORDER BY seq",
+        job_id,
     )
     position = 0
     for row in sizes:
@@ -92,15 +100,22 @@ async def read_chunks(conn, job_id: uuid.UUID, *, start_offset: int = 0) -> Asyn
         skip = max(0, start_offset - position)
         if skip:  # substring is 1-based; only the first chunk read is partial
             data = await conn.fetchval(
-                "SELECT substring(data FROM $3) FROM import_chunks WHERE job_id = $1 AND seq = $2", job_id, seq, skip + 1
+                "SELECT substring(data FROM $3) FROM import_chunks WHERE job_id = $1 AND seq = $2",
+                job_id,
+                seq,
+                skip + 1,
             )
         else:
-            data = await conn.fetchval("SELECT data FROM import_chunks WHERE job_id = $1 AND seq = $2", job_id, seq)
+            data = await conn.fetchval(
+                "SELECT data FROM import_chunks WHERE job_id = $1 AND seq = $2", job_id, seq
+            )
         position += size
         yield data
 
 
-async def read_range(conn, job_id: uuid.UUID, offset: int, length: int, *, chunk_bytes: int = CHUNK_BYTES) -> bytes:
+async def read_range(
+    conn, job_id: uuid.UUID, offset: int, length: int, *, chunk_bytes: int = CHUNK_BYTES
+) -> bytes:
     """`length` bytes of the stored file from `offset` (fewer at its end); chunks have `chunk_bytes` each.
 
     Only the one or two chunks the range falls in are read, and only their part of it: the cost
@@ -123,7 +138,9 @@ async def read_range(conn, job_id: uuid.UUID, offset: int, length: int, *, chunk
 
 
 async def stored_size(conn, job_id: uuid.UUID) -> int:
-    return await conn.fetchval("SELECT coalesce(sum(octet_length(data)), 0) FROM import_chunks WHERE job_id = $1", job_id)
+    return await conn.fetchval(
+        "SELECT coalesce(sum(octet_length(data)), 0) FROM import_chunks WHERE job_id = $1", job_id
+    )
 
 
 async def delete_chunks(conn, job_id: uuid.UUID) -> None:

@@ -46,14 +46,22 @@ from app.queue import REDIS_DOWN, Pending, jobs_waiting, lease_free, revive
 log = structlog.get_logger("pim.imports.task")
 
 BATCH_ROWS = 5000
-YIELD_EVERY = 25  # rows parsed between turns of the writing task: it resumes within ~1 ms of a reply
-SLICE_SECONDS = 60  # then the tenant's next import (or this one again) is queued: far from arq's job_timeout
-MIN_SLICE_SECONDS = 2.0  # after this long a slice also ends when another job waits for a worker slot
+YIELD_EVERY = (
+    25  # rows parsed between turns of the writing task: it resumes within ~1 ms of a reply
+)
+SLICE_SECONDS = (
+    60  # then the tenant's next import (or this one again) is queued: far from arq's job_timeout
+)
+MIN_SLICE_SECONDS = (
+    2.0  # after this long a slice also ends when another job waits for a worker slot
+)
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
 UNCONFIRMED_DAYS = 7
 _LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
-_TENANT_TURN_KEY = "hashtext('pim.import.tenant'), ($1::bigint % 2147483647)::int"  # one running import per tenant
+_TENANT_TURN_KEY = (
+    "hashtext('pim.import.tenant'), ($1::bigint % 2147483647)::int"  # one running import per tenant
+)
 # worth another try: the batch rolled back whole (lost connection, timeouts, lock waits, deadlocks)
 _TRANSIENT = (
     OSError,
@@ -75,7 +83,9 @@ def _transient(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError wraps the driver's error) is transient."""
     seen = 0
     while exc is not None and seen < 5:
-        if isinstance(exc, _TRANSIENT) or (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        if isinstance(exc, _TRANSIENT) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated
+        ):
             return True
         exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
         seen += 1
@@ -109,7 +119,9 @@ class _Schema:
 
     def convert(self, cells: list[str]) -> ConvertedRow:
         if self.converter is None:
-            raise RowError(f"The schema changed during the import and no longer fits the mapping: {self.unfit}")
+            raise RowError(
+                f"The schema changed during the import and no longer fits the mapping: {self.unfit}"
+            )
         return self.converter.convert(cells)
 
     def sku_of(self, cells: list[str]) -> str | None:
@@ -123,10 +135,14 @@ class _Batch:
     processed: int = 0
     items: dict[str, _Pending] = field(default_factory=dict)
     rejected: list[tuple[int, str | None, list[str], str]] = field(default_factory=list)
-    converted: list[tuple[int, list[str]]] = field(default_factory=list)  # the rows given to the converter
+    converted: list[tuple[int, list[str]]] = field(
+        default_factory=list
+    )  # the rows given to the converter
     end_row: int = 0
     end_offset: int = 0
-    carry: dict[str, Any] | None = None  # a row transform's state after the batch (Shopify's current handle)
+    carry: dict[str, Any] | None = (
+        None  # a row transform's state after the batch (Shopify's current handle)
+    )
 
     def add(self, row: int, cells: list[str]) -> None:
         """Convert a row with the batch's schema: accepted, or rejected with the reason."""
@@ -138,9 +154,13 @@ class _Batch:
 
     def under(self, schema: _Schema) -> "_Batch":
         """The same records converted again with another schema (one changed since they were parsed)."""
-        again = _Batch(schema, self.records, self.processed, end_row=self.end_row, end_offset=self.end_offset)
+        again = _Batch(
+            schema, self.records, self.processed, end_row=self.end_row, end_offset=self.end_offset
+        )
         rows = {row for row, _cells in self.converted}
-        again.rejected = [r for r in self.rejected if r[0] not in rows]  # unreadable records stay rejected
+        again.rejected = [
+            r for r in self.rejected if r[0] not in rows
+        ]  # unreadable records stay rejected
         for row, cells in self.converted:
             again.add(row, cells)
         again.rejected.sort(key=lambda r: r[0])
@@ -152,7 +172,9 @@ class _Batch:
         pending = self.items.get(sku)
         if pending is None:
             product = UpsertRow.of_valid_item(row, converted.item)
-            self.items[sku] = _Pending(converted.item, converted.category_paths, [row], [cells], product)
+            self.items[sku] = _Pending(
+                converted.item, converted.category_paths, [row], [cells], product
+            )
             return
         pending.item = merge_items(pending.item, converted.item)
         pending.product = UpsertRow.of_valid_item(pending.rows[0], pending.item)
@@ -251,7 +273,9 @@ class _Importer:
         if now - started < MIN_SLICE_SECONDS:
             return False
         try:  # briefly: a Redis outage must not hold up the import
-            return await asyncio.wait_for(jobs_waiting(self.ctx["redis"], besides=arq_job_id(self.job.id)), 1.0)
+            return await asyncio.wait_for(
+                jobs_waiting(self.ctx["redis"], besides=arq_job_id(self.job.id)), 1.0
+            )
         except REDIS_DOWN:
             return False
 
@@ -289,9 +313,13 @@ class _Importer:
                     batch.add(row, cells)
                 batch.end_row, batch.end_offset = row, record.end_offset
                 if batch.records >= BATCH_ROWS:
-                    batch.carry = variants.state() if variants else None  # None: a stateless transform
+                    batch.carry = (
+                        variants.state() if variants else None
+                    )  # None: a stateless transform
                     await write(batch, final=False)
-                    batch = _Batch(self.schema, end_row=row, end_offset=record.end_offset)  # the latest schema
+                    batch = _Batch(
+                        self.schema, end_row=row, end_offset=record.end_offset
+                    )  # the latest schema
                     if await self._slice_over(started, deadline):
                         await writing
                         return False
@@ -301,7 +329,12 @@ class _Importer:
 
         try:
             async for records in stored_records(
-                self.lock_conn, job.id, xlsx=job.xlsx, encoding=job.encoding, dialect=job.dialect, start_offset=job.resume_offset
+                self.lock_conn,
+                job.id,
+                xlsx=job.xlsx,
+                encoding=job.encoding,
+                dialect=job.dialect,
+                start_offset=job.resume_offset,
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"
@@ -339,10 +372,17 @@ class _Importer:
                 if pending.paths is not None:
                     pending.product.categories = [categories[p] for p in pending.paths]
                 rows[sku] = pending.product
-            result = await write_rows(
-                session, rows, fields=self.upsert_fields, coerced=True,
-                max_data_bytes=self.ctx["settings"].max_product_data_bytes,
-            ) if rows else None
+            result = (
+                await write_rows(
+                    session,
+                    rows,
+                    fields=self.upsert_fields,
+                    coerced=True,
+                    max_data_bytes=self.ctx["settings"].max_product_data_bytes,
+                )
+                if rows
+                else None
+            )
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:
@@ -350,10 +390,14 @@ class _Importer:
                 for err in result.errors:
                     failed_skus.add(err.sku)
                     pending = batch.items[err.sku]
-                    rejected.extend((r, err.sku, c, err.detail) for r, c in zip(pending.rows, pending.cells))
+                    rejected.extend(
+                        (r, err.sku, c, err.detail) for r, c in zip(pending.rows, pending.cells)
+                    )
                 created = result.created
                 # a SKU repeated within the batch: its later rows updated what the first one wrote
-                updated = result.updated + sum(len(p.rows) - 1 for s, p in batch.items.items() if s not in failed_skus)
+                updated = result.updated + sum(
+                    len(p.rows) - 1 for s, p in batch.items.items() if s not in failed_skus
+                )
             rejected.sort(key=lambda r: r[0])
             if rejected:
                 await conn.execute(
@@ -413,7 +457,9 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
         )
         if row is None or row["status"] != "importing":
             return None
-        await conn.execute("UPDATE import_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1", job_id)
+        await conn.execute(
+            "UPDATE import_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1", job_id
+        )
     options = _json(row["parse_options"])
     return _Job(
         id=row["id"],
@@ -426,7 +472,11 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
         conventions=Conventions.from_json(options.get("conventions")),
         value_mapping=options.get("value_mapping") or {},
         encoding=options.get("stored_encoding", "utf-8"),
-        dialect=Dialect(delimiter=row["delimiter"] or ",", quotechar=row["quotechar"], escapechar=options.get("escapechar")),
+        dialect=Dialect(
+            delimiter=row["delimiter"] or ",",
+            quotechar=row["quotechar"],
+            escapechar=options.get("escapechar"),
+        ),
         xlsx=options.get("xlsx"),
         row_transform=options.get("row_transform"),
         transform_state=options.get("transform_state"),
@@ -465,18 +515,23 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
     async with ctx["engine"].connect() as lock_conn:
         raw = (await lock_conn.get_raw_connection()).driver_connection
         # a dead worker's host must not keep the lease for hours: let Postgres probe the socket
-        await raw.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
+        await raw.execute(
+            "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
+        )
         if not await _try_lock(raw, job_id):
             log.info("import_busy", job_id=job_id)
             return {"job_id": job_id, "status": outcome}
         try:
             # FOR SHARE waits for a confirming request still holding the row (it queues the job before it commits)
             tenant_id = await raw.fetchval(
-                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing' FOR SHARE", job_uuid
+                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing' FOR SHARE",
+                job_uuid,
             )
             if tenant_id is None:
                 outcome = "skipped"
-            elif not await raw.fetchval(f"SELECT pg_try_advisory_lock({_TENANT_TURN_KEY})", tenant_id):
+            elif not await raw.fetchval(
+                f"SELECT pg_try_advisory_lock({_TENANT_TURN_KEY})", tenant_id
+            ):
                 # another import of the tenant runs: it hands the turn over when its slice ends
                 outcome = "waiting"
             else:
@@ -493,9 +548,17 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
         following = await _next_turn(ctx, tenant_id, job_uuid)
         if following is not None:
             try:
-                await ctx["redis"].enqueue_job(TASK_NAME, str(following), _job_id=f"{arq_job_id(following)}:{uuid.uuid4().hex[:12]}")
+                await ctx["redis"].enqueue_job(
+                    TASK_NAME,
+                    str(following),
+                    _job_id=f"{arq_job_id(following)}:{uuid.uuid4().hex[:12]}",
+                )
             except REDIS_DOWN as exc:  # the periodic recovery queues it
-                log.warning("import_turn_not_queued", job_id=str(following), error=f"{type(exc).__name__}: {exc}"[:300])
+                log.warning(
+                    "import_turn_not_queued",
+                    job_id=str(following),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
     return {"job_id": job_id, "status": outcome}
 
 
@@ -535,18 +598,30 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
         return "failed"
     except Exception as exc:
         if _transient(exc):
-            if ctx.get("job_try", 1) < MAX_TRIES:  # arq runs the job again; it resumes at the last batch
-                log.warning("import_retry", job_id=str(job_id), error=f"{type(exc).__name__}: {exc}"[:300])
+            if (
+                ctx.get("job_try", 1) < MAX_TRIES
+            ):  # arq runs the job again; it resumes at the last batch
+                log.warning(
+                    "import_retry", job_id=str(job_id), error=f"{type(exc).__name__}: {exc}"[:300]
+                )
                 raise Retry(defer=ctx.get("job_try", 1) * 5) from exc
             message = f"The database failed repeatedly while importing ({type(exc).__name__}); committed rows are kept"
         elif isinstance(exc, DBAPIError):
             message = f"Database error while importing: {str(exc.orig or exc)[:300]}"
         else:
-            message = f"Internal error while importing ({type(exc).__name__}); committed rows are kept"
+            message = (
+                f"Internal error while importing ({type(exc).__name__}); committed rows are kept"
+            )
         log.exception("import_failed", job_id=str(job_id))
         await _fail(ctx, job_id, message)
         return "failed"
-    log.info("import_slice", job_id=str(job_id), outcome=outcome, row=job.resume_row, seconds=round(time.monotonic() - started, 1))
+    log.info(
+        "import_slice",
+        job_id=str(job_id),
+        outcome=outcome,
+        row=job.resume_row,
+        seconds=round(time.monotonic() - started, 1),
+    )
     return outcome
 
 
@@ -573,7 +648,10 @@ async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | No
             UNCONFIRMED_DAYS,
         )
         if expired:
-            await conn.execute("DELETE FROM import_chunks WHERE job_id = ANY($1::uuid[])", [r["id"] for r in expired])
+            await conn.execute(
+                "DELETE FROM import_chunks WHERE job_id = ANY($1::uuid[])",
+                [r["id"] for r in expired],
+            )
         rows = await conn.fetch(
             "SELECT id, tenant_id, resume_row FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000"
         )
@@ -583,8 +661,13 @@ async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | No
         progress_seen.update((r["id"], r["resume_row"]) for r in rows)
         rows = idle
     pending = [
-        Pending(base=arq_job_id(r["id"]), function=TASK_NAME, args=(str(r["id"]),), lease_arg=r["tenant_id"],
-                new_job_id=f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}")
+        Pending(
+            base=arq_job_id(r["id"]),
+            function=TASK_NAME,
+            args=(str(r["id"]),),
+            lease_arg=r["tenant_id"],
+            new_job_id=f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}",
+        )
         for r in rows
     ]
     if not pending:
@@ -592,8 +675,12 @@ async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | No
     async with ctx["engine"].connect() as lock_conn:
         raw = (await lock_conn.get_raw_connection()).driver_connection
 
-        async def no_live_run(work: Pending) -> bool:  # neither a run of the job nor the tenant's turn
-            return await lease_free(raw, _LOCK_KEY, work.args[0]) and await lease_free(raw, _TENANT_TURN_KEY, work.lease_arg)
+        async def no_live_run(
+            work: Pending,
+        ) -> bool:  # neither a run of the job nor the tenant's turn
+            return await lease_free(raw, _LOCK_KEY, work.args[0]) and await lease_free(
+                raw, _TENANT_TURN_KEY, work.lease_arg
+            )
 
         counts = await revive(ctx["redis"], pending, lease_free=no_live_run)
     revived = counts["released"] + counts["enqueued"]

@@ -30,7 +30,9 @@ class RowTransform(Protocol):
 
 
 # Merchant Center's price attributes ("price", "sale_price"; feeds also write them with spaces)
-_PRICE_HEADERS = frozenset({"price", "sale_price", "sale price", "cost_of_goods_sold", "cost of goods sold"})
+_PRICE_HEADERS = frozenset(
+    {"price", "sale_price", "sale price", "cost_of_goods_sold", "cost of goods sold"}
+)
 _AMOUNT_AND_CURRENCY = re.compile(r"^\s*(?P<amount>[0-9][0-9.,]*)\s+(?P<currency>[A-Z]{3})\s*$")
 
 
@@ -44,7 +46,9 @@ class MerchantPrices:
     def for_headers(cls, headers: list[str]) -> "MerchantPrices | None":
         if detect_format(headers) != GOOGLE_MERCHANT_CENTER:
             return None
-        columns = [i for i, h in enumerate(headers) if " ".join(h.split()).casefold() in _PRICE_HEADERS]
+        columns = [
+            i for i, h in enumerate(headers) if " ".join(h.split()).casefold() in _PRICE_HEADERS
+        ]
         if not columns or any(h.endswith("_currency") for h in headers):
             return None
         return cls(width=len(headers), columns=columns, added=len(columns))
@@ -84,7 +88,9 @@ def transform_for(headers: list[str]) -> tuple[str, RowTransform] | None:
     return None
 
 
-def restore_transform(name: str | None, headers: list[str], state: dict[str, Any] | None) -> RowTransform | None:
+def restore_transform(
+    name: str | None, headers: list[str], state: dict[str, Any] | None
+) -> RowTransform | None:
     """The job's transform again, from its stored name, its headers (the transform's columns
     included) and the state saved with the last committed batch."""
     if name is None:

@@ -18,7 +18,14 @@ from app.errors import BadRequest
 
 def _missing_file() -> RequestValidationError:
     return RequestValidationError(
-        [{"type": "missing", "loc": ["body", "file"], "msg": "Field required (multipart/form-data with a `file` part)", "input": None}]
+        [
+            {
+                "type": "missing",
+                "loc": ["body", "file"],
+                "msg": "Field required (multipart/form-data with a `file` part)",
+                "input": None,
+            }
+        ]
     )
 
 
@@ -60,7 +67,9 @@ class MultipartFile:
             header_value.clear()
 
         def on_headers_finished() -> None:
-            _disposition, options = parse_options_header(part_headers.get(b"content-disposition", b""))
+            _disposition, options = parse_options_header(
+                part_headers.get(b"content-disposition", b"")
+            )
             name = options.get(b"name", b"").decode("utf-8", "replace")
             if name == self.field_name and not state["done_file"]:
                 state["in_file"] = True

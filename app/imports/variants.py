@@ -56,7 +56,11 @@ def _fold(header: str) -> str:
 
 
 def _is_product_level(folded: str) -> bool:
-    return folded in _PRODUCT_LEVEL or folded.startswith(_PRODUCT_LEVEL_PREFIXES) or "(product.metafields." in folded
+    return (
+        folded in _PRODUCT_LEVEL
+        or folded.startswith(_PRODUCT_LEVEL_PREFIXES)
+        or "(product.metafields." in folded
+    )
 
 
 @dataclass
@@ -83,7 +87,9 @@ class ShopifyVariants:
         sku = next((i for name in _SKUS for i, h in enumerate(folded) if h == name), None)
         inherited = [i for i, h in enumerate(folded) if _is_product_level(h)]
         variant_level = [
-            i for i, h in enumerate(folded) if i != handle and not _is_product_level(h) and h not in _IMAGE_COLUMNS
+            i
+            for i, h in enumerate(folded)
+            if i != handle and not _is_product_level(h) and h not in _IMAGE_COLUMNS
         ]
         return cls(
             width=len(headers),

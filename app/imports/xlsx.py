@@ -69,7 +69,10 @@ class TypedCell(str):
 
 def cfb_reason(head: bytes) -> str:
     """Why an OLE2 (Compound File) upload is refused: encrypted .xlsx or an old binary .xls."""
-    if "EncryptionInfo".encode("utf-16-le") in head or "EncryptedPackage".encode("utf-16-le") in head:
+    if (
+        "EncryptionInfo".encode("utf-16-le") in head
+        or "EncryptedPackage".encode("utf-16-le") in head
+    ):
         return "The workbook is encrypted (password-protected); remove the password in Excel and upload it again"
     return "The file is an old Excel 97-2003 workbook (.xls), which is not supported; save it as .xlsx or CSV"
 
@@ -89,7 +92,9 @@ def number_cell(value: float) -> TypedCell:
 
 _EPOCH_1900 = dt.datetime(1899, 12, 30)
 _EPOCH_1904 = dt.datetime(1904, 1, 1)
-_DATE_FORMAT_IDS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59), *range(71, 82)])
+_DATE_FORMAT_IDS = frozenset(
+    [*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59), *range(71, 82)]
+)
 _TIME_ONLY_IDS = frozenset([18, 19, 20, 21, 45, 46, 47])
 _FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|\[[^\]]*\]|_.|\*.')
 
@@ -251,7 +256,9 @@ class SharedStrings:
         try:
             self._parser.Parse(data, not data)
         except expat.ExpatError as exc:
-            raise XlsxError(f"The workbook is damaged: the shared strings are not valid XML ({exc})") from None
+            raise XlsxError(
+                f"The workbook is damaged: the shared strings are not valid XML ({exc})"
+            ) from None
         if self._open:
             self._pages.append("".join(self._open))
             self.count += len(self._open)
@@ -265,7 +272,9 @@ class SharedStrings:
         while index >= self.count and self._file is not None:
             self._read_more()
         if index >= self.count:
-            raise XlsxError(f"The workbook is damaged: a cell refers to shared string {index}, the table has {self.count}")
+            raise XlsxError(
+                f"The workbook is damaged: a cell refers to shared string {index}, the table has {self.count}"
+            )
         return self._pages[self._page[index]][self._start[index] : self._end[index]]
 
 
@@ -318,7 +327,9 @@ def open_workbook(file: IO[bytes]) -> Workbook:
         ValueError,
         EOFError,
     ) as exc:
-        raise XlsxError(f"The file starts like a ZIP archive (.xlsx) but is damaged or truncated: {exc}") from None
+        raise XlsxError(
+            f"The file starts like a ZIP archive (.xlsx) but is damaged or truncated: {exc}"
+        ) from None
     try:
         return _read_workbook(archive)
     except (
@@ -332,7 +343,9 @@ def open_workbook(file: IO[bytes]) -> Workbook:
     ) as exc:
         if isinstance(exc, XlsxError):
             raise
-        raise XlsxError(f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise XlsxError(
+            f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
 
 
 def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
@@ -377,7 +390,9 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
             return
         target = _resolve(base_dir, attrs.get("Target", ""))
         kind = attrs.get("Type", "")
-        if not kind.endswith(("/chartsheet", "/dialogsheet", "/macrosheet")):  # sheets without cells to import
+        if not kind.endswith(
+            ("/chartsheet", "/dialogsheet", "/macrosheet")
+        ):  # sheets without cells to import
             rels[attrs.get("Id", "")] = target
         if kind.endswith("/sharedStrings"):
             shared_strings = target
@@ -393,7 +408,11 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
     def on_workbook(name, attrs) -> None:
         if name == "sheet":
             rel = next((v for k, v in attrs.items() if _local(k) == "id"), None)
-            path = rels.get(rel or "") if rel else f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
+            path = (
+                rels.get(rel or "")
+                if rel
+                else f"{base_dir}/worksheets/sheet{attrs.get('sheetId', '')}.xml"
+            )
             if path in names:
                 sheets.append(Sheet(name=attrs.get("name", f"Sheet{len(sheets) + 1}"), path=path))
         elif name == "workbookPr":
@@ -422,8 +441,14 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
 def _checked(archive: zipfile.ZipFile, name: str, limit: int) -> None:
     info = archive.getinfo(name)
     if info.file_size > limit:
-        raise XlsxError(f"The workbook part {name} unpacks to {info.file_size} bytes; at most {limit} are accepted")
-    if info.compress_size and info.file_size > 1 << 20 and info.file_size / info.compress_size > 1000:
+        raise XlsxError(
+            f"The workbook part {name} unpacks to {info.file_size} bytes; at most {limit} are accepted"
+        )
+    if (
+        info.compress_size
+        and info.file_size > 1 << 20
+        and info.file_size / info.compress_size > 1000
+    ):
         raise XlsxError(
             f"The workbook part {name} is compressed {info.file_size // info.compress_size}:1, like a zip bomb"
         )
@@ -449,7 +474,9 @@ def _date_styles(archive: zipfile.ZipFile, path: str) -> list[str | None]:
                 fmt = 0
             if fmt in custom:
                 code = custom[fmt]
-                styles.append(("time" if _is_time_format(code) else "date") if is_date_format(code) else None)
+                styles.append(
+                    ("time" if _is_time_format(code) else "date") if is_date_format(code) else None
+                )
             elif fmt in _DATE_FORMAT_IDS:
                 styles.append("time" if fmt in _TIME_ONLY_IDS else "date")
             else:
@@ -549,10 +576,16 @@ class _Cells:
             try:
                 index = int(raw)
             except ValueError:
-                raise XlsxError(f"The workbook is damaged: {raw[:20]!r} is no shared string index") from None
+                raise XlsxError(
+                    f"The workbook is damaged: {raw[:20]!r} is no shared string index"
+                ) from None
             return self.strings[index]
         if kind == "b":
-            return TypedCell("true", True) if raw.strip() in ("1", "true") else TypedCell("false", False)
+            return (
+                TypedCell("true", True)
+                if raw.strip() in ("1", "true")
+                else TypedCell("false", False)
+            )
         if kind == "d":
             return iso_cell(raw.strip())
         if kind == "e":
@@ -669,7 +702,9 @@ class _FastRows:
         start_after = self.start_after
         for m in _ROW.finditer(text):
             if self.number and text[end : m.start()].strip():  # only rows follow the first row
-                raise XlsxError(f"The workbook is damaged: the sheet's XML is not valid near {text[end : m.start()][:40]!r}")
+                raise XlsxError(
+                    f"The workbook is damaged: the sheet's XML is not valid near {text[end : m.start()][:40]!r}"
+                )
             end = m.end()
             attrs, content = m[1], m[2]
             r = _ROW_NUMBER.search(attrs)
@@ -733,7 +768,11 @@ def iter_rows(book: Workbook, sheet: Sheet, *, start_after: int = 0) -> Iterator
             if "<!DOCTYPE" in head:
                 _no_doctype()
             declared = _DECLARED_ENCODING.search(head)
-            fast = "<sheetData" in head or "<row" in head or ("sheetData" not in head and ":row" not in head)
+            fast = (
+                "<sheetData" in head
+                or "<row" in head
+                or ("sheetData" not in head and ":row" not in head)
+            )
             fast = fast and (declared is None or declared[1].lower().replace("-", "") == "utf8")
             if fast:
                 reader = _FastRows(cells, start_after)
@@ -749,7 +788,9 @@ def iter_rows(book: Workbook, sheet: Sheet, *, start_after: int = 0) -> Iterator
                     pending = pending[end:]
                     if closing := _DATA_END.search(pending):
                         if reader.number and pending[: closing.start()].strip():
-                            raise XlsxError("The workbook is damaged: the sheet's XML is not valid after its last row")
+                            raise XlsxError(
+                                "The workbook is damaged: the sheet's XML is not valid after its last row"
+                            )
                         data = b""  # no rows after the sheet's data: its other parts are not read
                     elif not data:
                         raise XlsxError("The workbook is damaged: the sheet's XML ends early")
@@ -775,7 +816,9 @@ def iter_rows(book: Workbook, sheet: Sheet, *, start_after: int = 0) -> Iterator
         RuntimeError,
         zlib.error,
     ) as exc:  # a CRC error, a truncated member
-        raise XlsxError(f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}") from None
+        raise XlsxError(
+            f"The workbook is damaged: {type(exc).__name__}: {str(exc)[:200]}"
+        ) from None
 
 
 _DIMENSION = re.compile(rb"<(?:\w+:)?dimension\s+ref=\"[A-Z]*\d*:?[A-Z]*(\d+)\"")

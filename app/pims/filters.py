@@ -10,7 +10,15 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.catalog.fields import NUMERIC, STRING_LIKE, TEMPORAL, CoercionError, FieldDef, FieldType, coerce_value
+from app.catalog.fields import (
+    NUMERIC,
+    STRING_LIKE,
+    TEMPORAL,
+    CoercionError,
+    FieldDef,
+    FieldType,
+    coerce_value,
+)
 from app.catalog.service import PATH_SEPARATOR
 from app.errors import BadRequest
 from app.query.compiling import SqlWhere, add_conditions, order_expr
@@ -20,9 +28,21 @@ from app.query.parsing import field_target, like_escape
 CONTROL_PARAMS = frozenset({"filters", "sort", "pageSize", "pageNum"})
 STATUSES = PRODUCT_STATUSES
 # built-in attributes that can be filtered: name → the built-in it reads (categories is matched by path)
-BUILTIN_FILTERS = {"sku": "sku", "title": "name", "name": "name", "status": "status",
-                   "variation_of": "variation_of", "categories": "category"}
-BUILTIN_SORTS = {"sku": "p.sku", "title": "p.name", "name": "p.name", "status": "p.status", "variation_of": "p.variation_of"}
+BUILTIN_FILTERS = {
+    "sku": "sku",
+    "title": "name",
+    "name": "name",
+    "status": "status",
+    "variation_of": "variation_of",
+    "categories": "category",
+}
+BUILTIN_SORTS = {
+    "sku": "p.sku",
+    "title": "p.name",
+    "name": "p.name",
+    "status": "p.status",
+    "variation_of": "p.variation_of",
+}
 SORT_RE = re.compile(r"^\w+\|(asc|desc)$")
 RANGE_SEPARATOR = ";;"
 ANY_SEPARATOR = "|"
@@ -61,7 +81,9 @@ def parse_value(name: str, raw: str) -> FilterSpec:
             elif RANGE_END_RE.match(part):
                 ends.append(Decimal(part))
             else:
-                raise BadRequest(f"{name}: range ends may contain only digits and periods, got {part!r}")
+                raise BadRequest(
+                    f"{name}: range ends may contain only digits and periods, got {part!r}"
+                )
         low, high = ends
         if low is None and high is None:
             raise BadRequest(f"{name}: a range needs at least one end")
@@ -76,7 +98,9 @@ def parse_value(name: str, raw: str) -> FilterSpec:
     return AnyOf(tuple(dict.fromkeys(values)))
 
 
-def parse_filters(filters: str | None, params: list[tuple[str, str]], fields: dict[str, FieldDef]) -> dict[str, FilterSpec]:
+def parse_filters(
+    filters: str | None, params: list[tuple[str, str]], fields: dict[str, FieldDef]
+) -> dict[str, FilterSpec]:
     """The filtered attributes with their specs, checked against `filters` and the schema."""
     counts: dict[str, int] = {}
     for key, _value in params:
@@ -97,7 +121,9 @@ def parse_filters(filters: str | None, params: list[tuple[str, str]], fields: di
     values = dict(params)
     for key in values:
         if key not in CONTROL_PARAMS and key not in names:
-            raise BadRequest(f"Unexpected query parameter {key!r}: attribute filters must be listed in `filters`")
+            raise BadRequest(
+                f"Unexpected query parameter {key!r}: attribute filters must be listed in `filters`"
+            )
     specs: dict[str, FilterSpec] = {}
     for name in names:
         if name not in values:
@@ -137,12 +163,21 @@ def _field_test(field: FieldDef, spec: FilterSpec) -> Clause:
     name = field.name
     if isinstance(spec, Range):
         if field.type not in NUMERIC | STRING_LIKE:
-            raise BadRequest(f"{name}: ranges apply to numeric attributes only, not to a {field.type} field")
+            raise BadRequest(
+                f"{name}: ranges apply to numeric attributes only, not to a {field.type} field"
+            )
         # numbers compare as numbers; numeric text in a string field too (other text never matches)
         number = Target(name, Kind.number)
         ends = [(">=", spec.low), ("<=", spec.high)]
-        return Junction("all", tuple(Test(Check.compare, number, end, op) for op, end in ends if end is not None))
-    values = [_coerce(field, name, v) for v in spec.values] if field.type != FieldType.array else list(spec.values)
+        return Junction(
+            "all",
+            tuple(Test(Check.compare, number, end, op) for op, end in ends if end is not None),
+        )
+    values = (
+        [_coerce(field, name, v) for v in spec.values]
+        if field.type != FieldType.array
+        else list(spec.values)
+    )
     if field.type in NUMERIC:
         return Test(Check.one_of, field_target(field), [Decimal(str(v)) for v in values])
     if field.type in TEMPORAL:
@@ -153,12 +188,21 @@ def _field_test(field: FieldDef, spec: FilterSpec) -> Clause:
 
 def filter_clause(specs: dict[str, FilterSpec], fields: dict[str, FieldDef]) -> Junction:
     """One test per filtered attribute."""
-    return Junction("all", tuple(_field_test(fields[name], spec) if name in fields else _builtin_test(name, spec)
-                                 for name, spec in specs.items()))
+    return Junction(
+        "all",
+        tuple(
+            _field_test(fields[name], spec) if name in fields else _builtin_test(name, spec)
+            for name, spec in specs.items()
+        ),
+    )
 
 
 def add_filter_conditions(
-    where: SqlWhere, specs: dict[str, FilterSpec], fields: dict[str, FieldDef], *, tenant_placeholder: str
+    where: SqlWhere,
+    specs: dict[str, FilterSpec],
+    fields: dict[str, FieldDef],
+    *,
+    tenant_placeholder: str,
 ) -> None:
     """Add one condition per filtered attribute; without a `status` filter, deleted products are left out."""
     add_conditions(where, filter_clause(specs, fields), tenant=tenant_placeholder)
@@ -179,4 +223,6 @@ def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) ->
     field = fields.get(name)
     if field is None:
         raise BadRequest(f"sort: unknown or unsortable attribute {name!r}")
-    return f"{order_expr(field_target(field), where)} {direction_sql} NULLS LAST, p.id {direction_sql}"
+    return (
+        f"{order_expr(field_target(field), where)} {direction_sql} NULLS LAST, p.id {direction_sql}"
+    )

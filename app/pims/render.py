@@ -31,7 +31,9 @@ def _flag(value: bool) -> str:
 
 def _fixed(number: int | float | Decimal) -> str:
     if isinstance(number, float):
-        number = Decimal(repr(number))  # the shortest text that round-trips: 2.875, not 2.87499999...
+        number = Decimal(
+            repr(number)
+        )  # the shortest text that round-trips: 2.875, not 2.87499999...
     elif isinstance(number, int):
         return str(number)
     try:
@@ -140,8 +142,17 @@ def field_definition(field: FieldDef, locale: str) -> dict[str, Any]:
     return definition
 
 
-def _builtin(label: str, comment: str, *, type_: str = "string", collection: bool = False, unique: bool = False,
-             searchable: bool = False, filterable: bool = True, validation: str = "") -> dict[str, Any]:
+def _builtin(
+    label: str,
+    comment: str,
+    *,
+    type_: str = "string",
+    collection: bool = False,
+    unique: bool = False,
+    searchable: bool = False,
+    filterable: bool = True,
+    validation: str = "",
+) -> dict[str, Any]:
     return {
         "type": type_,
         "collection": _flag(collection),
@@ -158,20 +169,30 @@ def _builtin(label: str, comment: str, *, type_: str = "string", collection: boo
 
 BUILTIN_DEFINITIONS: dict[str, dict[str, Any]] = {
     "sku": _builtin("SKU", "Unique product code", unique=True, searchable=True),
-    "categories": _builtin("Categories", "Category paths, names joined with ' > '", collection=True),
+    "categories": _builtin(
+        "Categories", "Category paths, names joined with ' > '", collection=True
+    ),
     "status": _builtin("Status", "active, inactive or deleted", validation=STATUS_VALIDATION),
     "title": _builtin("Title", "The product name", searchable=True),
 }
 VARIATION_DEFINITIONS: dict[str, dict[str, Any]] = {
     "variation_attributes": _builtin(
-        "Variation attributes", "Attributes in which the variations of the product differ", collection=True, filterable=False
+        "Variation attributes",
+        "Attributes in which the variations of the product differ",
+        collection=True,
+        filterable=False,
     ),
     "variation_of": _builtin("Variation of", "SKU of the product this one is a variation of"),
     "variation_skus": _builtin(
-        "Variation SKUs", "SKUs of the variations of the product, maintained automatically", collection=True, filterable=False
+        "Variation SKUs",
+        "SKUs of the variations of the product, maintained automatically",
+        collection=True,
+        filterable=False,
     ),
     "variation_matrix": _builtin(
-        "Variation matrix", "Variation SKU → {attribute: [values]}, the product itself included", type_="object",
+        "Variation matrix",
+        "Variation SKU → {attribute: [values]}, the product itself included",
+        type_="object",
         filterable=False,
     ),
 }
@@ -207,7 +228,9 @@ _LONG_DIGITS = re.compile(r"\d{16,}")
 
 def _loads(text: str) -> Any:
     if _LONG_DIGITS.search(text):
-        return json.loads(text, parse_float=Decimal)  # exact, and only for the rare documents that need it
+        return json.loads(
+            text, parse_float=Decimal
+        )  # exact, and only for the rare documents that need it
     return orjson.loads(text)
 
 
@@ -223,7 +246,9 @@ def parse_variations(text: str | None) -> list[tuple[str, dict[str, Any] | None]
     return [(sku, values) for sku, values in items] if isinstance(items, list) else []
 
 
-def matrix_entry(values: dict[str, Any] | None, attributes: list[str], fields: dict[str, FieldDef]) -> dict[str, list[str]]:
+def matrix_entry(
+    values: dict[str, Any] | None, attributes: list[str], fields: dict[str, FieldDef]
+) -> dict[str, list[str]]:
     values = values or {}
     entry = {}
     for name in attributes:
@@ -259,8 +284,12 @@ def product_attributes(
     own_attributes = list(row["variation_attributes"] or [])
     if children or own_attributes or row["variation_of"] is not None:
         variation_attributes = own_attributes or list(row.get("parent_variation_attributes") or [])
-        matrix = {sku: matrix_entry(values, variation_attributes, fields) for sku, values in children}
-        matrix[row["sku"]] = matrix_entry(data, variation_attributes, fields)  # the product itself, last as in PIMS
+        matrix = {
+            sku: matrix_entry(values, variation_attributes, fields) for sku, values in children
+        }
+        matrix[row["sku"]] = matrix_entry(
+            data, variation_attributes, fields
+        )  # the product itself, last as in PIMS
         attributes["variation_attributes"] = variation_attributes
         attributes["variation_of"] = row["variation_of"]
         attributes["variation_skus"] = [[sku for sku, _values in children]]

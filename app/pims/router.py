@@ -29,7 +29,9 @@ _CATEGORY_ID_RE = re.compile(r"^\d{1,19}$")
 
 
 def pims_error(status_code: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
-    response = json_bytes_response(dumps({"status": "ERROR", "detail": detail}), status_code=status_code)
+    response = json_bytes_response(
+        dumps({"status": "ERROR", "detail": detail}), status_code=status_code
+    )
     if headers:
         response.headers.update(headers)
     return response
@@ -56,7 +58,11 @@ class PimsRoute(GuardedRoute):
                     raise
                 response = await app_handler(request, exc)
                 detail = orjson.loads(response.body).get("detail")
-                kept = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "www-authenticate")}
+                kept = {
+                    k: v
+                    for k, v in response.headers.items()
+                    if k.lower() in ("retry-after", "www-authenticate")
+                }
                 return pims_error(response.status_code, detail, kept or None)
 
         return pims_handler
@@ -72,8 +78,14 @@ def _app_handler_for(request: Request, exc: Exception):
 
 def _validation_detail(errors) -> str:
     first = errors[0] if errors else {}
-    where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("query", "path", "header"))
-    return f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg", "invalid value"))
+    where = ".".join(
+        str(part) for part in first.get("loc", ()) if part not in ("query", "path", "header")
+    )
+    return (
+        f"{where}: {first.get('msg', 'invalid value')}"
+        if where
+        else str(first.get("msg", "invalid value"))
+    )
 
 
 def _category_id(raw: str) -> int:
@@ -135,8 +147,13 @@ def _query_parameters() -> list[dict[str, Any]]:
         if "anyOf" in prop:  # `str | None`: a query parameter is absent rather than null
             prop = {**next(s for s in prop.pop("anyOf") if s.get("type") != "null"), **prop}
         parameters.append(
-            {"name": name, "in": "query", "required": False, "description": schema["properties"][name].get("description", ""),
-             "schema": prop}
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": schema["properties"][name].get("description", ""),
+                "schema": prop,
+            }
         )
     parameters.append(
         {
@@ -199,7 +216,10 @@ _ERRORS = {
     400: {"model": PimsError, "description": "A bad parameter, filter, sort or unknown view"},
     401: {"model": PimsError, "description": "Missing or invalid credentials"},
     404: {"model": PimsError, "description": "The category does not exist for this tenant"},
-    429: {"model": PimsError, "description": "Rate limit exceeded: retry after `Retry-After` seconds"},
+    429: {
+        "model": PimsError,
+        "description": "Rate limit exceeded: retry after `Retry-After` seconds",
+    },
 }
 
 router = APIRouter(tags=["pims"], route_class=PimsRoute)

@@ -36,7 +36,9 @@ class PimsQuery(BaseModel):
         description="`<attribute>|asc` or `<attribute>|desc`, e.g. `sku|asc`; numbers and dates sort by value. "
         "Default: creation order.",
     )
-    pageSize: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE, description="Products per page (at most 200)")
+    pageSize: int = Field(
+        default=50, ge=1, le=MAX_PAGE_SIZE, description="Products per page (at most 200)"
+    )
     pageNum: int = Field(default=1, ge=1, le=MAX_PAGE_NUM, description="Page number, from 1")
 
 
@@ -65,11 +67,15 @@ class PimsAttributes(BaseModel):
     status: Literal["active", "inactive", "deleted"]
     title: str = Field(description="The product name")
     variation_attributes: list[str] | None = Field(
-        default=None, description="Variation families only: the attributes in which the variations differ"
+        default=None,
+        description="Variation families only: the attributes in which the variations differ",
     )
-    variation_of: str | None = Field(default=None, description="Variation families only: the parent's SKU (null on the parent)")
+    variation_of: str | None = Field(
+        default=None, description="Variation families only: the parent's SKU (null on the parent)"
+    )
     variation_skus: list[list[str]] | None = Field(
-        default=None, description="Variation families only: one list holding the SKUs of the variations"
+        default=None,
+        description="Variation families only: one list holding the SKUs of the variations",
     )
     variation_matrix: dict[str, dict[str, list[str]]] | None = Field(
         default=None,
@@ -121,7 +127,9 @@ class PimsProducts(BaseModel):
     products: list[PimsProduct]
     definition: dict[str, PimsDefinition]
     status: Literal["OK"]
-    sku_count: int = Field(description="Number of products matching the category and filters (all pages)")
+    sku_count: int = Field(
+        description="Number of products matching the category and filters (all pages)"
+    )
 
 
 class PimsError(BaseModel):

@@ -147,7 +147,9 @@ class Queries:
         where = SqlWhere(params=list(self.page_where.params), conditions=self.page_where.conditions)
         sql = PAGE_SQL.format(
             where=where.sql,
-            page_order=self.order.replace("p.id", "(p.id + 0)") if self.fenced(total) else self.order,
+            page_order=self.order.replace("p.id", "(p.id + 0)")
+            if self.fenced(total)
+            else self.order,
             order=self.order,
             limit=where.bind(self.page_size),
             offset=where.bind(self.offset),
@@ -157,16 +159,26 @@ class Queries:
 
 
 def build_queries(
-    ctx: Context, *, tenant_id: int, specs: dict[str, Any], sort: str | None, page_size: int, page_num: int
+    ctx: Context,
+    *,
+    tenant_id: int,
+    specs: dict[str, Any],
+    sort: str | None,
+    page_size: int,
+    page_num: int,
 ) -> Queries:
     where = SqlWhere()
     tenant = where.bind(tenant_id)  # $1: the page statement refers to it by number
     where.add(f"p.tenant_id = {tenant}")
     if ctx.category_ids is not None:
-        add_conditions(where, Test(Check.categories_overlap, BUILTINS["category"], ctx.category_ids))
+        add_conditions(
+            where, Test(Check.categories_overlap, BUILTINS["category"], ctx.category_ids)
+        )
     add_filter_conditions(where, specs, ctx.fields, tenant_placeholder=tenant)
     page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
-    order = order_sql(page_where, sort, ctx.fields)  # its parameters only exist in the page statement
+    order = order_sql(
+        page_where, sort, ctx.fields
+    )  # its parameters only exist in the page statement
     return Queries(
         count_sql=f"SELECT count(*) FROM products p WHERE {where.sql}",
         count_params=where.params,
@@ -194,7 +206,12 @@ async def pims_products(
     ctx = await load_context(session, category_id=category_id, locale=locale, view_name=view_name)
     specs = parse_filters(filters, params, ctx.fields)
     queries = build_queries(
-        ctx, tenant_id=tenant_of(session), specs=specs, sort=sort, page_size=page_size, page_num=page_num
+        ctx,
+        tenant_id=tenant_of(session),
+        specs=specs,
+        sort=sort,
+        page_size=page_size,
+        page_num=page_num,
     )
     conn = await read_connection(session)
     total = await conn.fetchval(queries.count_sql, *queries.count_params)

@@ -12,15 +12,23 @@ from app.query.compiling import SqlWhere, add_conditions, order_expr
 from app.query.parsing import field_target
 from app.query.querystring import parse_field_filter
 
-BUILTIN_ORDERING = {"id": "p.id", "sku": "p.sku", "name": "p.name", "status": "p.status",
-                    "created_at": "p.created_at", "updated_at": "p.updated_at"}
+BUILTIN_ORDERING = {
+    "id": "p.id",
+    "sku": "p.sku",
+    "name": "p.name",
+    "status": "p.status",
+    "created_at": "p.created_at",
+    "updated_at": "p.updated_at",
+}
 
 
 def add_field_filter(where: SqlWhere, fields: dict[str, FieldDef], key: str, raw: str) -> None:
     add_conditions(where, parse_field_filter(fields, key, raw))
 
 
-def ordering_terms(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> list[tuple[str, str]]:
+def ordering_terms(
+    where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None
+) -> list[tuple[str, str]]:
     """The ORDER BY of a list as (expression over `p`, direction) pairs, ending with `p.id` (a total order,
     so that pages never overlap). Field names are checked against the schema and bound as parameters."""
     terms: list[tuple[str, str]] = []
@@ -44,7 +52,9 @@ def ordering_terms(where: SqlWhere, fields: dict[str, FieldDef], ordering: str |
 
 
 def ordering_sql(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> str:
-    return ", ".join(f"{expr} {direction}" for expr, direction in ordering_terms(where, fields, ordering))
+    return ", ".join(
+        f"{expr} {direction}" for expr, direction in ordering_terms(where, fields, ordering)
+    )
 
 
 def facet_fields(fields: dict[str, FieldDef]) -> list[FieldDef]:

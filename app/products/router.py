@@ -10,14 +10,27 @@ from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.schemas import (
-    BulkIn, BulkResult, Facets, FacetSearchIn, ProductIn, ProductOut, ProductPage, ProductPatch, ProductSearchIn,
-    ProductSearchPage, ProductStatus,
+    BulkIn,
+    BulkResult,
+    Facets,
+    FacetSearchIn,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    ProductSearchIn,
+    ProductSearchPage,
+    ProductStatus,
 )
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 
-router = APIRouter(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)
-facets_router = APIRouter(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
+facets_router = APIRouter(
+    prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
 
 FILTER_HELP = (
     "Any other query parameter filters on a data field: `<field>=<value>` is an exact match "
@@ -36,28 +49,45 @@ FILTER_HELP = (
 # The dynamic filters in the OpenAPI document: an exploded object, so each key is its own query parameter
 # and generated SDKs can pass them (`field_filters={"brand": "Nike", "price__gte": "100"}`).
 FIELD_FILTERS = {
-    "parameters": [{
-        "name": "fieldFilters",
-        "in": "query",
-        "required": False,
-        "style": "form",
-        "explode": True,
-        "description": "Data field filters, one query parameter each: `brand=Nike`, `price__gte=100`, "
-        "`tags__in=a,b` (see the operation's description).",
-        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
-        "example": {"brand": "Nike", "price__gte": "100"},
-    }]
+    "parameters": [
+        {
+            "name": "fieldFilters",
+            "in": "query",
+            "required": False,
+            "style": "form",
+            "explode": True,
+            "description": "Data field filters, one query parameter each: `brand=Nike`, `price__gte=100`, "
+            "`tags__in=a,b` (see the operation's description).",
+            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+            "example": {"brand": "Nike", "price__gte": "100"},
+        }
+    ]
 }
 
-Q = Annotated[str | None, Query(max_length=200, description="case-insensitive substring of the name")]
-Status = Annotated[str | None, Query(description="active, inactive or deleted",
-                                     json_schema_extra={"enum": [s.value for s in ProductStatus]})]
-CategoryParam = Annotated[int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")]
+Q = Annotated[
+    str | None, Query(max_length=200, description="case-insensitive substring of the name")
+]
+Status = Annotated[
+    str | None,
+    Query(
+        description="active, inactive or deleted",
+        json_schema_extra={"enum": [s.value for s in ProductStatus]},
+    ),
+]
+CategoryParam = Annotated[
+    int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")
+]
 Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
 # The request head must fit in the HTTP server's 64 KiB (a longer one is refused before the app sees it),
 # even when every character is percent-encoded UTF-8 (12 bytes for some).
-SkuIn = Annotated[str | None, Query(alias="sku__in", max_length=4_000,
-                                    description="comma-separated SKUs (at most 4,000 characters)")]
+SkuIn = Annotated[
+    str | None,
+    Query(
+        alias="sku__in",
+        max_length=4_000,
+        description="comma-separated SKUs (at most 4,000 characters)",
+    ),
+]
 
 
 async def _product_filters(
@@ -72,7 +102,14 @@ async def _product_filters(
     """The tenant's fields and the WHERE clause of the list/facets filters (built-ins and data fields)."""
     fields = await catalog.get_field_map(reader)
     where = await service.build_filters(
-        reader, fields, list(request.query_params.multi_items()), q=q, status=status, category=category, sku=sku, sku_in=sku_in
+        reader,
+        fields,
+        list(request.query_params.multi_items()),
+        q=q,
+        status=status,
+        category=category,
+        sku=sku,
+        sku_in=sku_in,
     )
     return fields, where
 
@@ -84,27 +121,40 @@ def _page_url(request: Request, page: int) -> str:
     return str(request.url.include_query_params(page=page))
 
 
-@router.get("/", response_model=ProductPage, responses=error_responses(400), description=FILTER_HELP,
-            openapi_extra=FIELD_FILTERS)
+@router.get(
+    "/",
+    response_model=ProductPage,
+    responses=error_responses(400),
+    description=FILTER_HELP,
+    openapi_extra=FIELD_FILTERS,
+)
 async def list_products(
     request: Request,
     reader: Reader,
     filters: ProductFilters,
     page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
-    page_size: Annotated[int, Query(ge=1, description="at most 200 (a larger value is a 400)")] = 50,
-    ordering: Annotated[str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")] = None,
+    page_size: Annotated[
+        int, Query(ge=1, description="at most 200 (a larger value is a 400)")
+    ] = 50,
+    ordering: Annotated[
+        str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")
+    ] = None,
 ):
     if page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
     fields, where = filters
-    count, results = await service.list_products(reader, where, fields, ordering=ordering, page=page, page_size=page_size)
+    count, results = await service.list_products(
+        reader, where, fields, ordering=ordering, page=page, page_size=page_size
+    )
     body = {
         "count": count,
         "page": page,
         "page_size": page_size,
         "next": _page_url(request, page + 1) if page * page_size < count else None,
         # past the end: back to the last page that has results
-        "previous": _page_url(request, min(page - 1, max(1, -(-count // page_size)))) if page > 1 else None,
+        "previous": _page_url(request, min(page - 1, max(1, -(-count // page_size))))
+        if page > 1
+        else None,
         "results": results,
     }
     return json_bytes_response(service.dumps(body))
@@ -112,15 +162,20 @@ async def list_products(
 
 SEARCH_HELP = (
     "The product list for a predicate in the segment DSL, so that filters can combine with `any` (OR) "
-    "and `not`: `{\"where\": {\"match\": \"any\", \"conditions\": [{\"field\": \"brand\", \"op\": \"eq\", "
-    "\"value\": \"Nike\"}, {\"not\": {\"field\": \"price\", \"op\": \"gte\", \"value\": 100}}]}, "
-    "\"ordering\": \"-price\", \"page\": 1, \"page_size\": 50}`. Fields, operators and values are those of "
+    'and `not`: `{"where": {"match": "any", "conditions": [{"field": "brand", "op": "eq", '
+    '"value": "Nike"}, {"not": {"field": "price", "op": "gte", "value": 100}}]}, '
+    '"ordering": "-price", "page": 1, "page_size": 50}`. Fields, operators and values are those of '
     "segment definitions (a bad one is a 400 naming its place, `where: conditions[0].value: ...`); results, "
     "count and ordering are those of `GET /api/pim/products/`."
 )
 
 
-@router.post("/search/", response_model=ProductSearchPage, responses=error_responses(400), description=SEARCH_HELP)
+@router.post(
+    "/search/",
+    response_model=ProductSearchPage,
+    responses=error_responses(400),
+    description=SEARCH_HELP,
+)
 async def search_products(body: ProductSearchIn, reader: Reader):
     if body.page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
@@ -134,17 +189,28 @@ async def search_products(body: ProductSearchIn, reader: Reader):
         "page": body.page,
         "page_size": body.page_size,
         "next": body.page + 1 if body.page * body.page_size < count else None,
-        "previous": min(body.page - 1, max(1, -(-count // body.page_size))) if body.page > 1 else None,
+        "previous": min(body.page - 1, max(1, -(-count // body.page_size)))
+        if body.page > 1
+        else None,
         "results": results,
     }
     return json_bytes_response(service.dumps(body_out))
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=ProductOut, responses=error_responses(400, 409))
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductOut,
+    responses=error_responses(400, 409),
+)
 async def create_product(body: ProductIn, session: Session, settings: SettingsDep, _: Editor):
     """Create a product. `data` is at most `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON: larger is a 400."""
-    product_id = await service.create_product(session, body, max_data_bytes=settings.max_product_data_bytes)
-    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)), status_code=201)
+    product_id = await service.create_product(
+        session, body, max_data_bytes=settings.max_product_data_bytes
+    )
+    return json_bytes_response(
+        service.dumps(await service.get_product_json(session, product_id)), status_code=201
+    )
 
 
 @router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
@@ -152,7 +218,9 @@ async def bulk_upsert_products(body: BulkIn, session: Session, settings: Setting
     """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
     An item whose `data` (merged with the stored data, for an existing product) is larger than
     `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error."""
-    return await service.bulk_upsert(session, body.products, max_data_bytes=settings.max_product_data_bytes)
+    return await service.bulk_upsert(
+        session, body.products, max_data_bytes=settings.max_product_data_bytes
+    )
 
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
@@ -161,21 +229,32 @@ async def get_product(product_id: ObjectId, reader: Reader):
 
 
 @router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404, 409))
-async def update_product(product_id: ObjectId, body: ProductPatch, session: Session, settings: SettingsDep, _: Editor):
+async def update_product(
+    product_id: ObjectId, body: ProductPatch, session: Session, settings: SettingsDep, _: Editor
+):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
     `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400."""
-    await service.patch_product(session, product_id, body, max_data_bytes=settings.max_product_data_bytes)
+    await service.patch_product(
+        session, product_id, body, max_data_bytes=settings.max_product_data_bytes
+    )
     return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
 
 
-@router.delete("/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@router.delete(
+    "/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> Response:
     await service.delete_product(session, product_id)
     return Response(status_code=204)
 
 
-@facets_router.get("/", response_model=Facets, responses=error_responses(400), description=FILTER_HELP,
-                   openapi_extra=FIELD_FILTERS)
+@facets_router.get(
+    "/",
+    response_model=Facets,
+    responses=error_responses(400),
+    description=FILTER_HELP,
+    openapi_extra=FIELD_FILTERS,
+)
 async def get_facets(reader: Reader, filters: ProductFilters):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
     fields, where = filters

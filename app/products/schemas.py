@@ -36,8 +36,12 @@ class ProductIn(BaseModel):
     sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
     name: str = Field(min_length=1, max_length=1000)
     status: ProductStatus = ProductStatus.active
-    categories: list[CategoryId] = Field(default_factory=list, description="category ids", max_length=1000)
-    variation_of: str | None = Field(default=None, max_length=SKU_MAX, description="the parent's SKU")
+    categories: list[CategoryId] = Field(
+        default_factory=list, description="category ids", max_length=1000
+    )
+    variation_of: str | None = Field(
+        default=None, max_length=SKU_MAX, description="the parent's SKU"
+    )
     variation_attributes: list[str] = Field(default_factory=list, max_length=100)
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -51,7 +55,9 @@ class ProductPatch(BaseModel):
     variation_of: str | None = Field(default=None, max_length=SKU_MAX)
     variation_attributes: list[str] | None = Field(default=None, max_length=100)
     data: dict[str, Any] | None = Field(
-        default=None, description="JSON merge patch (RFC 7396): objects merge at every depth, a key set to null is removed")
+        default=None,
+        description="JSON merge patch (RFC 7396): objects merge at every depth, a key set to null is removed",
+    )
 
 
 class ProductOut(BaseModel):
@@ -116,8 +122,8 @@ class Facets(BaseModel):
 
 
 SEARCH_WHERE_HELP = (
-    "Which products, in the predicate DSL of segment definitions: groups `{\"match\": \"all\"|\"any\", "
-    "\"conditions\": [...]}`, negations `{\"not\": node}` and conditions `{\"field\", \"op\", \"value\"}` "
+    'Which products, in the predicate DSL of segment definitions: groups `{"match": "all"|"any", '
+    '"conditions": [...]}`, negations `{"not": node}` and conditions `{"field", "op", "value"}` '
     "(at most 8 nested levels and 200 conditions). Absent: every product."
 )
 
@@ -127,15 +133,19 @@ class FacetSearchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    where: Definition = Field(default_factory=lambda: {"match": "all", "conditions": []},
-                              description=SEARCH_WHERE_HELP)
+    where: Definition = Field(
+        default_factory=lambda: {"match": "all", "conditions": []}, description=SEARCH_WHERE_HELP
+    )
 
 
 class ProductSearchIn(FacetSearchIn):
     """A page of the products a predicate matches."""
 
-    ordering: str | None = Field(default=None, max_length=200,
-                                 description="as the list's `ordering`: e.g. `name`, `-updated_at`, `-price`")
+    ordering: str | None = Field(
+        default=None,
+        max_length=200,
+        description="as the list's `ordering`: e.g. `name`, `-updated_at`, `-price`",
+    )
     page: int = Field(default=1, ge=1, le=10_000_000)
     page_size: int = Field(default=50, ge=1, description="at most 200 (a larger value is a 400)")
 

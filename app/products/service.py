@@ -52,7 +52,9 @@ def dumps(obj: Any) -> bytes:
 async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
     async with reading(source) as conn:
         row = await conn.fetchrow(
-            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2", tenant_of(source), product_id
+            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2",
+            tenant_of(source),
+            product_id,
         )
     if row is None:
         raise NotFound(f"Product {product_id} not found")
@@ -78,17 +80,30 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
 
 
 async def build_filters(
-    session: AsyncSession | TenantReader, fields: dict[str, FieldDef], params: list[tuple[str, str]], *, q: str | None,
-    status: str | None, category: int | None, sku: str | None, sku_in: str | None,
+    session: AsyncSession | TenantReader,
+    fields: dict[str, FieldDef],
+    params: list[tuple[str, str]],
+    *,
+    q: str | None,
+    status: str | None,
+    category: int | None,
+    sku: str | None,
+    sku_in: str | None,
 ) -> SqlWhere:
     """The WHERE clause of the list's query-string filters: the tenant's, then one condition per filter."""
     category_ids = await catalog.subtree_ids(session, category) if category is not None else None
-    tests = parse_builtin_filters(q=q, status=status, category_ids=category_ids, sku=sku, sku_in=sku_in)
-    tests += [parse_field_filter(fields, key, value) for key, value in params if key not in CONTROL_PARAMS]
+    tests = parse_builtin_filters(
+        q=q, status=status, category_ids=category_ids, sku=sku, sku_in=sku_in
+    )
+    tests += [
+        parse_field_filter(fields, key, value) for key, value in params if key not in CONTROL_PARAMS
+    ]
     return tenant_where(session, Junction("all", tuple(tests)))
 
 
-async def search_filters(source: AsyncSession | TenantReader, fields: dict[str, FieldDef], definition: Any) -> SqlWhere:
+async def search_filters(
+    source: AsyncSession | TenantReader, fields: dict[str, FieldDef], definition: Any
+) -> SqlWhere:
     """The WHERE clause of a search's `where` (the predicate DSL): the tenant's, then the predicate's."""
     try:
         node = parse_definition(definition)
@@ -158,27 +173,44 @@ def page_query(
 ) -> tuple[str, list[Any]]:
     """A page of all products, or of a large match set ordered by an indexed column (walks that index)."""
     page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
-    order_by = ordering_sql(page_where, fields, ordering)  # may bind field names: its own parameter list
+    order_by = ordering_sql(
+        page_where, fields, ordering
+    )  # may bind field names: its own parameter list
     n = len(page_where.params)
     sql = f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
     return sql, [*page_where.params, page_size, (page - 1) * page_size]
 
 
 async def list_products(
-    source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None,
-    page: int, page_size: int,
+    source: AsyncSession | TenantReader,
+    where: SqlWhere,
+    fields: dict[str, FieldDef],
+    *,
+    ordering: str | None,
+    page: int,
+    page_size: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
     async with reading(source) as conn:
-        return await list_products_on(conn, where, fields, ordering=ordering, page=page, page_size=page_size)
+        return await list_products_on(
+            conn, where, fields, ordering=ordering, page=page, page_size=page_size
+        )
 
 
 async def list_products_on(
-    conn, where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
+    conn,
+    where: SqlWhere,
+    fields: dict[str, FieldDef],
+    *,
+    ordering: str | None,
+    page: int,
+    page_size: int,
 ) -> tuple[int, list[dict[str, Any]]]:
     """The count and page of a list over an asyncpg connection (the benchmark times this same code without HTTP)."""
     if len(where.conditions) > 1:  # filtered (the first condition is the tenant's)
-        sql, params, capped = one_scan_query(where, fields, ordering=ordering, page=page, page_size=page_size)
+        sql, params, capped = one_scan_query(
+            where, fields, ordering=ordering, page=page, page_size=page_size
+        )
         rows = await conn.fetch(sql, *params)
         total = rows[0]["total"]
         if not capped or total <= SMALL_SET_ROWS:
@@ -190,7 +222,9 @@ async def list_products_on(
     return count, [product_json(r) for r in await conn.fetch(sql, *params)]
 
 
-async def facets(source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
+async def facets(
+    source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef]
+) -> dict[str, Any]:
     async with reading(source) as conn:
         return await facets_on(conn, where, fields)
 
@@ -235,7 +269,9 @@ async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[
                         WHERE {where.sql} AND jsonb_typeof(p.data -> {key}) = 'string'
                         GROUP BY 2 ORDER BY n DESC, val LIMIT {FACET_LIMIT})"""
                 )
-        rows = await conn.fetch(" UNION ALL ".join(parts), *where.params, *[f.name for f in faceted])
+        rows = await conn.fetch(
+            " UNION ALL ".join(parts), *where.params, *[f.name for f in faceted]
+        )
     for row in rows:
         result[row["key"]].append({"value": row["val"], "count": row["n"]})
     return {"total": total, "facets": result}
@@ -250,9 +286,13 @@ async def _check_categories(session: AsyncSession, ids: list[int]) -> None:
         raise BadRequest(f"categories: unknown category ids {sorted(missing)}")
 
 
-async def _check_unique(session: AsyncSession, fields: dict[str, FieldDef], sku: str, data: dict[str, Any]) -> None:
+async def _check_unique(
+    session: AsyncSession, fields: dict[str, FieldDef], sku: str, data: dict[str, Any]
+) -> None:
     if any(f.unique for f in fields.values()):
-        conflicts = await unique_conflicts(await driver_connection(session), tenant_of(session), fields, [(sku, data)])
+        conflicts = await unique_conflicts(
+            await driver_connection(session), tenant_of(session), fields, [(sku, data)]
+        )
         if conflicts:
             raise Conflict(conflicts[sku])
 
@@ -277,8 +317,13 @@ async def create_product(session: AsyncSession, body: ProductIn, *, max_data_byt
     await _check_categories(session, body.categories)
     await _check_unique(session, fields, body.sku, data)
     product = Product(
-        sku=body.sku, name=body.name, status=body.status.value, categories=list(dict.fromkeys(body.categories)),
-        variation_of=body.variation_of, variation_attributes=body.variation_attributes, data=data,
+        sku=body.sku,
+        name=body.name,
+        status=body.status.value,
+        categories=list(dict.fromkeys(body.categories)),
+        variation_of=body.variation_of,
+        variation_attributes=body.variation_attributes,
+        data=data,
     )
     session.add(product)
     try:
@@ -303,12 +348,16 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return merged
 
 
-async def patch_product(session: AsyncSession, product_id: int, body: ProductPatch, *, max_data_bytes: int) -> None:
+async def patch_product(
+    session: AsyncSession, product_id: int, body: ProductPatch, *, max_data_bytes: int
+) -> None:
     changes = body.model_dump(exclude_unset=True)
     if changes.get("categories") is not None:
         # before the row lock: a category delete takes the category lock first, then product rows
         await _check_categories(session, changes["categories"])
-    product = await session.scalar(select(Product).where(Product.id == product_id).with_for_update())
+    product = await session.scalar(
+        select(Product).where(Product.id == product_id).with_for_update()
+    )
     if product is None:
         raise NotFound(f"Product {product_id} not found")
     for key in ("name", "status"):
@@ -323,25 +372,42 @@ async def patch_product(session: AsyncSession, product_id: int, body: ProductPat
     if changes.get("data"):
         fields = await catalog.get_field_map(session)
         patch = _coerce(fields, changes["data"], partial=True)
-        await _check_unique(session, fields, product.sku, {k: v for k, v in patch.items() if v is not None})
+        await _check_unique(
+            session, fields, product.sku, {k: v for k, v in patch.items() if v is not None}
+        )
         product.data = merge_patch(product.data, patch)
         _check_size(product.data, max_data_bytes)
     await session.flush()
 
 
 async def delete_product(session: AsyncSession, product_id: int) -> None:
-    result = await session.execute(delete(Product).where(Product.id == product_id).execution_options(synchronize_session=False))
+    result = await session.execute(
+        delete(Product).where(Product.id == product_id).execution_options(synchronize_session=False)
+    )
     if result.rowcount == 0:
         raise NotFound(f"Product {product_id} not found")
 
 
-async def bulk_upsert(session: AsyncSession, items: list[Any], *, max_data_bytes: int) -> BulkResult:
+async def bulk_upsert(
+    session: AsyncSession, items: list[Any], *, max_data_bytes: int
+) -> BulkResult:
     fields = await catalog.get_field_map(session)
-    result, _rows = await upsert_products(session, items=items, fields=fields, max_data_bytes=max_data_bytes)
+    result, _rows = await upsert_products(
+        session, items=items, fields=fields, max_data_bytes=max_data_bytes
+    )
     return result
 
 
 __all__ = [
-    "bulk_upsert", "build_filters", "search_filters", "create_product", "delete_product", "dumps", "facets", "get_product_json",
-    "list_products", "patch_product", "products_by_ids",
+    "build_filters",
+    "bulk_upsert",
+    "create_product",
+    "delete_product",
+    "dumps",
+    "facets",
+    "get_product_json",
+    "list_products",
+    "patch_product",
+    "products_by_ids",
+    "search_filters",
 ]

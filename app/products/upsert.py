@@ -23,7 +23,9 @@ from app.db import driver_connection, tenant_of
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 from app.responses import json_text
 
-BUILTIN_KEYS = frozenset({"sku", "name", "status", "categories", "variation_of", "variation_attributes"})
+BUILTIN_KEYS = frozenset(
+    {"sku", "name", "status", "categories", "variation_of", "variation_attributes"}
+)
 # what a product read back carries besides its writable fields: ignored, so that GET output can be sent back
 READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at"})
 _NOT_DATA_KEYS = BUILTIN_KEYS | READ_ONLY_KEYS
@@ -104,7 +106,9 @@ def _has_surrogate(value: Any) -> bool:
 def data_too_large(data_json: str, max_bytes: int) -> str | None:
     """The error for a product whose `data` (as JSON text) is larger than `max_bytes`, else None."""
     # characters ≤ UTF-8 bytes ≤ 4 × characters: encode only when the count cannot decide
-    if len(data_json) <= max_bytes // 4 or (len(data_json) <= max_bytes and len(data_json.encode()) <= max_bytes):
+    if len(data_json) <= max_bytes // 4 or (
+        len(data_json) <= max_bytes and len(data_json.encode()) <= max_bytes
+    ):
         return None
     return f"data: larger than the limit of {max_bytes} bytes (as JSON)"
 
@@ -164,7 +168,9 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
             raise CoercionError("variation_of: must be a SKU")
     variation_attributes = item.get("variation_attributes")
     if variation_attributes is not None:
-        if not isinstance(variation_attributes, list) or not all(isinstance(a, str) for a in variation_attributes):
+        if not isinstance(variation_attributes, list) or not all(
+            isinstance(a, str) for a in variation_attributes
+        ):
             raise CoercionError("variation_attributes: must be a list of field names")
     # Postgres text and jsonb cannot hold NUL characters nor lone UTF-16 surrogates (which JSON
     # escapes can spell): reject the item, not the batch
@@ -182,7 +188,9 @@ def _parse_builtins(index: int, item: Any) -> UpsertRow:
     return UpsertRow(index, sku, name, status, categories, variation_of, variation_attributes, data)
 
 
-def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, UpsertRow], list[BulkError]]:
+def parse_items(
+    items: list[Any], *, index_offset: int = 0
+) -> tuple[dict[str, UpsertRow], list[BulkError]]:
     """Rows by SKU from the bulk endpoint's items, and the errors of invalid items (pure).
 
     A later item with the same SKU wins. `index_offset` shifts reported indexes.
@@ -195,7 +203,9 @@ def parse_items(items: list[Any], *, index_offset: int = 0) -> tuple[dict[str, U
         except CoercionError as exc:
             sku = _sku_text(item.get("sku")) if isinstance(item, dict) else None
             if sku is not None:
-                rows.pop(sku.strip(), None)  # it replaces an earlier item with its SKU, as a valid one would
+                rows.pop(
+                    sku.strip(), None
+                )  # it replaces an earlier item with its SKU, as a valid one would
                 if not _is_unicode(sku):  # reported as an escape: the response is UTF-8
                     sku = sku.encode("utf-8", "backslashreplace").decode()
             errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
@@ -283,7 +293,7 @@ async def unique_conflicts(
         taken = await conn.fetch(
             "SELECT sku, (data -> $3::text)::text AS value FROM products WHERE tenant_id = $1 AND data @> ANY($2::jsonb[])",
             tenant_id,
-            [f'{{{orjson.dumps(name).decode()}: {key}}}' for key in first_owner],
+            [f"{{{orjson.dumps(name).decode()}: {key}}}" for key in first_owner],
             name,
         )
         # a stored owner keeps its value unless this same write gives it another one
@@ -315,7 +325,8 @@ async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> N
                ORDER BY p.id FOR UPDATE OF p
            )
            SELECT pg_advisory_xact_lock(7130, $1::int) FROM (SELECT count(*) FROM batch_rows) locked""",
-        tenant_id, existing_skus,
+        tenant_id,
+        existing_skus,
     )
 
 
@@ -336,8 +347,14 @@ async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow]) -> set[str]:
 
 
 async def existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
-    return {r[0] for r in await conn.fetch(
-        "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])", tenant_id, skus)}
+    return {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])",
+            tenant_id,
+            skus,
+        )
+    }
 
 
 async def upsert_products(
@@ -356,7 +373,11 @@ async def upsert_products(
     """
     rows, errors = parse_items(items, index_offset=index_offset)
     result = await write_rows(
-        session, rows, fields=fields, known_category_ids=known_category_ids, max_data_bytes=max_data_bytes
+        session,
+        rows,
+        fields=fields,
+        known_category_ids=known_category_ids,
+        max_data_bytes=max_data_bytes,
     )
     if errors:
         result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
@@ -387,11 +408,15 @@ async def write_rows(
 
     wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
     if wanted_categories:
-        await hold_category_references(conn, tenant_id)  # the ids found stay until this transaction commits
+        await hold_category_references(
+            conn, tenant_id
+        )  # the ids found stay until this transaction commits
         found = set(
             r[0]
             for r in await conn.fetch(
-                "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])", tenant_id, list(wanted_categories)
+                "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+                tenant_id,
+                list(wanted_categories),
             )
         )
         if known_category_ids is not None:
@@ -401,7 +426,13 @@ async def write_rows(
             for sku, row in list(rows.items()):
                 unknown = sorted(set(row.categories or ()) & missing)
                 if unknown:
-                    result.errors.append(BulkError(index=row.index, sku=sku, detail=f"categories: unknown category ids {unknown}"))
+                    result.errors.append(
+                        BulkError(
+                            index=row.index,
+                            sku=sku,
+                            detail=f"categories: unknown category ids {unknown}",
+                        )
+                    )
                     del rows[sku]
 
     existing = await existing_skus(conn, tenant_id, list(rows)) if rows else set()
@@ -423,14 +454,18 @@ async def write_rows(
             del rows[sku]
             continue
         if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
-            result.errors.append(BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed"))
+            result.errors.append(
+                BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed")
+            )
             del rows[sku]
         elif too_large := data_too_large(row.data_json, max_data_bytes):
             result.errors.append(BulkError(index=row.index, sku=sku, detail=too_large))
             del rows[sku]
 
     if any(f.unique for f in fields.values()):
-        conflicts = await unique_conflicts(conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()])
+        conflicts = await unique_conflicts(
+            conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()]
+        )
         for sku, detail in conflicts.items():
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
             del rows[sku]
@@ -442,7 +477,9 @@ async def write_rows(
     for attempt in range(WRITE_ATTEMPTS if rows else 0):
         await conn.execute("SAVEPOINT pim_write")
         if existing:
-            await _lock_for_writing(conn, tenant_id, [r.sku for r in rows.values() if r.sku in existing])
+            await _lock_for_writing(
+                conn, tenant_id, [r.sku for r in rows.values() if r.sku in existing]
+            )
         else:
             # Only new products: one INSERT, whose trigger locks the counter rows in one sorted pass
             # and cannot deadlock with another one-statement write. It holds the counters' lock
@@ -461,7 +498,9 @@ async def write_rows(
         existing |= await existing_skus(conn, tenant_id, [r.sku for r in new_rows])
         new_rows = [r for r in new_rows if r.sku not in existing]
     result.created = len(inserted)
-    existing |= {r.sku for r in new_rows if r.sku not in inserted}  # still taken after the last attempt
+    existing |= {
+        r.sku for r in new_rows if r.sku not in inserted
+    }  # still taken after the last attempt
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:

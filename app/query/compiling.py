@@ -42,10 +42,17 @@ SQL_TYPE_OF_KIND = {
     Kind.category: "bigint",
 }
 # test results that are never NULL (data and categories are NOT NULL columns)
-_NEVER_NULL = frozenset({
-    Check.is_empty, Check.has_value, Check.contains_json, Check.element_like, Check.categories_contain,
-    Check.categories_overlap, Check.category_paths,
-})
+_NEVER_NULL = frozenset(
+    {
+        Check.is_empty,
+        Check.has_value,
+        Check.contains_json,
+        Check.element_like,
+        Check.categories_contain,
+        Check.categories_overlap,
+        Check.category_paths,
+    }
+)
 
 
 class Binder(Protocol):
@@ -103,8 +110,13 @@ def _decimal(value: Any) -> Decimal:
 
 
 _SA_TYPES = {
-    "text": Text(), "numeric": Numeric(), "date": Date(), "timestamptz": DateTime(timezone=True),
-    "boolean": Boolean(), "bigint": BigInteger(), "jsonb": JSONB(),
+    "text": Text(),
+    "numeric": Numeric(),
+    "date": Date(),
+    "timestamptz": DateTime(timezone=True),
+    "boolean": Boolean(),
+    "bigint": BigInteger(),
+    "jsonb": JSONB(),
 }
 _bind_names = itertools.count(1)
 
@@ -186,7 +198,11 @@ def _test(test: Test, ctx: _Context, *, negate: bool, two_valued: bool) -> str:
 
 
 def _like(test: Test, ctx: _Context, *, negative: bool = False) -> str:
-    expr = typed_expr(test.target, ctx.table, "") if test.target.column else f"({ctx.table}.data ->> {ctx.key(test.target)})"
+    expr = (
+        typed_expr(test.target, ctx.table, "")
+        if test.target.column
+        else f"({ctx.table}.data ->> {ctx.key(test.target)})"
+    )
     return f"{expr} {'NOT ' if negative else ''}{test.op} {ctx.binder.bind(test.value, 'text')}"
 
 
@@ -231,12 +247,18 @@ def _positive(test: Test, ctx: _Context) -> str:
     if check in (Check.any_element, Check.same_elements, Check.element_like):
         stored = f"{table}.data -> {ctx.key(target)}"
         if check == Check.element_like:
-            return (f"EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof({stored}) = 'array' "
-                    f"THEN {stored} END) e WHERE e ILIKE {bind(test.value, 'text')})")
+            return (
+                f"EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof({stored}) = 'array' "
+                f"THEN {stored} END) e WHERE e ILIKE {bind(test.value, 'text')})"
+            )
         if check == Check.any_element:  # `?|`: any of the strings is an element (lists only)
-            return f"(jsonb_typeof({stored}) = 'array' AND {stored} ?| {bind(test.value, 'text[]')})"
-        return (f"(jsonb_typeof({stored}) = 'array' AND {stored} @> {bind(test.value, 'jsonb')} "
-                f"AND {stored} <@ {bind(test.value, 'jsonb')})")
+            return (
+                f"(jsonb_typeof({stored}) = 'array' AND {stored} ?| {bind(test.value, 'text[]')})"
+            )
+        return (
+            f"(jsonb_typeof({stored}) = 'array' AND {stored} @> {bind(test.value, 'jsonb')} "
+            f"AND {stored} <@ {bind(test.value, 'jsonb')})"
+        )
     expr = typed_expr(target, table, "" if target.column else ctx.key(target))
     if check == Check.equals:
         return f"{expr} = {bind(test.value, sql_type)}"

@@ -9,12 +9,14 @@ parse into the same checked tree.
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 MAX_DEPTH = 8  # nested groups / negations
-MAX_CONDITIONS = 200  # leaf conditions; groups and negations are limited separately to the same number
+MAX_CONDITIONS = (
+    200  # leaf conditions; groups and negations are limited separately to the same number
+)
 MAX_LIST_VALUES = 1000
 MAX_TEXT_VALUE = 1000
 MAX_FIELD_NAME = 100
@@ -61,15 +63,22 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    field: str = Field(description="a schema field or a built-in: sku, name, status, category, variation_of, "
-                                   "created_at, updated_at")
-    op: Op = Field(description="every type: eq ne in not_in is_empty is_not_empty; text-like: contains "
-                               "not_contains icontains starts_with ends_with; numbers and dates: gt gte lt lte "
-                               "between; array: contains contains_any contains_all; category: in_category")
-    value: Any = Field(default=None, description="a value of the field's type; a list for in, not_in, "
-                                                 "contains_any, contains_all and between ([low, high], inclusive); "
-                                                 "absent for is_empty and is_not_empty; a category id (or a list "
-                                                 "of ids) for the category built-in")
+    field: str = Field(
+        description="a schema field or a built-in: sku, name, status, category, variation_of, "
+        "created_at, updated_at"
+    )
+    op: Op = Field(
+        description="every type: eq ne in not_in is_empty is_not_empty; text-like: contains "
+        "not_contains icontains starts_with ends_with; numbers and dates: gt gte lt lte "
+        "between; array: contains contains_any contains_all; category: in_category"
+    )
+    value: Any = Field(
+        default=None,
+        description="a value of the field's type; a list for in, not_in, "
+        "contains_any, contains_all and between ([low, high], inclusive); "
+        "absent for is_empty and is_not_empty; a category id (or a list "
+        "of ids) for the category built-in",
+    )
 
 
 class Group(BaseModel):
@@ -89,13 +98,15 @@ class Negation(BaseModel):
     not_: "Node" = Field(alias="not")
 
 
-Node = Annotated[Union[Group, Negation, Condition], Field(description="a group, a negation or a condition")]
+Node = Annotated[
+    Group | Negation | Condition, Field(description="a group, a negation or a condition")
+]
 Group.model_rebuild()
 Negation.model_rebuild()
 
 DEFINITION_HELP = (
-    "A tree of groups `{\"match\": \"all\"|\"any\", \"conditions\": [...]}`, negations `{\"not\": node}` and "
-    "conditions `{\"field\", \"op\", \"value\"}`; at most 8 nested levels and 200 conditions."
+    'A tree of groups `{"match": "all"|"any", "conditions": [...]}`, negations `{"not": node}` and '
+    'conditions `{"field", "op", "value"}`; at most 8 nested levels and 200 conditions.'
 )
 # Documented with the models but checked by `parsing.parse_definition` and `parsing.resolve`
 # (SkipValidation), so that a bad definition is a 400 whose message names the place
@@ -163,15 +174,21 @@ class Check(StrEnum):
     compare = "compare"  # typed value <op> value; `Test.op` is one of > >= < <=
     between = "between"  # typed value between value[0] and value[1], both included
     like = "like"  # text LIKE pattern (`Test.op` "LIKE" or "ILIKE"); the pattern is escaped already
-    is_empty = "is_empty"  # missing, JSON null, "" or []; a built-in: NULL (text: or ""), no categories
+    is_empty = (
+        "is_empty"  # missing, JSON null, "" or []; a built-in: NULL (text: or ""), no categories
+    )
     has_value = "has_value"  # the key is present and not JSON null
-    contains_json = "contains_json"  # data contains any of these documents (GIN index); value: list of dicts
+    contains_json = (
+        "contains_json"  # data contains any of these documents (GIN index); value: list of dicts
+    )
     any_element = "any_element"  # a list with any of these strings as an element
     same_elements = "same_elements"  # a list with exactly these elements, in any order
     element_like = "element_like"  # a list with an element ILIKE pattern
     categories_contain = "categories_contain"  # in every one of these category ids
     categories_overlap = "categories_overlap"  # in any of these category ids
-    category_paths = "category_paths"  # in a category with one of these paths (value[0]) or under one (value[1])
+    category_paths = (
+        "category_paths"  # in a category with one of these paths (value[0]) or under one (value[1])
+    )
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,8 @@ def parse_definition(raw: Any) -> Group | Negation | Condition:
 def _parse_node(raw: Any, path: str, depth: int, budget: _Budget) -> Group | Negation | Condition:
     if not isinstance(raw, dict):
         raise DefinitionError(
-            _place(path), "must be an object: a group {match, conditions}, a negation {not} or a condition {field, op, value}"
+            _place(path),
+            "must be an object: a group {match, conditions}, a negation {not} or a condition {field, op, value}",
         )
     if "match" in raw or "conditions" in raw:
         return _parse_group(raw, path, depth, budget)
@@ -79,7 +80,8 @@ def _parse_node(raw: Any, path: str, depth: int, budget: _Budget) -> Group | Neg
     if "field" in raw or "op" in raw:
         return _parse_condition(raw, path, budget)
     raise DefinitionError(
-        _place(path), "must be a group {match, conditions}, a negation {not} or a condition {field, op, value}"
+        _place(path),
+        "must be a group {match, conditions}, a negation {not} or a condition {field, op, value}",
     )
 
 
@@ -96,12 +98,16 @@ def _check_keys(raw: dict, allowed: set[str], path: str) -> None:
     for key in raw:
         if key not in allowed:
             shown = key if len(key) <= 50 and is_text(key) else "…"
-            raise DefinitionError(_sub(path, shown), f"unexpected key; allowed here: {', '.join(sorted(allowed))}")
+            raise DefinitionError(
+                _sub(path, shown), f"unexpected key; allowed here: {', '.join(sorted(allowed))}"
+            )
 
 
 def _enter(path: str, depth: int, budget: _Budget) -> None:
     if depth > MAX_DEPTH:
-        raise DefinitionError(_place(path), f"groups and negations are nested more than {MAX_DEPTH} levels deep")
+        raise DefinitionError(
+            _place(path), f"groups and negations are nested more than {MAX_DEPTH} levels deep"
+        )
     budget.groups += 1
     if budget.groups > MAX_CONDITIONS:
         raise DefinitionError(_place(path), f"more than {MAX_CONDITIONS} groups and negations")
@@ -117,7 +123,9 @@ def _parse_group(raw: dict, path: str, depth: int, budget: _Budget) -> Group:
     if not isinstance(conditions, list):
         raise DefinitionError(_sub(path, "conditions"), "must be a list")
     base = _sub(path, "conditions")
-    children = [_parse_node(child, f"{base}[{i}]", depth + 1, budget) for i, child in enumerate(conditions)]
+    children = [
+        _parse_node(child, f"{base}[{i}]", depth + 1, budget) for i, child in enumerate(conditions)
+    ]
     return Group(match=match, conditions=children)
 
 
@@ -128,10 +136,15 @@ def _parse_condition(raw: dict, path: str, budget: _Budget) -> Condition:
         raise DefinitionError(_place(path), f"more than {MAX_CONDITIONS} conditions")
     field = raw.get("field")
     if not isinstance(field, str) or not field or len(field) > MAX_FIELD_NAME or not is_text(field):
-        raise DefinitionError(_sub(path, "field"), f"must be a field name (a string of 1 to {MAX_FIELD_NAME} characters)")
+        raise DefinitionError(
+            _sub(path, "field"),
+            f"must be a field name (a string of 1 to {MAX_FIELD_NAME} characters)",
+        )
     op = raw.get("op")
     if op not in Op.__members__.values():
-        raise DefinitionError(_sub(path, "op"), f"unknown operator; use one of {', '.join(o.value for o in Op)}")
+        raise DefinitionError(
+            _sub(path, "op"), f"unknown operator; use one of {', '.join(o.value for o in Op)}"
+        )
     value = raw.get("value")
     _check_value_shape(value, _sub(path, "value"))
     return Condition(field=field, op=Op(op), value=value)
@@ -155,7 +168,9 @@ def _check_value_shape(value: Any, path: str) -> None:
                 raise DefinitionError(where, "is not valid Unicode text (a lone surrogate)")
 
 
-def iter_conditions(node: Group | Negation | Condition, path: str = "") -> Iterator[tuple[str, Condition]]:
+def iter_conditions(
+    node: Group | Negation | Condition, path: str = ""
+) -> Iterator[tuple[str, Condition]]:
     """Every condition with its place, depth first."""
     if isinstance(node, Group):
         base = _sub(path, "conditions")
@@ -176,7 +191,6 @@ def category_ids(node: Group | Negation | Condition) -> set[int]:
                 if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= PG_BIGINT_MAX:
                     ids.add(v)
     return ids
-
 
 
 # --- values ---------------------------------------------------------------------------------------
@@ -209,7 +223,9 @@ def _scalar(kind: Kind, value: Any, path: str) -> Any:
         if isinstance(value, str):
             text = value.strip()
             try:
-                parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+                parsed = datetime.fromisoformat(
+                    text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+                )
             except ValueError:
                 pass
             else:
@@ -235,7 +251,6 @@ def _values(kind: Kind, value: Any, path: str, *, allow_empty: bool = False) -> 
 def _check_option(target: Target, value: str, path: str) -> None:
     if target.options is not None and value not in target.options:
         raise DefinitionError(path, f"{value!r} is not one of {', '.join(target.options)}")
-
 
 
 # --- field kinds and operators ------------------------------------------------------------------
@@ -283,7 +298,6 @@ def resolve_field(name: str, fields: Mapping[str, FieldDef]) -> Target | None:
     return field_target(field) if field is not None else None
 
 
-
 # --- resolution: a parsed definition checked against the schema ------------------------------------
 
 
@@ -302,27 +316,45 @@ def resolve(
     return _resolve(node, "", fields, subtrees or {})
 
 
-def _resolve(node, path: str, fields: Mapping[str, FieldDef], subtrees: Mapping[int, Sequence[int]]) -> Clause:
+def _resolve(
+    node, path: str, fields: Mapping[str, FieldDef], subtrees: Mapping[int, Sequence[int]]
+) -> Clause:
     if isinstance(node, Group):
         base = _sub(path, "conditions")
-        parts = [_resolve(child, f"{base}[{i}]", fields, subtrees) for i, child in enumerate(node.conditions)]
+        parts = [
+            _resolve(child, f"{base}[{i}]", fields, subtrees)
+            for i, child in enumerate(node.conditions)
+        ]
         return parts[0] if len(parts) == 1 else Junction(node.match, tuple(parts))
     if isinstance(node, Negation):
         return Not(_resolve(node.not_, _sub(path, "not"), fields, subtrees))
     return _resolve_condition(node, path, fields, subtrees)
 
 
-_NEGATIVE = {Op.ne: Op.eq, Op.not_in: Op.in_, Op.not_contains: Op.contains, Op.is_not_empty: Op.is_empty}
+_NEGATIVE = {
+    Op.ne: Op.eq,
+    Op.not_in: Op.in_,
+    Op.not_contains: Op.contains,
+    Op.is_not_empty: Op.is_empty,
+}
 
 
-def _resolve_condition(cond: Condition, path: str, fields: Mapping[str, FieldDef], subtrees) -> Clause:
+def _resolve_condition(
+    cond: Condition, path: str, fields: Mapping[str, FieldDef], subtrees
+) -> Clause:
     target = resolve_field(cond.field, fields)
     if target is None:
-        raise DefinitionError(_sub(path, "field"), f"unknown field {cond.field!r}: not in the product schema and not a built-in")
+        raise DefinitionError(
+            _sub(path, "field"),
+            f"unknown field {cond.field!r}: not in the product schema and not a built-in",
+        )
     if cond.op not in OPS_BY_KIND[target.kind]:
         allowed = " ".join(o.value for o in Op if o in OPS_BY_KIND[target.kind])
-        raise DefinitionError(_sub(path, "op"), f"{cond.op.value!r} does not apply to {target.kind.value} field "
-                                                f"{target.name!r}; use one of: {allowed}")
+        raise DefinitionError(
+            _sub(path, "op"),
+            f"{cond.op.value!r} does not apply to {target.kind.value} field "
+            f"{target.name!r}; use one of: {allowed}",
+        )
     value_path = _sub(path, "value")
     if cond.op in NO_VALUE_OPS:
         if cond.value is not None:
@@ -356,7 +388,9 @@ def _positive(target: Target, op: Op, value: Any, path: str, subtrees) -> Test:
             for i, v in enumerate(values):
                 _check_option(target, v, f"{path}[{i}]")
         if target.kind == Kind.boolean:
-            return Test(Check.contains_json, target, [{target.name: v} for v in dict.fromkeys(values)])
+            return Test(
+                Check.contains_json, target, [{target.name: v} for v in dict.fromkeys(values)]
+            )
         return Test(Check.one_of, target, values)
     if op in COMPARISONS:
         return Test(Check.compare, target, _scalar(target.kind, value, path), COMPARISONS[op])
@@ -385,16 +419,26 @@ def _array(target: Target, op: Op, value: Any, path: str) -> Test:
     if op == Op.contains:
         return Test(Check.contains_json, target, [{name: [_scalar(Kind.array, value, path)]}])
     if op == Op.contains_all:
-        return Test(Check.contains_json, target, [{name: list(dict.fromkeys(_values(Kind.array, value, path)))}])
+        return Test(
+            Check.contains_json,
+            target,
+            [{name: list(dict.fromkeys(_values(Kind.array, value, path)))}],
+        )
     if op in (Op.contains_any, Op.in_):
-        return Test(Check.any_element, target, list(dict.fromkeys(_values(Kind.array, value, path))))
+        return Test(
+            Check.any_element, target, list(dict.fromkeys(_values(Kind.array, value, path)))
+        )
     if op == Op.eq:
         values = list(dict.fromkeys(_values(Kind.array, value, path, allow_empty=True)))
         return Test(Check.same_elements, target, values)
-    raise DefinitionError(path, f"{op.value} does not apply to an array field")  # pragma: no cover (checked above)
+    raise DefinitionError(
+        path, f"{op.value} does not apply to an array field"
+    )  # pragma: no cover (checked above)
 
 
-def _category(target: Target, op: Op, value: Any, path: str, subtrees: Mapping[int, Sequence[int]]) -> Test:
+def _category(
+    target: Target, op: Op, value: Any, path: str, subtrees: Mapping[int, Sequence[int]]
+) -> Test:
     if op == Op.is_empty:
         return Test(Check.is_empty, target)
 
@@ -404,7 +448,9 @@ def _category(target: Target, op: Op, value: Any, path: str, subtrees: Mapping[i
         return category_id
 
     if op == Op.eq:
-        return Test(Check.categories_contain, target, [known(_scalar(Kind.category, value, path), path)])
+        return Test(
+            Check.categories_contain, target, [known(_scalar(Kind.category, value, path), path)]
+        )
     if op == Op.in_:
         ids = [known(v, f"{path}[{i}]") for i, v in enumerate(_values(Kind.category, value, path))]
         return Test(Check.categories_overlap, target, list(dict.fromkeys(ids)))

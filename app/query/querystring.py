@@ -28,11 +28,15 @@ from app.responses import json_text
 OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exists")
 RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # query parameters of the list/facets endpoints that are not field filters
-CONTROL_PARAMS = frozenset({"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"})
+CONTROL_PARAMS = frozenset(
+    {"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"}
+)
 # exact filters on built-in text columns, beside the CONTROL_PARAMS (answered by the trigram and
 # (tenant_id, variation_of) indexes)
 BUILTIN_EXACT = ("name", "variation_of")
-BUILTIN_FILTERS_HELP = "built-ins filter with q=, sku=, sku__in=, status=, category=, name= and variation_of= only"
+BUILTIN_FILTERS_HELP = (
+    "built-ins filter with q=, sku=, sku__in=, status=, category=, name= and variation_of= only"
+)
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
 FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -75,7 +79,9 @@ def _exact_values(field_def: FieldDef, key: str, raw: str) -> list[Any]:
 def _containment(field_def: FieldDef, key: str, raw_values: list[str]) -> Test:
     """Contains any of `{"field": value}` (`{"field": [value]}` for arrays) for the values' candidates."""
     wrap = (lambda v: [v]) if field_def.type == FieldType.array else (lambda v: v)
-    docs = [{field_def.name: wrap(v)} for raw in raw_values for v in _exact_values(field_def, key, raw)]
+    docs = [
+        {field_def.name: wrap(v)} for raw in raw_values for v in _exact_values(field_def, key, raw)
+    ]
     return Test(Check.contains_json, field_target(field_def), docs)
 
 
@@ -108,7 +114,9 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
     # built-in columns and reserved query parameters are never data fields: a filter on one (other
     # than the CONTROL_PARAMS) is refused rather than silently run against `data`
     if name in RESERVED_NAMES:
-        raise BadRequest(f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})")
+        raise BadRequest(
+            f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})"
+        )
     field_def = fields.get(name)
     if field_def is None and not DATA_KEY_RE.match(name):
         raise BadRequest(f"Unknown filter {key!r}")
@@ -139,7 +147,11 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
         raw_values = [raw] if op == "ne" else raw.split(",")
         if len(raw_values) > MAX_IN_VALUES:
             raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
-        test = _containment(field_def, key, raw_values) if field_def else Test(Check.one_of, as_text, raw_values)
+        test = (
+            _containment(field_def, key, raw_values)
+            if field_def
+            else Test(Check.one_of, as_text, raw_values)
+        )
         # `ne`: products without the field are "not equal" too, whatever the field
         return test if op == "in" else Not(test)
 
@@ -149,13 +161,25 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
         if number is None:
             return Test(Check.compare, as_text, raw, RANGE_SQL[op])
         return Test(Check.compare, Target(name, Kind.number), number, RANGE_SQL[op])
-    if ftype not in NUMERIC | TEMPORAL | {FieldType.string, FieldType.text, FieldType.url, FieldType.enum}:
+    if ftype not in NUMERIC | TEMPORAL | {
+        FieldType.string,
+        FieldType.text,
+        FieldType.url,
+        FieldType.enum,
+    }:
         raise BadRequest(f"Filter {key}: {op} does not apply to a {ftype} field")
-    return Test(Check.compare, field_target(field_def), _coerce_filter(field_def, key, raw), RANGE_SQL[op])
+    return Test(
+        Check.compare, field_target(field_def), _coerce_filter(field_def, key, raw), RANGE_SQL[op]
+    )
 
 
 def parse_builtin_filters(
-    *, q: str | None, status: str | None, category_ids: list[int] | None, sku: str | None, sku_in: str | None,
+    *,
+    q: str | None,
+    status: str | None,
+    category_ids: list[int] | None,
+    sku: str | None,
+    sku_in: str | None,
 ) -> list[Clause]:
     """The tests of the built-in list filters (`category_ids`: the category's subtree, resolved)."""
     tests: list[Clause] = []

@@ -12,7 +12,16 @@ from sqlalchemy.sql.elements import TextClause
 
 from app.catalog.fields import FieldDef
 from app.query.compiling import render_sql, to_clause
-from app.query.models import MAX_CONDITIONS, MAX_DEPTH, Condition, DefinitionError, Group, Negation, Node, dump_definition
+from app.query.models import (
+    MAX_CONDITIONS,
+    MAX_DEPTH,
+    Condition,
+    DefinitionError,
+    Group,
+    Negation,
+    Node,
+    dump_definition,
+)
 from app.query.parsing import category_ids, parse_definition, resolve
 
 
@@ -27,6 +36,13 @@ def compile_definition(
 
 
 __all__ = [
-    "MAX_CONDITIONS", "MAX_DEPTH", "DefinitionError", "Node", "category_ids", "compile_definition",
-    "dump_definition", "parse_definition", "render_sql",
+    "MAX_CONDITIONS",
+    "MAX_DEPTH",
+    "DefinitionError",
+    "Node",
+    "category_ids",
+    "compile_definition",
+    "dump_definition",
+    "parse_definition",
+    "render_sql",
 ]

@@ -57,14 +57,29 @@ async def insert_block(
     positions = list(range(first_position, first_position + n))
     # DateTime as epoch seconds: asynch converts datetime objects one by one (15x slower for the block)
     epoch = int(computed_at.replace(tzinfo=computed_at.tzinfo or UTC).timestamp())
-    columns = [[tenant_id] * n, [segment_id] * n, [generation] * n, positions, list(product_ids), list(skus), [epoch] * n]
+    columns = [
+        [tenant_id] * n,
+        [segment_id] * n,
+        [generation] * n,
+        positions,
+        list(product_ids),
+        list(skus),
+        [epoch] * n,
+    ]
     async with clickhouse.connection() as conn:
         # columnar inserts need asynch's protocol-level connection
-        await conn._connection.execute(f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES", columns, columnar=True)
+        await conn._connection.execute(
+            f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES", columns, columnar=True
+        )
 
 
 async def drop_generations(
-    clickhouse: ClickHouse, *, tenant_id: int, segment_id: int, below: int | None = None, only: int | None = None
+    clickhouse: ClickHouse,
+    *,
+    tenant_id: int,
+    segment_id: int,
+    below: int | None = None,
+    only: int | None = None,
 ) -> None:
     """Delete old (`below`) or one abandoned (`only`) generation of a segment; all of them when neither is given."""
     sql = f"ALTER TABLE {TABLE} DELETE WHERE tenant_id = %(tenant_id)s AND segment_id = %(segment_id)s"
@@ -85,7 +100,9 @@ async def segment_ids(clickhouse: ClickHouse) -> set[int]:
 
 async def drop_segments(clickhouse: ClickHouse, segment_ids: Sequence[int]) -> None:
     """Delete every row of these segments (ids are unique across tenants): one mutation."""
-    await clickhouse.execute(f"ALTER TABLE {TABLE} DELETE WHERE segment_id IN %(ids)s", {"ids": tuple(segment_ids)})
+    await clickhouse.execute(
+        f"ALTER TABLE {TABLE} DELETE WHERE segment_id IN %(ids)s", {"ids": tuple(segment_ids)}
+    )
 
 
 async def drop_segment(clickhouse: ClickHouse, *, tenant_id: int, segment_id: int) -> bool:
@@ -99,12 +116,23 @@ async def drop_segment(clickhouse: ClickHouse, *, tenant_id: int, segment_id: in
 
 
 async def page_product_ids(
-    clickhouse: ClickHouse, *, tenant_id: int, segment_id: int, generation: int, offset: int, limit: int
+    clickhouse: ClickHouse,
+    *,
+    tenant_id: int,
+    segment_id: int,
+    generation: int,
+    offset: int,
+    limit: int,
 ) -> list[int]:
     rows = await clickhouse.fetch(
         _PAGE_SQL,
-        {"tenant_id": tenant_id, "segment_id": segment_id, "generation": generation, "offset": offset,
-         "end": offset + limit},
+        {
+            "tenant_id": tenant_id,
+            "segment_id": segment_id,
+            "generation": generation,
+            "offset": offset,
+            "end": offset + limit,
+        },
     )
     return [r[0] for r in rows]
 

@@ -20,7 +20,9 @@ from app.segments.schemas import (
     SegmentPatch,
 )
 
-router = APIRouter(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS, route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS, route_class=JsonRoute
+)
 
 DEFINITION_ERRORS = (
     "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
@@ -34,18 +36,31 @@ async def list_segments(session: Session, _: Viewer):
     return await service.list_segments(session)
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=SegmentOut, responses=error_responses(400),
-             description=DEFINITION_ERRORS)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SegmentOut,
+    responses=error_responses(400),
+    description=DEFINITION_ERRORS,
+)
 async def create_segment(body: SegmentIn, session: Session, _: Editor):
     return await service.create_segment(session, body=body)
 
 
-@router.post("/preview/", response_model=Preview, responses=error_responses(400, 429),
-             description="Count the products a definition matches now, without saving it. A tenant runs at most "
-             "`PIM_HEAVY_READS_PER_TENANT` previews at once per API process; more are a 429 with `Retry-After`. "
-             + DEFINITION_ERRORS)
-async def preview_segment(definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: Session,
-                          _: Viewer, _slot: HeavyRead):
+@router.post(
+    "/preview/",
+    response_model=Preview,
+    responses=error_responses(400, 429),
+    description="Count the products a definition matches now, without saving it. A tenant runs at most "
+    "`PIM_HEAVY_READS_PER_TENANT` previews at once per API process; more are a 429 with `Retry-After`. "
+    + DEFINITION_ERRORS,
+)
+async def preview_segment(
+    definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
+    session: Session,
+    _: Viewer,
+    _slot: HeavyRead,
+):
     return await service.preview(session, definition=definition)
 
 
@@ -54,21 +69,31 @@ async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
     return await service.get_segment(session, segment_id)
 
 
-@router.patch("/{segment_id}/", response_model=SegmentOut, responses=error_responses(400, 404),
-              description="Partial update. A new definition takes effect for the members at the next compute. "
-              + DEFINITION_ERRORS)
+@router.patch(
+    "/{segment_id}/",
+    response_model=SegmentOut,
+    responses=error_responses(400, 404),
+    description="Partial update. A new definition takes effect for the members at the next compute. "
+    + DEFINITION_ERRORS,
+)
 async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Session, _: Editor):
     return await service.update_segment(session, segment_id, body=body)
 
 
-@router.delete("/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
-async def delete_segment(segment_id: ObjectId, request: Request, session: Session, _: Editor) -> Response:
+@router.delete(
+    "/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
+async def delete_segment(
+    segment_id: ObjectId, request: Request, session: Session, _: Editor
+) -> Response:
     """Delete the segment and (best effort) its memberships."""
     await service.delete_segment(session, segment_id, clickhouse=request.app.state.clickhouse)
     return Response(status_code=204)
 
 
-@router.post("/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503))
+@router.post(
+    "/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503)
+)
 async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: Editor):
     """Queue a recompute of the membership and answer at once.
 
@@ -80,18 +105,26 @@ async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: E
     return {"status": "queued", "segment_id": segment_id}
 
 
-@router.get("/{segment_id}/members/", response_model=MembersPage, responses=error_responses(400, 404, 409, 503))
+@router.get(
+    "/{segment_id}/members/",
+    response_model=MembersPage,
+    responses=error_responses(400, 404, 409, 503),
+)
 async def list_segment_members(
     segment_id: ObjectId,
     request: Request,
     session: Session,
     _: Viewer,
-    cursor: Annotated[int, Query(ge=0, le=2**62, description="offset from `next_cursor` of the previous page")] = 0,
-    page_size: Annotated[int, Query(ge=1, le=2**31 - 1, description=f"at most {members.MAX_PAGE_SIZE}")] = (
-        members.DEFAULT_PAGE_SIZE
-    ),
+    cursor: Annotated[
+        int, Query(ge=0, le=2**62, description="offset from `next_cursor` of the previous page")
+    ] = 0,
+    page_size: Annotated[
+        int, Query(ge=1, le=2**31 - 1, description=f"at most {members.MAX_PAGE_SIZE}")
+    ] = (members.DEFAULT_PAGE_SIZE),
 ):
     """The members of the last compute, by product id. `409` before the first compute."""
     segment = await service.get_segment(session, segment_id)
-    page = await members.members_page(session, request.app.state.clickhouse, segment, cursor=cursor, page_size=page_size)
+    page = await members.members_page(
+        session, request.app.state.clickhouse, segment, cursor=cursor, page_size=page_size
+    )
     return json_bytes_response(dumps(page))

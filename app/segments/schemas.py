@@ -70,4 +70,6 @@ class ComputeQueued(BaseModel):
 class MembersPage(BaseModel):
     count: int = Field(description="members at the last compute")
     results: list[ProductOut]
-    next_cursor: int | None = Field(description="pass as `cursor` for the next page; null on the last page")
+    next_cursor: int | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )

@@ -43,7 +43,9 @@ async def compile_predicate(session: AsyncSession, definition: Any):
     """
     node = dsl.parse_definition(definition)
     fields = await catalog.get_field_map(session)
-    subtrees = await category_subtrees(await driver_connection(session), tenant_of(session), dsl.category_ids(node))
+    subtrees = await category_subtrees(
+        await driver_connection(session), tenant_of(session), dsl.category_ids(node)
+    )
     return node, dsl.compile_definition(node, fields, subtrees=subtrees)
 
 
@@ -67,7 +69,9 @@ async def list_segments(session: AsyncSession) -> list[Segment]:
     return list(await session.scalars(select(Segment).order_by(Segment.id)))
 
 
-async def get_segment(session: AsyncSession, segment_id: int, *, for_update: bool = False) -> Segment:
+async def get_segment(
+    session: AsyncSession, segment_id: int, *, for_update: bool = False
+) -> Segment:
     stmt = select(Segment).where(Segment.id == segment_id)
     if for_update:
         stmt = stmt.with_for_update()
@@ -104,7 +108,9 @@ async def update_segment(session: AsyncSession, segment_id: int, *, body: Segmen
 
 async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: ClickHouse) -> None:
     await get_segment(session, segment_id, for_update=True)
-    await session.execute(delete(Segment).where(Segment.id == segment_id).execution_options(synchronize_session=False))
+    await session.execute(
+        delete(Segment).where(Segment.id == segment_id).execution_options(synchronize_session=False)
+    )
     await session.flush()
     # best effort: a compute finishing later finds the segment gone and drops its own rows
     await members.drop_segment(clickhouse, tenant_id=tenant_of(session), segment_id=segment_id)
@@ -116,7 +122,11 @@ async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: 
 async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
     _normalised, predicate = await _checked_definition(session, definition)
     count = await session.scalar(select(func.count()).select_from(Product).where(predicate))
-    skus = list(await session.scalars(select(Product.sku).where(predicate).order_by(Product.id).limit(PREVIEW_SKUS)))
+    skus = list(
+        await session.scalars(
+            select(Product.sku).where(predicate).order_by(Product.id).limit(PREVIEW_SKUS)
+        )
+    )
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading
     shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
     return {"count": count, "skus": skus, "sql": dsl.render_sql(shown)}
@@ -141,7 +151,7 @@ async def request_compute(session: AsyncSession, segment_id: int, *, arq: ArqRed
                 break
             await asyncio.sleep(_RELEASE_WAIT_S)
             job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
-    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, RedisError, OSError) as exc:
         raise Unavailable("Redis is unavailable: the compute was not queued") from exc
     if job is not None:
         segment.status = SegmentStatus.queued.value

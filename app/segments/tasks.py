@@ -52,9 +52,17 @@ MAX_TRIES = 3
 RETRY_DELAY_S = 5
 TIMEOUT_S = 1800
 TRANSIENT = (
-    Unavailable, NetworkError, SocketTimeoutError, OSError, asyncio.TimeoutError, OperationalError, InterfaceError,
+    Unavailable,
+    NetworkError,
+    SocketTimeoutError,
+    OSError,
+    asyncio.TimeoutError,
+    OperationalError,
+    InterfaceError,
     # the members query runs on the raw asyncpg connection, whose errors arrive unwrapped
-    asyncpg.PostgresConnectionError, asyncpg.ConnectionDoesNotExistError, asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
 )
 
 
@@ -63,7 +71,9 @@ _LEASE_KEY = "hashtext('pim.segment'), ($1::bigint % 2147483647)::int"
 _LEASE_POLL_S = 0.5
 
 
-async def _start_run(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, segment_id: int) -> int | None:
+async def _start_run(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, segment_id: int
+) -> int | None:
     """`computing` with the next generation number; None when the segment is gone."""
     async with session_scope(sessionmaker, tenant_id) as session:
         return await session.scalar(
@@ -94,7 +104,9 @@ async def _driver_cursor(session: AsyncSession, statement):
     return await raw.cursor(str(compiled), *args)
 
 
-async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, segment_id: int, generation: int) -> int | None:
+async def _write_generation(
+    session: AsyncSession, clickhouse: ClickHouse, *, segment_id: int, generation: int
+) -> int | None:
     """Evaluate the definition and insert the members as `generation`; how many (None: segment gone).
 
     One query (one snapshot) read through a cursor in batches; while ClickHouse takes one
@@ -116,10 +128,18 @@ async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, se
     pending: asyncio.Task | None = None
 
     def insert(first_position: int, block_ids: list[int], block_skus: list[str]) -> asyncio.Task:
-        return asyncio.ensure_future(members.insert_block(
-            clickhouse, tenant_id=tenant_id, segment_id=segment_id, generation=generation,
-            first_position=first_position, product_ids=block_ids, skus=block_skus, computed_at=computed_at,
-        ))
+        return asyncio.ensure_future(
+            members.insert_block(
+                clickhouse,
+                tenant_id=tenant_id,
+                segment_id=segment_id,
+                generation=generation,
+                first_position=first_position,
+                product_ids=block_ids,
+                skus=block_skus,
+                computed_at=computed_at,
+            )
+        )
 
     try:
         while rows := await cursor.fetch(FETCH_ROWS):
@@ -144,7 +164,9 @@ async def _write_generation(session: AsyncSession, clickhouse: ClickHouse, *, se
     return total
 
 
-async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation: int, count: int) -> bool:
+async def _finish_run(
+    sessionmaker, tenant_id: int, segment_id: int, generation: int, count: int
+) -> bool:
     """Make `generation` the visible one; False when the segment is gone (or a newer one is visible)."""
     async with session_scope(sessionmaker, tenant_id) as session:
         switched = await session.scalar(
@@ -159,7 +181,10 @@ async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation:
                 last_computed_at=datetime.now(UTC),
                 last_error=None,
                 # a run requested meanwhile keeps its own status
-                status=case((Segment.generation_seq == generation, SegmentStatus.ready.value), else_=Segment.status),
+                status=case(
+                    (Segment.generation_seq == generation, SegmentStatus.ready.value),
+                    else_=Segment.status,
+                ),
             )
             .returning(Segment.id)
             .execution_options(synchronize_session=False)
@@ -167,7 +192,14 @@ async def _finish_run(sessionmaker, tenant_id: int, segment_id: int, generation:
     return switched is not None
 
 
-async def _mark(sessionmaker, tenant_id: int, segment_id: int, generation: int, status: SegmentStatus, error: str) -> None:
+async def _mark(
+    sessionmaker,
+    tenant_id: int,
+    segment_id: int,
+    generation: int,
+    status: SegmentStatus,
+    error: str,
+) -> None:
     """Record a failure (or a pending retry) unless a newer run has started since."""
     try:
         async with session_scope(sessionmaker, tenant_id) as session:
@@ -178,14 +210,26 @@ async def _mark(sessionmaker, tenant_id: int, segment_id: int, generation: int, 
                 .execution_options(synchronize_session=False)
             )
     except Exception as exc:  # the database itself may be what failed
-        log.warning("segment_status_not_recorded", segment_id=segment_id, status=status.value, error=str(exc)[:300])
+        log.warning(
+            "segment_status_not_recorded",
+            segment_id=segment_id,
+            status=status.value,
+            error=str(exc)[:300],
+        )
 
 
 async def _forget(clickhouse: ClickHouse, tenant_id: int, segment_id: int, generation: int) -> None:
     try:
-        await members.drop_generations(clickhouse, tenant_id=tenant_id, segment_id=segment_id, only=generation)
+        await members.drop_generations(
+            clickhouse, tenant_id=tenant_id, segment_id=segment_id, only=generation
+        )
     except Exception as exc:  # the next successful run deletes every older generation anyway
-        log.warning("segment_generation_not_deleted", segment_id=segment_id, generation=generation, error=str(exc)[:300])
+        log.warning(
+            "segment_generation_not_deleted",
+            segment_id=segment_id,
+            generation=generation,
+            error=str(exc)[:300],
+        )
 
 
 def _describe(exc: BaseException) -> str:
@@ -204,8 +248,11 @@ async def _lease(sessionmaker: async_sessionmaker[AsyncSession], segment_id: int
     async with sessionmaker.kw["bind"].connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
         # a vanished worker host (no FIN) must not keep the lease for hours: let Postgres probe the socket
-        await raw.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
-        while not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):
+        await raw.execute(
+            "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
+        )
+        # polling Postgres, not an in-process condition: no Event can replace it
+        while not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):  # noqa: ASYNC110
             await asyncio.sleep(_LEASE_POLL_S)
         try:
             yield
@@ -237,15 +284,21 @@ async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> i
             idle_seconds,
         )
     pending = [
-        Pending(base=compute_job_id(r["id"]), function=COMPUTE_FUNCTION, args=(r["tenant_id"], r["id"]),
-                new_job_id=compute_job_id(r["id"]))
+        Pending(
+            base=compute_job_id(r["id"]),
+            function=COMPUTE_FUNCTION,
+            args=(r["tenant_id"], r["id"]),
+            new_job_id=compute_job_id(r["id"]),
+        )
         for r in rows
     ]
     if not pending:
         return 0
     async with ctx["sessionmaker"].kw["bind"].connect() as conn:
         raw = (await conn.get_raw_connection()).driver_connection
-        counts = await revive(ctx["redis"], pending, lease_free=lambda work: lease_free(raw, _LEASE_KEY, work.args[1]))
+        counts = await revive(
+            ctx["redis"], pending, lease_free=lambda work: lease_free(raw, _LEASE_KEY, work.args[1])
+        )
     revived = counts["released"] + counts["enqueued"]
     if revived:
         log.info("segments_recovered", released=counts["released"], enqueued=counts["enqueued"])
@@ -269,10 +322,12 @@ async def cleanup_orphaned_members(ctx: dict[str, Any]) -> int:
         return 0
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
         conn = await driver_connection(session)
-        existing = await conn.fetch("SELECT id FROM segments WHERE id = ANY($1::bigint[])", sorted(in_clickhouse))
+        existing = await conn.fetch(
+            "SELECT id FROM segments WHERE id = ANY($1::bigint[])", sorted(in_clickhouse)
+        )
     orphans = sorted(in_clickhouse - {r["id"] for r in existing})
     for start in range(0, len(orphans), _ORPHANS_PER_DELETE):
-        await members.drop_segments(clickhouse, orphans[start:start + _ORPHANS_PER_DELETE])
+        await members.drop_segments(clickhouse, orphans[start : start + _ORPHANS_PER_DELETE])
     if orphans:
         log.info("orphaned_memberships_deleted", segments=len(orphans))
     return len(orphans)
@@ -289,8 +344,12 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
         return {"segment_id": segment_id, "status": "gone"}
     try:
         async with session_scope(sessionmaker, tenant_id) as session:
-            count = await _write_generation(session, clickhouse, segment_id=segment_id, generation=generation)
-        if count is None or not await _finish_run(sessionmaker, tenant_id, segment_id, generation, count):
+            count = await _write_generation(
+                session, clickhouse, segment_id=segment_id, generation=generation
+            )
+        if count is None or not await _finish_run(
+            sessionmaker, tenant_id, segment_id, generation, count
+        ):
             await _forget(clickhouse, tenant_id, segment_id, generation)
             return {"segment_id": segment_id, "status": "gone"}
     except dsl.DefinitionError as exc:
@@ -299,11 +358,23 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
     except TRANSIENT as exc:
         await _forget(clickhouse, tenant_id, segment_id, generation)
         if job_try < MAX_TRIES:
-            await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.queued,
-                        f"try {job_try} of {MAX_TRIES} failed, retrying: {_describe(exc)}")
+            await _mark(
+                sessionmaker,
+                tenant_id,
+                segment_id,
+                generation,
+                SegmentStatus.queued,
+                f"try {job_try} of {MAX_TRIES} failed, retrying: {_describe(exc)}",
+            )
             raise Retry(defer=RETRY_DELAY_S * job_try) from exc
-        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed,
-                    f"failed after {MAX_TRIES} tries: {_describe(exc)}")
+        await _mark(
+            sessionmaker,
+            tenant_id,
+            segment_id,
+            generation,
+            SegmentStatus.failed,
+            f"failed after {MAX_TRIES} tries: {_describe(exc)}",
+        )
         return {"segment_id": segment_id, "status": "failed"}
     except asyncio.CancelledError:
         # arq runs a job again when a worker shutdown cancelled it, but not when it hit its timeout
@@ -315,21 +386,43 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
         await _forget(clickhouse, tenant_id, segment_id, generation)
         raise
     except Exception as exc:
-        await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, _describe(exc))
+        await _mark(
+            sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, _describe(exc)
+        )
         await _forget(clickhouse, tenant_id, segment_id, generation)
         raise
 
     try:
-        await members.drop_generations(clickhouse, tenant_id=tenant_id, segment_id=segment_id, below=generation)
+        await members.drop_generations(
+            clickhouse, tenant_id=tenant_id, segment_id=segment_id, below=generation
+        )
     except Exception as exc:  # invisible rows; the next run tries again
-        log.warning("segment_old_generations_not_deleted", segment_id=segment_id, error=str(exc)[:300])
+        log.warning(
+            "segment_old_generations_not_deleted", segment_id=segment_id, error=str(exc)[:300]
+        )
     seconds = round(time.monotonic() - started, 3)
-    log.info("segment_computed", segment_id=segment_id, generation=generation, count=count, seconds=seconds)
-    return {"segment_id": segment_id, "status": "ready", "count": count, "generation": generation, "seconds": seconds}
+    log.info(
+        "segment_computed",
+        segment_id=segment_id,
+        generation=generation,
+        count=count,
+        seconds=seconds,
+    )
+    return {
+        "segment_id": segment_id,
+        "status": "ready",
+        "count": count,
+        "generation": generation,
+        "seconds": seconds,
+    }
 
 
 # arq settings: keep no result (a kept result would block the next enqueue with the same id),
 # and allow more tries than MAX_TRIES so that the task, not arq, decides when to give up.
 compute_segment_task = func(
-    compute_segment, name=COMPUTE_FUNCTION, timeout=TIMEOUT_S, keep_result=0, max_tries=MAX_TRIES + 2
+    compute_segment,
+    name=COMPUTE_FUNCTION,
+    timeout=TIMEOUT_S,
+    keep_result=0,
+    max_tries=MAX_TRIES + 2,
 )

@@ -20,8 +20,22 @@ from app.main import create_app
 from tests.conftest import ROOT, wait_for
 
 
-def _token(settings, tenant_id: int, role: str = "viewer", ttl: int = 300, key: str | None = None, alg: str = "HS256", **extra):
-    claims = {"tenant_id": tenant_id, "role": role, "sub": "test", "exp": int(time.time()) + ttl, **extra}
+def _token(
+    settings,
+    tenant_id: int,
+    role: str = "viewer",
+    ttl: int = 300,
+    key: str | None = None,
+    alg: str = "HS256",
+    **extra,
+):
+    claims = {
+        "tenant_id": tenant_id,
+        "role": role,
+        "sub": "test",
+        "exp": int(time.time()) + ttl,
+        **extra,
+    }
     return jwt.encode(claims, key or settings.jwt_secret, algorithm=alg)
 
 
@@ -54,7 +68,9 @@ async def test_missing_and_bad_api_key_are_401_with_challenge(client):
 
 
 async def test_api_key_lifecycle_and_immediate_revocation(client, tenant):
-    created = await client.post(KEYS_URL, json={"name": "ci", "role": "editor"}, headers=tenant.admin)
+    created = await client.post(
+        KEYS_URL, json={"name": "ci", "role": "editor"}, headers=tenant.admin
+    )
     assert created.status_code == 201
     body = created.json()
     assert body["api_key"].startswith(body["prefix"] + "_")
@@ -67,9 +83,13 @@ async def test_api_key_lifecycle_and_immediate_revocation(client, tenant):
     assert all("api_key" not in k for k in listed.json())
 
     assert (await client.get("/api/pim/schema/", headers=new_key)).status_code == 200
-    assert (await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)).status_code == 204
+    assert (
+        await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)
+    ).status_code == 204
     assert (await client.get("/api/pim/schema/", headers=new_key)).status_code == 401
-    assert (await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)).status_code == 404
+    assert (
+        await client.delete(f"{KEYS_URL}{body['id']}/", headers=tenant.admin)
+    ).status_code == 404
 
 
 @asynccontextmanager
@@ -88,18 +108,30 @@ async def _true(value):
 
 
 async def test_revocation_reaches_other_processes_caches_at_once(client, settings, tenant):
-    created = (await client.post(KEYS_URL, json={"name": "cached", "role": "viewer"}, headers=tenant.admin)).json()
+    created = (
+        await client.post(KEYS_URL, json={"name": "cached", "role": "viewer"}, headers=tenant.admin)
+    ).json()
     key = {"X-API-Key": created["api_key"]}
     async with second_process(settings) as (other, http):
         assert (await http.get("/api/pim/schema/", headers=key)).status_code == 200
-        assert other.state.principal_cache.get(hash_key(created["api_key"])) is not None  # served from its cache now
-        assert (await client.delete(f"{KEYS_URL}{created['id']}/", headers=tenant.admin)).status_code == 204
-        await asyncio.sleep(0.05)  # the NOTIFY is on its way before the 204 is sent; no TTL could expire this soon
+        assert (
+            other.state.principal_cache.get(hash_key(created["api_key"])) is not None
+        )  # served from its cache now
+        assert (
+            await client.delete(f"{KEYS_URL}{created['id']}/", headers=tenant.admin)
+        ).status_code == 204
+        await asyncio.sleep(
+            0.05
+        )  # the NOTIFY is on its way before the 204 is sent; no TTL could expire this soon
         assert (await http.get("/api/pim/schema/", headers=key)).status_code == 401
 
 
 async def test_principal_cache_is_bypassed_while_its_listener_is_down(client, settings, tenant):
-    created = (await client.post(KEYS_URL, json={"name": "unheard", "role": "viewer"}, headers=tenant.admin)).json()
+    created = (
+        await client.post(
+            KEYS_URL, json={"name": "unheard", "role": "viewer"}, headers=tenant.admin
+        )
+    ).json()
     key = {"X-API-Key": created["api_key"]}
     async with second_process(settings) as (other, http):
         assert (await http.get("/api/pim/schema/", headers=key)).status_code == 200
@@ -108,47 +140,71 @@ async def test_principal_cache_is_bypassed_while_its_listener_is_down(client, se
             await conn.execute("SELECT pg_terminate_backend($1)", cache._listener.get_server_pid())
             await wait_for(lambda: _true(not cache.active), timeout=5, interval=0.01)
             # revoked behind the service's back: no NOTIFY, and nobody listening anyway
-            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", created["id"])
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = $1", created["id"]
+            )
         assert (await http.get("/api/pim/schema/", headers=key)).status_code == 401
-        await wait_for(lambda: _true(cache.active), timeout=10, interval=0.05)  # the listener comes back
+        await wait_for(
+            lambda: _true(cache.active), timeout=10, interval=0.05
+        )  # the listener comes back
 
 
 async def test_key_management_needs_admin(client, tenant):
     for role in ("viewer", "editor"):
         assert (await client.get(KEYS_URL, headers=tenant.headers(role))).status_code == 403
-        response = await client.post(KEYS_URL, json={"name": "x", "role": "admin"}, headers=tenant.headers(role))
+        response = await client.post(
+            KEYS_URL, json={"name": "x", "role": "admin"}, headers=tenant.headers(role)
+        )
         assert response.status_code == 403
 
 
 async def test_viewer_cannot_write(client, tenant):
     response = await client.put("/api/pim/schema/", json={"fields": []}, headers=tenant.viewer)
     assert response.status_code == 403
-    response = await client.post("/api/pim/products/", json={"sku": "A", "name": "A"}, headers=tenant.viewer)
+    response = await client.post(
+        "/api/pim/products/", json={"sku": "A", "name": "A"}, headers=tenant.viewer
+    )
     assert response.status_code == 403
 
 
 async def test_other_tenants_key_is_404(client, tenant, other_tenant):
-    created = await client.post(KEYS_URL, json={"name": "mine", "role": "viewer"}, headers=tenant.admin)
+    created = await client.post(
+        KEYS_URL, json={"name": "mine", "role": "viewer"}, headers=tenant.admin
+    )
     key_id = created.json()["id"]
-    assert (await client.delete(f"{KEYS_URL}{key_id}/", headers=other_tenant.admin)).status_code == 404
-    assert key_id not in [k["id"] for k in (await client.get(KEYS_URL, headers=other_tenant.admin)).json()]
+    assert (
+        await client.delete(f"{KEYS_URL}{key_id}/", headers=other_tenant.admin)
+    ).status_code == 404
+    assert key_id not in [
+        k["id"] for k in (await client.get(KEYS_URL, headers=other_tenant.admin)).json()
+    ]
     # still working for its owner
-    assert (await client.get("/api/pim/schema/", headers={"X-API-Key": created.json()["api_key"]})).status_code == 200
+    assert (
+        await client.get("/api/pim/schema/", headers={"X-API-Key": created.json()["api_key"]})
+    ).status_code == 200
 
 
 async def test_jwt_hs256_roles_and_rejections(client, settings, tenant):
     ok = _token(settings, tenant.id, role="editor")
     assert (await client.get("/api/pim/schema/", headers=_bearer(ok))).status_code == 200
-    assert (await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(ok))).status_code == 200
+    assert (
+        await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(ok))
+    ).status_code == 200
     viewer = _token(settings, tenant.id)  # role defaults to viewer
-    assert (await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(viewer))).status_code == 403
+    assert (
+        await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(viewer))
+    ).status_code == 403
 
     expired = _token(settings, tenant.id, ttl=-60)
     wrong_secret = _token(settings, tenant.id, key="not-the-secret-" + secrets.token_hex(16))
-    no_exp = jwt.encode({"tenant_id": tenant.id, "role": "admin"}, settings.jwt_secret, algorithm="HS256")
+    no_exp = jwt.encode(
+        {"tenant_id": tenant.id, "role": "admin"}, settings.jwt_secret, algorithm="HS256"
+    )
     unknown_tenant = _token(settings, 2**62)
     bad_role = _token(settings, tenant.id, role="root")
-    no_tenant = jwt.encode({"role": "admin", "exp": int(time.time()) + 60}, settings.jwt_secret, algorithm="HS256")
+    no_tenant = jwt.encode(
+        {"role": "admin", "exp": int(time.time()) + 60}, settings.jwt_secret, algorithm="HS256"
+    )
     header = jwt.get_unverified_header(ok)
     assert header["alg"] == "HS256"
     # alg=none: header and claims without a signature
@@ -158,14 +214,26 @@ async def test_jwt_hs256_roles_and_rejections(client, settings, tenant):
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     alg_none = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64({'tenant_id': tenant.id, 'role': 'admin', 'exp': int(time.time()) + 60})}."
-    for token in (expired, wrong_secret, no_exp, unknown_tenant, bad_role, no_tenant, alg_none, "garbage", ok + "x"):
+    for token in (
+        expired,
+        wrong_secret,
+        no_exp,
+        unknown_tenant,
+        bad_role,
+        no_tenant,
+        alg_none,
+        "garbage",
+        ok + "x",
+    ):
         response = await client.get("/api/pim/schema/", headers=_bearer(token))
         assert response.status_code == 401, token
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
 async def test_jwt_audience_and_issuer_are_checked_when_configured(settings, tenant):
-    async with app_client(settings, jwt_audience="pim-api", jwt_issuer="https://issuer.test") as http:
+    async with app_client(
+        settings, jwt_audience="pim-api", jwt_issuer="https://issuer.test"
+    ) as http:
         good = _token(settings, tenant.id, aud="pim-api", iss="https://issuer.test")
         assert (await http.get("/api/pim/schema/", headers=_bearer(good))).status_code == 200
         for bad in (
@@ -188,22 +256,28 @@ async def test_asymmetric_jwt_and_no_algorithm_confusion(settings, tenant, kind)
     private_pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     async with app_client(settings, jwt_public_key=public_pem, jwt_algorithm=alg) as http:
         good = _token(settings, tenant.id, key=private_pem, alg=alg)
         assert (await http.get("/api/pim/schema/", headers=_bearer(good))).status_code == 200
         # HS256 signed with the public key as the HMAC secret must not pass
+        import base64
         import hashlib
         import hmac
-        import base64
 
         def b64(data: bytes) -> str:
             return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
         head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-        body = b64(json.dumps({"tenant_id": tenant.id, "role": "admin", "exp": int(time.time()) + 60}).encode())
+        body = b64(
+            json.dumps(
+                {"tenant_id": tenant.id, "role": "admin", "exp": int(time.time()) + 60}
+            ).encode()
+        )
         sig = b64(hmac.new(public_pem.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
         confused = f"{head}.{body}.{sig}"
         assert (await http.get("/api/pim/schema/", headers=_bearer(confused))).status_code == 401
@@ -227,7 +301,10 @@ async def test_readyz_reports_each_dependency(client, settings, worker):
     ready = await wait_for(ready_with_worker, timeout=30)
     assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
     assert {k: v["status"] for k, v in ready.json()["checks"].items()} == {
-        "postgres": "up", "redis": "up", "clickhouse": "up", "worker": "up"
+        "postgres": "up",
+        "redis": "up",
+        "clickhouse": "up",
+        "worker": "up",
     }
     async with app_client(settings, redis_url=f"redis://127.0.0.1:{_closed_port()}/0") as http:
         response = await http.get("/readyz")
@@ -242,13 +319,21 @@ async def test_client_errors_are_never_500(client, tenant):
     h = {**tenant.admin, "content-type": "application/json"}
     assert (await client.post(KEYS_URL, content=b'{"name": ', headers=h)).status_code == 422
     assert (await client.post(KEYS_URL, content=b"\xff\xfe", headers=h)).status_code in (400, 422)
-    assert (await client.post(KEYS_URL, json={"name": "x", "role": "god"}, headers=tenant.admin)).status_code == 422
-    assert (await client.post(KEYS_URL, json=["not", "an", "object"], headers=tenant.admin)).status_code == 422
+    assert (
+        await client.post(KEYS_URL, json={"name": "x", "role": "god"}, headers=tenant.admin)
+    ).status_code == 422
+    assert (
+        await client.post(KEYS_URL, json=["not", "an", "object"], headers=tenant.admin)
+    ).status_code == 422
     assert (await client.delete(f"{KEYS_URL}{10**30}/", headers=tenant.admin)).status_code == 422
     assert (await client.delete(f"{KEYS_URL}abc/", headers=tenant.admin)).status_code == 422
-    assert (await client.get(f"/api/pim/products/{2**63}/", headers=tenant.admin)).status_code == 422
+    assert (
+        await client.get(f"/api/pim/products/{2**63}/", headers=tenant.admin)
+    ).status_code == 422
     assert (await client.get("/api/pim/nothing-here/", headers=tenant.admin)).status_code == 404
-    response = await client.post("/api/pim/products/", content=b"x" * 100, headers={**h, "content-length": str(10**12)})
+    response = await client.post(
+        "/api/pim/products/", content=b"x" * 100, headers={**h, "content-length": str(10**12)}
+    )
     assert response.status_code == 413
 
 
@@ -268,7 +353,9 @@ async def test_request_id_is_echoed_or_minted(client):
 async def test_openapi_declares_security_and_unique_operation_ids(client):
     spec = (await client.get("/openapi.json")).json()
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["ApiKeyAuth"]["type"] == "apiKey" and schemes["ApiKeyAuth"]["name"] == "X-API-Key"
+    assert (
+        schemes["ApiKeyAuth"]["type"] == "apiKey" and schemes["ApiKeyAuth"]["name"] == "X-API-Key"
+    )
     assert schemes["BearerAuth"]["scheme"] == "bearer"
     operation_ids = [op["operationId"] for path in spec["paths"].values() for op in path.values()]
     assert len(operation_ids) == len(set(operation_ids))
@@ -278,7 +365,13 @@ async def test_openapi_declares_security_and_unique_operation_ids(client):
 
 
 def _pim(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1, out.stdout
@@ -291,13 +384,27 @@ async def test_cli_prints_one_json_object(client):
     assert created["slug"] == slug and created["api_key"].startswith("pim_")
     viewer = _pim("apikey", "create", "--tenant", slug, "--role", "viewer", "--name", "reader")
     token = _pim("token", "--tenant", slug, "--role", "editor", "--ttl", "120")["token"]
-    assert (await client.get("/api/pim/schema/", headers={"X-API-Key": viewer["api_key"]})).status_code == 200
-    assert (await client.put("/api/pim/schema/", json={"fields": []}, headers={"X-API-Key": viewer["api_key"]})).status_code == 403
-    assert (await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(token))).status_code == 200
-    assert (await client.get(KEYS_URL, headers={"X-API-Key": created["api_key"]})).status_code == 200
+    assert (
+        await client.get("/api/pim/schema/", headers={"X-API-Key": viewer["api_key"]})
+    ).status_code == 200
+    assert (
+        await client.put(
+            "/api/pim/schema/", json={"fields": []}, headers={"X-API-Key": viewer["api_key"]}
+        )
+    ).status_code == 403
+    assert (
+        await client.put("/api/pim/schema/", json={"fields": []}, headers=_bearer(token))
+    ).status_code == 200
+    assert (
+        await client.get(KEYS_URL, headers={"X-API-Key": created["api_key"]})
+    ).status_code == 200
 
 
 async def test_lone_surrogates_in_bodies_are_not_500(client, tenant):
     body = b'{"sku": "\\ud800", "name": 5}'
-    response = await client.post("/api/pim/products/", content=body, headers={**tenant.editor, "content-type": "application/json"})
+    response = await client.post(
+        "/api/pim/products/",
+        content=body,
+        headers={**tenant.editor, "content-type": "application/json"},
+    )
     assert response.status_code in (400, 422)

@@ -6,14 +6,19 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations/versions/2026_11_22_0007_category_paths_from_tree.py"
+MIGRATION = (
+    Path(__file__).resolve().parents[2]
+    / "migrations/versions/2026_11_22_0007_category_paths_from_tree.py"
+)
 CATEGORIES = "/api/pim/categories/"
 VIEWS = "/api/pim/views/"
 PRODUCTS = "/api/pim/products/"
 
 
 async def _category(client, tenant, name, parent_id=None, **extra):
-    response = await client.post(CATEGORIES, json={"name": name, "parent_id": parent_id, **extra}, headers=tenant.editor)
+    response = await client.post(
+        CATEGORIES, json={"name": name, "parent_id": parent_id, **extra}, headers=tenant.editor
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -26,37 +31,74 @@ async def test_category_tree_paths_and_subtree_filter(client, tenant):
     assert running["path"] == "Men > Shoes > Running" and men["labels"] == {"de-de": "Herren"}
     assert set(running) == {"id", "name", "parent_id", "labels", "path", "position"}
 
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
+    children = (
+        await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)
+    ).json()["results"]
     assert [c["id"] for c in children] == [shoes["id"]]
     assert len((await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]) == 4
 
-    await client.post("/api/pim/products/bulk/", headers=tenant.editor, json={"products": [
-        {"sku": "R", "categories": [running["id"]]}, {"sku": "S", "categories": [shoes["id"]]},
-        {"sku": "W", "categories": [women["id"]]}, {"sku": "N"}]})
-    listed = (await client.get(PRODUCTS, params={"category": men["id"]}, headers=tenant.viewer)).json()
+    await client.post(
+        "/api/pim/products/bulk/",
+        headers=tenant.editor,
+        json={
+            "products": [
+                {"sku": "R", "categories": [running["id"]]},
+                {"sku": "S", "categories": [shoes["id"]]},
+                {"sku": "W", "categories": [women["id"]]},
+                {"sku": "N"},
+            ]
+        },
+    )
+    listed = (
+        await client.get(PRODUCTS, params={"category": men["id"]}, headers=tenant.viewer)
+    ).json()
     assert sorted(p["sku"] for p in listed["results"]) == ["R", "S"]
-    listed = (await client.get(PRODUCTS, params={"category": running["id"]}, headers=tenant.viewer)).json()
+    listed = (
+        await client.get(PRODUCTS, params={"category": running["id"]}, headers=tenant.viewer)
+    ).json()
     assert [p["sku"] for p in listed["results"]] == ["R"]
 
     # renaming or moving rewrites the paths of the whole subtree
-    renamed = await client.patch(f"{CATEGORIES}{shoes['id']}/", json={"name": "Footwear"}, headers=tenant.editor)
+    renamed = await client.patch(
+        f"{CATEGORIES}{shoes['id']}/", json={"name": "Footwear"}, headers=tenant.editor
+    )
     assert renamed.json()["path"] == "Men > Footwear"
-    assert (await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)).json()["path"] == "Men > Footwear > Running"
-    moved = await client.patch(f"{CATEGORIES}{shoes['id']}/", json={"parent_id": women["id"]}, headers=tenant.editor)
+    assert (await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)).json()[
+        "path"
+    ] == "Men > Footwear > Running"
+    moved = await client.patch(
+        f"{CATEGORIES}{shoes['id']}/", json={"parent_id": women["id"]}, headers=tenant.editor
+    )
     assert moved.json()["path"] == "Women > Footwear"
-    assert (await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)).json()["path"] == "Women > Footwear > Running"
-    cycle = await client.patch(f"{CATEGORIES}{shoes['id']}/", json={"parent_id": running["id"]}, headers=tenant.editor)
+    assert (await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)).json()[
+        "path"
+    ] == "Women > Footwear > Running"
+    cycle = await client.patch(
+        f"{CATEGORIES}{shoes['id']}/", json={"parent_id": running["id"]}, headers=tenant.editor
+    )
     assert cycle.status_code == 400
 
     # a category with children cannot be deleted; a leaf can, and it leaves its products
-    assert (await client.delete(f"{CATEGORIES}{shoes['id']}/", headers=tenant.editor)).status_code == 409
-    assert (await client.delete(f"{CATEGORIES}{running['id']}/", headers=tenant.editor)).status_code == 204
-    r = (await client.get(PRODUCTS, params={"sku": "R"}, headers=tenant.viewer)).json()["results"][0]
+    assert (
+        await client.delete(f"{CATEGORIES}{shoes['id']}/", headers=tenant.editor)
+    ).status_code == 409
+    assert (
+        await client.delete(f"{CATEGORIES}{running['id']}/", headers=tenant.editor)
+    ).status_code == 204
+    r = (await client.get(PRODUCTS, params={"sku": "R"}, headers=tenant.viewer)).json()["results"][
+        0
+    ]
     assert r["categories"] == []
-    assert (await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)).status_code == 404
-    bad_parent = await client.post(CATEGORIES, json={"name": "X", "parent_id": 10**12}, headers=tenant.editor)
+    assert (
+        await client.get(f"{CATEGORIES}{running['id']}/", headers=tenant.viewer)
+    ).status_code == 404
+    bad_parent = await client.post(
+        CATEGORIES, json={"name": "X", "parent_id": 10**12}, headers=tenant.editor
+    )
     assert bad_parent.status_code == 400
-    assert (await client.post(CATEGORIES, json={"name": "A > B"}, headers=tenant.editor)).status_code == 422
+    assert (
+        await client.post(CATEGORIES, json={"name": "A > B"}, headers=tenant.editor)
+    ).status_code == 422
 
 
 async def _get(client, tenant, category):
@@ -88,12 +130,16 @@ async def test_concurrent_tree_writes_keep_the_tree_and_paths_sound(client, tena
     await client.get(CATEGORIES, headers=tenant.editor)
     a = await _category(client, tenant, "A")
     b = await _category(client, tenant, "B")
-    moves = await asyncio.gather(_patch(client, tenant, a, parent_id=b["id"]), _patch(client, tenant, b, parent_id=a["id"]))
+    moves = await asyncio.gather(
+        _patch(client, tenant, a, parent_id=b["id"]), _patch(client, tenant, b, parent_id=a["id"])
+    )
     assert sorted(r.status_code for r in moves) == [200, 400], [r.text for r in moves]
     men = await _category(client, tenant, "Men")
     renamed, child = await asyncio.gather(
         _patch(client, tenant, men, name="Boys"),
-        client.post(CATEGORIES, json={"name": "Jackets", "parent_id": men["id"]}, headers=tenant.editor),
+        client.post(
+            CATEGORIES, json={"name": "Jackets", "parent_id": men["id"]}, headers=tenant.editor
+        ),
     )
     assert renamed.status_code == 200 and child.status_code == 201
     assert (await _get(client, tenant, child.json()))["path"] == "Boys > Jackets"
@@ -130,12 +176,22 @@ async def test_descendants_are_found_by_parent_not_by_path_prefix(client, tenant
     no children, yet "Men > > Foo" (a child of "Men") starts with its path plus the separator."""
     men = await _category(client, tenant, "Men")
     async with app.state.sessionmaker() as session, session.begin():
-        legacy_root = (await session.execute(text(
-            "INSERT INTO categories (tenant_id, name, path) VALUES (:t, 'Men >', 'Men >') RETURNING id"
-        ), {"t": tenant.id})).scalar_one()
-        legacy_child = (await session.execute(text(
-            "INSERT INTO categories (tenant_id, name, parent_id, path) VALUES (:t, '> Foo', :p, 'Men > > Foo') RETURNING id"
-        ), {"t": tenant.id, "p": men["id"]})).scalar_one()
+        legacy_root = (
+            await session.execute(
+                text(
+                    "INSERT INTO categories (tenant_id, name, path) VALUES (:t, 'Men >', 'Men >') RETURNING id"
+                ),
+                {"t": tenant.id},
+            )
+        ).scalar_one()
+        legacy_child = (
+            await session.execute(
+                text(
+                    "INSERT INTO categories (tenant_id, name, parent_id, path) VALUES (:t, '> Foo', :p, 'Men > > Foo') RETURNING id"
+                ),
+                {"t": tenant.id, "p": men["id"]},
+            )
+        ).scalar_one()
     assert (await _patch(client, tenant, {"id": legacy_root}, name="Boys")).json()["path"] == "Boys"
     assert (await _get(client, tenant, {"id": legacy_child}))["path"] == "Men > > Foo"
 
@@ -165,19 +221,32 @@ async def test_list_honours_position_in_tree_order_and_lists_roots(client, tenan
 
     listed = (await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]
     assert [c["path"] for c in listed] == [
-        "Women", "Women > Dresses", "Bags", "Men", "Men > Shoes", "Men > Shoes > Boots", "Men > Coats", "Kids",
+        "Women",
+        "Women > Dresses",
+        "Bags",
+        "Men",
+        "Men > Shoes",
+        "Men > Shoes > Boots",
+        "Men > Coats",
+        "Kids",
     ]
     roots = [women["id"], bags["id"], men["id"], kids["id"]]
     for value in ("0", "null"):
         response = await client.get(CATEGORIES, params={"parent_id": value}, headers=tenant.viewer)
         assert [c["id"] for c in response.json()["results"]] == roots, (value, response.text)
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
+    children = (
+        await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)
+    ).json()["results"]
     assert [c["id"] for c in children] == [shoes["id"], coats["id"]]
     # a new position reorders
     await _patch(client, tenant, coats, position=-1)
-    children = (await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)).json()["results"]
+    children = (
+        await client.get(CATEGORIES, params={"parent_id": men["id"]}, headers=tenant.viewer)
+    ).json()["results"]
     assert [c["id"] for c in children] == [coats["id"], shoes["id"]]
-    assert {boots["id"], dresses["id"]} <= {c["id"] for c in (await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]}
+    assert {boots["id"], dresses["id"]} <= {
+        c["id"] for c in (await client.get(CATEGORIES, headers=tenant.viewer)).json()["results"]
+    }
     for bad in ("-1", "abc", "", "NULL", "none", str(2**63)):
         response = await client.get(CATEGORIES, params={"parent_id": bad}, headers=tenant.viewer)
         assert response.status_code == 422, (bad, response.text)
@@ -189,34 +258,67 @@ async def test_migration_rebuilds_paths_from_the_tree(app):
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     rows = [  # id, tenant, parent, name, path (some corrupted by the old prefix rewrite)
-        (1, 1, None, "Men", "Men"), (2, 1, None, "Boys", "Boys"), (3, 1, 1, "Jackets", "Boys > Jackets"),
-        (4, 1, 3, "Rain", "Boys > Jackets > Rain"), (5, 1, 2, "Shoes", "Boys > Shoes"), (6, 2, None, "Men", "Men"),
+        (1, 1, None, "Men", "Men"),
+        (2, 1, None, "Boys", "Boys"),
+        (3, 1, 1, "Jackets", "Boys > Jackets"),
+        (4, 1, 3, "Rain", "Boys > Jackets > Rain"),
+        (5, 1, 2, "Shoes", "Boys > Shoes"),
+        (6, 2, None, "Men", "Men"),
     ]
     async with app.state.sessionmaker() as session:  # rolled back at the end
-        await session.execute(text("CREATE TEMP TABLE categories (LIKE public.categories INCLUDING DEFAULTS)"))
         await session.execute(
-            text("INSERT INTO categories (id, tenant_id, parent_id, name, path) VALUES (:id, :t, :p, :name, :path)"),
+            text("CREATE TEMP TABLE categories (LIKE public.categories INCLUDING DEFAULTS)")
+        )
+        await session.execute(
+            text(
+                "INSERT INTO categories (id, tenant_id, parent_id, name, path) VALUES (:id, :t, :p, :name, :path)"
+            ),
             [dict(zip(("id", "t", "p", "name", "path"), row)) for row in rows],
         )
         await session.execute(text(migration.REBUILD_PATHS))
         result = dict((await session.execute(text("SELECT id, path FROM categories"))).all())
         await session.rollback()
-    assert result == {1: "Men", 2: "Boys", 3: "Men > Jackets", 4: "Men > Jackets > Rain", 5: "Boys > Shoes", 6: "Men"}
+    assert result == {
+        1: "Men",
+        2: "Boys",
+        3: "Men > Jackets",
+        4: "Men > Jackets > Rain",
+        5: "Boys > Shoes",
+        6: "Men",
+    }
 
 
 async def test_views_have_at_most_one_default(client, tenant):
-    a = (await client.post(VIEWS, json={"name": "web", "attributes": ["brand"], "is_default": True}, headers=tenant.editor)).json()
-    b = (await client.post(VIEWS, json={"name": "feed", "attributes": ["brand", "price"], "is_default": True},
-                           headers=tenant.editor)).json()
+    a = (
+        await client.post(
+            VIEWS,
+            json={"name": "web", "attributes": ["brand"], "is_default": True},
+            headers=tenant.editor,
+        )
+    ).json()
+    b = (
+        await client.post(
+            VIEWS,
+            json={"name": "feed", "attributes": ["brand", "price"], "is_default": True},
+            headers=tenant.editor,
+        )
+    ).json()
     assert set(b) == {"id", "name", "attributes", "is_default"}
     views = {v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()}
     assert views["feed"]["is_default"] is True and views["web"]["is_default"] is False
     await client.patch(f"{VIEWS}{a['id']}/", json={"is_default": True}, headers=tenant.editor)
     views = {v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()}
     assert [n for n, v in views.items() if v["is_default"]] == ["web"]
-    assert (await client.post(VIEWS, json={"name": "web"}, headers=tenant.editor)).status_code == 409
-    assert (await client.patch(f"{VIEWS}{b['id']}/", json={"name": "web"}, headers=tenant.editor)).status_code == 409
-    assert (await client.get(f"{VIEWS}{b['id']}/", headers=tenant.viewer)).json()["attributes"] == ["brand", "price"]
+    assert (
+        await client.post(VIEWS, json={"name": "web"}, headers=tenant.editor)
+    ).status_code == 409
+    assert (
+        await client.patch(f"{VIEWS}{b['id']}/", json={"name": "web"}, headers=tenant.editor)
+    ).status_code == 409
+    assert (await client.get(f"{VIEWS}{b['id']}/", headers=tenant.viewer)).json()["attributes"] == [
+        "brand",
+        "price",
+    ]
     assert (await client.delete(f"{VIEWS}{b['id']}/", headers=tenant.editor)).status_code == 204
     assert (await client.get(f"{VIEWS}{b['id']}/", headers=tenant.viewer)).status_code == 404
     assert (await client.post(VIEWS, json={"name": "x"}, headers=tenant.viewer)).status_code == 403

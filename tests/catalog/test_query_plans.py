@@ -31,10 +31,17 @@ def _matches_scan(plan: str) -> str:
 
 async def test_exact_filter_and_search_use_indexes(app, client, tenant):
     fields = {"brand": FieldDef(name="brand")}
-    await client.put("/api/pim/schema/", json={"fields": [{"name": "brand"}]}, headers=tenant.editor)
+    await client.put(
+        "/api/pim/schema/", json={"fields": [{"name": "brand"}]}, headers=tenant.editor
+    )
     for start in (0, 10_000):  # enough rows that scanning the tenant's rows is not the cheaper way
-        batch = [{"sku": f"E{i}", "name": f"Item {i}", "brand": f"b{i % 400}"} for i in range(start, start + 10_000)]
-        response = await client.post("/api/pim/products/bulk/", json={"products": batch}, headers=tenant.editor)
+        batch = [
+            {"sku": f"E{i}", "name": f"Item {i}", "brand": f"b{i % 400}"}
+            for i in range(start, start + 10_000)
+        ]
+        response = await client.post(
+            "/api/pim/products/bulk/", json={"products": batch}, headers=tenant.editor
+        )
         assert response.json()["created"] == 10_000
     # as autovacuum would: statistics, and the GIN pending lists merged (rows other tests wrote
     # there just before can make the planner price the GIN index above a scan of the tenant)
@@ -49,7 +56,9 @@ async def test_exact_filter_and_search_use_indexes(app, client, tenant):
     plan = await _plan(app, sql, params)
     matches = _matches_scan(plan)
     assert "ix_products_data" in matches, plan
-    assert "pk_products" not in matches and "Seq Scan" not in plan, plan  # the id index only fetches the page
+    assert "pk_products" not in matches and "Seq Scan" not in plan, (
+        plan
+    )  # the id index only fetches the page
 
     where = SqlWhere()
     where.add(f"p.tenant_id = {where.bind(tenant.id)}")

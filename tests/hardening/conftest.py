@@ -45,8 +45,11 @@ def free_port() -> int:
 def binary(name: str, package: str) -> str:
     path = shutil.which(name, path=SBIN_PATH)
     if path is None:
-        pytest.fail(f"{name} is not installed; the fault tests start private instances of it "
-                    f"(apt-get install {package}, or run `make services` once it installs it)", pytrace=False)
+        pytest.fail(
+            f"{name} is not installed; the fault tests start private instances of it "
+            f"(apt-get install {package}, or run `make services` once it installs it)",
+            pytrace=False,
+        )
     return path
 
 
@@ -103,9 +106,24 @@ class PrivateRedis:
         if self.running:
             return
         self.proc = subprocess.Popen(
-            [self.server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                self.server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         wait_until(self._ping, f"redis-server on port {self.port}", timeout=20)
 
@@ -164,7 +182,9 @@ class PrivateClickHouse:
         self.proc: subprocess.Popen | None = None
         for sub in ("data", "tmp", "user_files", "format_schemas"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.xml").write_text(_CLICKHOUSE_CONFIG.format(dir=self.dir, tcp=self.port, http=self.http_port))
+        (self.dir / "config.xml").write_text(
+            _CLICKHOUSE_CONFIG.format(dir=self.dir, tcp=self.port, http=self.http_port)
+        )
         (self.dir / "users.xml").write_text(_CLICKHOUSE_USERS)
 
     @property
@@ -176,11 +196,18 @@ class PrivateClickHouse:
             return
         self.proc = subprocess.Popen(
             [self.server, f"--config-file={self.dir / 'config.xml'}"],
-            cwd=self.dir / "data", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=self.dir / "data",
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
         what = f"clickhouse-server (logs in {self.dir}/data)"
-        wait_until(lambda: listening(self.proc, self.port, what), f"clickhouse-server on port {self.port}", timeout=60)
+        wait_until(
+            lambda: listening(self.proc, self.port, what),
+            f"clickhouse-server on port {self.port}",
+            timeout=60,
+        )
 
     def kill(self) -> None:
         kill_process(self.proc)
@@ -194,7 +221,9 @@ class PrivateClickHouse:
 
 
 def _pg_bin_dir() -> Path:
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3])
+    )
     if versions:
         return Path(versions[-1]).parent
     return Path(binary("initdb", "postgresql")).parent
@@ -211,8 +240,11 @@ class PrivatePostgres:
             try:
                 pwd.getpwnam("postgres")
             except KeyError:
-                pytest.fail("initdb refuses root and there is no `postgres` OS user to run it as "
-                            "(useradd --system postgres, or install postgresql)", pytrace=False)
+                pytest.fail(
+                    "initdb refuses root and there is no `postgres` OS user to run it as "
+                    "(useradd --system postgres, or install postgresql)",
+                    pytrace=False,
+                )
         self.dir = Path(tempfile.mkdtemp(prefix="pim-faults-pg-"))
         self.data = self.dir / "data"
         if self.as_root:
@@ -227,55 +259,107 @@ class PrivatePostgres:
         command = [str(self.bin / args[0]), *args[1:]]
         if self.as_root:  # initdb and postgres refuse to run as root
             command = ["runuser", "-u", "postgres", "--", *command]
-        done = subprocess.run(command, cwd="/", capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            command, cwd="/", capture_output=True, text=True, timeout=timeout, check=False
+        )
         if done.returncode:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr or done.stdout}")
 
     def _pg_ctl(self, action: str, *extra: str) -> list[str]:
-        command = [str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"), "-w", "-t", "60",
-                   *extra, action]
+        command = [
+            str(self.bin / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            *extra,
+            action,
+        ]
         if action in ("start", "restart"):
             command[-1:-1] = ["-o", self.options]
         return (["runuser", "-u", "postgres", "--"] if self.as_root else []) + command
 
     async def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "-N")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "-N",
+        )
         await self.start()
-        conn = await asyncpg.connect(host="127.0.0.1", port=self.port, user="postgres", database="postgres")
+        conn = await asyncpg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", database="postgres"
+        )
         try:
             await conn.execute("CREATE DATABASE pim")
         finally:
             await conn.close()
         migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "alembic", "upgrade", "head", cwd=ROOT, env={**os.environ, "PIM_DATABASE_URL": self.url},
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "alembic",
+            "upgrade",
+            "head",
+            cwd=ROOT,
+            env={**os.environ, "PIM_DATABASE_URL": self.url},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         _out, err = await migrate.communicate()
         if migrate.returncode:
-            raise RuntimeError(f"alembic upgrade head failed on the private Postgres: {err.decode()[-2000:]}")
+            raise RuntimeError(
+                f"alembic upgrade head failed on the private Postgres: {err.decode()[-2000:]}"
+            )
 
     async def restart(self, mode: str = "fast") -> None:
         """`pg_ctl restart -m fast` without blocking the event loop (the app's pooled sockets see the close)."""
-        proc = await asyncio.create_subprocess_exec(*self._pg_ctl("restart", "-m", mode), cwd="/",
-                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *self._pg_ctl("restart", "-m", mode),
+            cwd="/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _out, err = await proc.communicate()
         if proc.returncode:
             raise RuntimeError(f"pg_ctl restart failed: {err.decode()}")
 
     async def stop(self, mode: str = "fast") -> None:
-        proc = await asyncio.create_subprocess_exec(*self._pg_ctl("stop", "-m", mode), cwd="/",
-                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(
+            *self._pg_ctl("stop", "-m", mode),
+            cwd="/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         await proc.wait()
 
     async def start(self) -> None:
-        proc = await asyncio.create_subprocess_exec(*self._pg_ctl("start"), cwd="/",
-                                                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *self._pg_ctl("start"),
+            cwd="/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         _out, err = await proc.communicate()
         if proc.returncode:
             raise RuntimeError(f"pg_ctl start failed: {err.decode()}")
 
     def destroy(self) -> None:
-        subprocess.run(self._pg_ctl("stop", "-m", "immediate"), cwd="/", capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            self._pg_ctl("stop", "-m", "immediate"),
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -341,7 +425,9 @@ async def app_with(settings):
         application = create_app(settings.model_copy(update=overrides))
         await stack.enter_async_context(application.router.lifespan_context(application))
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        http = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=60))
+        http = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=60)
+        )
         return AppClient(application, http)
 
     yield make

@@ -35,7 +35,11 @@ class LiveServer:
 
     def server_errors(self) -> list[str]:
         """Log lines of unhandled errors (a 500 the client may not have noticed)."""
-        return [line[:2000] for line in self.log.read_text(errors="replace").splitlines() if "unhandled_error" in line]
+        return [
+            line[:2000]
+            for line in self.log.read_text(errors="replace").splitlines()
+            if "unhandled_error" in line
+        ]
 
 
 @contextlib.contextmanager
@@ -45,7 +49,11 @@ def live_server(timeout: float = 30.0) -> Iterator[LiveServer]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-            cwd=ROOT, env=os.environ.copy(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = LiveServer(url=f"http://127.0.0.1:{port}", log=log, proc=proc)
     try:
@@ -59,7 +67,9 @@ def live_server(timeout: float = 30.0) -> Iterator[LiveServer]:
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"pim serve did not answer within {timeout} s:\n{server.log_tail()}")
+                raise RuntimeError(
+                    f"pim serve did not answer within {timeout} s:\n{server.log_tail()}"
+                )
             time.sleep(0.1)
         yield server
     finally:

@@ -59,7 +59,9 @@ class TcpProxy:
 
     def _reset(self, s: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST on close
+            s.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )  # RST on close
         with contextlib.suppress(OSError):
             s.close()
         with self._lock:

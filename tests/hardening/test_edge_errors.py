@@ -20,8 +20,12 @@ PRODUCTS = "/api/pim/products/"
 
 def _token(settings, claims: dict, headers: dict | None = None) -> str:
     now = int(time.time())
-    return jwt.encode({"role": "viewer", "iat": now, "exp": now + 600, **claims}, settings.jwt_secret,
-                      algorithm="HS256", headers=headers)
+    return jwt.encode(
+        {"role": "viewer", "iat": now, "exp": now + 600, **claims},
+        settings.jwt_secret,
+        algorithm="HS256",
+        headers=headers,
+    )
 
 
 def _bearer(token: str) -> dict:
@@ -33,10 +37,14 @@ async def test_jwt_tenant_id_is_an_integer_or_ascii_digits(client, settings, ten
     name a tenant; ASCII digits and integers still do."""
     arabic = str(tenant.id).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
     for tenant_id in ("²", arabic, "12a", " 1", True, 1.0, [tenant.id]):
-        response = await client.get(PRODUCTS, headers=_bearer(_token(settings, {"tenant_id": tenant_id})))
+        response = await client.get(
+            PRODUCTS, headers=_bearer(_token(settings, {"tenant_id": tenant_id}))
+        )
         assert response.status_code == 401, (tenant_id, response.text)
     for tenant_id in (tenant.id, str(tenant.id)):
-        response = await client.get(PRODUCTS, headers=_bearer(_token(settings, {"tenant_id": tenant_id})))
+        response = await client.get(
+            PRODUCTS, headers=_bearer(_token(settings, {"tenant_id": tenant_id}))
+        )
         assert response.status_code == 200, (tenant_id, response.text)
 
 
@@ -44,9 +52,16 @@ async def test_concurrent_creates_of_one_name_are_a_201_and_409s(client, tenant)
     """Finding 11: a unique violation (SQLSTATE 23505) is a 409 wherever it happens: 8 concurrent
     creates of one view name give one 201 and 409s, never a 500."""
     for attempt in range(3):
-        answers = await asyncio.gather(*(
-            client.post("/api/pim/views/", json={"name": f"same-{attempt}", "attributes": []}, headers=tenant.editor)
-            for _ in range(8)))
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/api/pim/views/",
+                    json={"name": f"same-{attempt}", "attributes": []},
+                    headers=tenant.editor,
+                )
+                for _ in range(8)
+            )
+        )
         statuses = sorted(r.status_code for r in answers)
         assert statuses == [201] + [409] * 7, [r.text for r in answers]
     views = (await client.get("/api/pim/views/", headers=tenant.viewer)).json()
@@ -65,7 +80,9 @@ async def test_any_odd_value_in_a_bulk_item_built_in_is_that_items_error(client,
         for n, value in enumerate(ODD_VALUES):
             items.append({"sku": f"{key}-{n}", key: value})
     items += [{"sku": value} for value in ODD_VALUES]
-    response = await client.post(f"{PRODUCTS}bulk/", json={"products": items}, headers=tenant.editor)
+    response = await client.post(
+        f"{PRODUCTS}bulk/", json={"products": items}, headers=tenant.editor
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     errors = {e["index"]: e["detail"] for e in body["errors"]}
@@ -73,9 +90,13 @@ async def test_any_odd_value_in_a_bulk_item_built_in_is_that_items_error(client,
     status_list = items.index({"sku": "status-0", "status": ["active"]})
     assert errors[status_list].startswith("status:")
     assert body["created"] + body["updated"] + body["failed"] == len(items)
-    product = (await client.get(PRODUCTS, params={"sku": "ok-0"}, headers=tenant.viewer)).json()["results"]
+    product = (await client.get(PRODUCTS, params={"sku": "ok-0"}, headers=tenant.viewer)).json()[
+        "results"
+    ]
     assert [p["name"] for p in product] == ["Fine"]
-    stored = (await client.get(PRODUCTS, params={"sku": "status-0"}, headers=tenant.viewer)).json()["results"]
+    stored = (await client.get(PRODUCTS, params={"sku": "status-0"}, headers=tenant.viewer)).json()[
+        "results"
+    ]
     assert stored == []
 
 
@@ -89,15 +110,25 @@ async def test_jwt_crit_lifetime_and_iat_are_enforced(client, settings, tenant):
         _token(settings, {"tenant_id": tenant.id, "exp": 10**30}),
         _token(settings, {"tenant_id": tenant.id, "iat": now, "exp": now + day + 60}),
         _token(settings, {"tenant_id": tenant.id, "iat": now + 3600, "exp": now + 7200}),
-        jwt.encode({"tenant_id": tenant.id, "role": "viewer", "exp": now + day + 60}, settings.jwt_secret, algorithm="HS256"),
+        jwt.encode(
+            {"tenant_id": tenant.id, "role": "viewer", "exp": now + day + 60},
+            settings.jwt_secret,
+            algorithm="HS256",
+        ),
     ]
     for token in refused:
         response = await client.get(PRODUCTS, headers=_bearer(token))
         assert response.status_code == 401, (jwt.get_unverified_claims(token), response.text)
     accepted = [
         _token(settings, {"tenant_id": tenant.id, "iat": now, "exp": now + day}),
-        _token(settings, {"tenant_id": tenant.id, "iat": now + 30, "exp": now + 600}),  # within the leeway
-        jwt.encode({"tenant_id": tenant.id, "role": "viewer", "exp": now + 600}, settings.jwt_secret, algorithm="HS256"),
+        _token(
+            settings, {"tenant_id": tenant.id, "iat": now + 30, "exp": now + 600}
+        ),  # within the leeway
+        jwt.encode(
+            {"tenant_id": tenant.id, "role": "viewer", "exp": now + 600},
+            settings.jwt_secret,
+            algorithm="HS256",
+        ),
     ]
     for token in accepted:
         response = await client.get(PRODUCTS, headers=_bearer(token))
@@ -107,12 +138,35 @@ async def test_jwt_crit_lifetime_and_iat_are_enforced(client, settings, tenant):
 async def test_pim_token_default_lifetime_is_accepted(client, tenant):
     """Finding 13: a token from `pim token` with its default lifetime passes the stricter checks; a
     --ttl over the maximum is refused by the command itself."""
-    command = [sys.executable, "-m", "app.cli", "token", "--tenant", tenant.slug, "--role", "viewer"]
-    done = subprocess.run(command, cwd=ROOT, env=os.environ.copy(), capture_output=True, text=True, timeout=60, check=True)
+    command = [
+        sys.executable,
+        "-m",
+        "app.cli",
+        "token",
+        "--tenant",
+        tenant.slug,
+        "--role",
+        "viewer",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     token = orjson.loads(done.stdout.strip().splitlines()[-1])["token"]
     assert (await client.get(PRODUCTS, headers=_bearer(token))).status_code == 200
-    done = subprocess.run([*command, "--ttl", str(10**9)], cwd=ROOT, env=os.environ.copy(), capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [*command, "--ttl", str(10**9)],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1 and "ttl" in done.stdout
 
 
@@ -131,10 +185,15 @@ async def test_readyz_shows_no_hosts_or_ports(app_with):
 async def test_in_filters_take_their_1000_values(client, tenant):
     """Finding 15: `brand__in` takes its documented 1,000 values: the 1,000-character cap applies to
     each value, not to the comma-separated list."""
-    schema = await client.put("/api/pim/schema/", json={"fields": [{"name": "brand", "type": "string"},
-                                                                    {"name": "model"}]}, headers=tenant.editor)
+    schema = await client.put(
+        "/api/pim/schema/",
+        json={"fields": [{"name": "brand", "type": "string"}, {"name": "model"}]},
+        headers=tenant.editor,
+    )
     assert schema.status_code == 200, schema.text
-    products = [{"sku": f"S{n}", "brand": f"brand-{n:05d}", "model": f"model-{n:05d}"} for n in range(3)]
+    products = [
+        {"sku": f"S{n}", "brand": f"brand-{n:05d}", "model": f"model-{n:05d}"} for n in range(3)
+    ]
     bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": products}, headers=tenant.editor)
     assert bulk.status_code == 200 and bulk.json()["failed"] == 0, bulk.text
     values = ",".join(f"brand-{n:05d}" for n in range(1, 1001))
@@ -143,22 +202,34 @@ async def test_in_filters_take_their_1000_values(client, tenant):
         response = await client.get(PRODUCTS, params={key: filter_values}, headers=tenant.viewer)
         assert response.status_code == 200, response.text
         assert sorted(p["sku"] for p in response.json()["results"]) == ["S1", "S2"]
-    too_many = await client.get(PRODUCTS, params={"brand__in": values + ",x"}, headers=tenant.viewer)
+    too_many = await client.get(
+        PRODUCTS, params={"brand__in": values + ",x"}, headers=tenant.viewer
+    )
     assert too_many.status_code == 400
-    too_long = await client.get(PRODUCTS, params={"brand__in": "a," + "b" * 1001}, headers=tenant.viewer)
+    too_long = await client.get(
+        PRODUCTS, params={"brand__in": "a," + "b" * 1001}, headers=tenant.viewer
+    )
     assert too_long.status_code == 400 and "too long" in too_long.text
 
 
 @pytest.mark.parametrize("name", ["Übersicht", "価格", "prix-été"])
 async def test_api_view_header_is_read_as_utf8(client, tenant, name):
     """Finding 15: a view with a non-ASCII name is found by its `ApiView` header (sent as UTF-8)."""
-    schema = await client.put("/api/pim/schema/", json={"fields": [{"name": "price", "type": "number"},
-                                                                    {"name": "color"}]}, headers=tenant.editor)
+    schema = await client.put(
+        "/api/pim/schema/",
+        json={"fields": [{"name": "price", "type": "number"}, {"name": "color"}]},
+        headers=tenant.editor,
+    )
     assert schema.status_code == 200, schema.text
-    view = await client.post("/api/pim/views/", json={"name": name, "attributes": ["price"]}, headers=tenant.editor)
+    view = await client.post(
+        "/api/pim/views/", json={"name": name, "attributes": ["price"]}, headers=tenant.editor
+    )
     assert view.status_code == 201, view.text
-    bulk = await client.post(f"{PRODUCTS}bulk/", json={"products": [{"sku": "A", "price": 3, "color": "red"}]},
-                             headers=tenant.editor)
+    bulk = await client.post(
+        f"{PRODUCTS}bulk/",
+        json={"products": [{"sku": "A", "price": 3, "color": "red"}]},
+        headers=tenant.editor,
+    )
     assert bulk.status_code == 200, bulk.text
     response = await client.get("/v/pc/0/", headers={**tenant.viewer, "ApiView": name.encode()})
     assert response.status_code == 200, response.text

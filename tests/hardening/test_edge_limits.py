@@ -27,11 +27,23 @@ async def _cache_listening(api) -> None:
 async def test_token_buckets_per_key_and_per_tenant(app_with, tenant):
     """Finding 8: a burst above an API key's limit is a 429 with Retry-After; the tenant's bucket is
     shared by its keys; the RateLimit-* headers count down on every answer."""
-    api = await app_with(rate_limit_key_burst=5, rate_limit_key_per_second=0.01,
-                         rate_limit_tenant_burst=8, rate_limit_tenant_per_second=0.01)
+    api = await app_with(
+        rate_limit_key_burst=5,
+        rate_limit_key_per_second=0.01,
+        rate_limit_tenant_burst=8,
+        rate_limit_tenant_per_second=0.01,
+    )
     answers = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(7)]
     assert [r.status_code for r in answers] == [200] * 5 + [429] * 2, [r.text for r in answers]
-    assert [r.headers["RateLimit-Remaining"] for r in answers] == ["4", "3", "2", "1", "0", "0", "0"]
+    assert [r.headers["RateLimit-Remaining"] for r in answers] == [
+        "4",
+        "3",
+        "2",
+        "1",
+        "0",
+        "0",
+        "0",
+    ]
     assert {r.headers["RateLimit-Limit"] for r in answers} == {"5"}
     assert all(0 < int(r.headers["RateLimit-Reset"]) <= 500 for r in answers)
     assert 1 <= int(answers[-1].headers["Retry-After"]) <= 100
@@ -41,21 +53,31 @@ async def test_token_buckets_per_key_and_per_tenant(app_with, tenant):
     answers = [await api.http.get(PRODUCTS, headers=tenant.editor) for _ in range(4)]
     assert [r.status_code for r in answers] == [200, 200, 200, 429]
     assert [(r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]) for r in answers] == [
-        ("8", "2"), ("8", "1"), ("8", "0"), ("8", "0")]
+        ("8", "2"),
+        ("8", "1"),
+        ("8", "0"),
+        ("8", "0"),
+    ]
 
 
 async def test_rate_limit_headers_on_every_answer(app_with, tenant):
     """Finding 8: RateLimit-Limit / -Remaining / -Reset on successes and on errors alike, the 401 of
     wrong credentials included (the client address's bucket)."""
     api = await app_with()
-    for method, url, headers in (("GET", PRODUCTS, tenant.viewer),
-                                 ("GET", f"{PRODUCTS}987654321/", tenant.viewer),  # 404
-                                 ("POST", "/api/pim/views/", tenant.viewer),  # 403
-                                 ("POST", "/api/pim/views/", tenant.editor),  # 422
-                                 ("GET", PRODUCTS, {"X-API-Key": "pim_00000000_wrong"})):  # 401
+    for method, url, headers in (
+        ("GET", PRODUCTS, tenant.viewer),
+        ("GET", f"{PRODUCTS}987654321/", tenant.viewer),  # 404
+        ("POST", "/api/pim/views/", tenant.viewer),  # 403
+        ("POST", "/api/pim/views/", tenant.editor),  # 422
+        ("GET", PRODUCTS, {"X-API-Key": "pim_00000000_wrong"}),
+    ):  # 401
         response = await api.http.request(method, url, headers=headers, json={})
         assert response.status_code in (200, 401, 403, 404, 422), response.text
-        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= response.headers.keys(), (url, response)
+        assert {
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+        } <= response.headers.keys(), (url, response)
     spec = (await api.http.get("/openapi.json")).json()
     assert "RateLimit-Remaining" in spec["paths"][PRODUCTS]["get"]["responses"]["429"]["headers"]
 
@@ -89,32 +111,48 @@ async def test_wrong_key_guesses_are_limited_per_client_address(app_with, tenant
         assert statuses == [401] * 5 + [429] * 15
         assert int(response.headers["Retry-After"]) >= 1
         assert response.headers["RateLimit-Remaining"] == "0"
-        assert (await http.get(PRODUCTS, headers=tenant.viewer)).status_code == 200  # known to the process
+        assert (
+            await http.get(PRODUCTS, headers=tenant.viewer)
+        ).status_code == 200  # known to the process
         # a key this process has not seen needs a lookup: not from this address for now
         assert (await http.get(PRODUCTS, headers=tenant.editor)).status_code == 429
-    assert (await api.http.get(PRODUCTS, headers=tenant.editor)).status_code == 200  # another address
+    assert (
+        await api.http.get(PRODUCTS, headers=tenant.editor)
+    ).status_code == 200  # another address
 
 
 def _heavy_definition() -> dict:
-    return {"match": "any", "conditions": [{"field": "brand", "op": "eq", "value": f"brand-{n}"} for n in range(200)]}
+    return {
+        "match": "any",
+        "conditions": [{"field": "brand", "op": "eq", "value": f"brand-{n}"} for n in range(200)],
+    }
 
 
 async def test_concurrent_previews_of_a_tenant_are_capped(app_with, tenant, settings):
     """Finding 8: 16 concurrent 200-condition previews of a viewer do not hold 16 database backends:
     past the tenant's cap (here 2) they are a 429 at once."""
     api = await app_with(heavy_reads_per_tenant=2)
-    schema = await api.http.put("/api/pim/schema/", json={"fields": [{"name": "brand", "type": "string"}]},
-                                headers=tenant.editor)
+    schema = await api.http.put(
+        "/api/pim/schema/",
+        json={"fields": [{"name": "brand", "type": "string"}]},
+        headers=tenant.editor,
+    )
     assert schema.status_code == 200, schema.text
-    assert (await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)).status_code == 200
+    assert (
+        await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)
+    ).status_code == 200
     # the previews wait on a lock on products, so that they are all running at the same time
     blocker = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
         transaction = blocker.transaction()
         await transaction.start()
         await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
-        previews = [asyncio.create_task(api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer))
-                    for _ in range(16)]
+        previews = [
+            asyncio.create_task(
+                api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)
+            )
+            for _ in range(16)
+        ]
 
         async def refused():
             done = [t for t in previews if t.done()]
@@ -129,7 +167,9 @@ async def test_concurrent_previews_of_a_tenant_are_capped(app_with, tenant, sett
     answers = await asyncio.gather(*previews)
     assert sorted(r.status_code for r in answers) == [200] * 2 + [429] * 14
     # and the slots are given back
-    assert (await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)).status_code == 200
+    assert (
+        await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)
+    ).status_code == 200
 
 
 async def test_an_exhausted_pool_is_a_quick_503_with_retry_after(app_with, tenant):
@@ -144,7 +184,9 @@ async def test_an_exhausted_pool_is_a_quick_503_with_retry_after(app_with, tenan
     async with api.app.state.engine.connect() as held:
         await held.execute(text("SELECT 1"))
         started = time.monotonic()
-        response = await api.http.post("/api/pim/views/", json={"name": "v", "attributes": []}, headers=tenant.admin)
+        response = await api.http.post(
+            "/api/pim/views/", json={"name": "v", "attributes": []}, headers=tenant.admin
+        )
         assert response.status_code == 503, response.text
         assert response.headers["Retry-After"] == "1"
         assert time.monotonic() - started < 5
@@ -163,11 +205,21 @@ async def test_previews_of_a_tenant_take_from_a_bucket_of_their_own(app_with, te
     tokens from a heavy-read bucket of its own, which another tenant's previews do not touch."""
     api = await app_with(heavy_reads_burst=2, heavy_reads_per_second=0.01)
     for t in (tenant, other_tenant):
-        schema = await api.http.put("/api/pim/schema/", json={"fields": [{"name": "brand", "type": "string"}]},
-                                    headers=t.editor)
+        schema = await api.http.put(
+            "/api/pim/schema/",
+            json={"fields": [{"name": "brand", "type": "string"}]},
+            headers=t.editor,
+        )
         assert schema.status_code == 200, schema.text
-    answers = [await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer) for _ in range(3)]
+    answers = [
+        await api.http.post(PREVIEW, json=_heavy_definition(), headers=tenant.viewer)
+        for _ in range(3)
+    ]
     assert [r.status_code for r in answers] == [200, 200, 429]
     assert int(answers[-1].headers["Retry-After"]) >= 1
-    assert (await api.http.get(PRODUCTS, headers=tenant.viewer)).status_code == 200  # plain reads go on
-    assert (await api.http.post(PREVIEW, json=_heavy_definition(), headers=other_tenant.viewer)).status_code == 200
+    assert (
+        await api.http.get(PRODUCTS, headers=tenant.viewer)
+    ).status_code == 200  # plain reads go on
+    assert (
+        await api.http.post(PREVIEW, json=_heavy_definition(), headers=other_tenant.viewer)
+    ).status_code == 200

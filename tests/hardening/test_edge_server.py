@@ -84,18 +84,25 @@ def test_unauthenticated_large_body_gets_its_401_while_it_is_still_being_sent(se
     from the headers, while the client is still sending, and the body is not buffered (the process
     does not grow). Both with a Content-Length and chunked."""
     before = _rss(server)
-    for framing, chunks, expected in ((b"content-length: 1073741824", _chunks(256 * MIB), {401, 413}),
-                                      (b"content-length: 31457280", _chunks(30 * MIB), {401}),
-                                      (b"transfer-encoding: chunked", _chunked(256 * MIB), {401})):
+    for framing, chunks, expected in (
+        (b"content-length: 1073741824", _chunks(256 * MIB), {401, 413}),
+        (b"content-length: 31457280", _chunks(30 * MIB), {401}),
+        (b"transfer-encoding: chunked", _chunked(256 * MIB), {401}),
+    ):
         sock = _connect(server)
         started = time.monotonic()
-        head = (b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
-                + framing + b"\r\n\r\n")
+        head = (
+            b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
+            + framing
+            + b"\r\n\r\n"
+        )
         sender = _send_in_background(sock, head, chunks)
         status, response_head = _read_status(sock, timeout=10)
         assert status in expected, response_head
         assert time.monotonic() - started < 5
-        assert b"connection: close" in response_head.lower()  # the rest of the body is not read either
+        assert (
+            b"connection: close" in response_head.lower()
+        )  # the rest of the body is not read either
         sock.close()
         sender.join(timeout=30)
     assert _rss(server) - before < 64 * MIB, "the server buffered the body"
@@ -107,15 +114,19 @@ def test_body_limit_is_the_json_limit_except_for_the_upload(server, tenant):
     when it is chunked."""
     key = tenant.editor["X-API-Key"].encode()
     sock = _connect(server)
-    sock.sendall(b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
-                 b"x-api-key: " + key + b"\r\ncontent-length: 104857600\r\n\r\n")
+    sock.sendall(
+        b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
+        b"x-api-key: " + key + b"\r\ncontent-length: 104857600\r\n\r\n"
+    )
     status, head = _read_status(sock, timeout=5)
     assert status == 413, head
     sock.close()
 
     sock = _connect(server)
-    head = (b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
-            b"x-api-key: " + key + b"\r\ntransfer-encoding: chunked\r\n\r\n")
+    head = (
+        b"POST /api/pim/import/x/confirm/ HTTP/1.1\r\nhost: pim\r\ncontent-type: application/json\r\n"
+        b"x-api-key: " + key + b"\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
     sender = _send_in_background(sock, head, _chunked(48 * MIB))
     status, head = _read_status(sock, timeout=30)
     assert status == 413, head
@@ -124,8 +135,10 @@ def test_body_limit_is_the_json_limit_except_for_the_upload(server, tenant):
 
     # the upload itself still takes a body larger than the JSON limit (refused later, by its content)
     sock = _connect(server)
-    sock.sendall(b"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\ncontent-type: multipart/form-data; boundary=b\r\n"
-                 b"x-api-key: " + key + b"\r\ncontent-length: 104857600\r\n\r\n")
+    sock.sendall(
+        b"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\ncontent-type: multipart/form-data; boundary=b\r\n"
+        b"x-api-key: " + key + b"\r\ncontent-length: 104857600\r\n\r\n"
+    )
     sock.settimeout(1)
     with pytest.raises(TimeoutError):  # no 413: the server waits for the body
         sock.recv(100)
@@ -136,7 +149,9 @@ def test_a_huge_request_header_is_a_431_at_once(server):
     """Finding 4: a 1 MiB header is answered 431 at once."""
     sock = _connect(server)
     started = time.monotonic()
-    sender = _send_in_background(sock, b"GET /healthz HTTP/1.1\r\nhost: pim\r\nx-big: ", [b"a" * MIB, b"\r\n\r\n"])
+    sender = _send_in_background(
+        sock, b"GET /healthz HTTP/1.1\r\nhost: pim\r\nx-big: ", [b"a" * MIB, b"\r\n\r\n"]
+    )
     status, head = _read_status(sock, timeout=5)
     assert status == 431, head
     assert time.monotonic() - started < 2
@@ -159,8 +174,12 @@ def test_a_request_the_parser_cannot_read_gets_a_json_400(server):
 def test_two_64_mib_headers_do_not_stall_other_requests(server):
     """Finding 4: while two clients send 64 MiB headers, /healthz keeps answering quickly."""
     socks = [_connect(server) for _ in range(2)]
-    senders = [_send_in_background(sock, b"GET /healthz HTTP/1.1\r\nhost: pim\r\nx-big: ", _chunks(64 * MIB))
-               for sock in socks]
+    senders = [
+        _send_in_background(
+            sock, b"GET /healthz HTTP/1.1\r\nhost: pim\r\nx-big: ", _chunks(64 * MIB)
+        )
+        for sock in socks
+    ]
     latencies = []
     with httpx.Client(base_url=server.url, timeout=30) as http:
         for _ in range(25):  # about a second of probes while the big heads arrive
@@ -183,10 +202,13 @@ def test_a_client_that_disconnects_mid_body_is_not_an_unhandled_500(server, tena
     key = tenant.editor["X-API-Key"].encode()
     for _ in range(3):
         sock = _connect(server)
-        sock.sendall(b"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\n"
-                     b"content-type: multipart/form-data; boundary=XyZ\r\nx-api-key: " + key +
-                     b"\r\ncontent-length: 10485760\r\n\r\n--XyZ\r\ncontent-disposition: form-data; name=\"file\"; "
-                     b"filename=\"a.csv\"\r\ncontent-type: text/csv\r\n\r\nsku,name\r\n" + b"a,b\r\n" * 20_000)
+        sock.sendall(
+            b"POST /api/pim/import/csv/ HTTP/1.1\r\nhost: pim\r\n"
+            b"content-type: multipart/form-data; boundary=XyZ\r\nx-api-key: "
+            + key
+            + b'\r\ncontent-length: 10485760\r\n\r\n--XyZ\r\ncontent-disposition: form-data; name="file"; '
+            b'filename="a.csv"\r\ncontent-type: text/csv\r\n\r\nsku,name\r\n' + b"a,b\r\n" * 20_000
+        )
         sock.close()
     deadline = time.monotonic() + 10
     while "client_disconnected" not in server.log_tail(200_000) and time.monotonic() < deadline:

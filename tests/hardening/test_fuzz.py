@@ -28,7 +28,12 @@ from tests.hardening.live_server import LiveServer, live_server
 
 # Raise it for a deeper run: PIM_FUZZ_MAX_EXAMPLES=200 pytest tests/hardening/test_fuzz.py
 MAX_EXAMPLES = int(os.environ.get("PIM_FUZZ_MAX_EXAMPLES", "20"))
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+]
 FIELDS = [
     {"name": "brand", "type": "string"},
     {"name": "price", "type": "number"},
@@ -39,7 +44,19 @@ FIELDS = [
     {"name": "updated", "type": "datetime"},
     {"name": "organic", "type": "boolean"},
 ]
-FILTER_OPS = ["", "__ne", "__in", "__gt", "__gte", "__lt", "__lte", "__contains", "__icontains", "__exists", "__bogus"]
+FILTER_OPS = [
+    "",
+    "__ne",
+    "__in",
+    "__gt",
+    "__gte",
+    "__lt",
+    "__lte",
+    "__contains",
+    "__icontains",
+    "__exists",
+    "__bogus",
+]
 # Operations whose free-form query parameters are dynamic filters on data fields.
 FILTERED_OPERATIONS = {"list_products", "get_facets"}
 
@@ -58,32 +75,83 @@ async def fuzz_tenant(server: LiveServer, make_tenant):
     tenant = await make_tenant("fuzz")
     headers = tenant.admin
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as http:
+
         async def ok(response: httpx.Response) -> dict:
-            assert response.status_code < 300, (response.request.url, response.status_code, response.text)
+            assert response.status_code < 300, (
+                response.request.url,
+                response.status_code,
+                response.text,
+            )
             return response.json() if response.content else {}
 
         await ok(await http.put("/api/pim/schema/", json={"fields": FIELDS}))
         men = await ok(await http.post("/api/pim/categories/", json={"name": "Men"}))
-        shoes = await ok(await http.post("/api/pim/categories/", json={"name": "Shoes", "parent_id": men["id"]}))
+        shoes = await ok(
+            await http.post("/api/pim/categories/", json={"name": "Shoes", "parent_id": men["id"]})
+        )
         products = [
-            {"sku": "NK-1", "name": "Air Max", "brand": "Nike", "price": "129.90", "stock": 3, "tags": ["running"],
-             "color": "red", "launched": "2024-03-01", "organic": True, "categories": [shoes["id"]],
-             "variation_attributes": ["color"]},
-            {"sku": "NK-1-B", "name": "Air Max blue", "brand": "Nike", "color": "blue", "variation_of": "NK-1",
-             "categories": [shoes["id"]]},
-            {"sku": "AD-1", "name": "Samba", "brand": "Adidas", "price": 99, "tags": ["street", "retro"],
-             "categories": [men["id"]]},
+            {
+                "sku": "NK-1",
+                "name": "Air Max",
+                "brand": "Nike",
+                "price": "129.90",
+                "stock": 3,
+                "tags": ["running"],
+                "color": "red",
+                "launched": "2024-03-01",
+                "organic": True,
+                "categories": [shoes["id"]],
+                "variation_attributes": ["color"],
+            },
+            {
+                "sku": "NK-1-B",
+                "name": "Air Max blue",
+                "brand": "Nike",
+                "color": "blue",
+                "variation_of": "NK-1",
+                "categories": [shoes["id"]],
+            },
+            {
+                "sku": "AD-1",
+                "name": "Samba",
+                "brand": "Adidas",
+                "price": 99,
+                "tags": ["street", "retro"],
+                "categories": [men["id"]],
+            },
         ]
         bulk = await ok(await http.post("/api/pim/products/bulk/", json={"products": products}))
         assert bulk["failed"] == 0, bulk
-        product = (await ok(await http.get("/api/pim/products/", params={"sku": "NK-1"})))["results"][0]
-        view = await ok(await http.post("/api/pim/views/", json={"name": "basic", "attributes": ["brand", "price"],
-                                                                   "is_default": True}))
-        segment = await ok(await http.post("/api/product-segments/", json={"name": "nike", "definition": {
-            "match": "all", "conditions": [{"field": "brand", "op": "eq", "value": "Nike"}]}}))
-        throwaway_key = await ok(await http.post("/api/auth/api-keys/", json={"name": "to revoke", "role": "viewer"}))
-        job = await ok(await http.post("/api/pim/import/csv/", files={
-            "file": ("feed.csv", b"sku,name,brand\nX-1,Shirt,Acme\n", "text/csv")}))
+        product = (await ok(await http.get("/api/pim/products/", params={"sku": "NK-1"})))[
+            "results"
+        ][0]
+        view = await ok(
+            await http.post(
+                "/api/pim/views/",
+                json={"name": "basic", "attributes": ["brand", "price"], "is_default": True},
+            )
+        )
+        segment = await ok(
+            await http.post(
+                "/api/product-segments/",
+                json={
+                    "name": "nike",
+                    "definition": {
+                        "match": "all",
+                        "conditions": [{"field": "brand", "op": "eq", "value": "Nike"}],
+                    },
+                },
+            )
+        )
+        throwaway_key = await ok(
+            await http.post("/api/auth/api-keys/", json={"name": "to revoke", "role": "viewer"})
+        )
+        job = await ok(
+            await http.post(
+                "/api/pim/import/csv/",
+                files={"file": ("feed.csv", b"sku,name,brand\nX-1,Shirt,Acme\n", "text/csv")},
+            )
+        )
     real = {
         "product_id": product["id"],
         "category_id": shoes["id"],
@@ -102,11 +170,17 @@ def _load_schema() -> schemathesis.schemas.BaseSchema:
     # Loaded at collection time from the app itself (no services needed to build the document);
     # the requests go to the live server. (`schemathesis.pytest.from_fixture` would load it from a
     # fixture, but its lazy loader does not run on pytest 9.)
-    config = SchemathesisConfig.from_dict({
-        "generation": {"max-examples": MAX_EXAMPLES, "mode": "all"},
-        "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
-                   "stateful": {"enabled": False}},
-    })
+    config = SchemathesisConfig.from_dict(
+        {
+            "generation": {"max-examples": MAX_EXAMPLES, "mode": "all"},
+            "phases": {
+                "examples": {"enabled": True},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": True},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
     return schemathesis.openapi.from_dict(create_app().openapi(), config=config)
 
 
@@ -125,13 +199,32 @@ def flatmap_path_parameters(_context, path_parameters):
 
 @schema.hook
 def flatmap_query(context, query):
-    if context.operation is None or context.operation.definition.raw.get("operationId") not in FILTERED_OPERATIONS:
+    if (
+        context.operation is None
+        or context.operation.definition.raw.get("operationId") not in FILTERED_OPERATIONS
+    ):
         return st.just(query)
     names = [f["name"] for f in FIELDS] + ["unknown_field"]
-    value = st.one_of(st.text(max_size=12), st.sampled_from(["1", "-5.5", "2024-01-01", "true", "a,b", "1e400",
-                                                               "99999999999999999999999", "2024-13-45T99:00"]))
-    filters = st.dictionaries(st.builds(lambda n, op: n + op, st.sampled_from(names), st.sampled_from(FILTER_OPS)),
-                              value, max_size=3)
+    value = st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(
+            [
+                "1",
+                "-5.5",
+                "2024-01-01",
+                "true",
+                "a,b",
+                "1e400",
+                "99999999999999999999999",
+                "2024-13-45T99:00",
+            ]
+        ),
+    )
+    filters = st.dictionaries(
+        st.builds(lambda n, op: n + op, st.sampled_from(names), st.sampled_from(FILTER_OPS)),
+        value,
+        max_size=3,
+    )
     return filters.map(lambda extra: {**(query or {}), **extra})
 
 

@@ -2,22 +2,32 @@
 
 
 async def test_patch_category_with_null_name_keeps_the_name(client, tenant):
-    made = (await client.post("/api/pim/categories/", json={"name": "Men"}, headers=tenant.editor)).json()
-    response = await client.patch(f"/api/pim/categories/{made['id']}/", json={"name": None, "position": 3},
-                                  headers=tenant.editor)
+    made = (
+        await client.post("/api/pim/categories/", json={"name": "Men"}, headers=tenant.editor)
+    ).json()
+    response = await client.patch(
+        f"/api/pim/categories/{made['id']}/",
+        json={"name": None, "position": 3},
+        headers=tenant.editor,
+    )
     assert response.status_code == 200, response.text
     assert response.json()["name"] == "Men" and response.json()["position"] == 3
 
 
 async def test_a_json_body_that_is_not_utf8_is_a_422(client, tenant):
-    response = await client.post("/api/pim/views/", content=b'{"name": "\xff\xfe"}',
-                                 headers={**tenant.editor, "content-type": "application/json"})
+    response = await client.post(
+        "/api/pim/views/",
+        content=b'{"name": "\xff\xfe"}',
+        headers={**tenant.editor, "content-type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
 async def test_a_nul_character_is_a_declared_400(client, tenant):
-    response = await client.post("/api/pim/views/", json={"name": "a\u0000b"}, headers=tenant.editor)
+    response = await client.post(
+        "/api/pim/views/", json={"name": "a\u0000b"}, headers=tenant.editor
+    )
     assert response.status_code == 400, response.text
     spec = (await client.get("/openapi.json")).json()
     assert "400" in spec["paths"]["/api/pim/views/"]["post"]["responses"]
@@ -36,8 +46,11 @@ async def test_common_errors_are_in_the_openapi_document(client):
 
 
 async def test_sku_in_is_bounded_to_fit_the_request_head(client, tenant):
-    response = await client.get("/api/pim/products/", params={"sku__in": "a" * 4001}, headers=tenant.viewer)
+    response = await client.get(
+        "/api/pim/products/", params={"sku__in": "a" * 4001}, headers=tenant.viewer
+    )
     assert response.status_code == 422
-    response = await client.get("/api/pim/products/", params={"sku__in": ",".join(["SKU-1"] * 600)},
-                                headers=tenant.viewer)
+    response = await client.get(
+        "/api/pim/products/", params={"sku__in": ",".join(["SKU-1"] * 600)}, headers=tenant.viewer
+    )
     assert response.status_code == 200 and response.json()["count"] == 0

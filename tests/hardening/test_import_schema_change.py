@@ -14,7 +14,10 @@ NEW = [{"name": "price", "type": "integer"}, {"name": "color", "type": "enum", "
 
 def feed() -> bytes:
     """Odd rows cost 1.5 (not an integer), even rows 2; every row is "red"."""
-    return ("sku,price,color\n" + "".join(f"S-{i:06d},{'1.5' if i % 2 else '2'},red\n" for i in range(ROWS))).encode()
+    return (
+        "sku,price,color\n"
+        + "".join(f"S-{i:06d},{'1.5' if i % 2 else '2'},red\n" for i in range(ROWS))
+    ).encode()
 
 
 async def test_schema_put_during_an_import_governs_the_later_rows(client, tenant, settings, worker):
@@ -24,7 +27,9 @@ async def test_schema_put_during_an_import_governs_the_later_rows(client, tenant
     h = tenant.editor
     (await client.put("/api/pim/schema/", json={"fields": OLD}, headers=h)).raise_for_status()
     job = (await upload(client, h, feed())).json()
-    started = await confirm(client, h, job, mapping={"sku": "sku", "price": "price", "color": "color"}, schema=OLD)
+    started = await confirm(
+        client, h, job, mapping={"sku": "sku", "price": "price", "color": "color"}, schema=OLD
+    )
     assert started.status_code == 202, started.text
 
     async def some_committed():
@@ -40,10 +45,20 @@ async def test_schema_put_during_an_import_governs_the_later_rows(client, tenant
 
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
-        stored = {r["sku"]: (r["price"], r["color"]) for r in await conn.fetch(
-            "SELECT sku, data -> 'price' AS price, data ->> 'color' AS color FROM products WHERE tenant_id = $1", tenant.id)}
-        rejected = {r["sku"]: r["detail"] for r in await conn.fetch(
-            "SELECT e.sku, e.detail FROM import_row_errors e WHERE e.job_id = $1::uuid", job["job_id"])}
+        stored = {
+            r["sku"]: (r["price"], r["color"])
+            for r in await conn.fetch(
+                "SELECT sku, data -> 'price' AS price, data ->> 'color' AS color FROM products WHERE tenant_id = $1",
+                tenant.id,
+            )
+        }
+        rejected = {
+            r["sku"]: r["detail"]
+            for r in await conn.fetch(
+                "SELECT e.sku, e.detail FROM import_row_errors e WHERE e.job_id = $1::uuid",
+                job["job_id"],
+            )
+        }
     finally:
         await conn.close()
 
@@ -56,9 +71,16 @@ async def test_schema_put_during_an_import_governs_the_later_rows(client, tenant
     for i in range(ROWS):
         sku = f"S-{i:06d}"
         if i < cut:
-            assert stored[sku][1] == "red" and sku not in rejected, (i, stored.get(sku), rejected.get(sku))
+            assert stored[sku][1] == "red" and sku not in rejected, (
+                i,
+                stored.get(sku),
+                rejected.get(sku),
+            )
         elif i % 2:
-            assert sku in rejected and "price" in rejected[sku] and sku not in stored, (i, stored.get(sku))
+            assert sku in rejected and "price" in rejected[sku] and sku not in stored, (
+                i,
+                stored.get(sku),
+            )
         else:
             assert stored[sku] == ("2", "Red"), (i, stored[sku])
     assert 0 < cut < ROWS

@@ -24,12 +24,18 @@ async def test_rows_of_a_segment_deleted_while_clickhouse_was_down_are_cleaned_u
     http, tenant = api.http, await tenant_in(api.app, "orphans")
     await seed(http, tenant, 30)
     kept, deleted = await create_segment(http, tenant), await create_segment(http, tenant)
-    env = {"PIM_REDIS_URL": redis_up.url, "PIM_CLICKHOUSE_URL": clickhouse_up.url, "PIM_WORKER_MAINTENANCE_SECONDS": "1"}
+    env = {
+        "PIM_REDIS_URL": redis_up.url,
+        "PIM_CLICKHOUSE_URL": clickhouse_up.url,
+        "PIM_WORKER_MAINTENANCE_SECONDS": "1",
+    }
     clickhouse = ClickHouse(settings.model_copy(update={"clickhouse_url": clickhouse_up.url}))
     worker = start_worker(env)
     try:
         for sid in (kept, deleted):
-            assert (await http.post(f"{SEGMENTS}{sid}/compute/", headers=tenant.editor)).status_code == 200
+            assert (
+                await http.post(f"{SEGMENTS}{sid}/compute/", headers=tenant.editor)
+            ).status_code == 200
             assert (await wait_computed(http, tenant, sid))["computed_count"] == 20
         assert await member_rows(clickhouse, deleted) == 20
 

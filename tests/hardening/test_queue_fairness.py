@@ -21,11 +21,15 @@ ROWS = 150_000
 
 def long_feed(prefix: str) -> bytes:
     lines = ["sku;name;price;stock\n"]
-    lines.extend(f"{prefix}-{i:07d};Artikel {i};{i % 900},{i % 100:02d};{i % 40}\n" for i in range(ROWS))
+    lines.extend(
+        f"{prefix}-{i:07d};Artikel {i};{i % 900},{i % 100:02d};{i % 40}\n" for i in range(ROWS)
+    )
     return "".join(lines).encode()
 
 
-async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imports(app_with, redis_up):
+async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imports(
+    app_with, redis_up
+):
     """Finding 9: a 20-member segment compute waited 26 s behind another tenant's imports (and could
     wait a 900 s slice). With every worker slot busy with long imports (one tenant has two of
     them, three others one each), another tenant's small compute still finishes within 10 s."""
@@ -45,7 +49,9 @@ async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imp
         async def importing() -> bool:  # every slot is busy with an import
             async with api.app.state.sessionmaker() as session:
                 started = await session.scalar(
-                    text("SELECT count(*) FROM import_jobs WHERE id = ANY(:ids) AND processed_rows > 0"),
+                    text(
+                        "SELECT count(*) FROM import_jobs WHERE id = ANY(:ids) AND processed_rows > 0"
+                    ),
                     {"ids": [uuid.UUID(j) for j in job_ids]},
                 )
             return started >= 4
@@ -53,14 +59,18 @@ async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imp
         await wait_for(importing, timeout=120, interval=0.2)
 
         requested = time.monotonic()
-        assert (await http.post(f"{SEGMENTS}{sid}/compute/", headers=small.editor)).status_code == 200
+        assert (
+            await http.post(f"{SEGMENTS}{sid}/compute/", headers=small.editor)
+        ).status_code == 200
         computed = await wait_computed(http, small, sid, timeout=120)
         waited = time.monotonic() - requested
         assert computed["computed_count"] == 20
         assert waited < 10, f"the compute took {waited:.1f} s behind other tenants' imports"
         async with api.app.state.sessionmaker() as session:
             unfinished = await session.scalar(
-                text("SELECT count(*) FROM import_jobs WHERE id = ANY(:ids) AND status = 'importing'"),
+                text(
+                    "SELECT count(*) FROM import_jobs WHERE id = ANY(:ids) AND status = 'importing'"
+                ),
                 {"ids": [uuid.UUID(j) for j in job_ids]},
             )
         assert unfinished >= 1  # the bound was measured while imports were still running
@@ -70,7 +80,11 @@ async def test_small_compute_of_one_tenant_is_not_stuck_behind_other_tenants_imp
         async with api.app.state.sessionmaker() as session, session.begin():
             ids = [uuid.UUID(j) for j in job_ids]
             await session.execute(
-                text("UPDATE import_jobs SET status = 'failed', error = 'test over' WHERE id = ANY(:ids) AND status = 'importing'"),
+                text(
+                    "UPDATE import_jobs SET status = 'failed', error = 'test over' WHERE id = ANY(:ids) AND status = 'importing'"
+                ),
                 {"ids": ids},
             )
-            await session.execute(text("DELETE FROM import_chunks WHERE job_id = ANY(:ids)"), {"ids": ids})
+            await session.execute(
+                text("DELETE FROM import_chunks WHERE job_id = ANY(:ids)"), {"ids": ids}
+            )

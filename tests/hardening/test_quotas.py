@@ -22,9 +22,13 @@ async def stored(settings, tenant_id: int) -> tuple[int, int]:
     """(jobs, bytes of stored chunks) of the tenant."""
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
-        return tuple(await conn.fetchrow(
-            """SELECT count(DISTINCT j.id), coalesce(sum(octet_length(c.data)), 0) FROM import_jobs j
-               LEFT JOIN import_chunks c ON c.job_id = j.id WHERE j.tenant_id = $1""", tenant_id))
+        return tuple(
+            await conn.fetchrow(
+                """SELECT count(DISTINCT j.id), coalesce(sum(octet_length(c.data)), 0) FROM import_jobs j
+               LEFT JOIN import_chunks c ON c.job_id = j.id WHERE j.tenant_id = $1""",
+                tenant_id,
+            )
+        )
     finally:
         await conn.close()
 
@@ -43,10 +47,15 @@ async def test_upload_quota_and_deleting_jobs(app_with, settings):
     over = await upload(api.http, h, csv_of(6 * MiB, "b"))
     assert over.status_code == 413, over.text
     assert "quota" in over.json()["detail"] and "DELETE" in over.json()["detail"]
-    assert await stored(settings, tenant.id) == (1, first.json()["size_bytes"])  # the refused one left nothing
+    assert await stored(settings, tenant.id) == (
+        1,
+        first.json()["size_bytes"],
+    )  # the refused one left nothing
     assert (await upload(api.http, other.editor, csv_of(6 * MiB, "c"))).status_code == 201
 
-    viewer = await api.http.delete(f"{IMPORT}/{first.json()['job_id']}/", headers=tenant.headers(Role.viewer.value))
+    viewer = await api.http.delete(
+        f"{IMPORT}/{first.json()['job_id']}/", headers=tenant.headers(Role.viewer.value)
+    )
     assert viewer.status_code == 403
     deleted = await api.http.delete(f"{IMPORT}/{first.json()['job_id']}/", headers=h)
     assert deleted.status_code == 204, deleted.text
@@ -59,14 +68,21 @@ async def test_upload_quota_and_deleting_jobs(app_with, settings):
     # starting meanwhile would import it)
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
-        await conn.execute("UPDATE import_jobs SET status = 'importing' WHERE id = $1::uuid", again.json()["job_id"])
+        await conn.execute(
+            "UPDATE import_jobs SET status = 'importing' WHERE id = $1::uuid",
+            again.json()["job_id"],
+        )
         busy = await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)
-        await conn.execute("UPDATE import_jobs SET status = 'mapping' WHERE id = $1::uuid", again.json()["job_id"])
+        await conn.execute(
+            "UPDATE import_jobs SET status = 'mapping' WHERE id = $1::uuid", again.json()["job_id"]
+        )
     finally:
         await conn.close()
     assert busy.status_code == 409 and "importing" in busy.json()["detail"], busy.text
     assert await stored(settings, tenant.id) == (1, again.json()["size_bytes"])
-    assert (await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)).status_code == 204
+    assert (
+        await api.http.delete(f"{IMPORT}/{again.json()['job_id']}/", headers=h)
+    ).status_code == 204
     missing = await api.http.delete(f"{IMPORT}/00000000-0000-0000-0000-000000000000/", headers=h)
     assert missing.status_code == 404
 
@@ -80,27 +96,47 @@ async def test_product_data_is_capped_everywhere(client, tenant, settings, worke
     (await client.put("/api/pim/schema/", json={"fields": fields}, headers=h)).raise_for_status()
     big, half = "x" * (MiB + 10), "y" * (600 * 1024)
 
-    posted = await client.post(PRODUCTS, json={"sku": "p-big", "name": "n", "data": {"a": big}}, headers=h)
+    posted = await client.post(
+        PRODUCTS, json={"sku": "p-big", "name": "n", "data": {"a": big}}, headers=h
+    )
     assert posted.status_code == 400 and "limit" in posted.json()["detail"], posted.text[:300]
-    made = await client.post(PRODUCTS, json={"sku": "p-half", "name": "n", "data": {"a": half}}, headers=h)
+    made = await client.post(
+        PRODUCTS, json={"sku": "p-half", "name": "n", "data": {"a": half}}, headers=h
+    )
     assert made.status_code == 201, made.text[:300]
-    patched = await client.patch(f"{PRODUCTS}{made.json()['id']}/", json={"data": {"b": half}}, headers=h)
+    patched = await client.patch(
+        f"{PRODUCTS}{made.json()['id']}/", json={"data": {"b": half}}, headers=h
+    )
     assert patched.status_code == 400 and "limit" in patched.json()["detail"], patched.text[:300]
 
-    bulk = await client.post(f"{PRODUCTS}bulk/", headers=h, json={"products": [
-        {"sku": "b-big", "a": big}, {"sku": "b-ok", "a": "fine"}, {"sku": "p-half", "b": half}, {"sku": "b-half", "a": half},
-    ]})
+    bulk = await client.post(
+        f"{PRODUCTS}bulk/",
+        headers=h,
+        json={
+            "products": [
+                {"sku": "b-big", "a": big},
+                {"sku": "b-ok", "a": "fine"},
+                {"sku": "p-half", "b": half},
+                {"sku": "b-half", "a": half},
+            ]
+        },
+    )
     assert bulk.status_code == 200, bulk.text[:300]
     result = bulk.json()
-    assert (result["created"], result["updated"], result["failed"]) == (2, 0, 2), {k: result[k] for k in ("created", "updated")}
+    assert (result["created"], result["updated"], result["failed"]) == (2, 0, 2), {
+        k: result[k] for k in ("created", "updated")
+    }
     assert {e["sku"]: e["index"] for e in result["errors"]} == {"b-big": 0, "p-half": 2}
     assert all("limit" in e["detail"] for e in result["errors"])
 
     # import: a row that, merged with the stored product, would be too large is rejected
     content = f"sku,b\nb-half,{half}\nb-ok,small\n".encode()
     job = (await upload(client, h, content)).json()
-    confirm = await client.post(f"{IMPORT}/{job['job_id']}/confirm/", headers=h,
-                                json={"mapping": {"sku": "sku", "b": "b"}, "schema": fields})
+    confirm = await client.post(
+        f"{IMPORT}/{job['job_id']}/confirm/",
+        headers=h,
+        json={"mapping": {"sku": "sku", "b": "b"}, "schema": fields},
+    )
     assert confirm.status_code == 202, confirm.text
     done = await wait_done(client, h, job["job_id"])
     assert (done["updated"], done["failed"]) == (1, 1), done
@@ -108,8 +144,11 @@ async def test_product_data_is_capped_everywhere(client, tenant, settings, worke
 
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     try:
-        sizes = dict(await conn.fetch(
-            "SELECT sku, octet_length(data::text) FROM products WHERE tenant_id = $1", tenant.id))
+        sizes = dict(
+            await conn.fetch(
+                "SELECT sku, octet_length(data::text) FROM products WHERE tenant_id = $1", tenant.id
+            )
+        )
     finally:
         await conn.close()
     assert set(sizes) == {"p-half", "b-ok", "b-half"}

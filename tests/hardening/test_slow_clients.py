@@ -32,7 +32,9 @@ def stalled_download(port: int, key: str, job_id: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
-    sock.sendall(f"GET {IMPORT}/{job_id}/errors/ HTTP/1.1\r\nHost: pim\r\nX-API-Key: {key}\r\n\r\n".encode())
+    sock.sendall(
+        f"GET {IMPORT}/{job_id}/errors/ HTTP/1.1\r\nHost: pim\r\nX-API-Key: {key}\r\n\r\n".encode()
+    )
     return sock
 
 
@@ -43,7 +45,9 @@ def answering(sock: socket.socket) -> bool:
         return False
 
 
-async def test_slow_uploads_and_stalled_downloads_do_not_starve_other_tenants(make_tenant, settings, monkeypatch):
+async def test_slow_uploads_and_stalled_downloads_do_not_starve_other_tenants(
+    make_tenant, settings, monkeypatch
+):
     """Finding 5: 3 stalled uploads and 3 stalled errors-CSV downloads against a server whose pool
     holds 2 connections; another tenant's writes still answer 201 within seconds."""
     slow, normal = await make_tenant("slow"), await make_tenant("normal")
@@ -53,8 +57,11 @@ async def test_slow_uploads_and_stalled_downloads_do_not_starve_other_tenants(ma
     with live_server() as server:
         port = int(server.url.rsplit(":", 1)[1])
         async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
-            made = await http.post(f"{IMPORT}/csv/", headers=slow.editor,
-                                   files={"file": ("f.csv", b"sku,name\nA,a\n", "text/csv")})
+            made = await http.post(
+                f"{IMPORT}/csv/",
+                headers=slow.editor,
+                files={"file": ("f.csv", b"sku,name\nA,a\n", "text/csv")},
+            )
             assert made.status_code == 201, made.text
             job_id = made.json()["job_id"]
             # 40 MB of rejected rows (4 MB a page): more than the sockets' buffers hold
@@ -70,15 +77,25 @@ async def test_slow_uploads_and_stalled_downloads_do_not_starve_other_tenants(ma
                 await conn.close()
             try:
                 sockets += [stalled_upload(port, slow.keys["editor"]) for _ in range(STALLED)]
-                sockets += [stalled_download(port, slow.keys["viewer"], job_id) for _ in range(STALLED)]
+                sockets += [
+                    stalled_download(port, slow.keys["viewer"], job_id) for _ in range(STALLED)
+                ]
                 deadline = time.monotonic() + 30
-                while not all(answering(s) for s in sockets[STALLED:]):  # the downloads are streaming
+                while not all(
+                    answering(s) for s in sockets[STALLED:]
+                ):  # the downloads are streaming
                     assert time.monotonic() < deadline, "the errors CSV downloads did not start"
                     await asyncio.sleep(0.05)
 
-                for i in range(6):  # (a request that waited for a pooled connection would fail after 30 s)
-                    response = await http.post("/api/pim/products/", headers=normal.editor,
-                                               json={"sku": f"N-{i}", "name": "normal"}, timeout=15)
+                for i in range(
+                    6
+                ):  # (a request that waited for a pooled connection would fail after 30 s)
+                    response = await http.post(
+                        "/api/pim/products/",
+                        headers=normal.editor,
+                        json={"sku": f"N-{i}", "name": "normal"},
+                        timeout=15,
+                    )
                     assert response.status_code == 201, response.text
                 # and the stalled clients are still there: nothing was answered or closed on them
                 assert not any(answering(s) for s in sockets[:STALLED])

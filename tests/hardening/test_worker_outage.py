@@ -12,7 +12,6 @@ from sqlalchemy import text
 from tests.conftest import start_worker, stop_worker, wait_for
 from tests.hardening.conftest import tenant_in
 from tests.hardening.tcp_proxy import TcpProxy
-from tests.imports.conftest import confirm_suggestion
 from tests.hardening.test_faults import (
     FEED,
     IMPORT,
@@ -22,6 +21,7 @@ from tests.hardening.test_faults import (
     segment,
     wait_computed,
 )
+from tests.imports.conftest import confirm_suggestion
 
 
 async def imported(http, tenant, job_id: str) -> dict:
@@ -46,21 +46,37 @@ async def test_worker_survives_a_redis_outage_and_reports_its_heartbeat(app_with
     await seed(http, tenant, 30)
     before = await create_segment(http, tenant)
     proxy = TcpProxy(redis_up.port)
-    worker = start_worker({"PIM_REDIS_URL": proxy.url(), "PIM_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "3"})
+    worker = start_worker(
+        {"PIM_REDIS_URL": proxy.url(), "PIM_WORKER_HEARTBEAT_TIMEOUT_SECONDS": "3"}
+    )
     try:
-        assert (await http.post(f"{SEGMENTS}{before}/compute/", headers=tenant.editor)).status_code == 200
-        assert (await wait_computed(http, tenant, before))["computed_count"] == 20  # the worker is connected
+        assert (
+            await http.post(f"{SEGMENTS}{before}/compute/", headers=tenant.editor)
+        ).status_code == 200
+        assert (await wait_computed(http, tenant, before))[
+            "computed_count"
+        ] == 20  # the worker is connected
 
         proxy.cut()
         outage_ends = time.monotonic() + 5
         # the API still queues (its Redis is fine) while the worker cannot reach Redis
         during = await create_segment(http, tenant)
-        assert (await http.post(f"{SEGMENTS}{during}/compute/", headers=tenant.editor)).status_code == 200
+        assert (
+            await http.post(f"{SEGMENTS}{during}/compute/", headers=tenant.editor)
+        ).status_code == 200
         seen = []
-        while time.monotonic() < outage_ends:  # the outage lasts 5 s: this waits out its length, it syncs nothing
+        while (
+            time.monotonic() < outage_ends
+        ):  # the outage lasts 5 s: this waits out its length, it syncs nothing
             assert worker.poll() is None, "the worker process ended during the Redis outage"
             r = await http.get("/readyz")
-            seen.append((r.status_code, r.json()["status"], r.json()["checks"].get("worker", {}).get("error")))
+            seen.append(
+                (
+                    r.status_code,
+                    r.json()["status"],
+                    r.json()["checks"].get("worker", {}).get("error"),
+                )
+            )
             await asyncio.sleep(0.2)
         proxy.restore()
         # the stale heartbeat showed while the worker could not reach Redis; the API itself served
@@ -68,7 +84,9 @@ async def test_worker_survives_a_redis_outage_and_reports_its_heartbeat(app_with
 
         assert (await wait_computed(http, tenant, during, timeout=60))["computed_count"] == 20
         after = await create_segment(http, tenant, {"field": "stock", "op": "lt", "value": 5})
-        assert (await http.post(f"{SEGMENTS}{after}/compute/", headers=tenant.editor)).status_code == 200
+        assert (
+            await http.post(f"{SEGMENTS}{after}/compute/", headers=tenant.editor)
+        ).status_code == 200
         assert (await wait_computed(http, tenant, after, timeout=60))["computed_count"] == 5
         job_id = await confirm_suggestion(http, tenant.editor, FEED)
         done = await imported(http, tenant, job_id)
@@ -82,7 +100,9 @@ async def test_worker_survives_a_redis_outage_and_reports_its_heartbeat(app_with
         ready = await wait_for(heartbeat_fresh, timeout=15)
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
         check = ready.json()["checks"]["worker"]
-        assert check["workers"] == 1 and 0 <= check["heartbeat_age_s"] < 3 and check["error"] is None
+        assert (
+            check["workers"] == 1 and 0 <= check["heartbeat_age_s"] < 3 and check["error"] is None
+        )
     finally:
         stop_worker(worker)
         proxy.close()
@@ -102,9 +122,13 @@ async def test_segment_whose_job_redis_lost_is_computed(app_with, redis_up, sett
 
     # lost before any worker ran: found at worker start
     at_start = await create_segment(http, tenant)
-    assert (await http.post(f"{SEGMENTS}{at_start}/compute/", headers=tenant.editor)).status_code == 200
+    assert (
+        await http.post(f"{SEGMENTS}{at_start}/compute/", headers=tenant.editor)
+    ).status_code == 200
     await redis.flushdb()
-    assert (await segment(http, tenant, at_start))["status"] == "queued"  # still queued, but no job anywhere
+    assert (await segment(http, tenant, at_start))[
+        "status"
+    ] == "queued"  # still queued, but no job anywhere
 
     proxy = TcpProxy(redis_up.port)
     worker = start_worker({"PIM_REDIS_URL": proxy.url(), "PIM_WORKER_MAINTENANCE_SECONDS": "1"})
@@ -115,12 +139,15 @@ async def test_segment_whose_job_redis_lost_is_computed(app_with, redis_up, sett
         # lost it): found by a maintenance round once the segment has been queued a while
         proxy.cut()
         later = await create_segment(http, tenant)
-        assert (await http.post(f"{SEGMENTS}{later}/compute/", headers=tenant.editor)).status_code == 200
+        assert (
+            await http.post(f"{SEGMENTS}{later}/compute/", headers=tenant.editor)
+        ).status_code == 200
         await redis.flushdb()
         proxy.restore()
         async with api.app.state.sessionmaker() as session, session.begin():
             await session.execute(
-                text("UPDATE segments SET updated_at = now() - interval '1 minute' WHERE id = :id"), {"id": later}
+                text("UPDATE segments SET updated_at = now() - interval '1 minute' WHERE id = :id"),
+                {"id": later},
             )
         assert (await wait_computed(http, tenant, later, timeout=60))["computed_count"] == 20
     finally:

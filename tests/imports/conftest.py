@@ -10,14 +10,22 @@ from app.main import create_app
 from tests.conftest import wait_for
 
 IMPORT = "/api/pim/import"
-SAMPLES = Path(__file__).resolve().parent / "samples"  # the two supplier feeds of shared/samples, kept here
+SAMPLES = (
+    Path(__file__).resolve().parent / "samples"
+)  # the two supplier feeds of shared/samples, kept here
 
 
-async def upload(client: httpx.AsyncClient, headers: dict, content: bytes, filename: str = "feed.csv") -> httpx.Response:
-    return await client.post(f"{IMPORT}/csv/", headers=headers, files={"file": (filename, content, "text/csv")})
+async def upload(
+    client: httpx.AsyncClient, headers: dict, content: bytes, filename: str = "feed.csv"
+) -> httpx.Response:
+    return await client.post(
+        f"{IMPORT}/csv/", headers=headers, files={"file": (filename, content, "text/csv")}
+    )
 
 
-async def confirm(client, headers, job: dict, *, mapping=None, schema=None, **extra) -> httpx.Response:
+async def confirm(
+    client, headers, job: dict, *, mapping=None, schema=None, **extra
+) -> httpx.Response:
     body = {
         "mapping": job["suggested_mapping"] if mapping is None else mapping,
         "schema": job["suggested_schema"] if schema is None else schema,
@@ -45,7 +53,9 @@ async def confirm_suggestion(client, headers, content: bytes, filename: str = "f
     return job["job_id"]
 
 
-async def import_file(client, headers, content: bytes, *, mapping=None, schema=None, **extra) -> tuple[dict, dict]:
+async def import_file(
+    client, headers, content: bytes, *, mapping=None, schema=None, **extra
+) -> tuple[dict, dict]:
     """Upload, confirm the suggestion (or the given mapping/schema), wait; returns (suggestion, final job)."""
     r = await upload(client, headers, content)
     assert r.status_code == 201, r.text
@@ -72,7 +82,9 @@ async def app_with(settings):
         application = create_app(settings.model_copy(update=overrides))
         await stack.enter_async_context(application.router.lifespan_context(application))
         transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
-        return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=60))
+        return await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://pim.test", timeout=60)
+        )
 
     yield make
     await stack.aclose()

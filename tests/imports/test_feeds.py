@@ -44,21 +44,45 @@ async def test_shopify_product_export(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "shopify_products_export.csv")
     assert job["format"] == "shopify"
     m = job["suggested_mapping"]
-    assert (m["Variant SKU"], m["Title"], m["Handle"], m["Body (HTML)"]) == ("sku", "name", "handle", "body_html")
+    assert (m["Variant SKU"], m["Title"], m["Handle"], m["Body (HTML)"]) == (
+        "sku",
+        "name",
+        "handle",
+        "body_html",
+    )
     assert m["Product Category"] == "categories" and m["Status"] == "shopify_status"
     assert "Variant SKU" in column(job, "Variant SKU")["reason"]
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["TS-001-S"]
     assert tee["name"] == "Example T-Shirt"
     data = tee["data"]
-    assert data["body_html"].startswith("<p>Soft <strong>organic cotton</strong> &gt; 180 g/m²</p>\n<ul>")
-    assert data["handle"] == "example-t-shirt" and data["vendor"] == "Acme" and data["tags"] == ["mens", "t-shirt", "example"]
+    assert data["body_html"].startswith(
+        "<p>Soft <strong>organic cotton</strong> &gt; 180 g/m²</p>\n<ul>"
+    )
+    assert (
+        data["handle"] == "example-t-shirt"
+        and data["vendor"] == "Acme"
+        and data["tags"] == ["mens", "t-shirt", "example"]
+    )
     assert data["variant_barcode"] == "0012345678905"  # the leading zeros stay
-    assert data["variant_price"] == 19.99 and data["variant_compare_at_price"] == 24.99 and data["cost_per_item"] == 7.5
-    assert data["variant_grams"] == 200 and data["variant_inventory_qty"] == 12 and data["published"] is True
+    assert (
+        data["variant_price"] == 19.99
+        and data["variant_compare_at_price"] == 24.99
+        and data["cost_per_item"] == 7.5
+    )
+    assert (
+        data["variant_grams"] == 200
+        and data["variant_inventory_qty"] == 12
+        and data["published"] is True
+    )
     assert data["shopify_status"] == "active" and data["gift_card"] is False
-    assert await category_paths(client, tenant.viewer, tee) == {"Apparel & Accessories > Clothing > Shirts & Tops"}
-    assert products["TS-001-L"]["data"]["variant_price"] == 21.0 and products["TS-001-L"]["data"]["variant_grams"] == 210
+    assert await category_paths(client, tenant.viewer, tee) == {
+        "Apparel & Accessories > Clothing > Shirts & Tops"
+    }
+    assert (
+        products["TS-001-L"]["data"]["variant_price"] == 21.0
+        and products["TS-001-L"]["data"]["variant_grams"] == 210
+    )
     hoodie = products["HD-02"]
     assert hoodie["name"] == 'Hoodie "Classic"' and hoodie["data"]["shopify_status"] == "draft"
     assert hoodie["data"]["published"] is False and hoodie["data"]["variant_price"] == 49.0
@@ -73,34 +97,69 @@ async def test_woocommerce_product_export(client, tenant, worker):
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["woo-vneck-tee"]
     assert tee["name"] == "V-Neck T-Shirt" and tee["data"]["post_id"] == "44"
-    assert await category_paths(client, tenant.viewer, tee) == {"Clothing > Tshirts", "Clothing > Men"}
+    assert await category_paths(client, tenant.viewer, tee) == {
+        "Clothing > Tshirts",
+        "Clothing > Men",
+    }
     assert tee["data"]["images"] == [
         "https://woocommercecore.mystagingwebsite.com/wp-content/uploads/2017/12/vneck-tee-2.jpg",
         "https://woocommercecore.mystagingwebsite.com/wp-content/uploads/2017/12/vnech-tee-green-1.jpg",
     ]
-    assert tee["data"]["attribute_1_value_s"] == ["Blue", "Green", "Red"] and tee["data"]["tags"] == ["summer", "cotton"]
+    assert tee["data"]["attribute_1_value_s"] == ["Blue", "Green", "Red"] and tee["data"][
+        "tags"
+    ] == ["summer", "cotton"]
     assert tee["data"]["weight_kg"] == 0.5 and tee["data"]["is_featured"] is True
     red = products["woo-vneck-tee-red"]
-    assert red["variation_of"] == "woo-vneck-tee" and red["data"]["regular_price"] == 20 and red["data"]["stock"] == 16
+    assert (
+        red["variation_of"] == "woo-vneck-tee"
+        and red["data"]["regular_price"] == 20
+        and red["data"]["stock"] == 16
+    )
     green = products["woo-vneck-tee-green"]
-    assert green["data"]["in_stock"] == "backorder" and green["data"]["backorders_allowed"] == "notify"
+    assert (
+        green["data"]["in_stock"] == "backorder" and green["data"]["backorders_allowed"] == "notify"
+    )
     beanie = products["woo-beanie"]
-    assert beanie["data"]["sale_price"] == 18 and beanie["data"]["date_sale_price_starts"] == "2024-11-29"
-    draft = products["0042"]  # a SKU with leading zeros; Published -1 (a draft) is kept, not rejected
-    assert draft["name"] == "Album" and draft["data"]["published"] == -1 and draft["data"]["regular_price"] == 15.5
+    assert (
+        beanie["data"]["sale_price"] == 18
+        and beanie["data"]["date_sale_price_starts"] == "2024-11-29"
+    )
+    draft = products[
+        "0042"
+    ]  # a SKU with leading zeros; Published -1 (a draft) is kept, not rejected
+    assert (
+        draft["name"] == "Album"
+        and draft["data"]["published"] == -1
+        and draft["data"]["regular_price"] == 15.5
+    )
 
 
 async def test_akeneo_product_export_in_the_tenants_locale(client, tenant, worker):
     r = await client.put(
-        "/api/pim/schema/", headers=tenant.editor, json={"fields": [], "default_locale": "en-us", "default_currency": "EUR"}
+        "/api/pim/schema/",
+        headers=tenant.editor,
+        json={"fields": [], "default_locale": "en-us", "default_currency": "EUR"},
     )
     assert r.status_code == 200, r.text
     job, done, products = await import_feed(client, tenant, "akeneo_products.csv")
     assert job["format"] == "akeneo" and job["delimiter"] == ";"
     m = job["suggested_mapping"]
-    assert (m["sku"], m["name-en_US"], m["description-en_US-ecommerce"]) == ("sku", "name", "description")
-    assert m["name-de_DE"] is None and m["description-en_US-mobile"] is None and m["description-de_DE-mobile"] is None
-    assert (m["price-EUR"], m["price-USD"], m["enabled"], m["categories"]) == ("price", "price_usd", "status", "categories")
+    assert (m["sku"], m["name-en_US"], m["description-en_US-ecommerce"]) == (
+        "sku",
+        "name",
+        "description",
+    )
+    assert (
+        m["name-de_DE"] is None
+        and m["description-en_US-mobile"] is None
+        and m["description-de_DE-mobile"] is None
+    )
+    assert (m["price-EUR"], m["price-USD"], m["enabled"], m["categories"]) == (
+        "price",
+        "price_usd",
+        "status",
+        "categories",
+    )
     assert (m["release_date-ecommerce"], m["release_date-print"]) == ("release_date", None)
     assert "skipped" in column(job, "name-de_DE")["reason"]
     assert (done["created"], done["failed"]) == (4, 0), done["errors"]
@@ -108,11 +167,22 @@ async def test_akeneo_product_export_in_the_tenants_locale(client, tenant, worke
     assert tee["name"] == "Akeneo T-Shirt black XS" and tee["status"] == "active"
     assert tee["data"]["description"] == "Akeneo T-Shirt black and purple with short sleeve"
     assert tee["data"]["price"] == 10.5 and tee["data"]["price_usd"] == 14.0
-    assert tee["data"]["weight"] == 0.25 and tee["data"]["weight_unit"] == "KILOGRAM"  # "0.250" beside "10.50"
-    assert tee["data"]["tshirt_style"] == ["crewneck", "short_sleeve"] and tee["data"]["ean"] == "0012345678905"
-    assert tee["data"]["x_sell_products"] == ["AKNTS_WPXS", "AKNTS_PBXS"] and tee["data"]["release_date"] == "2024-03-01"
+    assert (
+        tee["data"]["weight"] == 0.25 and tee["data"]["weight_unit"] == "KILOGRAM"
+    )  # "0.250" beside "10.50"
+    assert (
+        tee["data"]["tshirt_style"] == ["crewneck", "short_sleeve"]
+        and tee["data"]["ean"] == "0012345678905"
+    )
+    assert (
+        tee["data"]["x_sell_products"] == ["AKNTS_WPXS", "AKNTS_PBXS"]
+        and tee["data"]["release_date"] == "2024-03-01"
+    )
     assert await category_paths(client, tenant.viewer, tee) == {"goodies", "tshirts"}
-    assert products["AKNMUG_WP"]["status"] == "inactive" and products["AKNMUG_WP"]["data"]["weight"] == 1.2
+    assert (
+        products["AKNMUG_WP"]["status"] == "inactive"
+        and products["AKNMUG_WP"]["data"]["weight"] == 1.2
+    )
 
 
 async def test_google_merchant_center_feed_keeps_its_attribute_names(client, tenant, worker):
@@ -120,7 +190,16 @@ async def test_google_merchant_center_feed_keeps_its_attribute_names(client, ten
     assert job["format"] == "google_merchant_center" and job["delimiter"] == "\t"
     m = job["suggested_mapping"]
     assert (m["id"], m["title"]) == ("sku", "name")
-    for attribute in ("link", "image_link", "availability", "price", "gtin", "mpn", "brand", "google_product_category"):
+    for attribute in (
+        "link",
+        "image_link",
+        "availability",
+        "price",
+        "gtin",
+        "mpn",
+        "brand",
+        "google_product_category",
+    ):
         assert m[attribute] == attribute
     assert (done["created"], done["failed"]) == (4, 0), done["errors"]
     shoe = products["A-1001"]
@@ -129,13 +208,25 @@ async def test_google_merchant_center_feed_keeps_its_attribute_names(client, ten
     # '59.99 USD' is an amount and a currency (the specification's format): both are kept, in two fields
     assert (data["price"], data["price_currency"]) == (59.99, "USD")
     assert (data["sale_price"], data["sale_price_currency"]) == (49.99, "USD")
-    assert m["price_currency"] == "price_currency" and column(job, "price")["inferred_type"] == "number"
+    assert (
+        m["price_currency"] == "price_currency"
+        and column(job, "price")["inferred_type"] == "number"
+    )
     assert data["gtin"] == "00012345678905" and data["mpn"] == "STR-RS-01" and data["size"] == "8"
-    assert data["google_product_category"] == "Apparel & Accessories > Shoes" and data["product_type"] == "Shoes > Running > Women"
-    assert data["additional_image_link"] == ["https://shop.example.com/i/a-1001-2.jpg", "https://shop.example.com/i/a-1001-3.jpg"]
+    assert (
+        data["google_product_category"] == "Apparel & Accessories > Shoes"
+        and data["product_type"] == "Shoes > Running > Women"
+    )
+    assert data["additional_image_link"] == [
+        "https://shop.example.com/i/a-1001-2.jpg",
+        "https://shop.example.com/i/a-1001-3.jpg",
+    ]
     assert data["link"] == "https://shop.example.com/p/a-1001" and data["identifier_exists"] is True
     assert products["B-2001"]["data"]["google_product_category"] == "5605"
-    assert "sale_price" not in products["A-1002"]["data"] and "sale_price_currency" not in products["A-1002"]["data"]
+    assert (
+        "sale_price" not in products["A-1002"]["data"]
+        and "sale_price_currency" not in products["A-1002"]["data"]
+    )
 
 
 async def test_german_erp_export_cp1252(client, tenant, worker):
@@ -147,13 +238,27 @@ async def test_german_erp_export_cp1252(client, tenant, worker):
     screw = products["10001"]
     assert screw["name"] == "Schraube M4 x 20, ½ Zoll"
     data = screw["data"]
-    assert data["preis_netto"] == 0.12 and data["gewicht_kg"] == 0.004 and data["bestand"] == 12500 and data["mwst"] == 19
-    assert data["ean"] == "4006381333931" and data["plz_lager"] == "01067" and data["lieferbar"] is True
-    assert data["erstellt_am"] == "2023-07-18" and data["bemerkung"] == "Packung à 100 Stück; verzinkt"
+    assert (
+        data["preis_netto"] == 0.12
+        and data["gewicht_kg"] == 0.004
+        and data["bestand"] == 12500
+        and data["mwst"] == 19
+    )
+    assert (
+        data["ean"] == "4006381333931"
+        and data["plz_lager"] == "01067"
+        and data["lieferbar"] is True
+    )
+    assert (
+        data["erstellt_am"] == "2023-07-18" and data["bemerkung"] == "Packung à 100 Stück; verzinkt"
+    )
     assert await category_paths(client, tenant.viewer, screw) == {"Befestigung > Schrauben"}
     case = products["10004"]
     assert case["name"] == "Werkzeugkoffer „Profi“ 120-tlg." and case["data"]["gewicht_kg"] == 7.45
-    assert products["10005"]["data"]["bestand"] == 1250 and products["10003"]["data"]["plz_lager"] == "04109"
+    assert (
+        products["10005"]["data"]["bestand"] == 1250
+        and products["10003"]["data"]["plz_lager"] == "04109"
+    )
 
 
 async def test_french_export(client, tenant, worker):
@@ -163,10 +268,19 @@ async def test_french_export(client, tenant, worker):
     assert (done["created"], done["failed"]) == (4, 0), done["errors"]
     chair = products["FR-0001"]
     assert chair["name"] == "Chaise « Bistrot » n°1"
-    assert chair["data"]["poids_kg"] == 3.7 and chair["data"]["prix_ttc"] == 89.9 and chair["data"]["disponible"] is True
-    assert chair["data"]["code_postal"] == "75011" and chair["data"]["date_de_sortie"] == "2023-07-18"
+    assert (
+        chair["data"]["poids_kg"] == 3.7
+        and chair["data"]["prix_ttc"] == 89.9
+        and chair["data"]["disponible"] is True
+    )
+    assert (
+        chair["data"]["code_postal"] == "75011" and chair["data"]["date_de_sortie"] == "2023-07-18"
+    )
     assert chair["data"]["description"] == "Chaise pliante en acier; idéale pour la terrasse"
-    assert products["FR-0002"]["data"]["code_postal"] == "06000" and products["FR-0002"]["data"]["poids_kg"] == 12.5
+    assert (
+        products["FR-0002"]["data"]["code_postal"] == "06000"
+        and products["FR-0002"]["data"]["poids_kg"] == 12.5
+    )
     assert products["FR-0003"]["data"]["poids_kg"] == 0.975
 
 
@@ -179,8 +293,16 @@ async def test_us_export_identifiers_stay_text(client, tenant, worker):
     big = products["US-100"]
     assert big["name"] == "Widget, Large"
     data = big["data"]
-    assert (data["zip"], data["upc"], data["firmware"], data["part_number"]) == ("02134", "012345678905", "1.20", "1E7")
+    assert (data["zip"], data["upc"], data["firmware"], data["part_number"]) == (
+        "02134",
+        "012345678905",
+        "1.20",
+        "1E7",
+    )
     assert data["price"] == 1299.0 and data["weight_lb"] == 3.7 and data["qty_on_hand"] == 1250
     assert data["launch_date"] == "2024-07-04" and data["in_stock"] is True
-    assert products["US-102"]["data"]["firmware"] == "2.0.1" and products["US-102"]["data"]["part_number"] == "A-77"
+    assert (
+        products["US-102"]["data"]["firmware"] == "2.0.1"
+        and products["US-102"]["data"]["part_number"] == "A-77"
+    )
     assert products["US-101"]["data"]["weight_lb"] == 0.975

@@ -26,15 +26,41 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert "suggest;dur=" in r.headers["server-timing"]
     job = r.json()
     assert set(job) == {
-        "job_id", "status", "filename", "size_bytes", "delimiter", "encoding", "columns", "suggested_schema",
-        "suggested_mapping", "mapping", "total_rows", "processed_rows", "created", "updated", "failed", "errors",
-        "error", "created_at", "started_at", "finished_at", "conventions", "dry_run", "format",
+        "job_id",
+        "status",
+        "filename",
+        "size_bytes",
+        "delimiter",
+        "encoding",
+        "columns",
+        "suggested_schema",
+        "suggested_mapping",
+        "mapping",
+        "total_rows",
+        "processed_rows",
+        "created",
+        "updated",
+        "failed",
+        "errors",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "conventions",
+        "dry_run",
+        "format",
     }
     assert job["format"] is None
     assert job["status"] == "mapping" and job["filename"] == "lamps_utf8.csv"
     assert job["delimiter"] == "," and job["encoding"] == "utf-8" and job["total_rows"] == 300
     assert set(job["columns"][0]) == {
-        "header", "samples", "inferred_type", "suggested_field", "confidence", "reason", "warnings",
+        "header",
+        "samples",
+        "inferred_type",
+        "suggested_field",
+        "confidence",
+        "reason",
+        "warnings",
     }
     mapping = job["suggested_mapping"]
     assert mapping["Item Code"] == "sku" and mapping["Item Name"] == "name"
@@ -42,8 +68,16 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     # the tenant has no fields: new fields are named after their headers, not after synonyms
     assert mapping["Unit Price"] == "unit_price" and mapping["Image URL"] == "image_url"
     types = {c["header"]: c["inferred_type"] for c in job["columns"]}
-    assert types["Unit Price"] == "number" and types["Stock Level"] == "integer" and types["Created"] == "date"
-    assert types["Materials"] == "array" and types["Image URL"] == "url" and types["Item Name"] == "text"
+    assert (
+        types["Unit Price"] == "number"
+        and types["Stock Level"] == "integer"
+        and types["Created"] == "date"
+    )
+    assert (
+        types["Materials"] == "array"
+        and types["Image URL"] == "url"
+        and types["Item Name"] == "text"
+    )
     schema = {f["name"]: f for f in job["suggested_schema"]}
     assert schema["unit_price"]["type"] == "number" and schema["stock_level"]["type"] == "integer"
 
@@ -52,7 +86,12 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
     assert r.json()["status"] == "importing"
     done = await wait_done(client, tenant.editor, job["job_id"])
     assert done["status"] == "done", done
-    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (300, 300, 0, 0)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (
+        300,
+        300,
+        0,
+        0,
+    )
     assert done["total_rows"] == 300 and done["started_at"] and done["finished_at"]
 
     products = await products_by_sku(client, tenant.viewer)
@@ -73,7 +112,10 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
 async def test_chaises_cp1252_semicolon_decimal_comma(client, tenant, worker, sample_bytes):
     job, done = await import_file(client, tenant.editor, sample_bytes("chaises_cp1252.csv"))
     assert job["encoding"] == "cp1252" and job["delimiter"] == ";"
-    assert job["suggested_mapping"]["Référence"] == "sku" and job["suggested_mapping"]["Désignation"] == "name"
+    assert (
+        job["suggested_mapping"]["Référence"] == "sku"
+        and job["suggested_mapping"]["Désignation"] == "name"
+    )
     assert done["status"] == "done" and (done["created"], done["failed"]) == (150, 0)
     products = await products_by_sku(client, tenant.viewer)
     p = products["FR-3000"]
@@ -101,16 +143,41 @@ async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker)
     job, done = await import_file(client, tenant.editor, NASTY)
     assert job["encoding"] == "utf-8-sig" and job["delimiter"] == ";"
     headers = [c["header"] for c in job["columns"]]
-    assert headers == ["Artikelnummer", "Bezeichnung", "Preis", "Farbe", "Farbe (2)", "Lager", "Aktiv", "Erscheinungsdatum", "Tags"]
+    assert headers == [
+        "Artikelnummer",
+        "Bezeichnung",
+        "Preis",
+        "Farbe",
+        "Farbe (2)",
+        "Lager",
+        "Aktiv",
+        "Erscheinungsdatum",
+        "Tags",
+    ]
     m = job["suggested_mapping"]
-    assert (m["Artikelnummer"], m["Bezeichnung"], m["Preis"], m["Farbe"], m["Aktiv"]) == ("sku", "name", "preis", "farbe", "status")
+    assert (m["Artikelnummer"], m["Bezeichnung"], m["Preis"], m["Farbe"], m["Aktiv"]) == (
+        "sku",
+        "name",
+        "preis",
+        "farbe",
+        "status",
+    )
     assert m["Farbe (2)"] == "farbe_2" and m["Lager"] == "lager" and m["Tags"] == "tags"
     types = {c["header"]: c["inferred_type"] for c in job["columns"]}
-    assert types["Preis"] == "number" and types["Erscheinungsdatum"] == "date" and types["Lager"] == "integer"
+    assert (
+        types["Preis"] == "number"
+        and types["Erscheinungsdatum"] == "date"
+        and types["Lager"] == "integer"
+    )
 
     assert done["status"] == "done", done
     # data rows 2,3,5,6,7,8,9,11 (4 and 10 are blank); 6: no SKU, 7: bad price, 8: extra cell
-    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (8, 4, 1, 3)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (
+        8,
+        4,
+        1,
+        3,
+    )
     assert done["total_rows"] == 8
     assert [(e["row"], e["sku"]) for e in done["errors"]] == [(6, None), (7, "A-4"), (8, "A-5")]
     assert "sku" in done["errors"][0]["detail"] and "preis" in done["errors"][1]["detail"]
@@ -119,10 +186,19 @@ async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker)
     products = await products_by_sku(client, tenant.viewer)
     assert set(products) == {"A-1", "A-2", "A-3", "A-6"}
     a1 = products["A-1"]
-    assert a1["name"] == "Stuhl Klassik neu"  # the later row won, the earlier row's other cells stay
-    assert a1["data"]["preis"] == 1234.56 and a1["data"]["lager"] == 12 and a1["data"]["tags"] == ["wohnen", "küche"]
+    assert (
+        a1["name"] == "Stuhl Klassik neu"
+    )  # the later row won, the earlier row's other cells stay
+    assert (
+        a1["data"]["preis"] == 1234.56
+        and a1["data"]["lager"] == 12
+        and a1["data"]["tags"] == ["wohnen", "küche"]
+    )
     assert a1["data"]["erscheinungsdatum"] == "2023-07-18" and a1["data"]["farbe_2"] == "dunkelrot"
-    assert products["A-2"]["name"] == "Tisch\r\nmit Schublade; groß" and products["A-2"]["status"] == "inactive"
+    assert (
+        products["A-2"]["name"] == "Tisch\r\nmit Schublade; groß"
+        and products["A-2"]["status"] == "inactive"
+    )
     assert "lager" not in products["A-3"]["data"]  # an empty cell leaves the value unset
     assert products["A-6"]["name"] == "Hocker" and products["A-6"]["data"] == {}
 
@@ -132,13 +208,29 @@ async def test_nasty_feed_counts_errors_csv_and_reimport(client, tenant, worker)
     assert rows[0] == [*headers, "", "row", "error"]  # one extra column: row 8 had ten cells
     assert [row[-2] for row in rows[1:]] == ["6", "7", "8"]
     assert rows[1][:3] == ["", "Ohne SKU", "5,00"] and rows[2][2] == "teuer"
-    assert rows[3][:10] == ["A-5", "Regal", "10,00", "weiß", "", "2", "nein", "02.03.2024", "wohnen", "EXTRA"]
+    assert rows[3][:10] == [
+        "A-5",
+        "Regal",
+        "10,00",
+        "weiß",
+        "",
+        "2",
+        "nein",
+        "02.03.2024",
+        "wohnen",
+        "EXTRA",
+    ]
 
     # the same file again: every valid row updates, nothing is created
     job2, again = await import_file(client, tenant.editor, NASTY)
     assert job2["suggested_mapping"] == job["suggested_mapping"]
     assert all(c["confidence"] == 1.0 for c in job2["columns"])  # remembered from the confirmation
-    assert (again["processed_rows"], again["created"], again["updated"], again["failed"]) == (8, 0, 5, 3)
+    assert (again["processed_rows"], again["created"], again["updated"], again["failed"]) == (
+        8,
+        0,
+        5,
+        3,
+    )
     assert len(await products_by_sku(client, tenant.viewer)) == 4
 
 
@@ -159,7 +251,10 @@ async def test_cp1252_accents_tab_delimited(client, tenant, worker):
     # text and keeps what was written; the file's conventions are shown
     assert job["conventions"]["decimal"] == "," and job["conventions"]["thousands"] == "."
     assert job["conventions"]["date_order"] == "dmy" and job["conventions"]["encoding"] == "cp1252"
-    assert products["B-2"]["data"]["preis"] == "€ 1.299,00" and products["B-2"]["data"]["verfugbar"] is False
+    assert (
+        products["B-2"]["data"]["preis"] == "€ 1.299,00"
+        and products["B-2"]["data"]["verfugbar"] is False
+    )
     assert products["B-2"]["data"]["lieferdatum"] == "2023-12-24"
     assert products["B-2"]["data"]["beschreibung"] == "Tasse, 0,3 l — spülmaschinenfest"
 
@@ -173,7 +268,9 @@ async def test_required_and_unique_fields_are_enforced(client, tenant, worker):
     r = await client.put("/api/pim/schema/", headers=tenant.editor, json={"fields": schema})
     assert r.status_code == 200, r.text
     for sku, data in (("OLD", {"brand": "X", "ean": "111"}), ("OLD2", {"brand": "Y"})):
-        r = await client.post(PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": data})
+        r = await client.post(
+            PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": data}
+        )
         assert r.status_code == 201, r.text
     feed = (
         "sku;ean;brand;color\n"
@@ -184,8 +281,13 @@ async def test_required_and_unique_fields_are_enforced(client, tenant, worker):
         "N-4;444;Acme;Grün\n"  # not an option
     ).encode()
     mapping = {"sku": "sku", "ean": "ean", "brand": "brand", "color": "color"}
-    job, done = await import_file(client, tenant.editor, feed, mapping=mapping, schema=schema)
-    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (5, 1, 1, 3), done
+    _job, done = await import_file(client, tenant.editor, feed, mapping=mapping, schema=schema)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (
+        5,
+        1,
+        1,
+        3,
+    ), done
     errors = {e["sku"]: e["detail"] for e in done["errors"]}
     assert set(errors) == {"N-2", "N-3", "N-4"}
     assert "brand" in errors["N-2"] and "ean" in errors["N-3"] and "color" in errors["N-4"]
@@ -194,16 +296,26 @@ async def test_required_and_unique_fields_are_enforced(client, tenant, worker):
     assert products["OLD2"]["data"] == {"brand": "Y", "color": "Blau"}
 
 
-async def test_an_import_cannot_empty_a_required_field_of_an_existing_product(client, tenant, worker):
+async def test_an_import_cannot_empty_a_required_field_of_an_existing_product(
+    client, tenant, worker
+):
     schema = [{"name": "tags", "type": "array", "required": True}]
     r = await client.put("/api/pim/schema/", headers=tenant.editor, json={"fields": schema})
     assert r.status_code == 200, r.text
     for sku in ("OLD", "OLD2"):
-        r = await client.post(PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": {"tags": ["a"]}})
+        r = await client.post(
+            PRODUCTS, headers=tenant.editor, json={"sku": sku, "name": sku, "data": {"tags": ["a"]}}
+        )
         assert r.status_code == 201, r.text
     feed = b"sku;tags\nOLD;|\nOLD2;b|c\n"
-    job, done = await import_file(client, tenant.editor, feed, mapping={"sku": "sku", "tags": "tags"}, schema=schema)
+    _job, done = await import_file(
+        client, tenant.editor, feed, mapping={"sku": "sku", "tags": "tags"}, schema=schema
+    )
     assert (done["updated"], done["failed"]) == (1, 1), done
-    assert done["errors"][0]["sku"] == "OLD" and "tags" in done["errors"][0]["detail"], done["errors"]
+    assert done["errors"][0]["sku"] == "OLD" and "tags" in done["errors"][0]["detail"], done[
+        "errors"
+    ]
     products = await products_by_sku(client, tenant.viewer)
-    assert products["OLD"]["data"] == {"tags": ["a"]} and products["OLD2"]["data"] == {"tags": ["b", "c"]}
+    assert products["OLD"]["data"] == {"tags": ["a"]} and products["OLD2"]["data"] == {
+        "tags": ["b", "c"]
+    }

@@ -8,6 +8,7 @@ from app.catalog.fields import FieldDef
 from app.imports.headers import header_key, snake_name
 from app.imports.inference import suggest
 from app.imports.llm import merge_llm_answer
+from app.imports.records import Dialect, RecordStream, iter_records
 from app.imports.sniffing import (
     SAMPLE_BYTES,
     NotCsv,
@@ -17,7 +18,6 @@ from app.imports.sniffing import (
     unique_headers,
     utf16_variant,
 )
-from app.imports.records import Dialect, RecordStream, iter_records
 
 
 def run(text: str | bytes, fields=(), remembered=None, encoding="utf-8"):
@@ -31,12 +31,16 @@ def test_encodings():
     assert detect_encoding("Größe,Preis\n".encode(), complete=True) == "utf-8"
     assert detect_encoding("Größe,Preis\n".encode("cp1252"), complete=True) == "cp1252"
     assert detect_encoding("prix 9€ Référence\n".encode("cp1252"), complete=True) == "cp1252"
-    assert detect_encoding("Цена;Название\nстул;12\n".encode("cp1251") * 5, complete=True) == "cp1251"
+    assert (
+        detect_encoding("Цена;Название\nстул;12\n".encode("cp1251") * 5, complete=True) == "cp1251"
+    )
     assert detect_encoding("Krzesło dębowe;żółty\n".encode("cp1250") * 5, complete=True) == "cp1250"
     cut = "abc é".encode()[:-1]  # a sample that ends inside a character
     assert detect_encoding(cut, complete=False) == "utf-8"
     mostly = ("Größe Grün Schön " * 10).encode() + "Größe".encode("cp1252")
-    assert detect_encoding(mostly, complete=True) == "utf-8"  # stray bytes: decoded per line with a fallback
+    assert (
+        detect_encoding(mostly, complete=True) == "utf-8"
+    )  # stray bytes: decoded per line with a fallback
     assert utf16_variant("a,b\n".encode("utf-16")) == "utf-16"
     assert utf16_variant("sku,name\nA,B\n".encode("utf-16-le")) == "utf-16-le"
     assert utf16_variant(b"sku,name\n") is None
@@ -75,16 +79,32 @@ def test_column_types():
             f"S-{i};Item {i};{i},5;{i};{'ja' if i % 2 else 'nein'};{i % 28 + 1:02d}.03.2024;2024-03-01 10:{i % 60:02d};"
             f"https://x.org/{i};a|b;{['rot', 'grün', 'blau'][i % 3]};{'lang ' * 60};{'0' * 3}{i};Y"
         )
-    text = "sku;name;preis;menge;aktiv;datum;zeit;link;tags;farbe;text;ean;flag\n" + "\n".join(rows) + "\n"
+    text = (
+        "sku;name;preis;menge;aktiv;datum;zeit;link;tags;farbe;text;ean;flag\n"
+        + "\n".join(rows)
+        + "\n"
+    )
     _, s = run(text)
     types = {c.header: c.inferred_type for c in s.columns}
     assert types == {
-        "sku": "string", "name": "string", "preis": "number", "menge": "integer", "aktiv": "boolean", "datum": "date",
-        "zeit": "datetime", "link": "url", "tags": "array", "farbe": "enum", "text": "text", "ean": "string",
+        "sku": "string",
+        "name": "string",
+        "preis": "number",
+        "menge": "integer",
+        "aktiv": "boolean",
+        "datum": "date",
+        "zeit": "datetime",
+        "link": "url",
+        "tags": "array",
+        "farbe": "enum",
+        "text": "text",
+        "ean": "string",
         "flag": "boolean",
     }
     assert s.conventions.decimal == "," and s.conventions.date_order == "dmy"
-    farbe = next(f for f in s.new_fields if f.name == "farbe")  # named after the header: the tenant has no `color`
+    farbe = next(
+        f for f in s.new_fields if f.name == "farbe"
+    )  # named after the header: the tenant has no `color`
     assert farbe.options == ["blau", "grün", "rot"]
 
 
@@ -99,14 +119,27 @@ def test_mapping_to_existing_fields_labels_and_fuzzy():
     _, s = run(text, fields)
     m = s.mapping()
     assert m == {
-        "Référence": "sku", "Nom du produit": "name", "Marque": "brand", "Prix TTC": "preis", "Couleur": "farbton",
-        "Manufaturer Code": "manufacturer_code", "Poids (kg)": "poids_kg",  # no `weight` field: named after the header
+        "Référence": "sku",
+        "Nom du produit": "name",
+        "Marque": "brand",
+        "Prix TTC": "preis",
+        "Couleur": "farbton",
+        "Manufaturer Code": "manufacturer_code",
+        "Poids (kg)": "poids_kg",  # no `weight` field: named after the header
     }
-    assert [f["name"] for f in s.schema(fields)] == ["brand", "preis", "farbton", "manufacturer_code", "poids_kg"]
+    assert [f["name"] for f in s.schema(fields)] == [
+        "brand",
+        "preis",
+        "farbton",
+        "manufacturer_code",
+        "poids_kg",
+    ]
 
 
 def test_sku_and_name_by_profile_and_reserved_names():
-    text = "Artikel;Beschreibung kurz;Page;Limit\n" + "".join(f"X{i:04d};Ein schöner Stuhl {i};{i};{i}\n" for i in range(20))
+    text = "Artikel;Beschreibung kurz;Page;Limit\n" + "".join(
+        f"X{i:04d};Ein schöner Stuhl {i};{i};{i}\n" for i in range(20)
+    )
     _, s = run(text)
     m = s.mapping()
     assert m["Artikel"] == "sku" and m["Beschreibung kurz"] == "name"
@@ -133,16 +166,38 @@ def test_merge_llm_answer_validates():
     assert s.mapping()["zzq"] == "zzq"
     changed = merge_llm_answer(
         s,
-        {"columns": [
-            {"header": "zzq", "field": "quantity", "type": "integer", "confidence": 0.8},  # the tenant's field
-            {"header": "wgt", "field": "sku", "type": "string", "confidence": 0.9},  # taken: ignored
-            {"header": "abc", "field": "alphabet", "type": "string", "confidence": 0.9},  # a new name: ignored
-            {"header": "nope", "field": "x", "type": "string", "confidence": 0.9},
-            "junk",
-        ]},
+        {
+            "columns": [
+                {
+                    "header": "zzq",
+                    "field": "quantity",
+                    "type": "integer",
+                    "confidence": 0.8,
+                },  # the tenant's field
+                {
+                    "header": "wgt",
+                    "field": "sku",
+                    "type": "string",
+                    "confidence": 0.9,
+                },  # taken: ignored
+                {
+                    "header": "abc",
+                    "field": "alphabet",
+                    "type": "string",
+                    "confidence": 0.9,
+                },  # a new name: ignored
+                {"header": "nope", "field": "x", "type": "string", "confidence": 0.9},
+                "junk",
+            ]
+        },
         fields=fields,
     )
-    assert changed == 1 and s.mapping() == {"sku": "sku", "zzq": "quantity", "wgt": "wgt", "abc": "abc"}
+    assert changed == 1 and s.mapping() == {
+        "sku": "sku",
+        "zzq": "quantity",
+        "wgt": "wgt",
+        "abc": "abc",
+    }
     assert [f.name for f in s.new_fields] == ["wgt", "abc"]
     assert s.columns[1].source == "llm" and "language model" in s.columns[1].reason
     assert merge_llm_answer(s, "not json", fields=fields) == 0
@@ -160,8 +215,10 @@ def test_estimate_rows_and_incomplete_sample():
 
 def test_suggestion_is_fast_on_a_full_sample():
     row = "IC-{i},Desk Lamp {i},Flos,{i}.50,{i},true,white,Lighting > Desk,https://img.example.org/{i}.png,2024-12-04,steel;brass\n"
-    data = ("Item Code,Item Name,Manufacturer,Unit Price,Stock Level,Active,Color,Categories,Image URL,Created,Materials\n"
-            + "".join(row.format(i=i) for i in range(20_000))).encode()[:SAMPLE_BYTES]
+    data = (
+        "Item Code,Item Name,Manufacturer,Unit Price,Stock Level,Active,Color,Categories,Image URL,Created,Materials\n"
+        + "".join(row.format(i=i) for i in range(20_000))
+    ).encode()[:SAMPLE_BYTES]
     started = time.perf_counter()
     analysis = analyse_sample(data, complete=False)
     suggest(analysis, fields=[])
@@ -169,21 +226,38 @@ def test_suggestion_is_fast_on_a_full_sample():
 
 
 def test_record_stream_same_records_for_any_split_and_resume():
-    data = ('h1,h2\n"a\r\nb",1\r\nc,2\n\n"' + "x" * 500 + '\n' + "d,3\n" * 50 + 'e,"unterminated\n' + "f,4\n" * 5).encode()
-    reference = [(r.cells, r.end_offset, r.error) for r in iter_records(data, encoding="utf-8", dialect=Dialect(), complete=True)]
+    data = (
+        'h1,h2\n"a\r\nb",1\r\nc,2\n\n"'
+        + "x" * 500
+        + "\n"
+        + "d,3\n" * 50
+        + 'e,"unterminated\n'
+        + "f,4\n" * 5
+    ).encode()
+    reference = [
+        (r.cells, r.end_offset, r.error)
+        for r in iter_records(data, encoding="utf-8", dialect=Dialect(), complete=True)
+    ]
     for max_record in (64, 256, 4096):
         ref = [(r.cells, r.end_offset, r.error) for r in _stream(data, 1 << 20, max_record)]
         for step in (1, 3, 17, 200, 5000):
-            assert [(r.cells, r.end_offset, r.error) for r in _stream(data, step, max_record)] == ref
+            assert [
+                (r.cells, r.end_offset, r.error) for r in _stream(data, step, max_record)
+            ] == ref
         # resuming at any record boundary yields the rest unchanged
-        for cells, end, _ in ref[::7]:
-            rest = [(r.cells, r.end_offset, r.error) for r in _stream(data[end:], 13, max_record, start=end)]
+        for _cells, end, _ in ref[::7]:
+            rest = [
+                (r.cells, r.end_offset, r.error)
+                for r in _stream(data[end:], 13, max_record, start=end)
+            ]
             assert rest == [x for x in ref if x[1] > end]
     assert any(err for _, _, err in _stream_tuples(data, 64)) and reference[1][0] == ["a\r\nb", "1"]
 
 
 def _stream(data: bytes, step: int, max_record: int, start: int = 0):
-    stream = RecordStream(encoding="utf-8", dialect=Dialect(), start_offset=start, max_record_bytes=max_record)
+    stream = RecordStream(
+        encoding="utf-8", dialect=Dialect(), start_offset=start, max_record_bytes=max_record
+    )
     out = []
     for i in range(0, len(data), step):
         stream.feed(data[i : i + step])

@@ -58,15 +58,38 @@ def test_number_kinds(cell, conventions, kind):
 
 @pytest.mark.parametrize(
     "header",
-    ["EAN", "GTIN-13", "UPC", "ISBN", "MPN", "Part", "Article", "Artikelnummer", "Art.-Nr.", "Lieferantennummer",
-     "ZIP", "Postcode", "PLZ", "Code postal", "Código postal", "Version", "Firmware", "Item No.", "Model number",
-     "Référence fabricant", "Handle"],
+    [
+        "EAN",
+        "GTIN-13",
+        "UPC",
+        "ISBN",
+        "MPN",
+        "Part",
+        "Article",
+        "Artikelnummer",
+        "Art.-Nr.",
+        "Lieferantennummer",
+        "ZIP",
+        "Postcode",
+        "PLZ",
+        "Code postal",
+        "Código postal",
+        "Version",
+        "Firmware",
+        "Item No.",
+        "Model number",
+        "Référence fabricant",
+        "Handle",
+    ],
 )
 def test_headers_that_name_codes(header):
     assert code_header(normalize_header(header)), header
 
 
-@pytest.mark.parametrize("header", ["Price", "Part price", "Stock", "Weight kg", "Release date", "Name", "Style", "Model year"])
+@pytest.mark.parametrize(
+    "header",
+    ["Price", "Part price", "Stock", "Weight kg", "Release date", "Name", "Style", "Model year"],
+)
 def test_headers_that_do_not_name_codes(header):
     assert code_header(normalize_header(header)) is None, header
 
@@ -102,7 +125,9 @@ def test_mixed_numbers_warn_and_lower_the_confidence():
     s = run("sku,qty,price\n" + rows)
     price = col(s, "price")
     assert price.inferred_type == "number" and price.confidence < 0.6
-    assert price.warnings == ["2 of 100 sampled values are not numbers under decimal '.' (e.g. 'teuer'): those rows would be rejected"]
+    assert price.warnings == [
+        "2 of 100 sampled values are not numbers under decimal '.' (e.g. 'teuer'): those rows would be rejected"
+    ]
     assert col(s, "qty").confidence >= 0.9 and col(s, "qty").warnings == []
 
 
@@ -116,7 +141,9 @@ def _brand_rows(brands, start, n):
 
 
 def test_enum_only_when_the_start_middle_and_end_agree():
-    head = "sku,brand\n" + "".join(f"{sku},{brand}\n" for sku, brand in _brand_rows(["Hay", "Vitra", "Muuto"], 0, 60))
+    head = "sku,brand\n" + "".join(
+        f"{sku},{brand}\n" for sku, brand in _brand_rows(["Hay", "Vitra", "Muuto"], 0, 60)
+    )
     same = _brand_rows(["Hay", "Vitra", "Muuto"], 60, 60)
     later = _brand_rows(["Hay", "Vitra", "Muuto", "Kartell"], 60, 60)
     assert col(run(head), "brand").inferred_type == "enum"  # the whole file was seen
@@ -150,7 +177,10 @@ def test_categories_only_from_paths_never_from_html():
 def test_comma_separated_paths_split_and_category_codes():
     s = run('sku,category\nA,"Clothing > Tshirts, Clothing > Men"\nB,Clothing > Tshirts\n')
     assert s.conventions.category_separator == ","
-    assert parse_category_paths("Clothing > Tshirts, Clothing > Men", ",") == ("Clothing > Tshirts", "Clothing > Men")
+    assert parse_category_paths("Clothing > Tshirts, Clothing > Men", ",") == (
+        "Clothing > Tshirts",
+        "Clothing > Men",
+    )
     assert parse_category_paths("goodies,tshirts", ",") == ("goodies", "tshirts")
     assert parse_category_paths("Tables, Chairs", ",") == ("Tables, Chairs",)
 
@@ -158,18 +188,36 @@ def test_comma_separated_paths_split_and_category_codes():
 def test_new_fields_are_named_after_their_headers():
     text = "sku,in_stock,gtin,link,Preis\nA,yes,4006381333931,https://x.org/a,1.50\nB,no,4006381333948,https://x.org/b,2.50\n"
     s = run(text)
-    assert s.mapping() == {"sku": "sku", "in_stock": "in_stock", "gtin": "gtin", "link": "link", "Preis": "preis"}
+    assert s.mapping() == {
+        "sku": "sku",
+        "in_stock": "in_stock",
+        "gtin": "gtin",
+        "link": "link",
+        "Preis": "preis",
+    }
     assert "named after the header" in col(s, "gtin").reason
     # synonyms find the fields the tenant has
-    fields = [FieldDef(name="available", type="boolean"), FieldDef(name="ean"), FieldDef(name="url", type="url")]
+    fields = [
+        FieldDef(name="available", type="boolean"),
+        FieldDef(name="ean"),
+        FieldDef(name="url", type="url"),
+    ]
     s = run(text, fields)
-    assert (s.mapping()["in_stock"], s.mapping()["gtin"], s.mapping()["link"]) == ("available", "ean", "url")
+    assert (s.mapping()["in_stock"], s.mapping()["gtin"], s.mapping()["link"]) == (
+        "available",
+        "ean",
+        "url",
+    )
     assert "the field 'ean'" in col(s, "gtin").reason
 
 
 def test_sku_beats_a_weak_synonym_and_the_reason_names_it():
     s = run("ID,SKU,Title\n1,A-1,Chair\n2,A-2,Table\n")
-    assert s.mapping()["SKU"] == "sku" and s.mapping()["Title"] == "name" and s.mapping()["ID"] == "id_value"
+    assert (
+        s.mapping()["SKU"] == "sku"
+        and s.mapping()["Title"] == "name"
+        and s.mapping()["ID"] == "id_value"
+    )
     assert "'sku'" in col(s, "SKU").reason
 
 
@@ -177,24 +225,45 @@ def test_rows_in_a_window_cut_inside_a_quoted_multiline_cell():
     rows = "".join(f'S{i},"line one\nline two, {i}",{i}.5\n' for i in range(200))
     data = ("sku,text,price\n" + rows).encode()
     start = data.index(b"line two, 100")  # inside a quoted cell
-    got = rows_in_window(data[start : start + 2000], encoding="utf-8", dialect=Dialect(), width=3, at_end=False)
+    got = rows_in_window(
+        data[start : start + 2000], encoding="utf-8", dialect=Dialect(), width=3, at_end=False
+    )
     assert got and all(r[0].startswith("S") and r[1].startswith("line one\n") for r in got)
     assert got[0][0] in ("S101", "S102")
 
 
 def test_known_formats_from_headers():
-    assert detect_format(["Handle", "Title", "Body (HTML)", "Vendor", "Variant SKU", "Variant Price"]) == "shopify"
-    assert detect_format(["ID", "Type", "SKU", "Name", "Published", "Regular price", "Categories"]) == "woocommerce"
+    assert (
+        detect_format(["Handle", "Title", "Body (HTML)", "Vendor", "Variant SKU", "Variant Price"])
+        == "shopify"
+    )
+    assert (
+        detect_format(["ID", "Type", "SKU", "Name", "Published", "Regular price", "Categories"])
+        == "woocommerce"
+    )
     assert detect_format(["sku", "categories", "enabled", "family", "name-en_US"]) == "akeneo"
-    assert detect_format(["id", "title", "description", "link", "image_link", "price", "availability"]) == "google_merchant_center"
+    assert (
+        detect_format(["id", "title", "description", "link", "image_link", "price", "availability"])
+        == "google_merchant_center"
+    )
     assert detect_format(["sku", "name", "price", "category"]) is None
 
 
 def test_akeneo_takes_the_tenants_locale_or_the_closest():
-    headers = ["sku", "name-de_DE", "name-en_GB", "description-de_DE-print", "description-de_DE-ecommerce", "price-EUR"]
+    headers = [
+        "sku",
+        "name-de_DE",
+        "name-en_GB",
+        "description-de_DE-print",
+        "description-de_DE-ecommerce",
+        "price-EUR",
+    ]
     rules = column_rules("akeneo", headers, locale="de-de", currency="EUR")
     assert rules["name-de_DE"].builtin == "name" and rules["name-en_GB"].skip
-    assert rules["description-de_DE-ecommerce"].name == "description" and rules["description-de_DE-print"].skip
+    assert (
+        rules["description-de_DE-ecommerce"].name == "description"
+        and rules["description-de_DE-print"].skip
+    )
     assert rules["price-EUR"].name == "price"
     rules = column_rules("akeneo", headers, locale="en-us", currency="USD")
     assert rules["name-en_GB"].builtin == "name" and "closest" in rules["name-en_GB"].reason
@@ -202,8 +271,12 @@ def test_akeneo_takes_the_tenants_locale_or_the_closest():
 
 
 def test_woocommerce_id_is_not_the_sku():
-    s = run("ID,Type,SKU,Name,Published,Regular price,Categories\n12,simple,W-1,Beanie,1,20,\"Clothing > Hats, Sale > Hats\"\n")
-    assert s.format == "woocommerce" and s.mapping()["ID"] == "post_id" and s.mapping()["SKU"] == "sku"
+    s = run(
+        'ID,Type,SKU,Name,Published,Regular price,Categories\n12,simple,W-1,Beanie,1,20,"Clothing > Hats, Sale > Hats"\n'
+    )
+    assert (
+        s.format == "woocommerce" and s.mapping()["ID"] == "post_id" and s.mapping()["SKU"] == "sku"
+    )
     assert s.conventions.category_separator == ","
 
 
@@ -218,16 +291,27 @@ def test_a_header_naming_another_concept_is_no_typo_of_a_field():
 
 def test_sku_and_name_headers_of_real_feeds():
     for sku_header, name_header in (
-        ("Bestellnummer", "Kurzbezeichnung"), ("Art.-Nr.", "Artikelbezeichnung"), ("Référence article", "Libellé article"),
-        ("Item SKU", "Item Title"), ("Codice prodotto", "Nome prodotto"), ("Variant SKU", "Title"),
+        ("Bestellnummer", "Kurzbezeichnung"),
+        ("Art.-Nr.", "Artikelbezeichnung"),
+        ("Référence article", "Libellé article"),
+        ("Item SKU", "Item Title"),
+        ("Codice prodotto", "Nome prodotto"),
+        ("Variant SKU", "Title"),
     ):
         s = run(f"{sku_header};{name_header};Preis\nX-1;Stuhl;1,50\nX-2;Tisch;2,50\n")
-        assert (s.mapping()[sku_header], s.mapping()[name_header]) == ("sku", "name"), (sku_header, name_header)
+        assert (s.mapping()[sku_header], s.mapping()[name_header]) == ("sku", "name"), (
+            sku_header,
+            name_header,
+        )
 
 
 def test_woocommerce_published_is_the_status_only_when_every_value_is_one():
     head = "ID,Type,SKU,Name,Published,Regular price\n"
     s = run(head + "1,simple,A,Chair,1,20\n2,simple,B,Table,0,30\n")
     assert s.mapping()["Published"] == "status"
-    s = run(head + "1,simple,A,Chair,1,20\n2,simple,B,Table,-1,30\n")  # -1: a draft, which no status reads
-    assert s.mapping()["Published"] == "published" and col(s, "Published").inferred_type == "integer"
+    s = run(
+        head + "1,simple,A,Chair,1,20\n2,simple,B,Table,-1,30\n"
+    )  # -1: a draft, which no status reads
+    assert (
+        s.mapping()["Published"] == "published" and col(s, "Published").inferred_type == "integer"
+    )

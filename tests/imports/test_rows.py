@@ -13,16 +13,26 @@ from app.imports.rows import RowConverter, RowError, parse_category_paths, read_
 
 
 def test_lists_categories_status():
-    assert parse_category_paths("Lighting > Desk|Office>Lamps| > |Lighting > Desk") == ("Lighting > Desk", "Office > Lamps")
+    assert parse_category_paths("Lighting > Desk|Office>Lamps| > |Lighting > Desk") == (
+        "Lighting > Desk",
+        "Office > Lamps",
+    )
     with pytest.raises(ValueError):
         parse_category_paths("x" * 300)
     # WooCommerce: a comma splits paths only when every part is a path
-    assert parse_category_paths("Clothing > Tshirts, Clothing > Men", ",") == ("Clothing > Tshirts", "Clothing > Men")
+    assert parse_category_paths("Clothing > Tshirts, Clothing > Men", ",") == (
+        "Clothing > Tshirts",
+        "Clothing > Men",
+    )
     assert parse_category_paths("Tables, Chairs > Outdoor", ",") == ("Tables, Chairs > Outdoor",)
     assert parse_category_paths("A > B|C", ",") == ("A > B|C",)
     german = Conventions(true_words=("ja", "1"), false_words=("nein", "0"))
     assert [read_status(s, german) for s in ("Active", "inactive", "ja", "NEIN", "deleted")] == [
-        "active", "inactive", "active", "inactive", "deleted",
+        "active",
+        "inactive",
+        "active",
+        "inactive",
+        "deleted",
     ]
     for bad in ("draft", "offline", "archived"):
         with pytest.raises(ValueError, match="value_mapping"):
@@ -42,31 +52,89 @@ FIELDS = {
         FieldDef(name="code", type="string", validation=r"^[A-Z]+$"),
     ]
 }
-HEADERS = ["SKU", "Name", "Preis", "Lager", "Aktiv", "Datum", "Tags", "Farbe", "Link", "Code", "Kategorie", "Status", "Parent"]
+HEADERS = [
+    "SKU",
+    "Name",
+    "Preis",
+    "Lager",
+    "Aktiv",
+    "Datum",
+    "Tags",
+    "Farbe",
+    "Link",
+    "Code",
+    "Kategorie",
+    "Status",
+    "Parent",
+]
 MAPPING = {
-    "SKU": "sku", "Name": "name", "Preis": "price", "Lager": "stock", "Aktiv": "active", "Datum": "released",
-    "Tags": "tags", "Farbe": "color", "Link": "link", "Code": "code", "Kategorie": "categories", "Status": "status",
+    "SKU": "sku",
+    "Name": "name",
+    "Preis": "price",
+    "Lager": "stock",
+    "Aktiv": "active",
+    "Datum": "released",
+    "Tags": "tags",
+    "Farbe": "color",
+    "Link": "link",
+    "Code": "code",
+    "Kategorie": "categories",
+    "Status": "status",
     "Parent": "variation_of",
 }
 
 
 DEFAULTS = Conventions()
 GERMAN = Conventions(
-    decimal=",", thousands=".", date_order="dmy", true_words=("ja", "1"), false_words=("nein", "0"), delimiter=";"
+    decimal=",",
+    thousands=".",
+    date_order="dmy",
+    true_words=("ja", "1"),
+    false_words=("nein", "0"),
+    delimiter=";",
 )
 
 
 def converter(conventions=DEFAULTS, value_mapping=None):
-    return RowConverter(headers=HEADERS, mapping=MAPPING, fields=FIELDS, conventions=conventions, value_mapping=value_mapping)
+    return RowConverter(
+        headers=HEADERS,
+        mapping=MAPPING,
+        fields=FIELDS,
+        conventions=conventions,
+        value_mapping=value_mapping,
+    )
 
 
 def test_row_converter_full_row():
     row = converter(GERMAN).convert(
-        [" A-1 ", "Stuhl", "1.234", "1.000", "ja", "18.07.2023", "a|b", "bleu", "https://x.org/a", "AB", "Men > Shoes|Sale", "nein", "P-1"]
+        [
+            " A-1 ",
+            "Stuhl",
+            "1.234",
+            "1.000",
+            "ja",
+            "18.07.2023",
+            "a|b",
+            "bleu",
+            "https://x.org/a",
+            "AB",
+            "Men > Shoes|Sale",
+            "nein",
+            "P-1",
+        ]
     )
     assert row.item == {
-        "sku": "A-1", "name": "Stuhl", "price": 1234, "stock": 1000, "active": True, "released": "2023-07-18",
-        "tags": ["a", "b"], "color": "Bleu", "link": "https://x.org/a", "code": "AB", "status": "inactive",
+        "sku": "A-1",
+        "name": "Stuhl",
+        "price": 1234,
+        "stock": 1000,
+        "active": True,
+        "released": "2023-07-18",
+        "tags": ["a", "b"],
+        "color": "Bleu",
+        "link": "https://x.org/a",
+        "code": "AB",
+        "status": "inactive",
         "variation_of": "P-1",
     }
     assert row.category_paths == ("Men > Shoes", "Sale")
@@ -75,9 +143,16 @@ def test_row_converter_full_row():
 def test_row_converter_empty_cells_short_and_long_rows():
     c = converter()
     row = c.convert(["A-2", "", "", "n/a", "", "", "", "", "", "", "", "", ""])
-    assert row.item == {"sku": "A-2"} and row.category_paths is None  # empty and "n/a" cells leave values unset
-    assert c.convert(["A-3", "Nur Name"]).item == {"sku": "A-3", "name": "Nur Name"}  # ragged short row
-    assert c.convert(["A-4"] + [""] * 12 + ["", " "]).item == {"sku": "A-4"}  # trailing empty extra cells
+    assert (
+        row.item == {"sku": "A-2"} and row.category_paths is None
+    )  # empty and "n/a" cells leave values unset
+    assert c.convert(["A-3", "Nur Name"]).item == {
+        "sku": "A-3",
+        "name": "Nur Name",
+    }  # ragged short row
+    assert c.convert(["A-4"] + [""] * 12 + ["", " "]).item == {
+        "sku": "A-4"
+    }  # trailing empty extra cells
     with pytest.raises(RowError, match="14 cells"):
         c.convert(["A-5"] + [""] * 12 + ["extra"])
 
@@ -119,11 +194,21 @@ def test_row_converter_needs_known_targets():
 
 
 def test_row_converter_value_mapping():
-    c = converter(value_mapping={"Status": {"draft": "inactive", "-1": "inactive", "gone": None}, "Farbe": {"Blue": "Bleu"},
-                                 "Aktiv": {"x": True}})
+    c = converter(
+        value_mapping={
+            "Status": {"draft": "inactive", "-1": "inactive", "gone": None},
+            "Farbe": {"Blue": "Bleu"},
+            "Aktiv": {"x": True},
+        }
+    )
     cells = ["A-1"] + [""] * 12
     cells[11], cells[7], cells[4] = "Draft", "blue", "x"
-    assert c.convert(cells).item == {"sku": "A-1", "status": "inactive", "color": "Bleu", "active": True}
+    assert c.convert(cells).item == {
+        "sku": "A-1",
+        "status": "inactive",
+        "color": "Bleu",
+        "active": True,
+    }
     cells[11] = "gone"
     assert "status" not in c.convert(cells).item  # mapped to null: the value stays unset
     cells[11] = "archived"

@@ -124,7 +124,9 @@ def stored(products: dict[str, dict]) -> dict[str, tuple]:
     }  # fmt: skip
 
 
-@pytest.mark.parametrize("make, filename", [(feed_csv, "products_export.csv"), (feed_xlsx, "products_export.xlsx")])
+@pytest.mark.parametrize(
+    "make, filename", [(feed_csv, "products_export.csv"), (feed_xlsx, "products_export.xlsx")]
+)
 async def test_variant_rows_inherit_their_product(client, tenant, worker, make, filename):
     r = await upload(client, tenant.editor, make(), filename)
     assert r.status_code == 201, r.text
@@ -132,7 +134,10 @@ async def test_variant_rows_inherit_their_product(client, tenant, worker, make, 
     headers = [c["header"] for c in job["columns"]]
     assert headers == [*HEADER, VARIATION_HEADER]
     assert job["suggested_mapping"][VARIATION_HEADER] == "variation_of"
-    assert job["suggested_mapping"]["Variant SKU"] == "sku" and job["suggested_mapping"]["Title"] == "name"
+    assert (
+        job["suggested_mapping"]["Variant SKU"] == "sku"
+        and job["suggested_mapping"]["Title"] == "name"
+    )
     samples = {c["header"]: c["samples"] for c in job["columns"]}
     assert samples[VARIATION_HEADER] == ["OT-S-BL", "TB-42", "CC-BK"]
 
@@ -152,13 +157,21 @@ async def worker_ctx(settings):
     engine = create_engine(settings, pool_size=3, max_overflow=0)
     queue = f"test-shopify-slices:{uuid.uuid4().hex}"
     redis = ArqRedis(ConnectionPool.from_url(settings.redis_url), default_queue_name=queue)
-    yield {"engine": engine, "sessionmaker": create_sessionmaker(engine), "redis": redis, "job_try": 1, "settings": settings}
+    yield {
+        "engine": engine,
+        "sessionmaker": create_sessionmaker(engine),
+        "redis": redis,
+        "job_try": 1,
+        "settings": settings,
+    }
     await redis.delete(queue)
     await redis.aclose()
     await engine.dispose()
 
 
-@pytest.mark.parametrize("make, filename", [(feed_csv, "products_export.csv"), (feed_xlsx, "products_export.xlsx")])
+@pytest.mark.parametrize(
+    "make, filename", [(feed_csv, "products_export.csv"), (feed_xlsx, "products_export.xlsx")]
+)
 async def test_inheritance_survives_slices(client, tenant, worker_ctx, monkeypatch, make, filename):
     """Every slice ends after 2 rows: a handle's later rows are read by another run, which gets the
     handle's first row from the job (and, for a workbook, resumes after the committed sheet row)."""
@@ -166,7 +179,9 @@ async def test_inheritance_survives_slices(client, tenant, worker_ctx, monkeypat
     async with worker_ctx["sessionmaker"]() as session:  # confirmed onto the private queue
         session.info["tenant_id"] = tenant.id
         body = ConfirmIn.model_validate({"mapping": MAPPING, "schema": SCHEMA})
-        await service.confirm_import(session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body)
+        await service.confirm_import(
+            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
+        )
         await session.commit()
     monkeypatch.setattr(tasks, "SLICE_SECONDS", 0)
     monkeypatch.setattr(tasks, "BATCH_ROWS", 2)
@@ -175,7 +190,12 @@ async def test_inheritance_survives_slices(client, tenant, worker_ctx, monkeypat
         runs += 1
     assert runs >= 4
     done = (await client.get(f"{IMPORT}/{job['job_id']}/", headers=tenant.viewer)).json()
-    assert (done["status"], done["processed_rows"], done["created"], done["failed"]) == ("done", 9, 9, 0), done
+    assert (done["status"], done["processed_rows"], done["created"], done["failed"]) == (
+        "done",
+        9,
+        9,
+        0,
+    ), done
     assert stored(await products_by_sku(client, tenant.viewer)) == EXPECTED
 
 
@@ -190,7 +210,9 @@ def test_transform_keeps_one_handle_and_leaves_other_formats_alone():
         ("Ocean Tee", "Wave Co", "OT-M-BL", "OT-S-BL"),
         ("Ocean Tee", "Wave Co", "OT-L-BL", "OT-S-BL"),
     ]
-    assert rows[7][HEADER.index("Status")] == "draft" and rows[6][HEADER.index("Published")] == "FALSE"
+    assert (
+        rows[7][HEADER.index("Status")] == "draft" and rows[6][HEADER.index("Published")] == "FALSE"
+    )
     # a new transform restored from the state continues the current handle
     resumed = ShopifyVariants.for_headers(HEADER)
     fresh = ShopifyVariants.for_headers(HEADER)

@@ -24,7 +24,13 @@ async def worker_ctx(settings):
     engine = create_engine(settings, pool_size=3, max_overflow=0)
     redis = ArqRedis.from_url(settings.redis_url.rsplit("/", 1)[0] + "/12")
     await redis.flushdb()
-    yield {"engine": engine, "sessionmaker": create_sessionmaker(engine), "redis": redis, "job_try": 1, "settings": settings}
+    yield {
+        "engine": engine,
+        "sessionmaker": create_sessionmaker(engine),
+        "redis": redis,
+        "job_try": 1,
+        "settings": settings,
+    }
     await redis.flushdb()
     await redis.aclose()
     await engine.dispose()
@@ -34,8 +40,12 @@ async def queued_ids(redis) -> list[str]:
     return [j.job_id for j in await redis.queued_jobs()]
 
 
-async def test_slices_requeue_and_resume_exactly(app_with, make_tenant, settings, worker_ctx, monkeypatch):
-    redis_url = settings.redis_url.rsplit("/", 1)[0] + "/12"  # nothing consumes this queue: the test runs the task
+async def test_slices_requeue_and_resume_exactly(
+    app_with, make_tenant, settings, worker_ctx, monkeypatch
+):
+    redis_url = (
+        settings.redis_url.rsplit("/", 1)[0] + "/12"
+    )  # nothing consumes this queue: the test runs the task
     client = await app_with(redis_url=redis_url)
     tenant = await make_tenant()
     job = (await upload(client, tenant.editor, feed())).json()
@@ -58,7 +68,12 @@ async def test_slices_requeue_and_resume_exactly(app_with, make_tenant, settings
     assert runs == 13
     done = (await client.get(f"{IMPORT}/{job_id}/", headers=tenant.viewer)).json()
     bad = len([i for i in range(ROWS) if i % 1000 == 7])
-    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (ROWS, ROWS - bad, 0, bad)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (
+        ROWS,
+        ROWS - bad,
+        0,
+        bad,
+    )
     # a late duplicate run does nothing
     assert (await tasks.import_csv(worker_ctx, job_id))["status"] == "skipped"
 
@@ -74,21 +89,28 @@ async def test_lease_and_recovery(app_with, make_tenant, settings, worker_ctx):
 
     async with worker_ctx["engine"].connect() as other:  # another live worker holds the lease
         raw = (await other.get_raw_connection()).driver_connection
-        assert await raw.fetchval("SELECT pg_try_advisory_lock(hashtext('pim.import'), hashtext($1))", job_id)
+        assert await raw.fetchval(
+            "SELECT pg_try_advisory_lock(hashtext('pim.import'), hashtext($1))", job_id
+        )
         tasks.LOCK_WAIT_SECONDS, wait = 0.3, tasks.LOCK_WAIT_SECONDS
         try:
             assert (await tasks.import_csv(worker_ctx, job_id))["status"] == "busy"
         finally:
             tasks.LOCK_WAIT_SECONDS = wait
-        await raw.fetchval("SELECT pg_advisory_unlock(hashtext('pim.import'), hashtext($1))", job_id)
+        await raw.fetchval(
+            "SELECT pg_advisory_unlock(hashtext('pim.import'), hashtext($1))", job_id
+        )
 
     async with worker_ctx["sessionmaker"]() as session, session.begin():
         await session.execute(
-            text("UPDATE import_jobs SET created_at = now() - interval '8 days' WHERE id = :id"), {"id": uuid.UUID(stale["job_id"])}
+            text("UPDATE import_jobs SET created_at = now() - interval '8 days' WHERE id = :id"),
+            {"id": uuid.UUID(stale["job_id"])},
         )
     await worker_ctx["redis"].flushdb()
     assert await tasks.recover_imports(worker_ctx) >= 1
-    assert any(q.startswith(f"import:{job_id}:recover:") for q in await queued_ids(worker_ctx["redis"]))
+    assert any(
+        q.startswith(f"import:{job_id}:recover:") for q in await queued_ids(worker_ctx["redis"])
+    )
     expired = (await client.get(f"{IMPORT}/{stale['job_id']}/", headers=tenant.viewer)).json()
     assert expired["status"] == "failed" and "not confirmed" in expired["error"]
     assert (await tasks.import_csv(worker_ctx, job_id))["status"] == "done"

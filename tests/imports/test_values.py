@@ -32,7 +32,11 @@ NUMBER, INTEGER = FieldDef(name="n", type="number"), FieldDef(name="i", type="in
         ("3.700", DEFAULT_CONVENTIONS, 3.7),
         ("0.975", DEFAULT_CONVENTIONS, 0.975),
         (" 7 ", DEFAULT_CONVENTIONS, 7),
-        ("1E7", DEFAULT_CONVENTIONS, 1e7),  # scientific notation is plain decimal notation for every path
+        (
+            "1E7",
+            DEFAULT_CONVENTIONS,
+            1e7,
+        ),  # scientific notation is plain decimal notation for every path
         ("3.700", GERMAN, 3700),
         ("1.234,56", GERMAN, 1234.56),
         ("1.234.567", GERMAN, 1234567),
@@ -87,7 +91,12 @@ def test_read_number_rejects(text, conventions):
 def test_integers_are_never_reinterpreted():
     assert coerce_value(INTEGER, "3.700", GERMAN) == 3700
     assert coerce_value(INTEGER, "1e3") == 1000 and coerce_value(INTEGER, "12,0", GERMAN) == 12
-    for text, conventions in (("3.700", DEFAULT_CONVENTIONS), ("0.975", DEFAULT_CONVENTIONS), ("12,5", GERMAN), ("9" * 30, DEFAULT_CONVENTIONS)):
+    for text, conventions in (
+        ("3.700", DEFAULT_CONVENTIONS),
+        ("0.975", DEFAULT_CONVENTIONS),
+        ("12,5", GERMAN),
+        ("9" * 30, DEFAULT_CONVENTIONS),
+    ):
         with pytest.raises(CoercionError, match="^i: "):
             coerce_value(INTEGER, text, conventions)
 
@@ -98,14 +107,31 @@ def test_booleans_dates_lists():
     for word in ("yes", "maybe"):
         with pytest.raises(ValueError):
             read_bool(word, german)
-    assert [read_bool(w) for w in ("true", "Yes", "on", "0", "n")] == [True, True, True, False, False]
+    assert [read_bool(w) for w in ("true", "Yes", "on", "0", "n")] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     with pytest.raises(ValueError):
         read_bool("ja")
 
-    assert read_date("04.12.2024", german) == "2024-12-04" and read_date("2024-12-04", german) == "2024-12-04"
-    assert read_date("04/12/2024", US) == "2024-04-12" and read_date("4-7-2024", GERMAN) == "2024-07-04"
-    for text, conventions in (("04.12.2024", DEFAULT_CONVENTIONS), ("31.02.2024", GERMAN), ("12/31/2024", GERMAN),
-                              ("4.7.24", GERMAN), ("2024-12-04T00:00:00Z", DEFAULT_CONVENTIONS)):
+    assert (
+        read_date("04.12.2024", german) == "2024-12-04"
+        and read_date("2024-12-04", german) == "2024-12-04"
+    )
+    assert (
+        read_date("04/12/2024", US) == "2024-04-12"
+        and read_date("4-7-2024", GERMAN) == "2024-07-04"
+    )
+    for text, conventions in (
+        ("04.12.2024", DEFAULT_CONVENTIONS),
+        ("31.02.2024", GERMAN),
+        ("12/31/2024", GERMAN),
+        ("4.7.24", GERMAN),
+        ("2024-12-04T00:00:00Z", DEFAULT_CONVENTIONS),
+    ):
         with pytest.raises(ValueError):
             read_date(text, conventions)
 
@@ -115,7 +141,9 @@ def test_booleans_dates_lists():
     # naive local times are converted from the file's zone (winter: UTC+1, summer: UTC+2), not stored as UTC
     assert read_datetime("04.12.2024 10:30", berlin) == "2024-12-04T09:30:00Z"
     assert read_datetime("2024-07-01T10:30:00", berlin) == "2024-07-01T08:30:00Z"
-    assert read_datetime("2024-07-01T10:30:00+00:00", berlin) == "2024-07-01T10:30:00Z"  # an offset wins
+    assert (
+        read_datetime("2024-07-01T10:30:00+00:00", berlin) == "2024-07-01T10:30:00Z"
+    )  # an offset wins
     assert read_datetime("12/04/2024 09:05:07", US) == "2024-12-04T09:05:07Z"
     assert read_datetime("04.12.2024 9:05 +02:00", berlin) == "2024-12-04T07:05:00Z"
     assert read_datetime("04.12.2024 10:30:15,5", GERMAN) == "2024-12-04T10:30:15.500000Z"
@@ -130,11 +158,19 @@ def test_booleans_dates_lists():
 
 
 def test_conventions_validation():
-    for bad in ({"decimal": ","}, {"thousands": "x"}, {"date_order": "ydm"}, {"time_zone": "Mars/Base"},
-                {"true_words": ("ja",), "false_words": ("ja",)}, {"delimiter": ":"}):
+    for bad in (
+        {"decimal": ","},
+        {"thousands": "x"},
+        {"date_order": "ydm"},
+        {"time_zone": "Mars/Base"},
+        {"true_words": ("ja",), "false_words": ("ja",)},
+        {"delimiter": ":"},
+    ):
         with pytest.raises(ValueError):
             Conventions(**{"thousands": ",", **bad} if bad == {"decimal": ","} else bad)
-    model = ConventionsModel.model_validate({"decimal": ",", "thousands": None, "time_zone": "Europe/Paris"})
+    model = ConventionsModel.model_validate(
+        {"decimal": ",", "thousands": None, "time_zone": "Europe/Paris"}
+    )
     assert model.changes() == {"decimal": ",", "thousands": None, "time_zone": "Europe/Paris"}
     with pytest.raises(ValueError):
         ConventionsModel.model_validate({"time_zone": "Europe/Nowhere"})

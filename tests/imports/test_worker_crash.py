@@ -17,7 +17,9 @@ def big_feed() -> bytes:
     lines = ["sku;name;price;stock;category;tags\n"]
     for i in range(ROWS):
         price = "n.v." if i % BAD_EVERY == 0 else f"{i % 1000},{i % 100:02d}"
-        lines.append(f"K-{i:06d};Produkt {i};{price};{i % 50};Werkzeug > Gruppe {i % 7};a|b{i % 3}\n")
+        lines.append(
+            f"K-{i:06d};Produkt {i};{price};{i % 50};Werkzeug > Gruppe {i % 7};a|b{i % 3}\n"
+        )
     return "".join(lines).encode()
 
 
@@ -27,7 +29,9 @@ def _redis_db(url: str, db: int) -> str:
 
 
 async def test_sigkill_mid_import_resumes_with_exact_counts(app_with, make_tenant, settings):
-    redis_url = _redis_db(settings.redis_url, 11)  # a queue of its own: no other worker takes the job
+    redis_url = _redis_db(
+        settings.redis_url, 11
+    )  # a queue of its own: no other worker takes the job
     redis = Redis.from_url(redis_url)
     await redis.flushdb()
     client = await app_with(redis_url=redis_url)
@@ -55,7 +59,9 @@ async def test_sigkill_mid_import_resumes_with_exact_counts(app_with, make_tenan
         assert killed_at["status"] == "importing" and killed_at["processed_rows"] < ROWS
 
         started = time.monotonic()
-        proc = start_worker({"PIM_REDIS_URL": redis_url})  # its startup re-queues jobs left in `importing`
+        proc = start_worker(
+            {"PIM_REDIS_URL": redis_url}
+        )  # its startup re-queues jobs left in `importing`
         done = await wait_done(client, tenant.editor, job["job_id"], timeout=120)
         assert time.monotonic() - started < 60
     finally:
@@ -64,7 +70,12 @@ async def test_sigkill_mid_import_resumes_with_exact_counts(app_with, make_tenan
         await redis.aclose()
 
     assert done["status"] == "done", done
-    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (ROWS, ROWS - bad, 0, bad)
+    assert (done["processed_rows"], done["created"], done["updated"], done["failed"]) == (
+        ROWS,
+        ROWS - bad,
+        0,
+        bad,
+    )
     assert done["total_rows"] == ROWS
     async with client._transport.app.state.sessionmaker() as session:
         counts = (
@@ -78,5 +89,10 @@ async def test_sigkill_mid_import_resumes_with_exact_counts(app_with, make_tenan
                 {"t": tenant.id, "j": job["job_id"]},
             )
         ).one()
-    assert tuple(counts) == (ROWS - bad, bad, 0, 8)  # chunks are dropped when done; 1 parent + 7 groups
+    assert tuple(counts) == (
+        ROWS - bad,
+        bad,
+        0,
+        8,
+    )  # chunks are dropped when done; 1 parent + 7 groups
     assert [e["row"] for e in done["errors"]] == [i + 2 for i in range(0, ROWS, BAD_EVERY)][:100]

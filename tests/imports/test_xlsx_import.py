@@ -13,7 +13,9 @@ from tests.imports.test_import_api import products_by_sku
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def workbook_bytes(sheets: dict[str, list[list]], *, number_formats: dict[tuple[str, int], str] | None = None) -> bytes:
+def workbook_bytes(
+    sheets: dict[str, list[list]], *, number_formats: dict[tuple[str, int], str] | None = None
+) -> bytes:
     """An .xlsx with the given sheets (rows of Python values; str cells are text cells)."""
     book = openpyxl.Workbook()
     book.remove(book.active)
@@ -33,27 +35,70 @@ def workbook_bytes(sheets: dict[str, list[list]], *, number_formats: dict[tuple[
 async def upload_xlsx(client, headers, content: bytes, *, filename="feed.xlsx", sheet=None):
     params = {} if sheet is None else {"sheet": sheet}
     return await client.post(
-        f"{IMPORT}/csv/", headers=headers, params=params, files={"file": (filename, content, XLSX_TYPE)}
+        f"{IMPORT}/csv/",
+        headers=headers,
+        params=params,
+        files={"file": (filename, content, XLSX_TYPE)},
     )
 
 
 PRODUCTS = [
     ["SKU", "Name", "Weight kg", "Stock", "Released", "Updated", "Available", "ZIP", "Part"],
-    ["A-1", "Lamp", 3.7, 12, dt.date(2024, 12, 4), dt.datetime(2024, 12, 4, 10, 30), True, "02134", "1E7"],
-    ["A-2", "Desk", 0.975, 0, dt.date(2023, 1, 31), dt.datetime(2023, 1, 31, 8, 0, 15), False, "10115", "1.20"],
-    ["A-3", "Chair", 1234.5, 7, dt.date(2020, 2, 29), dt.datetime(2020, 2, 29, 23, 59), True, "00501", "X-9"],
+    [
+        "A-1",
+        "Lamp",
+        3.7,
+        12,
+        dt.date(2024, 12, 4),
+        dt.datetime(2024, 12, 4, 10, 30),
+        True,
+        "02134",
+        "1E7",
+    ],
+    [
+        "A-2",
+        "Desk",
+        0.975,
+        0,
+        dt.date(2023, 1, 31),
+        dt.datetime(2023, 1, 31, 8, 0, 15),
+        False,
+        "10115",
+        "1.20",
+    ],
+    [
+        "A-3",
+        "Chair",
+        1234.5,
+        7,
+        dt.date(2020, 2, 29),
+        dt.datetime(2020, 2, 29, 23, 59),
+        True,
+        "00501",
+        "X-9",
+    ],
 ]
 
 
 async def test_xlsx_cells_keep_their_types(client, tenant, worker):
     content = workbook_bytes({"Products": PRODUCTS}, number_formats={("Products", 3): "#,##0.000"})
-    r = await upload_xlsx(client, tenant.editor, content, filename="products.bin")  # recognised by content
+    r = await upload_xlsx(
+        client, tenant.editor, content, filename="products.bin"
+    )  # recognised by content
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["encoding"] is None and job["delimiter"] is None and job["total_rows"] == 3
     types = {c["header"]: c["inferred_type"] for c in job["columns"]}
-    assert types["Weight kg"] == "number" and types["Stock"] == "integer" and types["Released"] == "date"
-    assert types["Updated"] == "datetime" and types["Available"] == "boolean" and types["ZIP"] == "string"
+    assert (
+        types["Weight kg"] == "number"
+        and types["Stock"] == "integer"
+        and types["Released"] == "date"
+    )
+    assert (
+        types["Updated"] == "datetime"
+        and types["Available"] == "boolean"
+        and types["ZIP"] == "string"
+    )
     samples = {c["header"]: c["samples"] for c in job["columns"]}
     assert samples["Weight kg"][:2] == ["3.7", "0.975"] and samples["ZIP"][0] == "02134"
     mapping = job["suggested_mapping"]
@@ -71,7 +116,10 @@ async def test_xlsx_cells_keep_their_types(client, tenant, worker):
     assert a1["data"][field["Weight kg"]] == 3.7 and a2["data"][field["Weight kg"]] == 0.975
     assert a3["data"][field["Weight kg"]] == 1234.5
     assert a1["data"][field["Stock"]] == 12 and a2["data"][field["Stock"]] == 0
-    assert a1["data"][field["Released"]] == "2024-12-04" and a3["data"][field["Released"]] == "2020-02-29"
+    assert (
+        a1["data"][field["Released"]] == "2024-12-04"
+        and a3["data"][field["Released"]] == "2020-02-29"
+    )
     assert a1["data"][field["Updated"]].startswith("2024-12-04T10:30")
     assert a1["data"][field["Available"]] is True and a2["data"][field["Available"]] is False
     assert a1["data"][field["ZIP"]] == "02134" and a3["data"][field["ZIP"]] == "00501"
@@ -99,14 +147,23 @@ async def test_xlsx_number_cell_is_that_number_in_a_decimal_comma_file(client, t
     assert done["status"] == "done" and done["failed"] == 0, done
     products = await products_by_sku(client, tenant.viewer)
     weight = mapping["Gewicht"]
-    assert [products[s]["data"][weight] for s in ("DE-1", "DE-2", "DE-3", "DE-4")] == [1.5, 6.257, 2.25, 0.975]
+    assert [products[s]["data"][weight] for s in ("DE-1", "DE-2", "DE-3", "DE-4")] == [
+        1.5,
+        6.257,
+        2.25,
+        0.975,
+    ]
 
 
 async def test_xlsx_sheet_by_name_or_index(client, tenant, worker):
     content = workbook_bytes(
         {
             "Notes": [["read me"], ["this sheet is not the catalog"]],
-            "Catalog": [["sku", "name", "price"], ["S-1", "Second sheet", 9.99], ["S-2", "Also second", 19]],
+            "Catalog": [
+                ["sku", "name", "price"],
+                ["S-1", "Second sheet", 9.99],
+                ["S-2", "Also second", 19],
+            ],
         }
     )
     r = await upload_xlsx(client, tenant.editor, content)
@@ -134,7 +191,9 @@ async def test_xlsx_rejected_row_is_reported_with_the_sheet_row(client, tenant, 
     r = await upload_xlsx(client, tenant.editor, workbook_bytes({"S": rows}))
     job = r.json()
     schema = [{"name": "stock", "type": "integer"}]
-    r = await confirm(client, tenant.editor, job, mapping={"sku": "sku", "stock": "stock"}, schema=schema)
+    r = await confirm(
+        client, tenant.editor, job, mapping={"sku": "sku", "stock": "stock"}, schema=schema
+    )
     assert r.status_code == 202, r.text
     done = await wait_done(client, tenant.editor, job["job_id"])
     assert done["status"] == "done" and (done["created"], done["failed"]) == (1, 2), done
@@ -163,11 +222,18 @@ GOOD = workbook_bytes({"S": [["sku", "name"], ["B-1", "One"]]})
         (_zip({"hello.txt": b"not a workbook"}), 400, "not an .xlsx workbook"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), 415, ".xls"),
         (
-            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600) + "EncryptionInfo".encode("utf-16-le") + bytes(100),
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+            + bytes(600)
+            + "EncryptionInfo".encode("utf-16-le")
+            + bytes(100),
             415,
             "encrypted",
         ),
-        (_zip({"xl/workbook.xml": b"<workbook><sheets><sheet name='S' sheetId='1'/>"}), 400, "not valid XML"),
+        (
+            _zip({"xl/workbook.xml": b"<workbook><sheets><sheet name='S' sheetId='1'/>"}),
+            400,
+            "not valid XML",
+        ),
     ],
 )
 async def test_broken_workbooks_are_refused_with_a_message(client, tenant, content, status, words):

@@ -22,12 +22,16 @@ def values(rows: list[tuple[int, list]]) -> list[list]:
     return [[c.value if isinstance(c, TypedCell) else c for c in cells] for _, cells in rows]
 
 
-def workbook(sheet_xml: str, *, shared: str | None = None, styles: str | None = None, date1904: bool = False) -> bytes:
+def workbook(
+    sheet_xml: str, *, shared: str | None = None, styles: str | None = None, date1904: bool = False
+) -> bytes:
     """A minimal workbook around one sheet's XML (and optional shared strings and styles parts)."""
     rels = ['<Relationship Id="rId1" Type="http://x/worksheet" Target="worksheets/sheet1.xml"/>']
     members = {"xl/worksheets/sheet1.xml": sheet_xml}
     if shared is not None:
-        rels.append('<Relationship Id="rId2" Type="http://x/sharedStrings" Target="sharedStrings.xml"/>')
+        rels.append(
+            '<Relationship Id="rId2" Type="http://x/sharedStrings" Target="sharedStrings.xml"/>'
+        )
         members["xl/sharedStrings.xml"] = shared
     if styles is not None:
         rels.append('<Relationship Id="rId3" Type="http://x/styles" Target="styles.xml"/>')
@@ -50,8 +54,26 @@ def test_same_values_as_openpyxl():
     sheet = book.active
     rows = [
         ["text", "int", "float", "date", "datetime", "bool", "blank", "formula"],
-        ["02134", 42, 3.7, dt.date(2024, 12, 4), dt.datetime(2024, 12, 4, 10, 30, 15), True, None, "=1+1"],
-        ["  spaced  ", -7, 0.1 + 0.2, dt.date(1900, 1, 1), dt.datetime(1999, 12, 31, 23, 59, 59), False, None, None],
+        [
+            "02134",
+            42,
+            3.7,
+            dt.date(2024, 12, 4),
+            dt.datetime(2024, 12, 4, 10, 30, 15),
+            True,
+            None,
+            "=1+1",
+        ],
+        [
+            "  spaced  ",
+            -7,
+            0.1 + 0.2,
+            dt.date(1900, 1, 1),
+            dt.datetime(1999, 12, 31, 23, 59, 59),
+            False,
+            None,
+            None,
+        ],
         [
             'a & b < c > "d"\nline',
             2**40,
@@ -80,7 +102,10 @@ def test_same_values_as_openpyxl():
             cells.pop()
         expected.append(["" if c is None else c for c in cells])
     # openpyxl reads a date-formatted cell as a datetime at midnight; the cell holds a date
-    expected = [[c.date() if isinstance(c, dt.datetime) and c.time() == dt.time(0) else c for c in r] for r in expected]
+    expected = [
+        [c.date() if isinstance(c, dt.datetime) and c.time() == dt.time(0) else c for c in r]
+        for r in expected
+    ]
     # Excel keeps 15 significant digits: 0.1 + 0.2 is the 0.3 the sheet shows
     expected[2][2] = 0.3
     assert got == expected
@@ -109,10 +134,12 @@ STYLES = (
 
 def sheet(rows: str, prefix: str = "") -> str:
     p = f"{prefix}:" if prefix else ""
-    ns = f'xmlns:{prefix}="http://schemas.openxmlformats.org/spreadsheetml/2006/main"' if prefix else NS
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><{p}worksheet {ns}><{p}sheetData>{rows}</{p}sheetData></{p}worksheet>'
+    ns = (
+        f'xmlns:{prefix}="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+        if prefix
+        else NS
     )
+    return f'<?xml version="1.0" encoding="UTF-8"?><{p}worksheet {ns}><{p}sheetData>{rows}</{p}sheetData></{p}worksheet>'
 
 
 ROWS = (
@@ -136,7 +163,9 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize("prefix", ["", "x"])  # plain rows take the fast parser, prefixed ones expat
+@pytest.mark.parametrize(
+    "prefix", ["", "x"]
+)  # plain rows take the fast parser, prefixed ones expat
 def test_both_parsers_read_every_kind_of_cell(prefix):
     rows = (
         ROWS
@@ -152,14 +181,18 @@ def test_both_parsers_read_every_kind_of_cell(prefix):
     )
     content = workbook(sheet(rows, prefix), shared=SHARED, styles=STYLES)
     got = read(content)
-    assert [(n, [c.value if isinstance(c, TypedCell) else c for c in cells]) for n, cells in got] == EXPECTED
+    assert [
+        (n, [c.value if isinstance(c, TypedCell) else c for c in cells]) for n, cells in got
+    ] == EXPECTED
 
 
 def test_resume_after_a_row_and_1904_dates():
     content = workbook(sheet(ROWS), shared=SHARED, styles=STYLES)
     book = open_workbook(io.BytesIO(content))
     assert [r.number for r in iter_rows(book, book.sheet(None), start_after=3)] == [4, 5, 6]
-    content = workbook(sheet('<row r="1"><c r="A1" s="1"><v>0</v></c></row>'), styles=STYLES, date1904=True)
+    content = workbook(
+        sheet('<row r="1"><c r="A1" s="1"><v>0</v></c></row>'), styles=STYLES, date1904=True
+    )
     assert values(read(content)) == [[dt.date(1904, 1, 1)]]
     # Excel counts a 1900-02-29 (serial 60): the days before it are one off from the days after
     assert serial_cell(1, date1904=False, time_only=False).value == dt.date(1900, 1, 1)
@@ -184,7 +217,10 @@ def test_sheet_by_name_or_index():
     "mutate, words",
     [
         (lambda s: s.replace("</sheetData>", ""), "ends early"),
-        (lambda s: s.replace("<row r=\"5\">", "<row r=\"5\"><c r=\"A5\"><v>1</v></c></row><rowx>"), "not valid"),
+        (
+            lambda s: s.replace('<row r="5">', '<row r="5"><c r="A5"><v>1</v></c></row><rowx>'),
+            "not valid",
+        ),
         (lambda s: s.replace('t="s"><v>0</v>', 't="s"><v>99</v>'), "shared string 99"),
         (lambda s: "<!DOCTYPE x [<!ENTITY a 'b'>]>" + s.split("?>", 1)[1], "DOCTYPE"),
         (lambda s: s.replace("in&amp;line", "in&#1114112;line"), "no character"),

@@ -18,14 +18,19 @@ async def put_schema(client, tenant, fields, **extra):
 
 
 async def make_category(client, tenant, name, parent_id=None) -> int:
-    response = await client.post(CATEGORIES, json={"name": name, "parent_id": parent_id}, headers=tenant.editor)
+    response = await client.post(
+        CATEGORIES, json={"name": name, "parent_id": parent_id}, headers=tenant.editor
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
 
 async def make_view(client, tenant, name, attributes, is_default=False) -> int:
-    response = await client.post(VIEWS, json={"name": name, "attributes": attributes, "is_default": is_default},
-                                 headers=tenant.editor)
+    response = await client.post(
+        VIEWS,
+        json={"name": name, "attributes": attributes, "is_default": is_default},
+        headers=tenant.editor,
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -56,7 +61,11 @@ class StatementCounter:
     def data_statements(self) -> list[str]:
         """Statements other than transaction control and pool pings."""
         skip = ("BEGIN", "COMMIT", "ROLLBACK", ";", "SELECT 1")
-        return [s for s in self.orm + self.driver if s.strip().upper() not in skip and not s.strip().upper().startswith(skip[:3])]
+        return [
+            s
+            for s in self.orm + self.driver
+            if s.strip().upper() not in skip and not s.strip().upper().startswith(skip[:3])
+        ]
 
 
 @pytest.fixture

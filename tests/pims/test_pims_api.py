@@ -9,7 +9,13 @@ from tests.pims.conftest import bulk, make_category, make_view, put_schema
 ROD = ["1.66 in (4.22 cm)", "2.625 in (6.67 cm)", "2.875 in (7.3 cm)"]
 REFERENCE_FIELDS = [
     {"name": "thumbnail", "type": "string", "label": "Thumbnail", "group": "media"},
-    {"name": "price", "type": "number", "label": "Price", "labels": {"de-de": "Preis"}, "description": "Net price"},
+    {
+        "name": "price",
+        "type": "number",
+        "label": "Price",
+        "labels": {"de-de": "Preis"},
+        "description": "Net price",
+    },
     {"name": "rod_diameter", "type": "enum", "label": "Rod diameter", "options": ROD},
 ]
 
@@ -31,32 +37,80 @@ REFERENCE_ATTRIBUTES = {
         "Part-number00": {"rod_diameter": ["2.875 in (7.3 cm)"]},
     },
 }
-_BASIC = ["type", "collection", "isUnique", "label", "validation", "isSearchable", "isIndexable", "isFilterable",
-          "group", "comment"]
+_BASIC = [
+    "type",
+    "collection",
+    "isUnique",
+    "label",
+    "validation",
+    "isSearchable",
+    "isIndexable",
+    "isFilterable",
+    "group",
+    "comment",
+]
 _EXTENDED = [*_BASIC, "dictionaryIsStatic", "value", "isSimpleType"]
 REFERENCE_DEFINITION_KEYS = {
-    "status": _BASIC, "sku": _BASIC, "title": _BASIC, "categories": _BASIC, "thumbnail": _BASIC,
-    "variation_skus": _EXTENDED, "variation_attributes": _EXTENDED, "variation_of": _EXTENDED, "price": _EXTENDED,
+    "status": _BASIC,
+    "sku": _BASIC,
+    "title": _BASIC,
+    "categories": _BASIC,
+    "thumbnail": _BASIC,
+    "variation_skus": _EXTENDED,
+    "variation_attributes": _EXTENDED,
+    "variation_of": _EXTENDED,
+    "price": _EXTENDED,
     "rod_diameter": [*_EXTENDED, "dictionary"],
 }
-REFERENCE_DICTIONARY_KEYS = {"visible", "sortingMethod", "columns", "validation", "sorting", "unique", "data"}
+REFERENCE_DICTIONARY_KEYS = {
+    "visible",
+    "sortingMethod",
+    "columns",
+    "validation",
+    "sorting",
+    "unique",
+    "data",
+}
 
 
 async def _reference_catalog(client, tenant):
     await put_schema(client, tenant, REFERENCE_FIELDS)
     cat1 = await make_category(client, tenant, "Category-1 Name")
     cat2 = await make_category(client, tenant, "Category-2 Name", cat1)
-    await bulk(client, tenant, [
-        {"sku": "Part-number00", "name": "Title PART-number00", "categories": [cat2], "thumbnail": "string",
-         "price": "100.00", "rod_diameter": ROD[2], "variation_attributes": ["rod_diameter"]},
-        {"sku": "Part-number01", "name": "Title PART-number01", "variation_of": "Part-number00", "rod_diameter": ROD[0]},
-        {"sku": "Part-number02", "name": "Title PART-number02", "variation_of": "Part-number00", "rod_diameter": ROD[1]},
-    ])
+    await bulk(
+        client,
+        tenant,
+        [
+            {
+                "sku": "Part-number00",
+                "name": "Title PART-number00",
+                "categories": [cat2],
+                "thumbnail": "string",
+                "price": "100.00",
+                "rod_diameter": ROD[2],
+                "variation_attributes": ["rod_diameter"],
+            },
+            {
+                "sku": "Part-number01",
+                "name": "Title PART-number01",
+                "variation_of": "Part-number00",
+                "rod_diameter": ROD[0],
+            },
+            {
+                "sku": "Part-number02",
+                "name": "Title PART-number02",
+                "variation_of": "Part-number00",
+                "rod_diameter": ROD[1],
+            },
+        ],
+    )
     return cat1, cat2
 
 
 async def _get(client, tenant, url, role="viewer", expect=200, headers=None, **params):
-    response = await client.get(url, params=params, headers={**tenant.headers(role), **(headers or {})})
+    response = await client.get(
+        url, params=params, headers={**tenant.headers(role), **(headers or {})}
+    )
     assert response.status_code == expect, response.text
     return response.json()
 
@@ -68,8 +122,15 @@ def _skus(body):
 async def test_reference_example_rebuilt_field_by_field(client, tenant):
     cat1, _cat2 = await _reference_catalog(client, tenant)
     # the reference's request shape: a category (here the parent of the product's one) plus a price range
-    body = await _get(client, tenant, f"/api/en-us/v/pc/{cat1}/", filters="price", price="100.00;;1000.00",
-                      pageSize=2, pageNum=1)
+    body = await _get(
+        client,
+        tenant,
+        f"/api/en-us/v/pc/{cat1}/",
+        filters="price",
+        price="100.00;;1000.00",
+        pageSize=2,
+        pageNum=1,
+    )
 
     assert list(body) == ["products", "definition", "status", "sku_count"]
     assert body["status"] == "OK" and body["sku_count"] == 1
@@ -80,11 +141,17 @@ async def test_reference_example_rebuilt_field_by_field(client, tenant):
     assert set(attributes) == set(REFERENCE_ATTRIBUTES)
     for key, expected in REFERENCE_ATTRIBUTES.items():
         assert attributes[key] == expected, key
-    assert list(attributes["variation_matrix"]) == ["Part-number01", "Part-number02", "Part-number00"]
+    assert list(attributes["variation_matrix"]) == [
+        "Part-number01",
+        "Part-number02",
+        "Part-number00",
+    ]
 
     definition = body["definition"]
     assert set(REFERENCE_DEFINITION_KEYS) <= set(definition)
-    assert set(definition) - set(REFERENCE_DEFINITION_KEYS) == {"variation_matrix"}  # defined too: it is returned
+    assert set(definition) - set(REFERENCE_DEFINITION_KEYS) == {
+        "variation_matrix"
+    }  # defined too: it is returned
     for name, keys in REFERENCE_DEFINITION_KEYS.items():
         assert set(keys) <= set(definition[name]), name
         for key in keys:
@@ -98,20 +165,36 @@ async def test_reference_example_rebuilt_field_by_field(client, tenant):
         for flag in ("collection", "isUnique", "isSearchable", "isIndexable", "isFilterable"):
             assert definition[name][flag] in ("0", "1"), (name, flag)
     rod = definition["rod_diameter"]
-    assert rod["type"] == "enum" and rod["dictionaryIsStatic"] == "1" and rod["label"] == {"en-us": "Rod diameter"}
+    assert (
+        rod["type"] == "enum"
+        and rod["dictionaryIsStatic"] == "1"
+        and rod["label"] == {"en-us": "Rod diameter"}
+    )
     assert rod["dictionary"]["data"] == ROD and rod["dictionary"]["columns"] == ["value"]
     assert rod["dictionary"]["visible"] == [1] and rod["dictionary"]["unique"] == [1]
-    assert definition["price"]["type"] == "number" and definition["price"]["comment"] == {"en-us": "Net price"}
-    assert definition["sku"]["isUnique"] == "1" and definition["status"]["validation"] == "^(active|inactive|deleted)$"
-    assert definition["categories"]["collection"] == "1" and definition["variation_skus"]["collection"] == "1"
+    assert definition["price"]["type"] == "number" and definition["price"]["comment"] == {
+        "en-us": "Net price"
+    }
+    assert (
+        definition["sku"]["isUnique"] == "1"
+        and definition["status"]["validation"] == "^(active|inactive|deleted)$"
+    )
+    assert (
+        definition["categories"]["collection"] == "1"
+        and definition["variation_skus"]["collection"] == "1"
+    )
     assert definition["thumbnail"]["group"] == "media" and definition["sku"]["group"] == "system"
 
     # the whole catalog: the variations are products too; each points to its parent
     everything = await _get(client, tenant, "/api/en-us/v/pc/0/", sort="sku|asc")
     assert _skus(everything) == ["Part-number00", "Part-number01", "Part-number02"]
     child = everything["products"][1]["data"]["attributes"]
-    assert child["variation_of"] == "Part-number00" and child["variation_attributes"] == ["rod_diameter"]
-    assert child["variation_skus"] == [[]] and child["variation_matrix"] == {"Part-number01": {"rod_diameter": [ROD[0]]}}
+    assert child["variation_of"] == "Part-number00" and child["variation_attributes"] == [
+        "rod_diameter"
+    ]
+    assert child["variation_skus"] == [[]] and child["variation_matrix"] == {
+        "Part-number01": {"rod_diameter": [ROD[0]]}
+    }
     assert child["categories"] == [] and child["price"] is None and child["thumbnail"] is None
 
 
@@ -119,18 +202,38 @@ async def test_variations_are_always_current(client, tenant):
     await _reference_catalog(client, tenant)
     url = "/v/pc/0/"
     params = {"filters": "sku", "sku": "Part-number00"}
-    await bulk(client, tenant, [{"sku": "Part-number03", "name": "t3", "variation_of": "Part-number00", "rod_diameter": ROD[0]}])
+    await bulk(
+        client,
+        tenant,
+        [
+            {
+                "sku": "Part-number03",
+                "name": "t3",
+                "variation_of": "Part-number00",
+                "rod_diameter": ROD[0],
+            }
+        ],
+    )
     attributes = (await _get(client, tenant, url, **params))["products"][0]["data"]["attributes"]
     assert attributes["variation_skus"] == [["Part-number01", "Part-number02", "Part-number03"]]
     assert attributes["variation_matrix"]["Part-number03"] == {"rod_diameter": [ROD[0]]}
     # a deleted variation leaves the family; a changed value shows at once
-    await bulk(client, tenant, [{"sku": "Part-number01", "status": "deleted"}, {"sku": "Part-number02", "rod_diameter": ROD[2]}])
+    await bulk(
+        client,
+        tenant,
+        [
+            {"sku": "Part-number01", "status": "deleted"},
+            {"sku": "Part-number02", "rod_diameter": ROD[2]},
+        ],
+    )
     attributes = (await _get(client, tenant, url, **params))["products"][0]["data"]["attributes"]
     assert attributes["variation_skus"] == [["Part-number02", "Part-number03"]]
     assert attributes["variation_matrix"]["Part-number02"] == {"rod_diameter": [ROD[2]]}
     # a product outside any family has no variation keys
     await bulk(client, tenant, [{"sku": "Plain", "name": "plain"}])
-    plain = (await _get(client, tenant, url, filters="sku", sku="Plain"))["products"][0]["data"]["attributes"]
+    plain = (await _get(client, tenant, url, filters="sku", sku="Plain"))["products"][0]["data"][
+        "attributes"
+    ]
     assert not any(key.startswith("variation_") for key in plain)
 
 
@@ -151,17 +254,58 @@ async def _filter_catalog(client, tenant):
     men = await make_category(client, tenant, "Men")
     shoes = await make_category(client, tenant, "Shoes", men)
     women = await make_category(client, tenant, "Women")
-    await bulk(client, tenant, [
-        {"sku": "A", "name": "Alpha", "brand": "Nike", "price": 9, "stock": 5, "size": "9", "tags": ["run", "road"],
-         "color": "red", "launch": "2024-01-05", "eco": True, "categories": [shoes]},
-        {"sku": "B", "name": "Bravo", "brand": "Adidas", "price": 100, "stock": 0, "size": "10", "tags": ["trail"],
-         "color": "green", "launch": "2024-03-01", "eco": False, "categories": [men]},
-        {"sku": "C", "name": "Charlie", "brand": "Puma", "price": 12.5, "size": "L", "tags": ["run"],
-         "color": "blue", "categories": [women]},
-        {"sku": "D", "name": "Delta", "brand": "Nike", "price": 1000.0, "stock": 12, "categories": [women, shoes]},
-        {"sku": "E", "name": "Echo", "brand": "Nike", "price": 50, "status": "deleted"},
-        {"sku": "F", "name": "Foxtrot", "brand": "Asics", "status": "inactive"},
-    ])
+    await bulk(
+        client,
+        tenant,
+        [
+            {
+                "sku": "A",
+                "name": "Alpha",
+                "brand": "Nike",
+                "price": 9,
+                "stock": 5,
+                "size": "9",
+                "tags": ["run", "road"],
+                "color": "red",
+                "launch": "2024-01-05",
+                "eco": True,
+                "categories": [shoes],
+            },
+            {
+                "sku": "B",
+                "name": "Bravo",
+                "brand": "Adidas",
+                "price": 100,
+                "stock": 0,
+                "size": "10",
+                "tags": ["trail"],
+                "color": "green",
+                "launch": "2024-03-01",
+                "eco": False,
+                "categories": [men],
+            },
+            {
+                "sku": "C",
+                "name": "Charlie",
+                "brand": "Puma",
+                "price": 12.5,
+                "size": "L",
+                "tags": ["run"],
+                "color": "blue",
+                "categories": [women],
+            },
+            {
+                "sku": "D",
+                "name": "Delta",
+                "brand": "Nike",
+                "price": 1000.0,
+                "stock": 12,
+                "categories": [women, shoes],
+            },
+            {"sku": "E", "name": "Echo", "brand": "Nike", "price": 50, "status": "deleted"},
+            {"sku": "F", "name": "Foxtrot", "brand": "Asics", "status": "inactive"},
+        ],
+    )
     return men, shoes, women
 
 
@@ -174,23 +318,41 @@ async def test_filters_ranges_sort_and_paging(client, tenant):
     assert await skus() == ["A", "B", "C", "D", "F"]  # deleted left out
     assert await skus(filters="brand", brand="Nike|Puma") == ["A", "C", "D"]
     assert await skus(filters="brand,price", brand="Nike|Puma", price="10;;1000") == ["C", "D"]
-    assert await skus(filters="price", price="12.5;;100") == ["B", "C"]  # inclusive, numbers as numbers
+    assert await skus(filters="price", price="12.5;;100") == [
+        "B",
+        "C",
+    ]  # inclusive, numbers as numbers
     assert await skus(filters="price", price=";;12.50") == ["A", "C"]
     assert await skus(filters="price", price="100.00;;") == ["B", "D"]
-    assert await skus(filters="price", price="100|9") == ["A", "B"]  # any-of on a number compares numbers
+    assert await skus(filters="price", price="100|9") == [
+        "A",
+        "B",
+    ]  # any-of on a number compares numbers
     assert await skus(filters="stock", stock=".5;;12") == ["A", "D"]
-    assert await skus(filters="size", size="9;;10") == ["A", "B"]  # numeric text in a string field compares as a number
+    assert await skus(filters="size", size="9;;10") == [
+        "A",
+        "B",
+    ]  # numeric text in a string field compares as a number
     assert await skus(filters="tags", tags="run") == ["A", "C"]
     assert await skus(filters="tags", tags="trail|road") == ["A", "B"]
     assert await skus(filters="color", color="green|blue") == ["B", "C"]
     assert await skus(filters="launch", launch="2024-03-01") == ["B"]
-    assert await skus(filters="eco", eco="1") == ["A"] and await skus(filters="eco", eco="false") == ["B"]
+    assert await skus(filters="eco", eco="1") == ["A"] and await skus(
+        filters="eco", eco="false"
+    ) == ["B"]
     assert await skus(filters="sku", sku="A|D|Z") == ["A", "D"]
     assert await skus(filters="title", title="Bravo|Delta") == ["B", "D"]
     assert await skus(filters="name", name="Bravo") == ["B"]
-    assert await skus(filters="status", status="deleted|inactive") == ["E", "F"]  # explicit status: deleted included
+    assert await skus(filters="status", status="deleted|inactive") == [
+        "E",
+        "F",
+    ]  # explicit status: deleted included
     assert await skus(filters="status", status="active") == ["A", "B", "C", "D"]
-    assert await skus(filters="categories", categories="Men") == ["A", "B", "D"]  # a path and its descendants
+    assert await skus(filters="categories", categories="Men") == [
+        "A",
+        "B",
+        "D",
+    ]  # a path and its descendants
     assert await skus(filters="categories", categories="Men > Shoes|Women") == ["A", "C", "D"]
     assert await skus(filters="brand", brand="nobody") == []
 
@@ -233,29 +395,78 @@ async def test_values_are_strings(client, tenant):
 
 
 async def test_schema_fields_named_like_builtins_are_shadowed(client, tenant):
-    await put_schema(client, tenant, [{"name": "title", "type": "string"}, {"name": "variation_matrix"},
-                                      {"name": "brand"}])
-    await bulk(client, tenant, [{"sku": "S1", "name": "The name", "title": "A data title", "variation_matrix": "x",
-                                 "brand": "B"}])
+    await put_schema(
+        client,
+        tenant,
+        [{"name": "title", "type": "string"}, {"name": "variation_matrix"}, {"name": "brand"}],
+    )
+    await bulk(
+        client,
+        tenant,
+        [
+            {
+                "sku": "S1",
+                "name": "The name",
+                "title": "A data title",
+                "variation_matrix": "x",
+                "brand": "B",
+            }
+        ],
+    )
     body = await _get(client, tenant, "/v/pc/0/")
     attributes = body["products"][0]["data"]["attributes"]
-    assert attributes == {"sku": "S1", "categories": [], "status": "active", "title": "The name", "brand": "B"}
+    assert attributes == {
+        "sku": "S1",
+        "categories": [],
+        "status": "active",
+        "title": "The name",
+        "brand": "B",
+    }
     assert body["definition"]["title"]["group"] == "system"
-    assert _skus(await _get(client, tenant, "/v/pc/0/", filters="title", title="The name")) == ["S1"]
-    await _get(client, tenant, "/v/pc/0/", expect=400, filters="variation_matrix", variation_matrix="x")
+    assert _skus(await _get(client, tenant, "/v/pc/0/", filters="title", title="The name")) == [
+        "S1"
+    ]
+    await _get(
+        client, tenant, "/v/pc/0/", expect=400, filters="variation_matrix", variation_matrix="x"
+    )
 
 
 async def test_api_view_and_locale(client, tenant):
     await _reference_catalog(client, tenant)
     await make_view(client, tenant, "prices", ["price", "sku", "nonexistent"])
-    body = await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}, filters="sku", sku="Part-number00")
+    body = await _get(
+        client,
+        tenant,
+        "/v/pc/0/",
+        headers={"ApiView": "prices"},
+        filters="sku",
+        sku="Part-number00",
+    )
     attributes = body["products"][0]["data"]["attributes"]
-    assert set(attributes) == {"sku", "categories", "status", "title", "price", "variation_attributes", "variation_of",
-                               "variation_skus", "variation_matrix"}
+    assert set(attributes) == {
+        "sku",
+        "categories",
+        "status",
+        "title",
+        "price",
+        "variation_attributes",
+        "variation_of",
+        "variation_skus",
+        "variation_matrix",
+    }
     # the matrix still describes the family by its variation attributes
     assert attributes["variation_matrix"]["Part-number00"] == {"rod_diameter": [ROD[2]]}
-    assert set(body["definition"]) == {"sku", "categories", "status", "title", "price", "variation_attributes",
-                                       "variation_of", "variation_skus", "variation_matrix"}
+    assert set(body["definition"]) == {
+        "sku",
+        "categories",
+        "status",
+        "title",
+        "price",
+        "variation_attributes",
+        "variation_of",
+        "variation_skus",
+        "variation_matrix",
+    }
 
     # without the header: every attribute, until a default view exists
     everything = (await _get(client, tenant, "/v/pc/0/"))["products"][0]["data"]["attributes"]
@@ -263,22 +474,28 @@ async def test_api_view_and_locale(client, tenant):
     await make_view(client, tenant, "thumbs", ["thumbnail"], is_default=True)
     default = (await _get(client, tenant, "/v/pc/0/"))["products"][0]["data"]["attributes"]
     assert "thumbnail" in default and "price" not in default and "rod_diameter" not in default
-    explicit = (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["products"][0]["data"]["attributes"]
+    explicit = (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["products"][
+        0
+    ]["data"]["attributes"]
     assert "price" in explicit and "thumbnail" not in explicit
 
     # labels in the path's locale, with fallback to the default label; /v/pc uses the tenant's default locale
     localized = await _get(client, tenant, "/api/de-de/v/pc/0/", headers={"ApiView": "prices"})
     assert localized["definition"]["price"]["label"] == {"de-de": "Preis"}
     assert localized["definition"]["sku"]["label"] == {"de-de": "SKU"}
-    assert (await _get(client, tenant, "/api/fr-fr/v/pc/0/", headers={"ApiView": "prices"}))["definition"]["price"]["label"] == {
-        "fr-fr": "Price"}
-    assert (await _get(client, tenant, "/api/DE-DE/v/pc/0/", headers={"ApiView": "prices"}))["definition"]["price"]["label"] == {
-        "de-de": "Preis"}
-    assert (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["definition"]["price"]["label"] == {
-        "en-us": "Price"}
+    assert (await _get(client, tenant, "/api/fr-fr/v/pc/0/", headers={"ApiView": "prices"}))[
+        "definition"
+    ]["price"]["label"] == {"fr-fr": "Price"}
+    assert (await _get(client, tenant, "/api/DE-DE/v/pc/0/", headers={"ApiView": "prices"}))[
+        "definition"
+    ]["price"]["label"] == {"de-de": "Preis"}
+    assert (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["definition"][
+        "price"
+    ]["label"] == {"en-us": "Price"}
     await put_schema(client, tenant, REFERENCE_FIELDS, default_locale="de-de")
-    assert (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["definition"]["price"]["label"] == {
-        "de-de": "Preis"}
+    assert (await _get(client, tenant, "/v/pc/0/", headers={"ApiView": "prices"}))["definition"][
+        "price"
+    ]["label"] == {"de-de": "Preis"}
 
 
 BAD_REQUESTS = [
@@ -328,9 +545,17 @@ async def test_every_bad_request_is_400_in_the_pims_shape(client, tenant):
     await put_schema(client, tenant, FIELDS)
     for url, params, headers in BAD_REQUESTS:
         response = await client.get(url, params=params, headers={**tenant.viewer, **headers})
-        assert response.status_code == 400, (url, params, headers, response.status_code, response.text)
+        assert response.status_code == 400, (
+            url,
+            params,
+            headers,
+            response.status_code,
+            response.text,
+        )
         body = response.json()
-        assert body["status"] == "ERROR" and isinstance(body["detail"], str) and body["detail"], body
+        assert body["status"] == "ERROR" and isinstance(body["detail"], str) and body["detail"], (
+            body
+        )
         assert set(body) == {"status", "detail"}
     # a repeated parameter is ambiguous
     response = await client.get("/v/pc/0/?filters=brand&brand=a&brand=b", headers=tenant.viewer)
@@ -366,24 +591,53 @@ async def test_another_tenant_sees_nothing(client, tenant, other_tenant):
     response = await client.get("/v/pc/0/", headers={**other_tenant.viewer, "ApiView": "mine"})
     assert response.status_code == 400
     # its own products with the same SKU do not join the first tenant's family
-    await bulk(client, other_tenant, [{"sku": "Part-number09", "name": "x", "variation_of": "Part-number00"}])
+    await bulk(
+        client,
+        other_tenant,
+        [{"sku": "Part-number09", "name": "x", "variation_of": "Part-number00"}],
+    )
     mine = await _get(client, tenant, "/v/pc/0/", filters="sku", sku="Part-number00")
-    assert mine["products"][0]["data"]["attributes"]["variation_skus"] == [["Part-number01", "Part-number02"]]
+    assert mine["products"][0]["data"]["attributes"]["variation_skus"] == [
+        ["Part-number01", "Part-number02"]
+    ]
 
 
 @pytest.mark.parametrize("families", [60])
-async def test_statements_per_request_do_not_depend_on_page_size(client, tenant, statements, families):
+async def test_statements_per_request_do_not_depend_on_page_size(
+    client, tenant, statements, families
+):
     await put_schema(client, tenant, REFERENCE_FIELDS)
     category = await make_category(client, tenant, "Rods")
     products = []
     for i in range(families):
-        products.append({"sku": f"P{i:03}", "name": f"Parent {i}", "price": i, "rod_diameter": ROD[0],
-                         "variation_attributes": ["rod_diameter"], "categories": [category]})
-        products += [{"sku": f"P{i:03}-{j}", "name": f"Variation {i}/{j}", "variation_of": f"P{i:03}",
-                      "rod_diameter": ROD[j], "categories": [category]} for j in (1, 2)]
+        products.append(
+            {
+                "sku": f"P{i:03}",
+                "name": f"Parent {i}",
+                "price": i,
+                "rod_diameter": ROD[0],
+                "variation_attributes": ["rod_diameter"],
+                "categories": [category],
+            }
+        )
+        products += [
+            {
+                "sku": f"P{i:03}-{j}",
+                "name": f"Variation {i}/{j}",
+                "variation_of": f"P{i:03}",
+                "rod_diameter": ROD[j],
+                "categories": [category],
+            }
+            for j in (1, 2)
+        ]
     await bulk(client, tenant, products)
     url = f"/api/en-us/v/pc/{category}/"
-    params = {"filters": "rod_diameter,price", "rod_diameter": ROD[0], "price": "0;;1000", "sort": "price|asc"}
+    params = {
+        "filters": "rod_diameter,price",
+        "rod_diameter": ROD[0],
+        "price": "0;;1000",
+        "sort": "price|asc",
+    }
 
     counts = {}
     for page_size in (1, 50):
@@ -392,7 +646,11 @@ async def test_statements_per_request_do_not_depend_on_page_size(client, tenant,
         await statements.settle()
         assert len(body["products"]) == page_size and body["sku_count"] == families
         assert all(len(p["data"]["attributes"]["variation_skus"][0]) == 2 for p in body["products"])
-        counts[page_size] = (len(statements.orm), len(statements.driver), len(statements.data_statements))
+        counts[page_size] = (
+            len(statements.orm),
+            len(statements.driver),
+            len(statements.data_statements),
+        )
     print(f"\nSQL statements per request (SQLAlchemy, asyncpg, data statements): {counts}")
     assert counts[1] == counts[50]
     # context, count and page (the API key was looked up once and is cached); nothing per product
@@ -401,17 +659,27 @@ async def test_statements_per_request_do_not_depend_on_page_size(client, tenant,
 
 async def test_openapi_declares_the_route(client):
     spec = (await client.get("/openapi.json")).json()
-    for path, operation_id in (("/api/{locale}/v/pc/{categoryId}/", "get_pims_products_localized"),
-                               ("/v/pc/{categoryId}/", "get_pims_products")):
+    for path, operation_id in (
+        ("/api/{locale}/v/pc/{categoryId}/", "get_pims_products_localized"),
+        ("/v/pc/{categoryId}/", "get_pims_products"),
+    ):
         operation = spec["paths"][path]["get"]
         assert operation["operationId"] == operation_id
         # no 422: parameter problems are 400 (429 and 503: rate limits and the database being down, declared
         # for every authenticated route)
         assert set(operation["responses"]) == {"200", "400", "401", "404", "429", "503"}
-        assert operation["responses"]["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsError")
-        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsProducts")
-        assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/PimsError")
+        assert operation["responses"]["429"]["content"]["application/json"]["schema"][
+            "$ref"
+        ].endswith("/PimsError")
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"][
+            "$ref"
+        ].endswith("/PimsProducts")
+        assert operation["responses"]["400"]["content"]["application/json"]["schema"][
+            "$ref"
+        ].endswith("/PimsError")
         names = {p["name"] for p in operation["parameters"]}
         assert {"categoryId", "filters", "sort", "pageSize", "pageNum", "ApiView"} <= names
         assert operation["security"]
-    assert "locale" in {p["name"] for p in spec["paths"]["/api/{locale}/v/pc/{categoryId}/"]["get"]["parameters"]}
+    assert "locale" in {
+        p["name"] for p in spec["paths"]["/api/{locale}/v/pc/{categoryId}/"]["get"]["parameters"]
+    }

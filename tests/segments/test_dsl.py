@@ -65,7 +65,13 @@ def test_round_trip_of_a_nested_definition():
     definition = all_of(
         cond("brand", "in", ["Nike", "Adidas"]),
         cond("price", "between", [50, 150]),
-        {"match": "any", "conditions": [cond("tags", "contains", "running"), {"not": cond("name", "icontains", "kids")}]},
+        {
+            "match": "any",
+            "conditions": [
+                cond("tags", "contains", "running"),
+                {"not": cond("name", "icontains", "kids")},
+            ],
+        },
     )
     assert dump_definition(parse_definition(definition)) == definition
 
@@ -77,15 +83,27 @@ def test_round_trip_of_a_nested_definition():
         ({"match": "some", "conditions": []}, "match: must be"),
         ({"match": "all", "conditions": {}}, "conditions: must be a list"),
         (all_of(cond("brand", "eq", "x"), {}), "conditions[1]: must be a group"),
-        (all_of({"field": "brand", "op": "eq", "value": "x", "extra": 1}), "conditions[0].extra: unexpected key"),
+        (
+            all_of({"field": "brand", "op": "eq", "value": "x", "extra": 1}),
+            "conditions[0].extra: unexpected key",
+        ),
         (all_of(cond("brand", "like", "x")), "conditions[0].op: unknown operator"),
         (all_of({"op": "eq", "value": "x"}), "conditions[0].field: must be a field name"),
         (all_of(cond("brand", "eq", {"a": 1})), "conditions[0].value: must be a string, number"),
-        (all_of(cond("brand", "in", ["a", ["b"]])), "conditions[0].value[1]: must be a string, number"),
+        (
+            all_of(cond("brand", "in", ["a", ["b"]])),
+            "conditions[0].value[1]: must be a string, number",
+        ),
         (all_of({"not": "x"}), "conditions[0].not: must be an object"),
         (all_of(cond("brand", "eq", "a\x00b")), "conditions[0].value: must not contain NUL"),
-        (all_of(cond("brand", "in", ["a", "\ud800"])), "conditions[0].value[1]: is not valid Unicode text"),
-        (all_of({"field": "brand", "op": "eq", "value": "x", "\ud800": 1}), "conditions[0].…: unexpected key"),
+        (
+            all_of(cond("brand", "in", ["a", "\ud800"])),
+            "conditions[0].value[1]: is not valid Unicode text",
+        ),
+        (
+            all_of({"field": "brand", "op": "eq", "value": "x", "\ud800": 1}),
+            "conditions[0].…: unexpected key",
+        ),
         (all_of(cond("brand", "eq", "x" * 1001)), "conditions[0].value: longer than 1000"),
         (all_of(cond("brand", "in", ["x"] * 1001)), "conditions[0].value: at most 1000 values"),
     ],
@@ -133,9 +151,18 @@ def test_condition_limit():
     ("definition", "detail"),
     [
         (all_of(cond("colour", "eq", "red")), "conditions[0].field: unknown field 'colour'"),
-        (all_of(cond("price", "contains", "1")), "conditions[0].op: 'contains' does not apply to number field 'price'"),
-        (all_of(cond("brand", "gt", "a")), "conditions[0].op: 'gt' does not apply to text field 'brand'"),
-        (all_of(cond("tags", "starts_with", "a")), "conditions[0].op: 'starts_with' does not apply"),
+        (
+            all_of(cond("price", "contains", "1")),
+            "conditions[0].op: 'contains' does not apply to number field 'price'",
+        ),
+        (
+            all_of(cond("brand", "gt", "a")),
+            "conditions[0].op: 'gt' does not apply to text field 'brand'",
+        ),
+        (
+            all_of(cond("tags", "starts_with", "a")),
+            "conditions[0].op: 'starts_with' does not apply",
+        ),
         (all_of(cond("active", "gt", True)), "conditions[0].op"),
         (all_of(cond("category", "contains", 1)), "conditions[0].op"),
         (all_of(cond("brand", "in_category", 1)), "conditions[0].op"),
@@ -143,28 +170,48 @@ def test_condition_limit():
         (all_of(cond("price", "gt", True)), "conditions[0].value: must be a number"),
         (all_of(cond("price", "eq")), "conditions[0].value: is required"),
         (all_of(cond("price", "is_empty", 1)), "conditions[0].value: is_empty takes no value"),
-        (all_of(cond("price", "between", [1])), "conditions[0].value: must be a list of two values"),
+        (
+            all_of(cond("price", "between", [1])),
+            "conditions[0].value: must be a list of two values",
+        ),
         (all_of(cond("price", "between", [5, 1])), "conditions[0].value: the low end is greater"),
         (all_of(cond("price", "in", [1, "x"])), "conditions[0].value[1]: must be a number"),
         (all_of(cond("price", "in", [])), "conditions[0].value: must not be empty"),
         (all_of(cond("price", "in", 3)), "conditions[0].value: must be a list"),
         (all_of(cond("brand", "eq", 3)), "conditions[0].value: must be a string"),
         (all_of(cond("released", "gt", "yesterday")), "conditions[0].value: must be an ISO date"),
-        (all_of(cond("launched_at", "lt", "soon")), "conditions[0].value: must be an ISO 8601 datetime"),
+        (
+            all_of(cond("launched_at", "lt", "soon")),
+            "conditions[0].value: must be an ISO 8601 datetime",
+        ),
         (all_of(cond("updated_at", "gte", 5)), "conditions[0].value: must be an ISO 8601 datetime"),
-        (all_of(cond("created_at", "gt", "9999-12-31T23:59:59-05:00")), "conditions[0].value: is out of range"),
-        (all_of(cond("created_at", "between", ["2020-01-01T06:00:00+05:00", "2020-01-01"])),
-         "conditions[0].value: the low end is greater"),
+        (
+            all_of(cond("created_at", "gt", "9999-12-31T23:59:59-05:00")),
+            "conditions[0].value: is out of range",
+        ),
+        (
+            all_of(cond("created_at", "between", ["2020-01-01T06:00:00+05:00", "2020-01-01"])),
+            "conditions[0].value: the low end is greater",
+        ),
         (all_of(cond("active", "eq", "yes")), "conditions[0].value: must be true or false"),
-        (all_of(cond("color", "eq", "green")), "conditions[0].value: 'green' is not one of red, blue"),
-        (all_of(cond("status", "in", ["active", "gone"])), "conditions[0].value[1]: 'gone' is not one of"),
+        (
+            all_of(cond("color", "eq", "green")),
+            "conditions[0].value: 'green' is not one of red, blue",
+        ),
+        (
+            all_of(cond("status", "in", ["active", "gone"])),
+            "conditions[0].value[1]: 'gone' is not one of",
+        ),
         (all_of(cond("tags", "contains", ["a"])), "conditions[0].value: must be a string"),
         (all_of(cond("tags", "contains_all", "a")), "conditions[0].value: must be a list"),
         (all_of(cond("category", "in_category", 7)), "conditions[0].value: unknown category 7"),
         (all_of(cond("category", "in", [1, 7])), "conditions[0].value[1]: unknown category 7"),
         (all_of(cond("category", "eq", "1")), "conditions[0].value: must be a category id"),
         (
-            all_of(cond("brand", "eq", "x"), {"match": "any", "conditions": [cond("sku", "eq", "a"), cond("price", "gt", "x")]}),
+            all_of(
+                cond("brand", "eq", "x"),
+                {"match": "any", "conditions": [cond("sku", "eq", "a"), cond("price", "gt", "x")]},
+            ),
             "conditions[1].conditions[1].value: must be a number",
         ),
         (all_of({"not": cond("stock", "lt", [1])}), "conditions[0].not.value: must be a number"),
@@ -209,12 +256,16 @@ def test_types_compare_as_types():
 
 
 def test_arrays_use_containment_and_categories_their_subtree():
-    sql, params = compile_sql(all_of(cond("tags", "contains", "running"), cond("tags", "contains_all", ["a", "b"])))
+    sql, params = compile_sql(
+        all_of(cond("tags", "contains", "running"), cond("tags", "contains_all", ["a", "b"]))
+    )
     assert sql.count("products.data @>") == 2
     assert {"tags": ["running"]} in params.values() and {"tags": ["a", "b"]} in params.values()
     sql, params = compile_sql(all_of(cond("category", "in_category", 3)), subtrees={3: [3, 4, 9]})
     assert "products.categories &&" in sql and [3, 4, 9] in params.values()
-    sql, params = compile_sql(all_of(cond("category", "in_category", [3, 5])), subtrees={3: [3, 4], 5: [5, 4]})
+    sql, params = compile_sql(
+        all_of(cond("category", "in_category", [3, 5])), subtrees={3: [3, 4], 5: [5, 4]}
+    )
     assert [3, 4, 5] in params.values()
 
 
@@ -243,7 +294,11 @@ def test_like_wildcards_are_escaped():
 
 def test_category_ids_are_collected_for_resolution():
     node = parse_definition(
-        all_of(cond("category", "in_category", 3), {"not": cond("category", "in", [4, 5])}, cond("brand", "eq", "x"))
+        all_of(
+            cond("category", "in_category", 3),
+            {"not": cond("category", "in", [4, 5])},
+            cond("brand", "eq", "x"),
+        )
     )
     assert category_ids(node) == {3, 4, 5}
 
