@@ -11,12 +11,11 @@ tests/test_tenant_scoping.py fails on any SQL in app/ that touches a tenant tabl
 trigram indexes from serving the list filters: see bench/rls.py for the figures.)
 """
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-
-import re
 
 import asyncpg
 from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
