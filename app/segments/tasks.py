@@ -30,7 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clickhouse import ClickHouse
-from app.db import session_scope, tenant_of
+from app.db import all_tenants, session_scope, tenant_of
 from app.errors import Unavailable
 from app.models import Product, Segment
 from app.products.upsert import driver_connection
@@ -278,9 +278,11 @@ async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> i
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
         conn = await driver_connection(session)
         rows = await conn.fetch(
-            """SELECT id, tenant_id FROM segments
-               WHERE status IN ('queued', 'computing') AND updated_at <= now() - make_interval(secs => $1)
-               ORDER BY id LIMIT 1000""",
+            all_tenants(
+                """SELECT id, tenant_id FROM segments
+                   WHERE status IN ('queued', 'computing') AND updated_at <= now() - make_interval(secs => $1)
+                   ORDER BY id LIMIT 1000"""
+            ),
             idle_seconds,
         )
     pending = [
@@ -323,7 +325,8 @@ async def cleanup_orphaned_members(ctx: dict[str, Any]) -> int:
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
         conn = await driver_connection(session)
         existing = await conn.fetch(
-            "SELECT id FROM segments WHERE id = ANY($1::bigint[])", sorted(in_clickhouse)
+            all_tenants("SELECT id FROM segments WHERE id = ANY($1::bigint[])"),
+            sorted(in_clickhouse),
         )
     orphans = sorted(in_clickhouse - {r["id"] for r in existing})
     for start in range(0, len(orphans), _ORPHANS_PER_DELETE):
