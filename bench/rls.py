@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from app.products import service as products
 from bench.catalog import SCHEMA, _TenantOnly
 from bench.common import pct
@@ -87,7 +87,8 @@ async def main() -> None:
     ids = [
         r[0]
         for r in await conn.fetch(
-            "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 200", tenant_id
+            f"SELECT id FROM products WHERE {tenant_is('products')} ORDER BY random() LIMIT 200",
+            tenant_id,
         )
     ]
     transaction = conn.transaction()
@@ -168,7 +169,7 @@ async def main() -> None:
 
         async def existing_rows() -> None:  # the bulk upsert's lookup of a batch's rows
             await conn.fetch(
-                "SELECT p.id FROM products p WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])",
+                f"SELECT p.id FROM products p WHERE {tenant_is('p')} AND p.sku = ANY($2::text[])",
                 tenant_id,
                 skus,
             )
@@ -178,7 +179,7 @@ async def main() -> None:
 
         async def unique_check() -> None:  # the bulk upsert's check of a unique field
             await conn.fetch(
-                "SELECT sku FROM products WHERE tenant_id = $1 AND data @> ANY($2::jsonb[])",
+                f"SELECT sku FROM products WHERE {tenant_is('products')} AND data @> ANY($2::jsonb[])",
                 tenant_id,
                 probes[:5],
             )
