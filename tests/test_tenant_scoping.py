@@ -94,6 +94,7 @@ def unscoped_references(source: str) -> list[tuple[int, str, str]]:
         literal = _literal(node)
         if literal is None:
             continue
+        assert isinstance(node, ast.expr)
         sql, scoped = literal
         for match in REFERENCE.finditer(sql):
             name = match.group(2) or match.group(1)

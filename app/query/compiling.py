@@ -237,6 +237,8 @@ def _positive(test: Test, ctx: _Context) -> str:
         return f"{table}.categories && {bind(test.value, 'bigint[]')}"
     if check == Check.category_paths:
         paths, patterns = test.value
+        if ctx.tenant is None:
+            raise ValueError("category paths are the tenant's: compile them with its parameter")
         return (
             f"{table}.categories && ARRAY(SELECT c.id FROM categories c WHERE {tenant_is('c', ctx.tenant)} "
             f"AND (c.path = ANY({bind(paths, 'text[]')}) OR c.path LIKE ANY({bind(patterns, 'text[]')})))"
