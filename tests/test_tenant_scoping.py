@@ -17,6 +17,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 import app.models  # noqa: F401  (registers the tables)
 from app.db import Base, all_tenants, tenant_is
 
@@ -143,4 +145,7 @@ def test_the_scan_finds_what_it_should():
         assert not unscoped_references(f"sql = {source}"), source
     assert not unscoped_references('"""A docstring: SELECT * FROM products."""'), "docstring"
     assert tenant_is("p", "$3") == "p.tenant_id = $3"
+    for alias, param in (("p; DROP", "$1"), ("p", "1 OR TRUE"), ("P", "$1"), ("p", "$0")):
+        with pytest.raises(ValueError):
+            tenant_is(alias, param)
     assert all_tenants("SELECT 1") == "SELECT 1"
