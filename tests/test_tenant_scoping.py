@@ -30,7 +30,8 @@ _NOT_ALIAS = (
 )
 REFERENCE = re.compile(
     rf"\b(?:FROM|JOIN|UPDATE)\s+(?:ONLY\s+)?({'|'.join(TENANT_TABLES)})\b"
-    rf"(?:\s+(?:AS\s+)?(?!(?:{_NOT_ALIAS})\b)([a-z_][a-z0-9_]*))?"
+    rf"(?:\s+(?:AS\s+)?(?!(?:{_NOT_ALIAS})\b)([a-z_][a-z0-9_]*))?",
+    re.IGNORECASE,  # SQL in lower case is SQL too
 )
 SCOPED_WHERE = {"where.sql": "p"}  # formatted expression -> the alias it scopes
 
@@ -127,6 +128,7 @@ def test_the_scan_finds_what_it_should():
         '"UPDATE import_jobs SET status = $2 WHERE id = $1"',
         '"DELETE FROM api_keys AS k WHERE k.id = :id"',
         '"SELECT x FROM t LEFT JOIN views v ON v.id = t.v"',
+        '"select * from segments s where s.id = $1"',
         'f"SELECT 1 FROM products q WHERE {other.sql}"',
     ]
     accepted = [
