@@ -1,8 +1,8 @@
-"""Every raw SQL statement in app/ that reads or changes a tenant-owned table carries the tenant
+"""Every raw SQL statement in app/ (and workers/) that reads or changes a tenant-owned table carries the tenant
 predicate from the one helper, `app.db.tenant_is`, or says it spans tenants (`all_tenants`).
 
 A tenant-owned table is one with a `tenant_id` column (from the models, so a new one is covered
-without touching this test). The scan reads app/ with `ast`: each string literal (an f-string
+without touching this test). The scan reads app/ and workers/ with `ast`: each string literal (an f-string
 with its `{...}` parts) that names such a table after FROM, JOIN or UPDATE must, in that same
 literal, format `tenant_is("<its alias>", ...)`. Two compositions count as that call:
 `{where.sql}` scopes `p` (a `SqlWhere.of_tenant` starts with `tenant_is("p", "$1")`), and a
@@ -22,7 +22,8 @@ import pytest
 import app.models  # noqa: F401  (registers the tables)
 from app.db import Base, all_tenants, tenant_is
 
-APP = Path(__file__).resolve().parent.parent / "app"
+ROOT = Path(__file__).resolve().parent.parent
+SCANNED = (ROOT / "app", ROOT / "workers")
 TENANT_TABLES = sorted(t.name for t in Base.metadata.tables.values() if "tenant_id" in t.c)
 _NOT_ALIAS = (
     "WHERE|ON|JOIN|LEFT|RIGHT|INNER|CROSS|FULL|SET|ORDER|GROUP|LIMIT|OFFSET|USING|FOR|WHEN|AND|OR"
@@ -111,8 +112,9 @@ def test_every_raw_statement_on_a_tenant_table_carries_the_tenant_predicate():
         TENANT_TABLES
     )
     problems = [
-        f"{path.relative_to(APP.parent)}:{line}: `{name}` without tenant_is({name!r}): {sql}"
-        for path in sorted(APP.rglob("*.py"))
+        f"{path.relative_to(ROOT)}:{line}: `{name}` without tenant_is({name!r}): {sql}"
+        for folder in SCANNED
+        for path in sorted(folder.rglob("*.py"))
         for line, name, sql in unscoped_references(path.read_text())
     ]
     assert not problems, "\n".join(problems)
