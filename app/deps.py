@@ -1,5 +1,6 @@
 """Shared, typed dependencies: every route gets its tenant's session through `Session`."""
 
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from app.auth.service import Principal, Role
 from app.config import Settings
 from app.db import TenantReader
 from app.errors import Forbidden, TooManyRequests
+from app.query.parsing import condition_count
 
 api_key_scheme = APIKeyHeader(
     name="X-API-Key",
@@ -100,7 +102,16 @@ async def _heavy_read_slot(
     request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]
 ) -> AsyncIterator[None]:
     with request.app.state.heavy_reads.slot(principal.tenant_id):
-        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id)
+        # the body is already read (FastAPI does that before the dependencies), not yet checked;
+        # a body FastAPI does not read as JSON is refused later, and costs one token
+        try:
+            conditions = condition_count(await request.json()) if await request.body() else 0
+        except ValueError:
+            conditions = 0
+        cost = max(
+            1, math.ceil(conditions / request.app.state.settings.heavy_read_conditions_per_token)
+        )
+        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id, cost)
         if quota is not None and not quota.allowed:
             raise TooManyRequests(
                 "Too many previews for this tenant; retry later",
@@ -111,7 +122,8 @@ async def _heavy_read_slot(
 
 # Routes whose one request can keep a database backend and the process busy for seconds (segment
 # previews): at most PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, and they take
-# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST); more are a 429.
+# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST), one per
+# PIM_HEAVY_READ_CONDITIONS_PER_TOKEN conditions of the definition; more are a 429.
 HeavyRead = Annotated[None, Depends(_heavy_read_slot)]
 
 

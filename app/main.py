@@ -22,7 +22,7 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, Traili
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
-from app.ratelimit import ConcurrencyLimiter, RateLimiter
+from app.ratelimit import ConcurrencyLimiter, RateLimiter, TenantTurns
 from app.routing import check_routes_guarded
 from app.segments.router import router as segments_router
 
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clickhouse = ClickHouse(settings)
         app.state.rate_limiter = RateLimiter(app.state.arq, settings)
         app.state.heavy_reads = ConcurrencyLimiter(settings.heavy_reads_per_tenant)
+        app.state.tenant_turns = TenantTurns(settings.tenant_requests_per_process)
         app.state.principal_cache = PrincipalCache(settings.api_key_cache_seconds)
         await app.state.principal_cache.start(settings.database_url)
         # The loaded app (~150k objects) lives as long as the process: frozen, it is left out of

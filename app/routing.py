@@ -25,7 +25,11 @@ class GuardedRoute(APIRoute):
     before FastAPI reads the body: an unauthenticated or throttled client gets its 401/429 while it
     is still sending, and its body is never buffered or parsed (`get_principal` returns the caller
     found here). The quota goes to `request.state.quota`, whose RateLimit-* headers the
-    RequestContextMiddleware adds to the answer, whatever it is."""
+    RequestContextMiddleware adds to the answer, whatever it is. Then the body is read and the
+    request waits its tenant's turn (`TenantTurns`: at most PIM_TENANT_REQUESTS_PER_PROCESS of a
+    tenant run at once); routes that stream their body (uploads) set `takes_turns = False`."""
+
+    takes_turns = True
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -46,7 +50,12 @@ class GuardedRoute(APIRoute):
                         "Rate limit exceeded for this API key or tenant",
                         retry_after=quota.retry_after_seconds,
                     )
-            return await handler(request)
+            if not self.takes_turns:
+                return await handler(request)
+            # the body is read before the turn, so that a slow sender does not keep one
+            await request.body()
+            async with request.app.state.tenant_turns.turn(principal.tenant_id):
+                return await handler(request)
 
         return guarded
 
@@ -62,6 +71,13 @@ def check_routes_guarded(app: FastAPI) -> None:
             raise RuntimeError(
                 f"{route.path} needs a caller but is not a GuardedRoute (route_class=JsonRoute)"
             )
+
+
+class StreamingRoute(GuardedRoute):
+    """A guarded route that reads its body as a stream (an upload of up to 1 GiB): it is not
+    buffered for the tenant's turn, and takes none."""
+
+    takes_turns = False
 
 
 class JsonRequest(Request):

@@ -8,10 +8,10 @@ from app.errors import AUTH_ERRORS, error_responses
 from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut
 from app.imports.upload import MultipartFile
-from app.routing import GuardedRoute
+from app.routing import StreamingRoute
 
 router = APIRouter(
-    prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=GuardedRoute
+    prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=StreamingRoute
 )
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
