@@ -72,8 +72,8 @@ class RoleRequirement:
         self.role = role
 
     async def __call__(self, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        # GuardedRoute refused a lower role before the body was read; this check only matters for
-        # a requirement it could not see (a dependency added by `include_router(dependencies=...)`)
+        # GuardedRoute refused a lower role before the body was read; checked again here as a
+        # second line, should a route ever run this dependency without that guard
         if principal.role.rank < self.role.rank:
             raise Forbidden(f"This action needs the {self.role.value} role")
         return principal
@@ -86,9 +86,8 @@ def _tenant_session(role: Role):
     async def tenant_session(
         session: RawSession, principal: Annotated[Principal, Depends(CALLER[role])]
     ) -> AsyncSession:
-        session.info["tenant_id"] = (
-            principal.tenant_id
-        )  # scopes every ORM statement of this request
+        # scopes every ORM statement of this request
+        session.info["tenant_id"] = principal.tenant_id
         return session
 
     return tenant_session

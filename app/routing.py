@@ -19,8 +19,8 @@ from app.auth.service import Role
 from app.deps import RoleRequirement, get_principal
 from app.errors import Forbidden, TooManyRequests
 
-# The OpenAPI extension that states each operation's role (docs/contract.md, "Roles per route");
-# the role-matrix test (tests/test_roles_all_routes.py) reads it.
+# The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
+# authentication, roles"); the role-matrix test (tests/test_roles_all_routes.py) reads it.
 ROLE_EXTENSION = "x-required-role"
 
 
@@ -98,12 +98,17 @@ def check_routes_guarded(app: FastAPI) -> None:
             continue
         if not isinstance(route, GuardedRoute):
             raise RuntimeError(f"{context.path}: make its router with app.routing.api_router")
-        if required_role(context.dependant) is None and _depends_on(
-            context.dependant, get_principal
-        ):
+        role = required_role(context.dependant)
+        if role is None and _depends_on(context.dependant, get_principal):
             raise RuntimeError(
                 f"{context.path} needs a caller but states no role: take a ViewerSession, "
                 "EditorSession or AdminSession (app/deps.py)"
+            )
+        if role != route.required_role:
+            # the guard and `x-required-role` read the route's own dependencies
+            raise RuntimeError(
+                f"{context.path}: state its role in its own parameters, not in "
+                "include_router(dependencies=...)"
             )
 
 

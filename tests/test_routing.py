@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.auth.service import Principal, Role
-from app.deps import EditorSession, get_principal
+from app.deps import CALLER, EditorSession, ViewerSession, get_principal
 from app.routing import ROLE_EXTENSION, GuardedRoute, api_router, check_routes_guarded
 
 PUBLIC = {"/healthz", "/readyz"}
@@ -68,3 +68,18 @@ def test_the_session_type_is_the_role_the_route_checks_and_documents():
     check_routes_guarded(app)
     operation = app.openapi()["paths"]["/api/typed/"]["post"]
     assert operation[ROLE_EXTENSION] == "editor"
+
+
+def test_startup_refuses_a_role_added_by_include_router():
+    """The guard and `x-required-role` read the route's own parameters: a role given at inclusion
+    would be checked only after the body was read, and documented nowhere."""
+    router = api_router(prefix="/api/included", tags=["t"])
+
+    @router.get("/")
+    async def included(session: ViewerSession) -> dict:
+        return {}
+
+    app = FastAPI()
+    app.include_router(router, dependencies=[Depends(CALLER[Role.admin])])
+    with pytest.raises(RuntimeError, match="/api/included/: state its role in its own parameters"):
+        check_routes_guarded(app)
