@@ -96,7 +96,11 @@ async def test_every_route_refuses_lower_roles_and_admits_its_own(
         assert not has_body or (method, path) in BODIES or (method, path) == UPLOAD, (
             f"add a valid body for {method} {path} to BODIES"
         )
-        operations.append((method, path, Role(operation[ROLE_EXTENSION]), has_body))
+        needed = Role(operation[ROLE_EXTENSION])
+        assert ("403" in operation["responses"]) == (needed != Role.viewer), (
+            f"{method} {path}: a 403 is documented where a role can be refused, and only there"
+        )
+        operations.append((method, path, needed, has_body))
     assert len(operations) >= 39, len(operations)
 
     before = await _state(client, spec, objects, tenant.admin)
