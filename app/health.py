@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.queue import newest_heartbeat
+from app.jobs.queue import newest_heartbeat
 from app.responses import OrjsonResponse
 
 router = APIRouter(tags=["health"])
