@@ -9,6 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal, Role
+from app.changes.context import CONTEXT_KEY, request_context
 from app.config import Settings
 from app.db import TenantReader
 from app.errors import Forbidden, TooManyRequests
@@ -79,6 +80,7 @@ async def _tenant_session(
     session: RawSession, principal: Annotated[Principal, Depends(get_principal)]
 ) -> AsyncSession:
     session.info["tenant_id"] = principal.tenant_id  # scopes every ORM statement of this request
+    session.info[CONTEXT_KEY] = request_context(principal)  # who the change log says wrote
     return session
 
 
