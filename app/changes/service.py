@@ -47,7 +47,7 @@ def _entry(row: asyncpg.Record) -> dict[str, Any]:
         "changes": orjson.Fragment(row["changes"]),
         "actor": orjson.Fragment(row["actor"]) if row["actor"] is not None else None,
         "request_id": row["request_id"],
-        "import_job_id": row["import_job_id"],
+        "import_job_id": str(row["import_job_id"]) if row["import_job_id"] else None,
         "at": row["at"],
     }
 
@@ -357,6 +357,8 @@ async def revert_writes(
                     changed_later.setdefault(key, seq)
         target = dict(state) if state is not None else {}
         for key, old in before.items():
+            if target.get(key) == old:
+                continue  # already so (reverted before, or set back by hand)
             if key in changed_later:
                 result.skipped.append(
                     {
