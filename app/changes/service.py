@@ -29,13 +29,26 @@ _FACET_LOCK = "SELECT pg_advisory_xact_lock(7130, $1::int)"
 PRUNE_BATCH = 100_000
 
 _ENTRY_COLUMNS = (
-    "seq, product_id, sku, op, changes::text AS changes, actor::text AS actor, request_id, "
-    "import_job_id, at"
+    "seq, product_id, sku, op, old_values::text AS old_values, new_values::text AS new_values, "
+    "actor::text AS actor, request_id, import_job_id, at"
 )
+_CHANGE_COLUMNS = "old_values::text AS old_values, new_values::text AS new_values"
 _STATE_SQL = (
     "pim_product_state(p.name, p.status, p.categories, p.variation_of, "
     "p.variation_attributes, p.data)::text"
 )
+
+
+def _changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
+    """An entry's `changes`: its old and new values paired up by key (a key missing on one side
+    was absent there)."""
+    old = orjson.loads(row["old_values"]) if row["old_values"] is not None else {}
+    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    pairs = {key: {"old": old.get(key), "new": value} for key, value in new.items()}
+    for key, value in old.items():
+        if key not in new:
+            pairs[key] = {"old": value, "new": None}
+    return pairs
 
 
 def _entry(row: asyncpg.Record) -> dict[str, Any]:
@@ -44,7 +57,7 @@ def _entry(row: asyncpg.Record) -> dict[str, Any]:
         "product_id": row["product_id"],
         "sku": row["sku"],
         "op": row["op"],
-        "changes": orjson.Fragment(row["changes"]),
+        "changes": _changes(row),
         "actor": orjson.Fragment(row["actor"]) if row["actor"] is not None else None,
         "request_id": row["request_id"],
         "import_job_id": str(row["import_job_id"]) if row["import_job_id"] else None,
@@ -72,7 +85,8 @@ async def read_changes(
         conditions.append(f"op = ${len(params)}")
     if field is not None:
         params.append(field)
-        conditions.append(f"changes ? ${len(params)}")
+        n = len(params)
+        conditions.append(f"(old_values ? ${n} OR new_values ? ${n})")
     async with reading(reader) as conn:
         pruned_through = await conn.fetchval(
             "SELECT pruned_through FROM product_change_seqs WHERE tenant_id = $1", tenant_id
@@ -233,7 +247,7 @@ async def revert_product(session: AsyncSession, product_id: int, *, seq: int) ->
         )
     current = (await _current_states(conn, tenant_id, [product_id])).get(product_id)
     later = await conn.fetch(
-        "SELECT op, changes::text AS changes FROM product_changes "
+        f"SELECT op, {_CHANGE_COLUMNS} FROM product_changes "
         "WHERE tenant_id = $1 AND product_id = $2 AND seq > $3 ORDER BY seq DESC",
         tenant_id,
         product_id,
@@ -241,7 +255,7 @@ async def revert_product(session: AsyncSession, product_id: int, *, seq: int) ->
     )
     state = current
     for row in later:
-        state = _unapply(state, row["op"], orjson.loads(row["changes"]))
+        state = _unapply(state, row["op"], _changes(row))
     targets = _Targets()
     if state is None:  # cannot happen for an entry that left the product in place; be explicit
         raise BadRequest(f"Change {seq} left no product to restore")
@@ -275,7 +289,7 @@ async def revert_writes(
         column, value, what = "request_id", request_id, f"Request {request_id}"
         known = None
     own = await conn.fetch(
-        f"SELECT seq, product_id, sku, op, changes::text AS changes FROM product_changes "
+        f"SELECT seq, product_id, sku, op, {_CHANGE_COLUMNS} FROM product_changes "
         f"WHERE tenant_id = $1 AND {column} = $2 ORDER BY seq",
         tenant_id,
         value,
@@ -288,13 +302,13 @@ async def revert_writes(
     entries: dict[int, list[tuple[int, str, dict]]] = defaultdict(list)
     skus: dict[int, str] = {}
     for row in own:
-        entries[row["product_id"]].append((row["seq"], row["op"], orjson.loads(row["changes"])))
+        entries[row["product_id"]].append((row["seq"], row["op"], _changes(row)))
         skus[row["product_id"]] = row["sku"]
     product_ids = sorted(entries)
     current = await _current_states(conn, tenant_id, product_ids)
     await conn.execute(_FACET_LOCK, tenant_id)  # several statements follow: see _FACET_LOCK
     later_rows = await conn.fetch(
-        f"SELECT seq, product_id, op, changes::text AS changes FROM product_changes "
+        f"SELECT seq, product_id, op, {_CHANGE_COLUMNS} FROM product_changes "
         f"WHERE tenant_id = $1 AND product_id = ANY($2::bigint[]) AND seq > $3 "
         f"AND {column} IS DISTINCT FROM $4 ORDER BY seq",
         tenant_id,
@@ -304,7 +318,7 @@ async def revert_writes(
     )
     later: dict[int, list[tuple[int, str, dict]]] = defaultdict(list)
     for row in later_rows:
-        later[row["product_id"]].append((row["seq"], row["op"], orjson.loads(row["changes"])))
+        later[row["product_id"]].append((row["seq"], row["op"], _changes(row)))
     taken_skus = {
         r["sku"]
         for r in await conn.fetch(
