@@ -189,8 +189,6 @@ FROM (SELECT id, sku, s::jsonb AS s FROM unnest($2::bigint[], $3::text[], $4::te
 
 async def _write_targets(conn, tenant_id: int, targets: _Targets) -> None:
     """Write the products back, set-based: one UPDATE, one DELETE, one INSERT."""
-    if targets.create or any(targets.update.get(i) for i in targets.update):
-        await hold_category_references(conn, tenant_id)  # restored ids checked until commit
     if targets.update:
         ids = sorted(targets.update)
         await conn.execute(
@@ -219,7 +217,11 @@ async def _write_targets(conn, tenant_id: int, targets: _Targets) -> None:
 
 
 async def _current_states(conn, tenant_id: int, product_ids: list[int]) -> dict[int, dict]:
-    """The products' states, their rows locked in id order (as every multi-row writer does)."""
+    """The products' states, their rows locked in id order (as every multi-row writer does).
+
+    The category-reference lock first, as the other writers take it (a category delete holds it
+    while it rewrites products): the restored category ids are then checked until commit."""
+    await hold_category_references(conn, tenant_id)
     rows = await conn.fetch(
         f"SELECT p.id, {_STATE_SQL} AS state FROM products p "
         "WHERE p.tenant_id = $1 AND p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE",
