@@ -5,7 +5,7 @@ from fastapi import APIRouter, Path, Query
 
 from app.changes import service
 from app.changes.schemas import ChangesPage, HistoryPage, Op, RevertIn, RevertOut
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session
+from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, Reader
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.products.schemas import ProductOut
 from app.products.service import dumps, get_product_json
@@ -69,7 +69,7 @@ async def product_history(
     responses=error_responses(400, 404, 409),
     summary="Put a product back as it was after one of its changes",
 )
-async def revert_product(product_id: ObjectId, body: RevertIn, session: Session, _: Editor):
+async def revert_product(product_id: ObjectId, body: RevertIn, session: EditorSession):
     """The product gets its state right after entry `seq` (its built-ins and data; categories
     deleted since are left out); a deleted product comes back with its id and SKU (409 when
     another product has that SKU now). The revert is a write like any other: it is logged."""
@@ -91,7 +91,7 @@ REVERT_HELP = (
     summary="Undo an import",
     description=REVERT_HELP.format(what="import"),
 )
-async def revert_import(job_id: UUID, session: Session, _: Editor):
+async def revert_import(job_id: UUID, session: EditorSession):
     result = await service.revert_writes(session, import_job_id=job_id)
     return RevertOut(reverted=result.reverted, skipped=result.skipped)  # type: ignore[arg-type]
 
@@ -107,8 +107,7 @@ async def revert_import(job_id: UUID, session: Session, _: Editor):
 )
 async def revert_bulk(
     request_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9._:\-]{1,128}$")],
-    session: Session,
-    _: Editor,
+    session: EditorSession,
 ):
     result = await service.revert_writes(session, request_id=request_id)
     return RevertOut(reverted=result.reverted, skipped=result.skipped)  # type: ignore[arg-type]

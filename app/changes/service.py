@@ -19,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.service import hold_category_references
 from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, Gone, NotFound
+from app.jobs.locks import Lock, xact_lock
 
 MAX_LIMIT = 1_000
 BUILTINS = ("name", "status", "categories", "variation_of", "variation_attributes")
-# the facet counters' advisory lock (migration 0004): a write in several statements takes it
-# exclusively after its product rows, as the bulk upsert does (app/products/upsert.py)
-_FACET_LOCK = "SELECT pg_advisory_xact_lock(7130, $1::int)"
 # entries deleted per maintenance round: a long backlog is pruned over several rounds
 PRUNE_BATCH = 100_000
 
@@ -308,7 +306,9 @@ async def revert_writes(
         skus[row["product_id"]] = row["sku"]
     product_ids = sorted(entries)
     current = await _current_states(conn, tenant_id, product_ids)
-    await conn.execute(_FACET_LOCK, tenant_id)  # several statements follow: see _FACET_LOCK
+    # several statements follow: the facet counters' lock exclusively after the product rows, as
+    # the bulk upsert takes it (app/products/upsert.py)
+    await xact_lock(conn, Lock.FACET_COUNTS, tenant_id)
     later_rows = await conn.fetch(
         f"SELECT seq, product_id, op, {_CHANGE_COLUMNS} FROM product_changes "
         f"WHERE tenant_id = $1 AND product_id = ANY($2::bigint[]) AND seq > $3 "

@@ -15,13 +15,13 @@ Who wrote, the request id and the import job come from the transaction-local set
 `pim.change` (JSON, set by app/changes/context.py).
 
 Revision ID: h2_changes_1
-Revises: 0007
+Revises: h2_jobs_1
 """
 
 from alembic import op
 
 revision = "h2_changes_1"
-down_revision = "0007"
+down_revision = "h2_jobs_1"
 branch_labels = None
 depends_on = None
 
