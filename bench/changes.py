@@ -113,7 +113,7 @@ async def main() -> None:
         True: create_tenant(f"bench-log-{tag}")["tenant_id"],
         False: create_tenant(f"bench-nolog-{tag}")["tenant_id"],
     }
-    fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+    fields = {d.name: d for d in (FieldDef.model_validate(f) for f in SCHEMA)}
     for tenant_id in tenants.values():
         await admin.execute(
             "INSERT INTO product_schemas (tenant_id, fields) VALUES ($1, $2::jsonb)",

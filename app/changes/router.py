@@ -93,7 +93,7 @@ REVERT_HELP = (
 )
 async def revert_import(job_id: UUID, session: EditorSession):
     result = await service.revert_writes(session, import_job_id=job_id)
-    return RevertOut(reverted=result.reverted, skipped=result.skipped)  # type: ignore[arg-type]
+    return RevertOut.model_validate(vars(result))
 
 
 @router.post(
@@ -110,4 +110,4 @@ async def revert_bulk(
     session: EditorSession,
 ):
     result = await service.revert_writes(session, request_id=request_id)
-    return RevertOut(reverted=result.reverted, skipped=result.skipped)  # type: ignore[arg-type]
+    return RevertOut.model_validate(vars(result))

@@ -280,6 +280,7 @@ async def revert_writes(
     (reported in `skipped`, kept as they are)."""
     tenant_id = tenant_of(session)
     conn = await driver_connection(session)
+    value: UUID | str | None
     if import_job_id is not None:
         column, value, what = "import_job_id", import_job_id, f"Import {import_job_id}"
         known = await conn.fetchval(
