@@ -29,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
+from app.changes.context import CONTEXT_KEY, import_context
 from app.db import driver_connection
 from app.imports.conventions import Conventions
 from app.imports.records import Dialect
@@ -212,6 +213,7 @@ class _Importer:
     def _session(self):
         session = self.sessionmaker()
         session.info["tenant_id"] = self.job.tenant_id
+        session.info[CONTEXT_KEY] = import_context(self.job.id)  # the change log's actor
         return session
 
     async def _load_schema(self, session, version: Any) -> _Schema:
