@@ -74,6 +74,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
+        "suggested_value_mapping": job.parse_options.get("suggested_value_mapping") or {},
         "mapping": job.mapping,
         "total_rows": job.total_rows,
         "processed_rows": job.processed_rows,
@@ -456,6 +457,7 @@ async def _suggest_into(
         "format": suggestion.format,
         "xlsx": source.options() if source else None,
         "row_transform": transform_name,
+        "suggested_value_mapping": suggestion.value_mapping,
     }
     job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset
@@ -508,6 +510,17 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
         ),
         {"tenant": tenant_of(session), "keys": list(choices), "fields": list(choices.values())},
     )
+
+
+def with_suggested_words(
+    suggested: dict[str, dict[str, str]],
+    given: dict[str, dict[str, Any]] | None,
+    mapping: dict[str, str | None],
+) -> dict[str, dict[str, Any]]:
+    """The suggested value mapping (status words) of the columns that still target `status`, with the
+    client's: a column the client lists takes the client's mapping only (what it sends is what applies)."""
+    merged = {h: dict(words) for h, words in suggested.items() if mapping.get(h) == "status"}
+    return {**merged, **(given or {})}
 
 
 def validate_value_mapping(
@@ -628,7 +641,14 @@ async def confirm_import(
     mapping = validate_mapping(
         headers, job.suggested_mapping if body.mapping is None else body.mapping, fields
     )
-    value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
+    value_mapping = validate_value_mapping(
+        with_suggested_words(
+            job.parse_options.get("suggested_value_mapping") or {}, body.value_mapping, mapping
+        ),
+        mapping,
+        fields,
+        conventions,
+    )
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
     if body.dry_run:
