@@ -51,7 +51,7 @@ async def test_a_status_column_targets_the_status_with_a_shown_value_mapping(
 async def test_the_suggested_value_mapping_is_overridden_by_the_confirmed_one(
     client, tenant, worker
 ):
-    job, done = await import_file(
+    _job, done = await import_file(
         client,
         tenant.editor,
         STATUS_FEED,
@@ -161,7 +161,7 @@ async def test_a_stray_quote_rejects_its_row_and_never_swallows_the_next(client,
         b"SKU-4,Other,5.00\n"
         b'SKU-5,"Cable, 2 m",3.00\n'
     )
-    job, done = await import_file(client, tenant.editor, feed)
+    _job, done = await import_file(client, tenant.editor, feed)
     assert (done["created"], done["failed"]) == (4, 1), done["errors"]
     [error] = done["errors"]
     assert error["row"] == 3 and "quote" in error["detail"], error
@@ -181,7 +181,7 @@ async def test_a_quote_that_closes_rows_later_does_not_merge_them(client, tenant
         b"SKU-4,Last,6.00\n"
         b'SKU-5,"Lamp\nwith shade",7.00\n'
     )
-    job, done = await import_file(client, tenant.editor, feed)
+    _job, done = await import_file(client, tenant.editor, feed)
     products = await products_by_sku(client, tenant.viewer)
     assert products["SKU-2"]["name"] == "Thing" and products["SKU-4"]["name"] == "Last"
     assert products["SKU-5"]["name"] == "Lamp\nwith shade"  # a real multi-line cell stays one
@@ -191,7 +191,7 @@ async def test_a_quote_that_closes_rows_later_does_not_merge_them(client, tenant
 
 async def test_a_short_record_is_rejected_not_read_with_missing_cells(client, tenant, worker):
     feed = b"sku,name,price,stock\nR-1,Lamp,1.50,3\nR-2,Desk,2.50\nR-3,Chair,3.50,4\n"
-    job, done = await import_file(client, tenant.editor, feed)
+    _job, done = await import_file(client, tenant.editor, feed)
     assert (done["created"], done["failed"]) == (2, 1), done["errors"]
     assert "R-2" in done["errors"][0]["detail"] or done["errors"][0]["row"] == 3
     assert "3 cells" in done["errors"][0]["detail"]
