@@ -43,7 +43,7 @@ from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
-from app.imports.transforms import RowTransform, transform_for
+from app.imports.transforms import RowTransform, apply_leniently, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.models import HeaderMapping, ImportJob
 
@@ -202,7 +202,7 @@ def _suggest_from(
             data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
         )
         if variants is not None:  # a window starts mid-file: its first handle inherits from nothing
-            window = [row for row in map(variants.apply, window) if row]
+            window = [row for row in (apply_leniently(variants, r) for r in window) if row]
         rows.extend(window)
     text_rows = [
         [("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows
@@ -405,7 +405,9 @@ async def _suggest_into(
         variants is not None
     ):  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
         analysis.headers = variants.headers(analysis.headers)
-        analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
+        analysis.rows = [
+            row for row in (apply_leniently(variants, r) for r in analysis.rows) if row
+        ]
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)

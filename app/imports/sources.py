@@ -18,7 +18,7 @@ from app.imports.profiling import TYPE_SAMPLE_VALUES
 from app.imports.records import Dialect, Record, RecordStream
 from app.imports.sniffing import MAX_COLUMNS, SampleAnalysis, unique_headers
 from app.imports.storage import read_chunks
-from app.imports.transforms import RowTransform
+from app.imports.transforms import RowTransform, TransformError
 from app.imports.xlsx import (
     Sheet,
     XlsxError,
@@ -146,5 +146,8 @@ def transformed(records: Iterable[Record], transform: RowTransform) -> Iterator[
     """A known format's rows made whole (see `transforms`)."""
     for record in records:
         if record.error is None:
-            record.cells = transform.apply(record.cells)
+            try:
+                record.cells = transform.apply(record.cells)
+            except TransformError as exc:
+                record.error = str(exc)
         yield record

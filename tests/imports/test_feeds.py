@@ -120,6 +120,7 @@ async def test_woocommerce_product_export(client, tenant, worker):
     assert (
         green["data"]["in_stock"] == "backorder" and green["data"]["backorders_allowed"] == "notify"
     )
+    assert green["variation_of"] == "woo-vneck-tee"  # Parent id:44, the post ID of the tee's row
     beanie = products["woo-beanie"]
     assert (
         beanie["data"]["sale_price"] == 18
