@@ -201,6 +201,12 @@ _SHOPIFY_RULES = _rule_table(
             "'Status' is active, draft or archived: the status (draft and archived are inactive)",
             builtin="status",
         ),
+        "Images": ColumnRule(
+            "'Images' (added by the import) lists the product's image URLs: its Image Src and "
+            "those of its image-only rows",
+            name="images",
+            type=FieldType.array,
+        ),
         "Variant Barcode": ColumnRule("'Variant Barcode' is a code", type=FieldType.string),
         "Barcode": ColumnRule("'Barcode' is a code", type=FieldType.string),
         "Gift Card": ColumnRule("'Gift Card' is TRUE or FALSE", type=FieldType.boolean),

@@ -76,6 +76,10 @@ async def test_shopify_product_export(client, tenant, worker):
         and data["published"] is True
     )
     assert tee["status"] == "active" and data["gift_card"] is False
+    assert data["images"] == [  # its Image Src, then its image-only row's
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-black.jpg",
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-back.jpg",
+    ]
     assert products["TS-001-M"]["status"] == "active"  # inherited by the variant row
     assert await category_paths(client, tenant.viewer, tee) == {
         "Apparel & Accessories > Clothing > Shirts & Tops"
