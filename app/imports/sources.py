@@ -124,10 +124,15 @@ async def stored_records(
     encoding: str,
     dialect: Dialect,
     start_offset: int,
+    width: int | None = None,
 ) -> AsyncIterator[Iterable[Record]]:
-    """The stored file's records from the resume point, in steps (iterate each step before the next)."""
+    """The stored file's records from the resume point, in steps (iterate each step before the next).
+
+    `width`: the file's header cells, to check a CSV file's records against (`RecordStream`)."""
     if xlsx is None:
-        stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+        stream = RecordStream(
+            encoding=encoding, dialect=dialect, start_offset=start_offset, width=width
+        )
         async for data in read_chunks(conn, job_id, start_offset=start_offset):
             stream.feed(data)
             yield stream.records()

@@ -335,6 +335,7 @@ class _Importer:
                 encoding=job.encoding,
                 dialect=job.dialect,
                 start_offset=job.resume_offset,
+                width=len(job.headers) - (variants.added if variants else 0),
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"
