@@ -201,13 +201,15 @@ def suggest(
     windows: list[list[str]] | None = None,
     locale: str = "en-us",
     currency: str = "USD",
+    total_rows: int | None = None,
 ) -> Suggestion:
     """Suggest a target for every column; see the module docstring for the order of preference.
 
     Values are read under the file's `conventions` (detected from the sample when not given; a
     known format's separators win). `windows` are rows read from the middle and end of a file the
     sample does not cover whole; `locale` and `currency` are the tenant's defaults (Akeneo's
-    localised and price columns).
+    localised and price columns). `total_rows`: the file's estimated data rows, for the warning
+    of a column whose type may reject rows the sample did not show.
     """
     remembered = remembered or {}
     windows = windows or []
@@ -397,6 +399,15 @@ def suggest(
             reason = f"{why}; {p.reason}"
             if source != "remembered":
                 confidence = min(confidence, p.confidence)
+        ftype = field_map[target].type if target in field_map else p.type
+        if (
+            not analysis.complete
+            and target is not None
+            and target not in BUILTIN_TARGETS
+            and ftype in _REJECTING_TYPES
+        ):
+            confidence = min(confidence, SAMPLED)
+            warnings.append(sampled_note(len(analysis.rows) + len(windows), total_rows, windows))
         if target is not None and source not in ("remembered", "format") and len(p.values) < THIN:
             confidence = min(confidence, 0.55)
             if not any(w.startswith("only ") for w in warnings):
@@ -420,6 +431,30 @@ def suggest(
         profiles=profiles,
         format=fmt,
         value_mapping=value_mapping,
+    )
+
+
+# the types whose reading can reject a row: a sample cannot vouch for the rows it did not read
+_REJECTING_TYPES = frozenset(
+    {
+        FieldType.number,
+        FieldType.integer,
+        FieldType.boolean,
+        FieldType.date,
+        FieldType.datetime,
+        FieldType.enum,
+        FieldType.url,
+    }
+)
+SAMPLED = 0.8  # the most a type can claim of a file the suggestion read only in part
+
+
+def sampled_note(read: int, total: int | None, windows: list) -> str:
+    where = "its start, middle and end" if windows else "its start"
+    about = f" of about {total:,}" if total and total > read else ""
+    return (
+        f"the suggestion sampled {read:,}{about} rows of the file ({where}): rows it did not read may "
+        'hold values this type rejects; a dry run (confirm with "dry_run": true) reads every row'
     )
 
 

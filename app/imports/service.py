@@ -421,6 +421,7 @@ async def _suggest_into(
         remembered=remembered,
         locale=schema["default_locale"],
         currency=schema["default_currency"],
+        total_rows=estimated_rows,
     )
     if settings is not None and settings.llm_base_url:
         left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
