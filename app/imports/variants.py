@@ -142,7 +142,7 @@ class ShopifyVariants:
         self._add_image(row)
         if not any(str(row[i]).strip() for i in self.variant_level) and not extra:
             # another image of the product: the product (its first variant) gets all of them so far
-            if not self.parent_sku or not self.images:
+            if self.sku is None or not self.parent_sku or not self.images:
                 return []
             update = [""] * self.width
             update[self.handle] = row[self.handle]
