@@ -268,7 +268,9 @@ class RecordStream:
                 yield Record([text[:10_000]], self.offset, why)
                 reader = csv.reader(self, **self._reader_args)
                 continue
-            mismatch = self._mismatch(cells, start_pos)
+            # one line is one row (fewer cells: the missing ones are empty, as exports that drop
+            # trailing empty cells mean; more: the row converter rejects those with values)
+            mismatch = None if self._pos - start_pos == 1 else self._mismatch(cells, start_pos)
             if mismatch is None:
                 yield Record(cells, self.offset)
                 continue
@@ -279,15 +281,12 @@ class RecordStream:
             reader = csv.reader(self, **self._reader_args)
 
     def _mismatch(self, cells: list[str], start_pos: int) -> str | None:
-        """Why a record parsed from lines `start_pos` to `_pos` is no row of the file, or None."""
+        """Why a record parsed from several lines, `start_pos` to `_pos`, is no row of the file
+        (lines a stray quote merged), or None."""
         width = self.width
-        if width is None or not "".join(cells).strip():
-            return None  # a blank line is skipped
-        lines = self._pos - start_pos
-        if lines == 1:
-            # fewer cells: the missing ones are empty (exports that drop trailing empty cells);
-            # more: the row converter rejects those with values
+        if width is None:
             return None
+        lines = self._pos - start_pos
         if len(cells) != width:
             return (
                 f"a quote opens a cell that runs over {lines} lines, and the record has {len(cells)} "
