@@ -284,6 +284,7 @@ def suggest(
             p = profiles[i]
             if (
                 rule.builtin == "status"
+                and fmt != SHOPIFY  # Shopify's Status is the status: other words reject their row
                 and p.values
                 and status_words(p.values, conventions, fmt=fmt)[1]
             ):

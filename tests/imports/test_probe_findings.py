@@ -287,3 +287,15 @@ async def test_shopify_image_rows_add_their_images_to_the_product(client, tenant
     ]
     assert products["TEE-S"]["name"] == "Tee" and products["TEE-M"]["variation_of"] == "TEE-S"
     assert products["CAP-1"]["data"]["images"] == ["https://cdn.example.org/cap.jpg"]
+
+
+async def test_an_unknown_shopify_status_rejects_its_row(client, tenant, worker):
+    feed = SHOPIFY_HEADER + (
+        b"mug,Mug,<p>z</p>,Acme,TRUE,Title,Default Title,MUG-1,5.00,,,active\n"
+        b"cup,Cup,<p>c</p>,Acme,TRUE,Title,Default Title,CUP-1,4.00,,,unlisted\n"
+    )
+    job, done = await import_file(client, tenant.editor, feed)
+    assert job["suggested_mapping"]["Status"] == "status"
+    assert "unlisted" in " ".join(column(job, "Status")["warnings"])
+    assert (done["created"], done["failed"]) == (1, 1), done["errors"]
+    assert "not a status" in rejected(done)["CUP-1"]
