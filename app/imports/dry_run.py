@@ -64,7 +64,7 @@ class _Tally:
                 continue  # blank lines are skipped, not counted (as the import does)
             self.rows += 1
             if record.error:
-                self._reject(self.row, None, record.error)
+                self._reject(self.row, record.sku, record.error)
                 continue
             try:
                 converted = convert(cells)

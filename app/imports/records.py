@@ -36,6 +36,7 @@ class Record:
     error: str | None = (
         None  # set for a record that could not be parsed; `cells` holds its first line
     )
+    sku: str | None = None  # of a rejected record whose SKU is known (a row a transform refused)
 
 
 class _TooLarge(Exception):

@@ -154,5 +154,5 @@ def transformed(records: Iterable[Record], transform: RowTransform) -> Iterator[
             try:
                 record.cells = transform.apply(record.cells)
             except TransformError as exc:
-                record.error = str(exc)
+                record.error, record.sku = str(exc), exc.sku
         yield record

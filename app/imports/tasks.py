@@ -307,7 +307,7 @@ class _Importer:
                 cells = record.cells
                 if record.error:
                     batch.processed += 1
-                    batch.rejected.append((row, None, cells, record.error))
+                    batch.rejected.append((row, record.sku, cells, record.error))
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     batch.add(row, cells)

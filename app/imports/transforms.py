@@ -27,6 +27,10 @@ from app.imports.variants import ShopifyVariants
 class TransformError(ValueError):
     """The row cannot be made whole (an unresolvable reference): it is rejected with this reason."""
 
+    def __init__(self, message: str, *, sku: str | None = None) -> None:
+        super().__init__(message)
+        self.sku = sku
+
 
 class RowTransform(Protocol):
     added: int  # columns appended after the file's own
@@ -134,14 +138,15 @@ class WooParents:
         if parent is None:
             raise TransformError(
                 f"variation_of: the parent id:{reference[1]} is the post ID of no earlier variable "
-                "product row of the file (column 'Parent')"
+                "product row of the file (column 'Parent')",
+                sku=sku or None,
             )
         row = list(cells)
         row[self.parent_column] = parent
         return row
 
     def state(self) -> dict[str, Any]:
-        return {"parents": self.parents}
+        return {"parents": dict(self.parents)}  # a copy: the batch keeps it while parsing goes on
 
     def restore(self, state: dict[str, Any] | None) -> None:
         self.parents = dict((state or {}).get("parents") or {})

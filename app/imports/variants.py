@@ -159,7 +159,7 @@ class ShopifyVariants:
             "handle": self.current,
             "first": [str(c) for c in self.first],
             "parent_sku": self.parent_sku,
-            "images": self.images,
+            "images": list(self.images),
         }
 
     def restore(self, state: dict[str, Any] | None) -> None:

@@ -143,7 +143,7 @@ async def test_woocommerce_parent_post_ids_resolve_to_the_parents_sku(client, te
     assert job["format"] == "woocommerce"
     assert (done["created"], done["failed"]) == (3, 1), done["errors"]
     [error] = done["errors"]
-    assert error["row"] == 5 and "id:999" in error["detail"], error
+    assert (error["row"], error["sku"]) == (5, "tee-gold") and "id:999" in error["detail"], error
     products = await products_by_sku(client, tenant.viewer)
     assert products["tee-red"]["variation_of"] == "tee"
     assert products["tee-blue"]["variation_of"] == "tee"  # a plain SKU parent
