@@ -6,6 +6,8 @@ import io
 
 import openpyxl
 
+from app.imports import service, tasks
+from app.imports.schemas import ConfirmIn
 from tests.imports.conftest import IMPORT, confirm, import_file, upload, wait_done
 from tests.imports.test_import_api import products_by_sku
 from tests.imports.test_xlsx_import import upload_xlsx, workbook_bytes
@@ -148,6 +150,42 @@ async def test_woocommerce_parent_post_ids_resolve_to_the_parents_sku(client, te
     assert products["tee-red"]["variation_of"] == "tee"
     assert products["tee-blue"]["variation_of"] == "tee"  # a plain SKU parent
     assert products["tee"]["variation_of"] is None
+
+
+async def test_woocommerce_parents_resolve_across_slices(client, tenant, worker_ctx, monkeypatch):
+    """Every slice ends after 2 rows: a later run knows the post IDs of the rows before it."""
+    feed = WOO_HEADER + (
+        b"101,variable,tee,Tee,1,0,visible,,Clothing,\n"
+        b"201,variable,cap,Cap,1,0,visible,,Clothing,\n"
+        b"102,variation,tee-red,Tee - Red,1,0,visible,20,,id:101\n"
+        b"103,simple,mug,Mug,1,0,visible,5,,\n"
+        b"104,variation,tee-blue,Tee - Blue,1,0,visible,21,,id:101\n"
+        b"202,variation,cap-black,Cap - Black,1,0,visible,9,,id:201\n"
+    )
+    job = (await upload(client, tenant.editor, feed)).json()
+    async with worker_ctx["sessionmaker"]() as session:  # confirmed onto the private queue
+        session.info["tenant_id"] = tenant.id
+        body = ConfirmIn.model_validate(
+            {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
+        )
+        await service.confirm_import(
+            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
+        )
+        await session.commit()
+    monkeypatch.setattr(tasks, "SLICE_SECONDS", 0)
+    monkeypatch.setattr(tasks, "BATCH_ROWS", 2)
+    runs = 0
+    while (await tasks.import_csv(worker_ctx, job["job_id"]))["status"] == "continue":
+        runs += 1
+    assert runs >= 2
+    done = (await client.get(f"{IMPORT}/{job['job_id']}/", headers=tenant.viewer)).json()
+    assert (done["created"], done["failed"]) == (6, 0), done["errors"]
+    products = await products_by_sku(client, tenant.viewer)
+    assert [products[s]["variation_of"] for s in ("tee-red", "tee-blue", "cap-black")] == [
+        "tee",
+        "tee",
+        "cap",
+    ]
 
 
 # --- 4. stray quotes --------------------------------------------------------------------------

@@ -3,14 +3,10 @@ variations of the handle's first variant (API with a real worker, and in-process
 
 import csv
 import io
-import uuid
 
 import openpyxl
 import pytest
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 
-from app.db import create_engine, create_sessionmaker
 from app.imports import service, tasks
 from app.imports.schemas import ConfirmIn
 from app.imports.variants import IMAGES_HEADER, VARIATION_HEADER, ShopifyVariants
@@ -148,25 +144,6 @@ async def test_variant_rows_inherit_their_product(client, tenant, worker, make, 
     # 9 variants; the image row is no product of its own: it updates the handle's first variant
     assert (done["processed_rows"], done["created"], done["failed"]) == (10, 9, 0), done
     assert stored(await products_by_sku(client, tenant.viewer)) == EXPECTED
-
-
-@pytest.fixture
-async def worker_ctx(settings):
-    """The task's context, with a queue of its own on the test Redis database: the session's worker
-    (which polls the default queue) never takes these jobs, and nothing is flushed."""
-    engine = create_engine(settings, pool_size=3, max_overflow=0)
-    queue = f"test-shopify-slices:{uuid.uuid4().hex}"
-    redis = ArqRedis(ConnectionPool.from_url(settings.redis_url), default_queue_name=queue)
-    yield {
-        "engine": engine,
-        "sessionmaker": create_sessionmaker(engine),
-        "redis": redis,
-        "job_try": 1,
-        "settings": settings,
-    }
-    await redis.delete(queue)
-    await redis.aclose()
-    await engine.dispose()
 
 
 @pytest.mark.parametrize(
