@@ -7,14 +7,15 @@ in the file. Python's C `csv.reader` does the parsing; it pulls physical lines f
 than `max_record_bytes` is cut off the same way wherever the stream was resumed:
 the records a file yields do not depend on how it was split into pieces.
 
-An import reads with `width` (the header's cells) and `strict` quotes, so that a stray quote
-never merges rows silently (RFC 4180: a quote only opens a cell at the cell's start; `5" screen`
+An import reads with `width` (the header's cells) and strict quotes, so that a stray quote does
+not merge rows silently (RFC 4180: a quote only opens a cell at the cell's start; `5" screen`
 in mid-cell is text). A record is rejected (its first line, the rest read again as rows) when it
 spans lines and its cells do not match the header, or one of its later lines holds a whole record
 by itself (a quote opened in the first line closed in another row's cell); a cell that opens a
 quote and closes it before the cell ends (`"Widget 5" screen`), or a quote that never closes before
 the end of the file, rejects its first line too. A single-line record with fewer cells than the
 header is not rejected (its missing cells are empty, as exports that drop trailing empty cells mean).
+A quote left open past `max_record_bytes` is still skipped to where its quotes balance (above).
 """
 
 import csv
