@@ -286,7 +286,7 @@ class _Importer:
                 cells = record.cells
                 if record.error:
                     batch.processed += 1
-                    batch.rejected.append((row, None, cells, record.error))
+                    batch.rejected.append((row, record.sku, cells, record.error))
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     batch.add(row, cells)
@@ -314,6 +314,7 @@ class _Importer:
                 encoding=job.encoding,
                 dialect=job.dialect,
                 start_offset=job.resume_offset,
+                width=len(job.headers) - (variants.added if variants else 0),
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"
