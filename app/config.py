@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     clickhouse_pool_size: int = 4
     # the worker's maintenance round (lost jobs queued again, orphaned ClickHouse rows deleted)
     worker_maintenance_seconds: float = Field(default=60, gt=0)
+    # change log entries older than this are pruned by the worker's maintenance round
+    change_retention_days: int = Field(default=90, gt=0)
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 

@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal, Role
+from app.changes.context import CONTEXT_KEY, request_context
 from app.config import Settings
 from app.db import TenantReader
 from app.errors import Forbidden, TooManyRequests
@@ -90,6 +91,7 @@ def _tenant_session(role: Role):
     ) -> AsyncSession:
         # scopes every ORM statement of this request
         session.info["tenant_id"] = principal.tenant_id
+        session.info[CONTEXT_KEY] = request_context(principal)  # who the change log says wrote
         return session
 
     return tenant_session

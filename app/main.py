@@ -12,6 +12,7 @@ from app.auth.cache import PrincipalCache
 from app.auth.router import router as auth_router
 from app.auth.service import Role
 from app.catalog.router import categories_router, schema_router, views_router
+from app.changes.router import router as changes_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_read_pool, create_sessionmaker
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports_router)
     app.include_router(segments_router)
     app.include_router(pims_router)
+    app.include_router(changes_router)
     _document_common_errors(app)
     check_routes_guarded(app)
 

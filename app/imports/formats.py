@@ -198,9 +198,14 @@ _SHOPIFY_RULES = _rule_table(
             "'Published on online store' is TRUE or FALSE", type=FieldType.boolean
         ),
         "Status": ColumnRule(
-            "'Status' is active, draft or archived, which the product status cannot all hold: a field of its own",
-            name="shopify_status",
-            type=FieldType.string,
+            "'Status' is active, draft or archived: the status (draft and archived are inactive)",
+            builtin="status",
+        ),
+        "Images": ColumnRule(
+            "'Images' (added by the import) lists the product's image URLs: its Image Src and "
+            "those of its image-only rows",
+            name="images",
+            type=FieldType.array,
         ),
         "Variant Barcode": ColumnRule("'Variant Barcode' is a code", type=FieldType.string),
         "Barcode": ColumnRule("'Barcode' is a code", type=FieldType.string),

@@ -30,15 +30,35 @@ CATEGORY_NAME_MAX = 255
 VALUE_MAPPED_TYPES = frozenset({FieldType.enum, FieldType.boolean})
 
 # cells that mean "no value" in typed columns (a number column with "n/a" is not a bad row)
-NULL_TOKENS = frozenset(
-    {"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"}
-)
+NULL_TOKENS = frozenset({"n/a", "na", "null", "none", "nil", "-", "--", "—", "–", "?"})
 _NULL_TOKEN_MAX = max(map(len, NULL_TOKENS))
+# a spreadsheet's error values and a float's NaN are not "no value": the formula or the export that
+# wrote them failed, so a typed column rejects their row (the value core reads none of them)
+ERROR_VALUES = frozenset(
+    {
+        "#n/a",
+        "#value!",
+        "#ref!",
+        "#div/0!",
+        "#num!",
+        "#name?",
+        "#null!",
+        "#spill!",
+        "#calc!",
+        "#getting_data",
+        "nan",
+    }
+)
+_ERROR_VALUE_MAX = max(map(len, ERROR_VALUES))
 
 
 def is_null_token(text: str) -> bool:
     # lower() never shortens a string: a longer cell is no token, and need not be lowered
     return len(text) <= _NULL_TOKEN_MAX and text.lower() in NULL_TOKENS
+
+
+def is_error_value(text: str) -> bool:
+    return len(text) <= _ERROR_VALUE_MAX and text.lower() in ERROR_VALUES
 
 
 @lru_cache(maxsize=4096)  # category cells repeat across rows
@@ -67,6 +87,25 @@ def parse_category_paths(text: str, separator: str = "|") -> tuple[str, ...]:
         if len(paths) > MAX_CATEGORY_PATHS:
             raise ValueError(f"more than {MAX_CATEGORY_PATHS} category paths in one cell")
     return tuple(paths)
+
+
+# words other systems write for a product's status, and the status each means here: a column of
+# them targets `status` with these shown as its suggested `value_mapping` (Shopify: active, draft,
+# archived; shops and ERPs: enabled/disabled, published, online/offline, ...)
+STATUS_WORDS = {
+    "draft": "inactive",
+    "archived": "inactive",
+    "disabled": "inactive",
+    "unpublished": "inactive",
+    "hidden": "inactive",
+    "offline": "inactive",
+    "discontinued": "inactive",
+    "private": "inactive",
+    "enabled": "active",
+    "published": "active",
+    "online": "active",
+    "visible": "active",
+}
 
 
 def read_status(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> str:
@@ -244,6 +283,11 @@ class RowConverter:
             try:
                 value = read(cell)
             except CoercionError as exc:
+                if is_error_value(cell):
+                    raise RowError(
+                        f"{target}: {cell!r} is a spreadsheet error value or NaN, not a value: the "
+                        f"formula or export that wrote it failed (column {header!r})"
+                    ) from None
                 raise RowError(f"{exc} (column {header!r}: {cell[:60]!r})") from None
             except ValueError as exc:
                 raise RowError(f"{target}: {exc} (column {header!r}: {cell[:60]!r})") from None

@@ -42,7 +42,7 @@ from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
-from app.imports.transforms import RowTransform, transform_for
+from app.imports.transforms import RowTransform, apply_leniently, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import HeaderMapping, ImportJob
@@ -74,6 +74,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
+        "suggested_value_mapping": job.parse_options.get("suggested_value_mapping") or {},
         "mapping": job.mapping,
         "total_rows": job.total_rows,
         "processed_rows": job.processed_rows,
@@ -201,7 +202,7 @@ def _suggest_from(
             data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
         )
         if variants is not None:  # a window starts mid-file: its first handle inherits from nothing
-            window = [row for row in map(variants.apply, window) if row]
+            window = [row for row in (apply_leniently(variants, r) for r in window) if row]
         rows.extend(window)
     text_rows = [
         [("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows
@@ -408,7 +409,9 @@ async def _suggest_into(
         variants is not None
     ):  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
         analysis.headers = variants.headers(analysis.headers)
-        analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
+        analysis.rows = [
+            row for row in (apply_leniently(variants, r) for r in analysis.rows) if row
+        ]
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
@@ -422,6 +425,7 @@ async def _suggest_into(
         remembered=remembered,
         locale=schema["default_locale"],
         currency=schema["default_currency"],
+        total_rows=estimated_rows,
     )
     if settings is not None and settings.llm_base_url:
         left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
@@ -460,6 +464,7 @@ async def _suggest_into(
         "format": suggestion.format,
         "xlsx": source.options() if source else None,
         "row_transform": transform_name,
+        "suggested_value_mapping": suggestion.value_mapping,
     }
     job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset
@@ -512,6 +517,17 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
         ),
         {"tenant": tenant_of(session), "keys": list(choices), "fields": list(choices.values())},
     )
+
+
+def with_suggested_words(
+    suggested: dict[str, dict[str, str]],
+    given: dict[str, dict[str, Any]] | None,
+    mapping: dict[str, str | None],
+) -> dict[str, dict[str, Any]]:
+    """The suggested value mapping (status words) of the columns that still target `status`, with the
+    client's: a column the client lists takes the client's mapping only (what it sends is what applies)."""
+    merged = {h: dict(words) for h, words in suggested.items() if mapping.get(h) == "status"}
+    return {**merged, **(given or {})}
 
 
 def validate_value_mapping(
@@ -632,7 +648,14 @@ async def confirm_import(
     mapping = validate_mapping(
         headers, job.suggested_mapping if body.mapping is None else body.mapping, fields
     )
-    value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
+    value_mapping = validate_value_mapping(
+        with_suggested_words(
+            job.parse_options.get("suggested_value_mapping") or {}, body.value_mapping, mapping
+        ),
+        mapping,
+        fields,
+        conventions,
+    )
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
     if body.dry_run:

@@ -29,6 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
+from app.changes.context import CONTEXT_KEY, import_context
 from app.db import all_tenants, driver_connection, tenant_is
 from app.imports.conventions import Conventions
 from app.imports.records import Dialect
@@ -213,6 +214,7 @@ class _Importer:
     def _session(self):
         session = self.sessionmaker()
         session.info["tenant_id"] = self.job.tenant_id
+        session.info[CONTEXT_KEY] = import_context(self.job.id)  # the change log's actor
         return session
 
     async def _load_schema(self, session, version: Any) -> _Schema:
@@ -285,7 +287,7 @@ class _Importer:
                 cells = record.cells
                 if record.error:
                     batch.processed += 1
-                    batch.rejected.append((row, None, cells, record.error))
+                    batch.rejected.append((row, record.sku, cells, record.error))
                 elif "".join(cells).strip():  # blank lines are skipped, not counted
                     batch.processed += 1
                     batch.add(row, cells)
@@ -313,6 +315,7 @@ class _Importer:
                 encoding=job.encoding,
                 dialect=job.dialect,
                 start_offset=job.resume_offset,
+                width=len(job.headers) - (variants.added if variants else 0),
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"

@@ -7,11 +7,12 @@ from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
 from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, Reader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.middleware import current_request_id
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.schemas import (
     BulkIn,
-    BulkResult,
+    BulkResponse,
     Facets,
     FacetSearchIn,
     ProductIn,
@@ -209,14 +210,16 @@ async def create_product(body: ProductIn, session: EditorSession, settings: Sett
     )
 
 
-@router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
+@router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))
 async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: SettingsDep):
     """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
     An item whose `data` (merged with the stored data, for an existing product) is larger than
-    `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error."""
-    return await service.bulk_upsert(
+    `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error. `request_id` (also
+    the X-Request-ID header) names this request's writes in the change log."""
+    result = await service.bulk_upsert(
         session, body.products, max_data_bytes=settings.max_product_data_bytes
     )
+    return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))

@@ -111,6 +111,13 @@ class BulkResult(BaseModel):
     errors: list[BulkError] = Field(default_factory=list)
 
 
+class BulkResponse(BulkResult):
+    request_id: str | None = Field(
+        description="this request's X-Request-ID: undo it with "
+        "POST /api/pim/products/bulk/{request_id}/revert/"
+    )
+
+
 class FacetValue(BaseModel):
     value: str
     count: int

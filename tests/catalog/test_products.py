@@ -609,7 +609,13 @@ async def test_bulk_accepts_products_as_read_back(client, tenant):
     product = (await _list(client, tenant, sku="B1"))["results"][0]
     product["name"] = "Beta renamed"
     r = await client.post(BULK, json={"products": [product]}, headers=tenant.editor)
-    assert r.json() == {"created": 0, "updated": 1, "failed": 0, "errors": []}
+    assert r.json() == {
+        "created": 0,
+        "updated": 1,
+        "failed": 0,
+        "errors": [],
+        "request_id": r.headers["x-request-id"],  # issue 15: the request's writes can be undone
+    }
     again = (await client.get(f"{PRODUCTS}{product['id']}/", headers=tenant.viewer)).json()
     assert again["name"] == "Beta renamed" and again["data"] == {
         "brand": "Acme"

@@ -50,7 +50,7 @@ async def test_shopify_product_export(client, tenant, worker):
         "handle",
         "body_html",
     )
-    assert m["Product Category"] == "categories" and m["Status"] == "shopify_status"
+    assert m["Product Category"] == "categories" and m["Status"] == "status"
     assert "Variant SKU" in column(job, "Variant SKU")["reason"]
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["TS-001-S"]
@@ -75,7 +75,12 @@ async def test_shopify_product_export(client, tenant, worker):
         and data["variant_inventory_qty"] == 12
         and data["published"] is True
     )
-    assert data["shopify_status"] == "active" and data["gift_card"] is False
+    assert tee["status"] == "active" and data["gift_card"] is False
+    assert data["images"] == [  # its Image Src, then its image-only row's
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-black.jpg",
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-back.jpg",
+    ]
+    assert products["TS-001-M"]["status"] == "active"  # inherited by the variant row
     assert await category_paths(client, tenant.viewer, tee) == {
         "Apparel & Accessories > Clothing > Shirts & Tops"
     }
@@ -84,7 +89,7 @@ async def test_shopify_product_export(client, tenant, worker):
         and products["TS-001-L"]["data"]["variant_grams"] == 210
     )
     hoodie = products["HD-02"]
-    assert hoodie["name"] == 'Hoodie "Classic"' and hoodie["data"]["shopify_status"] == "draft"
+    assert hoodie["name"] == 'Hoodie "Classic"' and hoodie["status"] == "inactive"  # draft
     assert hoodie["data"]["published"] is False and hoodie["data"]["variant_price"] == 49.0
 
 
@@ -119,6 +124,7 @@ async def test_woocommerce_product_export(client, tenant, worker):
     assert (
         green["data"]["in_stock"] == "backorder" and green["data"]["backorders_allowed"] == "notify"
     )
+    assert green["variation_of"] == "woo-vneck-tee"  # Parent id:44, the post ID of the tee's row
     beanie = products["woo-beanie"]
     assert (
         beanie["data"]["sale_price"] == 18
