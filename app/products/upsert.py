@@ -5,9 +5,11 @@ UPDATE of the existing ones, each fed by `unnest` over arrays (no per-row round
 trips). Rows whose values do not change are not rewritten.
 
 `upsert_products` takes the bulk endpoint's items: `parse_items` validates their
-built-ins, then `write_rows` coerces their data and writes them. The CSV import
-builds its rows with `UpsertRow.of_valid_item` (its converter has checked and coerced
-everything already) and calls `write_rows` itself.
+built-ins, then `write_rows` checks and writes them. The CSV import builds its rows
+with `UpsertRow.of_valid_item` (its converter has checked and coerced everything
+already) and calls `write_rows` itself. `write_rows` composes the steps: the checks
+that need the database (`drop_unknown_categories`, `drop_unique_conflicts`), the pure
+per-row checks (`validate_rows`) and the locking protocol that writes (`write_valid_rows`).
 """
 
 import re
@@ -396,47 +398,79 @@ async def write_rows(
 ) -> BulkResult:
     """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
 
-    The checks: known categories, the data coerced with `fields` (required fields only for new
-    products), no NUL characters, unique fields. With `coerced` (rows from
-    `UpsertRow.of_valid_item`), the rows' data is coerced with the whole schema and its JSON built
-    already: only the required fields of new products and unique fields are checked (the rules
-    that depend on the product existing or on other rows).
+    The checks: known categories (`drop_unknown_categories`), each row's data (`validate_rows`),
+    unique fields (`drop_unique_conflicts`); then `write_valid_rows` writes what is left. With
+    `coerced` (rows from `UpsertRow.of_valid_item`), see `validate_rows`.
     """
     tenant_id = tenant_of(session)
-    result = BulkResult()
     conn = await driver_connection(session)
-
-    wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
-    if wanted_categories:
-        await hold_category_references(
-            conn, tenant_id
-        )  # the ids found stay until this transaction commits
-        found = set(
-            r[0]
-            for r in await conn.fetch(
-                "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
-                tenant_id,
-                list(wanted_categories),
-            )
-        )
-        if known_category_ids is not None:
-            known_category_ids |= found
-        missing = wanted_categories - found
-        if missing:
-            for sku, row in list(rows.items()):
-                unknown = sorted(set(row.categories or ()) & missing)
-                if unknown:
-                    result.errors.append(
-                        BulkError(
-                            index=row.index,
-                            sku=sku,
-                            detail=f"categories: unknown category ids {unknown}",
-                        )
-                    )
-                    del rows[sku]
-
+    errors = await drop_unknown_categories(
+        conn, tenant_id, rows, known_category_ids=known_category_ids
+    )
     existing = await existing_skus(conn, tenant_id, list(rows)) if rows else set()
+    errors += validate_rows(
+        rows, fields=fields, existing=existing, coerced=coerced, max_data_bytes=max_data_bytes
+    )
+    errors += await drop_unique_conflicts(conn, tenant_id, rows, fields=fields)
+    result = await write_valid_rows(
+        conn, tenant_id, rows, existing=existing, max_data_bytes=max_data_bytes
+    )
+    result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
+    result.failed = len(result.errors)
+    return result
 
+
+def _drop(rows: dict[str, UpsertRow], sku: str, detail: str) -> BulkError:
+    """Leave the row out of `rows`; its error."""
+    return BulkError(index=rows.pop(sku).index, sku=sku, detail=detail)
+
+
+async def drop_unknown_categories(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, known_category_ids: set[int] | None = None
+) -> list[BulkError]:
+    """Errors of the rows naming a category that does not exist, left out of `rows`.
+
+    Holds the tenant's category-reference lock, so the ids found stay until the transaction
+    commits; adds them to `known_category_ids` when given.
+    """
+    wanted = {c for r in rows.values() for c in (r.categories or ())}
+    if not wanted:
+        return []
+    await hold_category_references(conn, tenant_id)
+    found = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+            tenant_id,
+            list(wanted),
+        )
+    }
+    if known_category_ids is not None:
+        known_category_ids |= found
+    missing = wanted - found
+    errors = []
+    for sku, row in list(rows.items()):
+        if missing and (unknown := sorted(set(row.categories or ()) & missing)):
+            errors.append(_drop(rows, sku, f"categories: unknown category ids {unknown}"))
+    return errors
+
+
+def validate_rows(
+    rows: dict[str, UpsertRow],
+    *,
+    fields: dict[str, FieldDef],
+    existing: set[str],
+    coerced: bool = False,
+    max_data_bytes: int,
+) -> list[BulkError]:
+    """Pure: check each row's data; errors of the rows that fail, left out of `rows`.
+
+    The data is coerced with `fields` (required fields only for new products: SKUs not in
+    `existing`), its JSON built, and refused with NUL characters or over `max_data_bytes`. With
+    `coerced` (rows from `UpsertRow.of_valid_item`: coerced with the whole schema, JSON built),
+    only the required fields of new products are checked.
+    """
+    errors = []
     for sku, row in list(rows.items()):
         partial = sku in existing
         try:
@@ -450,26 +484,37 @@ async def write_rows(
             else:
                 check_required(fields, row.data, partial=partial)
         except CoercionError as exc:
-            result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
-            del rows[sku]
+            errors.append(_drop(rows, sku, str(exc)))
             continue
         if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
-            result.errors.append(
-                BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed")
-            )
-            del rows[sku]
+            errors.append(_drop(rows, sku, "data: NUL characters are not allowed"))
         elif too_large := data_too_large(row.data_json, max_data_bytes):
-            result.errors.append(BulkError(index=row.index, sku=sku, detail=too_large))
-            del rows[sku]
+            errors.append(_drop(rows, sku, too_large))
+    return errors
 
-    if any(f.unique for f in fields.values()):
-        conflicts = await unique_conflicts(
-            conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()]
-        )
-        for sku, detail in conflicts.items():
-            result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
-            del rows[sku]
 
+async def drop_unique_conflicts(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, fields: dict[str, FieldDef]
+) -> list[BulkError]:
+    """Errors of the rows whose value of a `unique` field another product has, left out of `rows`."""
+    if not any(f.unique for f in fields.values()):
+        return []
+    conflicts = await unique_conflicts(
+        conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()]
+    )
+    return [_drop(rows, sku, detail) for sku, detail in conflicts.items()]
+
+
+async def write_valid_rows(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, existing: set[str], max_data_bytes: int
+) -> BulkResult:
+    """Write checked rows: INSERT the new ones, UPDATE the `existing` ones (the locking protocol).
+
+    The result counts them; its errors are the updates whose merged data is over
+    `max_data_bytes` (not written).
+    """
+    result = BulkResult()
+    existing = set(existing)
     # New rows go in SKU order: two batches inserting the same SKUs wait for each other instead
     # of deadlocking.
     new_rows = sorted((r for r in rows.values() if r.sku not in existing), key=lambda r: r.sku)
@@ -498,9 +543,8 @@ async def write_rows(
         existing |= await existing_skus(conn, tenant_id, [r.sku for r in new_rows])
         new_rows = [r for r in new_rows if r.sku not in existing]
     result.created = len(inserted)
-    existing |= {
-        r.sku for r in new_rows if r.sku not in inserted
-    }  # still taken after the last attempt
+    # still taken after the last attempt
+    existing |= {r.sku for r in new_rows if r.sku not in inserted}
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:
@@ -522,7 +566,5 @@ async def write_rows(
         for (sku,) in too_large:
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
         result.updated = len(update_rows) - len(too_large)
-
-    result.errors.sort(key=lambda e: e.index)
     result.failed = len(result.errors)
     return result
