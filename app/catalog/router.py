@@ -15,8 +15,9 @@ from app.catalog.schemas import (
     ViewOut,
     ViewPatch,
 )
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
+from app.deps import Editor, ObjectId, Session, Viewer
 from app.errors import AUTH_ERRORS, error_responses
+from app.products.rules import INT64_MAX
 from app.routing import JsonRoute
 
 schema_router = APIRouter(
@@ -46,7 +47,7 @@ async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
 
 
 # `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
-ParentFilter = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)] | Literal["null"]
+ParentFilter = Annotated[int, Field(ge=0, le=INT64_MAX)] | Literal["null"]
 
 
 @categories_router.get("/", response_model=CategoryPage, responses=error_responses(400))

@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
 from app.catalog.service import hold_category_references
 from app.db import driver_connection, tenant_of
-from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
+from app.products import rules
+from app.products.rules import data_too_large
+from app.products.schemas import BulkError, BulkResult
 from app.responses import json_text
 
 BUILTIN_KEYS = frozenset(
@@ -31,7 +33,6 @@ BUILTIN_KEYS = frozenset(
 # what a product read back carries besides its writable fields: ignored, so that GET output can be sent back
 READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at"})
 _NOT_DATA_KEYS = BUILTIN_KEYS | READ_ONLY_KEYS
-_STATUSES = frozenset(s.value for s in ProductStatus)
 _MISSING = object()
 # writes of a batch that found some of its new SKUs inserted concurrently start again (write_rows)
 WRITE_ATTEMPTS = 3
@@ -78,24 +79,13 @@ class UpsertRow:
         )
 
 
-def _is_unicode(text: str) -> bool:
-    """False for a string holding a lone surrogate (not encodable as UTF-8)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _has_surrogate(value: Any) -> bool:
     """Whether a lone surrogate is in any string (key or value) of a JSON value (iterative)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if not _is_unicode(item):
+            if not rules.is_unicode(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -103,16 +93,6 @@ def _has_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
-
-
-def data_too_large(data_json: str, max_bytes: int) -> str | None:
-    """The error for a product whose `data` (as JSON text) is larger than `max_bytes`, else None."""
-    # characters ≤ UTF-8 bytes ≤ 4 × characters: encode only when the count cannot decide
-    if len(data_json) <= max_bytes // 4 or (
-        len(data_json) <= max_bytes and len(data_json.encode()) <= max_bytes
-    ):
-        return None
-    return f"data: larger than the limit of {max_bytes} bytes (as JSON)"
 
 
 def _data_json(data: dict[str, Any]) -> str:
@@ -135,50 +115,33 @@ def _sku_text(value: Any) -> str | None:
 
 
 def _parse_builtins(index: int, item: Any) -> UpsertRow:
-    # Runs for every item of a bulk request: plain type checks first, one pass over the keys.
+    # Runs for every item of a bulk request: plain type checks first, one pass over the keys;
+    # the rules are those of POST and the import (`app.products.rules`).
     if not isinstance(item, dict):
         raise CoercionError("item must be an object")
     sku = _sku_text(item.get("sku"))
     if sku is None:
         raise CoercionError("sku: is required")
-    sku = sku.strip()
-    if not sku:
-        raise CoercionError("sku: is required")
-    if len(sku) > SKU_MAX:
-        raise CoercionError(f"sku: longer than {SKU_MAX} characters")
+    sku = rules.check_sku(sku)
     name = item.get("name")
     if name is not None:
         if type(name) is not str:
             if not isinstance(name, (str, int, float)) or isinstance(name, bool):
                 raise CoercionError("name: must be a non-empty string")
             name = str(name)
-        if not name.strip():
-            raise CoercionError("name: must be a non-empty string")
+        rules.check_name(name)
     status = item.get("status")
-    if status is not None and (type(status) is not str or status not in _STATUSES):
-        raise CoercionError(f"status: must be one of {sorted(_STATUSES)}")
+    if status is not None:
+        rules.check_status(status)
     categories = item.get("categories")
     if categories is not None:
-        if not isinstance(categories, list) or not all(
-            type(c) is int and 0 < c < 2**63 for c in categories
-        ):
-            raise CoercionError("categories: must be a list of category ids")
-        categories = list(dict.fromkeys(categories))
+        categories = rules.check_categories(categories)
     variation_of = item.get("variation_of", _MISSING)
     if variation_of is not _MISSING and variation_of is not None:
-        if not isinstance(variation_of, str) or len(variation_of) > SKU_MAX:
-            raise CoercionError("variation_of: must be a SKU")
+        rules.check_variation_of(variation_of)
     variation_attributes = item.get("variation_attributes")
     if variation_attributes is not None:
-        if not isinstance(variation_attributes, list) or not all(
-            isinstance(a, str) for a in variation_attributes
-        ):
-            raise CoercionError("variation_attributes: must be a list of field names")
-    # Postgres text and jsonb cannot hold NUL characters nor lone UTF-16 surrogates (which JSON
-    # escapes can spell): reject the item, not the batch
-    texts = [sku, name, variation_of, *(variation_attributes or ())]
-    if any(type(t) is str and ("\x00" in t or not _is_unicode(t)) for t in texts):
-        raise CoercionError("NUL characters and lone surrogates are not allowed")
+        rules.check_variation_attributes(variation_attributes)
     data = dict(item)
     for key in _NOT_DATA_KEYS:
         data.pop(key, None)
@@ -202,13 +165,13 @@ def parse_items(
     for index, item in enumerate(items, start=index_offset):
         try:
             row = _parse_builtins(index, item)
-        except CoercionError as exc:
+        except (CoercionError, rules.RuleError) as exc:
             sku = _sku_text(item.get("sku")) if isinstance(item, dict) else None
             if sku is not None:
                 rows.pop(
                     sku.strip(), None
                 )  # it replaces an earlier item with its SKU, as a valid one would
-                if not _is_unicode(sku):  # reported as an escape: the response is UTF-8
+                if not rules.is_unicode(sku):  # reported as an escape: the response is UTF-8
                     sku = sku.encode("utf-8", "backslashreplace").decode()
             errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
             continue
