@@ -106,6 +106,22 @@ CLIENT_CLOSED_REQUEST = 499
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
+# a statement cancelled, by statement_timeout most often
+QUERY_CANCELED = "57014"
+
+
+def sqlstate_of(exc: DBAPIError) -> str:
+    """The SQLSTATE of a database error SQLAlchemy wrapped ("" when there is none)."""
+    orig = getattr(exc, "orig", None)
+    if "QueryCanceled" in type(orig).__name__:
+        return QUERY_CANCELED
+    return (
+        getattr(orig, "sqlstate", None)
+        or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+        or ""
+    )
+
+
 def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> OrjsonResponse:
     return OrjsonResponse({"detail": detail}, status_code=status, headers=headers)
 
@@ -190,7 +206,7 @@ def install_error_handlers(app: FastAPI) -> None:
     def _database_error(
         request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
     ):
-        if sqlstate == "57014":
+        if sqlstate == QUERY_CANCELED:
             return _json(
                 503,
                 "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
@@ -210,16 +226,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError):
-        orig = getattr(exc, "orig", None)
-        sqlstate = (
-            getattr(orig, "sqlstate", None)
-            or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-            or ""
-        )
-        if "QueryCanceled" in type(orig).__name__:
-            sqlstate = "57014"
         return _database_error(
-            request, exc, sqlstate, unavailable=isinstance(exc, (OperationalError, InterfaceError))
+            request,
+            exc,
+            sqlstate_of(exc),
+            unavailable=isinstance(exc, (OperationalError, InterfaceError)),
         )
 
     @app.exception_handler(asyncpg.PostgresError)

@@ -65,6 +65,25 @@ def parse_definition(raw: Any) -> Group | Negation | Condition:
     return _parse_node(raw, "", 1, _Budget())
 
 
+def condition_count(raw: Any) -> int:
+    """The conditions of a raw definition, counted before any check (at most MAX_CONDITIONS + 1):
+    what a request will cost, weighed before it is parsed."""
+    count, pending, visited = 0, [raw], 0
+    while pending and count <= MAX_CONDITIONS and visited <= 4 * MAX_CONDITIONS:
+        node = pending.pop()
+        visited += 1
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            if "conditions" in node:
+                pending.append(node["conditions"])
+            elif "not" in node:
+                pending.append(node["not"])
+            elif "field" in node or "op" in node:
+                count += 1
+    return count
+
+
 def _parse_node(raw: Any, path: str, depth: int, budget: _Budget) -> Group | Negation | Condition:
     if not isinstance(raw, dict):
         raise DefinitionError(

@@ -1,14 +1,14 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import Body, Query, Request, status
 from fastapi.responses import Response
 
-from app.deps import Arq, Editor, HeavyRead, ObjectId, Session, Viewer
+from app.deps import Arq, EditorSession, HeavyRead, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
-from app.routing import JsonRoute
+from app.routing import api_router
 from app.segments import members, service
 from app.segments.schemas import (
     ComputeQueued,
@@ -20,9 +20,7 @@ from app.segments.schemas import (
     SegmentPatch,
 )
 
-router = APIRouter(
-    prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
+router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
 
 DEFINITION_ERRORS = (
     "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
@@ -32,7 +30,7 @@ DEFINITION_ERRORS = (
 
 
 @router.get("/", response_model=list[SegmentOut])
-async def list_segments(session: Session, _: Viewer):
+async def list_segments(session: ViewerSession):
     return await service.list_segments(session)
 
 
@@ -43,29 +41,35 @@ async def list_segments(session: Session, _: Viewer):
     responses=error_responses(400),
     description=DEFINITION_ERRORS,
 )
-async def create_segment(body: SegmentIn, session: Session, _: Editor):
+async def create_segment(body: SegmentIn, session: EditorSession):
     return await service.create_segment(session, body=body)
 
 
 @router.post(
     "/preview/",
     response_model=Preview,
-    responses=error_responses(400, 429),
-    description="Count the products a definition matches now, without saving it. A tenant runs at most "
-    "`PIM_HEAVY_READS_PER_TENANT` previews at once per API process; more are a 429 with `Retry-After`. "
-    + DEFINITION_ERRORS,
+    responses=error_responses(400, 429, 503),
+    description="Count the products a definition matches now, without saving it. A heavy read: it "
+    "takes one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions from the tenant's "
+    "preview bucket, a tenant runs at most `PIM_HEAVY_READS_PER_TENANT` previews at once per API "
+    "process, and more are a 429 with `Retry-After`; a preview that runs longer than "
+    "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
     definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
-    session: Session,
-    _: Viewer,
+    request: Request,
+    session: ViewerSession,
     _slot: HeavyRead,
 ):
-    return await service.preview(session, definition=definition)
+    return await service.preview(
+        session,
+        definition=definition,
+        timeout_ms=request.app.state.settings.heavy_read_timeout_ms,
+    )
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))
-async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
+async def get_segment(segment_id: ObjectId, session: ViewerSession):
     return await service.get_segment(session, segment_id)
 
 
@@ -76,7 +80,7 @@ async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
     description="Partial update. A new definition takes effect for the members at the next compute. "
     + DEFINITION_ERRORS,
 )
-async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Session, _: Editor):
+async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: EditorSession):
     return await service.update_segment(session, segment_id, body=body)
 
 
@@ -84,7 +88,7 @@ async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Sess
     "/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: Session, _: Editor
+    segment_id: ObjectId, request: Request, session: EditorSession
 ) -> Response:
     """Delete the segment and (best effort) its memberships."""
     await service.delete_segment(session, segment_id, clickhouse=request.app.state.clickhouse)
@@ -94,7 +98,7 @@ async def delete_segment(
 @router.post(
     "/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503)
 )
-async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: Editor):
+async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq):
     """Queue a recompute of the membership and answer at once.
 
     Requests while a compute is queued or running join it. The segment moves
@@ -113,8 +117,7 @@ async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: E
 async def list_segment_members(
     segment_id: ObjectId,
     request: Request,
-    session: Session,
-    _: Viewer,
+    session: ViewerSession,
     cursor: Annotated[
         int, Query(ge=0, le=2**62, description="offset from `next_cursor` of the previous page")
     ] = 0,

@@ -4,18 +4,18 @@ Service functions take the tenant-bound session first and only flush; the reques
 the worker's transaction) commits.
 """
 
-import asyncio
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
 from app.db import driver_connection, tenant_of
-from app.errors import BadRequest, NotFound, Unavailable
+from app.errors import QUERY_CANCELED, BadRequest, NotFound, Unavailable, sqlstate_of
+from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
 from app.segments import dsl, members
@@ -24,8 +24,7 @@ from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
 PREVIEW_SKUS = 100
 COMPUTE_FUNCTION = "compute_segment"
 # the previous run finished but arq has not released its job id yet: retry enqueueing this long
-_RELEASE_WAIT_S = 0.05
-_RELEASE_ATTEMPTS = 20
+_RELEASE_WAIT_S = 1.0
 
 
 def compute_job_id(segment_id: int) -> str:
@@ -119,41 +118,51 @@ async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: 
 # --- preview and compute ------------------------------------------------------------------------
 
 
-async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
+async def preview(session: AsyncSession, *, definition: Any, timeout_ms: int) -> dict[str, Any]:
+    """The count and first SKUs of the matching products now. Its statement is cancelled after
+    `timeout_ms` (PIM_HEAVY_READ_TIMEOUT_MS): a 503 that says so."""
     _normalised, predicate = await _checked_definition(session, definition)
-    count = await session.scalar(select(func.count()).select_from(Product).where(predicate))
-    skus = list(
-        await session.scalars(
-            select(Product.sku).where(predicate).order_by(Product.id).limit(PREVIEW_SKUS)
-        )
-    )
+    # for the rest of this transaction only (the request's session commits right after)
+    await session.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
+    # one statement, so the predicate (hundreds of conditions, maybe) is evaluated once a row
+    page = select(Product.sku, func.count().over()).where(predicate).order_by(Product.id)
+    try:
+        rows = (await session.execute(page.limit(PREVIEW_SKUS))).all()
+    except DBAPIError as exc:
+        if sqlstate_of(exc) == QUERY_CANCELED:
+            raise Unavailable(
+                f"The preview took longer than {timeout_ms} ms and was cancelled: "
+                "narrow the definition (fewer or simpler conditions), or retry later"
+            ) from None
+        raise
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading
     shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
-    return {"count": count, "skus": skus, "sql": dsl.render_sql(shown)}
+    return {
+        "count": rows[0][1] if rows else 0,
+        "skus": [sku for sku, _count in rows],
+        "sql": dsl.render_sql(shown),
+    }
 
 
 async def request_compute(session: AsyncSession, segment_id: int, *, arq: ArqRedis) -> None:
     """Queue a compute of the segment, or join the one already queued or running.
 
-    The row stays locked until the request commits, so the worker's first update (to
-    `computing`) cannot overtake our `queued`. When Redis is down nothing is changed.
+    The job is sent after the commit (a run's first update, to `computing`, never overtakes our
+    `queued`); a job still queued or running under the segment's id is joined. When Redis is
+    down nothing is changed.
     """
     segment = await get_segment(session, segment_id, for_update=True)
-    args = (tenant_of(session), segment_id)
-    try:
-        job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
-        attempts = 0
-        while job is None and segment.status not in (SegmentStatus.queued, SegmentStatus.computing):
-            # the id is taken although no run is pending: the last run has finished and arq is
-            # about to release the id; a new request must not be swallowed by a finished run
-            attempts += 1
-            if attempts > _RELEASE_ATTEMPTS:
-                break
-            await asyncio.sleep(_RELEASE_WAIT_S)
-            job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
-    except (TimeoutError, RedisError, OSError) as exc:
-        raise Unavailable("Redis is unavailable: the compute was not queued") from exc
-    if job is not None:
+    pending = segment.status in (SegmentStatus.queued, SegmentStatus.computing)
+    await enqueue_after_commit(
+        session,
+        arq,
+        Job(COMPUTE_FUNCTION, (tenant_of(session), segment_id), compute_job_id(segment_id)),
+        unavailable="Redis is unavailable: the compute was not queued",
+        # no run pending, yet the id may still be taken: the last run has just finished and arq
+        # is about to release the id; a new request must not be swallowed by a finished run
+        await_release_s=0 if pending else _RELEASE_WAIT_S,
+    )
+    if not pending:
         segment.status = SegmentStatus.queued.value
         segment.last_error = None
         await session.flush()
