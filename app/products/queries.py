@@ -70,7 +70,10 @@ def ordering_terms(
             OrderTerm(order_expr(target, where), f"{direction} NULLS LAST", sql_type, True)
         )
     if not terms or terms[-1].expr != "p.id":
-        terms.append(OrderTerm("p.id", "ASC", "bigint", False))
+        # in the direction of the last term: `-updated_at` is then (updated_at, id) backwards, one
+        # range of the (tenant_id, updated_at, id) index, even inside a bulk write's equal stamps
+        last_desc = bool(terms) and terms[-1].direction.startswith("DESC")
+        terms.append(OrderTerm("p.id", "DESC" if last_desc else "ASC", "bigint", False))
     return terms
 
 
@@ -122,7 +125,8 @@ def keyset_condition(where: SqlWhere, terms: list[OrderTerm], keys: list[Any]) -
     Lexicographic: after the first key, or equal to it and after the rest. Data-field terms sort
     NULLS LAST, so a NULL key is followed only by NULLs. The first term's bound is repeated as a
     plain `>=` / `<=` when that term is a column (never NULL), which an index scan can start from;
-    the OR that follows only filters within the first key's ties."""
+    the OR that follows only filters within the first key's ties. Terms in one direction without
+    NULLs are one row comparison instead, which a btree index answers as a range."""
     if len(keys) != len(terms):
         raise BadRequest(BAD_CURSOR)
     values = [_checked_key(k, t.sql_type) for k, t in zip(keys, terms, strict=True)]
@@ -132,6 +136,12 @@ def keyset_condition(where: SqlWhere, terms: list[OrderTerm], keys: list[Any]) -
         None if v is None else f"({where.bind(v)}::text)::{t.sql_type}"
         for v, t in zip(values, terms, strict=True)
     ]
+
+    descending = {t.direction.startswith("DESC") for t in terms}
+    if len(terms) > 1 and len(descending) == 1 and not any(t.nullable for t in terms):
+        # one direction, no NULLs: a row comparison, which a btree index takes as its range start
+        op = "<" if descending == {True} else ">"
+        return f"({', '.join(t.expr for t in terms)}) {op} ({', '.join(bound)})"  # type: ignore[arg-type]
 
     def after(term: OrderTerm, value: str | None) -> str:
         if value is None:  # NULLS LAST: nothing but NULLs follow a NULL
