@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Query, Request
-from pydantic import BaseModel, Field
 
 from app.errors import BadRequest
 from app.query.models import PG_BIGINT_MAX
@@ -78,14 +77,3 @@ def relative_url(request: Request, **params: Any) -> str:
     url = request.url.remove_query_params([k for k, v in params.items() if v is None])
     url = url.include_query_params(**{k: v for k, v in params.items() if v is not None})
     return f"{url.path}?{url.query}" if url.query else url.path
-
-
-NEXT_CURSOR = Field(
-    description="pass as `cursor` for the next page (opaque); null on the last page"
-)
-
-
-class CursorPage(BaseModel):
-    """The shape every keyset list shares; lists subclass it with typed `results`."""
-
-    next_cursor: str | None = NEXT_CURSOR
