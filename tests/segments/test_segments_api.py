@@ -601,12 +601,30 @@ async def test_compute_members_and_recompute(client, tenant, worker, app):
     ids, count = await read_members(client, tenant, sid, page_size=50)
     assert count == len(expected) and ids == [i for i in expected if i != deleted["id"]]
 
+    # a reader in the middle of the members when the recompute lands
+    before = (
+        await client.get(f"{SEGMENTS}{sid}/members/", params={"limit": 10}, headers=tenant.viewer)
+    ).json()
+    assert before["next_cursor"]
     assert (
         await client.post(f"{SEGMENTS}{sid}/compute/", headers=tenant.editor)
     ).status_code == 200
     recomputed = await wait_until_computed(client, tenant, sid, after=computed["last_computed_at"])
     products = await all_products(client, tenant)
     expected = [p["id"] for p in products if matches(p, definition, subtrees)]
+    # its cursor continues after the last product it read, in the new members
+    last_read, rest, cursor = before["results"][-1]["id"], [], before["next_cursor"]
+    while cursor:
+        page = (
+            await client.get(
+                f"{SEGMENTS}{sid}/members/",
+                params={"limit": 10, "cursor": cursor},
+                headers=tenant.viewer,
+            )
+        ).json()
+        rest += [p["id"] for p in page["results"]]
+        cursor = page["next_cursor"]
+    assert rest == [i for i in expected if i > last_read]
     assert recomputed["computed_count"] == len(expected)
     assert {by_sku[c["sku"]]["id"] for c in changes[5:]} <= set(expected)
     assert not {by_sku[c["sku"]]["id"] for c in changes[:5]} & set(expected)
