@@ -181,7 +181,7 @@ async def list_products(
         next_url = relative_url(request, cursor=next_cursor) if next_cursor else None
         previous_url = None
     else:
-        count = result.count or 0
+        count = result.total or 0
         next_url = relative_url(request, page=number + 1) if number * page_size < count else None
         # past the end: back to the last page that has results
         previous_url = (
@@ -190,7 +190,7 @@ async def list_products(
             else None
         )
     body = {
-        "count": result.count,
+        "count": result.total,
         "page": None if after is not None else number,
         "page_size": page_size,
         "next": next_url,
@@ -239,10 +239,10 @@ async def search_products(body: ProductSearchIn, reader: Reader):
         page_size=body.page_size,
         after=after,
     )
-    count = result.count or 0
+    count = result.total or 0
     by_page = after is None
     body_out = {
-        "count": result.count,
+        "count": result.total,
         "page": body.page if by_page else None,
         "page_size": body.page_size,
         "next": body.page + 1 if by_page and body.page * body.page_size < count else None,

@@ -246,7 +246,7 @@ def decode_list_cursor(cursor: str, ordering: str | None, fingerprint: str) -> l
 
 
 class ListPage(NamedTuple):
-    count: int | None  # None on a cursor page: a count would scan every match at any depth
+    total: int | None  # None on a cursor page: a count would scan every match at any depth
     results: list[dict[str, Any]]
     next_keys: list[str | None] | None  # the sort keys of the last row, when a next page exists
 

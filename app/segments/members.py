@@ -166,14 +166,16 @@ async def _start_position(
     if cursor is None:
         return 0
     generation, position, last_id = _members_cursor(cursor)
-    if generation == segment.current_generation:
+    current = segment.current_generation
+    assert current is not None  # members_page answers 409 before the first compute
+    if generation == current:
         return position
     rows = await clickhouse.fetch(
         _FIRST_AFTER_SQL,
         {
             "tenant_id": segment.tenant_id,
             "segment_id": segment.id,
-            "generation": segment.current_generation,
+            "generation": current,
             "after": last_id,
         },
     )
@@ -184,7 +186,7 @@ async def _start_position(
             clickhouse,
             tenant_id=segment.tenant_id,
             segment_id=segment.id,
-            generation=segment.current_generation,
+            generation=current,
             offset=0,
             limit=1,
         )

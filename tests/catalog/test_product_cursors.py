@@ -5,6 +5,7 @@ import asyncio
 import base64
 import random
 import re
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -31,7 +32,11 @@ async def _setup(client, tenant, products):
 
 
 def _product(i: int, rng: random.Random) -> dict:
-    item = {"sku": f"C{i:05d}", "name": f"Item {i}", "brand": "even" if i % 2 == 0 else "odd"}
+    item: dict[str, Any] = {
+        "sku": f"C{i:05d}",
+        "name": f"Item {i}",
+        "brand": "even" if i % 2 == 0 else "odd",
+    }
     if rng.random() < 0.8:  # some without a price: NULLS LAST must page too
         item["price"] = rng.choice([5, 10, 15, 20])  # many ties: the id tiebreak decides
     return item
