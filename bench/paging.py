@@ -64,6 +64,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--offset-runs", type=int, default=5, help="runs of the offset page (seconds each at depth)"
+    )
+    parser.add_argument("--only", default="", help="only the cases whose label contains this")
     args = parser.parse_args()
 
     conn = await asyncpg.connect(pg_dsn(get_settings().database_url))
@@ -73,18 +77,24 @@ async def main() -> None:
     try:
         load_s = await copy_baseline(conn, tenant_id, args.n)
         await conn.execute("VACUUM ANALYZE products")
-        print(f"{args.n:,} products COPYed in {load_s:.1f} s; page size {PAGE}, {args.runs} runs")
+        print(
+            f"{args.n:,} products COPYed in {load_s:.1f} s; page size {PAGE}; "
+            f"{args.offset_runs} runs of each offset page, {args.runs} of each cursor page"
+        )
         fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
         cases = {
             "no filter, by id": ({}, None),
             "no filter, ordering=-updated_at": ({}, "-updated_at"),
             "no filter, ordering=updated_at": ({}, "updated_at"),
             "brand=Brand07, by id": ({"brand": "Brand07"}, None),
+            "brand=Brand07, ordering=updated_at": ({"brand": "Brand07"}, "updated_at"),
         }
         print(
             f"\n{'list':34} {'depth':>9} {'offset p50':>11} {'p95':>7} {'cursor p50':>11} {'p95':>7}"
         )
         for label, (params, ordering) in cases.items():
+            if args.only not in label:
+                continue
             where = await _where(tenant_id, fields, params)
             matches = await conn.fetchval(
                 f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
@@ -129,7 +139,7 @@ async def main() -> None:
                     ]
                 await by_offset()
                 await by_cursor()  # warm
-                offset_ms = await _timed(args.runs, by_offset)
+                offset_ms = await _timed(args.offset_runs, by_offset)
                 cursor_ms = await _timed(args.runs, by_cursor)
                 print(
                     f"{label:34} {(page - 1) * PAGE:>9,} {statistics.median(offset_ms):11.1f} "

@@ -177,6 +177,13 @@ def one_scan_query(
     return sql, [*query.params, page_size, (page - 1) * page_size], capped
 
 
+# A filtered cursor page ordered by an indexed column first walks that index for this many rows
+# and filters them: a common value fills the page from there at once (a GIN bitmap would fetch
+# and sort every match, ~100 ms for 20,000 of them); a rare one falls back to the planner's plan.
+PROBE_ROWS = 5_000
+WALKABLE_ORDERINGS = INDEXED_ORDERINGS | {"p.updated_at"}
+
+
 def page_query(
     where: SqlWhere,
     fields: dict[str, FieldDef],
@@ -185,10 +192,12 @@ def page_query(
     page: int,
     page_size: int,
     after: list[Any] | None = None,
+    probe: int | None = None,
 ) -> tuple[str, list[Any]]:
     """A page of products in the list's order, with its sort keys (`k0`…): by offset (`page`), or
     after the keys of a cursor (`after`, a keyset read: one index range at any depth when the first
-    ordering term has an index)."""
+    ordering term has an index). `probe`: the filters apply to the first `probe` rows after the
+    cursor in that order only (the tenant condition stays inside: `where.conditions[0]`)."""
     query = SqlWhere(params=list(where.params), conditions=list(where.conditions))
     terms = ordering_terms(query, fields, ordering)  # may bind field names: its own parameter list
     if after is not None:
@@ -196,8 +205,17 @@ def page_query(
     order_by = ", ".join(f"{t.expr} {t.direction}" for t in terms)
     keys = ", ".join(f"{t.expr} AS k{i}" for i, t in enumerate(terms))
     n = len(query.params)
+    source = "products p"
+    conditions = query.sql
+    if probe is not None:
+        inner = [query.conditions[0], *query.conditions[len(where.conditions) :]]
+        source = (
+            f"(SELECT * FROM products p WHERE {' AND '.join(inner)} "
+            f"ORDER BY {order_by} LIMIT {int(probe)}) p"
+        )
+        conditions = " AND ".join(where.conditions[1:]) or "TRUE"
     sql = (
-        f"SELECT {PRODUCT_COLUMNS}, {keys} FROM products p WHERE {query.sql} "
+        f"SELECT {PRODUCT_COLUMNS}, {keys} FROM {source} WHERE {conditions} "
         f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
     )
     offset = 0 if after is not None else (page - 1) * page_size
@@ -284,12 +302,26 @@ async def list_products_on(
 ) -> ListPage:
     """A page of a list over an asyncpg connection (the benchmark times this same code without HTTP):
     the count and a page by number, or (`after`: a cursor's keys) the page after those keys."""
-    n_terms = len(ordering_terms(SqlWhere(), fields, ordering))
+    terms = ordering_terms(SqlWhere(), fields, ordering)
+    n_terms = len(terms)
     if after is not None:
-        sql, params = page_query(
-            where, fields, ordering=ordering, page=1, page_size=page_size, after=after
-        )
-        rows = await conn.fetch(sql, *params)
+        rows = []
+        if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
+            sql, params = page_query(
+                where,
+                fields,
+                ordering=ordering,
+                page=1,
+                page_size=page_size,
+                after=after,
+                probe=PROBE_ROWS,
+            )
+            rows = await conn.fetch(sql, *params)
+        if len(rows) <= page_size:  # unfiltered, or too few matches near the cursor
+            sql, params = page_query(
+                where, fields, ordering=ordering, page=1, page_size=page_size, after=after
+            )
+            rows = await conn.fetch(sql, *params)
         more = len(rows) > page_size
         rows = rows[:page_size]
         next_keys = _keys_of(rows[-1], n_terms) if more else None

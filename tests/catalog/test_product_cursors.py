@@ -98,6 +98,7 @@ async def test_cursor_walk_sees_every_product_once_under_concurrent_writes(clien
             {"limit": 17, "ordering": "sku"},
             {"limit": 19, "ordering": "-price"},
             {"limit": 21, "ordering": "price,-name", "brand": "even"},
+            {"limit": 22, "brand": "odd"},  # filtered, by an index: the probe, then the fallback
         )
     ):
         # new SKUs per walk: re-sending an old one would update its price, and a product whose
