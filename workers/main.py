@@ -211,4 +211,5 @@ class PimWorker(Worker):
 
 def run() -> None:
     """`pim worker`: a PimWorker with the WorkerSettings."""
-    PimWorker(**get_kwargs(WorkerSettings)).run()
+    # arq reads a plain settings class by its attributes (arq's documented form)
+    PimWorker(**get_kwargs(WorkerSettings)).run()  # type: ignore[arg-type]

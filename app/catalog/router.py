@@ -74,8 +74,9 @@ async def list_categories(
     (or roots), in the same order. `next_cursor` (opaque) fetches the next page and is `null` on the
     last one; a page starts right after the last category of the previous one in that order, so
     categories created or deleted meanwhile do not shift the pages."""
-    if parent_id in (0, "null"):
+    if parent_id == 0 or parent_id == "null":
         return await service.list_categories(session, roots_only=True, limit=limit, cursor=cursor)
+    assert not isinstance(parent_id, str)
     return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 

@@ -41,6 +41,17 @@ MAX_CATEGORY_DEPTH = 20
 MAX_CATEGORY_PATHS = 100
 
 
+def _category_name(cls: type, name: str | None) -> str | None:
+    if name is None:  # CategoryPatch: null leaves the name unchanged
+        return None
+    # stripped, and free of what splits paths: the CSV import and the PIMS `categories` filter
+    # cut a list of paths at "|" and a path at ">", stripping each name (see parse_category_paths)
+    name = name.strip()
+    if not name or any(sep in name for sep in CATEGORY_NAME_SEPARATORS):
+        raise ValueError("a category name must not be empty or contain '>' or '|'")
+    return name
+
+
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,17 +60,7 @@ class CategoryIn(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
 
-    @field_validator("name")
-    @classmethod
-    def _no_separator(cls, name: str | None) -> str | None:
-        if name is None:  # CategoryPatch: null leaves the name unchanged
-            return None
-        # stripped, and free of what splits paths: the CSV import and the PIMS `categories` filter
-        # cut a list of paths at "|" and a path at ">", stripping each name (see parse_category_paths)
-        name = name.strip()
-        if not name or any(sep in name for sep in CATEGORY_NAME_SEPARATORS):
-            raise ValueError("a category name must not be empty or contain '>' or '|'")
-        return name
+    _no_separator = field_validator("name")(_category_name)
 
 
 class CategoryPatch(BaseModel):
@@ -70,7 +71,7 @@ class CategoryPatch(BaseModel):
     labels: dict[str, str] | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 
-    _no_separator = field_validator("name")(CategoryIn._no_separator.__func__)
+    _no_separator = field_validator("name")(_category_name)
 
 
 class CategoryOut(BaseModel):

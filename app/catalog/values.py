@@ -212,6 +212,7 @@ def read_datetime(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> 
         m = _LOCAL_DATETIME.match(text)
         if m is not None:
             local = _local_date(m[1], conventions.date_order)
+            assert local is not None  # m[1] is spelled as _LOCAL_DATE by construction
             t = _LOCAL_TIME.match(m[3])
             if t is None:
                 raise ValueError(

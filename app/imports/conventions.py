@@ -14,7 +14,7 @@ thousands separator, ISO dates, naive datetimes in UTC, true/false/yes/no/1/0.
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,7 +26,7 @@ DATE_ORDERS = ("ymd", "dmy", "mdy")
 LIST_SEPARATORS = ("|", ";", ",", "/")
 CATEGORY_SEPARATORS = ("|", ";", ",")
 DELIMITERS = (",", ";", "\t", "|")
-ENCODINGS = (
+Encoding = Literal[
     "utf-8",
     "utf-8-sig",
     "utf-16",
@@ -37,7 +37,8 @@ ENCODINGS = (
     "cp1251",
     "latin-1",
     "iso-8859-15",
-)
+]
+ENCODINGS: tuple[str, ...] = get_args(Encoding)
 
 # what the JSON endpoints accept for a boolean field (and status: true → active, false → inactive)
 DEFAULT_TRUE_WORDS = ("1", "on", "t", "true", "y", "yes")
@@ -185,9 +186,7 @@ class ConventionsModel(BaseModel):
         max_length=64,
         description="IANA time zone of datetimes without an offset (e.g. `Europe/Berlin`); they are converted to UTC",
     )
-    encoding: Literal[ENCODINGS] | None = Field(
-        default=None, description="how the file's bytes are decoded"
-    )  # type: ignore[valid-type]
+    encoding: Encoding | None = Field(default=None, description="how the file's bytes are decoded")
     delimiter: Literal[",", ";", "\t", "|"] | None = Field(
         default=None, description="the cell delimiter"
     )

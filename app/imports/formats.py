@@ -361,9 +361,11 @@ def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str
                     else f"the file has no {wanted}: the closest locale"
                 )
                 where = f", channel {channel}" if channel else ""
-                target = {"builtin": "name"} if attr == "name" else {"name": attr}
-                rules[header] = ColumnRule(
-                    f"'{header}' is '{attr}' in {loc} ({why}{where})", **target
+                reason = f"'{header}' is '{attr}' in {loc} ({why}{where})"
+                rules[header] = (
+                    ColumnRule(reason, builtin="name")
+                    if attr == "name"
+                    else ColumnRule(reason, name=attr)
                 )
             else:
                 rules[header] = ColumnRule(
@@ -371,10 +373,10 @@ def _akeneo_rules(headers: list[str], *, locale: str, currency: str) -> dict[str
                     f"{'-' + chosen_channel if chosen_channel else ''}: skipped",
                     skip=True,
                 )
-    for attr, variants in scoped.items():
-        channels = [ch for ch, _ in variants]
+    for attr, per_channel in scoped.items():
+        channels = [ch for ch, _ in per_channel]
         chosen = PREFERRED_CHANNEL if PREFERRED_CHANNEL in channels else channels[0]
-        for channel, header in variants:
+        for channel, header in per_channel:
             if channel == chosen:
                 rules[header] = ColumnRule(
                     f"'{header}' is '{attr}' for the channel {channel}", name=attr

@@ -548,11 +548,8 @@ def phrases_of_field(f: FieldDef) -> dict[str, float]:
         normalize_header(v) for v in f.labels.values()
     }
     own.discard("")
-    phrases = {
-        p: FIELD_SYNONYM
-        for concept in {_CONCEPT_OF.get(p) for p in own} - {None}
-        for p in FIELD_CONCEPTS[concept]
-    }
+    concepts = {_CONCEPT_OF[p] for p in own if p in _CONCEPT_OF}
+    phrases = {p: FIELD_SYNONYM for concept in concepts for p in FIELD_CONCEPTS[concept]}
     return phrases | dict.fromkeys(own, 1.0)
 
 

@@ -305,7 +305,7 @@ def suggest(
                 continue
             rule = rules.get(headers[i])
             wanted = rule.name if rule and rule.name and not name_problem(rule.name) else None
-            if wanted in field_map and wanted not in used:
+            if rule is not None and wanted in field_map and wanted not in used:
                 chosen[i] = (
                     wanted,
                     0.9,

@@ -11,6 +11,7 @@ leaves a `reason`, and every value the import would reject a `warning`.
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from app.catalog.fields import FieldType
@@ -287,6 +288,7 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
             examples.setdefault("ambiguous", v)
         if kind == "amount":
             m = _DECORATED.match(v)
+            assert m is not None  # "amount" is the kind of exactly these values
             currencies[m["pre"] or m["post"]] += 1
     total = len(typed)
     numeric = kinds["int"] + kinds["frac"]
@@ -334,7 +336,7 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
     ratio = numeric / total
     prof.confidence = round(0.95 if ratio == 1 else min(LOW, ratio), 2)
     if failed:
-        example = examples.get("bad") or examples.get("amount") or examples.get("text")
+        example = examples.get("bad") or examples.get("amount") or examples.get("text") or ""
         prof.warnings.append(
             f"{failed:,} of {total:,} sampled values are not numbers under {separators} (e.g. {example[:40]!r}): "
             "those rows would be rejected"
@@ -388,7 +390,7 @@ def profile_column(
     header: str,
     cells: list[str],
     *,
-    window_cells: list[str] = (),
+    window_cells: Sequence[str] = (),
     conventions: Conventions,
     complete: bool,
     header_norm: str = "",

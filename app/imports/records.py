@@ -178,6 +178,7 @@ class RecordStream:
         """Consume the lines of the over-long record being skipped; True once its end is reached
         (a line that leaves its quotes closed, or the end of the file)."""
         skip = self._skip
+        assert skip is not None and self.dialect.quotechar is not None
         quote = self.dialect.quotechar.encode()
         escape = self.dialect.escapechar.encode() if self.dialect.escapechar else None
         while self._pos < len(self._lines):

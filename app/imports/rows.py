@@ -200,6 +200,7 @@ class RowConverter:
             self.columns.append((index, target, reader, skips_null_tokens, header))
         if self.sku_index is None:
             raise ValueError("no column maps to sku")
+        self.sku_column: int = self.sku_index
         # a workbook's number and boolean cells skip text parsing: their value goes to coerce_value as
         # a JSON value in a bulk request would (3.7 is 3.7 under any conventions)
         self.typed_fields = {
@@ -218,7 +219,7 @@ class RowConverter:
         n = len(cells)
         if n > self.width and any(c.strip() for c in cells[self.width :]):
             raise RowError(f"the row has {n} cells, the header has {self.width}")
-        sku = cells[self.sku_index].strip() if self.sku_index < n else ""
+        sku = cells[self.sku_column].strip() if self.sku_column < n else ""
         if not sku:
             raise RowError("sku: is required (the SKU cell is empty)")
         if len(sku) > SKU_MAX:
@@ -227,13 +228,14 @@ class RowConverter:
         for index, target, read, skips_null_tokens, header in self.columns:
             if index >= n:
                 continue
-            if type(cells[index]) is TypedCell and index in self.typed_fields:
+            cell = cells[index]
+            if isinstance(cell, TypedCell) and index in self.typed_fields:
                 try:
-                    item[target] = coerce_value(self.typed_fields[index], cells[index].value)
+                    item[target] = coerce_value(self.typed_fields[index], cell.value)
                 except CoercionError as exc:
                     raise RowError(f"{exc} (column {header!r}: {cells[index]!s})") from None
                 continue
-            cell = cells[index].strip()
+            cell = cell.strip()
             if not cell or (skips_null_tokens and is_null_token(cell)):
                 continue  # an empty cell, or "n/a" in a typed column, leaves the value unset
             if read is None:

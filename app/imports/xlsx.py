@@ -252,6 +252,7 @@ class SharedStrings:
             self._parts.append(data)
 
     def _read_more(self) -> None:
+        assert self._file is not None  # callers stop once the part is read to its end
         data = self._file.read(READ_BYTES)
         try:
             self._parser.Parse(data, not data)
@@ -733,7 +734,8 @@ class _FastRows:
                         continue
                     kind = style = None
                     if ' t="' in attrs:
-                        kind = _TYPE_ATTR.search(attrs)[1]
+                        found = _TYPE_ATTR.search(attrs)
+                        kind = found[1] if found else None
                     if ' s="' in attrs:
                         found = _STYLE_ATTR.search(attrs)
                         style = int(found[1]) if found else 0

@@ -212,7 +212,7 @@ the view can return; its flags are `"1"`/`"0"`. `sku_count` counts every matchin
 Errors are `{"status": "ERROR", "detail": "..."}`: 400 for any bad parameter or unknown view, 401 without
 valid credentials, 404 for a category that is not this tenant's."""
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": PimsError, "description": "A bad parameter, filter, sort or unknown view"},
     401: {"model": PimsError, "description": "Missing or invalid credentials"},
     404: {"model": PimsError, "description": "The category does not exist for this tenant"},

@@ -110,7 +110,7 @@ async def load_context(
     if view_name is not None:
         if row["named_view"] is None:
             raise BadRequest(f"Unknown view {view_name!r} (ApiView header)")
-        attributes = list(row["named_view"])
+        attributes: list[Any] | None = list(row["named_view"])
     else:
         attributes = list(row["default_view"]) if row["default_view"] is not None else None
     fields = _parse_fields(row["fields"])

@@ -139,14 +139,17 @@ SEARCH_WHERE_HELP = (
 )
 
 
+def _every_product() -> Any:
+    """The raw definition (parsed like a client's, see SkipValidation) that matches everything."""
+    return {"match": "all", "conditions": []}
+
+
 class FacetSearchIn(BaseModel):
     """Facets over the products a predicate matches."""
 
     model_config = ConfigDict(extra="forbid")
 
-    where: Definition = Field(
-        default_factory=lambda: {"match": "all", "conditions": []}, description=SEARCH_WHERE_HELP
-    )
+    where: Definition = Field(default_factory=_every_product, description=SEARCH_WHERE_HELP)
 
 
 class ProductSearchIn(FacetSearchIn):

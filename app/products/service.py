@@ -513,7 +513,7 @@ async def delete_product(session: AsyncSession, product_id: int) -> None:
     result = await session.execute(
         delete(Product).where(Product.id == product_id).execution_options(synchronize_session=False)
     )
-    if result.rowcount == 0:
+    if result.rowcount == 0:  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult
         raise NotFound(f"Product {product_id} not found")
 
 

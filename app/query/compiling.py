@@ -109,7 +109,7 @@ def _decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-_SA_TYPES = {
+_SA_TYPES: dict[str, Any] = {
     "text": Text(),
     "numeric": Numeric(),
     "date": Date(),
@@ -330,7 +330,7 @@ class _DisplayCompiler(PGCompiler):
         return super().render_literal_value(value, type_)
 
 
-class _DisplayDialect(postgresql.dialect):
+class _DisplayDialect(postgresql.dialect):  # type: ignore[misc,valid-type]  # the module exports the class as a variable
     statement_compiler = _DisplayCompiler
 
 

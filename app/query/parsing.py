@@ -141,7 +141,7 @@ def _parse_condition(raw: dict, path: str, budget: _Budget) -> Condition:
             f"must be a field name (a string of 1 to {MAX_FIELD_NAME} characters)",
         )
     op = raw.get("op")
-    if op not in Op.__members__.values():
+    if not isinstance(op, str) or op not in Op.__members__.values():
         raise DefinitionError(
             _sub(path, "op"), f"unknown operator; use one of {', '.join(o.value for o in Op)}"
         )

@@ -22,7 +22,7 @@ from app.catalog.fields import (
     plain_number,
 )
 from app.errors import BadRequest
-from app.query.models import BUILTINS, Check, Clause, Kind, Not, Target, Test
+from app.query.models import BUILTINS, PRODUCT_STATUSES, Check, Clause, Kind, Not, Target, Test
 from app.query.parsing import field_target, like_escape
 from app.responses import json_text
 
@@ -227,8 +227,8 @@ def parse_builtin_filters(
     if q:
         tests.append(Test(Check.like, BUILTINS["name"], "%" + like_escape(q) + "%", "ILIKE"))
     if status is not None:
-        if status not in BUILTINS["status"].options:
-            raise BadRequest(f"status must be one of {', '.join(BUILTINS['status'].options)}")
+        if status not in PRODUCT_STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(PRODUCT_STATUSES)}")
         tests.append(Test(Check.equals, BUILTINS["status"], status))
     if category_ids is not None:
         tests.append(Test(Check.categories_overlap, BUILTINS["category"], category_ids))
