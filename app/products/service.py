@@ -326,7 +326,7 @@ async def list_products_on(
         rows = rows[:page_size]
         next_keys = _keys_of(rows[-1], n_terms) if more else None
         return ListPage(None, [product_json(r) for r in rows], next_keys)
-    rows = None
+    found: list[Any] | None = None
     if len(where.conditions) > 1:  # filtered (the first condition is the tenant's)
         sql, params, capped = one_scan_query(
             where, fields, ordering=ordering, page=page, page_size=page_size
@@ -334,20 +334,20 @@ async def list_products_on(
         scanned = await conn.fetch(sql, *params)
         count = scanned[0]["total"]
         if not capped or count <= SMALL_SET_ROWS:
-            rows = [r for r in scanned if r["id"] is not None]
-    if rows is None:
+            found = [r for r in scanned if r["id"] is not None]
+    if found is None:
         count = await conn.fetchval(
             f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
         )
-        rows = []
+        found = []
         if (page - 1) * page_size < count:
             sql, params = page_query(
                 where, fields, ordering=ordering, page=page, page_size=page_size
             )
-            rows = await conn.fetch(sql, *params)
-    more = bool(rows) and page * page_size < count
+            found = await conn.fetch(sql, *params)
+    more = bool(found) and page * page_size < count
     return ListPage(
-        count, [product_json(r) for r in rows], _keys_of(rows[-1], n_terms) if more else None
+        count, [product_json(r) for r in found], _keys_of(found[-1], n_terms) if more else None
     )
 
 
