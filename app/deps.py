@@ -1,4 +1,5 @@
-"""Shared, typed dependencies: every route gets its tenant's session through `Session`."""
+"""Shared, typed dependencies. A route gets its tenant's session, and states its role, through
+`ViewerSession`, `EditorSession` or `AdminSession` (or `Reader`, a viewer's lean reads)."""
 
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -61,33 +62,46 @@ async def get_principal(
     return request.state.principal
 
 
-def require_role(minimum: Role):
-    async def _check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if principal.role.rank < minimum.rank:
-            raise Forbidden(f"This action needs the {minimum.value} role")
+class RoleRequirement:
+    """The caller, who must hold at least `role`. The role-carrying types below depend on it;
+    GuardedRoute (app/routing.py) finds the highest requirement among a route's dependencies,
+    refuses a lower role with a 403 right after authentication (before the body is read) and
+    publishes it as the operation's `x-required-role`."""
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    async def __call__(self, principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        # GuardedRoute refused a lower role before the body was read; checked again here as a
+        # second line, should a route ever run this dependency without that guard
+        if principal.role.rank < self.role.rank:
+            raise Forbidden(f"This action needs the {self.role.value} role")
         return principal
 
-    return _check
+
+CALLER = {role: RoleRequirement(role) for role in Role}
 
 
-Viewer = Annotated[Principal, Depends(require_role(Role.viewer))]
-Editor = Annotated[Principal, Depends(require_role(Role.editor))]
-Admin = Annotated[Principal, Depends(require_role(Role.admin))]
+def _tenant_session(role: Role):
+    async def tenant_session(
+        session: RawSession, principal: Annotated[Principal, Depends(CALLER[role])]
+    ) -> AsyncSession:
+        # scopes every ORM statement of this request
+        session.info["tenant_id"] = principal.tenant_id
+        return session
+
+    return tenant_session
 
 
-async def _tenant_session(
-    session: RawSession, principal: Annotated[Principal, Depends(get_principal)]
-) -> AsyncSession:
-    session.info["tenant_id"] = principal.tenant_id  # scopes every ORM statement of this request
-    return session
-
-
-# The request's session, already bound to the caller's tenant.
-Session = Annotated[AsyncSession, Depends(_tenant_session)]
+# The request's session, bound to the caller's tenant, for a caller holding at least that role:
+# a route's role is the type of its session (viewer reads, editor writes, admin manages).
+ViewerSession = Annotated[AsyncSession, Depends(_tenant_session(Role.viewer))]
+EditorSession = Annotated[AsyncSession, Depends(_tenant_session(Role.editor))]
+AdminSession = Annotated[AsyncSession, Depends(_tenant_session(Role.admin))]
 
 
 async def _tenant_reader(
-    request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]
+    request: Request, principal: Annotated[Principal, Depends(CALLER[Role.viewer])]
 ) -> TenantReader:
     return TenantReader(principal.tenant_id, request.app.state.read_pool)
 
@@ -97,7 +111,7 @@ Reader = Annotated[TenantReader, Depends(_tenant_reader)]
 
 
 async def _heavy_read_slot(
-    request: Request, principal: Annotated[Principal, Depends(require_role(Role.viewer))]
+    request: Request, principal: Annotated[Principal, Depends(CALLER[Role.viewer])]
 ) -> AsyncIterator[None]:
     with request.app.state.heavy_reads.slot(principal.tenant_id):
         quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id)

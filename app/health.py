@@ -4,14 +4,15 @@ import asyncio
 import time
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from app.queue import newest_heartbeat
 from app.responses import OrjsonResponse
+from app.routing import api_router
 
-router = APIRouter(tags=["health"])
+router = api_router(tags=["health"])
 log = structlog.get_logger("pim.health")
 
 CHECK_TIMEOUT_S = 2.0

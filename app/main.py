@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 
 from app.auth.cache import PrincipalCache
 from app.auth.router import router as auth_router
+from app.auth.service import Role
 from app.catalog.router import categories_router, schema_router, views_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
@@ -23,7 +24,7 @@ from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
 from app.ratelimit import ConcurrencyLimiter, RateLimiter
-from app.routing import check_routes_guarded
+from app.routing import ROLE_EXTENSION, check_routes_guarded
 from app.segments.router import router as segments_router
 
 
@@ -85,8 +86,9 @@ Limits that apply to every route:
 def _document_common_errors(app: FastAPI) -> None:
     """Add to the OpenAPI document the errors any route can answer outside its own code. Every request
     body: 400 for a value the database refuses (a NUL character in a string, say) and 413 from the body
-    limit. Every authenticated route: 503 when the database is down or a query times out. A route
-    that declares the code itself keeps its own description."""
+    limit. Every authenticated route: 503 when the database is down or a query times out, and 403
+    (below its `x-required-role`) unless that is viewer, which every caller holds. A route that
+    declares the code itself keeps its own description, except 403's."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -111,6 +113,14 @@ def _document_common_errors(app: FastAPI) -> None:
                         responses.setdefault(
                             "413", {"description": "Payload too large", "content": error}
                         )
+                    role = operation.get(ROLE_EXTENSION)
+                    if role == Role.viewer:
+                        responses.pop("403", None)  # every caller holds at least the viewer role
+                    elif role is not None:
+                        responses["403"] = {
+                            "description": f"The caller's role is below `{role}`",
+                            "content": error,
+                        }
                     if operation.get("security"):
                         responses.setdefault(
                             "429",

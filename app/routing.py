@@ -1,35 +1,70 @@
-"""Route classes. GuardedRoute: authentication and rate limits before the body is read. JsonRoute
-(every JSON API router): that, and request bodies parsed with orjson."""
+"""Routers and route classes. Every router is made by `api_router` (the app refuses to start with a
+route that was not): its routes are GuardedRoutes, which authenticate, rate-limit and check the role
+their dependencies require before the body is read, and (JsonRoute, the default) parse JSON bodies
+with orjson."""
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from enum import Enum
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.auth.credentials import authenticate
-from app.deps import get_principal
-from app.errors import TooManyRequests
+from app.auth.service import Role
+from app.deps import RoleRequirement, get_principal
+from app.errors import Forbidden, TooManyRequests
+
+# The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
+# authentication, roles"); the role-matrix test (tests/test_roles_all_routes.py) reads it.
+ROLE_EXTENSION = "x-required-role"
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for dep in dependant.dependencies:
+        yield dep.call
+        yield from _calls(dep)
 
 
 def _depends_on(dependant: Dependant, call) -> bool:
-    return any(dep.call is call or _depends_on(dep, call) for dep in dependant.dependencies)
+    return any(found is call for found in _calls(dependant))
+
+
+def required_role(dependant: Dependant) -> Role | None:
+    """The highest role a route's dependencies ask for (its session type, `Reader`...), or None for
+    a route without a caller."""
+    roles = [call.role for call in _calls(dependant) if isinstance(call, RoleRequirement)]
+    return max(roles, key=lambda role: role.rank, default=None)
 
 
 class GuardedRoute(APIRoute):
-    """A route that needs a caller authenticates it from the headers and takes its rate-limit token
-    before FastAPI reads the body: an unauthenticated or throttled client gets its 401/429 while it
-    is still sending, and its body is never buffered or parsed (`get_principal` returns the caller
-    found here). The quota goes to `request.state.quota`, whose RateLimit-* headers the
-    RequestContextMiddleware adds to the answer, whatever it is."""
+    """A route that needs a caller authenticates it from the headers, takes its rate-limit token and
+    checks its role before FastAPI reads the body: an unauthenticated, throttled or underprivileged
+    client gets its 401/429/403 while it is still sending, and its body is never buffered, parsed or
+    validated (`get_principal` returns the caller found here). The quota goes to
+    `request.state.quota`, whose RateLimit-* headers the RequestContextMiddleware adds to the answer,
+    whatever it is. The role is the one its dependencies carry (`required_role`), published as the
+    operation's `x-required-role`."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.required_role = required_role(self.dependant)
+        if self.required_role is not None:
+            # a new dict: `openapi_extra` objects are shared between routes
+            self.openapi_extra = {
+                **(self.openapi_extra or {}),
+                ROLE_EXTENSION: self.required_role.value,
+            }
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        if not _depends_on(self.dependant, get_principal):
+        # called by APIRoute.__init__, before `self.required_role` is set
+        role = required_role(self.dependant)
+        if role is None:
             return handler
 
         async def guarded(request: Request) -> Response:
@@ -46,21 +81,34 @@ class GuardedRoute(APIRoute):
                         "Rate limit exceeded for this API key or tenant",
                         retry_after=quota.retry_after_seconds,
                     )
+            if principal.role.rank < role.rank:
+                raise Forbidden(f"This action needs the {role.value} role")
             return await handler(request)
 
         return guarded
 
 
 def check_routes_guarded(app: FastAPI) -> None:
-    """Every route that needs a caller must authenticate before reading its body: fail at startup otherwise."""
-    for route in app.routes:
-        if (
-            isinstance(route, APIRoute)
-            and not isinstance(route, GuardedRoute)
-            and _depends_on(route.dependant, get_principal)
-        ):
+    """Refuse to start with a route not made by `api_router`, or one that needs a caller without
+    saying which role. (`app.routes` holds the included routers; `iter_route_contexts` walks their
+    routes, as the OpenAPI generator does.)"""
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        if not isinstance(route, GuardedRoute):
+            raise RuntimeError(f"{context.path}: make its router with app.routing.api_router")
+        role = required_role(context.dependant)
+        if role is None and _depends_on(context.dependant, get_principal):
             raise RuntimeError(
-                f"{route.path} needs a caller but is not a GuardedRoute (route_class=JsonRoute)"
+                f"{context.path} needs a caller but states no role: take a ViewerSession, "
+                "EditorSession or AdminSession (app/deps.py)"
+            )
+        if role != route.required_role:
+            # the guard and `x-required-role` read the route's own dependencies
+            raise RuntimeError(
+                f"{context.path}: state its role in its own parameters, not in "
+                "include_router(dependencies=...)"
             )
 
 
@@ -105,3 +153,15 @@ class JsonRoute(GuardedRoute):
             return await handler(JsonRequest(request.scope, request.receive))
 
         return parse_with_orjson
+
+
+def api_router(
+    *,
+    tags: list[str | Enum],
+    prefix: str = "",
+    responses: dict[int | str, dict[str, Any]] | None = None,
+    route_class: type[GuardedRoute] = JsonRoute,
+) -> APIRouter:
+    """The one way to make a router (`check_routes_guarded` refuses any other route at startup):
+    its routes check credentials, rate limits and roles before the body is read."""
+    return APIRouter(prefix=prefix, tags=tags, responses=responses, route_class=route_class)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from jose import jwt
 
 from tests.databases import create_test_databases, drop_test_databases, use_test_databases
 
@@ -86,6 +87,19 @@ def make_tenant(app):
         return ctx
 
     return _make
+
+
+def jwt_headers(settings: Settings, tenant_id: int, role: str, ttl: int = 300) -> dict[str, str]:
+    """`Authorization: Bearer` with an HS256 JWT for the tenant and role, signed with `PIM_JWT_SECRET`."""
+    now = int(time.time())
+    claims = {
+        "tenant_id": tenant_id,
+        "role": role,
+        "sub": f"test-{role}",
+        "iat": now,
+        "exp": now + ttl,
+    }
+    return {"Authorization": f"Bearer {jwt.encode(claims, settings.jwt_secret, algorithm='HS256')}"}
 
 
 @pytest.fixture

@@ -1,21 +1,20 @@
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
-from app.deps import Admin, ObjectId, Session
+from app.db import tenant_of
+from app.deps import AdminSession, ObjectId
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
-from app.routing import JsonRoute
+from app.routing import api_router
 
-router = APIRouter(
-    prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
+router = api_router(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_api_key(body: ApiKeyCreate, session: Session, principal: Admin):
+async def create_api_key(body: ApiKeyCreate, session: AdminSession):
     row, key = await service.create_api_key(
-        session, principal.tenant_id, name=body.name, role=body.role
+        session, tenant_of(session), name=body.name, role=body.role
     )
     return ApiKeyCreated(
         id=row.id,
@@ -28,9 +27,7 @@ async def create_api_key(body: ApiKeyCreate, session: Session, principal: Admin)
 
 
 @router.get("/", response_model=ApiKeyPage, responses=error_responses(400))
-async def list_api_keys(
-    session: Session, _: Admin, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-):
+async def list_api_keys(session: AdminSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
     """The tenant's keys that are not revoked, by id, a page at a time: `next_cursor` (opaque)
     fetches the next page and is `null` on the last one (keyset)."""
     after = after_id("api-keys", cursor)
@@ -39,7 +36,7 @@ async def list_api_keys(
 
 
 @router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
-async def revoke_api_key(key_id: ObjectId, session: Session, _: Admin, request: Request) -> None:
+async def revoke_api_key(key_id: ObjectId, session: AdminSession, request: Request) -> None:
     key_hash = await service.revoke_api_key(session, key_id)
     await session.commit()
     request.app.state.principal_cache.forget(key_hash)  # other processes drop it on the NOTIFY

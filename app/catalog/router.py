@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from pydantic import Field
 
 from app.catalog import service
@@ -16,29 +16,25 @@ from app.catalog.schemas import (
     ViewPage,
     ViewPatch,
 )
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Session, Viewer
+from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
-from app.routing import JsonRoute
+from app.routing import api_router
 
-schema_router = APIRouter(
-    prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS, route_class=JsonRoute
+schema_router = api_router(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
+categories_router = api_router(
+    prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS
 )
-categories_router = APIRouter(
-    prefix="/api/pim/categories", tags=["categories"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
-views_router = APIRouter(
-    prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
+views_router = api_router(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS)
 
 
 @schema_router.get("/", response_model=SchemaOut)
-async def get_product_schema(session: Session, _: Viewer):
+async def get_product_schema(session: ViewerSession):
     return service.schema_out(await service.get_schema_row(session))
 
 
 @schema_router.put("/", response_model=SchemaOut, responses=error_responses(400))
-async def replace_product_schema(body: SchemaIn, session: Session, _: Editor):
+async def replace_product_schema(body: SchemaIn, session: EditorSession):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
 
     The body of `GET` can be sent back as it is: the read-only `updated_at` is ignored. A field that
@@ -53,8 +49,7 @@ ParentFilter = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)] | Literal["null"]
 
 @categories_router.get("/", response_model=CategoryPage, responses=error_responses(400))
 async def list_categories(
-    session: Session,
-    _: Viewer,
+    session: ViewerSession,
     parent_id: Annotated[
         ParentFilter | None,
         Query(
@@ -86,7 +81,7 @@ async def list_categories(
     response_model=CategoryOut,
     responses=error_responses(400),
 )
-async def create_category(body: CategoryIn, session: Session, _: Editor):
+async def create_category(body: CategoryIn, session: EditorSession):
     """Create a category; its `path` is its parent's path and its name joined by " > "."""
     return await service.create_category(session, body)
 
@@ -94,14 +89,14 @@ async def create_category(body: CategoryIn, session: Session, _: Editor):
 @categories_router.get(
     "/{category_id}/", response_model=CategoryOut, responses=error_responses(404)
 )
-async def get_category(category_id: ObjectId, session: Session, _: Viewer):
+async def get_category(category_id: ObjectId, session: ViewerSession):
     return await service.get_category(session, category_id)
 
 
 @categories_router.patch(
     "/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404)
 )
-async def update_category(category_id: ObjectId, body: CategoryPatch, session: Session, _: Editor):
+async def update_category(category_id: ObjectId, body: CategoryPatch, session: EditorSession):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths."""
     return await service.patch_category(session, category_id, body)
 
@@ -109,15 +104,13 @@ async def update_category(category_id: ObjectId, body: CategoryPatch, session: S
 @categories_router.delete(
     "/{category_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
 )
-async def delete_category(category_id: ObjectId, session: Session, _: Editor) -> None:
+async def delete_category(category_id: ObjectId, session: EditorSession) -> None:
     """Delete a leaf category and remove it from its products; `409` while it has children."""
     await service.delete_category(session, category_id)
 
 
 @views_router.get("/", response_model=ViewPage, responses=error_responses(400))
-async def list_views(
-    session: Session, _: Viewer, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
-):
+async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
     """Views by id, a page at a time: `next_cursor` (opaque) fetches the next page and is `null`
     on the last one; a page starts after the last view of the previous one (keyset)."""
     after = after_id("views", cursor)
@@ -127,23 +120,23 @@ async def list_views(
 @views_router.post(
     "/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409)
 )
-async def create_view(body: ViewIn, session: Session, _: Editor):
+async def create_view(body: ViewIn, session: EditorSession):
     """Create a view; `is_default: true` makes it the only default view."""
     return await service.create_view(session, body)
 
 
 @views_router.get("/{view_id}/", response_model=ViewOut, responses=error_responses(404))
-async def get_view(view_id: ObjectId, session: Session, _: Viewer):
+async def get_view(view_id: ObjectId, session: ViewerSession):
     return await service.get_view(session, view_id)
 
 
 @views_router.patch("/{view_id}/", response_model=ViewOut, responses=error_responses(404, 409))
-async def update_view(view_id: ObjectId, body: ViewPatch, session: Session, _: Editor):
+async def update_view(view_id: ObjectId, body: ViewPatch, session: EditorSession):
     return await service.patch_view(session, view_id, body)
 
 
 @views_router.delete(
     "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
-async def delete_view(view_id: ObjectId, session: Session, _: Editor) -> None:
+async def delete_view(view_id: ObjectId, session: EditorSession) -> None:
     await service.delete_view(session, view_id)

@@ -1,19 +1,17 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from app.deps import Arq, Editor, Session, SettingsDep, Viewer
+from app.deps import Arq, EditorSession, SettingsDep, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut, ImportJobPage
 from app.imports.upload import MultipartFile
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
-from app.routing import GuardedRoute
+from app.routing import api_router
 
-router = APIRouter(
-    prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=GuardedRoute
-)
+router = api_router(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS)
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
 Sheet = Annotated[
@@ -65,9 +63,8 @@ UPLOAD_BODY = {
 async def upload_import_csv(
     request: Request,
     response: Response,
-    session: Session,
+    session: EditorSession,
     settings: SettingsDep,
-    _: Editor,
     sheet: Sheet = None,
 ):
     """Upload a CSV file or an .xlsx workbook (multipart field `file`). The file is stored and the answer
@@ -113,7 +110,7 @@ async def upload_import_csv(
 
 @router.get("/", response_model=ImportJobPage, responses=error_responses(400))
 async def list_import_jobs(
-    session: Session, _: Viewer, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ):
     """The tenant's import jobs, newest first, a page at a time: state and counters of each (the
     suggestion and rejected rows: `GET /api/pim/import/{job_id}/`). `next_cursor` (opaque) fetches
@@ -123,7 +120,7 @@ async def list_import_jobs(
 
 
 @router.get("/{job_id}/", response_model=ImportJobOut, responses=error_responses(404))
-async def get_import_job(job_id: JobId, session: Session, _: Viewer):
+async def get_import_job(job_id: JobId, session: ViewerSession):
     """The job with its suggestion, confirmed mapping, progress counters and the first 100 rejected rows."""
     return service.job_out(await service.get_job(session, job_id))
 
@@ -138,7 +135,7 @@ async def get_import_job(job_id: JobId, session: Session, _: Viewer):
     },
 )
 async def confirm_import_job(
-    job_id: JobId, body: ConfirmIn, response: Response, session: Session, arq: Arq, _: Editor
+    job_id: JobId, body: ConfirmIn, response: Response, session: EditorSession, arq: Arq
 ):
     """Confirm the mapping (and the schema to save) and start the import (202). Rows are upserted by SKU;
     a bad row is reported and skipped. Follow progress with `GET /api/pim/import/{job_id}/`.
@@ -159,7 +156,7 @@ async def confirm_import_job(
 @router.delete(
     "/{job_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
 )
-async def delete_import_job(job_id: JobId, session: Session, _: Editor) -> Response:
+async def delete_import_job(job_id: JobId, session: EditorSession) -> Response:
     """Delete a job with its stored file and rejected rows (its products stay). A job in status
     `importing` is a `409`: wait until it is `done` or `failed`."""
     await service.delete_job(session, job_id)
@@ -177,7 +174,7 @@ async def delete_import_job(job_id: JobId, session: Session, _: Editor) -> Respo
         **error_responses(404),
     },
 )
-async def download_import_errors(job_id: JobId, request: Request, session: Session, _: Viewer):
+async def download_import_errors(job_id: JobId, request: Request, session: ViewerSession):
     """Every rejected row as CSV (UTF-8): the row's cells under the file's headers, then `row`
     (record number in the file, the header is row 1) and `error`."""
     job = await service.get_job(session, job_id)

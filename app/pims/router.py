@@ -11,18 +11,18 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from app.deps import PG_BIGINT_MAX, Session, Viewer
+from app.deps import PG_BIGINT_MAX, ViewerSession
 from app.errors import AppError, BadRequest
 from app.pims import service
 from app.pims.filters import CONTROL_PARAMS
 from app.pims.schemas import LOCALE_PATTERN, PimsError, PimsProducts, PimsQuery
 from app.responses import dumps, json_bytes_response
-from app.routing import GuardedRoute
+from app.routing import GuardedRoute, api_router
 
 _LOCALE_RE = re.compile(LOCALE_PATTERN)
 _CATEGORY_ID_RE = re.compile(r"^\d{1,19}$")
@@ -222,7 +222,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     },
 }
 
-router = APIRouter(tags=["pims"], route_class=PimsRoute)
+router = api_router(tags=["pims"], route_class=PimsRoute)
 
 
 @router.get(
@@ -233,7 +233,7 @@ router = APIRouter(tags=["pims"], route_class=PimsRoute)
     summary="Products of a category in the PIMS format, labels in the given locale",
     openapi_extra={"parameters": [LOCALE_PARAMETER, CATEGORY_PARAMETER, *_query_parameters()]},
 )
-async def get_pims_products_localized(request: Request, session: Session, _: Viewer) -> Response:
+async def get_pims_products_localized(request: Request, session: ViewerSession) -> Response:
     return await _respond(request, session, _locale(request.path_params["locale"]))
 
 
@@ -245,5 +245,5 @@ async def get_pims_products_localized(request: Request, session: Session, _: Vie
     summary="Products of a category in the PIMS format, labels in the tenant's default locale",
     openapi_extra={"parameters": [CATEGORY_PARAMETER, *_query_parameters()]},
 )
-async def get_pims_products(request: Request, session: Session, _: Viewer) -> Response:
+async def get_pims_products(request: Request, session: ViewerSession) -> Response:
     return await _respond(request, session, None)

@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import PG_BIGINT_MAX, Editor, ObjectId, Reader, Session, SettingsDep
+from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, Reader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.pagination import relative_url
 from app.products import service
@@ -24,14 +24,10 @@ from app.products.schemas import (
     ProductStatus,
 )
 from app.responses import json_bytes_response
-from app.routing import JsonRoute
+from app.routing import api_router
 
-router = APIRouter(
-    prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
-facets_router = APIRouter(
-    prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
+router = api_router(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS)
+facets_router = api_router(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS)
 
 FILTER_HELP = (
     "Any other query parameter filters on a data field: `<field>=<value>` is an exact match "
@@ -261,7 +257,7 @@ async def search_products(body: ProductSearchIn, reader: Reader):
     response_model=ProductOut,
     responses=error_responses(400, 409),
 )
-async def create_product(body: ProductIn, session: Session, settings: SettingsDep, _: Editor):
+async def create_product(body: ProductIn, session: EditorSession, settings: SettingsDep):
     """Create a product. `data` is at most `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON: larger is a 400."""
     product_id = await service.create_product(
         session, body, max_data_bytes=settings.max_product_data_bytes
@@ -272,7 +268,7 @@ async def create_product(body: ProductIn, session: Session, settings: SettingsDe
 
 
 @router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
-async def bulk_upsert_products(body: BulkIn, session: Session, settings: SettingsDep, _: Editor):
+async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: SettingsDep):
     """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
     An item whose `data` (merged with the stored data, for an existing product) is larger than
     `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error."""
@@ -288,7 +284,7 @@ async def get_product(product_id: ObjectId, reader: Reader):
 
 @router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404, 409))
 async def update_product(
-    product_id: ObjectId, body: ProductPatch, session: Session, settings: SettingsDep, _: Editor
+    product_id: ObjectId, body: ProductPatch, session: EditorSession, settings: SettingsDep
 ):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
     `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400."""
@@ -301,7 +297,7 @@ async def update_product(
 @router.delete(
     "/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
-async def delete_product(product_id: ObjectId, session: Session, _: Editor) -> Response:
+async def delete_product(product_id: ObjectId, session: EditorSession) -> Response:
     await service.delete_product(session, product_id)
     return Response(status_code=204)
 

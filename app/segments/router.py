@@ -1,15 +1,15 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import Body, Query, Request, status
 from fastapi.responses import Response
 
-from app.deps import Arq, Editor, HeavyRead, ObjectId, Session, Viewer
+from app.deps import Arq, EditorSession, HeavyRead, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
-from app.routing import JsonRoute
+from app.routing import api_router
 from app.segments import members, service
 from app.segments.schemas import (
     ComputeQueued,
@@ -22,9 +22,7 @@ from app.segments.schemas import (
     SegmentPatch,
 )
 
-router = APIRouter(
-    prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS, route_class=JsonRoute
-)
+router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
 
 DEFINITION_ERRORS = (
     "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
@@ -35,7 +33,7 @@ DEFINITION_ERRORS = (
 
 @router.get("/", response_model=SegmentPage, responses=error_responses(400))
 async def list_segments(
-    session: Session, _: Viewer, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ):
     """Segments by id, a page at a time: `next_cursor` (opaque) fetches the next page and is `null`
     on the last one; a page starts after the last segment of the previous one (keyset)."""
@@ -51,7 +49,7 @@ async def list_segments(
     responses=error_responses(400),
     description=DEFINITION_ERRORS,
 )
-async def create_segment(body: SegmentIn, session: Session, _: Editor):
+async def create_segment(body: SegmentIn, session: EditorSession):
     return await service.create_segment(session, body=body)
 
 
@@ -65,15 +63,14 @@ async def create_segment(body: SegmentIn, session: Session, _: Editor):
 )
 async def preview_segment(
     definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
-    session: Session,
-    _: Viewer,
+    session: ViewerSession,
     _slot: HeavyRead,
 ):
     return await service.preview(session, definition=definition)
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))
-async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
+async def get_segment(segment_id: ObjectId, session: ViewerSession):
     return await service.get_segment(session, segment_id)
 
 
@@ -84,7 +81,7 @@ async def get_segment(segment_id: ObjectId, session: Session, _: Viewer):
     description="Partial update. A new definition takes effect for the members at the next compute. "
     + DEFINITION_ERRORS,
 )
-async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Session, _: Editor):
+async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: EditorSession):
     return await service.update_segment(session, segment_id, body=body)
 
 
@@ -92,7 +89,7 @@ async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: Sess
     "/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: Session, _: Editor
+    segment_id: ObjectId, request: Request, session: EditorSession
 ) -> Response:
     """Delete the segment and (best effort) its memberships."""
     await service.delete_segment(session, segment_id, clickhouse=request.app.state.clickhouse)
@@ -102,7 +99,7 @@ async def delete_segment(
 @router.post(
     "/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503)
 )
-async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: Editor):
+async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq):
     """Queue a recompute of the membership and answer at once.
 
     Requests while a compute is queued or running join it. The segment moves
@@ -121,8 +118,7 @@ async def compute_segment(segment_id: ObjectId, session: Session, arq: Arq, _: E
 async def list_segment_members(
     segment_id: ObjectId,
     request: Request,
-    session: Session,
-    _: Viewer,
+    session: ViewerSession,
     cursor: Cursor = None,
     limit: Annotated[
         int | None,
