@@ -125,9 +125,9 @@ async def test_cursor_walk_sees_every_product_once_under_concurrent_writes(clien
                 assert r.status_code == 200, r.text
                 created += 2
                 victim = wrng.choice(sorted(before - deleted))
+                deleted.add(victim)  # before the await: between_pages must not pick it too
                 r = await client.delete(f"{PRODUCTS}{victim}/", headers=tenant.editor)
                 assert r.status_code == 204
-                deleted.add(victim)
                 await asyncio.sleep(0)
 
         async def between_pages(n: int):
@@ -139,10 +139,9 @@ async def test_cursor_walk_sees_every_product_once_under_concurrent_writes(clien
             )
             alive = sorted(before - deleted)
             victim = alive[min(len(alive) - 1, (n + 1) * 23)]  # ahead of a walk in id order
-            if (
-                await client.delete(f"{PRODUCTS}{victim}/", headers=tenant.editor)
-            ).status_code == 204:
-                deleted.add(victim)
+            deleted.add(victim)  # before the await: the writer must not pick it too
+            r = await client.delete(f"{PRODUCTS}{victim}/", headers=tenant.editor)
+            assert r.status_code == 204
 
         task = asyncio.create_task(writer())
         try:
