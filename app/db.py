@@ -7,7 +7,7 @@ object gets the tenant assigned at flush. Raw SQL (bulk upsert, facets) reads th
 tenant with `tenant_of(session)`.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -223,8 +223,51 @@ def _discard_closed_connection(dbapi_connection, _record, _proxy) -> None:
         raise DisconnectionError("pooled connection was closed by the server")
 
 
+class PimSession(AsyncSession):
+    """An AsyncSession whose `commit()` also runs what was registered with `after_commit`."""
+
+    async def commit(self) -> None:
+        await super().commit()
+        await run_after_commit(self)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(engine, class_=PimSession, expire_on_commit=False, autoflush=False)
+
+
+# --- after the commit ---------------------------------------------------------------------------
+
+# What must happen only once the transaction's rows are visible to everyone (queue a job that reads
+# them, drop a cache entry they replace) is registered with `after_commit`. The SQLAlchemy events
+# below keep it only when the outermost transaction commits; `PimSession.commit` (the request's
+# session) and `session_scope` (a worker's unit of work) run it after the commit.
+AfterCommit = Callable[[], Awaitable[None]]
+_PENDING = "pim.after_commit.pending"
+_COMMITTED = "pim.after_commit.committed"
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Run `action` after the session's transaction commits; never if it rolls back."""
+    session.info.setdefault(_PENDING, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_committed_actions(session: Session) -> None:
+    if not session.in_nested_transaction():  # a RELEASE SAVEPOINT commits nothing yet
+        session.info.setdefault(_COMMITTED, []).extend(session.info.pop(_PENDING, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back_actions(session: Session, previous_transaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """Run the actions of the transactions committed so far, in the order they were registered."""
+    while actions := session.info.pop(_COMMITTED, None):
+        for action in actions:
+            await action()
 
 
 @asynccontextmanager
@@ -237,3 +280,4 @@ async def session_scope(
             session.info["tenant_id"] = tenant_id
         async with session.begin():
             yield session
+        await run_after_commit(session)

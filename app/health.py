@@ -8,7 +8,7 @@ from fastapi import Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from app.queue import newest_heartbeat
+from app.jobs.queue import newest_heartbeat
 from app.responses import OrjsonResponse
 from app.routing import api_router
 

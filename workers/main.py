@@ -24,8 +24,10 @@ from app.clickhouse import ClickHouse
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
 from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
+from app.jobs.context import WorkerContext
+from app.jobs.queue import forget, heartbeat_loop, worker_id
+from app.jobs.transient import REDIS_DOWN
 from app.log import configure_logging
-from app.queue import REDIS_DOWN, forget, heartbeat_loop, worker_id
 from app.segments.tasks import (
     cleanup_orphaned_members,
     compute_segment_task,
@@ -40,7 +42,7 @@ SEGMENT_IDLE_SECONDS = 30
 _MAX_BACKOFF_S = 5.0
 
 
-async def maintain(ctx: dict, *, at_start: bool = False) -> None:
+async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
     """One maintenance round; a step whose database is down is logged and tried next round."""
     steps = (
         (
@@ -62,13 +64,13 @@ async def maintain(ctx: dict, *, at_start: bool = False) -> None:
             log.warning("maintenance_failed", step=name, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
-async def _maintenance_loop(ctx: dict) -> None:
+async def _maintenance_loop(ctx: WorkerContext) -> None:
     while True:
         await asyncio.sleep(ctx["settings"].worker_maintenance_seconds)
         await maintain(ctx)
 
 
-async def startup(ctx: dict) -> None:
+async def startup(ctx: WorkerContext) -> None:
     configure_logging(settings.log_level)
     ctx["settings"] = settings
     # a running task holds up to two connections (a lease and its transaction): 2 x max_jobs
@@ -99,7 +101,7 @@ async def startup(ctx: dict) -> None:
     gc.set_threshold(700, 10, 100)
 
 
-async def shutdown(ctx: dict) -> None:
+async def shutdown(ctx: WorkerContext) -> None:
     if "maintenance" in ctx:
         ctx["maintenance"].cancel()
         await asyncio.gather(ctx["maintenance"], return_exceptions=True)

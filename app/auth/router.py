@@ -2,7 +2,7 @@ from fastapi import Request, status
 
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
-from app.db import tenant_of
+from app.db import after_commit, tenant_of
 from app.deps import AdminSession, ObjectId
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
@@ -38,5 +38,9 @@ async def list_api_keys(session: AdminSession, limit: Limit = DEFAULT_LIMIT, cur
 @router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def revoke_api_key(key_id: ObjectId, session: AdminSession, request: Request) -> None:
     key_hash = await service.revoke_api_key(session, key_id)
-    await session.commit()
-    request.app.state.principal_cache.forget(key_hash)  # other processes drop it on the NOTIFY
+    cache = request.app.state.principal_cache
+
+    async def forget() -> None:  # before the commit a request could cache the key again
+        cache.forget(key_hash)  # other processes drop it on the NOTIFY, delivered on commit
+
+    after_commit(session, forget)

@@ -23,6 +23,7 @@ from app.catalog.schemas import (
 )
 from app.db import TenantReader, driver_connection, reading, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
+from app.jobs.locks import Lock, xact_lock
 from app.models import Category, Product, ProductSchema, View
 from app.query.categories import category_subtrees
 
@@ -77,12 +78,9 @@ async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> date
     """Hold the tenant's schema lock until the transaction ends, and return the schema's version
     (`updated_at`; None: no schema yet). A schema PUT holds it exclusively; an import batch holds it
     shared, so the schema it validated its rows with is the one in force when it commits."""
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     conn = await driver_connection(session)
     tenant_id = tenant_of(session)
-    await conn.execute(
-        f"SELECT {function}(hashtext('pim.schema'), ($1::bigint % 2147483647)::int)", tenant_id
-    )
+    await xact_lock(conn, Lock.SCHEMA, tenant_id, shared=not exclusive)
     return await conn.fetchval(
         "SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id
     )
@@ -230,12 +228,7 @@ async def _lock_tree(session: AsyncSession) -> None:
     A path is computed from the parent's path, and a move is checked against the subtree as
     read: without the lock, a child created during its parent's rename keeps the old path, and
     two crossing moves can both pass the cycle check."""
-    await session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtext('pim.categories'), (:tenant % 2147483647)::int)"
-        ),
-        {"tenant": tenant_of(session)},
-    )
+    await xact_lock(await driver_connection(session), Lock.CATEGORIES, tenant_of(session))
 
 
 # Products reference categories by id in an array, which no foreign key can guard. This lock is
@@ -243,14 +236,10 @@ async def _lock_tree(session: AsyncSession) -> None:
 # until it commits, and a delete holds it exclusively while it removes the id from products and
 # the row. So a writer either commits before the delete (whose next statement then sees its
 # products) or checks after it (and finds the id gone); concurrent writers do not wait for each other.
-_CATEGORY_REFS_LOCK = "hashtext('pim.category_refs'), ($1::bigint % 2147483647)::int"
-
-
 async def hold_category_references(conn, tenant_id: int, *, exclusive: bool = False) -> None:
     """Take the tenant's category-reference lock on `conn` (an asyncpg connection in a transaction)
     until the transaction ends: shared before checking ids to assign, exclusive to delete one."""
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    await conn.execute(f"SELECT {function}({_CATEGORY_REFS_LOCK})", tenant_id)
+    await xact_lock(conn, Lock.CATEGORY_REFS, tenant_id, shared=not exclusive)
 
 
 async def _parent_path(session: AsyncSession, parent_id: int | None) -> str | None:

@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 import structlog
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 from sqlalchemy import literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,7 +27,7 @@ from app.catalog.values import coerce_value
 from app.config import Settings
 from app.csv_output import csv_writer
 from app.db import driver_connection, read_connection, session_scope, tenant_of
-from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, Unavailable
+from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.imports import inference, sniffing
 from app.imports.conventions import (
     DELIMITERS,
@@ -46,6 +45,7 @@ from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
 from app.imports.transforms import RowTransform, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
+from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import HeaderMapping, ImportJob
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 
@@ -735,20 +735,13 @@ async def confirm_import(
     job.mapping = mapping
     job.status = "importing"
     await session.flush()
-    # Enqueued before the commit: if Redis is down, the request fails and everything above rolls back.
-    try:
-        queued = await arq.enqueue_job(TASK_NAME, str(job.id), _job_id=arq_job_id(job.id))
-        if (
-            queued is None
-        ):  # a leftover with the same id (e.g. an earlier attempt whose commit failed)
-            await arq.enqueue_job(
-                TASK_NAME, str(job.id), _job_id=f"{arq_job_id(job.id)}:{uuid.uuid4().hex[:8]}"
-            )
-    except (RedisError, OSError) as exc:
-        log.warning("import_enqueue_failed", job_id=str(job.id), error=str(exc)[:200])
-        raise Unavailable(
-            "The job queue (Redis) is unavailable; the import was not started, try again"
-        ) from None
+    # sent after the commit; Redis down: the request fails and everything above rolls back
+    await enqueue_after_commit(
+        session,
+        arq,
+        Job(TASK_NAME, (str(job.id),), arq_job_id(job.id)),
+        unavailable="The job queue (Redis) is unavailable; the import was not started, try again",
+    )
     await session.refresh(job)
     return job
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import driver_connection, session_scope
 from app.errors import Conflict, PayloadTooLarge
+from app.jobs.locks import Lock, xact_lock
 
 CHUNK_BYTES = 4 << 20
 # the jobs whose stored file counts against the tenant's quota: still uploading, or not finished
@@ -65,10 +66,7 @@ class ChunkWriter:
         async with session_scope(self.sessionmaker, self.tenant_id) as session:
             conn = await driver_connection(session)
             # the tenant's uploads take turns between reading the total and adding to it
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext('pim.import_storage'), ($1::bigint % 2147483647)::int)",
-                self.tenant_id,
-            )
+            await xact_lock(conn, Lock.IMPORT_STORAGE, self.tenant_id)
             stored = await conn.fetchval(
                 "SELECT coalesce(sum(size_bytes), 0) FROM import_jobs WHERE tenant_id = $1 AND status = ANY($2::text[])",
                 self.tenant_id,

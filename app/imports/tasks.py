@@ -23,12 +23,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 import orjson
 import structlog
-from arq import Retry
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.db import driver_connection
@@ -40,8 +38,12 @@ from app.imports.sources import stored_records, transformed
 from app.imports.storage import delete_chunks
 from app.imports.transforms import restore_transform
 from app.imports.xlsx import XlsxError
+from app.jobs.context import WorkerContext, job_try
+from app.jobs.enqueue import Job, send_now
+from app.jobs.locks import Lease, LeaseBusy, Lock, LockKey, lease
+from app.jobs.queue import Pending, jobs_waiting, revive
+from app.jobs.transient import REDIS_DOWN, is_transient, retry_later
 from app.products.upsert import UpsertRow, write_rows
-from app.queue import REDIS_DOWN, Pending, jobs_waiting, lease_free, revive
 
 log = structlog.get_logger("pim.imports.task")
 
@@ -55,41 +57,16 @@ SLICE_SECONDS = (
 MIN_SLICE_SECONDS = (
     2.0  # after this long a slice also ends when another job waits for a worker slot
 )
+# a second run of a job waits this long for the lease (the first one may be just finishing), then
+# steps aside: the run holding it goes on with the job
 LOCK_WAIT_SECONDS = 5.0
 MAX_TRIES = 5
 UNCONFIRMED_DAYS = 7
-_LOCK_KEY = "hashtext('pim.import'), hashtext($1)"
-_TENANT_TURN_KEY = (
-    "hashtext('pim.import.tenant'), ($1::bigint % 2147483647)::int"  # one running import per tenant
-)
-# worth another try: the batch rolled back whole (lost connection, timeouts, lock waits, deadlocks)
-_TRANSIENT = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.QueryCanceledError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-    asyncpg.LockNotAvailableError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    OperationalError,
-    InterfaceError,
-)
 
 
-def _transient(exc: BaseException) -> bool:
-    """Whether `exc` (or what it wraps: SQLAlchemy's DBAPIError wraps the driver's error) is transient."""
-    seen = 0
-    while exc is not None and seen < 5:
-        if isinstance(exc, _TRANSIENT) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
-            return True
-        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
-        seen += 1
-    return False
+def _leases(tenant_id: int, job_id: uuid.UUID) -> tuple[LockKey, LockKey]:
+    """A run's lease on its job, and the tenant's turn (one running import per tenant)."""
+    return LockKey(Lock.IMPORT, tenant_id, str(job_id)), LockKey(Lock.IMPORT_TURN, tenant_id)
 
 
 @dataclass(slots=True)
@@ -225,7 +202,7 @@ ON CONFLICT (job_id, row) DO NOTHING
 
 
 class _Importer:
-    def __init__(self, ctx: dict, job: _Job, lock_conn) -> None:
+    def __init__(self, ctx: WorkerContext, job: _Job, lock_conn) -> None:
         self.ctx = ctx
         self.job = job
         self.lock_conn = lock_conn  # also reads the chunks: it is otherwise idle
@@ -445,7 +422,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, (str, bytes)) else value
 
 
-async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
+async def _load_job(ctx: WorkerContext, job_id: uuid.UUID) -> _Job | None:
     """The job if it is importing; waits for a confirming request's row lock to go first."""
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
@@ -483,7 +460,7 @@ async def _load_job(ctx: dict, job_id: uuid.UUID) -> _Job | None:
     )
 
 
-async def _fail(ctx: dict, job_id: uuid.UUID, message: str) -> None:
+async def _fail(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
         await conn.execute(
@@ -494,65 +471,34 @@ async def _fail(ctx: dict, job_id: uuid.UUID, message: str) -> None:
         await delete_chunks(conn, job_id)
 
 
-async def _try_lock(raw, key: str) -> bool:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        if await raw.fetchval(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", key):
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.25)
-
-
-async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
+async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:
     """arq task: import (or continue importing) one confirmed job."""
     try:
         job_uuid = uuid.UUID(job_id)
     except ValueError:
         return {"job_id": job_id, "status": "invalid"}
-    outcome = "busy"
-    tenant_id = None
-    async with ctx["engine"].connect() as lock_conn:
-        raw = (await lock_conn.get_raw_connection()).driver_connection
-        # a dead worker's host must not keep the lease for hours: let Postgres probe the socket
-        await raw.execute(
-            "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
+    async with ctx["sessionmaker"]() as session:
+        conn = await driver_connection(session)
+        tenant_id = await conn.fetchval(
+            "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing'", job_uuid
         )
-        if not await _try_lock(raw, job_id):
-            log.info("import_busy", job_id=job_id)
-            return {"job_id": job_id, "status": outcome}
-        try:
-            # FOR SHARE waits for a confirming request still holding the row (it queues the job before it commits)
-            tenant_id = await raw.fetchval(
-                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing' FOR SHARE",
-                job_uuid,
-            )
-            if tenant_id is None:
-                outcome = "skipped"
-            elif not await raw.fetchval(
-                f"SELECT pg_try_advisory_lock({_TENANT_TURN_KEY})", tenant_id
-            ):
-                # another import of the tenant runs: it hands the turn over when its slice ends
-                outcome = "waiting"
-            else:
-                try:
-                    outcome = await _run(ctx, raw, job_uuid)
-                finally:
-                    await raw.fetchval(f"SELECT pg_advisory_unlock({_TENANT_TURN_KEY})", tenant_id)
-        finally:
-            try:
-                await raw.fetchval(f"SELECT pg_advisory_unlock({_LOCK_KEY})", job_id)
-            except Exception:  # never hand a connection holding the lease back to the pool
-                await lock_conn.invalidate()
+    if tenant_id is None:
+        return {"job_id": job_id, "status": "skipped"}
+    job_lease, turn = _leases(tenant_id, job_uuid)
+    try:
+        async with lease(ctx["engine"], job_lease, wait_s=LOCK_WAIT_SECONDS) as held:
+            outcome = await _take_turn(ctx, held, turn, job_uuid)
+    except LeaseBusy:
+        log.info("import_busy", job_id=job_id)
+        return {"job_id": job_id, "status": "busy"}
     if outcome in ("continue", "done", "failed", "gone"):
         following = await _next_turn(ctx, tenant_id, job_uuid)
         if following is not None:
+            next_job = Job(
+                TASK_NAME, (str(following),), f"{arq_job_id(following)}:{uuid.uuid4().hex[:12]}"
+            )
             try:
-                await ctx["redis"].enqueue_job(
-                    TASK_NAME,
-                    str(following),
-                    _job_id=f"{arq_job_id(following)}:{uuid.uuid4().hex[:12]}",
-                )
+                await send_now(ctx["redis"], next_job)
             except REDIS_DOWN as exc:  # the periodic recovery queues it
                 log.warning(
                     "import_turn_not_queued",
@@ -562,7 +508,19 @@ async def import_csv(ctx: dict, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "status": outcome}
 
 
-async def _next_turn(ctx: dict, tenant_id: int, job_id: uuid.UUID) -> uuid.UUID | None:
+async def _take_turn(ctx: WorkerContext, held: Lease, turn: LockKey, job_id: uuid.UUID) -> str:
+    """Run the job if it is still importing and its tenant's turn is free."""
+    if not await held.conn.fetchval(
+        "SELECT EXISTS (SELECT FROM import_jobs WHERE id = $1 AND status = 'importing')", job_id
+    ):
+        return "skipped"  # finished by the run that held the lease
+    if not await held.try_lock(turn):
+        # another import of the tenant runs: it hands the turn over when its slice ends
+        return "waiting"
+    return await _run(ctx, held.conn, job_id)
+
+
+async def _next_turn(ctx: WorkerContext, tenant_id: int, job_id: uuid.UUID) -> uuid.UUID | None:
     """The tenant's import that runs next: the one confirmed after `job_id`, round robin (this
     one again when it is the only one left). A tenant's imports take turns one slice at a time,
     so one tenant never holds more than one worker slot with imports."""
@@ -578,7 +536,7 @@ async def _next_turn(ctx: dict, tenant_id: int, job_id: uuid.UUID) -> uuid.UUID 
         )
 
 
-async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
+async def _run(ctx: WorkerContext, raw, job_id: uuid.UUID) -> str:
     job = await _load_job(ctx, job_id)
     if job is None:
         return "skipped"
@@ -597,14 +555,13 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
         await _fail(ctx, job_id, str(exc))
         return "failed"
     except Exception as exc:
-        if _transient(exc):
-            if (
-                ctx.get("job_try", 1) < MAX_TRIES
-            ):  # arq runs the job again; it resumes at the last batch
+        if is_transient(exc):
+            retry = retry_later(job_try(ctx), max_tries=MAX_TRIES)
+            if retry is not None:  # arq runs the job again; it resumes at the last batch
                 log.warning(
                     "import_retry", job_id=str(job_id), error=f"{type(exc).__name__}: {exc}"[:300]
                 )
-                raise Retry(defer=ctx.get("job_try", 1) * 5) from exc
+                raise retry from exc
             message = f"The database failed repeatedly while importing ({type(exc).__name__}); committed rows are kept"
         elif isinstance(exc, DBAPIError):
             message = f"Database error while importing: {str(exc.orig or exc)[:300]}"
@@ -625,7 +582,9 @@ async def _run(ctx: dict, raw, job_id: uuid.UUID) -> str:
     return outcome
 
 
-async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | None = None) -> int:
+async def recover_imports(
+    ctx: WorkerContext, *, progress_seen: dict[uuid.UUID, int] | None = None
+) -> int:
     """At worker start and periodically: give every job left in `importing` a runnable job.
 
     Its worker may have died (arq keeps that job marked in progress for an hour) or Redis lost
@@ -663,26 +622,18 @@ async def recover_imports(ctx: dict, *, progress_seen: dict[uuid.UUID, int] | No
     pending = [
         Pending(
             base=arq_job_id(r["id"]),
-            function=TASK_NAME,
-            args=(str(r["id"]),),
-            lease_arg=r["tenant_id"],
-            new_job_id=f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}",
+            job=Job(
+                TASK_NAME,
+                (str(r["id"]),),
+                f"{arq_job_id(r['id'])}:recover:{uuid.uuid4().hex[:12]}",
+            ),
+            leases=_leases(r["tenant_id"], r["id"]),  # a run of the job or the tenant's turn
         )
         for r in rows
     ]
     if not pending:
         return 0
-    async with ctx["engine"].connect() as lock_conn:
-        raw = (await lock_conn.get_raw_connection()).driver_connection
-
-        async def no_live_run(
-            work: Pending,
-        ) -> bool:  # neither a run of the job nor the tenant's turn
-            return await lease_free(raw, _LOCK_KEY, work.args[0]) and await lease_free(
-                raw, _TENANT_TURN_KEY, work.lease_arg
-            )
-
-        counts = await revive(ctx["redis"], pending, lease_free=no_live_run)
+    counts = await revive(ctx["redis"], pending, engine=ctx["engine"])
     revived = counts["released"] + counts["enqueued"]
     if revived:
         log.info("imports_recovered", released=counts["released"], enqueued=counts["enqueued"])

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
 from app.catalog.service import hold_category_references
 from app.db import driver_connection, tenant_of
+from app.jobs.locks import Lock, xact_lock
 from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
 from app.responses import json_text
 
@@ -314,17 +315,18 @@ async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> N
 
     A batch that updates writes in two statements (INSERT, then UPDATE) and the facet_counts
     trigger of each locks counter rows: another writer could lock them in a crossing order and
-    deadlock. So such a batch takes the counters' advisory lock (migration 0004: the trigger of
+    deadlock. So such a batch takes the counters' advisory lock (`Lock.FACET_COUNTS`: the trigger of
     every one-statement write holds it shared, a recount exclusively) exclusively for the rest
     of its transaction, after its product rows, the order single-row writes use too.
     """
     # one round trip: the CTE locks the rows before the lock function runs
     await conn.execute(
-        """WITH batch_rows AS MATERIALIZED (
+        f"""WITH batch_rows AS MATERIALIZED (
                SELECT p.id FROM products p WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
                ORDER BY p.id FOR UPDATE OF p
            )
-           SELECT pg_advisory_xact_lock(7130, $1::int) FROM (SELECT count(*) FROM batch_rows) locked""",
+           SELECT pg_advisory_xact_lock({Lock.FACET_COUNTS.key("$1")})
+           FROM (SELECT count(*) FROM batch_rows) locked""",
         tenant_id,
         existing_skus,
     )
@@ -486,7 +488,7 @@ async def write_rows(
             # shared, as single-row writes do, so batches of new products write in parallel (a bulk
             # load of one tenant: ~1.4x the rows/s of taking turns). Taken before the INSERT: a batch
             # holding the lock exclusively never waits for this batch's uncommitted rows.
-            await conn.execute("SELECT pg_advisory_xact_lock_shared(7130, $1::int)", tenant_id)
+            await xact_lock(conn, Lock.FACET_COUNTS, tenant_id, shared=True)
         inserted = await _insert(conn, tenant_id, new_rows) if new_rows else set()
         if len(inserted) == len(new_rows) or attempt == WRITE_ATTEMPTS - 1:
             await conn.execute("RELEASE SAVEPOINT pim_write")

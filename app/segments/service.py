@@ -4,18 +4,17 @@ Service functions take the tenant-bound session first and only flush; the reques
 the worker's transaction) commits.
 """
 
-import asyncio
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
 from app.db import driver_connection, tenant_of
-from app.errors import BadRequest, NotFound, Unavailable
+from app.errors import BadRequest, NotFound
+from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
 from app.segments import dsl, members
@@ -24,8 +23,7 @@ from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
 PREVIEW_SKUS = 100
 COMPUTE_FUNCTION = "compute_segment"
 # the previous run finished but arq has not released its job id yet: retry enqueueing this long
-_RELEASE_WAIT_S = 0.05
-_RELEASE_ATTEMPTS = 20
+_RELEASE_WAIT_S = 1.0
 
 
 def compute_job_id(segment_id: int) -> str:
@@ -139,25 +137,22 @@ async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
 async def request_compute(session: AsyncSession, segment_id: int, *, arq: ArqRedis) -> None:
     """Queue a compute of the segment, or join the one already queued or running.
 
-    The row stays locked until the request commits, so the worker's first update (to
-    `computing`) cannot overtake our `queued`. When Redis is down nothing is changed.
+    The job is sent after the commit (a run's first update, to `computing`, never overtakes our
+    `queued`); a job still queued or running under the segment's id is joined. When Redis is
+    down nothing is changed.
     """
     segment = await get_segment(session, segment_id, for_update=True)
-    args = (tenant_of(session), segment_id)
-    try:
-        job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
-        attempts = 0
-        while job is None and segment.status not in (SegmentStatus.queued, SegmentStatus.computing):
-            # the id is taken although no run is pending: the last run has finished and arq is
-            # about to release the id; a new request must not be swallowed by a finished run
-            attempts += 1
-            if attempts > _RELEASE_ATTEMPTS:
-                break
-            await asyncio.sleep(_RELEASE_WAIT_S)
-            job = await arq.enqueue_job(COMPUTE_FUNCTION, *args, _job_id=compute_job_id(segment_id))
-    except (TimeoutError, RedisError, OSError) as exc:
-        raise Unavailable("Redis is unavailable: the compute was not queued") from exc
-    if job is not None:
+    pending = segment.status in (SegmentStatus.queued, SegmentStatus.computing)
+    await enqueue_after_commit(
+        session,
+        arq,
+        Job(COMPUTE_FUNCTION, (tenant_of(session), segment_id), compute_job_id(segment_id)),
+        unavailable="Redis is unavailable: the compute was not queued",
+        # no run pending, yet the id may still be taken: the last run has just finished and arq
+        # is about to release the id; a new request must not be swallowed by a finished run
+        await_release_s=0 if pending else _RELEASE_WAIT_S,
+    )
+    if not pending:
         segment.status = SegmentStatus.queued.value
         segment.last_error = None
         await session.flush()

@@ -16,25 +16,24 @@ the computes whose job Redis lost (`recover_segments`, at start and periodically
 
 import asyncio
 import time
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-import asyncpg
 import structlog
-from arq import Retry
+from arq.typing import WorkerCoroutine
 from arq.worker import func
-from asynch.errors import NetworkError, SocketTimeoutError
 from sqlalchemy import case, or_, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clickhouse import ClickHouse
 from app.db import session_scope, tenant_of
-from app.errors import Unavailable
+from app.jobs.context import WorkerContext, job_try
+from app.jobs.enqueue import Job
+from app.jobs.locks import Lock, LockKey, lease
+from app.jobs.queue import Pending, revive
+from app.jobs.transient import is_transient, retry_later
 from app.models import Product, Segment
 from app.products.upsert import driver_connection
-from app.queue import Pending, lease_free, revive
 from app.segments import dsl, members
 from app.segments.schemas import SegmentStatus
 from app.segments.service import (
@@ -49,26 +48,13 @@ log = structlog.get_logger("pim.segments")
 FETCH_ROWS = 50_000  # rows per round trip from the Postgres cursor
 BLOCK_ROWS = 250_000  # rows per ClickHouse insert (10k-1M is the sweet spot)
 MAX_TRIES = 3
-RETRY_DELAY_S = 5
 TIMEOUT_S = 1800
-TRANSIENT = (
-    Unavailable,
-    NetworkError,
-    SocketTimeoutError,
-    OSError,
-    asyncio.TimeoutError,
-    OperationalError,
-    InterfaceError,
-    # the members query runs on the raw asyncpg connection, whose errors arrive unwrapped
-    asyncpg.PostgresConnectionError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.CannotConnectNowError,
-)
 
 
-# one run per segment at a time; two int4 keys (namespace, segment id) like the imports' lease
-_LEASE_KEY = "hashtext('pim.segment'), ($1::bigint % 2147483647)::int"
-_LEASE_POLL_S = 0.5
+def _lease(tenant_id: int, segment_id: int) -> LockKey:
+    """One run per segment at a time. A second run (a recovery racing a live run) waits for the
+    lease as long as it takes, then computes afresh."""
+    return LockKey(Lock.SEGMENT, tenant_id, str(segment_id))
 
 
 async def _start_run(
@@ -237,39 +223,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-@asynccontextmanager
-async def _lease(sessionmaker: async_sessionmaker[AsyncSession], segment_id: int):
-    """Hold the segment's compute lease: a session-level advisory lock on a connection of its own.
-
-    A worker killed mid-run loses its connection and with it the lock, which is how
-    `recover_segments` tells a dead run from a live one. A second run of the same segment
-    (a recovery racing a live run) waits here and then computes afresh.
-    """
-    async with sessionmaker.kw["bind"].connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        # a vanished worker host (no FIN) must not keep the lease for hours: let Postgres probe the socket
-        await raw.execute(
-            "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
-        )
-        # polling Postgres, not an in-process condition: no Event can replace it
-        while not await raw.fetchval(f"SELECT pg_try_advisory_lock({_LEASE_KEY})", segment_id):  # noqa: ASYNC110
-            await asyncio.sleep(_LEASE_POLL_S)
-        try:
-            yield
-        finally:
-            try:
-                await raw.fetchval(f"SELECT pg_advisory_unlock({_LEASE_KEY})", segment_id)
-            except BaseException:  # never hand a connection holding the lease back to the pool
-                await conn.invalidate()
-                raise
-
-
-async def compute_segment(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:
-    async with _lease(ctx["sessionmaker"], segment_id):
+async def compute_segment(ctx: WorkerContext, tenant_id: int, segment_id: int) -> dict[str, Any]:
+    engine = ctx["sessionmaker"].kw["bind"]
+    async with lease(engine, _lease(tenant_id, segment_id), wait_s=None):
         return await _compute(ctx, tenant_id, segment_id)
 
 
-async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> int:
+async def recover_segments(ctx: WorkerContext, *, idle_seconds: float = 0) -> int:
     """Give every segment left `queued` or `computing` a runnable compute (at worker start, then
     periodically for those unchanged for `idle_seconds`): Redis may have lost its job (the
     segment would stay `queued` forever: a new compute request only joins a live job), or
@@ -286,19 +246,14 @@ async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> i
     pending = [
         Pending(
             base=compute_job_id(r["id"]),
-            function=COMPUTE_FUNCTION,
-            args=(r["tenant_id"], r["id"]),
-            new_job_id=compute_job_id(r["id"]),
+            job=Job(COMPUTE_FUNCTION, (r["tenant_id"], r["id"]), compute_job_id(r["id"])),
+            leases=(_lease(r["tenant_id"], r["id"]),),
         )
         for r in rows
     ]
     if not pending:
         return 0
-    async with ctx["sessionmaker"].kw["bind"].connect() as conn:
-        raw = (await conn.get_raw_connection()).driver_connection
-        counts = await revive(
-            ctx["redis"], pending, lease_free=lambda work: lease_free(raw, _LEASE_KEY, work.args[1])
-        )
+    counts = await revive(ctx["redis"], pending, engine=ctx["sessionmaker"].kw["bind"])
     revived = counts["released"] + counts["enqueued"]
     if revived:
         log.info("segments_recovered", released=counts["released"], enqueued=counts["enqueued"])
@@ -308,7 +263,7 @@ async def recover_segments(ctx: dict[str, Any], *, idle_seconds: float = 0) -> i
 _ORPHANS_PER_DELETE = 1000
 
 
-async def cleanup_orphaned_members(ctx: dict[str, Any]) -> int:
+async def cleanup_orphaned_members(ctx: WorkerContext) -> int:
     """Delete the ClickHouse rows of segments that are gone from Postgres; how many segments.
 
     A segment deleted while ClickHouse was down kept its rows (the delete is best effort).
@@ -333,10 +288,10 @@ async def cleanup_orphaned_members(ctx: dict[str, Any]) -> int:
     return len(orphans)
 
 
-async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict[str, Any]:
+async def _compute(ctx: WorkerContext, tenant_id: int, segment_id: int) -> dict[str, Any]:
     sessionmaker = ctx["sessionmaker"]
-    clickhouse: ClickHouse = ctx["clickhouse"]
-    job_try = ctx.get("job_try", 1)
+    clickhouse = ctx["clickhouse"]
+    tries = job_try(ctx)
     started = time.monotonic()
 
     generation = await _start_run(sessionmaker, tenant_id, segment_id)
@@ -355,27 +310,6 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
     except dsl.DefinitionError as exc:
         await _mark(sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, str(exc))
         return {"segment_id": segment_id, "status": "failed"}
-    except TRANSIENT as exc:
-        await _forget(clickhouse, tenant_id, segment_id, generation)
-        if job_try < MAX_TRIES:
-            await _mark(
-                sessionmaker,
-                tenant_id,
-                segment_id,
-                generation,
-                SegmentStatus.queued,
-                f"try {job_try} of {MAX_TRIES} failed, retrying: {_describe(exc)}",
-            )
-            raise Retry(defer=RETRY_DELAY_S * job_try) from exc
-        await _mark(
-            sessionmaker,
-            tenant_id,
-            segment_id,
-            generation,
-            SegmentStatus.failed,
-            f"failed after {MAX_TRIES} tries: {_describe(exc)}",
-        )
-        return {"segment_id": segment_id, "status": "failed"}
     except asyncio.CancelledError:
         # arq runs a job again when a worker shutdown cancelled it, but not when it hit its timeout
         if time.monotonic() - started >= TIMEOUT_S - 1:
@@ -386,11 +320,32 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
         await _forget(clickhouse, tenant_id, segment_id, generation)
         raise
     except Exception as exc:
-        await _mark(
-            sessionmaker, tenant_id, segment_id, generation, SegmentStatus.failed, _describe(exc)
-        )
         await _forget(clickhouse, tenant_id, segment_id, generation)
-        raise
+        if not is_transient(exc):
+            await _mark(
+                sessionmaker,
+                tenant_id,
+                segment_id,
+                generation,
+                SegmentStatus.failed,
+                _describe(exc),
+            )
+            raise
+        retry = retry_later(tries, max_tries=MAX_TRIES)
+        if retry is not None:
+            status, error = (
+                SegmentStatus.queued,
+                f"try {tries} of {MAX_TRIES} failed, retrying: {_describe(exc)}",
+            )
+        else:
+            status, error = (
+                SegmentStatus.failed,
+                f"failed after {MAX_TRIES} tries: {_describe(exc)}",
+            )
+        await _mark(sessionmaker, tenant_id, segment_id, generation, status, error)
+        if retry is not None:
+            raise retry from exc
+        return {"segment_id": segment_id, "status": "failed"}
 
     try:
         await members.drop_generations(
@@ -420,7 +375,7 @@ async def _compute(ctx: dict[str, Any], tenant_id: int, segment_id: int) -> dict
 # arq settings: keep no result (a kept result would block the next enqueue with the same id),
 # and allow more tries than MAX_TRIES so that the task, not arq, decides when to give up.
 compute_segment_task = func(
-    compute_segment,
+    cast(WorkerCoroutine, compute_segment),  # arq types ctx as a plain dict
     name=COMPUTE_FUNCTION,
     timeout=TIMEOUT_S,
     keep_result=0,

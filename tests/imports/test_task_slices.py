@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from app.db import create_engine, create_sessionmaker
 from app.imports import tasks
+from app.jobs.locks import Lock, LockKey, lease
 from tests.imports.conftest import IMPORT, confirm, upload
 
 ROWS = 12_345
@@ -87,19 +88,13 @@ async def test_lease_and_recovery(app_with, make_tenant, settings, worker_ctx):
     job_id = job["job_id"]
     stale = (await upload(client, tenant.editor, b"sku\nA\n")).json()
 
-    async with worker_ctx["engine"].connect() as other:  # another live worker holds the lease
-        raw = (await other.get_raw_connection()).driver_connection
-        assert await raw.fetchval(
-            "SELECT pg_try_advisory_lock(hashtext('pim.import'), hashtext($1))", job_id
-        )
+    job_lease = LockKey(Lock.IMPORT, tenant.id, job_id)
+    async with lease(worker_ctx["engine"], job_lease, wait_s=0):  # another live worker holds it
         tasks.LOCK_WAIT_SECONDS, wait = 0.3, tasks.LOCK_WAIT_SECONDS
         try:
             assert (await tasks.import_csv(worker_ctx, job_id))["status"] == "busy"
         finally:
             tasks.LOCK_WAIT_SECONDS = wait
-        await raw.fetchval(
-            "SELECT pg_advisory_unlock(hashtext('pim.import'), hashtext($1))", job_id
-        )
 
     async with worker_ctx["sessionmaker"]() as session, session.begin():
         await session.execute(

@@ -16,21 +16,19 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from arq.connections import ArqRedis
 from arq.constants import default_queue_name, in_progress_key_prefix
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.exceptions import WatchError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.jobs.enqueue import Job, send_now
+from app.jobs.locks import LockKey, any_held
+from app.jobs.transient import REDIS_DOWN
 
 log = structlog.get_logger("pim.queue")
-
-# what a Redis outage raises (WatchError: a connection lost while a transaction watched a key)
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, WatchError, OSError, asyncio.TimeoutError)
 
 HEARTBEATS_KEY = "pim:worker-heartbeats"
 BEATS_PER_TIMEOUT = 6  # a worker counts as gone after missing this many beats
@@ -114,33 +112,13 @@ async def jobs_waiting(
     return not all(running)
 
 
-async def lease_free(raw, key_sql: str, arg) -> bool:
-    """Whether nobody holds the session-level advisory lock `key_sql` (two int4 keys, bound to `arg`).
-
-    Read from pg_locks rather than by taking the lock: a run starting at that moment must never
-    find its lease (or its tenant's turn) held by this check.
-    """
-    return await raw.fetchval(
-        f"""SELECT NOT EXISTS (
-                SELECT 1 FROM pg_locks l, (SELECT {key_sql}) AS k(a, b)
-                WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted
-                  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND l.classid = (k.a::bigint & 4294967295)::oid AND l.objid = (k.b::bigint & 4294967295)::oid)""",
-        arg,
-    )
-
-
 @dataclass(frozen=True)
 class Pending:
     """Work that Postgres says is pending, and how to queue a job for it."""
 
-    base: (
-        str  # every job of this work has this id or an id starting with it and ":" (import slices)
-    )
-    function: str
-    args: tuple
-    new_job_id: str
-    lease_arg: Any = None  # what else the lease check needs (an import's tenant)
+    base: str  # every job of this work has this id or an id starting with it and ":" (slices)
+    job: Job  # a new job for it
+    leases: tuple[LockKey, ...]  # held by a live run of it
 
 
 def _base(job_id: str) -> str:
@@ -151,7 +129,7 @@ async def revive(
     redis: ArqRedis,
     pending: Sequence[Pending],
     *,
-    lease_free: Callable[[Pending], Awaitable[bool]],
+    engine: AsyncEngine,
     queue_name: str = default_queue_name,
 ) -> Counter[str]:
     """Give pending work a runnable job; counts of what was found: 'live', 'released', 'enqueued'.
@@ -166,6 +144,15 @@ async def revive(
     counts: Counter[str] = Counter()
     if not pending:
         return counts
+    async with engine.connect() as connection:
+        conn = (await connection.get_raw_connection()).driver_connection
+        await _revive(redis, conn, pending, queue_name, counts)
+    return counts
+
+
+async def _revive(
+    redis: ArqRedis, conn, pending: Sequence[Pending], queue_name: str, counts: Counter[str]
+) -> None:
     by_base: dict[str, list[str]] = {}
     for raw_id in await redis.zrange(queue_name, 0, -1):
         job_id = raw_id.decode()
@@ -180,13 +167,12 @@ async def revive(
             if not all(running):
                 counts["live"] += 1  # a job of it waits for a slot
                 continue
-        if not await lease_free(work):
+        if await any_held(conn, work.leases):
             counts["live"] += 1
         elif marks:
             await redis.delete(*marks)
             counts["released"] += 1
-        elif await redis.enqueue_job(work.function, *work.args, _job_id=work.new_job_id) is None:
+        elif not await send_now(redis, work.job):
             counts["live"] += 1  # queued meanwhile (by a request, or another worker)
         else:
             counts["enqueued"] += 1
-    return counts
