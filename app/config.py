@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     clickhouse_pool_size: int = 4
     # the worker's maintenance round (lost jobs queued again, orphaned ClickHouse rows deleted)
     worker_maintenance_seconds: float = Field(default=60, gt=0)
+    # change log entries older than this are pruned by the worker's maintenance round
+    change_retention_days: int = Field(default=90, gt=0)
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 
@@ -62,11 +64,17 @@ class Settings(BaseSettings):
     # before any further lookup from that IP
     auth_failures_per_ip_per_second: float = Field(default=2, gt=0)
     auth_failures_per_ip_burst: int = Field(default=200, ge=1)
+    # requests of one tenant running at once per API process; more wait their turn
+    tenant_requests_per_process: int = Field(default=8, ge=1)
     # heavy reads (segment previews): at most this many of a tenant at once per API process, and a
     # bucket of their own per tenant; more answer 429
     heavy_reads_per_tenant: int = Field(default=2, ge=1)
     heavy_reads_per_second: float = Field(default=5, gt=0)
     heavy_reads_burst: int = Field(default=200, ge=1)
+    # a heavy read takes one token per this many conditions of its definition (at least one), and
+    # its statement is cancelled after this long (a 503)
+    heavy_read_conditions_per_token: int = Field(default=20, ge=1)
+    heavy_read_timeout_ms: int = Field(default=2000, ge=1)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -1,6 +1,7 @@
 """Shared, typed dependencies. A route gets its tenant's session, and states its role, through
 `ViewerSession`, `EditorSession` or `AdminSession` (or `Reader`, a viewer's lean reads)."""
 
+import math
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -10,9 +11,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal, Role
+from app.changes.context import CONTEXT_KEY, request_context
 from app.config import Settings
 from app.db import TenantReader
 from app.errors import Forbidden, TooManyRequests
+from app.products.rules import INT64_MAX
+from app.query.parsing import condition_count
 
 api_key_scheme = APIKeyHeader(
     name="X-API-Key",
@@ -27,8 +31,7 @@ bearer_scheme = HTTPBearer(
     description="A JWT with `tenant_id`, `role` and `exp` claims",
 )
 
-PG_BIGINT_MAX = 2**63 - 1
-ObjectId = Annotated[int, Path(ge=1, le=PG_BIGINT_MAX, description="Object id")]
+ObjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="Object id")]
 
 
 def get_settings(request: Request) -> Settings:
@@ -88,6 +91,7 @@ def _tenant_session(role: Role):
     ) -> AsyncSession:
         # scopes every ORM statement of this request
         session.info["tenant_id"] = principal.tenant_id
+        session.info[CONTEXT_KEY] = request_context(principal)  # who the change log says wrote
         return session
 
     return tenant_session
@@ -114,7 +118,16 @@ async def _heavy_read_slot(
     request: Request, principal: Annotated[Principal, Depends(CALLER[Role.viewer])]
 ) -> AsyncIterator[None]:
     with request.app.state.heavy_reads.slot(principal.tenant_id):
-        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id)
+        # the body is already read (FastAPI does that before the dependencies), not yet checked;
+        # a body FastAPI does not read as JSON is refused later, and costs one token
+        try:
+            conditions = condition_count(await request.json()) if await request.body() else 0
+        except ValueError:
+            conditions = 0
+        cost = max(
+            1, math.ceil(conditions / request.app.state.settings.heavy_read_conditions_per_token)
+        )
+        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id, cost)
         if quota is not None and not quota.allowed:
             raise TooManyRequests(
                 "Too many previews for this tenant; retry later",
@@ -125,7 +138,8 @@ async def _heavy_read_slot(
 
 # Routes whose one request can keep a database backend and the process busy for seconds (segment
 # previews): at most PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, and they take
-# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST); more are a 429.
+# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST), one per
+# PIM_HEAVY_READ_CONDITIONS_PER_TOKEN conditions of the definition; more are a 429.
 HeavyRead = Annotated[None, Depends(_heavy_read_slot)]
 
 

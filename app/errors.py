@@ -22,9 +22,15 @@ class ErrorBody(BaseModel):
     detail: str
 
 
+class GoneBody(ErrorBody):
+    code: str
+    oldest_seq: int
+
+
 class AppError(Exception):
     status_code = 400
     headers: dict[str, str] | None = None
+    extra: dict[str, Any] | None = None  # more members of the body, beside `detail`
 
     def __init__(self, detail: str, *, status_code: int | None = None):
         super().__init__(detail)
@@ -61,6 +67,14 @@ class PayloadTooLarge(AppError):
     status_code = 413
 
 
+class Gone(AppError):
+    status_code = 410
+
+    def __init__(self, detail: str, *, code: str, **extra: Any):
+        super().__init__(detail)
+        self.extra = {"code": code, **extra}
+
+
 class Unavailable(AppError):
     status_code = 503
 
@@ -89,12 +103,16 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "Not allowed for this role",
         404: "Not found for this tenant",
         409: "Conflict",
+        410: "No longer kept",
         413: "Payload too large",
         415: "Unsupported file type",
         429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",
         503: "A backing service is unavailable",
     }
-    return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
+    return {
+        code: {"model": GoneBody if code == 410 else ErrorBody, "description": descriptions[code]}
+        for code in codes
+    }
 
 
 AUTH_ERRORS = error_responses(401, 403)
@@ -106,8 +124,29 @@ CLIENT_CLOSED_REQUEST = 499
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
-def _json(status: int, detail: Any, headers: dict[str, str] | None = None) -> OrjsonResponse:
-    return OrjsonResponse({"detail": detail}, status_code=status, headers=headers)
+# a statement cancelled, by statement_timeout most often
+QUERY_CANCELED = "57014"
+
+
+def sqlstate_of(exc: DBAPIError) -> str:
+    """The SQLSTATE of a database error SQLAlchemy wrapped ("" when there is none)."""
+    orig = getattr(exc, "orig", None)
+    if "QueryCanceled" in type(orig).__name__:
+        return QUERY_CANCELED
+    return (
+        getattr(orig, "sqlstate", None)
+        or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+        or ""
+    )
+
+
+def _json(
+    status: int,
+    detail: Any,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> OrjsonResponse:
+    return OrjsonResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
 
 
 # deadlock_detected, serialization_failure: Postgres aborted the transaction for a concurrent one;
@@ -148,7 +187,7 @@ def _short_input(value: Any) -> Any:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError):
-        return _json(exc.status_code, exc.detail, exc.headers)
+        return _json(exc.status_code, exc.detail, exc.headers, exc.extra)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
@@ -190,7 +229,7 @@ def install_error_handlers(app: FastAPI) -> None:
     def _database_error(
         request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
     ):
-        if sqlstate == "57014":
+        if sqlstate == QUERY_CANCELED:
             return _json(
                 503,
                 "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
@@ -210,16 +249,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _db_error(request: Request, exc: DBAPIError):
-        orig = getattr(exc, "orig", None)
-        sqlstate = (
-            getattr(orig, "sqlstate", None)
-            or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
-            or ""
-        )
-        if "QueryCanceled" in type(orig).__name__:
-            sqlstate = "57014"
         return _database_error(
-            request, exc, sqlstate, unavailable=isinstance(exc, (OperationalError, InterfaceError))
+            request,
+            exc,
+            sqlstate_of(exc),
+            unavailable=isinstance(exc, (OperationalError, InterfaceError)),
         )
 
     @app.exception_handler(asyncpg.PostgresError)

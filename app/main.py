@@ -12,6 +12,7 @@ from app.auth.cache import PrincipalCache
 from app.auth.router import router as auth_router
 from app.auth.service import Role
 from app.catalog.router import categories_router, schema_router, views_router
+from app.changes.router import router as changes_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_read_pool, create_sessionmaker
@@ -23,7 +24,8 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, Traili
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
-from app.ratelimit import ConcurrencyLimiter, RateLimiter
+from app.products.rules import INT64_MAX, INT64_MIN
+from app.ratelimit import ConcurrencyLimiter, RateLimiter, TenantTurns
 from app.routing import ROLE_EXTENSION, check_routes_guarded
 from app.segments.router import router as segments_router
 
@@ -47,7 +49,7 @@ def _integer_bounds(node: Any) -> None:
         for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             value = node.get(key)
             if isinstance(value, float) and value.is_integer():
-                node[key] = max(-(2**63), min(int(value), 2**63 - 1))
+                node[key] = max(INT64_MIN, min(int(value), INT64_MAX))
     for value in node.values():
         _integer_bounds(value)
 
@@ -160,6 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.clickhouse = ClickHouse(settings)
         app.state.rate_limiter = RateLimiter(app.state.arq, settings)
         app.state.heavy_reads = ConcurrencyLimiter(settings.heavy_reads_per_tenant)
+        app.state.tenant_turns = TenantTurns(settings.tenant_requests_per_process)
         app.state.principal_cache = PrincipalCache(settings.api_key_cache_seconds)
         await app.state.principal_cache.start(settings.database_url)
         # The loaded app (~150k objects) lives as long as the process: frozen, it is left out of
@@ -198,6 +201,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(imports_router)
     app.include_router(segments_router)
     app.include_router(pims_router)
+    app.include_router(changes_router)
     _document_common_errors(app)
     check_routes_guarded(app)
 

@@ -17,6 +17,11 @@ NO_SLASH_PATHS = frozenset(
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+def current_request_id() -> str | None:
+    """The X-Request-ID of the request being served (bound by RequestContextMiddleware)."""
+    return structlog.contextvars.get_contextvars().get("request_id")
+
+
 class TrailingSlashMiddleware:
     """Serve every route with and without its trailing slash, without redirects."""
 

@@ -1,22 +1,30 @@
-"""Rate limits: token buckets in Redis, shared by every API process, one round trip per request.
+"""Rate limits: token buckets in Redis, shared by every API process, one round trip per request
+that may pass; a request this process can already tell is over its limit costs no round trip.
 
 Every authenticated request takes a token from its API key's (or JWT subject's) bucket and from
 its tenant's; when either is empty the answer is a 429 with `Retry-After`, and every answer of a
 rate-limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
 until the bucket is full again) for the tighter of the two buckets. Credentials that fail take a
 token from their client IP's bucket; while that one is empty, a key that would need a database
-lookup from that IP is a 429 (keys already known to this process keep working).
+lookup from that IP is a 429 (keys already known to this process keep working). A heavy read
+(a segment preview) takes tokens from its tenant's heavy-read bucket, more for a larger definition.
 
 A bucket refills continuously (`rate` tokens a second up to `burst`), so a client may burst and
 then keeps its steady rate. Redis being down must not take the API down with it: the limits are
 then not enforced (fail open) and Redis is not asked again for a few seconds.
+
+Redis is the authority. Each process keeps a mirror of the buckets it has asked about: their
+tokens after its last round trip and when, refilled locally since. Other processes only ever take
+tokens out, so the mirror can only overestimate what Redis holds: when the mirror is already short,
+Redis would refuse too, and the 429 (with the same headers) is answered from memory. A burst far
+above a limit then costs microseconds a request instead of a Redis round trip each.
 """
 
 import asyncio
 import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -33,28 +41,30 @@ REDIS_TIMEOUT_S = (
     1.0  # a hung Redis must not hold every request for the client's 5 s socket timeout
 )
 
-# KEYS: the buckets. ARGV[1]: now in ms; ARGV[2]: 'take' (a token from each if every bucket holds
-# one), 'peek' (nothing taken) or 'charge' (a token from each, down to 0, no check); then burst
-# and rate per second of each bucket. A bucket is a hash {t: tokens, ts: last update in ms} that
-# expires once it would be full again. Returns {allowed, burst, whole tokens left, ms until full,
-# ms until a token is back} of the bucket with the fewest tokens left.
+# KEYS: the buckets. ARGV[1]: now in ms; ARGV[2]: 'take' (`cost` tokens from each if every bucket
+# holds them), 'peek' (nothing taken; allowed while each holds `cost`) or 'charge' (`cost` from each,
+# down to 0, no check); ARGV[3]: cost; then burst and rate per second of each bucket. A bucket is a
+# hash {t: tokens, ts: last update in ms} that expires once it would be full again. Returns
+# {allowed, burst, whole tokens left, ms until full, ms until enough tokens are back} of the bucket
+# with the fewest tokens left, then each bucket's tokens after the call (as text: exact fractions).
 _TOKEN_BUCKETS = """
 local now = tonumber(ARGV[1])
 local mode = ARGV[2]
+local cost = tonumber(ARGV[3])
 local tokens, bursts, rates = {}, {}, {}
 local allowed = 1
 for i = 1, #KEYS do
-  local burst = tonumber(ARGV[1 + 2 * i])
-  local rate = tonumber(ARGV[2 + 2 * i])
+  local burst = tonumber(ARGV[2 + 2 * i])
+  local rate = tonumber(ARGV[3 + 2 * i])
   local state = redis.call('HMGET', KEYS[i], 't', 'ts')
   local t = tonumber(state[1]) or burst
   local ts = tonumber(state[2]) or now
   if now > ts then t = math.min(burst, t + (now - ts) * rate / 1000) end
   tokens[i], bursts[i], rates[i] = t, burst, rate
-  if t < 1 then allowed = 0 end
+  if t < cost then allowed = 0 end
 end
 if mode == 'charge' or (mode == 'take' and allowed == 1) then
-  for i = 1, #KEYS do tokens[i] = math.max(0, tokens[i] - 1) end
+  for i = 1, #KEYS do tokens[i] = math.max(0, tokens[i] - cost) end
 end
 if mode ~= 'peek' then
   for i = 1, #KEYS do
@@ -66,10 +76,17 @@ local low = 1
 for i = 2, #KEYS do if tokens[i] < tokens[low] then low = i end end
 local retry = 0
 for i = 1, #KEYS do
-  if tokens[i] < 1 then retry = math.max(retry, math.ceil((1 - tokens[i]) * 1000 / rates[i])) end
+  if tokens[i] < cost then
+    retry = math.max(retry, math.ceil((cost - tokens[i]) * 1000 / rates[i]))
+  end
 end
-return {allowed, bursts[low], math.floor(tokens[low]), math.ceil((bursts[low] - tokens[low]) * 1000 / rates[low]), retry}
+local answer = {allowed, bursts[low], math.floor(tokens[low]),
+  math.ceil((bursts[low] - tokens[low]) * 1000 / rates[low]), retry}
+for i = 1, #KEYS do answer[5 + i] = tostring(tokens[i]) end
+return answer
 """
+# mirrors a process keeps at most; past that they are forgotten (the next request asks Redis)
+MAX_MIRRORS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +114,21 @@ class Bucket:
     rate: float
 
 
+@dataclass(slots=True)
+class _Mirror:
+    """A bucket's tokens as Redis left them after this process's last round trip, and when (ms)."""
+
+    tokens: float
+    at_ms: int
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, settings: Settings):
         self.enabled = settings.rate_limit_enabled
         self._settings = settings
         self._script = redis.register_script(_TOKEN_BUCKETS)
         self._redis_down_until = 0.0
+        self._mirrors: dict[str, _Mirror] = {}
 
     def _request_buckets(self, tenant_id: int, subject: str) -> list[Bucket]:
         s = self._settings
@@ -129,19 +155,57 @@ class RateLimiter:
             )
         ]
 
-    async def _run(self, buckets: list[Bucket], mode: str) -> Quota | None:
+    def _refused_from_mirror(self, buckets: list[Bucket], now_ms: int, cost: int) -> Quota | None:
+        """The 429 Redis would answer, when this process's mirrors of the buckets show it already
+        (each mirror holds at least what Redis does); None when Redis must be asked."""
+        tokens = []
+        for bucket in buckets:
+            mirror = self._mirrors.get(bucket.key)
+            if mirror is None:
+                return None
+            elapsed = max(0, now_ms - mirror.at_ms)
+            tokens.append(min(bucket.burst, mirror.tokens + elapsed * bucket.rate / 1000))
+        if all(t >= cost for t in tokens):
+            return None
+        low = min(range(len(buckets)), key=tokens.__getitem__)
+        retry_ms = max(
+            math.ceil((cost - t) * 1000 / b.rate) for t, b in zip(tokens, buckets) if t < cost
+        )
+        return Quota(
+            False,
+            buckets[low].burst,
+            math.floor(tokens[low]),
+            math.ceil(
+                math.ceil((buckets[low].burst - tokens[low]) * 1000 / buckets[low].rate) / 1000
+            ),
+            math.ceil(retry_ms / 1000),
+        )
+
+    def _remember(self, buckets: list[Bucket], tokens: list, now_ms: int) -> None:
+        if len(self._mirrors) >= MAX_MIRRORS:
+            self._mirrors.clear()  # a lost mirror only means one more round trip
+        for bucket, left in zip(buckets, tokens):
+            self._mirrors[bucket.key] = _Mirror(float(left), now_ms)
+
+    async def _run(self, buckets: list[Bucket], mode: str, cost: int = 1) -> Quota | None:
         """The buckets' answer, or None when limits are off or Redis cannot be asked."""
         if not self.enabled or time.monotonic() < self._redis_down_until:
             return None
-        args: list = [int(time.time() * 1000), mode]
+        now_ms = int(time.time() * 1000)
+        if mode != "charge":
+            refused = self._refused_from_mirror(buckets, now_ms, cost)
+            if refused is not None:
+                return refused
+        args: list = [now_ms, mode, cost]
         for bucket in buckets:
             args += [bucket.burst, bucket.rate]
         try:
-            allowed, limit, remaining, reset_ms, retry_ms = await asyncio.wait_for(
+            allowed, limit, remaining, reset_ms, retry_ms, *tokens = await asyncio.wait_for(
                 self._script(keys=[b.key for b in buckets], args=args), REDIS_TIMEOUT_S
             )
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_S
+            self._mirrors.clear()  # Redis may come back without them
             log.warning(
                 "rate_limits_not_enforced",
                 reason="redis unavailable",
@@ -149,6 +213,7 @@ class RateLimiter:
                 retry_in_s=RETRY_REDIS_AFTER_S,
             )
             return None
+        self._remember(buckets, tokens, now_ms)
         return Quota(
             bool(allowed),
             int(limit),
@@ -161,13 +226,15 @@ class RateLimiter:
         """One request of this key/subject and tenant."""
         return await self._run(self._request_buckets(tenant_id, subject), "take")
 
-    async def take_heavy(self, tenant_id: int) -> Quota | None:
-        """One heavy read (a segment preview) of this tenant: a bucket of its own, since a single one
-        costs the CPU of hundreds of plain requests."""
+    async def take_heavy(self, tenant_id: int, cost: int = 1) -> Quota | None:
+        """A heavy read (a segment preview) of this tenant: `cost` tokens from a bucket of its own,
+        since a single one costs the CPU of hundreds of plain requests. A cost above the bucket's
+        size takes the whole bucket (it could never pass otherwise)."""
         s = self._settings
         return await self._run(
             [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)],
             "take",
+            min(cost, s.heavy_reads_burst),
         )
 
     async def may_look_up_credentials(self, ip: str) -> Quota | None:
@@ -203,3 +270,30 @@ class ConcurrencyLimiter:
                 self._running[tenant_id] = left
             else:
                 del self._running[tenant_id]
+
+
+class TenantTurns:
+    """At most `limit` requests of one tenant run at once in this process; the tenant's next ones
+    wait their turn (in order, holding nothing but their connection) instead of running beside
+    them. A tenant that keeps many connections busy, within its rate limit, then shares the
+    process's event loop and database connections with `limit` requests at a time, and another
+    tenant's request runs beside at most that many of its requests, however many it sends."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def turn(self, tenant_id: int) -> AsyncIterator[None]:
+        entry = self._tenants.get(tenant_id)
+        if entry is None:
+            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self.limit), [0])
+        semaphore, users = entry
+        users[0] += 1  # running or waiting: the entry goes when the last one leaves
+        try:
+            async with semaphore:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._tenants[tenant_id]

@@ -48,7 +48,11 @@ class GuardedRoute(APIRoute):
     validated (`get_principal` returns the caller found here). The quota goes to
     `request.state.quota`, whose RateLimit-* headers the RequestContextMiddleware adds to the answer,
     whatever it is. The role is the one its dependencies carry (`required_role`), published as the
-    operation's `x-required-role`."""
+    operation's `x-required-role`. Then the body is read and the request waits its tenant's turn
+    (`TenantTurns`: at most PIM_TENANT_REQUESTS_PER_PROCESS of a tenant run at once); routes that
+    stream their body (uploads) set `takes_turns = False`."""
+
+    takes_turns = True
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
@@ -83,7 +87,12 @@ class GuardedRoute(APIRoute):
                     )
             if principal.role.rank < role.rank:
                 raise Forbidden(f"This action needs the {role.value} role")
-            return await handler(request)
+            if not self.takes_turns:
+                return await handler(request)
+            # the body is read before the turn, so that a slow sender does not keep one
+            await request.body()
+            async with request.app.state.tenant_turns.turn(principal.tenant_id):
+                return await handler(request)
 
         return guarded
 
@@ -153,6 +162,13 @@ class JsonRoute(GuardedRoute):
             return await handler(JsonRequest(request.scope, request.receive))
 
         return parse_with_orjson
+
+
+class StreamingRoute(JsonRoute):
+    """A route that reads its body as a stream (an upload of up to 1 GiB) or streams its answer:
+    its body is not buffered for the tenant's turn, and it takes none."""
+
+    takes_turns = False
 
 
 def api_router(

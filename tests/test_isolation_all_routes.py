@@ -22,6 +22,7 @@ PARAMS = {
     "job_id": "import_job",
     "categoryId": "category",
     "locale": "locale",
+    "request_id": "bulk_request",
 }
 
 # Request bodies that would be valid for tenant A, so that only the tenant makes the difference.
@@ -31,6 +32,7 @@ BODIES = {
     ("PATCH", "/api/pim/views/{view_id}/"): {"name": "stolen"},
     ("PATCH", "/api/product-segments/{segment_id}/"): {"name": "stolen"},
     ("POST", "/api/product-segments/{segment_id}/compute/"): None,
+    ("POST", "/api/pim/products/{product_id}/revert/"): {"seq": 1},
     ("POST", "/api/pim/import/{job_id}/confirm/"): {
         "mapping": {"sku": "sku", "name": "name"},
         "schema": [],
@@ -47,6 +49,7 @@ UNSCOPED_READS = {
     "/api/pim/import/",
     "/api/pim/facets/",
     "/api/pim/schema/",
+    "/api/pim/changes/",
 }
 # Writes without a path parameter act on the caller's own tenant only; they are checked by
 # the domain tests (bulk upsert by SKU, schema, creation) and listed here to be classified.
@@ -125,7 +128,13 @@ async def tenant_a_objects(client, make_tenant):
         headers=h,
         files={"file": (f"{MARK}.csv", f"sku,name\n{MARK},{MARK}\n".encode(), "text/csv")},
     )
+    bulk = await client.post(
+        "/api/pim/products/bulk/",
+        json={"products": [{"sku": f"{MARK}-bulk", "name": MARK}]},
+        headers=h,
+    )
     objects = {
+        "bulk_request": bulk.json()["request_id"],
         "product": product["id"],
         "category": category["id"],
         "view": view["id"],

@@ -20,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.changes.tasks import prune_old_changes
 from app.clickhouse import ClickHouse
 from app.config import get_settings
 from app.db import create_engine, create_sessionmaker
@@ -56,6 +57,7 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
             lambda: recover_segments(ctx, idle_seconds=0 if at_start else SEGMENT_IDLE_SECONDS),
         ),
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
+        ("change log retention", lambda: prune_old_changes(ctx)),
     )
     for name, step in steps:
         try:

@@ -64,7 +64,7 @@ class _Tally:
                 continue  # blank lines are skipped, not counted (as the import does)
             self.rows += 1
             if record.error:
-                self._reject(self.row, None, record.error)
+                self._reject(self.row, record.sku, record.error)
                 continue
             try:
                 converted = convert(cells)
@@ -135,7 +135,11 @@ async def dry_run(
         required={n: f for n, f in field_map.items() if f.required},
         row=header_row,
     )
-    stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+    transform = restore_transform(row_transform, headers, None)
+    width = len(headers) - (transform.added if transform else 0)  # the file's own columns
+    stream = RecordStream(
+        encoding=encoding, dialect=dialect, start_offset=start_offset, width=width
+    )
     conn = await driver_connection(session)
     tenant_id = tenant_of(session)
     existing: set[str] = set()
@@ -145,9 +149,14 @@ async def dry_run(
             existing.update(await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH]))
 
     if xlsx is not None or row_transform is not None:
-        transform = restore_transform(row_transform, headers, None)
         async for records in stored_records(
-            conn, job_id, xlsx=xlsx, encoding=encoding, dialect=dialect, start_offset=start_offset
+            conn,
+            job_id,
+            xlsx=xlsx,
+            encoding=encoding,
+            dialect=dialect,
+            start_offset=start_offset,
+            width=width,
         ):
             tally.take_records(transformed(records, transform) if transform else records)
             await look_up(tally.drain_new_skus())

@@ -22,7 +22,7 @@ from typing import Any
 from app.catalog.fields import FieldDef, FieldType, name_problem
 from app.catalog.values import read_text
 from app.imports.conventions import Conventions, detect_conventions
-from app.imports.formats import FORMAT_CONVENTIONS, column_rules, detect_format
+from app.imports.formats import FORMAT_CONVENTIONS, STATUS_VALUES, column_rules, detect_format
 from app.imports.headers import (
     Matcher,
     builtin_phrases,
@@ -45,7 +45,12 @@ from app.imports.profiling import (
     readable,
     share,
 )
-from app.imports.rows import BUILTIN_TARGETS, is_null_token, read_status
+from app.imports.rows import (
+    BUILTIN_TARGETS,
+    STATUS_WORDS,
+    is_null_token,
+    read_status,
+)
 from app.imports.sniffing import SampleAnalysis
 
 BUILTIN_MIN_SCORE = 0.55
@@ -71,6 +76,8 @@ class Suggestion:
     conventions: Conventions
     profiles: list[ColumnProfile]
     format: str | None = None
+    # per header: cell word → value the import uses unless confirm says otherwise (status words)
+    value_mapping: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def mapping(self) -> dict[str, str | None]:
         return {c.header: c.suggested_field for c in self.columns}
@@ -126,12 +133,15 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
             else None
         )
     if target == "status":
-        if (
-            name_score >= 0.85
-            and p.values
-            and readable(p.values, lambda v: read_status(v, p.conventions)) == 1
-        ):
-            return name_score, f"{by_name}, and every sampled value is a status"
+        if name_score < 0.85 or not p.values:
+            return None
+        words, unknown = status_words(p.values, p.conventions)
+        if not unknown:
+            return name_score, f"{by_name}, and every sampled value is a status" + (
+                " or a status word" if words else ""
+            )
+        if len(unknown) <= len(p.values) / 2:
+            return min(name_score, LOW), f"{by_name}, and most sampled values are statuses"
         return None
     if target == "categories":
         if p.markup or p.type == FieldType.text:
@@ -144,6 +154,30 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
     if target == "variation_of":
         return (name_score, by_name) if match and p.code_like >= 0.8 else None
     return None
+
+
+def status_words(
+    values: list[str], conventions: Conventions, *, fmt: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """The status words of a column's values (STATUS_WORDS; the format's STATUS_VALUES always)
+    as a value mapping, and the values that are no status under it (each once)."""
+    fixed = STATUS_VALUES.get(fmt or "", {})
+    words = dict(fixed)
+    unknown: dict[str, None] = {}
+    for value in values:
+        if value.strip().casefold() in fixed:
+            continue
+        try:
+            read_status(value, conventions)
+            continue
+        except ValueError:
+            pass
+        word = value.strip().casefold()
+        if word in STATUS_WORDS:
+            words.setdefault(word, STATUS_WORDS[word])
+        else:
+            unknown[value] = None
+    return words, list(unknown)
 
 
 def _match_reason(match, what: str) -> str:
@@ -166,13 +200,15 @@ def suggest(
     windows: list[list[str]] | None = None,
     locale: str = "en-us",
     currency: str = "USD",
+    total_rows: int | None = None,
 ) -> Suggestion:
     """Suggest a target for every column; see the module docstring for the order of preference.
 
     Values are read under the file's `conventions` (detected from the sample when not given; a
     known format's separators win). `windows` are rows read from the middle and end of a file the
     sample does not cover whole; `locale` and `currency` are the tenant's defaults (Akeneo's
-    localised and price columns).
+    localised and price columns). `total_rows`: the file's estimated data rows, for the warning
+    of a column whose type may reject rows the sample did not show.
     """
     remembered = remembered or {}
     windows = windows or []
@@ -247,8 +283,9 @@ def suggest(
             p = profiles[i]
             if (
                 rule.builtin == "status"
+                and fmt not in STATUS_VALUES  # the format's status: other values reject their row
                 and p.values
-                and readable(p.values, lambda v: read_status(v, conventions)) < 1
+                and status_words(p.values, conventions, fmt=fmt)[1]
             ):
                 continue  # values the status cannot hold: the column becomes a field of its own
             chosen[i] = (rule.builtin, 0.95, "format", rule.reason)
@@ -325,6 +362,7 @@ def suggest(
         new_fields.append(field_for(name, headers[i], p))
 
     columns = []
+    value_mapping: dict[str, dict[str, str]] = {}
     for i, h in enumerate(headers):
         target, confidence, source, why = chosen[i]
         p = profiles[i]
@@ -341,12 +379,35 @@ def suggest(
             reason = f"{why}; the field's type is {f.type.value}"
             if source != "remembered":
                 confidence = min(confidence, 1.0 if fit == 1 else LOW)
+        elif target == "status":
+            reason, warnings = why, []  # the type's warnings are not the built-in's
+            words, unknown = status_words(p.values, conventions, fmt=fmt)
+            if words:
+                value_mapping[h] = words
+                reason += "; the suggested value_mapping reads " + ", ".join(
+                    f"{w!r} as {s}" for w, s in words.items()
+                )
+            if unknown:
+                confidence = min(confidence, LOW)
+                warnings.append(
+                    f"{len(unknown):,} sampled values are no status (e.g. {unknown[0][:60]!r}): "
+                    "those rows would be rejected; map them with value_mapping"
+                )
         elif target is None or target in BUILTIN_TARGETS:
             reason, warnings = why, []  # the type's warnings are not the built-in's
         else:
             reason = f"{why}; {p.reason}"
             if source != "remembered":
                 confidence = min(confidence, p.confidence)
+        ftype = field_map[target].type if target in field_map else p.type
+        if (
+            not analysis.complete
+            and target is not None
+            and target not in BUILTIN_TARGETS
+            and ftype in _REJECTING_TYPES
+        ):
+            confidence = min(confidence, SAMPLED)
+            warnings.append(sampled_note(len(analysis.rows) + len(windows), total_rows, windows))
         if target is not None and source not in ("remembered", "format") and len(p.values) < THIN:
             confidence = min(confidence, 0.55)
             if not any(w.startswith("only ") for w in warnings):
@@ -369,6 +430,31 @@ def suggest(
         conventions=conventions,
         profiles=profiles,
         format=fmt,
+        value_mapping=value_mapping,
+    )
+
+
+# the types whose reading can reject a row: a sample cannot vouch for the rows it did not read
+_REJECTING_TYPES = frozenset(
+    {
+        FieldType.number,
+        FieldType.integer,
+        FieldType.boolean,
+        FieldType.date,
+        FieldType.datetime,
+        FieldType.enum,
+        FieldType.url,
+    }
+)
+SAMPLED = 0.8  # the most a type can claim of a file the suggestion read only in part
+
+
+def sampled_note(read: int, total: int | None, windows: list) -> str:
+    where = "its start, middle and end" if windows else "its start"
+    about = f" of about {total:,}" if total and total > read else ""
+    return (
+        f"the suggestion sampled {read:,}{about} rows of the file ({where}): rows it did not read may "
+        'hold values this type rejects; a dry run (confirm with "dry_run": true) reads every row'
     )
 
 

@@ -18,7 +18,7 @@ from app.catalog.fields import FieldType
 from app.catalog.values import read_date, read_datetime, read_number, read_text
 from app.imports.conventions import Conventions
 from app.imports.headers import code_header
-from app.imports.rows import is_null_token
+from app.imports.rows import is_error_value, is_null_token
 
 TYPE_SAMPLE_VALUES = 2000  # values the type tests look at: the first ones, then the windows'
 MAX_ENUM_OPTIONS = 20
@@ -423,7 +423,8 @@ def profile_column(
     # the tests of the values look at a bounded number of them, from the start and from the windows
     half = TYPE_SAMPLE_VALUES // 2
     pool = head[: TYPE_SAMPLE_VALUES - min(len(later), half)] + later[:half]
-    typed = [v for v in pool if not is_null_token(v)] or pool
+    typed = [v for v in pool if not is_null_token(v) and not is_error_value(v)] or pool
+    errors = [v for v in pool if is_error_value(v)]
     prof.code_like = share(pool, lambda v: bool(_CODE_RE.match(v)))
     prof.with_spaces = share(pool, lambda v: " " in v)
     prof.markup = any(_HTML_RE.search(v) for v in pool)
@@ -448,10 +449,21 @@ def profile_column(
             header_norm=header_norm,
             decimal_evidence=decimal_evidence,
         )
+    if errors and prof.type in _REJECTS_ERROR_VALUES:
+        prof.confidence = min(prof.confidence, LOW)
+        prof.warnings.append(
+            f"{len(errors):,} of {len(pool):,} sampled values are spreadsheet error values or NaN "
+            f"(e.g. {errors[0]!r}): those rows would be rejected"
+        )
     if len(typed) < THIN:
         prof.confidence = min(prof.confidence, 0.55)
         prof.warnings.append(f"only {count(len(typed), 'value')} to judge the type by")
     return prof
+
+
+_REJECTS_ERROR_VALUES = frozenset(
+    {FieldType.number, FieldType.integer, FieldType.boolean, FieldType.date, FieldType.datetime}
+)
 
 
 def _decide_type(prof, typed, later, distinct, *, complete, header_norm, decimal_evidence) -> None:

@@ -6,6 +6,16 @@ in the file. Python's C `csv.reader` does the parsing; it pulls physical lines f
 `2 * max_record_bytes` are buffered (or the file is complete), and a record longer
 than `max_record_bytes` is cut off the same way wherever the stream was resumed:
 the records a file yields do not depend on how it was split into pieces.
+
+An import reads with `width` (the header's cells) and strict quotes, so that a stray quote does
+not merge rows silently (RFC 4180: a quote only opens a cell at the cell's start; `5" screen`
+in mid-cell is text). A record is rejected (its first line, the rest read again as rows) when it
+spans lines and its cells do not match the header, or one of its later lines holds a whole record
+by itself (a quote opened in the first line closed in another row's cell); a cell that opens a
+quote and closes it before the cell ends (`"Widget 5" screen`), or a quote that never closes before
+the end of the file, rejects its first line too. A single-line record with fewer cells than the
+header is not rejected (its missing cells are empty, as exports that drop trailing empty cells mean).
+A quote left open past `max_record_bytes` is still skipped to where its quotes balance (above).
 """
 
 import csv
@@ -27,6 +37,7 @@ class Record:
     error: str | None = (
         None  # set for a record that could not be parsed; `cells` holds its first line
     )
+    sku: str | None = None  # of a rejected record whose SKU is known (a row a transform refused)
 
 
 class _TooLarge(Exception):
@@ -57,8 +68,8 @@ class Dialect:
     quotechar: str | None = '"'
     escapechar: str | None = None
 
-    def reader_args(self) -> dict:
-        args: dict = {"delimiter": self.delimiter, "strict": False, "skipinitialspace": False}
+    def reader_args(self, *, strict: bool = False) -> dict:
+        args: dict = {"delimiter": self.delimiter, "strict": strict, "skipinitialspace": False}
         if self.quotechar:
             args.update(quotechar=self.quotechar, doublequote=True, quoting=csv.QUOTE_MINIMAL)
         else:
@@ -66,6 +77,19 @@ class Dialect:
         if self.escapechar:
             args["escapechar"] = self.escapechar
         return args
+
+
+def _quote_problem(exc: csv.Error) -> str:
+    """csv's strict-mode message, said for a person."""
+    text = str(exc)
+    if "unexpected end of data" in text:
+        return "a quote opens a cell that never closes before the end of the file (a stray quote?)"
+    if "expected after" in text:
+        return (
+            "a cell starts with a quote that closes before the cell ends (quote the whole cell "
+            'and double its quotes: "Widget 5"" screen")'
+        )
+    return text
 
 
 def decode_line(raw: bytes, encoding: str) -> str:
@@ -97,11 +121,17 @@ class RecordStream:
         dialect: Dialect,
         start_offset: int = 0,
         max_record_bytes: int = MAX_RECORD_BYTES,
+        width: int | None = None,
     ) -> None:
+        """`width`: the header's cells, for an import's reading (strict quotes, records checked
+        against the header); None for the suggestion's lenient reading of a sample."""
         self.encoding = (
             "utf-8" if encoding in ("utf-8-sig", "utf-16") else encoding
         )  # stored bytes are UTF-8 then
         self.dialect = dialect
+        self.width = width
+        self._reader_args = dialect.reader_args(strict=width is not None)
+        self._line_args = dialect.reader_args()
         self.max_record_bytes = max_record_bytes
         self.offset = start_offset  # offset after the last line handed to csv
         self.eof = False
@@ -193,7 +223,7 @@ class RecordStream:
 
     def records(self) -> Iterator[Record]:
         """Yield every record that can be parsed with the input so far."""
-        reader = csv.reader(self, **self.dialect.reader_args())
+        reader = csv.reader(self, **self._reader_args)
         lookahead = 2 * self.max_record_bytes
         while True:
             if self._skip is not None:
@@ -206,7 +236,7 @@ class RecordStream:
                     f"a quoted cell makes the record longer than {self.max_record_bytes} bytes: its {skip.lines:,} "
                     "lines were skipped (an unbalanced quote, or a cell too large)",
                 )
-                reader = csv.reader(self, **self.dialect.reader_args())
+                reader = csv.reader(self, **self._reader_args)
             if not (self.eof or self.buffered >= lookahead):
                 return
             if self.eof and self._pos >= len(self._lines):
@@ -235,20 +265,67 @@ class RecordStream:
                 why = (
                     f"the record is longer than {self.max_record_bytes} bytes"
                     if not isinstance(exc, csv.Error)
-                    else f"unreadable CSV record: {exc}"
+                    else f"unreadable CSV record: {_quote_problem(exc)}"
                 )
                 text = decode_line(raw, self.encoding).rstrip("\r\n")
                 yield Record([text[:10_000]], self.offset, why)
-                reader = csv.reader(self, **self.dialect.reader_args())
+                reader = csv.reader(self, **self._reader_args)
                 continue
-            yield Record(cells, self.offset)
+            # one line is one row (fewer cells: the missing ones are empty, as exports that drop
+            # trailing empty cells mean; more: the row converter rejects those with values)
+            mismatch = None if self._pos - start_pos == 1 else self._mismatch(cells, start_pos)
+            if mismatch is None:
+                yield Record(cells, self.offset)
+                continue
+            # lines merged by a stray quote: reject the first, read the others as rows again
+            self._pos, self.offset = start_pos + 1, start_offset + len(self._lines[start_pos])
+            first = decode_line(self._lines[start_pos], self.encoding).rstrip("\r\n")
+            yield Record([first[:10_000]], self.offset, mismatch)
+            reader = csv.reader(self, **self._reader_args)
+
+    def _mismatch(self, cells: list[str], start_pos: int) -> str | None:
+        """Why a record parsed from several lines, `start_pos` to `_pos`, is no row of the file
+        (lines a stray quote merged), or None."""
+        width = self.width
+        if width is None:
+            return None
+        lines = self._pos - start_pos
+        if len(cells) != width:
+            return (
+                f"a quote opens a cell that runs over {lines} lines, and the record has {len(cells)} "
+                f"cells, the header {width}: a stray quote? The row is rejected and the lines after "
+                "its first are read as rows"
+            )
+        quote = self.dialect.quotechar or ""
+        for raw in self._lines[start_pos + 1 : self._pos]:
+            line = decode_line(raw, self.encoding)
+            if width <= 2 or (quote and quote in line):
+                continue  # the line that closes the quote is no row by itself
+            alone = next(csv.reader([line], **self._line_args), [])
+            # a row of an export, not a line of prose: its cells do not start with a space
+            if len(alone) == width and not any(c[:1].isspace() for c in alone[1:]):
+                return (
+                    f"a quote opens a cell that runs over {lines} lines, one of which is a whole "
+                    "row by itself: a stray quote? The row is rejected and the lines after its "
+                    "first are read as rows"
+                )
+        return None
 
 
 def iter_records(
-    data: bytes, *, encoding: str, dialect: Dialect, start_offset: int = 0, complete: bool = True
+    data: bytes,
+    *,
+    encoding: str,
+    dialect: Dialect,
+    start_offset: int = 0,
+    complete: bool = True,
+    width: int | None = None,
 ) -> Iterator[Record]:
-    """All records of an in-memory buffer (a sample, or a small file in tests)."""
-    stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+    """All records of an in-memory buffer (a sample, or a small file in tests); `width` as for
+    `RecordStream`."""
+    stream = RecordStream(
+        encoding=encoding, dialect=dialect, start_offset=start_offset, width=width
+    )
     stream.feed(data)
     stream.finish(drop_partial=not complete)
     yield from stream.records()

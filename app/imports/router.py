@@ -9,9 +9,12 @@ from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut, ImportJobPage
 from app.imports.upload import MultipartFile
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
-from app.routing import api_router
+from app.routing import StreamingRoute, api_router
 
-router = api_router(prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS)
+# uploads stream their body and the errors CSV its answer: they take no tenant turn
+router = api_router(
+    prefix="/api/pim/import", tags=["imports"], responses=AUTH_ERRORS, route_class=StreamingRoute
+)
 
 JobId = Annotated[str, Path(max_length=64, description="import job id (a UUID)")]
 Sheet = Annotated[
@@ -77,7 +80,8 @@ async def upload_import_csv(
     0-based index). The header is the first non-empty row. Cells keep their own types: a number
     cell is that number under any conventions (`3.7` is 3.7), a date-formatted cell is a date
     (`2024-12-04`; with a time: a datetime without offset), a boolean cell `true`/`false`; a text
-    cell stays text (`02134` keeps its zero). For such a job `encoding` and `delimiter` are null and
+    cell stays text (`02134` keeps its zero), and so does a number in a zero-padded (`00000`) or
+    text (`@`) format, as the sheet shows it. For such a job `encoding` and `delimiter` are null and
     row numbers (in `errors`) are the sheet's. Refused with a message: an old `.xls` or an
     encrypted (password-protected) workbook and `.xlsb` (`415`); a damaged or truncated
     workbook, a ZIP archive that is no workbook, an unknown `sheet`, and parts that unpack to
@@ -87,7 +91,13 @@ async def upload_import_csv(
     product-level columns (Title, Body (HTML), Vendor, Type, Tags, Published, Status, SEO…,
     OptionN Name) empty: they inherit them from the handle's first row. A column `Variation Of`
     is added with the SKU of the handle's first variant (empty on that row), suggested for
-    `variation_of`; rows holding only extra images are skipped.
+    `variation_of`; `Status` (active, draft, archived) is the status, draft and archived
+    `inactive` (`suggested_value_mapping`). A column `Images` is added with the product's image
+    URLs: rows holding only extra images add theirs to the handle's first variant.
+
+    **WooCommerce.** A `Parent` cell `id:101` is the SKU of the file's row whose `ID` is 101;
+    a reference no earlier row answers rejects its row. `Published` (1, 0 private, -1 draft) is the
+    status, 0 and -1 `inactive` (`suggested_value_mapping`); another value rejects its row.
 
     A tenant keeps at most `PIM_IMPORT_STORAGE_QUOTA_BYTES` (5 GiB by default) of uploads stored at
     once (jobs uploading, in `mapping` or `importing`): an upload that would exceed it is a `413`;

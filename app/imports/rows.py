@@ -17,28 +17,53 @@ from functools import lru_cache
 from typing import Any
 
 from app.catalog.fields import CoercionError, FieldDef, FieldType
-from app.catalog.schemas import MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
+from app.catalog.schemas import CATEGORY_NAME_MAX, MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
 from app.catalog.values import TEXT_READ, coerce_value, text_reader
 from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions
 from app.imports.xlsx import TypedCell
-from app.products.schemas import SKU_MAX
+from app.products.rules import (
+    STATUSES,
+    ProductStatus,
+    RuleError,
+    check_name,
+    check_sku,
+    check_variation_of,
+)
 
 BUILTIN_TARGETS = ("sku", "name", "status", "categories", "variation_of")
-STATUSES = ("active", "inactive", "deleted")
-CATEGORY_NAME_MAX = 255
 # the targets whose cells a `value_mapping` may replace (and the field types among them)
 VALUE_MAPPED_TYPES = frozenset({FieldType.enum, FieldType.boolean})
 
 # cells that mean "no value" in typed columns (a number column with "n/a" is not a bad row)
-NULL_TOKENS = frozenset(
-    {"n/a", "na", "#n/a", "null", "none", "nil", "-", "--", "—", "–", "?", "nan"}
-)
+NULL_TOKENS = frozenset({"n/a", "na", "null", "none", "nil", "-", "--", "—", "–", "?"})
 _NULL_TOKEN_MAX = max(map(len, NULL_TOKENS))
+# a spreadsheet's error values and a float's NaN are not "no value": the formula or the export that
+# wrote them failed, so a typed column rejects their row (the value core reads none of them)
+ERROR_VALUES = frozenset(
+    {
+        "#n/a",
+        "#value!",
+        "#ref!",
+        "#div/0!",
+        "#num!",
+        "#name?",
+        "#null!",
+        "#spill!",
+        "#calc!",
+        "#getting_data",
+        "nan",
+    }
+)
+_ERROR_VALUE_MAX = max(map(len, ERROR_VALUES))
 
 
 def is_null_token(text: str) -> bool:
     # lower() never shortens a string: a longer cell is no token, and need not be lowered
     return len(text) <= _NULL_TOKEN_MAX and text.lower() in NULL_TOKENS
+
+
+def is_error_value(text: str) -> bool:
+    return len(text) <= _ERROR_VALUE_MAX and text.lower() in ERROR_VALUES
 
 
 @lru_cache(maxsize=4096)  # category cells repeat across rows
@@ -69,15 +94,34 @@ def parse_category_paths(text: str, separator: str = "|") -> tuple[str, ...]:
     return tuple(paths)
 
 
+# words other systems write for a product's status, and the status each means here: a column of
+# them targets `status` with these shown as its suggested `value_mapping` (Shopify: active, draft,
+# archived; shops and ERPs: enabled/disabled, published, online/offline, ...)
+STATUS_WORDS = {
+    "draft": "inactive",
+    "archived": "inactive",
+    "disabled": "inactive",
+    "unpublished": "inactive",
+    "hidden": "inactive",
+    "offline": "inactive",
+    "discontinued": "inactive",
+    "private": "inactive",
+    "enabled": "active",
+    "published": "active",
+    "online": "active",
+    "visible": "active",
+}
+
+
 def read_status(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> str:
     """A status cell: `active`, `inactive`, `deleted` in any case, or a true/false word of the file."""
     word = text.strip().casefold()
     if word in STATUSES:
         return word
     if word in conventions.true_words:
-        return "active"
+        return ProductStatus.active.value
     if word in conventions.false_words:
-        return "inactive"
+        return ProductStatus.inactive.value
     raise ValueError(
         f"not a status ({', '.join(STATUSES)}, or a true/false word); map other words with value_mapping"
     )
@@ -94,12 +138,6 @@ class RowError(ValueError):
 class ConvertedRow:
     item: dict[str, Any]
     category_paths: tuple[str, ...] | None  # None: the row does not set categories
-
-
-def _check_sku_length(cell: str) -> str:
-    if len(cell) > SKU_MAX:
-        raise ValueError(f"longer than {SKU_MAX} characters")
-    return cell
 
 
 def _field_reader(field: FieldDef, conventions: Conventions) -> Callable[[Any], Any]:
@@ -183,9 +221,9 @@ class RowConverter:
                 continue
             if target in BUILTIN_TARGETS:
                 reader = {
-                    "name": None,
+                    "name": check_name,
                     "status": lambda v: read_status(v, conventions),
-                    "variation_of": _check_sku_length,
+                    "variation_of": check_variation_of,
                 }[target]
                 skips_null_tokens = False
             elif target in fields:
@@ -222,8 +260,10 @@ class RowConverter:
         sku = cells[self.sku_column].strip() if self.sku_column < n else ""
         if not sku:
             raise RowError("sku: is required (the SKU cell is empty)")
-        if len(sku) > SKU_MAX:
-            raise RowError(f"sku: longer than {SKU_MAX} characters")
+        try:
+            sku = check_sku(sku)
+        except RuleError as exc:
+            raise RowError(str(exc)) from None
         item: dict[str, Any] = {"sku": sku}
         for index, target, read, skips_null_tokens, header in self.columns:
             if index >= n:
@@ -243,7 +283,12 @@ class RowConverter:
                 continue
             try:
                 value = read(cell)
-            except CoercionError as exc:
+            except (CoercionError, RuleError) as exc:  # the message names the field
+                if is_error_value(cell):
+                    raise RowError(
+                        f"{target}: {cell!r} is a spreadsheet error value or NaN, not a value: the "
+                        f"formula or export that wrote it failed (column {header!r})"
+                    ) from None
                 raise RowError(f"{exc} (column {header!r}: {cell[:60]!r})") from None
             except ValueError as exc:
                 raise RowError(f"{target}: {exc} (column {header!r}: {cell[:60]!r})") from None

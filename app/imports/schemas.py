@@ -115,6 +115,13 @@ class ImportJobOut(BaseModel):
         description="the current schema plus a field for every new column"
     )
     suggested_mapping: dict[str, str | None]
+    suggested_value_mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per header that the suggestion maps to `status`: the words of other systems it reads as a "
+        'status (e.g. Shopify\'s `{"draft": "inactive", "archived": "inactive"}`). Applied at confirm to a column '
+        "that still maps to `status`; the confirm body's `value_mapping` wins word by word. Other words that are "
+        "no status reject their row.",
+    )
     mapping: dict[str, str | None] | None = Field(description="the confirmed mapping")
     total_rows: int | None = Field(
         description="data rows: estimated from the sample until the import is done, then exact"

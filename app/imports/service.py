@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -43,7 +43,7 @@ from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
 from app.imports.storage import ChunkWriter, read_chunks, read_range
-from app.imports.transforms import RowTransform, transform_for
+from app.imports.transforms import RowTransform, apply_leniently, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import HeaderMapping, ImportJob
@@ -76,6 +76,7 @@ def job_out(job: ImportJob) -> dict[str, Any]:
         "columns": job.columns,
         "suggested_schema": job.suggested_schema,
         "suggested_mapping": job.suggested_mapping,
+        "suggested_value_mapping": job.parse_options.get("suggested_value_mapping") or {},
         "mapping": job.mapping,
         "total_rows": job.total_rows,
         "processed_rows": job.processed_rows,
@@ -169,7 +170,11 @@ async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = Fals
 # --- upload ----------------------------------------------------------------------------------
 
 
-def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes] | None]:
+class _Transcode(Protocol):
+    def __call__(self, data: bytes, final: bool = False) -> bytes: ...
+
+
+def _transcoder(head: bytes) -> tuple[str | None, _Transcode | None]:
     """UTF-16 uploads are stored as UTF-8 so that the reader can split lines on bytes."""
     variant = sniffing.utf16_variant(head)
     if variant is None:
@@ -261,7 +266,7 @@ def _suggest_from(
             data, encoding=analysis.encoding, dialect=analysis.dialect, width=width, at_end=at_end
         )
         if variants is not None:  # a window starts mid-file: its first handle inherits from nothing
-            window = [row for row in map(variants.apply, window) if row]
+            window = [row for row in (apply_leniently(variants, r) for r in window) if row]
         rows.extend(window)
     text_rows = [
         [("" if type(cell) is TypedCell else cell) for cell in row] for row in analysis.rows + rows
@@ -336,7 +341,7 @@ async def _store_and_suggest(
     head = bytearray()
     size = 0
     transcoded_from: str | None = None
-    transcode = None
+    transcode: _Transcode | None = None
     decided = binary_checked = False
     workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
 
@@ -464,7 +469,9 @@ async def _suggest_into(
         variants is not None
     ):  # a known format's rows made whole (Shopify's variant rows): the suggestion sees them so
         analysis.headers = variants.headers(analysis.headers)
-        analysis.rows = [row for row in map(variants.apply, analysis.rows) if row]
+        analysis.rows = [
+            row for row in (apply_leniently(variants, r) for r in analysis.rows) if row
+        ]
     fields = await get_fields(session)
     schema = schema_out(await get_schema_row(session))
     remembered = await _remembered(session, analysis.headers)
@@ -478,6 +485,7 @@ async def _suggest_into(
         remembered=remembered,
         locale=schema["default_locale"],
         currency=schema["default_currency"],
+        total_rows=estimated_rows,
     )
     if settings is not None and settings.llm_base_url:
         left = SUGGESTION_BUDGET_S - (time.perf_counter() - budget_start)
@@ -516,6 +524,7 @@ async def _suggest_into(
         "format": suggestion.format,
         "xlsx": source.options() if source else None,
         "row_transform": transform_name,
+        "suggested_value_mapping": suggestion.value_mapping,
     }
     job.total_rows = estimated_rows
     job.resume_offset = analysis.data_offset
@@ -570,6 +579,17 @@ async def remember_mapping(session: AsyncSession, mapping: dict[str, str | None]
     )
 
 
+def with_suggested_words(
+    suggested: dict[str, dict[str, str]],
+    given: dict[str, dict[str, Any]] | None,
+    mapping: dict[str, str | None],
+) -> dict[str, dict[str, Any]]:
+    """The suggested value mapping (status words) of the columns that still target `status`, with the
+    client's: a column the client lists takes the client's mapping only (what it sends is what applies)."""
+    merged = {h: dict(words) for h, words in suggested.items() if mapping.get(h) == "status"}
+    return {**merged, **(given or {})}
+
+
 def validate_value_mapping(
     value_mapping: dict[str, dict[str, Any]],
     mapping: dict[str, str | None],
@@ -581,7 +601,8 @@ def validate_value_mapping(
     field_map = {f.name: f for f in fields}
     for header, values in value_mapping.items():
         target = mapping.get(header)
-        field = field_map.get(target) if target else None
+        # None: the column is the status (a field is never named like a built-in)
+        field = field_map.get(target) if target and target != "status" else None
         if target != "status" and (field is None or field.type not in VALUE_MAPPED_TYPES):
             raise BadRequest(
                 f"value_mapping: column {header[:100]!r} must map to status, an enum field or a boolean field "
@@ -591,7 +612,7 @@ def validate_value_mapping(
             if value is None:
                 continue
             try:
-                if target == "status":
+                if field is None:
                     if not isinstance(value, str):
                         raise ValueError("a status is text")
                     read_status(value, conventions)
@@ -636,7 +657,9 @@ async def _reread_if_asked(
         return
     transcoded_from = (
         job.encoding
-        if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16")
+        if job.parse_options.get("stored_encoding") == "utf-8"
+        and job.encoding is not None
+        and job.encoding.startswith("utf-16")
         else None
     )
     if transcoded_from and encoding not in (None, job.encoding):
@@ -688,7 +711,14 @@ async def confirm_import(
     mapping = validate_mapping(
         headers, job.suggested_mapping if body.mapping is None else body.mapping, fields
     )
-    value_mapping = validate_value_mapping(body.value_mapping or {}, mapping, fields, conventions)
+    value_mapping = validate_value_mapping(
+        with_suggested_words(
+            job.parse_options.get("suggested_value_mapping") or {}, body.value_mapping, mapping
+        ),
+        mapping,
+        fields,
+        conventions,
+    )
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
     if body.dry_run:
@@ -699,7 +729,7 @@ async def confirm_import(
             header_row=job.resume_row,
             encoding=options.get("stored_encoding", "utf-8"),
             dialect=Dialect(
-                delimiter=job.delimiter,
+                delimiter=job.delimiter or ",",  # a workbook has none: its rows are no CSV
                 quotechar=job.quotechar,
                 escapechar=options.get("escapechar"),
             ),

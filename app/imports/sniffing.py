@@ -168,12 +168,19 @@ def detect_dialect(text: str) -> Dialect:
 
 
 def _regularity(text: str, dialect: Dialect) -> float:
-    """Share of the first rows that have the most common number of cells."""
+    """Share of the first rows that have the most common number of cells, read as the import reads
+    them: a stray quote costs its own row, not every row it would swallow."""
+    head = text[:16384].encode("utf-8")
+    first = next(iter_records(head, encoding="utf-8", dialect=dialect, complete=False), None)
+    if first is None:
+        return 0.0
     widths = []
     for record in iter_records(
-        text[:16384].encode("utf-8"), encoding="utf-8", dialect=dialect, complete=False
+        head, encoding="utf-8", dialect=dialect, complete=False, width=len(first.cells)
     ):
-        if record.cells:
+        if record.error:
+            widths.append(-1)
+        elif record.cells:
             widths.append(len(record.cells))
         if len(widths) >= 200:
             break
@@ -249,24 +256,32 @@ def analyse_sample(
         sample[start:], encoding=encoding, dialect=dialect, start_offset=start, complete=complete
     ):
         record_number += 1
-        if headers is None:
-            if record.error or not any(c.strip() for c in record.cells):
-                continue
-            if len(record.cells) > MAX_COLUMNS:
-                raise NotCsv(
-                    f"The header has {len(record.cells)} columns; at most {MAX_COLUMNS} are supported"
-                )
-            headers = unique_headers(record.cells)
-            header_row, data_offset = record_number, record.end_offset
+        if record.error or not any(c.strip() for c in record.cells):
             continue
+        if len(record.cells) > MAX_COLUMNS:
+            raise NotCsv(
+                f"The header has {len(record.cells)} columns; at most {MAX_COLUMNS} are supported"
+            )
+        headers = unique_headers(record.cells)
+        header_row, data_offset = record_number, record.end_offset
+        break
+    if headers is None:
+        raise NotCsv("The file has no header row")
+    # the data rows as the import reads them (a stray quote costs its own row only)
+    for record in iter_records(
+        sample[data_offset:],
+        encoding=encoding,
+        dialect=dialect,
+        start_offset=data_offset,
+        complete=complete,
+        width=len(headers),
+    ):
         if record.error or not any(c.strip() for c in record.cells):
             continue
         sample_rows += 1
         end_offset = record.end_offset
         if len(rows) < MAX_SAMPLE_ROWS:
             rows.append(record.cells)
-    if headers is None:
-        raise NotCsv("The file has no header row")
     if not complete and rows:  # the last sampled row may have been cut by the sample's end
         rows.pop()
         sample_rows -= 1
@@ -314,7 +329,9 @@ def rows_in_window(
             break
         start = newline + 1
         records = list(
-            iter_records(window[start:], encoding=encoding, dialect=dialect, complete=at_end)
+            iter_records(
+                window[start:], encoding=encoding, dialect=dialect, complete=at_end, width=width
+            )
         )
         if records and not at_end:
             records.pop()

@@ -18,7 +18,7 @@ from app.imports.profiling import TYPE_SAMPLE_VALUES
 from app.imports.records import Dialect, Record, RecordStream
 from app.imports.sniffing import MAX_COLUMNS, SampleAnalysis, unique_headers
 from app.imports.storage import read_chunks
-from app.imports.transforms import RowTransform
+from app.imports.transforms import RowTransform, TransformError
 from app.imports.xlsx import (
     Sheet,
     XlsxError,
@@ -124,10 +124,15 @@ async def stored_records(
     encoding: str,
     dialect: Dialect,
     start_offset: int,
+    width: int | None = None,
 ) -> AsyncIterator[Iterable[Record]]:
-    """The stored file's records from the resume point, in steps (iterate each step before the next)."""
+    """The stored file's records from the resume point, in steps (iterate each step before the next).
+
+    `width`: the file's header cells, to check a CSV file's records against (`RecordStream`)."""
     if xlsx is None:
-        stream = RecordStream(encoding=encoding, dialect=dialect, start_offset=start_offset)
+        stream = RecordStream(
+            encoding=encoding, dialect=dialect, start_offset=start_offset, width=width
+        )
         async for data in read_chunks(conn, job_id, start_offset=start_offset):
             stream.feed(data)
             yield stream.records()
@@ -146,5 +151,8 @@ def transformed(records: Iterable[Record], transform: RowTransform) -> Iterator[
     """A known format's rows made whole (see `transforms`)."""
     for record in records:
         if record.error is None:
-            record.cells = transform.apply(record.cells)
+            try:
+                record.cells = transform.apply(record.cells)
+            except TransformError as exc:
+                record.error, record.sku = str(exc), exc.sku
         yield record

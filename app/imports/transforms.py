@@ -6,6 +6,10 @@ read rows through the same transform, so what the user confirms is what gets imp
 
 - Shopify (`variants.ShopifyVariants`): variant rows inherit their handle's product cells and
   get a `Variation Of` column.
+- WooCommerce (`WooParents`): a `Parent` cell `id:101` names the parent by its post ID (the
+  product CSV import schema: "id:100 or SKU"); it becomes the SKU of the file's row whose `ID` is
+  101, so that `variation_of` holds a SKU. A reference no earlier row answers rejects its row
+  (WooCommerce exports write a variable product before its variations).
 - Google Merchant Center (`MerchantPrices`): a price cell is an amount and a currency
   (`15.00 USD`, the product data specification's format); the amount stays in its column and
   the currency goes to a `<column>_currency` column. A cell in another shape is left as it is,
@@ -16,8 +20,16 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.imports.formats import GOOGLE_MERCHANT_CENTER, detect_format
+from app.imports.formats import GOOGLE_MERCHANT_CENTER, WOOCOMMERCE, detect_format
 from app.imports.variants import ShopifyVariants
+
+
+class TransformError(ValueError):
+    """The row cannot be made whole (an unresolvable reference): it is rejected with this reason."""
+
+    def __init__(self, message: str, *, sku: str | None = None) -> None:
+        super().__init__(message)
+        self.sku = sku
 
 
 class RowTransform(Protocol):
@@ -76,7 +88,84 @@ class MerchantPrices:
         pass
 
 
-_TRANSFORMS: dict[str, Any] = {"shopify": ShopifyVariants, GOOGLE_MERCHANT_CENTER: MerchantPrices}
+_POST_ID_REFERENCE = re.compile(r"^\s*id\s*:\s*(\d+)\s*$", re.IGNORECASE)
+
+
+@dataclass
+class WooParents:
+    """WooCommerce's `Parent` cells `id:<post id>` → the parent row's SKU.
+
+    Only the post IDs of rows that can be parents (Type `variable`, or every row of a file without
+    a Type column) are kept, with their SKU: memory is one entry per variable product."""
+
+    id_column: int
+    sku_column: int
+    parent_column: int
+    type_column: int | None
+    parents: dict[str, str]
+    added: int = 0
+
+    @classmethod
+    def for_headers(cls, headers: list[str]) -> "WooParents | None":
+        if detect_format(headers) != WOOCOMMERCE:
+            return None
+        folded = [" ".join(h.split()).casefold() for h in headers]
+        if not {"id", "sku", "parent"} <= set(folded):
+            return None
+        return cls(
+            id_column=folded.index("id"),
+            sku_column=folded.index("sku"),
+            parent_column=folded.index("parent"),
+            type_column=folded.index("type") if "type" in folded else None,
+            parents={},
+        )
+
+    def headers(self, headers: list[str]) -> list[str]:
+        return headers
+
+    def _cell(self, cells: list[str], index: int) -> str:
+        return str(cells[index]).strip() if index < len(cells) else ""
+
+    def apply(self, cells: list[str]) -> list[str]:
+        post_id, sku = self._cell(cells, self.id_column), self._cell(cells, self.sku_column)
+        kind = "" if self.type_column is None else self._cell(cells, self.type_column).casefold()
+        if post_id and sku and (self.type_column is None or "variable" in kind):
+            self.parents[post_id] = sku
+        reference = _POST_ID_REFERENCE.match(self._cell(cells, self.parent_column))
+        if reference is None:
+            return cells
+        parent = self.parents.get(reference[1])
+        if parent is None:
+            raise TransformError(
+                f"variation_of: the parent id:{reference[1]} is the post ID of no earlier variable "
+                "product row of the file (column 'Parent')",
+                sku=sku or None,
+            )
+        row = list(cells)
+        row[self.parent_column] = parent
+        return row
+
+    def state(self) -> dict[str, Any]:
+        return {"parents": dict(self.parents)}  # a copy: the batch keeps it while parsing goes on
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        self.parents = dict((state or {}).get("parents") or {})
+
+
+_TRANSFORMS: dict[str, Any] = {
+    "shopify": ShopifyVariants,
+    GOOGLE_MERCHANT_CENTER: MerchantPrices,
+    WOOCOMMERCE: WooParents,
+}
+
+
+def apply_leniently(transform: RowTransform, cells: list[str]) -> list[str]:
+    """The transformed row, or the row as it is when it cannot be made whole (for the suggestion,
+    which reads rows out of their file order)."""
+    try:
+        return transform.apply(cells)
+    except TransformError:
+        return cells
 
 
 def transform_for(headers: list[str]) -> tuple[str, RowTransform] | None:

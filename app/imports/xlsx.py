@@ -295,7 +295,8 @@ class Workbook:
     date1904: bool
     shared_strings_path: str | None
     # per style index (`s` of a cell): None (not a date), "date" or "time"
-    date_styles: list[str | None] = field(default_factory=list)
+    # per cell style (cellXfs index): how its number shows, see `_number_display`
+    number_styles: list[str | None] = field(default_factory=list)
 
     def sheet(self, selector: str | None) -> Sheet:
         """The sheet named `selector`, or at 0-based index `selector`; the first sheet for None."""
@@ -435,7 +436,7 @@ def _read_workbook(archive: zipfile.ZipFile) -> Workbook:
     )
     if styles and styles in names:
         _checked(archive, styles, MAX_PART_BYTES)
-        book.date_styles = _date_styles(archive, styles)
+        book.number_styles = _number_styles(archive, styles)
     return book
 
 
@@ -455,7 +456,25 @@ def _checked(archive: zipfile.ZipFile, name: str, limit: int) -> None:
         )
 
 
-def _date_styles(archive: zipfile.ZipFile, path: str) -> list[str | None]:
+_ZERO_PADDED = re.compile(r"^0+$")
+_TEXT_FORMAT_ID = 49
+
+
+def _number_display(code: str) -> str | None:
+    """How a number format code shows a number, where that matters for its value: "date", "time",
+    "text" (`@`: the number as text), "pad:N" (`00000`: an integer zero-padded to N digits, ZIP
+    codes), or None (a number)."""
+    if code.strip() == "@":
+        return "text"
+    stripped = _FORMAT_NOISE.sub("", code).split(";")[0].strip()
+    if _ZERO_PADDED.match(stripped) and len(stripped) > 1:
+        return f"pad:{len(stripped)}"
+    if is_date_format(code):
+        return "time" if _is_time_format(code) else "date"
+    return None
+
+
+def _number_styles(archive: zipfile.ZipFile, path: str) -> list[str | None]:
     custom: dict[int, str] = {}
     styles: list[str | None] = []
     state = {"in_xfs": False}
@@ -474,10 +493,9 @@ def _date_styles(archive: zipfile.ZipFile, path: str) -> list[str | None]:
             except ValueError:
                 fmt = 0
             if fmt in custom:
-                code = custom[fmt]
-                styles.append(
-                    ("time" if _is_time_format(code) else "date") if is_date_format(code) else None
-                )
+                styles.append(_number_display(custom[fmt]))
+            elif fmt == _TEXT_FORMAT_ID:
+                styles.append("text")
             elif fmt in _DATE_FORMAT_IDS:
                 styles.append("time" if fmt in _TIME_ONLY_IDS else "date")
             else:
@@ -555,7 +573,7 @@ class _Cells:
 
     def __init__(self, book: Workbook) -> None:
         self.strings = SharedStrings(book.archive, book.shared_strings_path)
-        self.date_styles = book.date_styles
+        self.number_styles = book.number_styles
         self.date1904 = book.date1904
 
     def value(self, kind: str | None, raw: str, style: int) -> str:
@@ -569,10 +587,16 @@ class _Cells:
                 return raw
             if not math.isfinite(number):
                 return raw
-            fmt = self.date_styles[style] if 0 <= style < len(self.date_styles) else None
-            if fmt is not None:
-                return serial_cell(number, date1904=self.date1904, time_only=fmt == "time")
-            return number_cell(number)
+            fmt = self.number_styles[style] if 0 <= style < len(self.number_styles) else None
+            if fmt is None:
+                return number_cell(number)
+            if fmt == "text":  # a number in a text-format cell: the text Excel shows
+                return str(number_cell(number))
+            if fmt.startswith("pad:"):  # 02134, as the sheet shows it: a code, not 2134
+                if number.is_integer() and number >= 0:
+                    return str(int(number)).zfill(int(fmt[4:]))
+                return number_cell(number)
+            return serial_cell(number, date1904=self.date1904, time_only=fmt == "time")
         if kind == "s":
             try:
                 index = int(raw)

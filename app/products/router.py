@@ -5,14 +5,16 @@ from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, Reader, SettingsDep
+from app.deps import EditorSession, ObjectId, Reader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.middleware import current_request_id
 from app.pagination import relative_url
 from app.products import service
 from app.products.queries import SqlWhere
+from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
 from app.products.schemas import (
     BulkIn,
-    BulkResult,
+    BulkResponse,
     Facets,
     FacetSearchIn,
     ProductIn,
@@ -21,7 +23,6 @@ from app.products.schemas import (
     ProductPatch,
     ProductSearchIn,
     ProductSearchPage,
-    ProductStatus,
 )
 from app.responses import json_bytes_response
 from app.routing import api_router
@@ -72,9 +73,9 @@ Status = Annotated[
     ),
 ]
 CategoryParam = Annotated[
-    int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")
+    int | None, Query(ge=1, le=INT64_MAX, description="category id: it or any descendant")
 ]
-Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
+Sku = Annotated[str | None, Query(max_length=SKU_MAX, description="exact SKU")]
 # The request head must fit in the HTTP server's 64 KiB (a longer one is refused before the app sees it),
 # even when every character is percent-encoded UTF-8 (12 bytes for some).
 SkuIn = Annotated[
@@ -267,14 +268,16 @@ async def create_product(body: ProductIn, session: EditorSession, settings: Sett
     )
 
 
-@router.post("/bulk/", response_model=BulkResult, responses=error_responses(400))
+@router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))
 async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: SettingsDep):
     """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
     An item whose `data` (merged with the stored data, for an existing product) is larger than
-    `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error."""
-    return await service.bulk_upsert(
+    `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error. `request_id` (also
+    the X-Request-ID header) names this request's writes in the change log."""
+    result = await service.bulk_upsert(
         session, body.products, max_data_bytes=settings.max_product_data_bytes
     )
+    return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))

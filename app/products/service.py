@@ -22,8 +22,9 @@ from app.products.queries import (
     ordering_terms,
     ordering_tokens,
 )
+from app.products.rules import data_too_large
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
-from app.products.upsert import data_too_large, unique_conflicts, upsert_products
+from app.products.upsert import unique_conflicts, upsert_products
 from app.query.categories import category_subtrees
 from app.query.compiling import SqlWhere, add_conditions
 from app.query.models import Clause, DefinitionError, Junction

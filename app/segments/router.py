@@ -56,17 +56,24 @@ async def create_segment(body: SegmentIn, session: EditorSession):
 @router.post(
     "/preview/",
     response_model=Preview,
-    responses=error_responses(400, 429),
-    description="Count the products a definition matches now, without saving it. A tenant runs at most "
-    "`PIM_HEAVY_READS_PER_TENANT` previews at once per API process; more are a 429 with `Retry-After`. "
-    + DEFINITION_ERRORS,
+    responses=error_responses(400, 429, 503),
+    description="Count the products a definition matches now, without saving it. A heavy read: it "
+    "takes one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions from the tenant's "
+    "preview bucket, a tenant runs at most `PIM_HEAVY_READS_PER_TENANT` previews at once per API "
+    "process, and more are a 429 with `Retry-After`; a preview that runs longer than "
+    "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
     definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
+    request: Request,
     session: ViewerSession,
     _slot: HeavyRead,
 ):
-    return await service.preview(session, definition=definition)
+    return await service.preview(
+        session,
+        definition=definition,
+        timeout_ms=request.app.state.settings.heavy_read_timeout_ms,
+    )
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))

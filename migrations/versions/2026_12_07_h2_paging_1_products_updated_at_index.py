@@ -5,13 +5,13 @@ Incremental readers page the product list by `updated_at` (`ordering=updated_at`
 at any depth, instead of a sort of every matching product. `id` last: the list's tiebreak.
 
 Revision ID: h2_paging_1
-Revises: h2_jobs_1
+Revises: h2_changes_1
 """
 
 from alembic import op
 
 revision = "h2_paging_1"
-down_revision = "h2_jobs_1"
+down_revision = "h2_changes_1"
 branch_labels = None
 depends_on = None
 

@@ -1,11 +1,15 @@
 """Helpers for the CSV import tests: upload, confirm, wait, and app instances with other settings."""
 
 import contextlib
+import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
 
+from app.db import create_engine, create_sessionmaker
 from app.main import create_app
 from tests.conftest import wait_for
 
@@ -88,3 +92,22 @@ async def app_with(settings):
 
     yield make
     await stack.aclose()
+
+
+@pytest.fixture
+async def worker_ctx(settings):
+    """The task's context, with a queue of its own on the test Redis database: the session's worker
+    (which polls the default queue) never takes these jobs, and nothing is flushed."""
+    engine = create_engine(settings, pool_size=3, max_overflow=0)
+    queue = f"test-slices:{uuid.uuid4().hex}"
+    redis = ArqRedis(ConnectionPool.from_url(settings.redis_url), default_queue_name=queue)
+    yield {
+        "engine": engine,
+        "sessionmaker": create_sessionmaker(engine),
+        "redis": redis,
+        "job_try": 1,
+        "settings": settings,
+    }
+    await redis.delete(queue)
+    await redis.aclose()
+    await engine.dispose()

@@ -50,7 +50,7 @@ async def test_shopify_product_export(client, tenant, worker):
         "handle",
         "body_html",
     )
-    assert m["Product Category"] == "categories" and m["Status"] == "shopify_status"
+    assert m["Product Category"] == "categories" and m["Status"] == "status"
     assert "Variant SKU" in column(job, "Variant SKU")["reason"]
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["TS-001-S"]
@@ -75,7 +75,12 @@ async def test_shopify_product_export(client, tenant, worker):
         and data["variant_inventory_qty"] == 12
         and data["published"] is True
     )
-    assert data["shopify_status"] == "active" and data["gift_card"] is False
+    assert tee["status"] == "active" and data["gift_card"] is False
+    assert data["images"] == [  # its Image Src, then its image-only row's
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-black.jpg",
+        "https://cdn.shopify.com/s/files/1/0000/tshirt-back.jpg",
+    ]
+    assert products["TS-001-M"]["status"] == "active"  # inherited by the variant row
     assert await category_paths(client, tenant.viewer, tee) == {
         "Apparel & Accessories > Clothing > Shirts & Tops"
     }
@@ -84,7 +89,7 @@ async def test_shopify_product_export(client, tenant, worker):
         and products["TS-001-L"]["data"]["variant_grams"] == 210
     )
     hoodie = products["HD-02"]
-    assert hoodie["name"] == 'Hoodie "Classic"' and hoodie["data"]["shopify_status"] == "draft"
+    assert hoodie["name"] == 'Hoodie "Classic"' and hoodie["status"] == "inactive"  # draft
     assert hoodie["data"]["published"] is False and hoodie["data"]["variant_price"] == 49.0
 
 
@@ -94,6 +99,11 @@ async def test_woocommerce_product_export(client, tenant, worker):
     m = job["suggested_mapping"]
     assert (m["SKU"], m["Name"], m["ID"], m["Parent"]) == ("sku", "name", "post_id", "variation_of")
     assert "not the SKU" in column(job, "ID")["reason"]
+    # Published: 1 published, 0 private, -1 draft (WooCommerce's product CSV import schema)
+    assert m["Published"] == "status"
+    assert job["suggested_value_mapping"] == {
+        "Published": {"1": "active", "0": "inactive", "-1": "inactive"}
+    }
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["woo-vneck-tee"]
     assert tee["name"] == "V-Neck T-Shirt" and tee["data"]["post_id"] == "44"
@@ -119,19 +129,22 @@ async def test_woocommerce_product_export(client, tenant, worker):
     assert (
         green["data"]["in_stock"] == "backorder" and green["data"]["backorders_allowed"] == "notify"
     )
+    assert green["variation_of"] == "woo-vneck-tee"  # Parent id:44, the post ID of the tee's row
     beanie = products["woo-beanie"]
     assert (
         beanie["data"]["sale_price"] == 18
         and beanie["data"]["date_sale_price_starts"] == "2024-11-29"
     )
-    draft = products[
-        "0042"
-    ]  # a SKU with leading zeros; Published -1 (a draft) is kept, not rejected
+    assert {
+        products[s]["status"] for s in ("woo-vneck-tee", "woo-vneck-tee-red", "woo-beanie")
+    } == {"active"}
+    draft = products["0042"]  # a SKU with leading zeros; Published -1 (a draft) is kept, inactive
     assert (
         draft["name"] == "Album"
-        and draft["data"]["published"] == -1
+        and draft["status"] == "inactive"
         and draft["data"]["regular_price"] == 15.5
     )
+    assert "published" not in draft["data"]  # the status, not a field of its own
 
 
 async def test_akeneo_product_export_in_the_tenants_locale(client, tenant, worker):

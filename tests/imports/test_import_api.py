@@ -35,6 +35,7 @@ async def test_lamps_sample_suggestion_and_import(client, tenant, worker, sample
         "columns",
         "suggested_schema",
         "suggested_mapping",
+        "suggested_value_mapping",
         "mapping",
         "total_rows",
         "processed_rows",

@@ -280,3 +280,45 @@ def test_record_stream_long_line_and_nul_bytes():
     mixed = "x,Größe\n".encode() + "y,Größe\n".encode("cp1252")
     cells = [r.cells for r in iter_records(mixed, encoding="utf-8", dialect=Dialect())]
     assert cells == [["x", "Größe"], ["y", "Größe"]]  # a cp1252 line in a UTF-8 file
+
+
+def test_record_stream_stray_quotes_do_not_depend_on_the_pieces():
+    """A stray quote rejects its first line and the lines after it are rows again, however the
+    file is split into pieces; a record's end offset lets the worker resume after it."""
+    data = (
+        b"sku,name,price\n"
+        b'S-1,Widget 5" screen,1.50\n'
+        b'S-2,"Gadget 7,9.99\n'
+        b"S-3,Thing,4.00\n"
+        b'S-4,Other 5",5.00\n'
+        b'S-5,"Lamp\nwith shade",7.00\n'
+        b'S-6,"never closed,1\n'
+        b"S-7,Last,2\n"
+    )
+
+    def read(step: int) -> list[tuple]:
+        stream = RecordStream(encoding="utf-8", dialect=Dialect(), width=3)
+        out = []
+        for i in range(0, len(data), step):
+            stream.feed(data[i : i + step])
+            out.extend(stream.records())
+        stream.finish()
+        out.extend(stream.records())
+        return [(r.cells, r.end_offset, r.error is not None) for r in out]
+
+    whole = read(len(data))
+    assert [cells[0].split(",")[0] for cells, _, _ in whole] == [
+        "sku",
+        "S-1",
+        "S-2",
+        "S-3",
+        "S-4",
+        "S-5",
+        "S-6",
+        "S-7",
+    ]
+    assert [bad for _, _, bad in whole] == [False, False, True, False, False, False, True, False]
+    assert whole[1][0] == ["S-1", 'Widget 5" screen', "1.50"]
+    assert whole[5][0] == ["S-5", "Lamp\nwith shade", "7.00"]
+    assert whole[-1] == (["S-7", "Last", "2"], len(data), False)
+    assert read(1) == whole and read(7) == whole

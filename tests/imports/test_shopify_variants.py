@@ -3,17 +3,13 @@ variations of the handle's first variant (API with a real worker, and in-process
 
 import csv
 import io
-import uuid
 
 import openpyxl
 import pytest
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
 
-from app.db import create_engine, create_sessionmaker
 from app.imports import service, tasks
 from app.imports.schemas import ConfirmIn
-from app.imports.variants import VARIATION_HEADER, ShopifyVariants
+from app.imports.variants import IMAGES_HEADER, VARIATION_HEADER, ShopifyVariants
 from tests.imports.conftest import IMPORT, confirm, upload, wait_done
 from tests.imports.test_import_api import products_by_sku
 
@@ -132,7 +128,7 @@ async def test_variant_rows_inherit_their_product(client, tenant, worker, make, 
     assert r.status_code == 201, r.text
     job = r.json()
     headers = [c["header"] for c in job["columns"]]
-    assert headers == [*HEADER, VARIATION_HEADER]
+    assert headers == [*HEADER, VARIATION_HEADER, IMAGES_HEADER]
     assert job["suggested_mapping"][VARIATION_HEADER] == "variation_of"
     assert (
         job["suggested_mapping"]["Variant SKU"] == "sku"
@@ -145,28 +141,9 @@ async def test_variant_rows_inherit_their_product(client, tenant, worker, make, 
     assert r.status_code == 202, r.text
     done = await wait_done(client, tenant.editor, job["job_id"])
     assert done["status"] == "done", done
-    # 9 variants; the image row is no product (skipped like a blank row)
-    assert (done["processed_rows"], done["created"], done["failed"]) == (9, 9, 0), done
+    # 9 variants; the image row is no product of its own: it updates the handle's first variant
+    assert (done["processed_rows"], done["created"], done["failed"]) == (10, 9, 0), done
     assert stored(await products_by_sku(client, tenant.viewer)) == EXPECTED
-
-
-@pytest.fixture
-async def worker_ctx(settings):
-    """The task's context, with a queue of its own on the test Redis database: the session's worker
-    (which polls the default queue) never takes these jobs, and nothing is flushed."""
-    engine = create_engine(settings, pool_size=3, max_overflow=0)
-    queue = f"test-shopify-slices:{uuid.uuid4().hex}"
-    redis = ArqRedis(ConnectionPool.from_url(settings.redis_url), default_queue_name=queue)
-    yield {
-        "engine": engine,
-        "sessionmaker": create_sessionmaker(engine),
-        "redis": redis,
-        "job_try": 1,
-        "settings": settings,
-    }
-    await redis.delete(queue)
-    await redis.aclose()
-    await engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -192,7 +169,7 @@ async def test_inheritance_survives_slices(client, tenant, worker_ctx, monkeypat
     done = (await client.get(f"{IMPORT}/{job['job_id']}/", headers=tenant.viewer)).json()
     assert (done["status"], done["processed_rows"], done["created"], done["failed"]) == (
         "done",
-        9,
+        10,
         9,
         0,
     ), done
@@ -204,11 +181,17 @@ def test_transform_keeps_one_handle_and_leaves_other_formats_alone():
     assert variants is not None and ShopifyVariants.for_headers(["sku", "title", "handle"]) is None
     rows = [variants.apply(r) for r in product_rows()]
     title, vendor, sku = HEADER.index("Title"), HEADER.index("Vendor"), HEADER.index("Variant SKU")
-    assert rows[2] == []  # the image row
-    assert [(r[title], r[vendor], r[sku], r[-1]) for r in rows if r][:3] == [
-        ("Ocean Tee", "Wave Co", "OT-S-BL", ""),
-        ("Ocean Tee", "Wave Co", "OT-M-BL", "OT-S-BL"),
-        ("Ocean Tee", "Wave Co", "OT-L-BL", "OT-S-BL"),
+    # the image row updates the handle's first variant with the images so far, nothing else
+    assert (rows[2][sku], rows[2][title], rows[2][-1]) == (
+        "OT-S-BL",
+        "",
+        "https://cdn.example.org/ot-1.jpg,https://cdn.example.org/ot-2.jpg",
+    )
+    variant_rows = [r for i, r in enumerate(rows) if r and i != 2]
+    assert [(r[title], r[vendor], r[sku], r[-2], r[-1]) for r in variant_rows][:3] == [
+        ("Ocean Tee", "Wave Co", "OT-S-BL", "", "https://cdn.example.org/ot-1.jpg"),
+        ("Ocean Tee", "Wave Co", "OT-M-BL", "OT-S-BL", ""),
+        ("Ocean Tee", "Wave Co", "OT-L-BL", "OT-S-BL", ""),
     ]
     assert (
         rows[7][HEADER.index("Status")] == "draft" and rows[6][HEADER.index("Published")] == "FALSE"
@@ -219,5 +202,5 @@ def test_transform_keeps_one_handle_and_leaves_other_formats_alone():
     for r in product_rows()[:6]:
         fresh.apply(r)
     resumed.restore(fresh.state())
-    assert resumed.apply(product_rows()[6])[-1] == "TB-42"
+    assert resumed.apply(product_rows()[6])[-2] == "TB-42"
     assert resumed.apply(product_rows()[6])[title] == "Trail Boot"

@@ -230,3 +230,13 @@ def test_damaged_sheets_raise_xlsx_errors(mutate, words):
     content = workbook(mutate(sheet(ROWS)), shared=SHARED, styles=STYLES)
     with pytest.raises(XlsxError, match=words):
         read(content)
+
+
+def test_number_formats_that_change_a_cells_value():
+    from app.imports.xlsx import _number_display
+
+    assert _number_display("00000") == "pad:5" and _number_display('"#"000000') == "pad:6"
+    assert _number_display("@") == "text"
+    assert _number_display("yyyy-mm-dd") == "date" and _number_display("dd.mm.yyyy hh:mm") == "date"
+    assert _number_display("0") is None and _number_display("#,##0.000") is None
+    assert _number_display("0.00") is None and _number_display("General") is None

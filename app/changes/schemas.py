@@ -1,0 +1,60 @@
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+Op = Literal["created", "updated", "deleted"]
+
+
+class FieldChange(BaseModel):
+    old: Any = Field(description="the value before the write; null: the field was absent")
+    new: Any = Field(description="the value after the write; null: the field is absent")
+
+
+class Actor(BaseModel):
+    type: Literal["api_key", "token", "import"]
+    id: int | str = Field(description="the API key's id, the JWT's `sub`, or the import job's id")
+    name: str | None = Field(description="the API key's name")
+
+
+class ChangeEntry(BaseModel):
+    seq: int = Field(description="per tenant, increasing in commit order")
+    product_id: int
+    sku: str
+    op: Op
+    changes: dict[str, FieldChange] = Field(
+        description="built-ins (`name`, `status`, `categories`, `variation_of`, "
+        "`variation_attributes`) and data fields under their own names"
+    )
+    actor: Actor | None
+    request_id: str | None = Field(description="the writing request's X-Request-ID")
+    import_job_id: UUID | None
+    at: datetime
+
+
+class ChangesPage(BaseModel):
+    results: list[ChangeEntry]
+    next_after: int = Field(description="pass as `after` for the next page")
+
+
+class HistoryPage(BaseModel):
+    results: list[ChangeEntry]
+    next_cursor: str | None = Field(description="pass as `cursor` for older entries; null: none")
+
+
+class RevertIn(BaseModel):
+    seq: int = Field(ge=1, le=2**63 - 1, description="one of the product's change entries")
+
+
+class SkippedField(BaseModel):
+    sku: str
+    field: str
+    reason: str
+
+
+class RevertOut(BaseModel):
+    reverted: int = Field(description="products changed back")
+    skipped: list[SkippedField] = Field(
+        description="fields left as they are because a later write changed them"
+    )

@@ -1,0 +1,199 @@
+"""Issue 13, the load test's findings (a hostile tenant beside a normal one, bench/hostile.py):
+refusals must cost the server little, and one tenant's heavy reads must not hold Postgres for
+seconds. Each test runs its own app on its own settings (`app_with`) against the shared Postgres
+and Redis."""
+
+import asyncio
+import time
+
+import asyncpg
+from redis.asyncio import Redis
+
+from app.db import pg_dsn
+from tests.conftest import wait_for
+
+PRODUCTS = "/api/pim/products/"
+PREVIEW = "/api/product-segments/preview/"
+
+
+async def _script_calls(redis: Redis) -> int:
+    """Lua script runs Redis has served so far (the token buckets are one script)."""
+    stats = await redis.info("commandstats")
+    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+
+
+def _definition(conditions: int) -> dict:
+    return {
+        "match": "any",
+        "conditions": [
+            {"field": "brand", "op": "eq", "value": f"brand-{n}"} for n in range(conditions)
+        ],
+    }
+
+
+async def _brand_schema(api, *tenants) -> None:
+    for t in tenants:
+        schema = await api.http.put(
+            "/api/pim/schema/",
+            json={"fields": [{"name": "brand", "type": "string"}]},
+            headers=t.editor,
+        )
+        assert schema.status_code == 200, schema.text
+
+
+async def test_a_burst_over_the_limit_is_refused_without_redis_round_trips(
+    app_with, tenant, settings
+):
+    """Load test (finding 8's buckets): once a process has seen a key's bucket empty, the rest of a
+    burst is refused from its own mirror of the bucket, with the same 429, Retry-After and
+    RateLimit-* headers, and no Redis round trip each."""
+    api = await app_with(
+        rate_limit_key_burst=3,
+        rate_limit_key_per_second=0.01,
+        rate_limit_tenant_burst=1000,
+        rate_limit_tenant_per_second=100,
+    )
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        answers = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(4)]
+        assert [r.status_code for r in answers] == [200, 200, 200, 429]
+        before = await _script_calls(redis)
+        refused = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(20)]
+        assert await _script_calls(redis) == before
+    finally:
+        await redis.aclose()
+    assert {r.status_code for r in refused} == {429}
+    for response in refused:
+        assert "Rate limit" in response.json()["detail"]
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == "0"
+        assert 0 < int(response.headers["RateLimit-Reset"]) <= 300
+        assert 1 <= int(response.headers["Retry-After"]) <= 100
+
+
+async def test_redis_stays_the_authority_across_processes(app_with, tenant):
+    """Load test: a process's mirror of a bucket only ever refuses what Redis would refuse. Tokens
+    another process took are not in the mirror, so the request goes to Redis, which refuses it."""
+    limits = dict(
+        rate_limit_key_burst=5,
+        rate_limit_key_per_second=0.01,
+        rate_limit_tenant_burst=1000,
+        rate_limit_tenant_per_second=100,
+    )
+    first, second = await app_with(**limits), await app_with(**limits)
+    taken = [await first.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(3)]
+    assert [r.headers["RateLimit-Remaining"] for r in taken] == ["4", "3", "2"]
+    taken = [await second.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(3)]
+    assert [r.status_code for r in taken] == [200, 200, 429]
+    # the first process's mirror still shows 2 tokens: Redis, asked, has none
+    response = await first.http.get(PRODUCTS, headers=tenant.viewer)
+    assert response.status_code == 429, response.text
+    assert response.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_a_large_definition_takes_more_preview_tokens(
+    app_with, tenant, other_tenant, make_tenant
+):
+    """Load test (finding 8's preview bucket): a 200-condition preview costs Postgres as much as
+    dozens of small ones, so it takes one token per PIM_HEAVY_READ_CONDITIONS_PER_TOKEN (20)
+    conditions: ten here, the whole bucket."""
+    api = await app_with(heavy_reads_burst=10, heavy_reads_per_second=0.01)
+    await _brand_schema(api, tenant, other_tenant)
+    large = await api.http.post(PREVIEW, json=_definition(200), headers=tenant.viewer)
+    assert large.status_code == 200, large.text
+    after = await api.http.post(PREVIEW, json=_definition(1), headers=tenant.viewer)
+    assert after.status_code == 429, after.text
+    assert int(after.headers["Retry-After"]) >= 1
+    # small previews take one token each: ten pass
+    small = [
+        await api.http.post(PREVIEW, json=_definition(1), headers=other_tenant.viewer)
+        for _ in range(11)
+    ]
+    assert [r.status_code for r in small] == [200] * 10 + [429]
+    # 21 conditions take two tokens; a preview larger than the bucket takes the whole bucket
+    api = await app_with(heavy_reads_burst=3, heavy_reads_per_second=0.01)
+    third, fourth = await make_tenant(), await make_tenant()
+    await _brand_schema(api, third, fourth)
+    answers = [
+        await api.http.post(PREVIEW, json=_definition(n), headers=t.viewer)
+        for n, t in ((21, third), (1, third), (1, third), (200, fourth))
+    ]
+    assert [r.status_code for r in answers] == [200, 200, 429, 200]
+
+
+async def test_a_preview_over_its_time_budget_is_a_503(app_with, tenant, settings):
+    """Load test (finding 8's previews holding backends for 15 s): a preview's statement is
+    cancelled after PIM_HEAVY_READ_TIMEOUT_MS, a 503 that says so, and the connection goes back to
+    the pool with the ordinary statement timeout."""
+    api = await app_with(heavy_read_timeout_ms=300, db_pool_size=1, db_max_overflow=0)
+    await _brand_schema(api, tenant)
+    ok = await api.http.post(PREVIEW, json=_definition(3), headers=tenant.viewer)
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["count"] == 0 and ok.json()["skus"] == []
+    # the preview waits on a lock on products: it would wait until the lock goes
+    blocker = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        response = await asyncio.wait_for(
+            api.http.post(PREVIEW, json=_definition(3), headers=tenant.viewer), 10
+        )
+        elapsed = time.monotonic() - started
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert response.status_code == 503, response.text
+    assert "preview took longer than 300 ms" in response.json()["detail"]
+    assert elapsed < 5
+    async with api.app.state.engine.connect() as conn:  # the pool's only connection
+        timeout = (await conn.exec_driver_sql("SHOW statement_timeout")).scalar()
+    ms = settings.statement_timeout_ms
+    assert timeout == (f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms")
+    created = await api.http.post(
+        "/api/pim/products/",
+        json={"sku": "after-timeout", "name": "n", "data": {"brand": "brand-1"}},
+        headers=tenant.editor,
+    )
+    assert created.status_code == 201, created.text
+    found = await api.http.post(PREVIEW, json=_definition(3), headers=tenant.viewer)
+    assert found.json()["count"] == 1 and found.json()["skus"] == ["after-timeout"]
+
+
+async def test_a_tenant_runs_a_bounded_number_of_requests_at_once(
+    app_with, tenant, other_tenant, settings
+):
+    """Load test (8 connections of one tenant hammering within its rate limit): past
+    PIM_TENANT_REQUESTS_PER_PROCESS running requests, a tenant's next request waits its turn,
+    while another tenant's request runs at once."""
+    api = await app_with(tenant_requests_per_process=2)
+    views = "/api/pim/views/"
+    blocker = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        # two product lists of the tenant wait on the lock, holding its two turns
+        lists = [
+            asyncio.create_task(api.http.get(PRODUCTS, headers=tenant.viewer)) for _ in range(2)
+        ]
+
+        async def both_blocked():
+            return 2 <= await blocker.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "WHERE c.relname = 'products' AND NOT l.granted "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+
+        await wait_for(both_blocked, timeout=15, interval=0.05)
+        waiting = asyncio.create_task(api.http.get(views, headers=tenant.viewer))
+        other = await asyncio.wait_for(api.http.get(views, headers=other_tenant.viewer), 10)
+        assert other.status_code == 200, other.text
+        # the other tenant's request has been answered; the tenant's third is still waiting
+        assert not waiting.done() and not any(t.done() for t in lists)
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    answers = await asyncio.wait_for(asyncio.gather(*lists, waiting), 20)
+    assert [r.status_code for r in answers] == [200, 200, 200]
