@@ -15,7 +15,7 @@ import orjson
 from fastapi import Query, Request
 
 from app.errors import BadRequest
-from app.query.models import PG_BIGINT_MAX
+from app.products.rules import INT64_MAX
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -57,7 +57,7 @@ def after_id(list_name: str, cursor: str | None) -> int | None:
     if cursor is None:
         return None
     last = decode_cursor(list_name, cursor).get("id")
-    if type(last) is not int or not 0 <= last <= PG_BIGINT_MAX:
+    if type(last) is not int or not 0 <= last <= INT64_MAX:
         raise BadRequest(BAD_CURSOR)
     return last
 
