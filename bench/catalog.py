@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from app.products import service as products
 from bench.common import (
     create_tenant,
@@ -310,7 +310,7 @@ async def main() -> None:
         print(
             f"COPY baseline            {copy_rate:>10,.0f} rows/s  ({copy_s:.1f} s)  -> bulk/COPY = {bulk_rate / copy_rate:.2f}"
         )
-        await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+        await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
         await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         scratch_id = None
 
@@ -397,7 +397,7 @@ async def main() -> None:
         ids = [
             r[0]
             for r in await conn.fetch(
-                "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 5000",
+                f"SELECT id FROM products WHERE {tenant_is('products')} ORDER BY random() LIMIT 5000",
                 tenant["tenant_id"],
             )
         ]
@@ -409,7 +409,7 @@ async def main() -> None:
             )
     finally:
         if scratch_id is not None:
-            await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
             await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         await conn.close()
         stop_server(server)

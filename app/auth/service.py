@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import ReadPool
+from app.db import ReadPool, all_tenants
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 from app.products.rules import INT64_MAX
@@ -115,7 +115,9 @@ async def principal_from_api_key(conn: asyncpg.Connection, api_key: str) -> Prin
         raise Unauthorized("Invalid API key", scheme="ApiKey")
     # every request runs this: one indexed lookup on a raw pooled connection, no ORM
     row = await conn.fetchrow(
-        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        all_tenants(  # the key names its tenant
+            "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ),
         hash_key(api_key),
     )
     if row is None:

@@ -26,7 +26,7 @@ from app.catalog.service import get_fields, get_schema_row, put_schema, schema_o
 from app.catalog.values import coerce_value
 from app.config import Settings
 from app.csv_output import csv_writer
-from app.db import driver_connection, read_connection, session_scope, tenant_of
+from app.db import driver_connection, read_connection, session_scope, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.imports import inference, sniffing
 from app.imports.conventions import (
@@ -312,16 +312,20 @@ async def create_import(
             ),
         )
     except BaseException:
-        await asyncio.shield(_discard_upload(sessionmaker, job_id))
+        await asyncio.shield(_discard_upload(sessionmaker, tenant_id, job_id))
         raise
 
 
 async def _discard_upload(
-    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, job_id: uuid.UUID
 ) -> None:
-    async with session_scope(sessionmaker) as own:
+    async with session_scope(sessionmaker, tenant_id) as own:
         await own.execute(
-            text("DELETE FROM import_jobs WHERE id = :id AND status = 'pending'"), {"id": job_id}
+            text(
+                f"DELETE FROM import_jobs WHERE id = :id AND {tenant_is('import_jobs', ':tenant')}"
+                " AND status = 'pending'"
+            ),
+            {"id": job_id, "tenant": tenant_id},
         )
 
 
@@ -781,7 +785,10 @@ async def delete_job(session: AsyncSession, job_id: str) -> None:
     job = await get_job(session, job_id, for_update=True)  # waits for a confirmation in progress
     if job.status == "importing":
         raise Conflict("The job is importing; it can be deleted once it is done or failed")
-    await session.execute(text("DELETE FROM import_jobs WHERE id = :id"), {"id": job.id})
+    await session.execute(
+        text(f"DELETE FROM import_jobs WHERE id = :id AND {tenant_is('import_jobs', ':tenant')}"),
+        {"id": job.id, "tenant": tenant_of(session)},
+    )
 
 
 # --- rejected rows ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import TenantReader, driver_connection, read_connection, reading, tenant_of
+from app.db import TenantReader, driver_connection, read_connection, reading, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
@@ -62,7 +62,7 @@ def dumps(obj: Any) -> bytes:
 async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
     async with reading(source) as conn:
         row = await conn.fetchrow(
-            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2",
+            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {tenant_is('p')} AND p.id = $2",
             tenant_of(source),
             product_id,
         )
@@ -79,7 +79,7 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
     rows = await conn.fetch(
         # LATERAL: one primary-key probe per id, whatever the statistics say
         f"""SELECT {PRODUCT_COLUMNS} FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
-            CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND tenant_id = $1) p ORDER BY w.ord""",
+            CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord""",
         tenant_of(session),
         ids,
     )
@@ -129,9 +129,8 @@ async def search_filters(
 
 
 def tenant_where(session: AsyncSession | TenantReader, clause: Clause) -> SqlWhere:
-    """`p.tenant_id = $1`, then the clause's conditions."""
-    where = SqlWhere()
-    where.add(f"p.tenant_id = {where.bind(tenant_of(session))}")
+    """The tenant's predicate, then the clause's conditions."""
+    where = SqlWhere.of_tenant(tenant_of(session))
     add_conditions(where, clause)
     return where
 
@@ -375,7 +374,7 @@ async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[
             f"""SELECT f.field AS key, t.value AS val, t.n FROM unnest($2::text[]) AS f(field)
                 CROSS JOIN LATERAL (
                     SELECT value, n FROM facet_counts
-                    WHERE tenant_id = $1 AND field = f.field AND n > 0
+                    WHERE {tenant_is("facet_counts")} AND field = f.field AND n > 0
                     ORDER BY n DESC, value LIMIT {FACET_LIMIT}
                 ) t""",
             where.params[0],

@@ -424,7 +424,7 @@ async def test_facet_counts_follow_every_kind_of_write(client, tenant):
 async def test_a_bulk_request_is_one_transaction(app, tenant):
     """Raw statements of the upsert run inside the request's transaction: a failure rolls all of them back."""
     from app.catalog.fields import FieldDef
-    from app.db import driver_connection
+    from app.db import driver_connection, tenant_is
     from app.products.upsert import upsert_products
 
     async with app.state.sessionmaker() as session:
@@ -443,7 +443,9 @@ async def test_a_bulk_request_is_one_transaction(app, tenant):
         session.info["tenant_id"] = tenant.id
         conn = await driver_connection(session)
         assert (
-            await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", tenant.id)
+            await conn.fetchval(
+                f"SELECT count(*) FROM products WHERE {tenant_is('products')}", tenant.id
+            )
             == 0
         )
         await session.rollback()
