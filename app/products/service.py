@@ -208,9 +208,10 @@ def page_query(
     source = "products p"
     conditions = query.sql
     if probe is not None:
-        inner = [query.conditions[0], *query.conditions[len(where.conditions) :]]
+        # where's tenant is its first parameter ($1, SqlWhere.of_tenant); then the keyset
+        keyset = " AND ".join(["TRUE", *query.conditions[len(where.conditions) :]])
         source = (
-            f"(SELECT * FROM products p WHERE {' AND '.join(inner)} "
+            f"(SELECT * FROM products p WHERE {tenant_is('p')} AND {keyset} "
             f"ORDER BY {order_by} LIMIT {int(probe)}) p"
         )
         conditions = " AND ".join(where.conditions[1:]) or "TRUE"
