@@ -169,13 +169,19 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
     where = await products.build_filters(
         _TenantOnly(tenant_id),
         fields,
-        [(k, v) for k, v in params.items() if k not in ("page", "page_size", "ordering", "q")],
+        [(k, v) for k, v in params.items() if k not in products.PAGING_PARAMS | {"q"}],
         q=params.get("q"),
         status=None,
         category=None,
         sku=None,
         sku_in=None,
     )
+    after = None
+    if "cursor" in params:
+        fingerprint = products.filters_fingerprint(
+            "list", products.query_filters(list(params.items()))
+        )
+        after = products.decode_list_cursor(params["cursor"], params.get("ordering"), fingerprint)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -186,6 +192,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
             ordering=params.get("ordering"),
             page=int(params.get("page", 1)),
             page_size=int(params.get("page_size", 50)),
+            after=after,
         )
         times.append((time.perf_counter() - started) * 1000)
     return times
@@ -327,6 +334,24 @@ async def main() -> None:
             f"page {last_page} (no filter)": {"page": str(last_page)},
             "exact + ordering=-price": {"color": "navy", "ordering": "-price"},
         }
+        # a cursor page near the end of the catalog (the millionth row at --n 1000000), as a
+        # client that walked there holds it: by id, and by updated_at (an incremental reader)
+        no_filters = products.filters_fingerprint("list", [])
+        for ordering in (None, "updated_at"):
+            row = await conn.fetchrow(
+                f"SELECT id, updated_at FROM products WHERE tenant_id = $1 "
+                f"ORDER BY {ordering or 'id'}, id OFFSET $2 LIMIT 1",
+                tenant["tenant_id"],
+                max(0, args.n - 100),
+            )
+            keys = (
+                [str(row["id"])]
+                if ordering is None
+                else [row["updated_at"].isoformat(), str(row["id"])]
+            )
+            cursor = products.encode_list_cursor(ordering, no_filters, keys)
+            label = f"cursor at {args.n - 100:,}" + (f" {ordering}" if ordering else "")
+            cases[label] = {"cursor": cursor} | ({"ordering": ordering} if ordering else {})
         print(
             f"\n{'list query':32} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'SQL p95':>9} {'ratio p50':>9}  count"
         )

@@ -86,10 +86,12 @@ async def create_api_key(
     return row, key
 
 
-async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(
-        await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))
-    )
+async def list_api_keys(session: AsyncSession, *, after: int | None, limit: int) -> list[ApiKey]:
+    """Up to `limit` keys that are not revoked, after the id `after`, by id (keyset)."""
+    stmt = select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(ApiKey.id > after)
+    return list(await session.scalars(stmt))
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> str:

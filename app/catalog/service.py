@@ -463,8 +463,12 @@ async def get_view(session: AsyncSession, view_id: int) -> View:
     return view
 
 
-async def list_views(session: AsyncSession) -> list[View]:
-    return list(await session.scalars(select(View).order_by(View.id)))
+async def list_views(session: AsyncSession, *, after: int | None, limit: int) -> list[View]:
+    """Up to `limit` views after the id `after`, by id (keyset: `ix` on the primary key)."""
+    stmt = select(View).order_by(View.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(View.id > after)
+    return list(await session.scalars(stmt))
 
 
 async def _clear_default(session: AsyncSession, except_id: int | None = None) -> None:
