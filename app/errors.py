@@ -1,5 +1,7 @@
-"""Domain errors and the handlers that turn every error into `{"detail": ...}`."""
+"""Domain errors and the handlers that turn every error into
+`{"detail", "code", "param", "request_id"}` (docs/contract.md, "Errors")."""
 
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -7,44 +9,145 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SqlAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from app.middleware import current_request_id
 from app.responses import OrjsonResponse
 
 log = structlog.get_logger("pim.errors")
 
 
+class ErrorCode(StrEnum):
+    """Every error answer's `code`: stable, machine-readable (new codes may be added, none is
+    renamed). Documented in the OpenAPI document (ErrorBody.code) and docs/contract.md."""
+
+    bad_request = "bad_request"
+    unknown_filter = "unknown_filter"
+    invalid_filter = "invalid_filter"
+    validation_error = "validation_error"
+    value_out_of_range = "value_out_of_range"
+    nested_too_deeply = "nested_too_deeply"
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    not_found = "not_found"
+    method_not_allowed = "method_not_allowed"
+    conflict = "conflict"
+    already_exists = "already_exists"
+    changes_pruned = "changes_pruned"
+    payload_too_large = "payload_too_large"
+    headers_too_large = "headers_too_large"
+    unsupported_media_type = "unsupported_media_type"
+    rate_limited = "rate_limited"
+    client_closed_request = "client_closed_request"
+    internal_error = "internal_error"
+    unavailable = "unavailable"
+    database_busy = "database_busy"
+    query_timeout = "query_timeout"
+    concurrent_write = "concurrent_write"
+
+
 class ErrorBody(BaseModel):
-    detail: str
+    detail: str = Field(description="a human-readable message")
+    code: ErrorCode = Field(description="a stable, machine-readable code")
+    param: str | None = Field(
+        default=None,
+        description="the offending parameter or field (a filter name, a body field), when known",
+    )
+    request_id: str | None = Field(
+        default=None, description="the request's X-Request-ID (also in the response header)"
+    )
+
+
+class ValidationErrorBody(ErrorBody):
+    errors: list[dict[str, Any]] = Field(
+        description="FastAPI's list of validation errors (`type`, `loc`, `msg`, `input`, `ctx`)"
+    )
 
 
 class GoneBody(ErrorBody):
-    code: str
     oldest_seq: int
+
+
+# status -> the code of an error raised without one of its own (HTTPException, AppError(status=))
+_STATUS_CODES = {
+    400: ErrorCode.bad_request,
+    401: ErrorCode.unauthorized,
+    403: ErrorCode.forbidden,
+    404: ErrorCode.not_found,
+    405: ErrorCode.method_not_allowed,
+    409: ErrorCode.conflict,
+    413: ErrorCode.payload_too_large,
+    415: ErrorCode.unsupported_media_type,
+    422: ErrorCode.validation_error,
+    429: ErrorCode.rate_limited,
+    499: ErrorCode.client_closed_request,
+    503: ErrorCode.unavailable,
+}
+
+
+def code_for_status(status: int) -> ErrorCode:
+    default = ErrorCode.internal_error if status >= 500 else ErrorCode.bad_request
+    return _STATUS_CODES.get(status, default)
+
+
+def error_body(
+    status: int,
+    detail: str,
+    *,
+    code: ErrorCode | None = None,
+    param: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The body of every error answer (`extra`: more members, such as a 410's `oldest_seq`)."""
+    return {
+        "detail": detail,
+        "code": code or code_for_status(status),
+        "param": param,
+        "request_id": current_request_id(),
+        **extra,
+    }
 
 
 class AppError(Exception):
     status_code = 400
+    code: ErrorCode | None = None  # None: the status's code (`code_for_status`)
     headers: dict[str, str] | None = None
-    extra: dict[str, Any] | None = None  # more members of the body, beside `detail`
+    extra: dict[str, Any] | None = None  # more members of the body, beside the common ones
 
-    def __init__(self, detail: str, *, status_code: int | None = None):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status_code: int | None = None,
+        code: ErrorCode | None = None,
+        param: str | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
+        self.param = param
         if status_code is not None:
             self.status_code = status_code
+        if code is not None:
+            self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(
+            self.status_code, self.detail, code=self.code, param=self.param, **(self.extra or {})
+        )
 
 
 class BadRequest(AppError):
     status_code = 400
+    code = ErrorCode.bad_request
 
 
 class Unauthorized(AppError):
     status_code = 401
+    code = ErrorCode.unauthorized
 
     def __init__(self, detail: str = "Authentication required", *, scheme: str = "Bearer"):
         super().__init__(detail)
@@ -52,35 +155,42 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
+    code = ErrorCode.forbidden
     status_code = 403
 
 
 class NotFound(AppError):
+    code = ErrorCode.not_found
     status_code = 404
 
 
 class Conflict(AppError):
+    code = ErrorCode.conflict
     status_code = 409
 
 
 class PayloadTooLarge(AppError):
+    code = ErrorCode.payload_too_large
     status_code = 413
 
 
 class Gone(AppError):
     status_code = 410
 
-    def __init__(self, detail: str, *, code: str, **extra: Any):
-        super().__init__(detail)
-        self.extra = {"code": code, **extra}
+    def __init__(self, detail: str, *, code: ErrorCode, **extra: Any):
+        super().__init__(detail, code=code)
+        self.extra = extra
 
 
 class Unavailable(AppError):
+    code = ErrorCode.unavailable
     status_code = 503
 
 
 class PoolExhausted(Unavailable):
     """Every database connection of this process stayed busy for PIM_DB_POOL_TIMEOUT_SECONDS."""
+
+    code = ErrorCode.database_busy
 
     def __init__(self, detail: str = "All database connections are busy; retry shortly"):
         super().__init__(detail)
@@ -89,6 +199,7 @@ class PoolExhausted(Unavailable):
 
 class TooManyRequests(AppError):
     status_code = 429
+    code = ErrorCode.rate_limited
 
     def __init__(self, detail: str, *, retry_after: int):
         super().__init__(detail)
@@ -105,7 +216,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflict",
         410: "No longer kept",
         413: "Payload too large",
-        415: "Unsupported file type",
+        415: "Unsupported media type",
         429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",
         503: "A backing service is unavailable",
     }
@@ -142,11 +253,15 @@ def sqlstate_of(exc: DBAPIError) -> str:
 
 def _json(
     status: int,
-    detail: Any,
+    detail: str,
     headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
+    *,
+    code: ErrorCode | None = None,
+    **extra: Any,
 ) -> OrjsonResponse:
-    return OrjsonResponse({"detail": detail, **(extra or {})}, status_code=status, headers=headers)
+    return OrjsonResponse(
+        error_body(status, detail, code=code, **extra), status_code=status, headers=headers
+    )
 
 
 # deadlock_detected, serialization_failure: Postgres aborted the transaction for a concurrent one;
@@ -161,6 +276,7 @@ def _concurrent_write(exc: Exception) -> OrjsonResponse:
         "The database aborted this request to resolve a conflict with a concurrent write; "
         "nothing was written, retry it",
         {"Retry-After": "1"},
+        code=ErrorCode.concurrent_write,
     )
 
 
@@ -184,10 +300,33 @@ def _short_input(value: Any) -> Any:
     return f"<{kind} {len(value)} items>"
 
 
+def _param_of(error: dict[str, Any]) -> str | None:
+    """The dotted name of the field or parameter a validation error is about (`price`,
+    `items.3.sku`), without its location (`body`, `query`...)."""
+    if error.get("type") == "json_invalid":  # its `loc` is a position in the body
+        return None
+    loc = [str(part) for part in error.get("loc", ())]
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(loc) or None
+
+
+def validation_summary(errors: list[dict[str, Any]]) -> str:
+    """One line for a 422's `detail`: the first error, and how many more there are."""
+    if not errors:
+        return "Request validation failed"
+    first = errors[0]
+    where = _param_of(first)
+    where = where or ("body" if first.get("type") == "json_invalid" else None)
+    message = f"{where}: {first.get('msg', 'invalid value')}" if where else str(first.get("msg"))
+    more = len(errors) - 1
+    return message + (f" (and {more} more error{'s' if more > 1 else ''})" if more else "")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError):
-        return _json(exc.status_code, exc.detail, exc.headers, exc.extra)
+        return OrjsonResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
@@ -196,7 +335,9 @@ def install_error_handlers(app: FastAPI) -> None:
             # `json_invalid` for bad syntax but a bare 400 for bad encoding).
             return _json(
                 422,
-                [
+                "body: JSON decode error (the body is not valid UTF-8)",
+                code=ErrorCode.validation_error,
+                errors=[
                     {
                         "type": "json_invalid",
                         "loc": ["body"],
@@ -206,7 +347,7 @@ def install_error_handlers(app: FastAPI) -> None:
                     }
                 ],
             )
-        return _json(exc.status_code, exc.detail, getattr(exc, "headers", None))
+        return _json(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError):
@@ -224,7 +365,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 err["input"] = err["input"].decode("utf-8", "replace")
             err["input"] = _short_input(err.get("input"))
             errors.append(err)
-        return _json(422, errors)
+        return _json(
+            422,
+            validation_summary(errors),
+            code=ErrorCode.validation_error,
+            param=_param_of(errors[0]) if errors else None,
+            errors=errors,
+        )
 
     def _database_error(
         request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
@@ -233,6 +380,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return _json(
                 503,
                 "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
+                code=ErrorCode.query_timeout,
             )
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
@@ -240,10 +388,16 @@ def install_error_handlers(app: FastAPI) -> None:
             log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
             return _json(503, "The database is unavailable")
         if sqlstate.startswith("22"):
-            return _json(400, "A value is out of range or malformed")
+            return _json(
+                400, "A value is out of range or malformed", code=ErrorCode.value_out_of_range
+            )
         if sqlstate == "23505":
             # a unique constraint: a concurrent request created the same name, SKU or slug first
-            return _json(409, "An object with this unique value already exists")
+            return _json(
+                409,
+                "An object with this unique value already exists",
+                code=ErrorCode.already_exists,
+            )
         log.exception("database_error", path=request.url.path)
         return _json(500, "Internal server error")
 
@@ -269,7 +423,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _pool_timeout(request: Request, exc: SqlAlchemyPoolTimeout):
         log.warning("database_pool_exhausted", path=request.url.path)
         error = PoolExhausted()
-        return _json(error.status_code, error.detail, error.headers)
+        return OrjsonResponse(error.body(), status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(ClientDisconnect)
     async def _client_disconnect(request: Request, _exc: ClientDisconnect):
@@ -289,6 +443,6 @@ def install_error_handlers(app: FastAPI) -> None:
         ):
             # a value nested deeper than some code path can walk (the API refuses most of them earlier)
             log.warning("recursion_limit", path=request.url.path)
-            return _json(400, "A value is nested too deeply")
+            return _json(400, "A value is nested too deeply", code=ErrorCode.nested_too_deeply)
         log.exception("unhandled_error", path=request.url.path)
         return _json(500, "Internal server error")

@@ -16,7 +16,7 @@ from app.changes.router import router as changes_router
 from app.clickhouse import ClickHouse
 from app.config import Settings, get_settings
 from app.db import create_engine, create_read_pool, create_sessionmaker
-from app.errors import install_error_handlers
+from app.errors import ValidationErrorBody, install_error_handlers
 from app.health import router as health_router
 from app.imports.router import router as imports_router
 from app.log import configure_logging
@@ -97,9 +97,21 @@ def _document_common_errors(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = build()
             error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            invalid = {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ValidationErrorBody"}}
+            }
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            validation_body = ValidationErrorBody.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components.update(validation_body.pop("$defs", {}))
+            components["ValidationErrorBody"] = validation_body
             for operations in schema["paths"].values():
                 for operation in operations.values():
                     responses = operation.setdefault("responses", {})
+                    if "422" in responses:
+                        # FastAPI's HTTPValidationError: the errors' shape is ValidationErrorBody
+                        responses["422"]["content"] = invalid
                     if "requestBody" in operation:
                         responses.setdefault(
                             "400", {"description": "Bad request", "content": error}
@@ -140,6 +152,8 @@ def _document_common_errors(app: FastAPI) -> None:
                                 "content": error,
                             },
                         )
+            for unused in ("HTTPValidationError", "ValidationError"):
+                components.pop(unused, None)
             _integer_bounds(schema)
         return app.openapi_schema  # type: ignore[return-value]  # set above
 

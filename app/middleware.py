@@ -41,8 +41,11 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
-async def _send_json(send, status: int, detail: str, extra_headers=()) -> None:
-    body = orjson.dumps({"detail": detail})
+async def _send_json(send, status: int, detail: str, code: str, extra_headers=()) -> None:
+    # the shape of app.errors.error_body (which imports this module)
+    body = orjson.dumps(
+        {"detail": detail, "code": code, "param": None, "request_id": current_request_id()}
+    )
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -130,10 +133,16 @@ class BodyLimitMiddleware:
                 try:
                     declared = int(value)
                 except ValueError:
-                    return await _send_json(send, 400, "Invalid Content-Length header", [_CLOSE])
+                    return await _send_json(
+                        send, 400, "Invalid Content-Length header", "bad_request", [_CLOSE]
+                    )
                 if declared > limit:
                     return await _send_json(
-                        send, 413, f"Request body is larger than {limit} bytes", [_CLOSE]
+                        send,
+                        413,
+                        f"Request body is larger than {limit} bytes",
+                        "payload_too_large",
+                        [_CLOSE],
                     )
                 has_body = has_body or declared > 0
             elif name == b"transfer-encoding":

@@ -43,7 +43,10 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A request the parser cannot read gets the API's JSON error shape, not uvicorn's plain text."""
-        body = orjson.dumps({"detail": msg})
+        # no request (nor request id) was read: the shape of app.errors.error_body
+        body = orjson.dumps(
+            {"detail": msg, "code": "bad_request", "param": None, "request_id": None}
+        )
         self.transport.write(
             b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
@@ -57,7 +60,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         body = orjson.dumps(
-            {"detail": f"The request line and headers are larger than {self.max_head_bytes} bytes"}
+            {
+                "detail": f"The request line and headers are larger than {self.max_head_bytes} bytes",
+                "code": "headers_too_large",
+                "param": None,
+                "request_id": None,
+            }
         )
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"

@@ -20,7 +20,7 @@ from app.catalog.fields import (
     coerce_value,
 )
 from app.catalog.service import PATH_SEPARATOR
-from app.errors import BadRequest
+from app.errors import BadRequest, ErrorCode
 from app.products.rules import STATUSES
 from app.query.compiling import SqlWhere, add_conditions, order_expr
 from app.query.models import BUILTINS, Check, Clause, Junction, Kind, Target, Test
@@ -69,11 +69,19 @@ FilterSpec = AnyOf | Range
 def parse_value(name: str, raw: str) -> FilterSpec:
     """`A|B` → AnyOf, `1.5;;20` / `;;20` / `1.5;;` → Range; anything else breaking the rules is a 400."""
     if len(raw) > MAX_VALUE_LENGTH:
-        raise BadRequest(f"{name}: the value is longer than {MAX_VALUE_LENGTH} characters")
+        raise BadRequest(
+            f"{name}: the value is longer than {MAX_VALUE_LENGTH} characters",
+            code=ErrorCode.invalid_filter,
+            param=name,
+        )
     if RANGE_SEPARATOR in raw:
         parts = raw.split(RANGE_SEPARATOR)
         if len(parts) != 2:
-            raise BadRequest(f"{name}: a range is `min;;max` with one `;;`")
+            raise BadRequest(
+                f"{name}: a range is `min;;max` with one `;;`",
+                code=ErrorCode.invalid_filter,
+                param=name,
+            )
         ends: list[Decimal | None] = []
         for part in parts:
             if part == "":
@@ -82,19 +90,33 @@ def parse_value(name: str, raw: str) -> FilterSpec:
                 ends.append(Decimal(part))
             else:
                 raise BadRequest(
-                    f"{name}: range ends may contain only digits and periods, got {part!r}"
+                    f"{name}: range ends may contain only digits and periods, got {part!r}",
+                    code=ErrorCode.invalid_filter,
+                    param=name,
                 )
         low, high = ends
         if low is None and high is None:
-            raise BadRequest(f"{name}: a range needs at least one end")
+            raise BadRequest(
+                f"{name}: a range needs at least one end", code=ErrorCode.invalid_filter, param=name
+            )
         if low is not None and high is not None and low > high:
-            raise BadRequest(f"{name}: the range's lower end is greater than its upper end")
+            raise BadRequest(
+                f"{name}: the range's lower end is greater than its upper end",
+                code=ErrorCode.invalid_filter,
+                param=name,
+            )
         return Range(low, high)
     values = raw.split(ANY_SEPARATOR)
     if any(v == "" for v in values):
-        raise BadRequest(f"{name}: empty value (separate several values with `|`)")
+        raise BadRequest(
+            f"{name}: empty value (separate several values with `|`)",
+            code=ErrorCode.invalid_filter,
+            param=name,
+        )
     if len(values) > MAX_VALUES:
-        raise BadRequest(f"{name}: at most {MAX_VALUES} values")
+        raise BadRequest(
+            f"{name}: at most {MAX_VALUES} values", code=ErrorCode.invalid_filter, param=name
+        )
     return AnyOf(tuple(dict.fromkeys(values)))
 
 
@@ -107,27 +129,39 @@ def parse_filters(
         counts[key] = counts.get(key, 0) + 1
     repeated = sorted(k for k, n in counts.items() if n > 1)
     if repeated:
-        raise BadRequest(f"Query parameter {repeated[0]!r} is given more than once")
+        raise BadRequest(
+            f"Query parameter {repeated[0]!r} is given more than once", param=repeated[0]
+        )
     names: list[str] = []
     if filters is not None and filters.strip():  # an empty `filters=` filters nothing
         names = list(dict.fromkeys(n.strip() for n in filters.split(",")))
         if any(not n for n in names):
-            raise BadRequest("filters: empty attribute name (use `filters=brand,price`)")
+            raise BadRequest(
+                "filters: empty attribute name (use `filters=brand,price`)", param="filters"
+            )
         if len(names) > MAX_FILTERS:
-            raise BadRequest(f"filters: at most {MAX_FILTERS} attributes")
+            raise BadRequest(f"filters: at most {MAX_FILTERS} attributes", param="filters")
     for name in names:
         if name in CONTROL_PARAMS or (name not in fields and name not in BUILTIN_FILTERS):
-            raise BadRequest(f"filters: unknown attribute {name!r}")
+            raise BadRequest(
+                f"filters: unknown attribute {name!r}", code=ErrorCode.unknown_filter, param=name
+            )
     values = dict(params)
     for key in values:
         if key not in CONTROL_PARAMS and key not in names:
             raise BadRequest(
-                f"Unexpected query parameter {key!r}: attribute filters must be listed in `filters`"
+                f"Unexpected query parameter {key!r}: attribute filters must be listed in `filters`",
+                code=ErrorCode.unknown_filter,
+                param=key,
             )
     specs: dict[str, FilterSpec] = {}
     for name in names:
         if name not in values:
-            raise BadRequest(f"filters: {name!r} is listed but has no `{name}=` parameter")
+            raise BadRequest(
+                f"filters: {name!r} is listed but has no `{name}=` parameter",
+                code=ErrorCode.invalid_filter,
+                param=name,
+            )
         specs[name] = parse_value(name, values[name])
     return specs
 
@@ -140,17 +174,27 @@ def _coerce(field: FieldDef, name: str, raw: str):
         # the field's regular expression constrains stored values, not what may be searched for
         return coerce_value(field.model_copy(update={"validation": None}), raw)
     except CoercionError as exc:
-        raise BadRequest(f"{name}: {str(exc).split(': ', 1)[-1]}") from None
+        raise BadRequest(
+            f"{name}: {str(exc).split(': ', 1)[-1]}", code=ErrorCode.invalid_filter, param=name
+        ) from None
 
 
 def _builtin_test(name: str, spec: FilterSpec) -> Test:
     if isinstance(spec, Range):
-        raise BadRequest(f"{name}: ranges apply to numeric attributes only")
+        raise BadRequest(
+            f"{name}: ranges apply to numeric attributes only",
+            code=ErrorCode.invalid_filter,
+            param=name,
+        )
     values = list(spec.values)
     if name == "status":
         unknown = [v for v in values if v not in STATUSES]
         if unknown:
-            raise BadRequest(f"status: {unknown[0]!r} is not one of {', '.join(STATUSES)}")
+            raise BadRequest(
+                f"status: {unknown[0]!r} is not one of {', '.join(STATUSES)}",
+                code=ErrorCode.invalid_filter,
+                param="status",
+            )
     if name == "categories":
         paths = [PATH_SEPARATOR.join(p.strip() for p in v.split(">") if p.strip()) for v in values]
         patterns = [like_escape(p) + like_escape(PATH_SEPARATOR) + "%" for p in paths]
@@ -164,7 +208,9 @@ def _field_test(field: FieldDef, spec: FilterSpec) -> Clause:
     if isinstance(spec, Range):
         if field.type not in NUMERIC | STRING_LIKE:
             raise BadRequest(
-                f"{name}: ranges apply to numeric attributes only, not to a {field.type} field"
+                f"{name}: ranges apply to numeric attributes only, not to a {field.type} field",
+                code=ErrorCode.invalid_filter,
+                param=name,
             )
         # numbers compare as numbers; numeric text in a string field too (other text never matches)
         number = Target(name, Kind.number)
@@ -215,14 +261,14 @@ def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) ->
     if sort is None:
         return "p.id"
     if not SORT_RE.fullmatch(sort):
-        raise BadRequest("sort: must match ^\\w+\\|(asc|desc)$, e.g. `sku|asc`")
+        raise BadRequest("sort: must match ^\\w+\\|(asc|desc)$, e.g. `sku|asc`", param="sort")
     name, _, direction = sort.partition("|")
     direction_sql = direction.upper()
     if name in BUILTIN_SORTS:
         return f"{BUILTIN_SORTS[name]} {direction_sql}, p.id {direction_sql}"
     field = fields.get(name)
     if field is None:
-        raise BadRequest(f"sort: unknown or unsortable attribute {name!r}")
+        raise BadRequest(f"sort: unknown or unsortable attribute {name!r}", param="sort")
     return (
         f"{order_expr(field_target(field), where)} {direction_sql} NULLS LAST, p.id {direction_sql}"
     )

@@ -1,7 +1,7 @@
 """The PIMS compatibility route: `GET /api/{locale}/v/pc/{categoryId}/` and `GET /v/pc/{categoryId}/`.
 
 Its parameters are parsed here rather than by FastAPI so that every problem is a `400`
-in the PIMS error shape `{"status": "ERROR", "detail": ...}` (not a `422`); the OpenAPI
+in the PIMS error shape `{"status": "ERROR", "detail": ..., "code": ...}` (not a `422`); the OpenAPI
 parameters are generated from the same models. Authentication errors get the same shape
 (with `WWW-Authenticate`), as PIMS clients read `status` on every response.
 """
@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from app.deps import ViewerSession
-from app.errors import AppError, BadRequest
+from app.errors import AppError, BadRequest, ErrorCode, code_for_status
 from app.pims import service
 from app.pims.filters import CONTROL_PARAMS
 from app.pims.schemas import LOCALE_PATTERN, PimsError, PimsProducts, PimsQuery
@@ -29,9 +29,11 @@ _LOCALE_RE = re.compile(LOCALE_PATTERN)
 _CATEGORY_ID_RE = re.compile(r"^\d{1,19}$")
 
 
-def pims_error(status_code: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+def pims_error(
+    status_code: int, detail: Any, code: str, headers: dict[str, str] | None = None
+) -> Response:
     response = json_bytes_response(
-        dumps({"status": "ERROR", "detail": detail}), status_code=status_code
+        dumps({"status": "ERROR", "detail": detail, "code": code}), status_code=status_code
     )
     if headers:
         response.headers.update(headers)
@@ -48,9 +50,10 @@ class PimsRoute(GuardedRoute):
             try:
                 return await handler(request)
             except AppError as exc:
-                return pims_error(exc.status_code, exc.detail, exc.headers)
+                code = exc.code or code_for_status(exc.status_code)
+                return pims_error(exc.status_code, exc.detail, code, exc.headers)
             except RequestValidationError as exc:
-                return pims_error(400, _validation_detail(exc.errors()))
+                return pims_error(400, _validation_detail(exc.errors()), ErrorCode.validation_error)
             except Exception as exc:
                 # database and backend failures: the app's own handler decides the status
                 # (503, 400, ...); PIMS clients get it in their error shape
@@ -58,13 +61,13 @@ class PimsRoute(GuardedRoute):
                 if app_handler is None:
                     raise
                 response = await app_handler(request, exc)
-                detail = orjson.loads(response.body).get("detail")
+                body = orjson.loads(response.body)
                 kept = {
                     k: v
                     for k, v in response.headers.items()
                     if k.lower() in ("retry-after", "www-authenticate")
                 }
-                return pims_error(response.status_code, detail, kept or None)
+                return pims_error(response.status_code, body["detail"], body["code"], kept or None)
 
         return pims_handler
 
@@ -210,7 +213,7 @@ Values are strings: `number` fields as fixed-point decimals with at least two de
 are arrays of strings; a missing value is null (`[]` for an array field). `definition` describes every attribute
 the view can return; its flags are `"1"`/`"0"`. `sku_count` counts every matching product.
 
-Errors are `{"status": "ERROR", "detail": "..."}`: 400 for any bad parameter or unknown view, 401 without
+Errors are `{"status": "ERROR", "detail": "...", "code": "..."}` (`code` as in every other error): 400 for any bad parameter or unknown view, 401 without
 valid credentials, 404 for a category that is not this tenant's."""
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

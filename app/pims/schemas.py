@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import ErrorCode
 from app.products.rules import ProductStatus
 
 MAX_PAGE_SIZE = 200
@@ -137,3 +138,4 @@ class PimsProducts(BaseModel):
 class PimsError(BaseModel):
     status: Literal["ERROR"]
     detail: str
+    code: ErrorCode = Field(description="the stable code of the API's other error answers")

@@ -21,7 +21,7 @@ from app.catalog.fields import (
     coerce_value,
     plain_number,
 )
-from app.errors import BadRequest
+from app.errors import BadRequest, ErrorCode
 from app.products.rules import FALSE_WORDS, STATUSES, TRUE_WORDS
 from app.query.models import BUILTINS, Check, Clause, Kind, Not, Target, Test
 from app.query.parsing import field_target, like_escape
@@ -76,7 +76,9 @@ def _coerce_filter(field_def: FieldDef, key: str, raw: str) -> Any:
         # the field's regular expression constrains stored values, not what may be searched for
         return coerce_value(field_def.model_copy(update={"validation": None}), raw)
     except CoercionError as exc:
-        raise BadRequest(f"Filter {key}: {str(exc).split(': ', 1)[-1]}") from None
+        raise BadRequest(
+            f"Filter {key}: {str(exc).split(': ', 1)[-1]}", code=ErrorCode.invalid_filter, param=key
+        ) from None
 
 
 def _exact_values(field_def: FieldDef, key: str, raw: str) -> list[Any]:
@@ -115,7 +117,7 @@ def split_filter_key(fields: dict[str, FieldDef], key: str) -> tuple[str, str]:
 
 def _check_value_length(key: str, value: str) -> None:
     if len(value) > MAX_FILTER_VALUE:
-        raise BadRequest(f"Filter {key}: value too long")
+        raise BadRequest(f"Filter {key}: value too long", code=ErrorCode.invalid_filter, param=key)
 
 
 def parse_aware_datetime(key: str, raw: str) -> datetime:
@@ -128,16 +130,22 @@ def parse_aware_datetime(key: str, raw: str) -> datetime:
         parsed = None
     if parsed is None or not any(sep in text for sep in "Tt "):  # a date alone is not a date-time
         raise BadRequest(
-            f"Filter {key}: not an ISO 8601 date-time with a time zone (e.g. 2026-01-31T12:00:00Z)"
+            f"Filter {key}: not an ISO 8601 date-time with a time zone (e.g. 2026-01-31T12:00:00Z)",
+            code=ErrorCode.invalid_filter,
+            param=key,
         )
     if parsed.tzinfo is None:
         raise BadRequest(
-            f"Filter {key}: the date-time has no time zone; add `Z` or an offset such as `+02:00`"
+            f"Filter {key}: the date-time has no time zone; add `Z` or an offset such as `+02:00`",
+            code=ErrorCode.invalid_filter,
+            param=key,
         )
     try:
         return parsed.astimezone(UTC)
     except OverflowError:
-        raise BadRequest(f"Filter {key}: the date-time is out of range") from None
+        raise BadRequest(
+            f"Filter {key}: the date-time is out of range", code=ErrorCode.invalid_filter, param=key
+        ) from None
 
 
 def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Clause:
@@ -153,16 +161,22 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
     for value in raw.split(",") if op == "in" else (raw,):
         _check_value_length(key, value)
     if op and op not in OPERATORS:
-        raise BadRequest(f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}")
+        raise BadRequest(
+            f"Unknown operator {op!r} in {key!r}; use one of {', '.join(OPERATORS)}",
+            code=ErrorCode.unknown_filter,
+            param=key,
+        )
     # built-in columns and reserved query parameters are never data fields: a filter on one (other
     # than the CONTROL_PARAMS) is refused rather than silently run against `data`
     if name in RESERVED_NAMES:
         raise BadRequest(
-            f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})"
+            f"Unsupported filter {key!r}: {name!r} is not a data field ({BUILTIN_FILTERS_HELP})",
+            code=ErrorCode.unknown_filter,
+            param=key,
         )
     field_def = fields.get(name)
     if field_def is None and not DATA_KEY_RE.match(name):
-        raise BadRequest(f"Unknown filter {key!r}")
+        raise BadRequest(f"Unknown filter {key!r}", code=ErrorCode.unknown_filter, param=key)
     as_text = Target(name, Kind.text)  # the stored value as text (`data ->> name`)
     ftype = field_def.type if field_def else None
 
@@ -174,7 +188,9 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
     if op == "exists":
         flag = FLAG_WORDS.get(raw.strip().lower())
         if flag is None:
-            raise BadRequest(f"Filter {key}: use true or false")
+            raise BadRequest(
+                f"Filter {key}: use true or false", code=ErrorCode.invalid_filter, param=key
+            )
         present = Test(Check.has_value, as_text)
         return present if flag else Not(present)
 
@@ -189,7 +205,11 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
     if op in ("ne", "in"):
         raw_values = [raw] if op == "ne" else raw.split(",")
         if len(raw_values) > MAX_IN_VALUES:
-            raise BadRequest(f"Filter {key}: at most {MAX_IN_VALUES} values")
+            raise BadRequest(
+                f"Filter {key}: at most {MAX_IN_VALUES} values",
+                code=ErrorCode.invalid_filter,
+                param=key,
+            )
         test = (
             _containment(field_def, key, raw_values)
             if field_def
@@ -210,7 +230,11 @@ def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Claus
         FieldType.url,
         FieldType.enum,
     }:
-        raise BadRequest(f"Filter {key}: {op} does not apply to a {ftype} field")
+        raise BadRequest(
+            f"Filter {key}: {op} does not apply to a {ftype} field",
+            code=ErrorCode.invalid_filter,
+            param=key,
+        )
     return Test(
         Check.compare, field_target(field_def), _coerce_filter(field_def, key, raw), RANGE_SQL[op]
     )
@@ -230,7 +254,11 @@ def parse_builtin_filters(
         tests.append(Test(Check.like, BUILTINS["name"], "%" + like_escape(q) + "%", "ILIKE"))
     if status is not None:
         if status not in STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+            raise BadRequest(
+                f"status must be one of {', '.join(STATUSES)}",
+                code=ErrorCode.invalid_filter,
+                param="status",
+            )
         tests.append(Test(Check.equals, BUILTINS["status"], status))
     if category_ids is not None:
         tests.append(Test(Check.categories_overlap, BUILTINS["category"], category_ids))

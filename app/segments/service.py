@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
 from app.db import driver_connection, tenant_of
-from app.errors import QUERY_CANCELED, BadRequest, NotFound, Unavailable, sqlstate_of
+from app.errors import QUERY_CANCELED, BadRequest, ErrorCode, NotFound, Unavailable, sqlstate_of
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
@@ -136,7 +136,8 @@ async def preview(session: AsyncSession, *, definition: Any, timeout_ms: int) ->
         if sqlstate_of(exc) == QUERY_CANCELED:
             raise Unavailable(
                 f"The preview took longer than {timeout_ms} ms and was cancelled: "
-                "narrow the definition (fewer or simpler conditions), or retry later"
+                "narrow the definition (fewer or simpler conditions), or retry later",
+                code=ErrorCode.query_timeout,
             ) from None
         raise
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading

@@ -99,7 +99,7 @@ def _refused_for(response) -> str:
     """The field a refused POST or PATCH names: the 422's location, or the 400's prefix."""
     body = response.json()
     if response.status_code == 422:
-        fields = {str(part) for err in body["detail"] for part in err["loc"][1:2]}
+        fields = {str(part) for err in body["errors"] for part in err["loc"][1:2]}
         assert len(fields) == 1, body
         return fields.pop()
     assert response.status_code == 400, response.text

@@ -661,11 +661,11 @@ async def test_request_body_edge_cases_are_422_with_short_answers(client, tenant
         b'{"products": [{"sku": "n1", "x": Infinity}]}',
     ):
         r = await client.post(BULK, content=body, headers=headers)
-        assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
+        assert r.status_code == 422 and r.json()["errors"][0]["type"] == "json_invalid", r.text
     r = await client.post(
         PRODUCTS, content=b'{"sku": "n2", "name": "n", "data": {"x": -Infinity}}', headers=headers
     )
-    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
+    assert r.status_code == 422 and r.json()["errors"][0]["type"] == "json_invalid", r.text
     deep = b'{"products": [{"sku": "d", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}]}"
     r = await client.post(BULK, content=deep, headers=headers)
     assert r.status_code == 422 and "UTF-8" not in r.text and "nested" in r.text, r.text

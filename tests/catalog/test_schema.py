@@ -664,7 +664,7 @@ async def test_a_schema_stored_before_the_new_rules_still_works(app, client, ten
     )
     # sending it back points at what must change
     again = await client.put(SCHEMA, json=got.json(), headers=tenant.editor)
-    assert again.status_code == 422 and "'code'" in str(again.json()["detail"])
+    assert again.status_code == 422 and "'code'" in str(again.json()["errors"])
 
 
 # --- GET → PUT round trip ----------------------------------------------------------------------

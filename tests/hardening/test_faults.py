@@ -537,7 +537,12 @@ async def test_body_and_upload_limits_are_413(app_with):
     assert (await http.post(BULK, json=small, headers=tenant.editor)).status_code == 200
 
     r = await http.post(BULK, json=big, headers=tenant.editor)
-    assert r.status_code == 413 and r.json() == {"detail": "Request body is larger than 2000 bytes"}
+    assert r.status_code == 413 and r.json() == {
+        "detail": "Request body is larger than 2000 bytes",
+        "code": "payload_too_large",
+        "param": None,
+        "request_id": r.headers["x-request-id"],
+    }
 
     async def chunks(data: bytes):  # no Content-Length: the limit is enforced while streaming
         for i in range(0, len(data), 500):
@@ -612,7 +617,10 @@ async def test_statement_timeout_is_a_clear_503(app_with):
     elapsed = time.monotonic() - started
     assert r.status_code == 503, r.text
     assert r.json() == {
-        "detail": "The database statement took too long and was cancelled: narrow the filters, or retry a write later"
+        "detail": "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
+        "code": "query_timeout",
+        "param": None,
+        "request_id": r.headers["x-request-id"],
     }
     assert elapsed < 5
     # quick statements under the same timeout are fine: one product by SKU (index lookups only). An

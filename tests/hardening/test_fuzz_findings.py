@@ -21,7 +21,8 @@ async def test_a_json_body_that_is_not_utf8_is_a_422(client, tenant):
         headers={**tenant.editor, "content-type": "application/json"},
     )
     assert response.status_code == 422, response.text
-    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert response.json()["errors"][0]["type"] == "json_invalid"
+    assert response.json()["code"] == "validation_error"
 
 
 async def test_a_nul_character_is_a_declared_400(client, tenant):

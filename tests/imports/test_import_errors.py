@@ -19,7 +19,7 @@ async def test_upload_requires_editor_and_a_file(client, tenant):
     r = await client.post(f"{IMPORT}/csv/", content=FEED)
     assert r.status_code == 401
     r = await client.post(f"{IMPORT}/csv/", headers=tenant.editor, files={"other": ("a.csv", FEED)})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "file"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "file"]
     r = await client.post(
         f"{IMPORT}/csv/", headers={**tenant.editor, "content-type": "text/csv"}, content=FEED
     )

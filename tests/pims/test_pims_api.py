@@ -565,7 +565,11 @@ async def test_every_bad_request_is_400_in_the_pims_shape(client, tenant):
 async def test_unknown_category_is_404_and_credentials_are_required(client, tenant):
     response = await client.get("/v/pc/987654321/", headers=tenant.viewer)
     assert response.status_code == 404
-    assert response.json() == {"status": "ERROR", "detail": "Category 987654321 not found"}
+    assert response.json() == {
+        "status": "ERROR",
+        "detail": "Category 987654321 not found",
+        "code": "not_found",
+    }
     for headers in ({}, {"X-API-Key": "pim_not-a-real-key"}, {"Authorization": "Bearer not.a.jwt"}):
         response = await client.get("/api/en-us/v/pc/0/", headers=headers)
         assert response.status_code == 401, headers
