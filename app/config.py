@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 
     max_json_body_bytes: int = 32 * 1024 * 1024
+    # origins allowed to call the API from a browser (CORS), comma-separated
+    # (`https://a.example,https://b.example`, `*` for any): none by default
+    cors_origins: str = ""
     max_upload_bytes: int = 1024 * 1024 * 1024
     # bytes of uploads a tenant may keep stored at once (jobs uploading, in mapping or importing)
     import_storage_quota_bytes: int = Field(default=5 * 1024**3, ge=0)

@@ -328,8 +328,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _app_error(_request: Request, exc: AppError):
         return OrjsonResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
+    def _method_not_allowed(request: Request) -> OrjsonResponse:
+        from app.routing import allowed_methods  # app.routing raises these errors
+
+        allow = allowed_methods(request)
+        if not allow:
+            return _json(404, "Not Found")
+        return _json(
+            405,
+            f"Method {request.method} is not allowed here: use {allow}",
+            {"Allow": allow},
+        )
+
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException):
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route of the path only
+            return _method_not_allowed(request)
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
             # A JSON body that is not UTF-8 text: malformed JSON like any other (FastAPI answers 422
             # `json_invalid` for bad syntax but a bare 400 for bad encoding).
@@ -350,7 +365,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _json(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError):
+    async def _validation_error(request: Request, exc: RequestValidationError):
+        from app.routing import took_a_fixed_word
+
+        if took_a_fixed_word(request):
+            return _method_not_allowed(request)
         errors = []
         for err in exc.errors():
             err = dict(err)

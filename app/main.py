@@ -6,6 +6,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from app.auth.cache import PrincipalCache
@@ -20,7 +21,12 @@ from app.errors import ValidationErrorBody, install_error_handlers
 from app.health import router as health_router
 from app.imports.router import router as imports_router
 from app.log import configure_logging
-from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, TrailingSlashMiddleware
+from app.middleware import (
+    BodyLimitMiddleware,
+    HeadMiddleware,
+    RequestContextMiddleware,
+    TrailingSlashMiddleware,
+)
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
@@ -53,6 +59,33 @@ def _integer_bounds(node: Any) -> None:
     for value in node.values():
         _integer_bounds(value)
 
+
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    "X-Request-ID",
+    "ApiView",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+]
+CORS_EXPOSED_HEADERS = [
+    "Location",
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "ETag",
+    "Server-Timing",
+]
+LOCATION_HEADER = {
+    "Location": {
+        "description": "the path of the created object (no host)",
+        "schema": {"type": "string"},
+    }
+}
 
 RATE_LIMITED = (
     "Rate limit exceeded (the API key's or the tenant's token bucket is empty, or too many failed "
@@ -109,6 +142,8 @@ def _document_common_errors(app: FastAPI) -> None:
             for operations in schema["paths"].values():
                 for operation in operations.values():
                     responses = operation.setdefault("responses", {})
+                    if "201" in responses:
+                        responses["201"].setdefault("headers", {}).update(LOCATION_HEADER)
                     if "422" in responses:
                         # FastAPI's HTTPValidationError: the errors' shape is ValidationErrorBody
                         responses["422"]["content"] = invalid
@@ -225,6 +260,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
         upload_routes=frozenset({("POST", app.url_path_for("upload_import_csv"))}),
     )
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(TrailingSlashMiddleware)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
+    if origins:  # outermost: a preflight is answered before any other middleware
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     return app

@@ -55,6 +55,28 @@ async def _send_json(send, status: int, detail: str, code: str, extra_headers=()
     await send({"type": "http.response.body", "body": body})
 
 
+class HeadMiddleware:
+    """HEAD on every GET route: served as the GET (same status and headers, Content-Length
+    included), without the body. (FastAPI routes answer only the methods they declare, and
+    declaring HEAD would give every read a second OpenAPI operation.)"""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def send_without_body(message):
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return  # the end of the body (more_body false) closes the answer
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, send_without_body)
+
+
 class RequestContextMiddleware:
     """Accept or mint X-Request-ID, echo it back with the request's RateLimit-* headers, and write one
     access log line per request."""

@@ -7,17 +7,19 @@ import json
 import math
 from collections.abc import Callable, Coroutine, Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import Match
+from starlette.types import Scope
 
 from app.auth.credentials import authenticate
 from app.auth.service import Role
 from app.deps import RoleRequirement, get_principal
-from app.errors import Forbidden, TooManyRequests
+from app.errors import AppError, ErrorCode, Forbidden, TooManyRequests
 
 # The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
 # authentication, roles"); the role-matrix test (tests/test_roles_all_routes.py) reads it.
@@ -53,9 +55,19 @@ class GuardedRoute(APIRoute):
     stream their body (uploads) set `takes_turns = False`."""
 
     takes_turns = True
+    # the literal segments of every route's path (`bulk`, `search`...): an integer id parameter
+    # never takes one, so that `GET /products/bulk/` is the bulk route's 405, not a 422 for an id
+    fixed_words: ClassVar[set[str]] = set()
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
+        GuardedRoute.fixed_words.update(
+            part for part in path.split("/") if part and not part.startswith("{")
+        )
+        self._int_params = frozenset(
+            param.name for param in self.dependant.path_params if _is_int(param.field_info)
+        )
+        self._json_body = self.body_field is not None and not _is_form(self.body_field)
         self.required_role = required_role(self.dependant)
         if self.required_role is not None:
             # a new dict: `openapi_extra` objects are shared between routes
@@ -63,6 +75,35 @@ class GuardedRoute(APIRoute):
                 **(self.openapi_extra or {}),
                 ROLE_EXTENSION: self.required_role.value,
             }
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match != Match.NONE and self._int_params:
+            values = child.get("path_params", {})
+            if any(values.get(name) in GuardedRoute.fixed_words for name in self._int_params):
+                return Match.NONE, {}
+        return match, child
+
+    def _check_content_type(self, request: Request) -> None:
+        """415 for a JSON body route sent a body (or none where one is required) without a JSON
+        content type: from the headers, before the body is read."""
+        if not self._json_body:
+            return
+        headers = request.headers
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+        if not has_body and not self.body_field.field_info.is_required():  # type: ignore[union-attr]
+            return
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type != "application/json" and not (
+            media_type.startswith("application/") and media_type.endswith("+json")
+        ):
+            raise AppError(
+                "Send the body as JSON with `Content-Type: application/json`"
+                + (f", not {media_type!r}" if media_type else ""),
+                status_code=415,
+                code=ErrorCode.unsupported_media_type,
+                param="Content-Type",
+            )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -87,6 +128,7 @@ class GuardedRoute(APIRoute):
                     )
             if principal.role.rank < role.rank:
                 raise Forbidden(f"This action needs the {role.value} role")
+            self._check_content_type(request)
             if not self.takes_turns:
                 return await handler(request)
             # the body is read before the turn, so that a slow sender does not keep one
@@ -95,6 +137,48 @@ class GuardedRoute(APIRoute):
                 return await handler(request)
 
         return guarded
+
+
+def _is_int(field_info: Any) -> bool:
+    return getattr(field_info, "annotation", None) is int
+
+
+def _is_form(body_field: Any) -> bool:
+    from fastapi.params import File, Form
+
+    return isinstance(body_field.field_info, (File, Form))
+
+
+def allowed_methods(request: Request) -> str:
+    """The `Allow` of a 405: the methods of every route whose path matches the request's (an id
+    parameter never matching a fixed word), HEAD with GET; "" when none does."""
+    scope = {**request.scope, "path_params": {}}
+    methods: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        route = context.original_route
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(scope)[0] != Match.NONE:
+            methods |= route_methods
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+def took_a_fixed_word(request: Request) -> bool:
+    """Whether the request's route took a fixed word (`bulk`) as an integer id: such a request is
+    answered as if that route did not match (405 or 404), not with a 422 for the id."""
+    route = request.scope.get("route")
+    if not isinstance(route, GuardedRoute) or not route._int_params:
+        return False
+    values = request.scope.get("path_params", {})
+    return any(str(values.get(name)) in GuardedRoute.fixed_words for name in route._int_params)
+
+
+def set_location(request: Request, response: Response, route_name: str, **path_params: Any) -> None:
+    """`Location` of a 201: the path (no host, as the pagination links) of the created object's
+    route `route_name`."""
+    params = {name: str(value) for name, value in path_params.items()}
+    response.headers["Location"] = str(request.app.url_path_for(route_name, **params))
 
 
 def check_routes_guarded(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-from fastapi import Request, status
+from fastapi import Request, Response, status
 
 from app.auth import service
 from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
@@ -6,16 +6,20 @@ from app.db import after_commit, tenant_of
 from app.deps import AdminSession, ObjectId
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
-from app.routing import api_router
+from app.routing import api_router, set_location
 
 router = api_router(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
 
 
 @router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
-async def create_api_key(body: ApiKeyCreate, session: AdminSession):
+async def create_api_key(
+    body: ApiKeyCreate, session: AdminSession, request: Request, response: Response
+):
     row, key = await service.create_api_key(
         session, tenant_of(session), name=body.name, role=body.role
     )
+    # a key has no read of its own: its URL is the one that revokes it
+    set_location(request, response, "revoke_api_key", key_id=row.id)
     return ApiKeyCreated(
         id=row.id,
         name=row.name,

@@ -1,6 +1,6 @@
 from typing import Annotated, Literal
 
-from fastapi import Query, status
+from fastapi import Query, Request, Response, status
 from pydantic import Field
 
 from app.catalog import service
@@ -20,7 +20,7 @@ from app.deps import EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
-from app.routing import api_router
+from app.routing import api_router, set_location
 
 schema_router = api_router(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
 categories_router = api_router(
@@ -82,9 +82,13 @@ async def list_categories(
     response_model=CategoryOut,
     responses=error_responses(400),
 )
-async def create_category(body: CategoryIn, session: EditorSession):
+async def create_category(
+    body: CategoryIn, session: EditorSession, request: Request, response: Response
+):
     """Create a category; its `path` is its parent's path and its name joined by " > "."""
-    return await service.create_category(session, body)
+    category = await service.create_category(session, body)
+    set_location(request, response, "get_category", category_id=category.id)
+    return category
 
 
 @categories_router.get(
@@ -121,9 +125,11 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
 @views_router.post(
     "/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409)
 )
-async def create_view(body: ViewIn, session: EditorSession):
+async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
-    return await service.create_view(session, body)
+    view = await service.create_view(session, body)
+    set_location(request, response, "get_view", view_id=view.id)
+    return view
 
 
 @views_router.get("/{view_id}/", response_model=ViewOut, responses=error_responses(404))

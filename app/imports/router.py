@@ -9,7 +9,7 @@ from app.imports import service
 from app.imports.schemas import ConfirmIn, ImportJobOut, ImportJobPage
 from app.imports.upload import MultipartFile
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit
-from app.routing import StreamingRoute, api_router
+from app.routing import StreamingRoute, api_router, set_location
 
 # uploads stream their body and the errors CSV its answer: they take no tenant turn
 router = api_router(
@@ -115,6 +115,7 @@ async def upload_import_csv(
     response.headers["Server-Timing"] = ", ".join(
         f"{name};dur={ms:.1f}" for name, ms in timings.items()
     )
+    set_location(request, response, "get_import_job", job_id=job.id)
     return service.job_out(job)
 
 

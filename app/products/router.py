@@ -25,7 +25,7 @@ from app.products.schemas import (
     ProductSearchPage,
 )
 from app.responses import json_bytes_response
-from app.routing import api_router
+from app.routing import api_router, set_location
 
 router = api_router(prefix="/api/pim/products", tags=["products"], responses=AUTH_ERRORS)
 facets_router = api_router(prefix="/api/pim/facets", tags=["products"], responses=AUTH_ERRORS)
@@ -258,14 +258,18 @@ async def search_products(body: ProductSearchIn, reader: Reader):
     response_model=ProductOut,
     responses=error_responses(400, 409),
 )
-async def create_product(body: ProductIn, session: EditorSession, settings: SettingsDep):
+async def create_product(
+    body: ProductIn, session: EditorSession, settings: SettingsDep, request: Request
+):
     """Create a product. `data` is at most `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON: larger is a 400."""
     product_id = await service.create_product(
         session, body, max_data_bytes=settings.max_product_data_bytes
     )
-    return json_bytes_response(
+    response = json_bytes_response(
         service.dumps(await service.get_product_json(session, product_id)), status_code=201
     )
+    set_location(request, response, "get_product", product_id=product_id)
+    return response
 
 
 @router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))

@@ -9,7 +9,7 @@ from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
-from app.routing import api_router
+from app.routing import api_router, set_location
 from app.segments import members, service
 from app.segments.schemas import (
     ComputeQueued,
@@ -49,8 +49,12 @@ async def list_segments(
     responses=error_responses(400),
     description=DEFINITION_ERRORS,
 )
-async def create_segment(body: SegmentIn, session: EditorSession):
-    return await service.create_segment(session, body=body)
+async def create_segment(
+    body: SegmentIn, session: EditorSession, request: Request, response: Response
+):
+    segment = await service.create_segment(session, body=body)
+    set_location(request, response, "get_segment", segment_id=segment.id)
+    return segment
 
 
 @router.post(
