@@ -162,6 +162,15 @@ def _document_common_errors(app: FastAPI) -> None:
                         responses.setdefault(
                             "413", {"description": "Payload too large", "content": error}
                         )
+                        if "application/json" in operation["requestBody"].get("content", {}):
+                            responses.setdefault(
+                                "415",
+                                {
+                                    "description": "The body is not declared JSON "
+                                    "(`Content-Type: application/json`)",
+                                    "content": error,
+                                },
+                            )
                     role = operation.get(ROLE_EXTENSION)
                     if role == Role.viewer:
                         responses.pop("403", None)  # every caller holds at least the viewer role

@@ -64,6 +64,17 @@ def test_every_201_documents_location(app):
     assert all("Location" in response.get("headers", {}) for response in created)
 
 
+def test_every_json_body_documents_415(app):
+    operations = [
+        operation
+        for operations in app.openapi()["paths"].values()
+        for operation in operations.values()
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(operations) >= 10
+    assert all("415" in operation["responses"] for operation in operations)
+
+
 async def test_405_lists_every_method_of_the_path(client, tenant):
     r = await client.put(PRODUCTS, json={}, headers=tenant.editor)
     assert r.status_code == 405, r.text
