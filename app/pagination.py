@@ -46,9 +46,9 @@ def decode_cursor(list_name: str, cursor: str) -> dict[str, Any]:
             base64.urlsafe_b64decode(cursor.encode("ascii") + b"=" * (-len(cursor) % 4))
         )
     except (ValueError, UnicodeError, orjson.JSONDecodeError):
-        raise BadRequest(BAD_CURSOR) from None
+        raise BadRequest(BAD_CURSOR, param="cursor") from None
     if not isinstance(payload, dict) or payload.get("l") != list_name:
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     return payload
 
 
@@ -58,7 +58,7 @@ def after_id(list_name: str, cursor: str | None) -> int | None:
         return None
     last = decode_cursor(list_name, cursor).get("id")
     if type(last) is not int or not 0 <= last <= INT64_MAX:
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     return last
 
 

@@ -119,3 +119,18 @@ def test_every_code_is_documented(app):
         text = contract.read()
     missing = [code.value for code in ErrorCode if f"`{code.value}`" not in text]
     assert not missing, missing
+
+
+async def test_field_and_cursor_errors_name_their_parameter(client, tenant):
+    schema = {"fields": [{"name": "price", "type": "number"}]}
+    assert (
+        await client.put("/api/pim/schema/", json=schema, headers=tenant.admin)
+    ).status_code == 200
+    r = await client.post(
+        PRODUCTS, json={"sku": "F1", "name": "f", "data": {"price": "cheap"}}, headers=tenant.editor
+    )
+    assert_error(r, 400, "bad_request", "price")
+    r = await client.get(PRODUCTS, params={"cursor": "not-a-cursor"}, headers=tenant.viewer)
+    assert_error(r, 400, "bad_request", "cursor")
+    r = await client.get(PRODUCTS, params={"page_size": 100000}, headers=tenant.viewer)
+    assert r.status_code in (400, 422) and r.json()["param"] == "page_size", r.text

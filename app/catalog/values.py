@@ -57,7 +57,12 @@ TEXT_READ = NUMERIC | TEMPORAL | {FieldType.boolean}
 
 
 class CoercionError(ValueError):
-    """A value that cannot be coerced to its field's type; the message names the field."""
+    """A value that cannot be coerced to its field's type; the message names the field, and so
+    does `field` where the raiser knows it (an error answer's `param`)."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 _RE2_OPTIONS = re2.Options()
@@ -438,11 +443,15 @@ def coerce_value(
     try:
         return _COERCERS.get(field.type, _coerce_string)(field, value, conventions)
     except ValueError as exc:
-        raise CoercionError(f"{field.name}: {exc}") from None
+        raise CoercionError(f"{field.name}: {exc}", field=field.name) from None
     except ArithmeticError:  # OverflowError and the like: a value no type can hold
-        raise CoercionError(f"{field.name}: out of range for a {field.type} field") from None
+        raise CoercionError(
+            f"{field.name}: out of range for a {field.type} field", field=field.name
+        ) from None
     except (TypeError, RecursionError):
-        raise CoercionError(f"{field.name}: not a valid {field.type} value") from None
+        raise CoercionError(
+            f"{field.name}: not a valid {field.type} value", field=field.name
+        ) from None
 
 
 def coerce_text(field: "FieldDef", text: Any, conventions: Conventions) -> Any:
@@ -496,12 +505,12 @@ def coerce_data(
         if field is None:
             # kept as given; deep nesting is refused here, before anything recurses into it
             if isinstance(value, (dict, list)) and _too_deep(value):
-                raise CoercionError(f"{key}: nested more than {MAX_NESTING} levels deep")
+                raise CoercionError(f"{key}: nested more than {MAX_NESTING} levels deep", field=key)
             out[key] = value
             continue
         coerced = None if value is None else coerce_value(field, value)
         if field.required and is_empty(coerced):
-            raise CoercionError(f"{key}: is required")
+            raise CoercionError(f"{key}: is required", field=key)
         out[key] = coerced
     if not partial:
         check_required(fields, out)

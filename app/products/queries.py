@@ -99,7 +99,7 @@ def _checked_key(value: Any, sql_type: str) -> str | None:
     if value is None or not isinstance(value, str) or len(value) > 2000:
         if value is None:
             return None
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     try:
         if sql_type == "bigint":
             if not -(2**63) <= int(value) < 2**63:
@@ -115,7 +115,7 @@ def _checked_key(value: Any, sql_type: str) -> str | None:
         elif "\x00" in value:
             raise ValueError
     except (ValueError, InvalidOperation):
-        raise BadRequest(BAD_CURSOR) from None
+        raise BadRequest(BAD_CURSOR, param="cursor") from None
     return value
 
 
@@ -128,10 +128,10 @@ def keyset_condition(where: SqlWhere, terms: list[OrderTerm], keys: list[Any]) -
     the OR that follows only filters within the first key's ties. Terms in one direction without
     NULLs are one row comparison instead, which a btree index answers as a range."""
     if len(keys) != len(terms):
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     values = [_checked_key(k, t.sql_type) for k, t in zip(keys, terms, strict=True)]
     if any(v is None and not t.nullable for v, t in zip(values, terms, strict=True)):
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     bound = [
         None if v is None else f"({where.bind(v)}::text)::{t.sql_type}"
         for v, t in zip(values, terms, strict=True)

@@ -158,12 +158,14 @@ async def list_products(
 ):
     if limit is not None:
         if "page_size" in request.query_params and limit != page_size:
-            raise BadRequest("limit is an alias of page_size: send one of them")
+            raise BadRequest("limit is an alias of page_size: send one of them", param="limit")
         page_size = limit
     if page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
     if cursor is not None and page is not None:
-        raise BadRequest("cursor and page exclude each other: a cursor page follows the cursor")
+        raise BadRequest(
+            "cursor and page exclude each other: a cursor page follows the cursor", param="page"
+        )
     fields, where = filters
     fingerprint = service.filters_fingerprint(
         "list", service.query_filters(list(request.query_params.multi_items()))
@@ -218,9 +220,11 @@ SEARCH_HELP = (
 )
 async def search_products(body: ProductSearchIn, reader: Reader):
     if body.page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
     if body.cursor is not None and "page" in body.model_fields_set:
-        raise BadRequest("cursor and page exclude each other: a cursor page follows the cursor")
+        raise BadRequest(
+            "cursor and page exclude each other: a cursor page follows the cursor", param="page"
+        )
     fields = await catalog.get_field_map(reader)
     where = await service.search_filters(reader, fields, body.where)
     fingerprint = service.filters_fingerprint("search", body.where)

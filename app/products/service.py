@@ -258,9 +258,9 @@ def decode_list_cursor(cursor: str, ordering: str | None, fingerprint: str) -> l
     payload = decode_cursor(PRODUCT_LIST, cursor)
     keys = payload.get("k")
     if not isinstance(keys, list) or not isinstance(payload.get("o"), str):
-        raise BadRequest(BAD_CURSOR)
+        raise BadRequest(BAD_CURSOR, param="cursor")
     if payload["o"] != ",".join(ordering_tokens(ordering)) or payload.get("f") != fingerprint:
-        raise BadRequest(CURSOR_MISMATCH)
+        raise BadRequest(CURSOR_MISMATCH, param="cursor")
     return keys
 
 
@@ -413,7 +413,7 @@ async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[
 async def _check_categories(session: AsyncSession, ids: list[int]) -> None:
     missing = set(ids) - await catalog.existing_category_ids(session, set(ids))
     if missing:
-        raise BadRequest(f"categories: unknown category ids {sorted(missing)}")
+        raise BadRequest(f"categories: unknown category ids {sorted(missing)}", param="categories")
 
 
 async def _check_unique(
@@ -431,7 +431,7 @@ def _coerce(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool)
     try:
         return coerce_data(fields, data, partial=partial)
     except CoercionError as exc:
-        raise BadRequest(str(exc)) from None
+        raise BadRequest(str(exc), param=exc.field) from None
 
 
 def _check_size(data: dict[str, Any], max_data_bytes: int) -> None:
