@@ -230,6 +230,13 @@ def install_error_handlers(app: FastAPI) -> None:
         request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
     ):
         if sqlstate == QUERY_CANCELED:
+            heavy = getattr(request.state, "heavy_read", None)  # app/deps.py, HeavyRead
+            if heavy is not None:
+                return _json(
+                    503,
+                    f"The {heavy.what} took longer than {heavy.timeout_ms} ms and was cancelled: "
+                    "narrow it (fewer or simpler conditions), or retry later",
+                )
             return _json(
                 503,
                 "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
