@@ -18,6 +18,7 @@ from app.changes.context import CONTEXT_KEY, request_context
 from app.config import Settings
 from app.db import TenantReader, tenant_of
 from app.errors import Forbidden, TooManyRequests
+from app.products.rules import INT64_MAX
 from app.query.parsing import condition_count
 from app.query.querystring import CONTROL_PARAMS
 
@@ -34,8 +35,7 @@ bearer_scheme = HTTPBearer(
     description="A JWT with `tenant_id`, `role` and `exp` claims",
 )
 
-PG_BIGINT_MAX = 2**63 - 1
-ObjectId = Annotated[int, Path(ge=1, le=PG_BIGINT_MAX, description="Object id")]
+ObjectId = Annotated[int, Path(ge=1, le=INT64_MAX, description="Object id")]
 
 
 def get_settings(request: Request) -> Settings:

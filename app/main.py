@@ -24,6 +24,7 @@ from app.middleware import BodyLimitMiddleware, RequestContextMiddleware, Traili
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
+from app.products.rules import INT64_MAX, INT64_MIN
 from app.ratelimit import ConcurrencyLimiter, RateLimiter, TenantTurns
 from app.routing import ROLE_EXTENSION, check_routes_guarded
 from app.segments.router import router as segments_router
@@ -48,7 +49,7 @@ def _integer_bounds(node: Any) -> None:
         for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             value = node.get(key)
             if isinstance(value, float) and value.is_integer():
-                node[key] = max(-(2**63), min(int(value), 2**63 - 1))
+                node[key] = max(INT64_MIN, min(int(value), INT64_MAX))
     for value in node.values():
         _integer_bounds(value)
 

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.db import ReadPool
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
+from app.products.rules import INT64_MAX
 
 KEY_PREFIX = "pim"
 REVOKED_CHANNEL = "pim_api_key_revoked"  # NOTIFY payload: the revoked key's hash
@@ -193,7 +194,11 @@ async def principal_from_token(
     # ASCII digits only: str.isdigit() is also true for "²" (which int() refuses) and "٢" (which it reads as 2)
     if isinstance(tenant_id, str) and tenant_id.isascii() and tenant_id.isdigit():
         tenant_id = int(tenant_id)
-    if not isinstance(tenant_id, int) or isinstance(tenant_id, bool) or not 0 < tenant_id < 2**63:
+    if (
+        not isinstance(tenant_id, int)
+        or isinstance(tenant_id, bool)
+        or not 0 < tenant_id <= INT64_MAX
+    ):
         raise Unauthorized("Token has no valid tenant_id claim")
     try:
         role = Role(claims.get("role", Role.viewer))

@@ -15,8 +15,9 @@ from app.catalog.schemas import (
     ViewOut,
     ViewPatch,
 )
-from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, ViewerSession
+from app.deps import EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
+from app.products.rules import INT64_MAX
 from app.routing import api_router
 
 schema_router = api_router(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
@@ -42,7 +43,7 @@ async def replace_product_schema(body: SchemaIn, session: EditorSession):
 
 
 # `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
-ParentFilter = Annotated[int, Field(ge=0, le=PG_BIGINT_MAX)] | Literal["null"]
+ParentFilter = Annotated[int, Field(ge=0, le=INT64_MAX)] | Literal["null"]
 
 
 @categories_router.get("/", response_model=CategoryPage, responses=error_responses(400))

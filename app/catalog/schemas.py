@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.catalog.fields import FieldDef, check_schema_fields
+from app.products.rules import INT64_MAX
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
@@ -39,6 +40,7 @@ CATEGORY_NAME_SEPARATORS = (">", "|")
 MAX_CATEGORY_DEPTH = 20
 # category paths in one CSV cell
 MAX_CATEGORY_PATHS = 100
+CATEGORY_NAME_MAX = 255
 
 
 def _category_name(cls: type, name: str | None) -> str | None:
@@ -55,8 +57,8 @@ def _category_name(cls: type, name: str | None) -> str | None:
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255)
-    parent_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    name: str = Field(min_length=1, max_length=CATEGORY_NAME_MAX)
+    parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] = Field(default_factory=dict)
     position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
 
@@ -66,8 +68,8 @@ class CategoryIn(BaseModel):
 class CategoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    parent_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
+    name: str | None = Field(default=None, min_length=1, max_length=CATEGORY_NAME_MAX)
+    parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
 

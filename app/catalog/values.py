@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import re2
 
 from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions
+from app.products.rules import INT64_MAX, INT64_MIN
 
 if TYPE_CHECKING:
     from app.catalog.fields import FieldDef
@@ -143,7 +144,7 @@ def _integral(number: int | float) -> int:
         if not number.is_integer():
             raise ValueError("not an integer")
         number = int(number)
-    if not -(2**63) <= number < 2**63:
+    if not INT64_MIN <= number <= INT64_MAX:
         raise ValueError("integer out of range")
     return number
 
@@ -351,7 +352,7 @@ def _coerce_number(_field: "FieldDef", value: Any, conventions: Conventions) -> 
 
 
 def _coerce_integer(_field: "FieldDef", value: Any, conventions: Conventions) -> int:
-    if type(value) is int and -(2**63) <= value < 2**63:
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
         return value
     return _integral(_as_number(value, conventions))
 

@@ -5,8 +5,9 @@ from fastapi import APIRouter, Path, Query
 
 from app.changes import service
 from app.changes.schemas import ChangesPage, HistoryPage, Op, RevertIn, RevertOut
-from app.deps import PG_BIGINT_MAX, EditorSession, ObjectId, Reader
+from app.deps import EditorSession, ObjectId, Reader
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.products.rules import INT64_MAX
 from app.products.schemas import ProductOut
 from app.products.service import dumps, get_product_json
 from app.responses import json_bytes_response
@@ -26,7 +27,7 @@ Limit = Annotated[int, Query(ge=1, le=service.MAX_LIMIT, description="at most 1,
 async def list_changes(
     reader: Reader,
     after: Annotated[
-        int, Query(ge=0, le=PG_BIGINT_MAX, description="exclusive: the last seq already read")
+        int, Query(ge=0, le=INT64_MAX, description="exclusive: the last seq already read")
     ] = 0,
     limit: Limit = 100,
     op: Annotated[Op | None, Query(description="only entries of this operation")] = None,

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.products.rules import FALSE_WORDS, TRUE_WORDS
+
 DECIMAL_SEPARATORS = (".", ",")
 # " " stands for every space a spreadsheet groups digits with (no-break, narrow no-break, thin)
 THOUSANDS_SEPARATORS = (",", ".", " ", "'")
@@ -41,8 +43,8 @@ Encoding = Literal[
 ENCODINGS: tuple[str, ...] = get_args(Encoding)
 
 # what the JSON endpoints accept for a boolean field (and status: true → active, false → inactive)
-DEFAULT_TRUE_WORDS = ("1", "on", "t", "true", "y", "yes")
-DEFAULT_FALSE_WORDS = ("0", "f", "false", "n", "no", "off")
+DEFAULT_TRUE_WORDS = TRUE_WORDS
+DEFAULT_FALSE_WORDS = FALSE_WORDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,12 +228,7 @@ def _zones() -> frozenset[str]:
 # whole column is made of them
 KNOWN_TRUE_WORDS = frozenset(
     [
-        "true",
-        "t",
-        "yes",
-        "y",
-        "1",
-        "on",
+        *TRUE_WORDS,
         "ja",
         "j",
         "oui",
@@ -254,12 +251,7 @@ KNOWN_TRUE_WORDS = frozenset(
 )
 KNOWN_FALSE_WORDS = frozenset(
     [
-        "false",
-        "f",
-        "no",
-        "n",
-        "0",
-        "off",
+        *FALSE_WORDS,
         "nein",
         "non",
         "faux",

@@ -129,6 +129,15 @@ def detect_format(headers: list[str]) -> str | None:
 
 
 # The separators a format writes lists and category paths with (overriding the detected ones):
+# the values of a format's status column and the status each means: such a column is the status
+# whatever else it holds (another value rejects its row). Shopify's Status is active, draft or
+# archived; WooCommerce's Published is 1 (published), 0 (private) or -1 (draft) (its product CSV
+# import schema)
+STATUS_VALUES: dict[str, dict[str, str]] = {
+    SHOPIFY: {"draft": "inactive", "archived": "inactive"},
+    WOOCOMMERCE: {"1": "active", "0": "inactive", "-1": "inactive"},
+}
+
 # WooCommerce and Akeneo separate tags, images, multi-select values and categories with ",";
 # Shopify's tags and Google's additional_image_link are comma-separated too.
 FORMAT_CONVENTIONS: dict[str, dict[str, str]] = {
@@ -234,8 +243,8 @@ _WOOCOMMERCE_RULES = _rule_table(
             "'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"
         ),
         "Published": ColumnRule(
-            "'Published' is 1 (published), 0 (private) or -1 (draft): the status when every value is 1 or 0, "
-            "else a field of its own",
+            "'Published' is 1 (published), 0 (private) or -1 (draft): the status (0 and -1 are "
+            "inactive)",
             builtin="status",
         ),
         "Categories": ColumnRule(

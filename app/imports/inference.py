@@ -22,7 +22,7 @@ from typing import Any
 from app.catalog.fields import FieldDef, FieldType, name_problem
 from app.catalog.values import read_text
 from app.imports.conventions import Conventions, detect_conventions
-from app.imports.formats import FORMAT_CONVENTIONS, SHOPIFY, column_rules, detect_format
+from app.imports.formats import FORMAT_CONVENTIONS, STATUS_VALUES, column_rules, detect_format
 from app.imports.headers import (
     Matcher,
     builtin_phrases,
@@ -159,15 +159,14 @@ def _builtin_candidate(target: str, match, p: ColumnProfile) -> tuple[float, str
 def status_words(
     values: list[str], conventions: Conventions, *, fmt: str | None = None
 ) -> tuple[dict[str, str], list[str]]:
-    """The status words of a column's values (STATUS_WORDS; Shopify's draft and archived always)
+    """The status words of a column's values (STATUS_WORDS; the format's STATUS_VALUES always)
     as a value mapping, and the values that are no status under it (each once)."""
-    words: dict[str, str] = (
-        {"draft": STATUS_WORDS["draft"], "archived": STATUS_WORDS["archived"]}
-        if fmt == SHOPIFY
-        else {}
-    )
+    fixed = STATUS_VALUES.get(fmt or "", {})
+    words = dict(fixed)
     unknown: dict[str, None] = {}
     for value in values:
+        if value.strip().casefold() in fixed:
+            continue
         try:
             read_status(value, conventions)
             continue
@@ -284,7 +283,7 @@ def suggest(
             p = profiles[i]
             if (
                 rule.builtin == "status"
-                and fmt != SHOPIFY  # Shopify's Status is the status: other words reject their row
+                and fmt not in STATUS_VALUES  # the format's status: other values reject their row
                 and p.values
                 and status_words(p.values, conventions, fmt=fmt)[1]
             ):

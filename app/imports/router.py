@@ -95,7 +95,8 @@ async def upload_import_csv(
     URLs: rows holding only extra images add theirs to the handle's first variant.
 
     **WooCommerce.** A `Parent` cell `id:101` is the SKU of the file's row whose `ID` is 101;
-    a reference no earlier row answers rejects its row.
+    a reference no earlier row answers rejects its row. `Published` (1, 0 private, -1 draft) is the
+    status, 0 and -1 `inactive` (`suggested_value_mapping`); another value rejects its row.
 
     A tenant keeps at most `PIM_IMPORT_STORAGE_QUOTA_BYTES` (5 GiB by default) of uploads stored at
     once (jobs uploading, in `mapping` or `importing`): an upload that would exceed it is a `413`;

@@ -17,15 +17,20 @@ from functools import lru_cache
 from typing import Any
 
 from app.catalog.fields import CoercionError, FieldDef, FieldType
-from app.catalog.schemas import MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
+from app.catalog.schemas import CATEGORY_NAME_MAX, MAX_CATEGORY_DEPTH, MAX_CATEGORY_PATHS
 from app.catalog.values import TEXT_READ, coerce_value, text_reader
 from app.imports.conventions import DEFAULT_CONVENTIONS, Conventions
 from app.imports.xlsx import TypedCell
-from app.products.schemas import SKU_MAX
+from app.products.rules import (
+    STATUSES,
+    ProductStatus,
+    RuleError,
+    check_name,
+    check_sku,
+    check_variation_of,
+)
 
 BUILTIN_TARGETS = ("sku", "name", "status", "categories", "variation_of")
-STATUSES = ("active", "inactive", "deleted")
-CATEGORY_NAME_MAX = 255
 # the targets whose cells a `value_mapping` may replace (and the field types among them)
 VALUE_MAPPED_TYPES = frozenset({FieldType.enum, FieldType.boolean})
 
@@ -114,9 +119,9 @@ def read_status(text: str, conventions: Conventions = DEFAULT_CONVENTIONS) -> st
     if word in STATUSES:
         return word
     if word in conventions.true_words:
-        return "active"
+        return ProductStatus.active.value
     if word in conventions.false_words:
-        return "inactive"
+        return ProductStatus.inactive.value
     raise ValueError(
         f"not a status ({', '.join(STATUSES)}, or a true/false word); map other words with value_mapping"
     )
@@ -133,12 +138,6 @@ class RowError(ValueError):
 class ConvertedRow:
     item: dict[str, Any]
     category_paths: tuple[str, ...] | None  # None: the row does not set categories
-
-
-def _check_sku_length(cell: str) -> str:
-    if len(cell) > SKU_MAX:
-        raise ValueError(f"longer than {SKU_MAX} characters")
-    return cell
 
 
 def _field_reader(field: FieldDef, conventions: Conventions) -> Callable[[Any], Any]:
@@ -222,9 +221,9 @@ class RowConverter:
                 continue
             if target in BUILTIN_TARGETS:
                 reader = {
-                    "name": None,
+                    "name": check_name,
                     "status": lambda v: read_status(v, conventions),
-                    "variation_of": _check_sku_length,
+                    "variation_of": check_variation_of,
                 }[target]
                 skips_null_tokens = False
             elif target in fields:
@@ -261,8 +260,10 @@ class RowConverter:
         sku = cells[self.sku_column].strip() if self.sku_column < n else ""
         if not sku:
             raise RowError("sku: is required (the SKU cell is empty)")
-        if len(sku) > SKU_MAX:
-            raise RowError(f"sku: longer than {SKU_MAX} characters")
+        try:
+            sku = check_sku(sku)
+        except RuleError as exc:
+            raise RowError(str(exc)) from None
         item: dict[str, Any] = {"sku": sku}
         for index, target, read, skips_null_tokens, header in self.columns:
             if index >= n:
@@ -282,7 +283,7 @@ class RowConverter:
                 continue
             try:
                 value = read(cell)
-            except CoercionError as exc:
+            except (CoercionError, RuleError) as exc:  # the message names the field
                 if is_error_value(cell):
                     raise RowError(
                         f"{target}: {cell!r} is a spreadsheet error value or NaN, not a value: the "

@@ -11,7 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -110,7 +110,11 @@ async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = Fals
 # --- upload ----------------------------------------------------------------------------------
 
 
-def _transcoder(head: bytes) -> tuple[str | None, Callable[[bytes, bool], bytes] | None]:
+class _Transcode(Protocol):
+    def __call__(self, data: bytes, final: bool = False) -> bytes: ...
+
+
+def _transcoder(head: bytes) -> tuple[str | None, _Transcode | None]:
     """UTF-16 uploads are stored as UTF-8 so that the reader can split lines on bytes."""
     variant = sniffing.utf16_variant(head)
     if variant is None:
@@ -277,7 +281,7 @@ async def _store_and_suggest(
     head = bytearray()
     size = 0
     transcoded_from: str | None = None
-    transcode = None
+    transcode: _Transcode | None = None
     decided = binary_checked = False
     workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
 
@@ -537,7 +541,8 @@ def validate_value_mapping(
     field_map = {f.name: f for f in fields}
     for header, values in value_mapping.items():
         target = mapping.get(header)
-        field = field_map.get(target) if target else None
+        # None: the column is the status (a field is never named like a built-in)
+        field = field_map.get(target) if target and target != "status" else None
         if target != "status" and (field is None or field.type not in VALUE_MAPPED_TYPES):
             raise BadRequest(
                 f"value_mapping: column {header[:100]!r} must map to status, an enum field or a boolean field "
@@ -547,7 +552,7 @@ def validate_value_mapping(
             if value is None:
                 continue
             try:
-                if target == "status":
+                if field is None:
                     if not isinstance(value, str):
                         raise ValueError("a status is text")
                     read_status(value, conventions)
@@ -592,7 +597,9 @@ async def _reread_if_asked(
         return
     transcoded_from = (
         job.encoding
-        if job.parse_options.get("stored_encoding") == "utf-8" and job.encoding.startswith("utf-16")
+        if job.parse_options.get("stored_encoding") == "utf-8"
+        and job.encoding is not None
+        and job.encoding.startswith("utf-16")
         else None
     )
     if transcoded_from and encoding not in (None, job.encoding):
@@ -662,7 +669,7 @@ async def confirm_import(
             header_row=job.resume_row,
             encoding=options.get("stored_encoding", "utf-8"),
             dialect=Dialect(
-                delimiter=job.delimiter,
+                delimiter=job.delimiter or ",",  # a workbook has none: its rows are no CSV
                 quotechar=job.quotechar,
                 escapechar=options.get("escapechar"),
             ),

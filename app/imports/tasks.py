@@ -27,6 +27,7 @@ import orjson
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.changes.context import CONTEXT_KEY, import_context
@@ -202,39 +203,44 @@ ON CONFLICT (job_id, row) DO NOTHING
 """
 
 
+def _job_session(ctx: WorkerContext, job: _Job) -> AsyncSession:
+    session = ctx["sessionmaker"]()
+    session.info["tenant_id"] = job.tenant_id
+    session.info[CONTEXT_KEY] = import_context(job.id)  # the change log's actor
+    return session
+
+
+async def _load_schema(session: AsyncSession, job: _Job, version: Any) -> _Schema:
+    fields = await get_field_map(session)
+    try:
+        converter = RowConverter(
+            headers=job.headers,
+            mapping=job.mapping,
+            fields=fields,
+            conventions=job.conventions,
+            value_mapping=job.value_mapping,
+        )
+    except ValueError as exc:  # the schema lost a mapped field
+        return _Schema(version, fields, None, str(exc))
+    return _Schema(version, fields, converter)
+
+
 class _Importer:
-    def __init__(self, ctx: WorkerContext, job: _Job, lock_conn) -> None:
+    def __init__(self, ctx: WorkerContext, job: _Job, lock_conn, schema: _Schema) -> None:
         self.ctx = ctx
         self.job = job
         self.lock_conn = lock_conn  # also reads the chunks: it is otherwise idle
-        self.sessionmaker = ctx["sessionmaker"]
-        self.schema: _Schema | None = None
+        self.schema = schema
 
-    def _session(self):
-        session = self.sessionmaker()
-        session.info["tenant_id"] = self.job.tenant_id
-        session.info[CONTEXT_KEY] = import_context(self.job.id)  # the change log's actor
-        return session
-
-    async def _load_schema(self, session, version: Any) -> _Schema:
-        fields = await get_field_map(session)
-        try:
-            converter = RowConverter(
-                headers=self.job.headers,
-                mapping=self.job.mapping,
-                fields=fields,
-                conventions=self.job.conventions,
-                value_mapping=self.job.value_mapping,
-            )
-        except ValueError as exc:  # the schema lost a mapped field
-            return _Schema(version, fields, None, str(exc))
-        return _Schema(version, fields, converter)
-
-    async def prepare(self) -> None:
-        async with self._session() as session, session.begin():
-            self.schema = await self._load_schema(session, await lock_schema(session))
-        if self.schema.converter is None:
-            raise ValueError(self.schema.unfit)
+    @classmethod
+    async def open(cls, ctx: WorkerContext, job: _Job, lock_conn) -> "_Importer":
+        """The job's importer under the schema in force now; ValueError when the confirmed
+        mapping no longer fits it."""
+        async with _job_session(ctx, job) as session, session.begin():
+            schema = await _load_schema(session, job, await lock_schema(session))
+        if schema.converter is None:
+            raise ValueError(schema.unfit)
+        return cls(ctx, job, lock_conn, schema)
 
     @property
     def upsert_fields(self) -> dict:
@@ -269,13 +275,15 @@ class _Importer:
         variants = restore_transform(job.row_transform, job.headers, job.transform_state)
         row = job.resume_row
         batch = _Batch(self.schema, end_row=row, end_offset=job.resume_offset)
-        writing: asyncio.Task | None = None
+        writing: asyncio.Task[None] | None = None
 
-        async def write(full: _Batch, *, final: bool) -> None:
+        async def write(full: _Batch, *, final: bool) -> asyncio.Task[None]:
+            """Start committing `full` once the batch before it is committed; the commit's task."""
             nonlocal writing
             if writing is not None:
                 await writing
             writing = asyncio.ensure_future(self.commit(full, final=final))
+            return writing
 
         async def take(records) -> bool:
             """Add records to batches, writing full ones; False when the time slice is over."""
@@ -295,12 +303,12 @@ class _Importer:
                     batch.carry = (
                         variants.state() if variants else None
                     )  # None: a stateless transform
-                    await write(batch, final=False)
+                    committing = await write(batch, final=False)
                     batch = _Batch(
                         self.schema, end_row=row, end_offset=record.end_offset
                     )  # the latest schema
                     if await self._slice_over(started, deadline):
-                        await writing
+                        await committing
                         return False
                 elif not batch.records % YIELD_EVERY:
                     await asyncio.sleep(0)  # let the writing task send its next statement
@@ -318,8 +326,7 @@ class _Importer:
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"
-            await write(batch, final=True)
-            await writing
+            await (await write(batch, final=True))
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # an error while parsing: the open batch rolls back
@@ -329,7 +336,7 @@ class _Importer:
 
     async def commit(self, batch: _Batch, *, final: bool) -> None:
         job = self.job
-        async with self._session() as session, session.begin():
+        async with _job_session(self.ctx, job) as session, session.begin():
             # Products and progress commit together, so a Postgres crash losing the last commits
             # only means redoing those batches: no need to wait for the WAL flush. (Sent through
             # SQLAlchemy: its first statement is what opens the transaction on the connection.)
@@ -339,7 +346,7 @@ class _Importer:
             # one are converted again, and the batches still to come use this one
             version = await lock_schema(session)
             if version != self.schema.version:
-                self.schema = await self._load_schema(session, version)
+                self.schema = await _load_schema(session, job, version)
                 log.info("import_schema_changed", job_id=str(job.id), row=batch.end_row)
             if batch.schema is not self.schema:
                 batch = batch.under(self.schema)
@@ -368,6 +375,7 @@ class _Importer:
             if result is not None:
                 failed_skus = set()
                 for err in result.errors:
+                    assert err.sku is not None  # write_rows names a failed row by its key in rows
                     failed_skus.add(err.sku)
                     pending = batch.items[err.sku]
                     rejected.extend(
@@ -543,9 +551,8 @@ async def _run(ctx: WorkerContext, raw, job_id: uuid.UUID) -> str:
     job = await _load_job(ctx, job_id)
     if job is None:
         return "skipped"
-    importer = _Importer(ctx, job, raw)
     try:
-        await importer.prepare()
+        importer = await _Importer.open(ctx, job, raw)
     except ValueError as exc:  # the schema lost a mapped field after the confirmation
         await _fail(ctx, job_id, f"The mapping no longer fits the schema: {exc}")
         return "failed"

@@ -21,12 +21,12 @@ from app.catalog.fields import (
 )
 from app.catalog.service import PATH_SEPARATOR
 from app.errors import BadRequest
+from app.products.rules import STATUSES
 from app.query.compiling import SqlWhere, add_conditions, order_expr
-from app.query.models import BUILTINS, PRODUCT_STATUSES, Check, Clause, Junction, Kind, Target, Test
+from app.query.models import BUILTINS, Check, Clause, Junction, Kind, Target, Test
 from app.query.parsing import field_target, like_escape
 
 CONTROL_PARAMS = frozenset({"filters", "sort", "pageSize", "pageNum"})
-STATUSES = PRODUCT_STATUSES
 # built-in attributes that can be filtered: name → the built-in it reads (categories is matched by path)
 BUILTIN_FILTERS = {
     "sku": "sku",

@@ -16,11 +16,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from app.deps import PG_BIGINT_MAX, ViewerSession
+from app.deps import ViewerSession
 from app.errors import AppError, BadRequest
 from app.pims import service
 from app.pims.filters import CONTROL_PARAMS
 from app.pims.schemas import LOCALE_PATTERN, PimsError, PimsProducts, PimsQuery
+from app.products.rules import INT64_MAX
 from app.responses import dumps, json_bytes_response
 from app.routing import GuardedRoute, api_router
 
@@ -89,7 +90,7 @@ def _validation_detail(errors) -> str:
 
 
 def _category_id(raw: str) -> int:
-    if not _CATEGORY_ID_RE.match(raw) or int(raw) > PG_BIGINT_MAX:
+    if not _CATEGORY_ID_RE.match(raw) or int(raw) > INT64_MAX:
         raise BadRequest("categoryId must be 0 (every product) or a category id")
     return int(raw)
 
@@ -187,7 +188,7 @@ CATEGORY_PARAMETER = {
     "in": "path",
     "required": True,
     "description": "A category id (the category and its descendants), or 0 for every product",
-    "schema": {"type": "integer", "minimum": 0, "maximum": PG_BIGINT_MAX},
+    "schema": {"type": "integer", "minimum": 0, "maximum": INT64_MAX},
 }
 LOCALE_PARAMETER = {
     "name": "locale",

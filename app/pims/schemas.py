@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.products.rules import ProductStatus
+
 MAX_PAGE_SIZE = 200
 MAX_PAGE_NUM = 10_000_000
 SORT_PATTERN = r"^\w+\|(asc|desc)$"
@@ -64,7 +66,7 @@ class PimsAttributes(BaseModel):
 
     sku: str = Field(description="Unique product code")
     categories: list[str] = Field(description="Category paths, names joined with ` > `")
-    status: Literal["active", "inactive", "deleted"]
+    status: ProductStatus
     title: str = Field(description="The product name")
     variation_attributes: list[str] | None = Field(
         default=None,

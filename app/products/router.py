@@ -5,19 +5,12 @@ from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import (
-    PG_BIGINT_MAX,
-    EditorSession,
-    FilterReader,
-    ObjectId,
-    Reader,
-    SearchReader,
-    SettingsDep,
-)
+from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.middleware import current_request_id
 from app.products import service
 from app.products.queries import SqlWhere
+from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
 from app.products.schemas import (
     BulkIn,
     BulkResponse,
@@ -29,7 +22,6 @@ from app.products.schemas import (
     ProductPatch,
     ProductSearchIn,
     ProductSearchPage,
-    ProductStatus,
 )
 from app.responses import json_bytes_response
 from app.routing import api_router
@@ -86,9 +78,9 @@ Status = Annotated[
     ),
 ]
 CategoryParam = Annotated[
-    int | None, Query(ge=1, le=PG_BIGINT_MAX, description="category id: it or any descendant")
+    int | None, Query(ge=1, le=INT64_MAX, description="category id: it or any descendant")
 ]
-Sku = Annotated[str | None, Query(max_length=255, description="exact SKU")]
+Sku = Annotated[str | None, Query(max_length=SKU_MAX, description="exact SKU")]
 # The request head must fit in the HTTP server's 64 KiB (a longer one is refused before the app sees it),
 # even when every character is percent-encoded UTF-8 (12 bytes for some).
 SkuIn = Annotated[

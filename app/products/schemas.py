@@ -1,59 +1,63 @@
 """Request and response models of products."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
+from app.products.rules import (
+    INT64_MAX,
+    MAX_CATEGORIES,
+    MAX_VARIATION_ATTRIBUTES,
+    NAME_MAX,
+    SKU_MAX,
+    ProductStatus,
+    check_name,
+    check_sku,
+    check_variation_attributes,
+    check_variation_of,
+)
 from app.query.models import Definition
 
 MAX_BULK_ITEMS = 10_000
-SKU_MAX = 255
-CategoryId = Annotated[int, Field(ge=1, le=2**63 - 1)]
-
-
-class ProductStatus(StrEnum):
-    active = "active"
-    inactive = "inactive"
-    deleted = "deleted"
-
-
-def _stripped_sku(sku: str) -> str:
-    # as the bulk upsert and the CSV import read SKUs: " A1 " and "A1" are one product
-    sku = sku.strip()
-    if not sku:
-        raise ValueError("sku must not be blank")
-    return sku
-
-
-Sku = Annotated[str, Field(min_length=1, max_length=SKU_MAX), AfterValidator(_stripped_sku)]
+CategoryId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+# the length is checked once surrounding whitespace is removed, as the bulk upsert and the import do
+Sku = Annotated[
+    str,
+    AfterValidator(check_sku),
+    Field(json_schema_extra={"minLength": 1, "maxLength": SKU_MAX}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX), AfterValidator(check_name)]
+ParentSku = Annotated[str, Field(max_length=SKU_MAX), AfterValidator(check_variation_of)]
+VariationAttributes = Annotated[
+    list[str],
+    Field(max_length=MAX_VARIATION_ATTRIBUTES),
+    AfterValidator(check_variation_attributes),
+]
 
 
 class ProductIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
-    name: str = Field(min_length=1, max_length=1000)
+    name: Name
     status: ProductStatus = ProductStatus.active
     categories: list[CategoryId] = Field(
-        default_factory=list, description="category ids", max_length=1000
+        default_factory=list, description="category ids", max_length=MAX_CATEGORIES
     )
-    variation_of: str | None = Field(
-        default=None, max_length=SKU_MAX, description="the parent's SKU"
-    )
-    variation_attributes: list[str] = Field(default_factory=list, max_length=100)
+    variation_of: ParentSku | None = Field(default=None, description="the parent's SKU")
+    variation_attributes: VariationAttributes = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)
 
 
 class ProductPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=1000)
+    name: Name | None = None
     status: ProductStatus | None = None
-    categories: list[CategoryId] | None = Field(default=None, max_length=1000)
-    variation_of: str | None = Field(default=None, max_length=SKU_MAX)
-    variation_attributes: list[str] | None = Field(default=None, max_length=100)
+    categories: list[CategoryId] | None = Field(default=None, max_length=MAX_CATEGORIES)
+    variation_of: ParentSku | None = None
+    variation_attributes: VariationAttributes | None = None
     data: dict[str, Any] | None = Field(
         default=None,
         description="JSON merge patch (RFC 7396): objects merge at every depth, a key set to null is removed",

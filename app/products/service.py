@@ -13,8 +13,9 @@ from app.db import TenantReader, driver_connection, read_connection, reading, te
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.products.queries import facet_fields, ordering_sql, ordering_terms
+from app.products.rules import data_too_large
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
-from app.products.upsert import data_too_large, unique_conflicts, upsert_products
+from app.products.upsert import unique_conflicts, upsert_products
 from app.query.categories import category_subtrees
 from app.query.compiling import SqlWhere, add_conditions
 from app.query.models import Clause, DefinitionError, Junction

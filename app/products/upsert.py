@@ -5,9 +5,11 @@ UPDATE of the existing ones, each fed by `unnest` over arrays (no per-row round
 trips). Rows whose values do not change are not rewritten.
 
 `upsert_products` takes the bulk endpoint's items: `parse_items` validates their
-built-ins, then `write_rows` coerces their data and writes them. The CSV import
-builds its rows with `UpsertRow.of_valid_item` (its converter has checked and coerced
-everything already) and calls `write_rows` itself.
+built-ins, then `write_rows` checks and writes them. The CSV import builds its rows
+with `UpsertRow.of_valid_item` (its converter has checked and coerced everything
+already) and calls `write_rows` itself. `write_rows` composes the steps: the checks
+that need the database (`drop_unknown_categories`, `drop_unique_conflicts`), the pure
+per-row checks (`validate_rows`) and the locking protocol that writes (`write_valid_rows`).
 """
 
 import re
@@ -21,7 +23,9 @@ from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_d
 from app.catalog.service import hold_category_references
 from app.db import driver_connection, tenant_of
 from app.jobs.locks import Lock, xact_lock
-from app.products.schemas import SKU_MAX, BulkError, BulkResult, ProductStatus
+from app.products import rules
+from app.products.rules import data_too_large
+from app.products.schemas import BulkError, BulkResult
 from app.responses import json_text
 
 BUILTIN_KEYS = frozenset(
@@ -30,7 +34,6 @@ BUILTIN_KEYS = frozenset(
 # what a product read back carries besides its writable fields: ignored, so that GET output can be sent back
 READ_ONLY_KEYS = frozenset({"id", "created_at", "updated_at"})
 _NOT_DATA_KEYS = BUILTIN_KEYS | READ_ONLY_KEYS
-_STATUSES = frozenset(s.value for s in ProductStatus)
 _MISSING = object()
 # writes of a batch that found some of its new SKUs inserted concurrently start again (write_rows)
 WRITE_ATTEMPTS = 3
@@ -77,24 +80,13 @@ class UpsertRow:
         )
 
 
-def _is_unicode(text: str) -> bool:
-    """False for a string holding a lone surrogate (not encodable as UTF-8)."""
-    if text.isascii():
-        return True
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _has_surrogate(value: Any) -> bool:
     """Whether a lone surrogate is in any string (key or value) of a JSON value (iterative)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if not _is_unicode(item):
+            if not rules.is_unicode(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item.keys())
@@ -102,16 +94,6 @@ def _has_surrogate(value: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
-
-
-def data_too_large(data_json: str, max_bytes: int) -> str | None:
-    """The error for a product whose `data` (as JSON text) is larger than `max_bytes`, else None."""
-    # characters ≤ UTF-8 bytes ≤ 4 × characters: encode only when the count cannot decide
-    if len(data_json) <= max_bytes // 4 or (
-        len(data_json) <= max_bytes and len(data_json.encode()) <= max_bytes
-    ):
-        return None
-    return f"data: larger than the limit of {max_bytes} bytes (as JSON)"
 
 
 def _data_json(data: dict[str, Any]) -> str:
@@ -134,50 +116,33 @@ def _sku_text(value: Any) -> str | None:
 
 
 def _parse_builtins(index: int, item: Any) -> UpsertRow:
-    # Runs for every item of a bulk request: plain type checks first, one pass over the keys.
+    # Runs for every item of a bulk request: plain type checks first, one pass over the keys;
+    # the rules are those of POST and the import (`app.products.rules`).
     if not isinstance(item, dict):
         raise CoercionError("item must be an object")
     sku = _sku_text(item.get("sku"))
     if sku is None:
         raise CoercionError("sku: is required")
-    sku = sku.strip()
-    if not sku:
-        raise CoercionError("sku: is required")
-    if len(sku) > SKU_MAX:
-        raise CoercionError(f"sku: longer than {SKU_MAX} characters")
+    sku = rules.check_sku(sku)
     name = item.get("name")
     if name is not None:
         if type(name) is not str:
             if not isinstance(name, (str, int, float)) or isinstance(name, bool):
                 raise CoercionError("name: must be a non-empty string")
             name = str(name)
-        if not name.strip():
-            raise CoercionError("name: must be a non-empty string")
+        rules.check_name(name)
     status = item.get("status")
-    if status is not None and (type(status) is not str or status not in _STATUSES):
-        raise CoercionError(f"status: must be one of {sorted(_STATUSES)}")
+    if status is not None:
+        rules.check_status(status)
     categories = item.get("categories")
     if categories is not None:
-        if not isinstance(categories, list) or not all(
-            type(c) is int and 0 < c < 2**63 for c in categories
-        ):
-            raise CoercionError("categories: must be a list of category ids")
-        categories = list(dict.fromkeys(categories))
+        categories = rules.check_categories(categories)
     variation_of = item.get("variation_of", _MISSING)
     if variation_of is not _MISSING and variation_of is not None:
-        if not isinstance(variation_of, str) or len(variation_of) > SKU_MAX:
-            raise CoercionError("variation_of: must be a SKU")
+        rules.check_variation_of(variation_of)
     variation_attributes = item.get("variation_attributes")
     if variation_attributes is not None:
-        if not isinstance(variation_attributes, list) or not all(
-            isinstance(a, str) for a in variation_attributes
-        ):
-            raise CoercionError("variation_attributes: must be a list of field names")
-    # Postgres text and jsonb cannot hold NUL characters nor lone UTF-16 surrogates (which JSON
-    # escapes can spell): reject the item, not the batch
-    texts = [sku, name, variation_of, *(variation_attributes or ())]
-    if any(type(t) is str and ("\x00" in t or not _is_unicode(t)) for t in texts):
-        raise CoercionError("NUL characters and lone surrogates are not allowed")
+        rules.check_variation_attributes(variation_attributes)
     data = dict(item)
     for key in _NOT_DATA_KEYS:
         data.pop(key, None)
@@ -201,13 +166,13 @@ def parse_items(
     for index, item in enumerate(items, start=index_offset):
         try:
             row = _parse_builtins(index, item)
-        except CoercionError as exc:
+        except (CoercionError, rules.RuleError) as exc:
             sku = _sku_text(item.get("sku")) if isinstance(item, dict) else None
             if sku is not None:
                 rows.pop(
                     sku.strip(), None
                 )  # it replaces an earlier item with its SKU, as a valid one would
-                if not _is_unicode(sku):  # reported as an escape: the response is UTF-8
+                if not rules.is_unicode(sku):  # reported as an escape: the response is UTF-8
                     sku = sku.encode("utf-8", "backslashreplace").decode()
             errors.append(BulkError(index=index, sku=sku, detail=str(exc)))
             continue
@@ -398,47 +363,79 @@ async def write_rows(
 ) -> BulkResult:
     """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
 
-    The checks: known categories, the data coerced with `fields` (required fields only for new
-    products), no NUL characters, unique fields. With `coerced` (rows from
-    `UpsertRow.of_valid_item`), the rows' data is coerced with the whole schema and its JSON built
-    already: only the required fields of new products and unique fields are checked (the rules
-    that depend on the product existing or on other rows).
+    The checks: known categories (`drop_unknown_categories`), each row's data (`validate_rows`),
+    unique fields (`drop_unique_conflicts`); then `write_valid_rows` writes what is left. With
+    `coerced` (rows from `UpsertRow.of_valid_item`), see `validate_rows`.
     """
     tenant_id = tenant_of(session)
-    result = BulkResult()
     conn = await driver_connection(session)
-
-    wanted_categories = {c for r in rows.values() for c in (r.categories or ())}
-    if wanted_categories:
-        await hold_category_references(
-            conn, tenant_id
-        )  # the ids found stay until this transaction commits
-        found = set(
-            r[0]
-            for r in await conn.fetch(
-                "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
-                tenant_id,
-                list(wanted_categories),
-            )
-        )
-        if known_category_ids is not None:
-            known_category_ids |= found
-        missing = wanted_categories - found
-        if missing:
-            for sku, row in list(rows.items()):
-                unknown = sorted(set(row.categories or ()) & missing)
-                if unknown:
-                    result.errors.append(
-                        BulkError(
-                            index=row.index,
-                            sku=sku,
-                            detail=f"categories: unknown category ids {unknown}",
-                        )
-                    )
-                    del rows[sku]
-
+    errors = await drop_unknown_categories(
+        conn, tenant_id, rows, known_category_ids=known_category_ids
+    )
     existing = await existing_skus(conn, tenant_id, list(rows)) if rows else set()
+    errors += validate_rows(
+        rows, fields=fields, existing=existing, coerced=coerced, max_data_bytes=max_data_bytes
+    )
+    errors += await drop_unique_conflicts(conn, tenant_id, rows, fields=fields)
+    result = await write_valid_rows(
+        conn, tenant_id, rows, existing=existing, max_data_bytes=max_data_bytes
+    )
+    result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
+    result.failed = len(result.errors)
+    return result
 
+
+def _drop(rows: dict[str, UpsertRow], sku: str, detail: str) -> BulkError:
+    """Leave the row out of `rows`; its error."""
+    return BulkError(index=rows.pop(sku).index, sku=sku, detail=detail)
+
+
+async def drop_unknown_categories(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, known_category_ids: set[int] | None = None
+) -> list[BulkError]:
+    """Errors of the rows naming a category that does not exist, left out of `rows`.
+
+    Holds the tenant's category-reference lock, so the ids found stay until the transaction
+    commits; adds them to `known_category_ids` when given.
+    """
+    wanted = {c for r in rows.values() for c in (r.categories or ())}
+    if not wanted:
+        return []
+    await hold_category_references(conn, tenant_id)
+    found = {
+        r[0]
+        for r in await conn.fetch(
+            "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+            tenant_id,
+            list(wanted),
+        )
+    }
+    if known_category_ids is not None:
+        known_category_ids |= found
+    missing = wanted - found
+    errors = []
+    for sku, row in list(rows.items()):
+        if missing and (unknown := sorted(set(row.categories or ()) & missing)):
+            errors.append(_drop(rows, sku, f"categories: unknown category ids {unknown}"))
+    return errors
+
+
+def validate_rows(
+    rows: dict[str, UpsertRow],
+    *,
+    fields: dict[str, FieldDef],
+    existing: set[str],
+    coerced: bool = False,
+    max_data_bytes: int,
+) -> list[BulkError]:
+    """Pure: check each row's data; errors of the rows that fail, left out of `rows`.
+
+    The data is coerced with `fields` (required fields only for new products: SKUs not in
+    `existing`), its JSON built, and refused with NUL characters or over `max_data_bytes`. With
+    `coerced` (rows from `UpsertRow.of_valid_item`: coerced with the whole schema, JSON built),
+    only the required fields of new products are checked.
+    """
+    errors = []
     for sku, row in list(rows.items()):
         partial = sku in existing
         try:
@@ -452,26 +449,37 @@ async def write_rows(
             else:
                 check_required(fields, row.data, partial=partial)
         except CoercionError as exc:
-            result.errors.append(BulkError(index=row.index, sku=sku, detail=str(exc)))
-            del rows[sku]
+            errors.append(_drop(rows, sku, str(exc)))
             continue
         if _has_nul(row.data_json) or any("\x00" in k for k in row.null_keys):
-            result.errors.append(
-                BulkError(index=row.index, sku=sku, detail="data: NUL characters are not allowed")
-            )
-            del rows[sku]
+            errors.append(_drop(rows, sku, "data: NUL characters are not allowed"))
         elif too_large := data_too_large(row.data_json, max_data_bytes):
-            result.errors.append(BulkError(index=row.index, sku=sku, detail=too_large))
-            del rows[sku]
+            errors.append(_drop(rows, sku, too_large))
+    return errors
 
-    if any(f.unique for f in fields.values()):
-        conflicts = await unique_conflicts(
-            conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()]
-        )
-        for sku, detail in conflicts.items():
-            result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
-            del rows[sku]
 
+async def drop_unique_conflicts(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, fields: dict[str, FieldDef]
+) -> list[BulkError]:
+    """Errors of the rows whose value of a `unique` field another product has, left out of `rows`."""
+    if not any(f.unique for f in fields.values()):
+        return []
+    conflicts = await unique_conflicts(
+        conn, tenant_id, fields, [(r.sku, r.data) for r in rows.values()]
+    )
+    return [_drop(rows, sku, detail) for sku, detail in conflicts.items()]
+
+
+async def write_valid_rows(
+    conn, tenant_id: int, rows: dict[str, UpsertRow], *, existing: set[str], max_data_bytes: int
+) -> BulkResult:
+    """Write checked rows: INSERT the new ones, UPDATE the `existing` ones (the locking protocol).
+
+    The result counts them; its errors are the updates whose merged data is over
+    `max_data_bytes` (not written).
+    """
+    result = BulkResult()
+    existing = set(existing)
     # New rows go in SKU order: two batches inserting the same SKUs wait for each other instead
     # of deadlocking.
     new_rows = sorted((r for r in rows.values() if r.sku not in existing), key=lambda r: r.sku)
@@ -500,9 +508,8 @@ async def write_rows(
         existing |= await existing_skus(conn, tenant_id, [r.sku for r in new_rows])
         new_rows = [r for r in new_rows if r.sku not in existing]
     result.created = len(inserted)
-    existing |= {
-        r.sku for r in new_rows if r.sku not in inserted
-    }  # still taken after the last attempt
+    # still taken after the last attempt
+    existing |= {r.sku for r in new_rows if r.sku not in inserted}
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:
@@ -524,7 +531,5 @@ async def write_rows(
         for (sku,) in too_large:
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
         result.updated = len(update_rows) - len(too_large)
-
-    result.errors.sort(key=lambda e: e.index)
     result.failed = len(result.errors)
     return result

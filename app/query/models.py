@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
+from app.products.rules import STATUSES
+
 MAX_DEPTH = 8  # nested groups / negations
 MAX_CONDITIONS = (
     200  # leaf conditions; groups and negations are limited separately to the same number
@@ -20,8 +22,6 @@ MAX_CONDITIONS = (
 MAX_LIST_VALUES = 1000
 MAX_TEXT_VALUE = 1000
 MAX_FIELD_NAME = 100
-PG_BIGINT_MAX = 2**63 - 1
-PRODUCT_STATUSES = ("active", "inactive", "deleted")
 
 
 class DefinitionError(ValueError):
@@ -155,7 +155,7 @@ class Target:
 BUILTINS: dict[str, Target] = {
     "sku": Target("sku", Kind.text, "sku"),
     "name": Target("name", Kind.text, "name"),
-    "status": Target("status", Kind.text, "status", options=PRODUCT_STATUSES),
+    "status": Target("status", Kind.text, "status", options=STATUSES),
     "variation_of": Target("variation_of", Kind.text, "variation_of", nullable=True),
     "created_at": Target("created_at", Kind.datetime, "created_at"),
     "updated_at": Target("updated_at", Kind.datetime, "updated_at"),

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.catalog.fields import FieldDef, FieldType
+from app.products.rules import INT64_MAX
 from app.query.models import (
     BUILTINS,
     MAX_CONDITIONS,
@@ -22,7 +23,6 @@ from app.query.models import (
     MAX_FIELD_NAME,
     MAX_LIST_VALUES,
     MAX_TEXT_VALUE,
-    PG_BIGINT_MAX,
     Check,
     Clause,
     Condition,
@@ -209,7 +209,7 @@ def category_ids(node: Group | Negation | Condition) -> set[int]:
     for _path, cond in iter_conditions(node):
         if cond.field == "category":
             for v in cond.value if isinstance(cond.value, list) else [cond.value]:
-                if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= PG_BIGINT_MAX:
+                if isinstance(v, int) and not isinstance(v, bool) and 0 < v <= INT64_MAX:
                     ids.add(v)
     return ids
 
@@ -256,7 +256,7 @@ def _scalar(kind: Kind, value: Any, path: str) -> Any:
                     raise DefinitionError(path, "is out of range") from None
         raise DefinitionError(path, "must be an ISO 8601 datetime (2026-11-22T13:42:00Z) or date")
     # category
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= PG_BIGINT_MAX:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= INT64_MAX:
         raise DefinitionError(path, "must be a category id (a positive integer)")
     return value
 

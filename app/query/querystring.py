@@ -21,7 +21,8 @@ from app.catalog.fields import (
     plain_number,
 )
 from app.errors import BadRequest
-from app.query.models import BUILTINS, PRODUCT_STATUSES, Check, Clause, Kind, Not, Target, Test
+from app.products.rules import FALSE_WORDS, STATUSES, TRUE_WORDS
+from app.query.models import BUILTINS, Check, Clause, Kind, Not, Target, Test
 from app.query.parsing import field_target, like_escape
 from app.responses import json_text
 
@@ -39,7 +40,8 @@ BUILTIN_FILTERS_HELP = (
 )
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
-FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+# `field__exists=`: the boolean words of the JSON endpoints
+FLAG_WORDS = {**dict.fromkeys(TRUE_WORDS, True), **dict.fromkeys(FALSE_WORDS, False)}
 
 
 def _json_scalar(raw: str) -> Any:
@@ -186,8 +188,8 @@ def parse_builtin_filters(
     if q:
         tests.append(Test(Check.like, BUILTINS["name"], "%" + like_escape(q) + "%", "ILIKE"))
     if status is not None:
-        if status not in PRODUCT_STATUSES:
-            raise BadRequest(f"status must be one of {', '.join(PRODUCT_STATUSES)}")
+        if status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
         tests.append(Test(Check.equals, BUILTINS["status"], status))
     if category_ids is not None:
         tests.append(Test(Check.categories_overlap, BUILTINS["category"], category_ids))

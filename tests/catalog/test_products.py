@@ -143,6 +143,10 @@ async def test_filters_compare_by_type(client, tenant):
     assert _skus(await _list(client, tenant, active="true")) == ["P0", "P3", "P6"]
     assert _skus(await _list(client, tenant, brand__icontains="acm")) == ["P1", "P3", "P5"]
     assert _skus(await _list(client, tenant, color__exists="false"))[:2] == ["P0", "P1"]
+    # the boolean words of the JSON endpoints (app/products/rules.py), not a set of its own
+    assert _skus(await _list(client, tenant, color__exists="off")) == _skus(
+        await _list(client, tenant, color__exists="false")
+    )
     assert _skus(await _list(client, tenant, q="item 1")) == ["P1"]
     assert _skus(await _list(client, tenant, sku__in="P1,P5")) == ["P1", "P5"]
     assert _skus(await _list(client, tenant, sku="P6")) == ["P6"]

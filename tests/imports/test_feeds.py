@@ -99,6 +99,11 @@ async def test_woocommerce_product_export(client, tenant, worker):
     m = job["suggested_mapping"]
     assert (m["SKU"], m["Name"], m["ID"], m["Parent"]) == ("sku", "name", "post_id", "variation_of")
     assert "not the SKU" in column(job, "ID")["reason"]
+    # Published: 1 published, 0 private, -1 draft (WooCommerce's product CSV import schema)
+    assert m["Published"] == "status"
+    assert job["suggested_value_mapping"] == {
+        "Published": {"1": "active", "0": "inactive", "-1": "inactive"}
+    }
     assert (done["created"], done["failed"]) == (5, 0), done["errors"]
     tee = products["woo-vneck-tee"]
     assert tee["name"] == "V-Neck T-Shirt" and tee["data"]["post_id"] == "44"
@@ -130,14 +135,16 @@ async def test_woocommerce_product_export(client, tenant, worker):
         beanie["data"]["sale_price"] == 18
         and beanie["data"]["date_sale_price_starts"] == "2024-11-29"
     )
-    draft = products[
-        "0042"
-    ]  # a SKU with leading zeros; Published -1 (a draft) is kept, not rejected
+    assert {
+        products[s]["status"] for s in ("woo-vneck-tee", "woo-vneck-tee-red", "woo-beanie")
+    } == {"active"}
+    draft = products["0042"]  # a SKU with leading zeros; Published -1 (a draft) is kept, inactive
     assert (
         draft["name"] == "Album"
-        and draft["data"]["published"] == -1
+        and draft["status"] == "inactive"
         and draft["data"]["regular_price"] == 15.5
     )
+    assert "published" not in draft["data"]  # the status, not a field of its own
 
 
 async def test_akeneo_product_export_in_the_tenants_locale(client, tenant, worker):

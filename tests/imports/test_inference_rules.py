@@ -305,13 +305,16 @@ def test_sku_and_name_headers_of_real_feeds():
         )
 
 
-def test_woocommerce_published_is_the_status_only_when_every_value_is_one():
+def test_woocommerce_published_is_the_status_with_its_values_mapped():
+    """1 published, 0 private, -1 draft (WooCommerce's product CSV import schema): a draft is no
+    longer a reason to make the column a field of its own."""
     head = "ID,Type,SKU,Name,Published,Regular price\n"
-    s = run(head + "1,simple,A,Chair,1,20\n2,simple,B,Table,0,30\n")
-    assert s.mapping()["Published"] == "status"
-    s = run(
-        head + "1,simple,A,Chair,1,20\n2,simple,B,Table,-1,30\n"
-    )  # -1: a draft, which no status reads
-    assert (
-        s.mapping()["Published"] == "published" and col(s, "Published").inferred_type == "integer"
-    )
+    woo_values = {"1": "active", "0": "inactive", "-1": "inactive"}
+    for rows in (
+        "1,simple,A,Chair,1,20\n2,simple,B,Table,0,30\n",
+        "1,simple,A,Chair,1,20\n2,simple,B,Table,-1,30\n",
+    ):
+        s = run(head + rows)
+        assert s.mapping()["Published"] == "status", rows
+        assert s.value_mapping == {"Published": woo_values}, rows
+        assert not col(s, "Published").warnings, rows

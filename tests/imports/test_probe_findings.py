@@ -99,6 +99,34 @@ async def test_shopify_status_and_its_variants_inherit_it(client, tenant, worker
     }
 
 
+WOO_HEADER = b"ID,Type,SKU,Name,Published,Is featured?,Visibility in catalog,Regular price\n"
+
+
+async def test_woocommerce_published_is_the_status(client, tenant, worker):
+    """Published is 1 (published), 0 (private) or -1 (draft); another value rejects its row."""
+    feed = WOO_HEADER + (
+        b"10,simple,W-PUB,Lamp,1,0,visible,10\n"
+        b"11,simple,W-PRIV,Desk,0,0,visible,20\n"
+        b"12,simple,W-DRAFT,Chair,-1,0,visible,30\n"
+        b"13,simple,W-ODD,Stool,2,0,visible,40\n"
+    )
+    job, done = await import_file(client, tenant.editor, feed)
+    assert job["format"] == "woocommerce" and job["suggested_mapping"]["Published"] == "status"
+    assert job["suggested_value_mapping"] == {
+        "Published": {"1": "active", "0": "inactive", "-1": "inactive"}
+    }
+    assert "'2'" in " ".join(column(job, "Published")["warnings"])
+    assert (done["created"], done["failed"]) == (3, 1), done["errors"]
+    assert "not a status" in rejected(done)["W-ODD"]  # never silently active
+    products = await products_by_sku(client, tenant.viewer)
+    assert {s: p["status"] for s, p in products.items()} == {
+        "W-PUB": "active",
+        "W-PRIV": "inactive",
+        "W-DRAFT": "inactive",
+    }
+    assert all("published" not in p["data"] for p in products.values())
+
+
 # --- 2. what the suggestion has not seen ------------------------------------------------------
 
 
