@@ -3,10 +3,15 @@
 A request's session carries its tenant in `session.info["tenant_id"]`. Every ORM
 statement (select/update/delete, including column-only selects of a mapped class)
 gets `tenant_id = :tenant` added by the `do_orm_execute` hook below, and every new
-object gets the tenant assigned at flush. Raw SQL (bulk upsert, facets) reads the
-tenant with `tenant_of(session)`.
+object gets the tenant assigned at flush. Raw SQL (bulk upsert, lists, facets) reads the
+tenant with `tenant_of(session)` and writes its predicate with `tenant_is(alias, param)`;
+a raw statement that deliberately spans tenants says so with `all_tenants(sql)`.
+tests/test_tenant_scoping.py fails on any SQL in app/ that touches a tenant table otherwise.
+(Postgres row-level security would enforce this in the database, but it keeps the GIN and
+trigram indexes from serving the list filters: see bench/rls.py for the figures.)
 """
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -145,6 +150,27 @@ def tenant_of(session: "AsyncSession | Session | TenantReader") -> int:
     if tenant_id is None:
         raise TenantMissing("session is not bound to a tenant")
     return tenant_id
+
+
+_SQL_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+# a bound parameter: asyncpg's `$n`, SQLAlchemy's `:name`, or `{name}` of a template
+_SQL_PARAM = re.compile(r"(\$[1-9][0-9]*|:[a-z_]+|\{[a-z_]+\})\Z")
+
+
+def tenant_is(alias: str, param: str = "$1") -> str:
+    """The tenant predicate of a raw statement on a tenant-owned table (one with `tenant_id`):
+    `alias.tenant_id = param`, where `alias` names the table in the statement and `param` is
+    the parameter bound to `tenant_of(session)`. The one place raw SQL spells it."""
+    if not _SQL_NAME.match(alias) or not _SQL_PARAM.match(param):
+        raise ValueError(f"not a table alias and parameter: {alias!r}, {param!r}")
+    return f"{alias}.tenant_id = {param}"
+
+
+def all_tenants(sql: str) -> str:
+    """Marks a raw statement that deliberately spans tenants (returned unchanged): a key looked
+    up by its hash before the tenant is known, the worker's maintenance, a task's reads and
+    writes of its own job row by that row's id. The scoping test accepts no other exception."""
+    return sql
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -95,7 +95,9 @@ def _tenant_session(role: Role):
     ) -> AsyncSession:
         # scopes every ORM statement of this request
         session.info["tenant_id"] = principal.tenant_id
-        session.info[CONTEXT_KEY] = request_context(principal)  # who the change log says wrote
+        if role is not Role.viewer:  # who the change log says wrote; a viewer's session never
+            # writes, so its reads are spared the statement that sets it
+            session.info[CONTEXT_KEY] = request_context(principal)
         return session
 
     return tenant_session

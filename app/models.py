@@ -99,6 +99,7 @@ class Product(TenantScoped, Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
         Index("ix_products_tenant_id_id", "tenant_id", "id"),
+        Index("ix_products_tenant_updated", "tenant_id", "updated_at", "id"),
         Index(
             "ix_products_data",
             "tenant_id",

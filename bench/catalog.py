@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from app.products import service as products
 from bench.common import (
     create_tenant,
@@ -169,13 +169,19 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
     where = await products.build_filters(
         _TenantOnly(tenant_id),
         fields,
-        [(k, v) for k, v in params.items() if k not in ("page", "page_size", "ordering", "q")],
+        [(k, v) for k, v in params.items() if k not in products.PAGING_PARAMS | {"q"}],
         q=params.get("q"),
         status=None,
         category=None,
         sku=None,
         sku_in=None,
     )
+    after = None
+    if "cursor" in params:
+        fingerprint = products.filters_fingerprint(
+            "list", products.query_filters(list(params.items()))
+        )
+        after = products.decode_list_cursor(params["cursor"], params.get("ordering"), fingerprint)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -186,6 +192,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
             ordering=params.get("ordering"),
             page=int(params.get("page", 1)),
             page_size=int(params.get("page_size", 50)),
+            after=after,
         )
         times.append((time.perf_counter() - started) * 1000)
     return times
@@ -303,7 +310,7 @@ async def main() -> None:
         print(
             f"COPY baseline            {copy_rate:>10,.0f} rows/s  ({copy_s:.1f} s)  -> bulk/COPY = {bulk_rate / copy_rate:.2f}"
         )
-        await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+        await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
         await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         scratch_id = None
 
@@ -327,6 +334,24 @@ async def main() -> None:
             f"page {last_page} (no filter)": {"page": str(last_page)},
             "exact + ordering=-price": {"color": "navy", "ordering": "-price"},
         }
+        # a cursor page near the end of the catalog (the millionth row at --n 1000000), as a
+        # client that walked there holds it: by id, and by updated_at (an incremental reader)
+        no_filters = products.filters_fingerprint("list", [])
+        for ordering in (None, "updated_at"):
+            row = await conn.fetchrow(
+                f"SELECT id, updated_at FROM products WHERE {tenant_is('products')} "
+                f"ORDER BY {ordering or 'id'}, id OFFSET $2 LIMIT 1",
+                tenant["tenant_id"],
+                max(0, args.n - 100),
+            )
+            keys = (
+                [str(row["id"])]
+                if ordering is None
+                else [row["updated_at"].isoformat(), str(row["id"])]
+            )
+            cursor = products.encode_list_cursor(ordering, no_filters, keys)
+            label = f"cursor at {args.n - 100:,}" + (f" {ordering}" if ordering else "")
+            cases[label] = {"cursor": cursor} | ({"ordering": ordering} if ordering else {})
         print(
             f"\n{'list query':32} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'SQL p95':>9} {'ratio p50':>9}  count"
         )
@@ -372,7 +397,7 @@ async def main() -> None:
         ids = [
             r[0]
             for r in await conn.fetch(
-                "SELECT id FROM products WHERE tenant_id = $1 ORDER BY random() LIMIT 5000",
+                f"SELECT id FROM products WHERE {tenant_is('products')} ORDER BY random() LIMIT 5000",
                 tenant["tenant_id"],
             )
         ]
@@ -384,7 +409,7 @@ async def main() -> None:
             )
     finally:
         if scratch_id is not None:
-            await conn.execute("DELETE FROM products WHERE tenant_id = $1", scratch_id)
+            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
             await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         await conn.close()
         stop_server(server)

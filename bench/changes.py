@@ -44,7 +44,14 @@ from app.catalog.fields import FieldDef
 from app.changes import service as changes
 from app.changes.context import CONTEXT_KEY
 from app.config import get_settings
-from app.db import TenantReader, create_engine, create_read_pool, create_sessionmaker, pg_dsn
+from app.db import (
+    TenantReader,
+    create_engine,
+    create_read_pool,
+    create_sessionmaker,
+    pg_dsn,
+    tenant_is,
+)
 from app.products.service import dumps
 from app.products.upsert import upsert_products
 from bench.catalog import SCHEMA, make_product
@@ -134,12 +141,14 @@ async def main() -> None:
     print(f"products per mode: {args.n:,}; batches of {BATCH:,}, modes alternating")
     for phase, bodies in (("create", created), ("update", updated), ("unchanged", updated)):
         before = await admin.fetchval(
-            "SELECT count(*) FROM product_changes WHERE tenant_id = $1", tenants[True]
+            f"SELECT count(*) FROM product_changes WHERE {tenant_is('product_changes')}",
+            tenants[True],
         )
         spent, ratios = await bulk_phase(sessionmaker, admin, tenants, bodies, fields)
         entries = (
             await admin.fetchval(
-                "SELECT count(*) FROM product_changes WHERE tenant_id = $1", tenants[True]
+                f"SELECT count(*) FROM product_changes WHERE {tenant_is('product_changes')}",
+                tenants[True],
             )
             - before
         )

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.auth.service import Role, create_api_key, create_tenant
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, tenant_is
 from app.imports.rows import parse_category_paths
 from app.imports.sniffing import SAMPLE_BYTES
 from app.products.upsert import driver_connection
@@ -190,7 +190,7 @@ async def copy_baseline(
             conn = await driver_connection(session)
             await conn.execute("DROP TABLE IF EXISTS bench_import_copy_scratch")
             if into_products:
-                await conn.execute("DELETE FROM products WHERE tenant_id = $1", tenant_id)
+                await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", tenant_id)
     return rows / elapsed
 
 

@@ -61,6 +61,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from app.db import tenant_is
 from bench.common import free_port, pct, start_server, stop_server
 
 KINDS = ("get", "list", "facets", "patch", "bulk")
@@ -458,7 +459,7 @@ async def drop_created_products(tenant_id: int) -> int:
     )
     try:
         status = await conn.execute(
-            "DELETE FROM products WHERE tenant_id = $1 AND sku LIKE 'NEW-%'", tenant_id
+            f"DELETE FROM products WHERE {tenant_is('products')} AND sku LIKE 'NEW-%'", tenant_id
         )
         await conn.execute("ANALYZE products")
     finally:

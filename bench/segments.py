@@ -34,6 +34,7 @@ from sqlalchemy import text
 from app.auth.service import Role, create_api_key, create_tenant
 from app.config import get_settings
 from app.main import create_app
+from app.pagination import encode_cursor
 from app.products.service import products_by_ids
 from app.products.upsert import driver_connection
 from app.segments import members
@@ -250,13 +251,22 @@ async def main() -> None:
 
                 count = segment["computed_count"]
                 deep = min(200_000, int(args.n * 0.2), max(count - 50, 0))
+                async with app.state.sessionmaker() as session:
+                    generation = await session.scalar(
+                        text("SELECT current_generation FROM segments WHERE id = :id"), {"id": sid}
+                    )
                 for label, cursor in (("start", 0), (f"offset {deep:,}", deep)):
                     samples = []
                     for _ in range(PAGE_SAMPLES):
                         t = time.perf_counter()
+                        # the cursor a client holds after reading `cursor` members
+                        opaque = encode_cursor(
+                            members.MEMBERS_LIST,
+                            {"g": generation, "p": cursor, "id": 0},
+                        )
                         response = await http.get(
                             f"/api/product-segments/{sid}/members/",
-                            params={"cursor": cursor, "page_size": 50},
+                            params={"limit": 50} | ({"cursor": opaque} if cursor else {}),
                             headers=headers,
                         )
                         samples.append(time.perf_counter() - t)

@@ -1,10 +1,11 @@
 from fastapi import Request, status
 
 from app.auth import service
-from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
+from app.auth.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPage
 from app.db import after_commit, tenant_of
 from app.deps import AdminSession, ObjectId
 from app.errors import AUTH_ERRORS, error_responses
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.routing import api_router
 
 router = api_router(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
@@ -25,9 +26,13 @@ async def create_api_key(body: ApiKeyCreate, session: AdminSession):
     )
 
 
-@router.get("/", response_model=list[ApiKeyOut])
-async def list_api_keys(session: AdminSession):
-    return await service.list_api_keys(session)
+@router.get("/", response_model=ApiKeyPage, responses=error_responses(400))
+async def list_api_keys(session: AdminSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
+    """The tenant's keys that are not revoked, by id, a page at a time: `next_cursor` (opaque)
+    fetches the next page and is `null` on the last one (keyset)."""
+    after = after_id("api-keys", cursor)
+    page = await service.list_api_keys(session, after=after, limit=limit + 1)
+    return id_page("api-keys", page, limit)
 
 
 @router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))

@@ -22,5 +22,12 @@ class ApiKeyOut(BaseModel):
     created_at: datetime
 
 
+class ApiKeyPage(BaseModel):
+    results: list[ApiKeyOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page (opaque); `null` on the last page"
+    )
+
+
 class ApiKeyCreated(ApiKeyOut):
     api_key: str = Field(description="The secret key; shown only in this response")

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import ReadPool
+from app.db import ReadPool, all_tenants
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 from app.products.rules import INT64_MAX
@@ -86,10 +86,12 @@ async def create_api_key(
     return row, key
 
 
-async def list_api_keys(session: AsyncSession) -> list[ApiKey]:
-    return list(
-        await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id))
-    )
+async def list_api_keys(session: AsyncSession, *, after: int | None, limit: int) -> list[ApiKey]:
+    """Up to `limit` keys that are not revoked, after the id `after`, by id (keyset)."""
+    stmt = select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(ApiKey.id > after)
+    return list(await session.scalars(stmt))
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> str:
@@ -113,7 +115,9 @@ async def principal_from_api_key(conn: asyncpg.Connection, api_key: str) -> Prin
         raise Unauthorized("Invalid API key", scheme="ApiKey")
     # every request runs this: one indexed lookup on a raw pooled connection, no ORM
     row = await conn.fetchrow(
-        "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        all_tenants(  # the key names its tenant
+            "SELECT id, tenant_id, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
+        ),
         hash_key(api_key),
     )
     if row is None:

@@ -13,10 +13,12 @@ from app.catalog.schemas import (
     SchemaOut,
     ViewIn,
     ViewOut,
+    ViewPage,
     ViewPatch,
 )
 from app.deps import EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
 from app.routing import api_router
 
@@ -108,9 +110,12 @@ async def delete_category(category_id: ObjectId, session: EditorSession) -> None
     await service.delete_category(session, category_id)
 
 
-@views_router.get("/", response_model=list[ViewOut])
-async def list_views(session: ViewerSession):
-    return await service.list_views(session)
+@views_router.get("/", response_model=ViewPage, responses=error_responses(400))
+async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None):
+    """Views by id, a page at a time: `next_cursor` (opaque) fetches the next page and is `null`
+    on the last one; a page starts after the last view of the previous one (keyset)."""
+    after = after_id("views", cursor)
+    return id_page("views", await service.list_views(session, after=after, limit=limit + 1), limit)
 
 
 @views_router.post(

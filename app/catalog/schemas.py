@@ -117,3 +117,10 @@ class ViewOut(BaseModel):
     name: str
     attributes: list[str]
     is_default: bool
+
+
+class ViewPage(BaseModel):
+    results: list[ViewOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page (opaque); `null` on the last page"
+    )

@@ -21,7 +21,7 @@ from app.catalog.schemas import (
     ViewIn,
     ViewPatch,
 )
-from app.db import TenantReader, driver_connection, reading, tenant_of
+from app.db import TenantReader, driver_connection, reading, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.jobs.locks import Lock, xact_lock
 from app.models import Category, Product, ProductSchema, View
@@ -57,7 +57,8 @@ async def get_fields(session: AsyncSession | TenantReader) -> list[FieldDef]:
     # read on every list/facet/write request: a plain query on the raw connection
     async with reading(session) as conn:
         raw = await conn.fetchval(
-            "SELECT fields::text FROM product_schemas WHERE tenant_id = $1", tenant_of(session)
+            f"SELECT fields::text FROM product_schemas WHERE {tenant_is('product_schemas')}",
+            tenant_of(session),
         )
     return [FieldDef.model_validate(f) for f in orjson.loads(raw)] if raw else []
 
@@ -82,7 +83,7 @@ async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> date
     tenant_id = tenant_of(session)
     await xact_lock(conn, Lock.SCHEMA, tenant_id, shared=not exclusive)
     return await conn.fetchval(
-        "SELECT updated_at FROM product_schemas WHERE tenant_id = $1", tenant_id
+        f"SELECT updated_at FROM product_schemas WHERE {tenant_is('product_schemas')}", tenant_id
     )
 
 
@@ -133,15 +134,15 @@ CATEGORY_PAGE_MAX = 200
 # A category's sort key is the (position, name, id) of every category on its way from the top
 # of the listing, so the order of the keys is the tree order and a page starts after the last
 # key of the previous one (keyset). $3: whether to descend (the whole tree) or list one level.
-_CATEGORY_PAGE = """
+_CATEGORY_PAGE = f"""
 WITH RECURSIVE tree AS (
     SELECT c.*, ARRAY[ROW(c.position, c.name::text, c.id)] AS sort_key
     FROM categories c
-    WHERE c.tenant_id = $1 AND c.parent_id IS NOT DISTINCT FROM $2
+    WHERE {tenant_is("c")} AND c.parent_id IS NOT DISTINCT FROM $2
     UNION ALL
     SELECT c.*, t.sort_key || ROW(c.position, c.name::text, c.id)
     FROM categories c JOIN tree t ON c.parent_id = t.id
-    WHERE c.tenant_id = $1 AND $3
+    WHERE {tenant_is("c")} AND $3
 ) CYCLE id SET looped USING visited
 SELECT id, name, parent_id, labels::text AS labels, path, position, to_jsonb(sort_key)::text AS next_key
 FROM tree
@@ -297,16 +298,18 @@ async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) ->
 # the paths of a category's descendants, rebuilt from its (new) path down the tree by parent_id
 # (CYCLE: should the data ever hold a loop, the walk stops instead of running until the timeout)
 _REWRITE_DESCENDANT_PATHS = text(
-    """
+    f"""
     WITH RECURSIVE tree(id, path) AS (
-        SELECT id, :path || :sep || name FROM categories WHERE tenant_id = :tenant AND parent_id = :id
+        SELECT id, :path || :sep || name FROM categories
+        WHERE {tenant_is("categories", ":tenant")} AND parent_id = :id
         UNION ALL
         SELECT c.id, t.path || :sep || c.name FROM categories c JOIN tree t ON c.parent_id = t.id
-        WHERE c.tenant_id = :tenant
+        WHERE {tenant_is("c", ":tenant")}
     ) CYCLE id SET looped USING visited
     UPDATE categories c SET path = tree.path, updated_at = now()
     FROM tree
-    WHERE c.id = tree.id AND NOT tree.looped AND c.path IS DISTINCT FROM tree.path
+    WHERE c.id = tree.id AND {tenant_is("c", ":tenant")} AND NOT tree.looped
+      AND c.path IS DISTINCT FROM tree.path
     """
 )
 
@@ -407,7 +410,7 @@ async def ensure_category_paths(session: AsyncSession, paths: list[str]) -> dict
     tenant_id = tenant_of(session)
     conn = await driver_connection(session)
     # same-named siblings share a path: the oldest category answers it (dict() keeps the last row)
-    lookup = "SELECT path, id FROM categories WHERE tenant_id = $1 AND path = ANY($2::text[]) ORDER BY id DESC"
+    lookup = f"SELECT path, id FROM categories WHERE {tenant_is('categories')} AND path = ANY($2::text[]) ORDER BY id DESC"
     existing = dict(await conn.fetch(lookup, tenant_id, prefixes))
     if len(existing) < len(prefixes):
         await _lock_tree(
@@ -460,8 +463,12 @@ async def get_view(session: AsyncSession, view_id: int) -> View:
     return view
 
 
-async def list_views(session: AsyncSession) -> list[View]:
-    return list(await session.scalars(select(View).order_by(View.id)))
+async def list_views(session: AsyncSession, *, after: int | None, limit: int) -> list[View]:
+    """Up to `limit` views after the id `after`, by id (keyset: `ix` on the primary key)."""
+    stmt = select(View).order_by(View.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(View.id > after)
+    return list(await session.scalars(stmt))
 
 
 async def _clear_default(session: AsyncSession, except_id: int | None = None) -> None:

@@ -13,16 +13,19 @@ from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from app.auth.service import Principal
+from app.db import all_tenants
 from app.middleware import current_request_id
 
 CONTEXT_KEY = "change_context"
 
 # An API key's actor is named after the key, read in the same statement that sets the context.
 _SET_CONTEXT = text(
-    """SELECT set_config('pim.change', CASE WHEN CAST(:key_id AS bigint) IS NULL THEN CAST(:ctx AS text)
+    all_tenants(  # the caller's own key, by its id
+        """SELECT set_config('pim.change', CASE WHEN CAST(:key_id AS bigint) IS NULL THEN CAST(:ctx AS text)
            ELSE jsonb_set(CAST(:ctx AS jsonb), '{actor,name}',
                           COALESCE(to_jsonb((SELECT name FROM api_keys WHERE id = CAST(:key_id AS bigint))), 'null'))::text
            END, true)"""
+    )
 )
 
 

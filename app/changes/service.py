@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import hold_category_references
-from app.db import TenantReader, driver_connection, reading, tenant_of
+from app.db import TenantReader, all_tenants, driver_connection, reading, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, Gone, NotFound
 from app.jobs.locks import Lock, xact_lock
 
@@ -77,7 +77,7 @@ async def read_changes(
     """The tenant's entries with seq > `after`, in seq order (= commit order, see the migration)."""
     tenant_id = tenant_of(reader)
     params: list[Any] = [tenant_id, after, limit]
-    conditions = ["tenant_id = $1", "seq > $2"]
+    conditions = ["seq > $2"]
     if op is not None:
         params.append(op)
         conditions.append(f"op = ${len(params)}")
@@ -87,7 +87,8 @@ async def read_changes(
         conditions.append(f"(old_values ? ${n} OR new_values ? ${n})")
     async with reading(reader) as conn:
         pruned_through = await conn.fetchval(
-            "SELECT pruned_through FROM product_change_seqs WHERE tenant_id = $1", tenant_id
+            f"SELECT pruned_through FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}",
+            tenant_id,
         )
         if pruned_through and after < pruned_through:
             raise Gone(
@@ -97,7 +98,8 @@ async def read_changes(
                 oldest_seq=pruned_through + 1,
             )
         rows = await conn.fetch(
-            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE {' AND '.join(conditions)} "
+            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
+            f"AND {' AND '.join(conditions)} "
             "ORDER BY seq LIMIT $3",
             *params,
         )
@@ -114,7 +116,7 @@ async def product_history(
     tenant_id = tenant_of(reader)
     async with reading(reader) as conn:
         rows = await conn.fetch(
-            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE tenant_id = $1 AND product_id = $2 "
+            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} AND product_id = $2 "
             "AND seq < $3 ORDER BY seq DESC LIMIT $4",
             tenant_id,
             product_id,
@@ -123,7 +125,9 @@ async def product_history(
         )
         if not rows and cursor is None:
             exists = await conn.fetchval(
-                "SELECT 1 FROM products WHERE tenant_id = $1 AND id = $2", tenant_id, product_id
+                f"SELECT 1 FROM products WHERE {tenant_is('products')} AND id = $2",
+                tenant_id,
+                product_id,
             )
             if not exists:
                 raise NotFound(f"Product {product_id} not found")
@@ -164,12 +168,12 @@ WITH t AS (SELECT id, s::jsonb AS s FROM unnest($2::bigint[], $3::text[]) AS t(i
 UPDATE products p
 SET name = t.s ->> 'name', status = t.s ->> 'status',
     categories = ARRAY(SELECT c::bigint FROM jsonb_array_elements_text(COALESCE(t.s -> 'categories', '[]')) c
-                       WHERE EXISTS (SELECT 1 FROM categories k WHERE k.tenant_id = $1 AND k.id = c::bigint)),
+                       WHERE EXISTS (SELECT 1 FROM categories k WHERE {tenant_is("k")} AND k.id = c::bigint)),
     variation_of = t.s ->> 'variation_of',
     variation_attributes = ARRAY(SELECT jsonb_array_elements_text(COALESCE(t.s -> 'variation_attributes', '[]'))),
     data = t.s - ARRAY{list(BUILTINS)}::text[], updated_at = now()
 FROM t
-WHERE p.tenant_id = $1 AND p.id = t.id
+WHERE {tenant_is("p")} AND p.id = t.id
 RETURNING p.id
 """
 
@@ -177,7 +181,7 @@ _INSERT_SQL = f"""
 INSERT INTO products (id, tenant_id, sku, name, status, categories, variation_of, variation_attributes, data)
 SELECT t.id, $1, t.sku, t.s ->> 'name', t.s ->> 'status',
        ARRAY(SELECT c::bigint FROM jsonb_array_elements_text(COALESCE(t.s -> 'categories', '[]')) c
-             WHERE EXISTS (SELECT 1 FROM categories k WHERE k.tenant_id = $1 AND k.id = c::bigint)),
+             WHERE EXISTS (SELECT 1 FROM categories k WHERE {tenant_is("k")} AND k.id = c::bigint)),
        t.s ->> 'variation_of',
        ARRAY(SELECT jsonb_array_elements_text(COALESCE(t.s -> 'variation_attributes', '[]'))),
        t.s - ARRAY{list(BUILTINS)}::text[]
@@ -194,7 +198,7 @@ async def _write_targets(conn, tenant_id: int, targets: _Targets) -> None:
         )
     if targets.delete:
         await conn.execute(
-            "DELETE FROM products WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+            f"DELETE FROM products WHERE {tenant_is('products')} AND id = ANY($2::bigint[])",
             tenant_id,
             sorted(targets.delete),
         )
@@ -222,7 +226,7 @@ async def _current_states(conn, tenant_id: int, product_ids: list[int]) -> dict[
     await hold_category_references(conn, tenant_id)
     rows = await conn.fetch(
         f"SELECT p.id, {_STATE_SQL} AS state FROM products p "
-        "WHERE p.tenant_id = $1 AND p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE",
+        f"WHERE {tenant_is('p')} AND p.id = ANY($2::bigint[]) ORDER BY p.id FOR UPDATE",
         tenant_id,
         product_ids,
     )
@@ -234,7 +238,7 @@ async def revert_product(session: AsyncSession, product_id: int, *, seq: int) ->
     tenant_id = tenant_of(session)
     conn = await driver_connection(session)
     entry = await conn.fetchrow(
-        "SELECT sku, op FROM product_changes WHERE tenant_id = $1 AND product_id = $2 AND seq = $3",
+        f"SELECT sku, op FROM product_changes WHERE {tenant_is('product_changes')} AND product_id = $2 AND seq = $3",
         tenant_id,
         product_id,
         seq,
@@ -248,7 +252,7 @@ async def revert_product(session: AsyncSession, product_id: int, *, seq: int) ->
     current = (await _current_states(conn, tenant_id, [product_id])).get(product_id)
     later = await conn.fetch(
         f"SELECT op, {_CHANGE_COLUMNS} FROM product_changes "
-        "WHERE tenant_id = $1 AND product_id = $2 AND seq > $3 ORDER BY seq DESC",
+        f"WHERE {tenant_is('product_changes')} AND product_id = $2 AND seq > $3 ORDER BY seq DESC",
         tenant_id,
         product_id,
         seq,
@@ -284,14 +288,16 @@ async def revert_writes(
     if import_job_id is not None:
         column, value, what = "import_job_id", import_job_id, f"Import {import_job_id}"
         known = await conn.fetchval(
-            "SELECT 1 FROM import_jobs WHERE tenant_id = $1 AND id = $2", tenant_id, import_job_id
+            f"SELECT 1 FROM import_jobs WHERE {tenant_is('import_jobs')} AND id = $2",
+            tenant_id,
+            import_job_id,
         )
     else:
         column, value, what = "request_id", request_id, f"Request {request_id}"
         known = None
     own = await conn.fetch(
         f"SELECT seq, product_id, sku, op, {_CHANGE_COLUMNS} FROM product_changes "
-        f"WHERE tenant_id = $1 AND {column} = $2 ORDER BY seq",
+        f"WHERE {tenant_is('product_changes')} AND {column} = $2 ORDER BY seq",
         tenant_id,
         value,
     )
@@ -312,7 +318,7 @@ async def revert_writes(
     await xact_lock(conn, Lock.FACET_COUNTS, tenant_id)
     later_rows = await conn.fetch(
         f"SELECT seq, product_id, op, {_CHANGE_COLUMNS} FROM product_changes "
-        f"WHERE tenant_id = $1 AND product_id = ANY($2::bigint[]) AND seq > $3 "
+        f"WHERE {tenant_is('product_changes')} AND product_id = ANY($2::bigint[]) AND seq > $3 "
         f"AND {column} IS DISTINCT FROM $4 ORDER BY seq",
         tenant_id,
         product_ids,
@@ -325,7 +331,7 @@ async def revert_writes(
     taken_skus = {
         r["sku"]
         for r in await conn.fetch(
-            "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])",
+            f"SELECT sku FROM products WHERE {tenant_is('products')} AND sku = ANY($2::text[])",
             tenant_id,
             [skus[i] for i in product_ids if i not in current],
         )
@@ -409,7 +415,8 @@ async def prune_changes(conn, *, retention_days: int, batch: int = PRUNE_BATCH) 
     """Delete up to `batch` entries older than the retention, remembering per tenant the highest
     seq deleted (a stream read from before it answers 410). `conn` is in a transaction."""
     return await conn.fetchval(
-        """WITH gone AS (
+        all_tenants(  # retention: every tenant's old entries
+            """WITH gone AS (
                DELETE FROM product_changes c USING (
                    SELECT tenant_id, seq FROM product_changes
                    WHERE at < now() - make_interval(days => $1) LIMIT $2
@@ -422,7 +429,8 @@ async def prune_changes(conn, *, retention_days: int, batch: int = PRUNE_BATCH) 
                UPDATE product_change_seqs s SET pruned_through = GREATEST(s.pruned_through, t.seq)
                FROM through t WHERE s.tenant_id = t.tenant_id
            )
-           SELECT COALESCE(sum(n), 0)::bigint FROM through""",
+           SELECT COALESCE(sum(n), 0)::bigint FROM through"""
+        ),
         retention_days,
         batch,
     )

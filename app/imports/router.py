@@ -6,8 +6,9 @@ from fastapi.responses import StreamingResponse
 from app.deps import Arq, EditorSession, SettingsDep, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.imports import service
-from app.imports.schemas import ConfirmIn, ImportJobOut
+from app.imports.schemas import ConfirmIn, ImportJobOut, ImportJobPage
 from app.imports.upload import MultipartFile
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit
 from app.routing import StreamingRoute, api_router
 
 # uploads stream their body and the errors CSV its answer: they take no tenant turn
@@ -115,6 +116,17 @@ async def upload_import_csv(
         f"{name};dur={ms:.1f}" for name, ms in timings.items()
     )
     return service.job_out(job)
+
+
+@router.get("/", response_model=ImportJobPage, responses=error_responses(400))
+async def list_import_jobs(
+    session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+):
+    """The tenant's import jobs, newest first, a page at a time: state and counters of each (the
+    suggestion and rejected rows: `GET /api/pim/import/{job_id}/`). `next_cursor` (opaque) fetches
+    the next page and is `null` on the last one; a page starts after the last job of the previous
+    one (keyset), so jobs created meanwhile do not shift the pages."""
+    return await service.list_jobs(session, cursor=cursor, limit=limit)
 
 
 @router.get("/{job_id}/", response_model=ImportJobOut, responses=error_responses(404))

@@ -142,6 +142,32 @@ class ImportJobOut(BaseModel):
     finished_at: datetime | None
 
 
+class ImportJobSummary(BaseModel):
+    """A job in the list: its state and counters (the suggestion and rejected rows: GET the job)."""
+
+    job_id: uuid.UUID
+    status: ImportStatus
+    filename: str
+    size_bytes: int
+    format: Literal["shopify", "woocommerce", "akeneo", "google_merchant_center"] | None
+    total_rows: int | None
+    processed_rows: int
+    created: int
+    updated: int
+    failed: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ImportJobPage(BaseModel):
+    results: list[ImportJobSummary]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page (opaque); `null` on the last page"
+    )
+
+
 class ConfirmIn(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

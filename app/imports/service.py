@@ -11,12 +11,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 import structlog
 from arq.connections import ArqRedis
-from sqlalchemy import select, text
+from sqlalchemy import literal, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.catalog.fields import FieldDef
@@ -25,7 +26,7 @@ from app.catalog.service import get_fields, get_schema_row, put_schema, schema_o
 from app.catalog.values import coerce_value
 from app.config import Settings
 from app.csv_output import csv_writer
-from app.db import driver_connection, read_connection, session_scope, tenant_of
+from app.db import driver_connection, read_connection, session_scope, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.imports import inference, sniffing
 from app.imports.conventions import (
@@ -46,6 +47,7 @@ from app.imports.transforms import RowTransform, apply_leniently, transform_for
 from app.imports.xlsx import CFB_MAGIC, XLSX_MAGIC, TypedCell, XlsxError, cfb_reason
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import HeaderMapping, ImportJob
+from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 
 log = structlog.get_logger("pim.imports")
 
@@ -95,6 +97,64 @@ def parse_job_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"Import job {raw[:64]!r} not found") from None
+
+
+JOB_LIST = "import-jobs"
+# what a list item reads: not the suggestion, columns or rejected rows (JSONB that can be large)
+_SUMMARY_COLUMNS = (
+    ImportJob.id,
+    ImportJob.status,
+    ImportJob.filename,
+    ImportJob.size_bytes,
+    ImportJob.parse_options["format"].astext.label("format"),
+    ImportJob.total_rows,
+    ImportJob.processed_rows,
+    ImportJob.created,
+    ImportJob.updated,
+    ImportJob.failed,
+    ImportJob.error,
+    ImportJob.created_at,
+    ImportJob.started_at,
+    ImportJob.finished_at,
+)
+
+
+def _job_cursor_key(cursor: str) -> tuple[datetime, uuid.UUID]:
+    payload = decode_cursor(JOB_LIST, cursor)
+    try:
+        created_at = datetime.fromisoformat(payload["at"])
+        if created_at.tzinfo is None:
+            raise ValueError
+        return created_at, uuid.UUID(payload["id"])
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest(BAD_CURSOR) from None
+
+
+async def list_jobs(session: AsyncSession, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    """The tenant's jobs, newest first, a page at a time (keyset on (created_at, id), answered by
+    the (tenant_id, created_at) index): `{"results", "next_cursor"}`."""
+    stmt = (
+        select(*_SUMMARY_COLUMNS)
+        .order_by(ImportJob.created_at.desc(), ImportJob.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        created_at, job_id = _job_cursor_key(cursor)
+        stmt = stmt.where(
+            tuple_(ImportJob.created_at, ImportJob.id)
+            < tuple_(literal(created_at), literal(job_id))
+        )
+    rows = (await session.execute(stmt)).all()
+    results = [
+        {"job_id": r.id, **{k: v for k, v in r._mapping.items() if k != "id"}} for r in rows[:limit]
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(
+            JOB_LIST, {"at": last.created_at.isoformat(), "id": str(last.id)}
+        )
+    return {"results": results, "next_cursor": next_cursor}
 
 
 async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> ImportJob:
@@ -252,16 +312,20 @@ async def create_import(
             ),
         )
     except BaseException:
-        await asyncio.shield(_discard_upload(sessionmaker, job_id))
+        await asyncio.shield(_discard_upload(sessionmaker, tenant_id, job_id))
         raise
 
 
 async def _discard_upload(
-    sessionmaker: async_sessionmaker[AsyncSession], job_id: uuid.UUID
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, job_id: uuid.UUID
 ) -> None:
-    async with session_scope(sessionmaker) as own:
+    async with session_scope(sessionmaker, tenant_id) as own:
         await own.execute(
-            text("DELETE FROM import_jobs WHERE id = :id AND status = 'pending'"), {"id": job_id}
+            text(
+                f"DELETE FROM import_jobs WHERE id = :id AND {tenant_is('import_jobs', ':tenant')}"
+                " AND status = 'pending'"
+            ),
+            {"id": job_id, "tenant": tenant_id},
         )
 
 
@@ -721,7 +785,10 @@ async def delete_job(session: AsyncSession, job_id: str) -> None:
     job = await get_job(session, job_id, for_update=True)  # waits for a confirmation in progress
     if job.status == "importing":
         raise Conflict("The job is importing; it can be deleted once it is done or failed")
-    await session.execute(text("DELETE FROM import_jobs WHERE id = :id"), {"id": job.id})
+    await session.execute(
+        text(f"DELETE FROM import_jobs WHERE id = :id AND {tenant_is('import_jobs', ':tenant')}"),
+        {"id": job.id, "tenant": tenant_of(session)},
+    )
 
 
 # --- rejected rows ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import driver_connection, session_scope
+from app.db import driver_connection, session_scope, tenant_is
 from app.errors import Conflict, PayloadTooLarge
 from app.jobs.locks import Lock, xact_lock
 
@@ -18,9 +18,10 @@ CHUNK_BYTES = 4 << 20
 # the jobs whose stored file counts against the tenant's quota: still uploading, or not finished
 STORING_STATUSES = ("pending", "mapping", "importing")
 
-_STORE_CHUNK = """
+_STORE_CHUNK = f"""
 WITH job AS (
-    UPDATE import_jobs SET size_bytes = size_bytes + octet_length($3::bytea) WHERE id = $1 AND status = 'pending' RETURNING id
+    UPDATE import_jobs SET size_bytes = size_bytes + octet_length($3::bytea)
+    WHERE id = $1 AND {tenant_is("import_jobs", "$4")} AND status = 'pending' RETURNING id
 )
 INSERT INTO import_chunks (job_id, seq, data) SELECT job.id, $2, $3::bytea FROM job
 """
@@ -68,7 +69,8 @@ class ChunkWriter:
             # the tenant's uploads take turns between reading the total and adding to it
             await xact_lock(conn, Lock.IMPORT_STORAGE, self.tenant_id)
             stored = await conn.fetchval(
-                "SELECT coalesce(sum(size_bytes), 0) FROM import_jobs WHERE tenant_id = $1 AND status = ANY($2::text[])",
+                f"SELECT coalesce(sum(size_bytes), 0) FROM import_jobs WHERE {tenant_is('import_jobs')}"
+                " AND status = ANY($2::text[])",
                 self.tenant_id,
                 list(STORING_STATUSES),
             )
@@ -78,7 +80,10 @@ class ChunkWriter:
                     f"({stored} bytes are stored by uploads not yet imported): import or delete "
                     "(DELETE /api/pim/import/{job_id}/) earlier uploads first"
                 )
-            if await conn.execute(_STORE_CHUNK, self.job_id, self.seq, data) == "INSERT 0 0":
+            stored_chunk = await conn.execute(
+                _STORE_CHUNK, self.job_id, self.seq, data, self.tenant_id
+            )
+            if stored_chunk == "INSERT 0 0":
                 raise Conflict("The upload was deleted while it was being sent")
         self.seq += 1
 

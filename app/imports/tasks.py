@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import ensure_category_paths, get_field_map, lock_schema
 from app.changes.context import CONTEXT_KEY, import_context
-from app.db import driver_connection
+from app.db import all_tenants, driver_connection, tenant_is
 from app.imports.conventions import Conventions
 from app.imports.records import Dialect
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
@@ -181,7 +181,8 @@ class _Job:
     transform_state: dict[str, Any] | None = None
 
 
-PROGRESS_SQL = """
+# the task's own job row, by its id
+PROGRESS_SQL = all_tenants("""
 UPDATE import_jobs
 SET processed_rows = processed_rows + $2,
     created = created + $3,
@@ -194,7 +195,7 @@ SET processed_rows = processed_rows + $2,
     status = CASE WHEN $9 THEN 'done' ELSE status END,
     finished_at = CASE WHEN $9 THEN now() ELSE finished_at END
 WHERE id = $1 AND status = 'importing'
-"""
+""")
 
 ERRORS_SQL = """
 INSERT INTO import_row_errors (job_id, row, sku, cells, detail)
@@ -414,7 +415,9 @@ class _Importer:
                 raise _JobGone()
             if batch.carry is not None:
                 await conn.execute(
-                    "UPDATE import_jobs SET parse_options = jsonb_set(parse_options, '{transform_state}', $2::text::jsonb) WHERE id = $1",
+                    all_tenants(
+                        "UPDATE import_jobs SET parse_options = jsonb_set(parse_options, '{transform_state}', $2::text::jsonb) WHERE id = $1"
+                    ),
                     job.id,
                     orjson.dumps(batch.carry).decode(),
                 )
@@ -438,15 +441,20 @@ async def _load_job(ctx: WorkerContext, job_id: uuid.UUID) -> _Job | None:
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
         row = await conn.fetchrow(
-            """SELECT id, tenant_id, status, resume_offset, resume_row, jsonb_array_length(errors) AS error_count,
-                      mapping, parse_options, delimiter, quotechar
-               FROM import_jobs WHERE id = $1 FOR UPDATE""",
+            all_tenants(  # the job names its tenant
+                """SELECT id, tenant_id, status, resume_offset, resume_row, jsonb_array_length(errors) AS error_count,
+                          mapping, parse_options, delimiter, quotechar
+                   FROM import_jobs WHERE id = $1 FOR UPDATE"""
+            ),
             job_id,
         )
         if row is None or row["status"] != "importing":
             return None
         await conn.execute(
-            "UPDATE import_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1", job_id
+            all_tenants(
+                "UPDATE import_jobs SET started_at = coalesce(started_at, now()) WHERE id = $1"
+            ),
+            job_id,
         )
     options = _json(row["parse_options"])
     return _Job(
@@ -475,7 +483,9 @@ async def _fail(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
         await conn.execute(
-            "UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'importing'",
+            all_tenants(
+                "UPDATE import_jobs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'importing'"
+            ),
             job_id,
             message[:2000],
         )
@@ -491,7 +501,10 @@ async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:
     async with ctx["sessionmaker"]() as session:
         conn = await driver_connection(session)
         tenant_id = await conn.fetchval(
-            "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing'", job_uuid
+            all_tenants(  # the job names its tenant
+                "SELECT tenant_id FROM import_jobs WHERE id = $1 AND status = 'importing'"
+            ),
+            job_uuid,
         )
     if tenant_id is None:
         return {"job_id": job_id, "status": "skipped"}
@@ -522,7 +535,10 @@ async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:
 async def _take_turn(ctx: WorkerContext, held: Lease, turn: LockKey, job_id: uuid.UUID) -> str:
     """Run the job if it is still importing and its tenant's turn is free."""
     if not await held.conn.fetchval(
-        "SELECT EXISTS (SELECT FROM import_jobs WHERE id = $1 AND status = 'importing')", job_id
+        all_tenants(
+            "SELECT EXISTS (SELECT FROM import_jobs WHERE id = $1 AND status = 'importing')"
+        ),
+        job_id,
     ):
         return "skipped"  # finished by the run that held the lease
     if not await held.try_lock(turn):
@@ -538,8 +554,8 @@ async def _next_turn(ctx: WorkerContext, tenant_id: int, job_id: uuid.UUID) -> u
     async with ctx["sessionmaker"]() as session:
         conn = await driver_connection(session)
         return await conn.fetchval(
-            """SELECT id FROM import_jobs
-               WHERE tenant_id = $1 AND status = 'importing'
+            f"""SELECT id FROM import_jobs
+               WHERE {tenant_is("import_jobs")} AND status = 'importing'
                ORDER BY (created_at, id) <= (SELECT created_at, id FROM import_jobs WHERE id = $2), created_at, id
                LIMIT 1""",
             tenant_id,
@@ -608,12 +624,14 @@ async def recover_imports(
     async with ctx["sessionmaker"]() as session, session.begin():
         conn = await driver_connection(session)
         expired = await conn.fetch(
-            """UPDATE import_jobs SET status = 'failed', finished_at = now(),
+            all_tenants(  # maintenance: every tenant's stale uploads
+                """UPDATE import_jobs SET status = 'failed', finished_at = now(),
                       error = CASE WHEN status = 'pending' THEN 'The upload did not finish'
                                    ELSE 'The upload was not confirmed within ' || $1::int || ' days' END
                WHERE (status = 'mapping' AND created_at < now() - make_interval(days => $1::int))
                   OR (status = 'pending' AND created_at < now() - interval '1 day')  -- its API process died
-               RETURNING id""",
+               RETURNING id"""
+            ),
             UNCONFIRMED_DAYS,
         )
         if expired:
@@ -622,7 +640,9 @@ async def recover_imports(
                 [r["id"] for r in expired],
             )
         rows = await conn.fetch(
-            "SELECT id, tenant_id, resume_row FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000"
+            all_tenants(  # maintenance: every tenant's imports
+                "SELECT id, tenant_id, resume_row FROM import_jobs WHERE status = 'importing' ORDER BY created_at LIMIT 1000"
+            )
         )
     if progress_seen is not None:
         idle = [r for r in rows if progress_seen.get(r["id"]) == r["resume_row"]]

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import FieldDef
-from app.db import read_connection, tenant_of
+from app.db import read_connection, tenant_is, tenant_of
 from app.errors import BadRequest, NotFound
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
@@ -35,24 +35,26 @@ CONTEXT_SQL = f"""
 WITH RECURSIVE {SUBTREE_CTE.format(tenant="$1", roots="ARRAY[$3::bigint]")}
 SELECT s.fields::text AS fields,
        s.default_locale,
-       (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.name = $2) AS named_view,
-       (SELECT v.attributes FROM views v WHERE v.tenant_id = $1 AND v.is_default) AS default_view,
+       (SELECT v.attributes FROM views v WHERE {tenant_is("v")} AND v.name = $2) AS named_view,
+       (SELECT v.attributes FROM views v WHERE {tenant_is("v")} AND v.is_default) AS default_view,
        (SELECT array_agg(id) FROM subtree) AS category_ids
 FROM (VALUES (1)) AS one(x)
-LEFT JOIN product_schemas s ON s.tenant_id = $1
+LEFT JOIN product_schemas s ON {tenant_is("s")}
 """
 
-PAGE_SQL = """
+# `{where}` starts with the tenant's predicate too (SqlWhere.of_tenant); repeating it here keeps
+# the statement visibly scoped and costs nothing (the planner merges equal conditions)
+PAGE_SQL = f"""
 WITH page AS (
     SELECT p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data
     FROM products p
-    WHERE {where}
-    ORDER BY {page_order}
-    LIMIT {limit} OFFSET {offset}
+    WHERE {tenant_is("p")} AND {{where}}
+    ORDER BY {{page_order}}
+    LIMIT {{limit}} OFFSET {{offset}}
 )
 SELECT p.sku, p.name, p.status, p.variation_of, p.variation_attributes, p.data::text AS data,
        ARRAY(SELECT c.path FROM unnest(p.categories) WITH ORDINALITY AS u(id, ord)
-             JOIN categories c ON c.tenant_id = $1 AND c.id = u.id
+             JOIN categories c ON {tenant_is("c")} AND c.id = u.id
              ORDER BY u.ord) AS category_paths,
        family.variations::text AS variations,
        parent.variation_attributes AS parent_variation_attributes
@@ -64,13 +66,13 @@ LEFT JOIN LATERAL (
                (SELECT jsonb_object_agg(k.name, ch.data -> k.name)
                 FROM unnest(p.variation_attributes) AS k(name) WHERE ch.data ? k.name) AS vals
         FROM products ch
-        WHERE ch.tenant_id = $1 AND ch.variation_of = p.sku AND ch.status <> 'deleted'
+        WHERE {tenant_is("ch")} AND ch.variation_of = p.sku AND ch.status <> 'deleted'
         ORDER BY ch.sku
-        LIMIT {max_variations}
+        LIMIT {{max_variations}}
     ) v
 ) family ON TRUE
-LEFT JOIN products parent ON parent.tenant_id = $1 AND parent.sku = p.variation_of
-ORDER BY {order}
+LEFT JOIN products parent ON {tenant_is("parent")} AND parent.sku = p.variation_of
+ORDER BY {{order}}
 """
 
 
@@ -167,9 +169,8 @@ def build_queries(
     page_size: int,
     page_num: int,
 ) -> Queries:
-    where = SqlWhere()
-    tenant = where.bind(tenant_id)  # $1: the page statement refers to it by number
-    where.add(f"p.tenant_id = {tenant}")
+    where = SqlWhere.of_tenant(tenant_id)
+    tenant = "$1"  # the page statement refers to it by number
     if ctx.category_ids is not None:
         add_conditions(
             where, Test(Check.categories_overlap, BUILTINS["category"], ctx.category_ids)

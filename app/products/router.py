@@ -8,6 +8,7 @@ from app.catalog.fields import FieldDef
 from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.middleware import current_request_id
+from app.pagination import relative_url
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
@@ -120,45 +121,85 @@ async def _product_filters(
 ProductFilters = Annotated[tuple[dict[str, FieldDef], SqlWhere], Depends(_product_filters)]
 
 
-def _page_url(request: Request, page: int) -> str:
-    return str(request.url.include_query_params(page=page))
+LIST_PAGING_HELP = (
+    " Pages: `page` and `page_size` (or its alias `limit`), or `cursor`: every page carries "
+    "`next_cursor` (null on the last page), and `?cursor=<it>` with the same filters and ordering "
+    "returns the page after the last product of that page (keyset: no product is skipped or repeated "
+    "when others are written meanwhile, and a deep page costs what the first does; a cursor sent with "
+    "other filters or another ordering is a 400). A cursor page has `count` and `page` null. "
+    "`updated_at__gte` / `updated_at__lt` (also `__gt`, `__lte`; ISO 8601 with a time zone) select "
+    "products by their last write, for incremental reads."
+)
+
+
+def _cursor_of(page: service.ListPage, ordering: str | None, fingerprint: str) -> str | None:
+    if page.next_keys is None:
+        return None
+    return service.encode_list_cursor(ordering, fingerprint, page.next_keys)
 
 
 @router.get(
     "/",
     response_model=ProductPage,
     responses=error_responses(400),
-    description=FILTER_HELP + HEAVY_FILTERS,
+    description=FILTER_HELP + HEAVY_FILTERS + LIST_PAGING_HELP,
     openapi_extra=FIELD_FILTERS,
 )
 async def list_products(
     request: Request,
     reader: FilterReader,
     filters: ProductFilters,
-    page: Annotated[int, Query(ge=1, le=10_000_000)] = 1,
+    page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
     page_size: Annotated[
         int, Query(ge=1, description="at most 200 (a larger value is a 400)")
     ] = 50,
+    limit: Annotated[int | None, Query(ge=1, description="an alias of `page_size`")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=8192, description="`next_cursor` of the previous page; instead of `page`"),
+    ] = None,
     ordering: Annotated[
         str | None, Query(max_length=200, description="e.g. `name`, `-updated_at`, `-price`")
     ] = None,
 ):
+    if limit is not None:
+        if "page_size" in request.query_params and limit != page_size:
+            raise BadRequest("limit is an alias of page_size: send one of them")
+        page_size = limit
     if page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+    if cursor is not None and page is not None:
+        raise BadRequest("cursor and page exclude each other: a cursor page follows the cursor")
     fields, where = filters
-    count, results = await service.list_products(
-        reader, where, fields, ordering=ordering, page=page, page_size=page_size
+    fingerprint = service.filters_fingerprint(
+        "list", service.query_filters(list(request.query_params.multi_items()))
     )
-    body = {
-        "count": count,
-        "page": page,
-        "page_size": page_size,
-        "next": _page_url(request, page + 1) if page * page_size < count else None,
+    after = service.decode_list_cursor(cursor, ordering, fingerprint) if cursor else None
+    number = page or 1
+    result = await service.list_products(
+        reader, where, fields, ordering=ordering, page=number, page_size=page_size, after=after
+    )
+    next_cursor = _cursor_of(result, ordering, fingerprint)
+    if after is not None:
+        next_url = relative_url(request, cursor=next_cursor) if next_cursor else None
+        previous_url = None
+    else:
+        count = result.total or 0
+        next_url = relative_url(request, page=number + 1) if number * page_size < count else None
         # past the end: back to the last page that has results
-        "previous": _page_url(request, min(page - 1, max(1, -(-count // page_size))))
-        if page > 1
-        else None,
-        "results": results,
+        previous_url = (
+            relative_url(request, page=min(number - 1, max(1, -(-count // page_size))))
+            if number > 1
+            else None
+        )
+    body = {
+        "count": result.total,
+        "page": None if after is not None else number,
+        "page_size": page_size,
+        "next": next_url,
+        "previous": previous_url,
+        "next_cursor": next_cursor,
+        "results": result.results,
     }
     return json_bytes_response(service.dumps(body))
 
@@ -167,7 +208,9 @@ SEARCH_HELP = (
     "The product list for a predicate in the segment DSL, so that filters can combine with `any` (OR) "
     'and `not`: `{"where": {"match": "any", "conditions": [{"field": "brand", "op": "eq", '
     '"value": "Nike"}, {"not": {"field": "price", "op": "gte", "value": 100}}]}, '
-    '"ordering": "-price", "page": 1, "page_size": 50}`. Fields, operators and values are those of '
+    '"ordering": "-price", "page": 1, "page_size": 50}`; `next_cursor` sent back as `cursor` with the '
+    "same `where` and `ordering` continues after the page's last product (keyset). "
+    "Fields, operators and values are those of "
     "segment definitions (a bad one is a 400 naming its place, `where: conditions[0].value: ...`); results, "
     "count and ordering are those of `GET /api/pim/products/`. A heavy read, as a segment preview: "
     "one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions (at least one) from the "
@@ -186,20 +229,35 @@ SEARCH_HELP = (
 async def search_products(body: ProductSearchIn, reader: SearchReader):
     if body.page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
+    if body.cursor is not None and "page" in body.model_fields_set:
+        raise BadRequest("cursor and page exclude each other: a cursor page follows the cursor")
     fields = await catalog.get_field_map(reader)
     where = await service.search_filters(reader, fields, body.where)
-    count, results = await service.list_products(
-        reader, where, fields, ordering=body.ordering, page=body.page, page_size=body.page_size
+    fingerprint = service.filters_fingerprint("search", body.where)
+    after = (
+        service.decode_list_cursor(body.cursor, body.ordering, fingerprint) if body.cursor else None
     )
+    result = await service.list_products(
+        reader,
+        where,
+        fields,
+        ordering=body.ordering,
+        page=body.page,
+        page_size=body.page_size,
+        after=after,
+    )
+    count = result.total or 0
+    by_page = after is None
     body_out = {
-        "count": count,
-        "page": body.page,
+        "count": result.total,
+        "page": body.page if by_page else None,
         "page_size": body.page_size,
-        "next": body.page + 1 if body.page * body.page_size < count else None,
+        "next": body.page + 1 if by_page and body.page * body.page_size < count else None,
         "previous": min(body.page - 1, max(1, -(-count // body.page_size)))
-        if body.page > 1
+        if by_page and body.page > 1
         else None,
-        "results": results,
+        "next_cursor": _cursor_of(result, body.ordering, fingerprint),
+        "results": result.results,
     }
     return json_bytes_response(service.dumps(body_out))
 

@@ -77,12 +77,23 @@ class ProductOut(BaseModel):
     updated_at: datetime
 
 
+NEXT_CURSOR_HELP = (
+    "continues the list after this page's last product, in the same ordering and filters (send "
+    "them with it): opaque, stable under concurrent writes (keyset); null on the last page"
+)
+
+
 class ProductPage(BaseModel):
-    count: int
-    page: int
+    count: int | None = Field(description="matching products; null on a cursor page")
+    page: int | None = Field(description="the page number; null on a cursor page")
     page_size: int
-    next: str | None
-    previous: str | None
+    next: str | None = Field(
+        description="the next page as a relative URL (path and query); null on the last page"
+    )
+    previous: str | None = Field(
+        description="the previous page as a relative URL; null on the first page and on a cursor page"
+    )
+    next_cursor: str | None = Field(description=NEXT_CURSOR_HELP)
     results: list[ProductOut]
 
 
@@ -162,15 +173,24 @@ class ProductSearchIn(FacetSearchIn):
     )
     page: int = Field(default=1, ge=1, le=10_000_000)
     page_size: int = Field(default=50, ge=1, description="at most 200 (a larger value is a 400)")
+    cursor: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="`next_cursor` of the previous page, sent with the same `where` and `ordering`; "
+        "instead of `page`",
+    )
 
 
 class ProductSearchPage(BaseModel):
     """The product list's page; `next` and `previous` are page numbers to send back in the body
     (null at either end), since a search is a POST and has no URL of its own."""
 
-    count: int
-    page: int
+    count: int | None = Field(description="matching products; null on a cursor page")
+    page: int | None = Field(description="the page number; null on a cursor page")
     page_size: int
-    next: int | None
+    next: int | None = Field(
+        description="the next page number; null on the last and on a cursor page"
+    )
     previous: int | None
+    next_cursor: str | None = Field(description=NEXT_CURSOR_HELP)
     results: list[ProductOut]

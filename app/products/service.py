@@ -1,6 +1,7 @@
 """Products: lean reads (SQL straight to JSON bytes), ORM writes, bulk upsert, facets."""
 
-from typing import Any
+import hashlib
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import delete, select
@@ -9,10 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import TenantReader, driver_connection, read_connection, reading, tenant_of
+from app.db import TenantReader, driver_connection, read_connection, reading, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
-from app.products.queries import facet_fields, ordering_sql, ordering_terms
+from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
+from app.products.queries import (
+    facet_fields,
+    key_text,
+    keyset_condition,
+    ordering_sql,
+    ordering_terms,
+    ordering_tokens,
+)
 from app.products.rules import data_too_large
 from app.products.schemas import BulkResult, ProductIn, ProductPatch
 from app.products.upsert import unique_conflicts, upsert_products
@@ -53,7 +62,7 @@ def dumps(obj: Any) -> bytes:
 async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
     async with reading(source) as conn:
         row = await conn.fetchrow(
-            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = $2",
+            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {tenant_is('p')} AND p.id = $2",
             tenant_of(source),
             product_id,
         )
@@ -70,7 +79,7 @@ async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[st
     rows = await conn.fetch(
         # LATERAL: one primary-key probe per id, whatever the statistics say
         f"""SELECT {PRODUCT_COLUMNS} FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
-            CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND tenant_id = $1) p ORDER BY w.ord""",
+            CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord""",
         tenant_of(session),
         ids,
     )
@@ -120,9 +129,8 @@ async def search_filters(
 
 
 def tenant_where(session: AsyncSession | TenantReader, clause: Clause) -> SqlWhere:
-    """`p.tenant_id = $1`, then the clause's conditions."""
-    where = SqlWhere()
-    where.add(f"p.tenant_id = {where.bind(tenant_of(session))}")
+    """The tenant's predicate, then the clause's conditions."""
+    where = SqlWhere.of_tenant(tenant_of(session))
     add_conditions(where, clause)
     return where
 
@@ -149,10 +157,10 @@ def one_scan_query(
     statement stopped early, and its page is empty."""
     query = SqlWhere(params=list(where.params), conditions=where.conditions)
     terms = ordering_terms(query, fields, ordering)  # may bind field names: its own parameter list
-    capped = terms[0][0] in INDEXED_ORDERINGS
-    keys = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(terms))
-    order_m = ", ".join(f"m.k{i} {direction}" for i, (_, direction) in enumerate(terms))
-    order_x = ", ".join(f"x.k{i} {direction}" for i, (_, direction) in enumerate(terms))
+    capped = terms[0].expr in INDEXED_ORDERINGS
+    keys = ", ".join(f"{t.expr} AS k{i}" for i, t in enumerate(terms))
+    order_m = ", ".join(f"m.k{i} {t.direction}" for i, t in enumerate(terms))
+    order_x = ", ".join(f"x.k{i} {t.direction}" for i, t in enumerate(terms))
     last = len(terms) - 1  # always p.id
     n = len(query.params)
     sql = f"""
@@ -169,17 +177,101 @@ def one_scan_query(
     return sql, [*query.params, page_size, (page - 1) * page_size], capped
 
 
+# A filtered cursor page ordered by an indexed column first walks that index for this many rows
+# and filters them: a common value fills the page from there at once (a GIN bitmap would fetch
+# and sort every match, ~100 ms for 20,000 of them); a rare one falls back to the planner's plan.
+PROBE_ROWS = 5_000
+WALKABLE_ORDERINGS = INDEXED_ORDERINGS | {"p.updated_at"}
+
+
 def page_query(
-    where: SqlWhere, fields: dict[str, FieldDef], *, ordering: str | None, page: int, page_size: int
+    where: SqlWhere,
+    fields: dict[str, FieldDef],
+    *,
+    ordering: str | None,
+    page: int,
+    page_size: int,
+    after: list[Any] | None = None,
+    probe: int | None = None,
 ) -> tuple[str, list[Any]]:
-    """A page of all products, or of a large match set ordered by an indexed column (walks that index)."""
-    page_where = SqlWhere(params=list(where.params), conditions=where.conditions)
-    order_by = ordering_sql(
-        page_where, fields, ordering
-    )  # may bind field names: its own parameter list
-    n = len(page_where.params)
-    sql = f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {where.sql} ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
-    return sql, [*page_where.params, page_size, (page - 1) * page_size]
+    """A page of products in the list's order, with its sort keys (`k0`…): by offset (`page`), or
+    after the keys of a cursor (`after`, a keyset read: one index range at any depth when the first
+    ordering term has an index). `probe`: the filters apply to the first `probe` rows after the
+    cursor in that order only (the tenant condition stays inside: `where.conditions[0]`)."""
+    query = SqlWhere(params=list(where.params), conditions=list(where.conditions))
+    terms = ordering_terms(query, fields, ordering)  # may bind field names: its own parameter list
+    if after is not None:
+        query.add(keyset_condition(query, terms, after))
+    order_by = ", ".join(f"{t.expr} {t.direction}" for t in terms)
+    keys = ", ".join(f"{t.expr} AS k{i}" for i, t in enumerate(terms))
+    n = len(query.params)
+    source = "products p"
+    conditions = query.sql
+    if probe is not None:
+        # where's tenant is its first parameter ($1, SqlWhere.of_tenant); then the keyset
+        keyset = " AND ".join(["TRUE", *query.conditions[len(where.conditions) :]])
+        source = (
+            f"(SELECT * FROM products p WHERE {tenant_is('p')} AND {keyset} "
+            f"ORDER BY {order_by} LIMIT {int(probe)}) p"
+        )
+        conditions = " AND ".join(where.conditions[1:]) or "TRUE"
+    sql = (
+        f"SELECT {PRODUCT_COLUMNS}, {keys} FROM {source} WHERE {conditions} "
+        f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
+    )
+    offset = 0 if after is not None else (page - 1) * page_size
+    # a cursor page reads one row more: whether there is a next page, without a count
+    limit = page_size + 1 if after is not None else page_size
+    return sql, [*query.params, limit, offset]
+
+
+# --- cursors ---------------------------------------------------------------------------------
+
+PRODUCT_LIST = "products"
+# list parameters that are not filters: a cursor is valid with any of them
+PAGING_PARAMS = frozenset({"page", "page_size", "limit", "cursor", "ordering"})
+CURSOR_MISMATCH = (
+    "cursor: it was issued for other filters or another ordering; send it with the filters and "
+    "ordering of the request that returned it (the `next` link has them), or start again without it"
+)
+
+
+def filters_fingerprint(kind: str, filters: Any) -> str:
+    """A short digest of a list's filters as the client sent them (query items in order, or a
+    search's `where`): a cursor carries it, so that one used with other filters is refused."""
+    raw = orjson.dumps([kind, filters], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def query_filters(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return sorted((k, v) for k, v in params if k not in PAGING_PARAMS)
+
+
+def encode_list_cursor(ordering: str | None, fingerprint: str, keys: list[str | None]) -> str:
+    return encode_cursor(
+        PRODUCT_LIST, {"o": ",".join(ordering_tokens(ordering)), "f": fingerprint, "k": keys}
+    )
+
+
+def decode_list_cursor(cursor: str, ordering: str | None, fingerprint: str) -> list[Any]:
+    """The sort keys a cursor resumes after; a 400 when it belongs to other filters or ordering."""
+    payload = decode_cursor(PRODUCT_LIST, cursor)
+    keys = payload.get("k")
+    if not isinstance(keys, list) or not isinstance(payload.get("o"), str):
+        raise BadRequest(BAD_CURSOR)
+    if payload["o"] != ",".join(ordering_tokens(ordering)) or payload.get("f") != fingerprint:
+        raise BadRequest(CURSOR_MISMATCH)
+    return keys
+
+
+class ListPage(NamedTuple):
+    total: int | None  # None on a cursor page: a count would scan every match at any depth
+    results: list[dict[str, Any]]
+    next_keys: list[str | None] | None  # the sort keys of the last row, when a next page exists
+
+
+def _keys_of(row, terms_count: int) -> list[str | None]:
+    return [key_text(row[f"k{i}"]) for i in range(terms_count)]
 
 
 async def list_products(
@@ -190,11 +282,12 @@ async def list_products(
     ordering: str | None,
     page: int,
     page_size: int,
-) -> tuple[int, list[dict[str, Any]]]:
+    after: list[Any] | None = None,
+) -> ListPage:
     ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
     async with reading(source) as conn:
         return await list_products_on(
-            conn, where, fields, ordering=ordering, page=page, page_size=page_size
+            conn, where, fields, ordering=ordering, page=page, page_size=page_size, after=after
         )
 
 
@@ -206,21 +299,57 @@ async def list_products_on(
     ordering: str | None,
     page: int,
     page_size: int,
-) -> tuple[int, list[dict[str, Any]]]:
-    """The count and page of a list over an asyncpg connection (the benchmark times this same code without HTTP)."""
+    after: list[Any] | None = None,
+) -> ListPage:
+    """A page of a list over an asyncpg connection (the benchmark times this same code without HTTP):
+    the count and a page by number, or (`after`: a cursor's keys) the page after those keys."""
+    terms = ordering_terms(SqlWhere(), fields, ordering)
+    n_terms = len(terms)
+    if after is not None:
+        rows = []
+        if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
+            sql, params = page_query(
+                where,
+                fields,
+                ordering=ordering,
+                page=1,
+                page_size=page_size,
+                after=after,
+                probe=PROBE_ROWS,
+            )
+            rows = await conn.fetch(sql, *params)
+        if len(rows) <= page_size:  # unfiltered, or too few matches near the cursor
+            sql, params = page_query(
+                where, fields, ordering=ordering, page=1, page_size=page_size, after=after
+            )
+            rows = await conn.fetch(sql, *params)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        next_keys = _keys_of(rows[-1], n_terms) if more else None
+        return ListPage(None, [product_json(r) for r in rows], next_keys)
+    found: list[Any] | None = None
     if len(where.conditions) > 1:  # filtered (the first condition is the tenant's)
         sql, params, capped = one_scan_query(
             where, fields, ordering=ordering, page=page, page_size=page_size
         )
-        rows = await conn.fetch(sql, *params)
-        total = rows[0]["total"]
-        if not capped or total <= SMALL_SET_ROWS:
-            return total, [product_json(r) for r in rows if r["id"] is not None]
-    count = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
-    if (page - 1) * page_size >= count:
-        return count, []
-    sql, params = page_query(where, fields, ordering=ordering, page=page, page_size=page_size)
-    return count, [product_json(r) for r in await conn.fetch(sql, *params)]
+        scanned = await conn.fetch(sql, *params)
+        count = scanned[0]["total"]
+        if not capped or count <= SMALL_SET_ROWS:
+            found = [r for r in scanned if r["id"] is not None]
+    if found is None:
+        count = await conn.fetchval(
+            f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
+        )
+        found = []
+        if (page - 1) * page_size < count:
+            sql, params = page_query(
+                where, fields, ordering=ordering, page=page, page_size=page_size
+            )
+            found = await conn.fetch(sql, *params)
+    more = bool(found) and page * page_size < count
+    return ListPage(
+        count, [product_json(r) for r in found], _keys_of(found[-1], n_terms) if more else None
+    )
 
 
 async def facets(
@@ -246,7 +375,7 @@ async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[
             f"""SELECT f.field AS key, t.value AS val, t.n FROM unnest($2::text[]) AS f(field)
                 CROSS JOIN LATERAL (
                     SELECT value, n FROM facet_counts
-                    WHERE tenant_id = $1 AND field = f.field AND n > 0
+                    WHERE {tenant_is("facet_counts")} AND field = f.field AND n > 0
                     ORDER BY n DESC, value LIMIT {FACET_LIMIT}
                 ) t""",
             where.params[0],

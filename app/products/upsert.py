@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.fields import CoercionError, FieldDef, check_required, coerce_data
 from app.catalog.service import hold_category_references
-from app.db import driver_connection, tenant_of
+from app.db import driver_connection, tenant_is, tenant_of
 from app.jobs.locks import Lock, xact_lock
 from app.products import rules
 from app.products.rules import data_too_large
@@ -202,12 +202,12 @@ RETURNING sku
 # products then wait for each other instead of deadlocking (an UPDATE ... FROM locks rows in
 # whatever order its join produces), and each new value is computed from the row's latest
 # version (FOR UPDATE re-reads a row changed concurrently), so a concurrent PATCH is not lost.
-UPDATE_SQL = """
+UPDATE_SQL = f"""
 WITH t AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[])
         AS t(sku, name, status, cats, set_vof, vof, vattrs, data, null_keys)
 ), v AS MATERIALIZED (
-    SELECT p.id, p.sku, t.data <> '{}' AS patches_data,
+    SELECT p.id, p.sku, t.data <> '{{}}' AS patches_data,
            COALESCE(t.name, p.name) AS name,
            COALESCE(t.status, p.status) AS status,
            CASE WHEN t.cats IS NULL THEN p.categories
@@ -216,7 +216,7 @@ WITH t AS (
            CASE WHEN t.vattrs IS NULL THEN p.variation_attributes
                 ELSE ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)) END AS variation_attributes,
            (p.data || t.data::jsonb) - ARRAY(SELECT jsonb_array_elements_text(t.null_keys::jsonb)) AS data
-    FROM t JOIN products p ON p.tenant_id = $1 AND p.sku = t.sku
+    FROM t JOIN products p ON {tenant_is("p")} AND p.sku = t.sku
     ORDER BY p.id
     FOR UPDATE OF p
 ), too_large AS MATERIALIZED (
@@ -257,7 +257,7 @@ async def unique_conflicts(
         if not first_owner:
             continue
         taken = await conn.fetch(
-            "SELECT sku, (data -> $3::text)::text AS value FROM products WHERE tenant_id = $1 AND data @> ANY($2::jsonb[])",
+            f"SELECT sku, (data -> $3::text)::text AS value FROM products WHERE {tenant_is('products')} AND data @> ANY($2::jsonb[])",
             tenant_id,
             [f"{{{orjson.dumps(name).decode()}: {key}}}" for key in first_owner],
             name,
@@ -287,7 +287,7 @@ async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> N
     # one round trip: the CTE locks the rows before the lock function runs
     await conn.execute(
         f"""WITH batch_rows AS MATERIALIZED (
-               SELECT p.id FROM products p WHERE p.tenant_id = $1 AND p.sku = ANY($2::text[])
+               SELECT p.id FROM products p WHERE {tenant_is("p")} AND p.sku = ANY($2::text[])
                ORDER BY p.id FOR UPDATE OF p
            )
            SELECT pg_advisory_xact_lock({Lock.FACET_COUNTS.key("$1")})
@@ -317,7 +317,7 @@ async def existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
     return {
         r[0]
         for r in await conn.fetch(
-            "SELECT sku FROM products WHERE tenant_id = $1 AND sku = ANY($2::text[])",
+            f"SELECT sku FROM products WHERE {tenant_is('products')} AND sku = ANY($2::text[])",
             tenant_id,
             skus,
         )
@@ -405,7 +405,7 @@ async def drop_unknown_categories(
     found = {
         r[0]
         for r in await conn.fetch(
-            "SELECT id FROM categories WHERE tenant_id = $1 AND id = ANY($2::bigint[])",
+            f"SELECT id FROM categories WHERE {tenant_is('categories')} AND id = ANY($2::bigint[])",
             tenant_id,
             list(wanted),
         )

@@ -2,12 +2,15 @@
 
 from collections.abc import Iterable
 
+from app.db import tenant_is
+
 # A recursive CTE `subtree(root, id)`: each root among `{roots}` (SQL of a bigint[]) with itself and
 # every descendant, for the tenant `{tenant}` (SQL of its id). Used as `WITH RECURSIVE {SUBTREE_CTE}`.
-SUBTREE_CTE = """subtree(root, id) AS (
-    SELECT id, id FROM categories WHERE tenant_id = {tenant} AND id = ANY({roots})
+SUBTREE_CTE = f"""subtree(root, id) AS (
+    SELECT id, id FROM categories WHERE {tenant_is("categories", "{tenant}")} AND id = ANY({{roots}})
     UNION ALL
-    SELECT t.root, c.id FROM categories c JOIN subtree t ON c.parent_id = t.id WHERE c.tenant_id = {tenant}
+    SELECT t.root, c.id FROM categories c JOIN subtree t ON c.parent_id = t.id
+    WHERE {tenant_is("c", "{tenant}")}
 )"""
 
 _SUBTREES_SQL = f"WITH RECURSIVE {SUBTREE_CTE.format(tenant='$1', roots='$2::bigint[]')} SELECT root, id FROM subtree"

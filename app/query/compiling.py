@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql.base import PGCompiler
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.elements import TextClause
 
+from app.db import tenant_is
 from app.query.models import Check, Clause, Junction, Kind, Not, Target, Test
 from app.responses import json_text
 
@@ -66,6 +67,14 @@ class SqlWhere:
 
     params: list[Any] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of_tenant(cls, tenant_id: int) -> "SqlWhere":
+        """Conditions over the tenant's products `p`: its predicate first, bound as `$1`. A
+        statement that formats `{where.sql}` is scoped through it (tests/test_tenant_scoping.py)."""
+        where = cls()
+        where.add(tenant_is("p", where.bind(tenant_id)))
+        return where
 
     def bind(self, value: Any) -> str:
         self.params.append(value)
@@ -228,8 +237,10 @@ def _positive(test: Test, ctx: _Context) -> str:
         return f"{table}.categories && {bind(test.value, 'bigint[]')}"
     if check == Check.category_paths:
         paths, patterns = test.value
+        if ctx.tenant is None:
+            raise ValueError("category paths are the tenant's: compile them with its parameter")
         return (
-            f"{table}.categories && ARRAY(SELECT c.id FROM categories c WHERE c.tenant_id = {ctx.tenant} "
+            f"{table}.categories && ARRAY(SELECT c.id FROM categories c WHERE {tenant_is('c', ctx.tenant)} "
             f"AND (c.path = ANY({bind(paths, 'text[]')}) OR c.path LIKE ANY({bind(patterns, 'text[]')})))"
         )
     if check == Check.is_empty:

@@ -5,6 +5,7 @@
 checked against the schema (or the plain-key rule) before it becomes a test.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,13 +31,28 @@ OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exi
 RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 # query parameters of the list/facets endpoints that are not field filters
 CONTROL_PARAMS = frozenset(
-    {"q", "page", "page_size", "ordering", "status", "category", "sku", "sku__in"}
+    {
+        "q",
+        "page",
+        "page_size",
+        "limit",
+        "cursor",
+        "ordering",
+        "status",
+        "category",
+        "sku",
+        "sku__in",
+    }
 )
 # exact filters on built-in text columns, beside the CONTROL_PARAMS (answered by the trigram and
 # (tenant_id, variation_of) indexes)
 BUILTIN_EXACT = ("name", "variation_of")
+# range filters on built-in time columns (`updated_at__gte=2026-01-31T00:00:00Z`): an incremental
+# reader's window, answered by the (tenant_id, updated_at, id) index
+BUILTIN_RANGES = ("updated_at",)
 BUILTIN_FILTERS_HELP = (
-    "built-ins filter with q=, sku=, sku__in=, status=, category=, name= and variation_of= only"
+    "built-ins filter with q=, sku=, sku__in=, status=, category=, name=, variation_of= and "
+    "updated_at__gt/gte/lt/lte= only"
 )
 MAX_IN_VALUES = 1000
 MAX_FILTER_VALUE = 1000
@@ -102,12 +118,37 @@ def _check_value_length(key: str, value: str) -> None:
         raise BadRequest(f"Filter {key}: value too long")
 
 
+def parse_aware_datetime(key: str, raw: str) -> datetime:
+    """An ISO 8601 date-time with its offset (`Z` or `+02:00`), in UTC. A naive one is refused: the
+    server cannot know which zone the client meant, and a guess would shift a sync window."""
+    text = raw.strip()
+    try:
+        parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    except ValueError:
+        parsed = None
+    if parsed is None or not any(sep in text for sep in "Tt "):  # a date alone is not a date-time
+        raise BadRequest(
+            f"Filter {key}: not an ISO 8601 date-time with a time zone (e.g. 2026-01-31T12:00:00Z)"
+        )
+    if parsed.tzinfo is None:
+        raise BadRequest(
+            f"Filter {key}: the date-time has no time zone; add `Z` or an offset such as `+02:00`"
+        )
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"Filter {key}: the date-time is out of range") from None
+
+
 def parse_field_filter(fields: dict[str, FieldDef], key: str, raw: str) -> Clause:
     """The test of one `<field>[__<op>]=<value>` parameter."""
     if key in BUILTIN_EXACT:
         _check_value_length(key, raw)
         return Test(Check.equals, BUILTINS[key], raw)
     name, op = split_filter_key(fields, key)
+    if name in BUILTIN_RANGES and op in RANGE_SQL:
+        _check_value_length(key, raw)
+        return Test(Check.compare, BUILTINS[name], parse_aware_datetime(key, raw), RANGE_SQL[op])
     # an `__in` list takes up to MAX_IN_VALUES values: the length cap is per value, not the whole list
     for value in raw.split(",") if op == "in" else (raw,):
         _check_value_length(key, value)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.clickhouse import ClickHouse
 from app.errors import AppError, BadRequest, Conflict
 from app.models import Segment
+from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 from app.products.service import products_by_ids
 
 log = structlog.get_logger("pim.segments")
@@ -137,26 +138,96 @@ async def page_product_ids(
     return [r[0] for r in rows]
 
 
+MEMBERS_LIST = "members"
+_FIRST_AFTER_SQL = f"""
+SELECT min(position) FROM {TABLE}
+WHERE tenant_id = %(tenant_id)s AND segment_id = %(segment_id)s AND generation = %(generation)s
+  AND product_id > %(after)s
+"""
+
+
+def _members_cursor(cursor: str) -> tuple[int, int, int]:
+    """(generation, next position, last product id) of a members cursor."""
+    payload = decode_cursor(MEMBERS_LIST, cursor)
+    values = (payload.get("g"), payload.get("p"), payload.get("id"))
+    if not all(type(v) is int and 0 <= v < 2**62 for v in values):
+        raise BadRequest(BAD_CURSOR)
+    return values  # type: ignore[return-value]
+
+
+async def _start_position(
+    clickhouse: ClickHouse, segment: Segment, cursor: str | None
+) -> int | None:
+    """Where the page starts in the current generation; None when nothing follows the cursor.
+
+    A cursor holds the position after its page and the last product id. In the generation it was
+    read from, the position is the next member; after a recompute, positions moved, and the page
+    starts at the first member whose id is above the last one read (members are in id order)."""
+    if cursor is None:
+        return 0
+    generation, position, last_id = _members_cursor(cursor)
+    current = segment.current_generation
+    assert current is not None  # members_page answers 409 before the first compute
+    if generation == current:
+        return position
+    rows = await clickhouse.fetch(
+        _FIRST_AFTER_SQL,
+        {
+            "tenant_id": segment.tenant_id,
+            "segment_id": segment.id,
+            "generation": current,
+            "after": last_id,
+        },
+    )
+    # min() over no rows is 0 in ClickHouse: check that the member at 0 is really after the id
+    start = rows[0][0] if rows else None
+    if start == 0:
+        first = await page_product_ids(
+            clickhouse,
+            tenant_id=segment.tenant_id,
+            segment_id=segment.id,
+            generation=current,
+            offset=0,
+            limit=1,
+        )
+        return 0 if first and first[0] > last_id else None
+    return start
+
+
 async def members_page(
-    session: AsyncSession, clickhouse: ClickHouse, segment: Segment, *, cursor: int, page_size: int
+    session: AsyncSession,
+    clickhouse: ClickHouse,
+    segment: Segment,
+    *,
+    cursor: str | None,
+    limit: int,
 ) -> dict[str, Any]:
-    """A page of the current generation: ids from ClickHouse, products from Postgres in that order."""
-    if page_size > MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}")
+    """A page of the current generation: ids from ClickHouse, products from Postgres in that order.
+    The cursor is opaque: (generation, position, last product id), so a page read across a
+    recompute continues after the last product id instead of at a shifted position."""
+    if limit > MAX_PAGE_SIZE:
+        raise BadRequest(f"limit must be at most {MAX_PAGE_SIZE}")
     if segment.current_generation is None:
         raise Conflict("The segment has not been computed yet: POST .../compute/ first")
-    ids = await page_product_ids(
-        clickhouse,
-        tenant_id=segment.tenant_id,
-        segment_id=segment.id,
-        generation=segment.current_generation,
-        offset=cursor,
-        limit=page_size + 1,  # one more tells whether there is a next page
+    start = await _start_position(clickhouse, segment, cursor)
+    ids = (
+        []
+        if start is None
+        else await page_product_ids(
+            clickhouse,
+            tenant_id=segment.tenant_id,
+            segment_id=segment.id,
+            generation=segment.current_generation,
+            offset=start,
+            limit=limit + 1,  # one more tells whether there is a next page
+        )
     )
-    has_next = len(ids) > page_size
-    products = await products_by_ids(session, ids[:page_size])  # products deleted since are skipped
-    return {
-        "count": segment.computed_count or 0,
-        "results": products,
-        "next_cursor": cursor + page_size if has_next else None,
-    }
+    page_ids = ids[:limit]
+    products = await products_by_ids(session, page_ids)  # products deleted since are skipped
+    next_cursor = None
+    if len(ids) > limit and start is not None:
+        next_cursor = encode_cursor(
+            MEMBERS_LIST,
+            {"g": segment.current_generation, "p": start + limit, "id": page_ids[-1]},
+        )
+    return {"count": segment.computed_count or 0, "results": products, "next_cursor": next_cursor}

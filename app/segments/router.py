@@ -4,7 +4,8 @@ from fastapi import Body, Query, Request, status
 from fastapi.responses import Response
 
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
-from app.errors import AUTH_ERRORS, error_responses
+from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
@@ -17,6 +18,7 @@ from app.segments.schemas import (
     Preview,
     SegmentIn,
     SegmentOut,
+    SegmentPage,
     SegmentPatch,
 )
 
@@ -29,9 +31,15 @@ DEFINITION_ERRORS = (
 )
 
 
-@router.get("/", response_model=list[SegmentOut])
-async def list_segments(session: ViewerSession):
-    return await service.list_segments(session)
+@router.get("/", response_model=SegmentPage, responses=error_responses(400))
+async def list_segments(
+    session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+):
+    """Segments by id, a page at a time: `next_cursor` (opaque) fetches the next page and is `null`
+    on the last one; a page starts after the last segment of the previous one (keyset)."""
+    after = after_id("segments", cursor)
+    page = await service.list_segments(session, after=after, limit=limit + 1)
+    return id_page("segments", page, limit)
 
 
 @router.post(
@@ -111,16 +119,26 @@ async def list_segment_members(
     segment_id: ObjectId,
     request: Request,
     session: ViewerSession,
-    cursor: Annotated[
-        int, Query(ge=0, le=2**62, description="offset from `next_cursor` of the previous page")
-    ] = 0,
+    cursor: Cursor = None,
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=2**31 - 1, description=f"members per page, at most {members.MAX_PAGE_SIZE}"),
+    ] = None,
     page_size: Annotated[
-        int, Query(ge=1, le=2**31 - 1, description=f"at most {members.MAX_PAGE_SIZE}")
-    ] = (members.DEFAULT_PAGE_SIZE),
+        int | None, Query(ge=1, le=2**31 - 1, description="an alias of `limit`")
+    ] = None,
 ):
-    """The members of the last compute, by product id. `409` before the first compute."""
+    """The members of the last compute, by product id, a page at a time (default 50): `next_cursor`
+    (opaque) fetches the next page and is `null` on the last one; a page started before a
+    recompute continues after the last product id read. `409` before the first compute."""
+    if limit is not None and page_size is not None and limit != page_size:
+        raise BadRequest("page_size is an alias of limit: send one of them")
     segment = await service.get_segment(session, segment_id)
     page = await members.members_page(
-        session, request.app.state.clickhouse, segment, cursor=cursor, page_size=page_size
+        session,
+        request.app.state.clickhouse,
+        segment,
+        cursor=cursor,
+        limit=limit or page_size or members.DEFAULT_PAGE_SIZE,
     )
     return json_bytes_response(dumps(page))

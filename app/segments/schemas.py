@@ -70,6 +70,13 @@ class ComputeQueued(BaseModel):
 class MembersPage(BaseModel):
     count: int = Field(description="members at the last compute")
     results: list[ProductOut]
-    next_cursor: int | None = Field(
-        description="pass as `cursor` for the next page; null on the last page"
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page (opaque); null on the last page"
+    )
+
+
+class SegmentPage(BaseModel):
+    results: list[SegmentOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page (opaque); `null` on the last page"
     )

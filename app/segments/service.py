@@ -63,8 +63,12 @@ def matching_products(predicate):
 # --- CRUD -----------------------------------------------------------------------------------
 
 
-async def list_segments(session: AsyncSession) -> list[Segment]:
-    return list(await session.scalars(select(Segment).order_by(Segment.id)))
+async def list_segments(session: AsyncSession, *, after: int | None, limit: int) -> list[Segment]:
+    """Up to `limit` segments after the id `after`, by id (keyset)."""
+    stmt = select(Segment).order_by(Segment.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Segment.id > after)
+    return list(await session.scalars(stmt))
 
 
 async def get_segment(

@@ -26,7 +26,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.clickhouse import ClickHouse
-from app.db import session_scope, tenant_of
+from app.db import all_tenants, session_scope, tenant_of
 from app.jobs.context import WorkerContext, job_try
 from app.jobs.enqueue import Job
 from app.jobs.locks import Lock, LockKey, lease
@@ -238,9 +238,11 @@ async def recover_segments(ctx: WorkerContext, *, idle_seconds: float = 0) -> in
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
         conn = await driver_connection(session)
         rows = await conn.fetch(
-            """SELECT id, tenant_id FROM segments
-               WHERE status IN ('queued', 'computing') AND updated_at <= now() - make_interval(secs => $1)
-               ORDER BY id LIMIT 1000""",
+            all_tenants(
+                """SELECT id, tenant_id FROM segments
+                   WHERE status IN ('queued', 'computing') AND updated_at <= now() - make_interval(secs => $1)
+                   ORDER BY id LIMIT 1000"""
+            ),
             idle_seconds,
         )
     pending = [
@@ -278,7 +280,8 @@ async def cleanup_orphaned_members(ctx: WorkerContext) -> int:
     async with ctx["sessionmaker"]() as session:  # no tenant: every tenant's segments
         conn = await driver_connection(session)
         existing = await conn.fetch(
-            "SELECT id FROM segments WHERE id = ANY($1::bigint[])", sorted(in_clickhouse)
+            all_tenants("SELECT id FROM segments WHERE id = ANY($1::bigint[])"),
+            sorted(in_clickhouse),
         )
     orphans = sorted(in_clickhouse - {r["id"] for r in existing})
     for start in range(0, len(orphans), _ORPHANS_PER_DELETE):

@@ -304,10 +304,14 @@ async def test_views_have_at_most_one_default(client, tenant):
         )
     ).json()
     assert set(b) == {"id", "name", "attributes", "is_default"}
-    views = {v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()}
+    views = {
+        v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()["results"]
+    }
     assert views["feed"]["is_default"] is True and views["web"]["is_default"] is False
     await client.patch(f"{VIEWS}{a['id']}/", json={"is_default": True}, headers=tenant.editor)
-    views = {v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()}
+    views = {
+        v["name"]: v for v in (await client.get(VIEWS, headers=tenant.viewer)).json()["results"]
+    }
     assert [n for n, v in views.items() if v["is_default"]] == ["web"]
     assert (
         await client.post(VIEWS, json={"name": "web"}, headers=tenant.editor)

@@ -424,7 +424,7 @@ async def test_facet_counts_follow_every_kind_of_write(client, tenant):
 async def test_a_bulk_request_is_one_transaction(app, tenant):
     """Raw statements of the upsert run inside the request's transaction: a failure rolls all of them back."""
     from app.catalog.fields import FieldDef
-    from app.db import driver_connection
+    from app.db import driver_connection, tenant_is
     from app.products.upsert import upsert_products
 
     async with app.state.sessionmaker() as session:
@@ -443,7 +443,9 @@ async def test_a_bulk_request_is_one_transaction(app, tenant):
         session.info["tenant_id"] = tenant.id
         conn = await driver_connection(session)
         assert (
-            await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", tenant.id)
+            await conn.fetchval(
+                f"SELECT count(*) FROM products WHERE {tenant_is('products')}", tenant.id
+            )
             == 0
         )
         await session.rollback()
@@ -540,8 +542,6 @@ async def test_builtin_and_reserved_names_are_not_data_filters(client, tenant):
         {"sku__ne": "A1"},
         {"id": "1"},
         {"created_at__gte": "2020-01-01"},
-        {"limit": "10"},
-        {"cursor": "abc"},
         {"categories": "1"},
     ):
         for path in (PRODUCTS, FACETS):
@@ -552,6 +552,11 @@ async def test_builtin_and_reserved_names_are_not_data_filters(client, tenant):
                 r.text,
             )
     assert _skus(await _list(client, tenant, sku="A1", status="active", brand="Acme")) == ["A1"]
+    # `limit` and `cursor` are list controls since issue 17 (an alias of page_size; a keyset cursor)
+    r = await client.get(PRODUCTS, params={"limit": "10"}, headers=tenant.viewer)
+    assert r.status_code == 200 and r.json()["page_size"] == 10
+    r = await client.get(PRODUCTS, params={"cursor": "abc"}, headers=tenant.viewer)
+    assert r.status_code == 400 and "not a cursor of this list" in r.json()["detail"]
 
 
 async def test_name_and_variation_of_are_exact_builtin_filters(client, tenant):

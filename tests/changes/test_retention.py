@@ -4,7 +4,7 @@ before what is kept answers 410 (issue 15, item 5)."""
 import asyncpg
 
 from app.changes.tasks import prune_old_changes
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from tests.changes.test_write_paths import changes
 
 
@@ -18,7 +18,7 @@ async def test_old_entries_are_pruned_and_reading_before_them_is_410(client, app
     try:  # the first three entries are older than the retention
         await conn.execute(
             "UPDATE product_changes SET at = now() - make_interval(days => $2) "
-            "WHERE tenant_id = $1 AND seq <= 3",
+            f"WHERE {tenant_is('product_changes')} AND seq <= 3",
             tenant.id,
             settings.change_retention_days + 1,
         )

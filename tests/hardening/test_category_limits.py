@@ -3,7 +3,7 @@ category list is paged."""
 
 import asyncpg
 
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from tests.imports.conftest import import_file
 
 CATEGORIES = "/api/pim/categories/"
@@ -79,12 +79,14 @@ async def test_import_rejects_rows_with_too_deep_or_too_many_paths(
     try:
         names = {
             r[0]
-            for r in await conn.fetch("SELECT name FROM categories WHERE tenant_id = $1", tenant.id)
+            for r in await conn.fetch(
+                f"SELECT name FROM categories WHERE {tenant_is('categories')}", tenant.id
+            )
         }
         stored = {
             r["sku"]: len(r["categories"])
             for r in await conn.fetch(
-                "SELECT sku, categories FROM products WHERE tenant_id = $1", tenant.id
+                f"SELECT sku, categories FROM products WHERE {tenant_is('products')}", tenant.id
             )
         }
     finally:

@@ -5,15 +5,15 @@ import asyncio
 
 import asyncpg
 
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from tests.imports.conftest import confirm, upload, wait_done
 
 CATEGORIES = "/api/pim/categories/"
 PRODUCTS = "/api/pim/products/"
 
-DANGLING_SQL = """
+DANGLING_SQL = f"""
 SELECT p.sku, c.id FROM products p CROSS JOIN LATERAL unnest(p.categories) AS c(id)
-WHERE p.tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM categories k WHERE k.id = c.id)
+WHERE {tenant_is("p")} AND NOT EXISTS (SELECT 1 FROM categories k WHERE k.id = c.id)
 """
 
 

@@ -87,17 +87,18 @@ async def wait_computed(
 
 
 async def all_member_ids(http, tenant, sid: int) -> list[int]:
-    ids, cursor = [], 0
-    while cursor is not None:
+    ids, cursor = [], None
+    while True:
         r = await http.get(
             f"{SEGMENTS}{sid}/members/",
-            params={"cursor": cursor, "page_size": 200},
+            params={"limit": 200} | ({"cursor": cursor} if cursor else {}),
             headers=tenant.viewer,
         )
         assert r.status_code == 200, r.text
         ids += [p["id"] for p in r.json()["results"]]
         cursor = r.json()["next_cursor"]
-    return ids
+        if cursor is None:
+            return ids
 
 
 async def product_ids(http, tenant, **filters) -> list[int]:

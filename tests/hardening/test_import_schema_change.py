@@ -3,7 +3,7 @@ batch commits, so a schema PUT in the middle of an import governs the rows writt
 
 import asyncpg
 
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from tests.conftest import wait_for
 from tests.imports.conftest import IMPORT, confirm, upload, wait_done
 
@@ -48,7 +48,7 @@ async def test_schema_put_during_an_import_governs_the_later_rows(client, tenant
         stored = {
             r["sku"]: (r["price"], r["color"])
             for r in await conn.fetch(
-                "SELECT sku, data -> 'price' AS price, data ->> 'color' AS color FROM products WHERE tenant_id = $1",
+                f"SELECT sku, data -> 'price' AS price, data ->> 'color' AS color FROM products WHERE {tenant_is('products')}",
                 tenant.id,
             )
         }

@@ -4,7 +4,7 @@
 import asyncpg
 
 from app.auth.service import Role
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from tests.hardening.conftest import tenant_in
 from tests.imports.conftest import IMPORT, upload, wait_done
 
@@ -24,8 +24,8 @@ async def stored(settings, tenant_id: int) -> tuple[int, int]:
     try:
         return tuple(
             await conn.fetchrow(
-                """SELECT count(DISTINCT j.id), coalesce(sum(octet_length(c.data)), 0) FROM import_jobs j
-               LEFT JOIN import_chunks c ON c.job_id = j.id WHERE j.tenant_id = $1""",
+                f"""SELECT count(DISTINCT j.id), coalesce(sum(octet_length(c.data)), 0) FROM import_jobs j
+               LEFT JOIN import_chunks c ON c.job_id = j.id WHERE {tenant_is("j")}""",
                 tenant_id,
             )
         )
@@ -146,7 +146,8 @@ async def test_product_data_is_capped_everywhere(client, tenant, settings, worke
     try:
         sizes = dict(
             await conn.fetch(
-                "SELECT sku, octet_length(data::text) FROM products WHERE tenant_id = $1", tenant.id
+                f"SELECT sku, octet_length(data::text) FROM products WHERE {tenant_is('products')}",
+                tenant.id,
             )
         )
     finally:

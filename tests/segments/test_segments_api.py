@@ -263,12 +263,11 @@ async def wait_until_computed(client, tenant, segment_id, after=None) -> dict:
 
 
 async def read_members(client, tenant, segment_id, page_size) -> tuple[list[int], int]:
-    ids, cursor, count = [], 0, None
-    while cursor is not None:
+    ids, cursor, count = [], None, None
+    while True:
+        params = {"limit": page_size} | ({"cursor": cursor} if cursor else {})
         response = await client.get(
-            f"{SEGMENTS}{segment_id}/members/",
-            params={"cursor": cursor, "page_size": page_size},
-            headers=tenant.viewer,
+            f"{SEGMENTS}{segment_id}/members/", params=params, headers=tenant.viewer
         )
         assert response.status_code == 200, response.text
         body = response.json()
@@ -276,7 +275,8 @@ async def read_members(client, tenant, segment_id, page_size) -> tuple[list[int]
         count = body["count"]
         ids += [p["id"] for p in body["results"]]
         cursor = body["next_cursor"]
-    return ids, count
+        if cursor is None:
+            return ids, count
 
 
 async def generation_seq(app, segment_id) -> int:
@@ -498,7 +498,10 @@ async def test_crud_roles_and_tenants(client, tenant, other_tenant):
         and segment["definition"] == definition
     )
     sid = segment["id"]
-    assert (await client.get(SEGMENTS, headers=tenant.viewer)).json() == [segment]
+    assert (await client.get(SEGMENTS, headers=tenant.viewer)).json() == {
+        "results": [segment],
+        "next_cursor": None,
+    }
     assert (
         await client.get(f"{SEGMENTS}{sid}", headers=tenant.viewer)
     ).json() == segment  # no trailing slash
@@ -518,7 +521,7 @@ async def test_crud_roles_and_tenants(client, tenant, other_tenant):
     assert patched.json()["name"] == "Nike shoes" and patched.json()["definition"] == definition
 
     # another tenant sees none of it
-    assert (await client.get(SEGMENTS, headers=other_tenant.admin)).json() == []
+    assert (await client.get(SEGMENTS, headers=other_tenant.admin)).json()["results"] == []
     for method, url, body in [
         ("GET", f"{SEGMENTS}{sid}/", None),
         ("PATCH", f"{SEGMENTS}{sid}/", {"name": "mine"}),
@@ -559,18 +562,18 @@ async def test_compute_members_and_recompute(client, tenant, worker, app):
     assert count == len(expected)
     assert ids == expected  # each member exactly once, in product id order
     page = (await client.get(f"{SEGMENTS}{sid}/members/", headers=tenant.viewer)).json()
-    assert len(page["results"]) == min(50, len(expected)) and page["next_cursor"] == (
-        50 if len(expected) > 50 else None
-    )
+    assert len(page["results"]) == min(50, len(expected))
+    assert (page["next_cursor"] is not None) == (len(expected) > 50)
     assert set(page["results"][0]) >= {"id", "sku", "name", "data", "categories"}
     too_big = await client.get(
         f"{SEGMENTS}{sid}/members/", params={"page_size": 201}, headers=tenant.viewer
     )
     assert too_big.status_code == 400
-    past_end = await client.get(
+    # a cursor is opaque (issue 17): an offset is not one
+    not_a_cursor = await client.get(
         f"{SEGMENTS}{sid}/members/", params={"cursor": 10_000}, headers=tenant.viewer
     )
-    assert past_end.json() == {"count": len(expected), "results": [], "next_cursor": None}
+    assert not_a_cursor.status_code == 400
 
     # change products: some stop matching, some start, one is deleted
     by_sku = {p["sku"]: p for p in products}
@@ -598,12 +601,30 @@ async def test_compute_members_and_recompute(client, tenant, worker, app):
     ids, count = await read_members(client, tenant, sid, page_size=50)
     assert count == len(expected) and ids == [i for i in expected if i != deleted["id"]]
 
+    # a reader in the middle of the members when the recompute lands
+    before = (
+        await client.get(f"{SEGMENTS}{sid}/members/", params={"limit": 10}, headers=tenant.viewer)
+    ).json()
+    assert before["next_cursor"]
     assert (
         await client.post(f"{SEGMENTS}{sid}/compute/", headers=tenant.editor)
     ).status_code == 200
     recomputed = await wait_until_computed(client, tenant, sid, after=computed["last_computed_at"])
     products = await all_products(client, tenant)
     expected = [p["id"] for p in products if matches(p, definition, subtrees)]
+    # its cursor continues after the last product it read, in the new members
+    last_read, rest, cursor = before["results"][-1]["id"], [], before["next_cursor"]
+    while cursor:
+        page = (
+            await client.get(
+                f"{SEGMENTS}{sid}/members/",
+                params={"limit": 10, "cursor": cursor},
+                headers=tenant.viewer,
+            )
+        ).json()
+        rest += [p["id"] for p in page["results"]]
+        cursor = page["next_cursor"]
+    assert rest == [i for i in expected if i > last_read]
     assert recomputed["computed_count"] == len(expected)
     assert {by_sku[c["sku"]]["id"] for c in changes[5:]} <= set(expected)
     assert not {by_sku[c["sku"]]["id"] for c in changes[:5]} & set(expected)
