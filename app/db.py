@@ -139,6 +139,8 @@ class TenantReader:
 
     tenant_id: int
     pool: ReadPool
+    # a heavy read's budget (app/deps.py): its statements are cancelled after this long
+    timeout_ms: int | None = None
 
 
 def tenant_of(session: "AsyncSession | Session | TenantReader") -> int:
@@ -211,7 +213,14 @@ async def reading(source: "AsyncSession | TenantReader") -> AsyncIterator:
     """A connection for a single-statement read, from a session or a lean reader alike."""
     if isinstance(source, TenantReader):
         async with source.pool.acquire() as conn:
-            yield conn
+            if source.timeout_ms is None:
+                yield conn
+                return
+            # SET LOCAL: the budget ends with the transaction, and the connection goes back to
+            # the pool with the ordinary statement_timeout
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {int(source.timeout_ms)}")
+                yield conn
     else:
         yield await read_connection(source)
 
