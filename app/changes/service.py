@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import hold_category_references
 from app.db import TenantReader, all_tenants, driver_connection, reading, tenant_is, tenant_of
-from app.errors import BadRequest, Conflict, Gone, NotFound
+from app.errors import BadRequest, Conflict, ErrorCode, Gone, NotFound
 from app.jobs.locks import Lock, xact_lock
 
 MAX_LIMIT = 1_000
@@ -94,7 +94,7 @@ async def read_changes(
             raise Gone(
                 f"Entries up to seq {pruned_through} were pruned (retention): copy the catalog "
                 f"again, then read changes from after={pruned_through}",
-                code="changes_pruned",
+                code=ErrorCode.changes_pruned,
                 oldest_seq=pruned_through + 1,
             )
         rows = await conn.fetch(
