@@ -73,7 +73,10 @@ async def _state(client, spec, objects, headers) -> dict:
     for method, path, _ in _operations(spec):
         if method == "GET" and path not in PUBLIC:
             response = await client.get(_url(path, objects), headers=headers)
-            state[path] = (response.status_code, response.text)
+            shown: object = response.text
+            if response.status_code >= 400:  # an error body, less its request's own id
+                shown = {k: v for k, v in response.json().items() if k != "request_id"}
+            state[path] = (response.status_code, shown)
     return state
 
 

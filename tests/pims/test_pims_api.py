@@ -4,6 +4,7 @@ a fixed number of SQL statements per request whatever the page size."""
 
 import pytest
 
+from app.errors import ErrorCode
 from tests.pims.conftest import bulk, make_category, make_view, put_schema
 
 ROD = ["1.66 in (4.22 cm)", "2.625 in (6.67 cm)", "2.875 in (7.3 cm)"]
@@ -556,7 +557,8 @@ async def test_every_bad_request_is_400_in_the_pims_shape(client, tenant):
         assert body["status"] == "ERROR" and isinstance(body["detail"], str) and body["detail"], (
             body
         )
-        assert set(body) == {"status", "detail"}
+        assert set(body) == {"status", "detail", "code"}
+        assert body["code"] in {code.value for code in ErrorCode}, body
     # a repeated parameter is ambiguous
     response = await client.get("/v/pc/0/?filters=brand&brand=a&brand=b", headers=tenant.viewer)
     assert response.status_code == 400 and response.json()["status"] == "ERROR"
