@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
+from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -37,7 +38,7 @@ from sqlalchemy.orm import (
 )
 
 from app.config import Settings
-from app.errors import PoolExhausted
+from app.errors import NotFound, PoolExhausted
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -204,6 +205,19 @@ async def read_connection(session: AsyncSession):
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     return raw.driver_connection
+
+
+_Row = TypeVar("_Row")
+
+
+async def one_or_not_found(
+    session: AsyncSession, stmt: Select[_Row], message: str, *, for_update: bool = False
+) -> _Row:
+    """The one row `stmt` selects (locked with `for_update`), or NotFound(message)."""
+    row = await session.scalar(stmt.with_for_update() if for_update else stmt)
+    if row is None:
+        raise NotFound(message)
+    return row
 
 
 @asynccontextmanager

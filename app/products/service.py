@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import TenantReader, driver_connection, read_connection, reading, tenant_is, tenant_of
+from app.db import (
+    TenantReader,
+    driver_connection,
+    one_or_not_found,
+    read_connection,
+    reading,
+    tenant_is,
+    tenant_of,
+)
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
@@ -485,11 +493,12 @@ async def patch_product(
     if changes.get("categories") is not None:
         # before the row lock: a category delete takes the category lock first, then product rows
         await _check_categories(session, changes["categories"])
-    product = await session.scalar(
-        select(Product).where(Product.id == product_id).with_for_update()
+    product = await one_or_not_found(
+        session,
+        select(Product).where(Product.id == product_id),
+        f"Product {product_id} not found",
+        for_update=True,
     )
-    if product is None:
-        raise NotFound(f"Product {product_id} not found")
     for key in ("name", "status"):
         if changes.get(key) is not None:
             setattr(product, key, changes[key])
