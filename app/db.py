@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, func, text
@@ -220,14 +220,21 @@ async def one_or_not_found(
     return row
 
 
+# what a read runs on: a request's session, a lean reader, or a bare asyncpg connection (the
+# benchmarks time the endpoints' code on one, without HTTP)
+ReadSource: TypeAlias = "AsyncSession | TenantReader | asyncpg.Connection"
+
+
 @asynccontextmanager
-async def reading(source: "AsyncSession | TenantReader") -> AsyncIterator:
-    """A connection for a single-statement read, from a session or a lean reader alike."""
+async def reading(source: ReadSource) -> AsyncIterator:
+    """A connection for a single-statement read, from any ReadSource alike."""
     if isinstance(source, TenantReader):
         async with source.pool.acquire() as conn:
             yield conn
-    else:
+    elif isinstance(source, AsyncSession):
         yield await read_connection(source)
+    else:
+        yield source
 
 
 async def driver_connection(session: AsyncSession):
