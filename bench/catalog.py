@@ -339,7 +339,7 @@ async def main() -> None:
         no_filters = products.filters_fingerprint("list", [])
         for ordering in (None, "updated_at"):
             row = await conn.fetchrow(
-                f"SELECT id, updated_at FROM products WHERE tenant_id = $1 "
+                f"SELECT id, updated_at FROM products WHERE {tenant_is('products')} "
                 f"ORDER BY {ordering or 'id'}, id OFFSET $2 LIMIT 1",
                 tenant["tenant_id"],
                 max(0, args.n - 100),

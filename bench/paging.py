@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from app.products import service as products
 from app.products.queries import key_text, ordering_terms
 from app.query.compiling import SqlWhere
@@ -147,7 +147,7 @@ async def main() -> None:
                     f"{pct(cursor_ms, 0.95):7.1f}"
                 )
     finally:
-        await conn.execute("DELETE FROM products WHERE tenant_id = $1", tenant_id)
+        await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", tenant_id)
         await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
         await conn.close()
 
