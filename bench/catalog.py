@@ -185,7 +185,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        await products.list_products_on(
+        await products.list_products(
             conn,
             where,
             fields,
@@ -210,7 +210,7 @@ async def facets_sql(conn, tenant_id: int, fields: dict) -> float:
         sku_in=None,
     )
     started = time.perf_counter()
-    await products.facets_on(conn, where, fields)
+    await products.facets(conn, where, fields)
     return (time.perf_counter() - started) * 1000
 
 

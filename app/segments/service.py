@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
-from app.db import driver_connection, tenant_of
-from app.errors import BadRequest, NotFound
+from app.db import driver_connection, one_or_not_found, tenant_of
+from app.errors import BadRequest
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
@@ -74,13 +74,12 @@ async def list_segments(session: AsyncSession, *, after: int | None, limit: int)
 async def get_segment(
     session: AsyncSession, segment_id: int, *, for_update: bool = False
 ) -> Segment:
-    stmt = select(Segment).where(Segment.id == segment_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    segment = await session.scalar(stmt)
-    if segment is None:
-        raise NotFound(f"Segment {segment_id} not found")
-    return segment
+    return await one_or_not_found(
+        session,
+        select(Segment).where(Segment.id == segment_id),
+        f"Segment {segment_id} not found",
+        for_update=for_update,
+    )
 
 
 async def create_segment(session: AsyncSession, *, body: SegmentIn) -> Segment:
