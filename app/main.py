@@ -147,10 +147,12 @@ def _document_common_errors(app: FastAPI) -> None:
                     if "422" in responses:
                         # FastAPI's HTTPValidationError: the errors' shape is ValidationErrorBody
                         responses["422"]["content"] = invalid
-                    if "requestBody" in operation:
+                    if "requestBody" in operation or operation.get("parameters"):
+                        # a value the database refuses (a NUL character) in a body or parameter
                         responses.setdefault(
                             "400", {"description": "Bad request", "content": error}
                         )
+                    if "requestBody" in operation:
                         responses.setdefault(
                             "409",
                             {
