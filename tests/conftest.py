@@ -19,6 +19,7 @@ import pytest
 from jose import jwt
 
 from tests.databases import create_test_databases, drop_test_databases, use_test_databases
+from tests.processes import die_with_parent
 
 use_test_databases()  # before anything reads the settings: every process the tests start inherits them
 
@@ -121,6 +122,7 @@ def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.processes import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,6 +56,7 @@ def live_server(timeout: float = 30.0) -> Iterator[LiveServer]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     server = LiveServer(url=f"http://127.0.0.1:{port}", log=log, proc=proc)
     try:
