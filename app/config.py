@@ -66,12 +66,12 @@ class Settings(BaseSettings):
     auth_failures_per_ip_burst: int = Field(default=200, ge=1)
     # requests of one tenant running at once per API process; more wait their turn
     tenant_requests_per_process: int = Field(default=8, ge=1)
-    # heavy reads (segment previews): at most this many of a tenant at once per API process, and a
-    # bucket of their own per tenant; more answer 429
+    # heavy reads (app/deps.py: previews, searches, lists with many filters): at most this many of
+    # a tenant at once per API process, and a bucket of their own per tenant; more answer 429
     heavy_reads_per_tenant: int = Field(default=2, ge=1)
     heavy_reads_per_second: float = Field(default=5, gt=0)
     heavy_reads_burst: int = Field(default=200, ge=1)
-    # a heavy read takes one token per this many conditions of its definition (at least one), and
+    # a heavy read takes one token per this many conditions of its predicate (at least one), and
     # its statement is cancelled after this long (a 503)
     heavy_read_conditions_per_token: int = Field(default=20, ge=1)
     heavy_read_timeout_ms: int = Field(default=2000, ge=1)

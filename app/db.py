@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias, TypeVar
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, MetaData, event, func, text
+from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -37,7 +38,7 @@ from sqlalchemy.orm import (
 )
 
 from app.config import Settings
-from app.errors import PoolExhausted
+from app.errors import NotFound, PoolExhausted
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,11 +53,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Timestamps:
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+class UpdatedAt:
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+class Timestamps(UpdatedAt):
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class TenantScoped:
@@ -139,6 +143,8 @@ class TenantReader:
 
     tenant_id: int
     pool: ReadPool
+    # a heavy read's budget (app/deps.py): its statements are cancelled after this long
+    timeout_ms: int | None = None
 
 
 def tenant_of(session: "AsyncSession | Session | TenantReader") -> int:
@@ -206,14 +212,41 @@ async def read_connection(session: AsyncSession):
     return raw.driver_connection
 
 
+_Row = TypeVar("_Row")
+
+
+async def one_or_not_found(
+    session: AsyncSession, stmt: Select[_Row], message: str, *, for_update: bool = False
+) -> _Row:
+    """The one row `stmt` selects (locked with `for_update`), or NotFound(message)."""
+    row = await session.scalar(stmt.with_for_update() if for_update else stmt)
+    if row is None:
+        raise NotFound(message)
+    return row
+
+
+# what a read runs on: a request's session, a lean reader, or a bare asyncpg connection (the
+# benchmarks time the endpoints' code on one, without HTTP)
+ReadSource: TypeAlias = "AsyncSession | TenantReader | asyncpg.Connection"
+
+
 @asynccontextmanager
-async def reading(source: "AsyncSession | TenantReader") -> AsyncIterator:
-    """A connection for a single-statement read, from a session or a lean reader alike."""
+async def reading(source: ReadSource) -> AsyncIterator:
+    """A connection for a single-statement read, from any ReadSource alike."""
     if isinstance(source, TenantReader):
         async with source.pool.acquire() as conn:
-            yield conn
-    else:
+            if source.timeout_ms is None:
+                yield conn
+                return
+            # SET LOCAL: the budget ends with the transaction, and the connection goes back to
+            # the pool with the ordinary statement_timeout
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL statement_timeout = {int(source.timeout_ms)}")
+                yield conn
+    elif isinstance(source, AsyncSession):
         yield await read_connection(source)
+    else:
+        yield source
 
 
 async def driver_connection(session: AsyncSession):

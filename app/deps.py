@@ -3,20 +3,24 @@
 
 import math
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from arq.connections import ArqRedis
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.service import Principal, Role
 from app.changes.context import CONTEXT_KEY, request_context
 from app.config import Settings
-from app.db import TenantReader
+from app.db import TenantReader, tenant_of
 from app.errors import Forbidden, TooManyRequests
 from app.products.rules import INT64_MAX
 from app.query.parsing import condition_count
+from app.query.querystring import CONTROL_PARAMS
 
 api_key_scheme = APIKeyHeader(
     name="X-API-Key",
@@ -116,33 +120,96 @@ async def _tenant_reader(
 Reader = Annotated[TenantReader, Depends(_tenant_reader)]
 
 
-async def _heavy_read_slot(
-    request: Request, principal: Annotated[Principal, Depends(CALLER[Role.viewer])]
-) -> AsyncIterator[None]:
-    with request.app.state.heavy_reads.slot(principal.tenant_id):
-        # the body is already read (FastAPI does that before the dependencies), not yet checked;
-        # a body FastAPI does not read as JSON is refused later, and costs one token
-        try:
-            conditions = condition_count(await request.json()) if await request.body() else 0
-        except ValueError:
-            conditions = 0
-        cost = max(
-            1, math.ceil(conditions / request.app.state.settings.heavy_read_conditions_per_token)
-        )
-        quota = await request.app.state.rate_limiter.take_heavy(principal.tenant_id, cost)
+@dataclass(frozen=True, slots=True)
+class HeavyRead:
+    """A read that evaluates a predicate the client supplied, under its time budget: a statement
+    running longer than `timeout_ms` is cancelled, and the error handlers (app/errors.py) answer
+    the 503 that names `what` was cut short."""
+
+    what: str
+    timeout_ms: int
+
+
+@asynccontextmanager
+async def _heavy_read(
+    request: Request, tenant_id: int, *, conditions: int, what: str
+) -> AsyncIterator[HeavyRead]:
+    """A slot among the tenant's heavy reads of this process and its tokens (one per
+    PIM_HEAVY_READ_CONDITIONS_PER_TOKEN conditions, at least one) from the tenant's heavy-read
+    bucket; more are a 429."""
+    settings = request.app.state.settings
+    with request.app.state.heavy_reads.slot(tenant_id):
+        cost = max(1, math.ceil(conditions / settings.heavy_read_conditions_per_token))
+        quota = await request.app.state.rate_limiter.take_heavy(tenant_id, cost)
         if quota is not None and not quota.allowed:
             raise TooManyRequests(
-                "Too many previews for this tenant; retry later",
+                "Too many heavy reads (previews, searches, lists with many filters) for this "
+                "tenant; retry later",
                 retry_after=quota.retry_after_seconds,
             )
-        yield
+        heavy = HeavyRead(what, settings.heavy_read_timeout_ms)
+        request.state.heavy_read = heavy  # how the error handlers name a cancelled statement
+        yield heavy
 
 
-# Routes whose one request can keep a database backend and the process busy for seconds (segment
-# previews): at most PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, and they take
-# tokens from the tenant's heavy-read bucket (PIM_HEAVY_READS_PER_SECOND / _BURST), one per
-# PIM_HEAVY_READ_CONDITIONS_PER_TOKEN conditions of the definition; more are a 429.
-HeavyRead = Annotated[None, Depends(_heavy_read_slot)]
+async def _body_conditions(request: Request) -> int:
+    # the body is already read (FastAPI does that before the dependencies), not yet checked;
+    # a body FastAPI does not read as JSON is refused later, and counts as no condition
+    try:
+        return condition_count(await request.json()) if await request.body() else 0
+    except ValueError:
+        return 0
+
+
+def _query_conditions(request: Request) -> int:
+    return sum(1 for key, _value in request.query_params.multi_items() if key not in CONTROL_PARAMS)
+
+
+async def _search_reader(request: Request, reader: Reader) -> AsyncIterator[TenantReader]:
+    conditions = await _body_conditions(request)
+    async with _heavy_read(
+        request, reader.tenant_id, conditions=conditions, what="search"
+    ) as heavy:
+        yield replace(reader, timeout_ms=heavy.timeout_ms)
+
+
+async def _definition_session(
+    request: Request, session: ViewerSession
+) -> AsyncIterator[AsyncSession]:
+    conditions = await _body_conditions(request)
+    tenant_id = tenant_of(session)
+    async with _heavy_read(request, tenant_id, conditions=conditions, what="preview") as heavy:
+        # for the rest of this transaction only (the request's session commits at the end)
+        await session.execute(
+            select(func.set_config("statement_timeout", str(heavy.timeout_ms), True))
+        )
+        yield session
+
+
+async def _filter_reader(request: Request, reader: Reader) -> AsyncIterator[TenantReader]:
+    conditions = _query_conditions(request)
+    if conditions <= request.app.state.settings.heavy_read_conditions_per_token:
+        yield reader  # a plain list: as cheap as the hot path must stay
+        return
+    async with _heavy_read(
+        request, reader.tenant_id, conditions=conditions, what="filtered read"
+    ) as heavy:
+        yield replace(reader, timeout_ms=heavy.timeout_ms)
+
+
+# Every route that evaluates a predicate the client supplied (a definition in its body, or many
+# filters in its query string) reads through one of these: it is a heavy read. At most
+# PIM_HEAVY_READS_PER_TENANT of a tenant's run at once in a process, each takes one token per
+# PIM_HEAVY_READ_CONDITIONS_PER_TOKEN conditions (at least one) from the tenant's heavy-read bucket
+# (PIM_HEAVY_READS_PER_SECOND / _BURST), more are a 429, and its statements are cancelled after
+# PIM_HEAVY_READ_TIMEOUT_MS, a 503. `check_routes_guarded` (app/routing.py) refuses to start with a
+# viewer route taking a definition that does not.
+PreviewSession = Annotated[AsyncSession, Depends(_definition_session)]
+SearchReader = Annotated[TenantReader, Depends(_search_reader)]
+# A list's query-string filters: up to PIM_HEAVY_READ_CONDITIONS_PER_TOKEN (20) are a plain read,
+# more a heavy one.
+FilterReader = Annotated[TenantReader, Depends(_filter_reader)]
+HEAVY_READ_DEPENDENCIES = (_definition_session, _search_reader, _filter_reader)
 
 
 def get_arq(request: Request) -> ArqRedis:

@@ -87,6 +87,16 @@ class PoolExhausted(Unavailable):
         self.headers = {"Retry-After": "1"}
 
 
+class ConnectionsRefused(PoolExhausted):
+    """Postgres refused a new connection (CONNECTION_REFUSED_STATES): it is at a connection limit or
+    not accepting connections yet; like our own pool exhausted, a retry shortly may pass."""
+
+    def __init__(
+        self, detail: str = "The database refuses new connections right now; retry shortly"
+    ):
+        super().__init__(detail)
+
+
 class TooManyRequests(AppError):
     status_code = 429
 
@@ -126,6 +136,12 @@ FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 # a statement cancelled, by statement_timeout most often
 QUERY_CANCELED = "57014"
+
+
+# Postgres refusing a new connection: 53300 too_many_connections (max_connections, or a role's or
+# database's CONNECTION LIMIT), 53400 configuration_limit_exceeded, 57P03 cannot_connect_now
+# (starting up, shutting down, in recovery)
+CONNECTION_REFUSED_STATES = frozenset({"53300", "53400", "57P03"})
 
 
 def sqlstate_of(exc: DBAPIError) -> str:
@@ -230,12 +246,23 @@ def install_error_handlers(app: FastAPI) -> None:
         request: Request, exc: Exception, sqlstate: str, *, unavailable: bool = False
     ):
         if sqlstate == QUERY_CANCELED:
+            heavy = getattr(request.state, "heavy_read", None)  # app/deps.py, HeavyRead
+            if heavy is not None:
+                return _json(
+                    503,
+                    f"The {heavy.what} took longer than {heavy.timeout_ms} ms and was cancelled: "
+                    "narrow it (fewer or simpler conditions), or retry later",
+                )
             return _json(
                 503,
                 "The database statement took too long and was cancelled: narrow the filters, or retry a write later",
             )
         if sqlstate in _CONCURRENCY_STATES:
             return _concurrent_write(exc)
+        if sqlstate in CONNECTION_REFUSED_STATES:
+            log.warning("database_refused_connection", path=request.url.path, sqlstate=sqlstate)
+            refused = ConnectionsRefused()
+            return _json(refused.status_code, refused.detail, refused.headers)
         if unavailable or sqlstate.startswith(("08", "57P")):
             log.warning("database_unavailable", path=request.url.path, error=str(exc)[:300])
             return _json(503, "The database is unavailable")

@@ -136,7 +136,9 @@ def _document_common_errors(app: FastAPI) -> None:
                             "503",
                             {
                                 "description": "A backing service is unavailable, or every "
-                                "database connection stayed busy (with `Retry-After`)",
+                                "database connection stayed busy or Postgres refused a new "
+                                "one (with `Retry-After`), or a heavy read passed its time "
+                                "budget",
                                 "content": error,
                             },
                         )

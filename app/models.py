@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, TenantScoped, Timestamps
+from app.db import Base, TenantScoped, Timestamps, UpdatedAt
 
 
 class Tenant(Base):
@@ -48,7 +48,7 @@ class ApiKey(TenantScoped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ProductSchema(TenantScoped, Base):
+class ProductSchema(TenantScoped, UpdatedAt, Base):
     __tablename__ = "product_schemas"
 
     tenant_id: Mapped[int] = mapped_column(
@@ -57,9 +57,6 @@ class ProductSchema(TenantScoped, Base):
     fields: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     default_currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en-us")
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
 
 
 class Category(TenantScoped, Timestamps, Base):
@@ -216,7 +213,7 @@ class ImportRowError(Base):
     detail: Mapped[str] = mapped_column(Text)
 
 
-class HeaderMapping(TenantScoped, Base):
+class HeaderMapping(TenantScoped, UpdatedAt, Base):
     """A tenant's confirmed CSV header → field choices, preferred for the next upload."""
 
     __tablename__ = "header_mappings"
@@ -226,9 +223,6 @@ class HeaderMapping(TenantScoped, Base):
     )
     header_key: Mapped[str] = mapped_column(Text, primary_key=True)
     field: Mapped[str | None] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
-    )
 
 
 class Segment(TenantScoped, Timestamps, Base):

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Query, Request
+from pydantic import Field
 
 from app.errors import BadRequest
 from app.products.rules import INT64_MAX
@@ -30,6 +31,10 @@ Cursor = Annotated[
         max_length=MAX_CURSOR,
         description="`next_cursor` of the previous page, as it was; absent: the first page",
     ),
+]
+NextCursor = Annotated[
+    str | None,
+    Field(description="pass as `cursor` for the next page (opaque); `null` on the last page"),
 ]
 BAD_CURSOR = "cursor: not a cursor of this list (send `next_cursor` back as it is)"
 

@@ -7,7 +7,8 @@ rate-limited route carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLim
 until the bucket is full again) for the tighter of the two buckets. Credentials that fail take a
 token from their client IP's bucket; while that one is empty, a key that would need a database
 lookup from that IP is a 429 (keys already known to this process keep working). A heavy read
-(a segment preview) takes tokens from its tenant's heavy-read bucket, more for a larger definition.
+(app/deps.py: a preview, a search, a list with many filters) takes tokens from its tenant's
+heavy-read bucket, more for a larger predicate.
 
 A bucket refills continuously (`rate` tokens a second up to `burst`), so a client may burst and
 then keeps its steady rate. Redis being down must not take the API down with it: the limits are
@@ -227,7 +228,7 @@ class RateLimiter:
         return await self._run(self._request_buckets(tenant_id, subject), "take")
 
     async def take_heavy(self, tenant_id: int, cost: int = 1) -> Quota | None:
-        """A heavy read (a segment preview) of this tenant: `cost` tokens from a bucket of its own,
+        """A heavy read (app/deps.py) of this tenant: `cost` tokens from a bucket of its own,
         since a single one costs the CPU of hundreds of plain requests. A cost above the bucket's
         size takes the whole bucket (it could never pass otherwise)."""
         s = self._settings

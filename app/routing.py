@@ -7,17 +7,19 @@ import json
 import math
 from collections.abc import Callable, Coroutine, Iterator
 from enum import Enum
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
+from pydantic import BaseModel
 
 from app.auth.credentials import authenticate
 from app.auth.service import Role
-from app.deps import RoleRequirement, get_principal
+from app.deps import HEAVY_READ_DEPENDENCIES, RoleRequirement, get_principal
 from app.errors import Forbidden, TooManyRequests
+from app.query.models import Group
 
 # The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
 # authentication, roles"); the role-matrix test (tests/test_roles_all_routes.py) reads it.
@@ -39,6 +41,27 @@ def required_role(dependant: Dependant) -> Role | None:
     a route without a caller."""
     roles = [call.role for call in _calls(dependant) if isinstance(call, RoleRequirement)]
     return max(roles, key=lambda role: role.rank, default=None)
+
+
+def _carries_predicate(annotation: Any, seen: set[int] | None = None) -> bool:
+    """Whether a body type holds a predicate of the DSL (a `Definition`) anywhere."""
+    seen = set() if seen is None else seen
+    if id(annotation) in seen:
+        return False
+    seen.add(id(annotation))
+    if annotation is Group:
+        return True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(_carries_predicate(f.annotation, seen) for f in annotation.model_fields.values())
+    return any(_carries_predicate(arg, seen) for arg in get_args(annotation))
+
+
+def evaluates_client_predicate(dependant: Dependant) -> bool:
+    """A read route that takes a predicate in its body evaluates it (writes store definitions, and
+    the worker computes them under its own limits)."""
+    return required_role(dependant) == Role.viewer and any(
+        _carries_predicate(param.field_info.annotation) for param in dependant.body_params
+    )
 
 
 class GuardedRoute(APIRoute):
@@ -98,8 +121,8 @@ class GuardedRoute(APIRoute):
 
 
 def check_routes_guarded(app: FastAPI) -> None:
-    """Refuse to start with a route not made by `api_router`, or one that needs a caller without
-    saying which role. (`app.routes` holds the included routers; `iter_route_contexts` walks their
+    """Refuse to start with a route not made by `api_router`, one that needs a caller without
+    saying which role, or one that evaluates a client's predicate outside the heavy-read budget. (`app.routes` holds the included routers; `iter_route_contexts` walks their
     routes, as the OpenAPI generator does.)"""
     for context in iter_route_contexts(app.routes):
         route = context.original_route
@@ -112,6 +135,13 @@ def check_routes_guarded(app: FastAPI) -> None:
             raise RuntimeError(
                 f"{context.path} needs a caller but states no role: take a ViewerSession, "
                 "EditorSession or AdminSession (app/deps.py)"
+            )
+        if evaluates_client_predicate(context.dependant) and not any(
+            _depends_on(context.dependant, call) for call in HEAVY_READ_DEPENDENCIES
+        ):
+            raise RuntimeError(
+                f"{context.path} evaluates a predicate the client supplied: read through "
+                "PreviewSession or SearchReader (app/deps.py), a heavy read"
             )
         if role != route.required_role:
             # the guard and `x-required-role` read the route's own dependencies

@@ -185,7 +185,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        await products.list_products_on(
+        await products.list_products(
             conn,
             where,
             fields,
@@ -210,7 +210,7 @@ async def facets_sql(conn, tenant_id: int, fields: dict) -> float:
         sku_in=None,
     )
     started = time.perf_counter()
-    await products.facets_on(conn, where, fields)
+    await products.facets(conn, where, fields)
     return (time.perf_counter() - started) * 1000
 
 
@@ -339,7 +339,7 @@ async def main() -> None:
         no_filters = products.filters_fingerprint("list", [])
         for ordering in (None, "updated_at"):
             row = await conn.fetchrow(
-                f"SELECT id, updated_at FROM products WHERE tenant_id = $1 "
+                f"SELECT id, updated_at FROM products WHERE {tenant_is('products')} "
                 f"ORDER BY {ordering or 'id'}, id OFFSET $2 LIMIT 1",
                 tenant["tenant_id"],
                 max(0, args.n - 100),

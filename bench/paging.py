@@ -4,7 +4,7 @@
     .venv/bin/python bench/paging.py --n 200000 --runs 20
 
 COPYs N products (bench/catalog.py's rows) into a fresh tenant of the `.env` database, vacuums
-and analyzes, then times the very code the list endpoint runs (`list_products_on`, without
+and analyzes, then times the very code the list endpoint runs (`list_products`, without
 HTTP) at several depths: the page by number (`page=`, which counts and skips) and the page
 after a cursor at the same position (`cursor=`, a keyset read). The tenant is deleted at the end.
 """
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn
+from app.db import pg_dsn, tenant_is
 from app.products import service as products
 from app.products.queries import key_text, ordering_terms
 from app.query.compiling import SqlWhere
@@ -116,22 +116,22 @@ async def main() -> None:
                 after = [key_text(row[f"k{i}"]) for i in range(len(terms))]
 
                 async def by_offset(where=where, ordering=ordering, page=page):
-                    await products.list_products_on(
+                    await products.list_products(
                         conn, where, fields, ordering=ordering, page=page, page_size=PAGE
                     )
 
                 async def by_cursor(where=where, ordering=ordering, after=after):
-                    result = await products.list_products_on(
+                    result = await products.list_products(
                         conn, where, fields, ordering=ordering, page=1, page_size=PAGE, after=after
                     )
                     assert len(result.results) == PAGE or page * PAGE >= matches
 
                 if page > 1:
                     # the cursor page is the offset page (same products, same order)
-                    offset_page = await products.list_products_on(
+                    offset_page = await products.list_products(
                         conn, where, fields, ordering=ordering, page=page, page_size=PAGE
                     )
-                    cursor_page = await products.list_products_on(
+                    cursor_page = await products.list_products(
                         conn, where, fields, ordering=ordering, page=1, page_size=PAGE, after=after
                     )
                     assert [p["id"] for p in offset_page.results] == [
@@ -147,7 +147,7 @@ async def main() -> None:
                     f"{pct(cursor_ms, 0.95):7.1f}"
                 )
     finally:
-        await conn.execute("DELETE FROM products WHERE tenant_id = $1", tenant_id)
+        await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", tenant_id)
         await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
         await conn.close()
 

@@ -155,7 +155,7 @@ async def main() -> None:
             )
 
             async def listing(where=where, params=params) -> None:
-                await products.list_products_on(
+                await products.list_products(
                     conn,
                     where,
                     fields,

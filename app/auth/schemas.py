@@ -3,6 +3,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.service import Role
+from app.pagination import NextCursor
 
 
 class ApiKeyCreate(BaseModel):
@@ -24,9 +25,7 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyPage(BaseModel):
     results: list[ApiKeyOut]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page (opaque); `null` on the last page"
-    )
+    next_cursor: NextCursor
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import ReadPool, all_tenants
+from app.db import ReadPool, all_tenants, one_or_not_found
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 from app.products.rules import INT64_MAX
@@ -67,10 +67,9 @@ async def create_tenant(session: AsyncSession, *, slug: str) -> Tenant:
 
 
 async def get_tenant_by_slug(session: AsyncSession, slug: str) -> Tenant:
-    tenant = await session.scalar(select(Tenant).where(Tenant.slug == slug))
-    if tenant is None:
-        raise NotFound(f"Tenant {slug!r} not found")
-    return tenant
+    return await one_or_not_found(
+        session, select(Tenant).where(Tenant.slug == slug), f"Tenant {slug!r} not found"
+    )
 
 
 async def create_api_key(

@@ -5,6 +5,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.catalog.fields import FieldDef, check_schema_fields
+from app.pagination import NextCursor
 from app.products.rules import INT64_MAX
 
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
@@ -89,9 +90,7 @@ class CategoryOut(BaseModel):
 
 class CategoryPage(BaseModel):
     results: list[CategoryOut]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page; `null` on the last page"
-    )
+    next_cursor: NextCursor
 
 
 class ViewIn(BaseModel):
@@ -121,6 +120,4 @@ class ViewOut(BaseModel):
 
 class ViewPage(BaseModel):
     results: list[ViewOut]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page (opaque); `null` on the last page"
-    )
+    next_cursor: NextCursor

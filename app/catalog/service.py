@@ -21,8 +21,15 @@ from app.catalog.schemas import (
     ViewIn,
     ViewPatch,
 )
-from app.db import TenantReader, driver_connection, reading, tenant_is, tenant_of
-from app.errors import BadRequest, Conflict, NotFound
+from app.db import (
+    TenantReader,
+    driver_connection,
+    one_or_not_found,
+    reading,
+    tenant_is,
+    tenant_of,
+)
+from app.errors import BadRequest, Conflict
 from app.jobs.locks import Lock, xact_lock
 from app.models import Category, Product, ProductSchema, View
 from app.query.categories import category_subtrees
@@ -121,10 +128,11 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
 
 
 async def get_category(session: AsyncSession, category_id: int) -> Category:
-    category = await session.scalar(select(Category).where(Category.id == category_id))
-    if category is None:
-        raise NotFound(f"Category {category_id} not found")
-    return category
+    return await one_or_not_found(
+        session,
+        select(Category).where(Category.id == category_id),
+        f"Category {category_id} not found",
+    )
 
 
 CATEGORY_PAGE_DEFAULT = 50
@@ -457,10 +465,9 @@ async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int
 
 
 async def get_view(session: AsyncSession, view_id: int) -> View:
-    view = await session.scalar(select(View).where(View.id == view_id))
-    if view is None:
-        raise NotFound(f"View {view_id} not found")
-    return view
+    return await one_or_not_found(
+        session, select(View).where(View.id == view_id), f"View {view_id} not found"
+    )
 
 
 async def list_views(session: AsyncSession, *, after: int | None, limit: int) -> list[View]:

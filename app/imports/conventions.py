@@ -224,6 +224,19 @@ def _zones() -> frozenset[str]:
 
 # --- detection -------------------------------------------------------------------------------
 
+# "active" and "inactive" in the words shops use; a status column may be named by one of them too
+# (app/imports/headers.py)
+ACTIVE_WORDS = ("enabled", "aktiv", "actif", "activo", "attivo", "published", "online")
+INACTIVE_WORDS = (
+    "disabled",
+    "inaktiv",
+    "inactif",
+    "inactivo",
+    "inattivo",
+    "unpublished",
+    "offline",
+)
+
 # boolean words a file may use, beyond the defaults; a pair joins the file's words only when a
 # whole column is made of them
 KNOWN_TRUE_WORDS = frozenset(
@@ -240,13 +253,7 @@ KNOWN_TRUE_WORDS = frozenset(
         "vero",
         "waar",
         "tak",
-        "enabled",
-        "aktiv",
-        "actif",
-        "activo",
-        "attivo",
-        "published",
-        "online",
+        *ACTIVE_WORDS,
     ]
 )
 KNOWN_FALSE_WORDS = frozenset(
@@ -259,13 +266,7 @@ KNOWN_FALSE_WORDS = frozenset(
         "falso",
         "nee",
         "nie",
-        "disabled",
-        "inaktiv",
-        "inactif",
-        "inactivo",
-        "inattivo",
-        "unpublished",
-        "offline",
+        *INACTIVE_WORDS,
     ]
 )
 _SAMPLE_CELLS = 10_000  # cells looked at per convention: plenty to decide, bounded in time

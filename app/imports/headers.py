@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from app.catalog.fields import RESERVED_NAMES, FieldDef, name_problem
+from app.imports.conventions import ACTIVE_WORDS
 
 
 def normalize_header(header: str) -> str:
@@ -151,13 +152,7 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
         "estado",
         "stato",
         "active",
-        "enabled",
-        "aktiv",
-        "actif",
-        "activo",
-        "attivo",
-        "published",
-        "online",
+        *ACTIVE_WORDS,
         "is active",
     ),
     "categories": (

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.catalog.fields import FieldDef, FieldType, check_schema_fields
 from app.catalog.schemas import LOCALE_PATTERN
 from app.imports.conventions import ConventionsModel
+from app.pagination import NextCursor
 
 
 class ImportStatus(StrEnum):
@@ -163,9 +164,7 @@ class ImportJobSummary(BaseModel):
 
 class ImportJobPage(BaseModel):
     results: list[ImportJobSummary]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page (opaque); `null` on the last page"
-    )
+    next_cursor: NextCursor
 
 
 class ConfirmIn(BaseModel):

@@ -26,7 +26,14 @@ from app.catalog.service import get_fields, get_schema_row, put_schema, schema_o
 from app.catalog.values import coerce_value
 from app.config import Settings
 from app.csv_output import csv_writer
-from app.db import driver_connection, read_connection, session_scope, tenant_is, tenant_of
+from app.db import (
+    driver_connection,
+    one_or_not_found,
+    read_connection,
+    session_scope,
+    tenant_is,
+    tenant_of,
+)
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.imports import inference, sniffing
 from app.imports.conventions import (
@@ -158,13 +165,12 @@ async def list_jobs(session: AsyncSession, *, cursor: str | None, limit: int) ->
 
 
 async def get_job(session: AsyncSession, job_id: str, *, for_update: bool = False) -> ImportJob:
-    stmt = select(ImportJob).where(ImportJob.id == parse_job_id(job_id))
-    if for_update:
-        stmt = stmt.with_for_update()
-    job = await session.scalar(stmt)
-    if job is None:
-        raise NotFound(f"Import job {job_id} not found")
-    return job
+    return await one_or_not_found(
+        session,
+        select(ImportJob).where(ImportJob.id == parse_job_id(job_id)),
+        f"Import job {job_id} not found",
+        for_update=for_update,
+    )
 
 
 # --- upload ----------------------------------------------------------------------------------

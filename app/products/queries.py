@@ -77,10 +77,6 @@ def ordering_terms(
     return terms
 
 
-def ordering_sql(where: SqlWhere, fields: dict[str, FieldDef], ordering: str | None) -> str:
-    return ", ".join(f"{t.expr} {t.direction}" for t in ordering_terms(where, fields, ordering))
-
-
 # --- keyset cursors ---------------------------------------------------------------------------
 
 

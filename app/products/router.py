@@ -5,7 +5,7 @@ from fastapi.responses import Response
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import EditorSession, ObjectId, Reader, SettingsDep
+from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.middleware import current_request_id
 from app.pagination import relative_url
@@ -42,6 +42,12 @@ FILTER_HELP = (
     "filters (400). A key "
     "that is a schema field's name is that field's exact filter, even when the name contains `__`; "
     "otherwise the operator is what follows the last `__`."
+)
+
+HEAVY_FILTERS = (
+    " More than `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) data-field filters make a heavy read "
+    "(see `POST /api/product-segments/preview/`): `429` past the tenant's heavy-read bucket or "
+    "concurrency cap, `503` past `PIM_HEAVY_READ_TIMEOUT_MS` (2000)."
 )
 
 # The dynamic filters in the OpenAPI document: an exploded object, so each key is its own query parameter
@@ -90,7 +96,7 @@ SkuIn = Annotated[
 
 async def _product_filters(
     request: Request,
-    reader: Reader,
+    reader: FilterReader,
     q: Q = None,
     status: Status = None,
     category: CategoryParam = None,
@@ -136,12 +142,12 @@ def _cursor_of(page: service.ListPage, ordering: str | None, fingerprint: str) -
     "/",
     response_model=ProductPage,
     responses=error_responses(400),
-    description=FILTER_HELP + LIST_PAGING_HELP,
+    description=FILTER_HELP + HEAVY_FILTERS + LIST_PAGING_HELP,
     openapi_extra=FIELD_FILTERS,
 )
 async def list_products(
     request: Request,
-    reader: Reader,
+    reader: FilterReader,
     filters: ProductFilters,
     page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
     page_size: Annotated[
@@ -206,7 +212,11 @@ SEARCH_HELP = (
     "same `where` and `ordering` continues after the page's last product (keyset). "
     "Fields, operators and values are those of "
     "segment definitions (a bad one is a 400 naming its place, `where: conditions[0].value: ...`); results, "
-    "count and ordering are those of `GET /api/pim/products/`."
+    "count and ordering are those of `GET /api/pim/products/`. A heavy read, as a segment preview: "
+    "one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions (at least one) from the "
+    "tenant's heavy-read bucket, at most `PIM_HEAVY_READS_PER_TENANT` at once per API process "
+    "(more are a `429` with `Retry-After`), cancelled after `PIM_HEAVY_READ_TIMEOUT_MS` (2000), "
+    "a `503`."
 )
 
 
@@ -216,7 +226,7 @@ SEARCH_HELP = (
     responses=error_responses(400),
     description=SEARCH_HELP,
 )
-async def search_products(body: ProductSearchIn, reader: Reader):
+async def search_products(body: ProductSearchIn, reader: SearchReader):
     if body.page_size > service.MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}")
     if body.cursor is not None and "page" in body.model_fields_set:
@@ -309,19 +319,20 @@ async def delete_product(product_id: ObjectId, session: EditorSession) -> Respon
     "/",
     response_model=Facets,
     responses=error_responses(400),
-    description=FILTER_HELP,
+    description=FILTER_HELP + HEAVY_FILTERS,
     openapi_extra=FIELD_FILTERS,
 )
-async def get_facets(reader: Reader, filters: ProductFilters):
+async def get_facets(reader: FilterReader, filters: ProductFilters):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
     fields, where = filters
     return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))
 
 
 @facets_router.post("/search/", response_model=Facets, responses=error_responses(400))
-async def search_facets(body: FacetSearchIn, reader: Reader):
+async def search_facets(body: FacetSearchIn, reader: SearchReader):
     """Facets (as `GET /api/pim/facets/`) over the products a predicate in the segment DSL matches, so that
-    facet filters can combine with `any` (OR) and `not`."""
+    facet filters can combine with `any` (OR) and `not`. A heavy read, as `POST
+    /api/pim/products/search/`."""
     fields = await catalog.get_field_map(reader)
     where = await service.search_filters(reader, fields, body.where)
     return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))

@@ -10,7 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.catalog.fields import CoercionError, FieldDef, coerce_data
-from app.db import TenantReader, driver_connection, read_connection, reading, tenant_is, tenant_of
+from app.db import (
+    ReadSource,
+    TenantReader,
+    driver_connection,
+    one_or_not_found,
+    read_connection,
+    reading,
+    tenant_is,
+    tenant_of,
+)
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Product
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
@@ -18,7 +27,6 @@ from app.products.queries import (
     facet_fields,
     key_text,
     keyset_condition,
-    ordering_sql,
     ordering_terms,
     ordering_tokens,
 )
@@ -275,7 +283,7 @@ def _keys_of(row, terms_count: int) -> list[str | None]:
 
 
 async def list_products(
-    source: AsyncSession | TenantReader,
+    source: ReadSource,
     where: SqlWhere,
     fields: dict[str, FieldDef],
     *,
@@ -284,127 +292,109 @@ async def list_products(
     page_size: int,
     after: list[Any] | None = None,
 ) -> ListPage:
-    ordering_sql(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query runs
+    """A page of a list: the count and a page by number, or (`after`: a cursor's keys) the page
+    after those keys. The benchmarks time this same code over a bare asyncpg connection."""
+    terms = ordering_terms(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query
     async with reading(source) as conn:
-        return await list_products_on(
-            conn, where, fields, ordering=ordering, page=page, page_size=page_size, after=after
-        )
-
-
-async def list_products_on(
-    conn,
-    where: SqlWhere,
-    fields: dict[str, FieldDef],
-    *,
-    ordering: str | None,
-    page: int,
-    page_size: int,
-    after: list[Any] | None = None,
-) -> ListPage:
-    """A page of a list over an asyncpg connection (the benchmark times this same code without HTTP):
-    the count and a page by number, or (`after`: a cursor's keys) the page after those keys."""
-    terms = ordering_terms(SqlWhere(), fields, ordering)
-    n_terms = len(terms)
-    if after is not None:
-        rows = []
-        if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
-            sql, params = page_query(
-                where,
-                fields,
-                ordering=ordering,
-                page=1,
-                page_size=page_size,
-                after=after,
-                probe=PROBE_ROWS,
-            )
-            rows = await conn.fetch(sql, *params)
-        if len(rows) <= page_size:  # unfiltered, or too few matches near the cursor
-            sql, params = page_query(
-                where, fields, ordering=ordering, page=1, page_size=page_size, after=after
-            )
-            rows = await conn.fetch(sql, *params)
-        more = len(rows) > page_size
-        rows = rows[:page_size]
-        next_keys = _keys_of(rows[-1], n_terms) if more else None
-        return ListPage(None, [product_json(r) for r in rows], next_keys)
-    found: list[Any] | None = None
-    if len(where.conditions) > 1:  # filtered (the first condition is the tenant's)
-        sql, params, capped = one_scan_query(
-            where, fields, ordering=ordering, page=page, page_size=page_size
-        )
-        scanned = await conn.fetch(sql, *params)
-        count = scanned[0]["total"]
-        if not capped or count <= SMALL_SET_ROWS:
-            found = [r for r in scanned if r["id"] is not None]
-    if found is None:
-        count = await conn.fetchval(
-            f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
-        )
-        found = []
-        if (page - 1) * page_size < count:
-            sql, params = page_query(
+        n_terms = len(terms)
+        if after is not None:
+            rows = []
+            if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
+                sql, params = page_query(
+                    where,
+                    fields,
+                    ordering=ordering,
+                    page=1,
+                    page_size=page_size,
+                    after=after,
+                    probe=PROBE_ROWS,
+                )
+                rows = await conn.fetch(sql, *params)
+            if len(rows) <= page_size:  # unfiltered, or too few matches near the cursor
+                sql, params = page_query(
+                    where, fields, ordering=ordering, page=1, page_size=page_size, after=after
+                )
+                rows = await conn.fetch(sql, *params)
+            more = len(rows) > page_size
+            rows = rows[:page_size]
+            next_keys = _keys_of(rows[-1], n_terms) if more else None
+            return ListPage(None, [product_json(r) for r in rows], next_keys)
+        found: list[Any] | None = None
+        if len(where.conditions) > 1:  # filtered (the first condition is the tenant's)
+            sql, params, capped = one_scan_query(
                 where, fields, ordering=ordering, page=page, page_size=page_size
             )
-            found = await conn.fetch(sql, *params)
-    more = bool(found) and page * page_size < count
-    return ListPage(
-        count, [product_json(r) for r in found], _keys_of(found[-1], n_terms) if more else None
-    )
+            scanned = await conn.fetch(sql, *params)
+            count = scanned[0]["total"]
+            if not capped or count <= SMALL_SET_ROWS:
+                found = [r for r in scanned if r["id"] is not None]
+        if found is None:
+            count = await conn.fetchval(
+                f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
+            )
+            found = []
+            if (page - 1) * page_size < count:
+                sql, params = page_query(
+                    where, fields, ordering=ordering, page=page, page_size=page_size
+                )
+                found = await conn.fetch(sql, *params)
+        more = bool(found) and page * page_size < count
+        return ListPage(
+            count, [product_json(r) for r in found], _keys_of(found[-1], n_terms) if more else None
+        )
 
 
 async def facets(
-    source: AsyncSession | TenantReader, where: SqlWhere, fields: dict[str, FieldDef]
+    source: ReadSource, where: SqlWhere, fields: dict[str, FieldDef]
 ) -> dict[str, Any]:
-    async with reading(source) as conn:
-        return await facets_on(conn, where, fields)
-
-
-async def facets_on(conn, where: SqlWhere, fields: dict[str, FieldDef]) -> dict[str, Any]:
-    """Facets over an asyncpg connection (the benchmark times this same code without HTTP).
+    """Facets of the matches (the benchmarks time this same code over a bare asyncpg connection).
 
     Without filters the counts come from `facet_counts`, which triggers keep exact on every
     write (migration 0004); with filters, one grouped query per facet field over the matches.
     """
-    faceted = facet_fields(fields)
-    total = await conn.fetchval(f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params)
-    result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
-    if not faceted or total == 0:
+    async with reading(source) as conn:
+        faceted = facet_fields(fields)
+        total = await conn.fetchval(
+            f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
+        )
+        result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
+        if not faceted or total == 0:
+            return {"total": total, "facets": result}
+        if len(where.conditions) == 1:  # the tenant condition alone
+            rows = await conn.fetch(
+                f"""SELECT f.field AS key, t.value AS val, t.n FROM unnest($2::text[]) AS f(field)
+                    CROSS JOIN LATERAL (
+                        SELECT value, n FROM facet_counts
+                        WHERE {tenant_is("facet_counts")} AND field = f.field AND n > 0
+                        ORDER BY n DESC, value LIMIT {FACET_LIMIT}
+                    ) t""",
+                where.params[0],
+                [f.name for f in faceted],
+            )
+        else:
+            n = len(where.params)
+            parts = []
+            for i, field_def in enumerate(faceted, start=n + 1):
+                key = f"${i}::text"
+                if field_def.type == "array":
+                    parts.append(
+                        f"""(SELECT {key} AS key, e.val, count(*) AS n FROM products p
+                            CROSS JOIN LATERAL (SELECT DISTINCT jsonb_array_elements_text(
+                                CASE WHEN jsonb_typeof(p.data -> {key}) = 'array' THEN p.data -> {key} END) AS val) e
+                            WHERE {where.sql} GROUP BY e.val ORDER BY n DESC, e.val LIMIT {FACET_LIMIT})"""
+                    )
+                else:
+                    parts.append(
+                        f"""(SELECT {key} AS key, p.data ->> {key} AS val, count(*) AS n FROM products p
+                            WHERE {where.sql} AND jsonb_typeof(p.data -> {key}) = 'string'
+                            GROUP BY 2 ORDER BY n DESC, val LIMIT {FACET_LIMIT})"""
+                    )
+            rows = await conn.fetch(
+                " UNION ALL ".join(parts), *where.params, *[f.name for f in faceted]
+            )
+        for row in rows:
+            result[row["key"]].append({"value": row["val"], "count": row["n"]})
         return {"total": total, "facets": result}
-    if len(where.conditions) == 1:  # the tenant condition alone
-        rows = await conn.fetch(
-            f"""SELECT f.field AS key, t.value AS val, t.n FROM unnest($2::text[]) AS f(field)
-                CROSS JOIN LATERAL (
-                    SELECT value, n FROM facet_counts
-                    WHERE {tenant_is("facet_counts")} AND field = f.field AND n > 0
-                    ORDER BY n DESC, value LIMIT {FACET_LIMIT}
-                ) t""",
-            where.params[0],
-            [f.name for f in faceted],
-        )
-    else:
-        n = len(where.params)
-        parts = []
-        for i, field_def in enumerate(faceted, start=n + 1):
-            key = f"${i}::text"
-            if field_def.type == "array":
-                parts.append(
-                    f"""(SELECT {key} AS key, e.val, count(*) AS n FROM products p
-                        CROSS JOIN LATERAL (SELECT DISTINCT jsonb_array_elements_text(
-                            CASE WHEN jsonb_typeof(p.data -> {key}) = 'array' THEN p.data -> {key} END) AS val) e
-                        WHERE {where.sql} GROUP BY e.val ORDER BY n DESC, e.val LIMIT {FACET_LIMIT})"""
-                )
-            else:
-                parts.append(
-                    f"""(SELECT {key} AS key, p.data ->> {key} AS val, count(*) AS n FROM products p
-                        WHERE {where.sql} AND jsonb_typeof(p.data -> {key}) = 'string'
-                        GROUP BY 2 ORDER BY n DESC, val LIMIT {FACET_LIMIT})"""
-                )
-        rows = await conn.fetch(
-            " UNION ALL ".join(parts), *where.params, *[f.name for f in faceted]
-        )
-    for row in rows:
-        result[row["key"]].append({"value": row["val"], "count": row["n"]})
-    return {"total": total, "facets": result}
 
 
 # --- writes ---------------------------------------------------------------------------------
@@ -485,11 +475,12 @@ async def patch_product(
     if changes.get("categories") is not None:
         # before the row lock: a category delete takes the category lock first, then product rows
         await _check_categories(session, changes["categories"])
-    product = await session.scalar(
-        select(Product).where(Product.id == product_id).with_for_update()
+    product = await one_or_not_found(
+        session,
+        select(Product).where(Product.id == product_id),
+        f"Product {product_id} not found",
+        for_update=True,
     )
-    if product is None:
-        raise NotFound(f"Product {product_id} not found")
     for key in ("name", "status"):
         if changes.get(key) is not None:
             setattr(product, key, changes[key])

@@ -66,7 +66,7 @@ def parse_definition(raw: Any) -> Group | Negation | Condition:
 
 
 def condition_count(raw: Any) -> int:
-    """The conditions of a raw definition, counted before any check (at most MAX_CONDITIONS + 1):
+    """The conditions of a raw definition (or of a body carrying one), counted before any check (at most MAX_CONDITIONS + 1):
     what a request will cost, weighed before it is parsed."""
     count, pending, visited = 0, [raw], 0
     while pending and count <= MAX_CONDITIONS and visited <= 4 * MAX_CONDITIONS:
@@ -81,6 +81,8 @@ def condition_count(raw: Any) -> int:
                 pending.append(node["not"])
             elif "field" in node or "op" in node:
                 count += 1
+            else:  # a request body that carries a definition: {"where": {...}, "page": 2}
+                pending.extend(node.values())
     return count
 
 

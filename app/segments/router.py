@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import Body, Query, Request, status
 from fastapi.responses import Response
 
-from app.deps import Arq, EditorSession, HeavyRead, ObjectId, ViewerSession
+from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
@@ -64,16 +64,9 @@ async def create_segment(body: SegmentIn, session: EditorSession):
     "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
-    definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
-    request: Request,
-    session: ViewerSession,
-    _slot: HeavyRead,
+    definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: PreviewSession
 ):
-    return await service.preview(
-        session,
-        definition=definition,
-        timeout_ms=request.app.state.settings.heavy_read_timeout_ms,
-    )
+    return await service.preview(session, definition=definition)
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.pagination import NextCursor
 from app.products.schemas import ProductOut
 from app.query.models import Definition
 
@@ -70,13 +71,9 @@ class ComputeQueued(BaseModel):
 class MembersPage(BaseModel):
     count: int = Field(description="members at the last compute")
     results: list[ProductOut]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page (opaque); null on the last page"
-    )
+    next_cursor: NextCursor
 
 
 class SegmentPage(BaseModel):
     results: list[SegmentOut]
-    next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page (opaque); `null` on the last page"
-    )
+    next_cursor: NextCursor

@@ -8,13 +8,12 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
-from app.db import driver_connection, tenant_of
-from app.errors import QUERY_CANCELED, BadRequest, NotFound, Unavailable, sqlstate_of
+from app.db import driver_connection, one_or_not_found, tenant_of
+from app.errors import BadRequest
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
@@ -75,13 +74,12 @@ async def list_segments(session: AsyncSession, *, after: int | None, limit: int)
 async def get_segment(
     session: AsyncSession, segment_id: int, *, for_update: bool = False
 ) -> Segment:
-    stmt = select(Segment).where(Segment.id == segment_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    segment = await session.scalar(stmt)
-    if segment is None:
-        raise NotFound(f"Segment {segment_id} not found")
-    return segment
+    return await one_or_not_found(
+        session,
+        select(Segment).where(Segment.id == segment_id),
+        f"Segment {segment_id} not found",
+        for_update=for_update,
+    )
 
 
 async def create_segment(session: AsyncSession, *, body: SegmentIn) -> Segment:
@@ -122,23 +120,13 @@ async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: 
 # --- preview and compute ------------------------------------------------------------------------
 
 
-async def preview(session: AsyncSession, *, definition: Any, timeout_ms: int) -> dict[str, Any]:
-    """The count and first SKUs of the matching products now. Its statement is cancelled after
-    `timeout_ms` (PIM_HEAVY_READ_TIMEOUT_MS): a 503 that says so."""
+async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
+    """The count and first SKUs of the matching products now (a heavy read: the session is
+    `PreviewSession`'s, under its time budget)."""
     _normalised, predicate = await _checked_definition(session, definition)
-    # for the rest of this transaction only (the request's session commits right after)
-    await session.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
     # one statement, so the predicate (hundreds of conditions, maybe) is evaluated once a row
     page = select(Product.sku, func.count().over()).where(predicate).order_by(Product.id)
-    try:
-        rows = (await session.execute(page.limit(PREVIEW_SKUS))).all()
-    except DBAPIError as exc:
-        if sqlstate_of(exc) == QUERY_CANCELED:
-            raise Unavailable(
-                f"The preview took longer than {timeout_ms} ms and was cancelled: "
-                "narrow the definition (fewer or simpler conditions), or retry later"
-            ) from None
-        raise
+    rows = (await session.execute(page.limit(PREVIEW_SKUS))).all()
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading
     shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
     return {
