@@ -406,6 +406,8 @@ async def main(args) -> None:
         if not args.keep:
             async with sessionmaker() as session, session.begin():
                 conn = await driver_connection(session)
+                # products first: the change log's trigger records their deletion for the tenant
+                await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", tenant_id)
                 await conn.execute("DELETE FROM tenants WHERE id = $1", tenant_id)
         await engine.dispose()
 

@@ -75,8 +75,9 @@ async def _maintenance_loop(ctx: WorkerContext) -> None:
 async def startup(ctx: WorkerContext) -> None:
     configure_logging(settings.log_level)
     ctx["settings"] = settings
-    # a running task holds up to two connections (a lease and its transaction): 2 x max_jobs
-    ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=4)
+    # a running task holds up to three connections (a lease and an import's two batches being
+    # written): 3 x max_jobs
+    ctx["engine"] = create_engine(settings, pool_size=4, max_overflow=8)
     ctx["sessionmaker"] = create_sessionmaker(ctx["engine"])
     ctx["clickhouse"] = ClickHouse(settings)
     # jobs left behind by a worker that died, or lost by Redis; rows of deleted segments

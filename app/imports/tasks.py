@@ -42,7 +42,7 @@ from app.imports.transforms import restore_transform
 from app.imports.xlsx import XlsxError
 from app.jobs.context import WorkerContext, job_try
 from app.jobs.enqueue import Job, send_now
-from app.jobs.locks import Lease, LeaseBusy, Lock, LockKey, lease
+from app.jobs.locks import Lease, LeaseBusy, Lock, LockKey, lease, xact_lock
 from app.jobs.queue import Pending, jobs_waiting, revive
 from app.jobs.transient import REDIS_DOWN, is_transient, retry_later
 from app.products.upsert import UpsertRow, write_rows
@@ -110,6 +110,7 @@ class _Schema:
 @dataclass(slots=True)
 class _Batch:
     schema: _Schema
+    start_row: int = 0  # the row before its first one
     records: int = 0
     processed: int = 0
     items: dict[str, _Pending] = field(default_factory=dict)
@@ -122,6 +123,7 @@ class _Batch:
     carry: dict[str, Any] | None = (
         None  # a row transform's state after the batch (Shopify's current handle)
     )
+    locked: asyncio.Event = field(default_factory=asyncio.Event)  # it holds its write locks
 
     def add(self, row: int, cells: list[str]) -> None:
         """Convert a row with the batch's schema: accepted, or rejected with the reason."""
@@ -134,7 +136,12 @@ class _Batch:
     def under(self, schema: _Schema) -> "_Batch":
         """The same records converted again with another schema (one changed since they were parsed)."""
         again = _Batch(
-            schema, self.records, self.processed, end_row=self.end_row, end_offset=self.end_offset
+            schema,
+            self.start_row,
+            self.records,
+            self.processed,
+            end_row=self.end_row,
+            end_offset=self.end_offset,
         )
         rows = {row for row, _cells in self.converted}
         again.rejected = [
@@ -268,23 +275,35 @@ class _Importer:
     async def run(self, deadline: float) -> str:
         """Import until the end of the file ('done') or the end of the slice ('continue').
 
-        Batch N is written by a task while batch N+1 is parsed: Postgres and Python work
-        on different cores. Batches still commit one after the other, in file order.
+        Two batches are written at once, on two connections, while the next one is parsed:
+        Postgres inserts batch N+1's rows while it runs batch N's triggers and commit. Batches
+        still commit one after the other, in file order (see `commit`). A batch sharing a SKU
+        with the one before it starts once that one has committed: the later row wins.
         """
         job = self.job
         started = time.monotonic()
         variants = restore_transform(job.row_transform, job.headers, job.transform_state)
         row = job.resume_row
-        batch = _Batch(self.schema, end_row=row, end_offset=job.resume_offset)
-        writing: asyncio.Task[None] | None = None
+        batch = _Batch(self.schema, row, end_row=row, end_offset=job.resume_offset)
+        writing: list[_Writing] = []  # the batches being written, in file order (at most two)
 
         async def write(full: _Batch, *, final: bool) -> asyncio.Task[None]:
-            """Start committing `full` once the batch before it is committed; the commit's task."""
-            nonlocal writing
-            if writing is not None:
-                await writing
-            writing = asyncio.ensure_future(self.commit(full, final=final))
-            return writing
+            """Start committing `full` once the batch before it holds its locks; the commit's task."""
+            previous = writing[-1] if writing else None
+            if previous is not None:
+                if len(writing) > 1:
+                    await writing.pop(0).task  # the third batch waits for the first to commit
+                if not previous.skus.isdisjoint(full.items):
+                    await previous.task
+                else:
+                    await previous.holding_locks()
+            task = asyncio.ensure_future(
+                self.commit(
+                    full, final=final, after=previous.task if previous is not None else None
+                )
+            )
+            writing.append(_Writing(task, set(full.items), full.locked))
+            return task
 
         async def take(records) -> bool:
             """Add records to batches, writing full ones; False when the time slice is over."""
@@ -306,13 +325,13 @@ class _Importer:
                     )  # None: a stateless transform
                     committing = await write(batch, final=False)
                     batch = _Batch(
-                        self.schema, end_row=row, end_offset=record.end_offset
+                        self.schema, row, end_row=row, end_offset=record.end_offset
                     )  # the latest schema
                     if await self._slice_over(started, deadline):
-                        await committing
+                        await committing  # it waits for the batch before it
                         return False
                 elif not batch.records % YIELD_EVERY:
-                    await asyncio.sleep(0)  # let the writing task send its next statement
+                    await asyncio.sleep(0)  # let the writing tasks send their next statement
             return True
 
         try:
@@ -329,13 +348,23 @@ class _Importer:
                     return "continue"
             await (await write(batch, final=True))
         finally:
-            if writing is not None and not writing.done():
-                writing.cancel()  # an error while parsing: the open batch rolls back
+            for pending in writing:
+                if not pending.task.done():
+                    pending.task.cancel()  # an error while parsing: the open batches roll back
                 with contextlib.suppress(BaseException):
-                    await writing
+                    await pending.task
         return "done"
 
-    async def commit(self, batch: _Batch, *, final: bool) -> None:
+    async def commit(
+        self, batch: _Batch, *, final: bool, after: "asyncio.Task[None] | None"
+    ) -> None:
+        """Write and commit `batch`; `after`, the commit of the batch before it, still running.
+
+        The batch holds `Lock.IMPORT_BATCH` until it commits. `write_rows` sets `batch.locked`
+        once it holds its write locks: only then does the next batch start (`run`), so that
+        this one never waits for a lock the next one holds. The next batch's product triggers
+        wait for this batch's commit (GATED_INSERT_SQL), and its progress is written after it.
+        """
         job = self.job
         async with _job_session(self.ctx, job) as session, session.begin():
             # Products and progress commit together, so a Postgres crash losing the last commits
@@ -343,6 +372,7 @@ class _Importer:
             # SQLAlchemy: its first statement is what opens the transaction on the connection.)
             await session.execute(text("SET LOCAL synchronous_commit = off"))
             conn = await driver_connection(session)
+            await xact_lock(conn, Lock.IMPORT_BATCH, job.tenant_id, f"{job.id}:{batch.end_row}")
             # the schema in force at commit (a PUT waits for this lock): rows parsed under an older
             # one are converted again, and the batches still to come use this one
             version = await lock_schema(session)
@@ -350,7 +380,9 @@ class _Importer:
                 self.schema = await _load_schema(session, job, version)
                 log.info("import_schema_changed", job_id=str(job.id), row=batch.end_row)
             if batch.schema is not self.schema:
+                locked = batch.locked
                 batch = batch.under(self.schema)
+                batch.locked = locked
             # resolved for every batch, not remembered: a category may have been deleted since
             paths = sorted({p for pending in batch.items.values() for p in pending.paths or ()})
             categories = await ensure_category_paths(session, paths) if paths else {}
@@ -367,10 +399,15 @@ class _Importer:
                     fields=self.upsert_fields,
                     coerced=True,
                     max_data_bytes=self.ctx["settings"].max_product_data_bytes,
+                    gate=f"{job.id}:{batch.start_row}" if after is not None else None,
+                    locked=batch.locked,
                 )
                 if rows
                 else None
             )
+            batch.locked.set()  # no rows to write: no locks
+            if after is not None:  # progress in file order: the batch before commits first
+                await after
             rejected = list(batch.rejected)
             updated = created = 0
             if result is not None:
@@ -425,6 +462,25 @@ class _Importer:
                 await delete_chunks(conn, job.id)
         job.error_count += len(first)
         job.resume_offset, job.resume_row = batch.end_offset, batch.end_row
+
+
+@dataclass(slots=True)
+class _Writing:
+    """A batch being written: its commit's task, its SKUs, and whether it holds its locks."""
+
+    task: "asyncio.Task[None]"
+    skus: set[str]
+    locked: asyncio.Event
+
+    async def holding_locks(self) -> None:
+        """Until the batch holds its write locks, or its commit ended (an error is raised)."""
+        waiting = asyncio.ensure_future(self.locked.wait())
+        try:
+            await asyncio.wait({self.task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if self.task.done():
+            await self.task
 
 
 class _JobGone(Exception):

@@ -28,6 +28,8 @@ class Lock(StrEnum):
     FACET_COUNTS = "pim.facet_counts"  # the facet-count triggers shared, a recount exclusive
     IMPORT = "pim.import"  # the lease of an import job's run (id: the job's uuid)
     IMPORT_TURN = "pim.import_turn"  # the tenant's one running import
+    # an import batch's transaction, until it commits (id: the job's uuid and the batch's last row)
+    IMPORT_BATCH = "pim.import_batch"
     SEGMENT = "pim.segment"  # the lease of a segment's compute (id: the segment id)
 
     def key(self, tenant: str, id: str | None = None) -> str:

@@ -12,6 +12,7 @@ that need the database (`drop_unknown_categories`, `drop_unique_conflicts`), the
 per-row checks (`validate_rows`) and the locking protocol that writes (`write_valid_rows`).
 """
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,6 +199,21 @@ ON CONFLICT (tenant_id, sku) DO NOTHING
 RETURNING sku
 """
 
+# The INSERT of an import batch written while the batch before it is still being written (see
+# app.imports.tasks): its rows go in at once, then it waits for that batch's transaction
+# (`Lock.IMPORT_BATCH`, held until it commits) before the statement's AFTER triggers run (the
+# triggers of a statement with a data-modifying WITH fire when the whole statement ends). The
+# facet and change log triggers lock the tenant's counter rows until commit: this way the earlier
+# batch always takes them first, and never waits for the later one.
+GATED_INSERT_SQL = f"""
+WITH ins AS ({INSERT_SQL}),
+gate AS (
+    SELECT pg_advisory_xact_lock_shared({Lock.IMPORT_BATCH.key("$1", "$9")})
+    FROM (SELECT count(*) FROM ins) inserted
+)
+SELECT ins.sku FROM ins CROSS JOIN gate
+"""
+
 # `v` locks the rows in id order before anything is written: concurrent batches that share
 # products then wait for each other instead of deadlocking (an UPDATE ... FROM locks rows in
 # whatever order its join produces), and each new value is computed from the row's latest
@@ -297,10 +313,12 @@ async def _lock_for_writing(conn, tenant_id: int, existing_skus: list[str]) -> N
     )
 
 
-async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow]) -> set[str]:
-    """INSERT the rows (sorted by SKU); the SKUs that were inserted (the others exist already)."""
+async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow], *, gate: str | None) -> set[str]:
+    """INSERT the rows (sorted by SKU); the SKUs that were inserted (the others exist already).
+    With `gate`, its triggers wait for the `Lock.IMPORT_BATCH` of that id (GATED_INSERT_SQL)."""
+    gated = () if gate is None else (gate,)
     inserted = await conn.fetch(
-        INSERT_SQL,
+        INSERT_SQL if gate is None else GATED_INSERT_SQL,
         tenant_id,
         [r.sku for r in new_rows],
         [r.name or r.sku for r in new_rows],
@@ -309,6 +327,7 @@ async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow]) -> set[str]:
         [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
         [_json_list(r.variation_attributes or []) for r in new_rows],
         [r.data_json for r in new_rows],
+        *gated,
     )
     return {r[0] for r in inserted}
 
@@ -360,12 +379,15 @@ async def write_rows(
     coerced: bool = False,
     known_category_ids: set[int] | None = None,
     max_data_bytes: int,
+    gate: str | None = None,
+    locked: asyncio.Event | None = None,
 ) -> BulkResult:
     """Check and upsert `rows` (by SKU); rows that fail a check are reported and left out of `rows`.
 
     The checks: known categories (`drop_unknown_categories`), each row's data (`validate_rows`),
     unique fields (`drop_unique_conflicts`); then `write_valid_rows` writes what is left. With
-    `coerced` (rows from `UpsertRow.of_valid_item`), see `validate_rows`.
+    `coerced` (rows from `UpsertRow.of_valid_item`), see `validate_rows`; `gate` and `locked`, see
+    `write_valid_rows`.
     """
     tenant_id = tenant_of(session)
     conn = await driver_connection(session)
@@ -378,7 +400,13 @@ async def write_rows(
     )
     errors += await drop_unique_conflicts(conn, tenant_id, rows, fields=fields)
     result = await write_valid_rows(
-        conn, tenant_id, rows, existing=existing, max_data_bytes=max_data_bytes
+        conn,
+        tenant_id,
+        rows,
+        existing=existing,
+        max_data_bytes=max_data_bytes,
+        gate=gate,
+        locked=locked,
     )
     result.errors = sorted([*errors, *result.errors], key=lambda e: e.index)
     result.failed = len(result.errors)
@@ -471,12 +499,20 @@ async def drop_unique_conflicts(
 
 
 async def write_valid_rows(
-    conn, tenant_id: int, rows: dict[str, UpsertRow], *, existing: set[str], max_data_bytes: int
+    conn,
+    tenant_id: int,
+    rows: dict[str, UpsertRow],
+    *,
+    existing: set[str],
+    max_data_bytes: int,
+    gate: str | None = None,
+    locked: asyncio.Event | None = None,
 ) -> BulkResult:
     """Write checked rows: INSERT the new ones, UPDATE the `existing` ones (the locking protocol).
 
     The result counts them; its errors are the updates whose merged data is over
-    `max_data_bytes` (not written).
+    `max_data_bytes` (not written). `locked` is set once the write holds its locks (or has
+    nothing to write); with `gate`, the INSERT's triggers wait for that import batch to commit.
     """
     result = BulkResult()
     existing = set(existing)
@@ -497,7 +533,9 @@ async def write_valid_rows(
             # load of one tenant: ~1.4x the rows/s of taking turns). Taken before the INSERT: a batch
             # holding the lock exclusively never waits for this batch's uncommitted rows.
             await xact_lock(conn, Lock.FACET_COUNTS, tenant_id, shared=True)
-        inserted = await _insert(conn, tenant_id, new_rows) if new_rows else set()
+        if locked is not None:
+            locked.set()
+        inserted = await _insert(conn, tenant_id, new_rows, gate=gate) if new_rows else set()
         if len(inserted) == len(new_rows) or attempt == WRITE_ATTEMPTS - 1:
             await conn.execute("RELEASE SAVEPOINT pim_write")
             break
@@ -507,6 +545,8 @@ async def write_valid_rows(
         await conn.execute("ROLLBACK TO SAVEPOINT pim_write")
         existing |= await existing_skus(conn, tenant_id, [r.sku for r in new_rows])
         new_rows = [r for r in new_rows if r.sku not in existing]
+    if locked is not None:
+        locked.set()  # no rows: no locks
     result.created = len(inserted)
     # still taken after the last attempt
     existing |= {r.sku for r in new_rows if r.sku not in inserted}
