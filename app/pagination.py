@@ -77,6 +77,14 @@ def id_page(list_name: str, items: list[Any], limit: int) -> dict[str, Any]:
     }
 
 
+def neighbour_pages(page: int, page_size: int, count: int) -> tuple[int | None, int | None]:
+    """The numbers of the next and previous pages of a list paged by number (None: there is
+    none); past the end, "previous" is the last page that has results."""
+    next_page = page + 1 if page * page_size < count else None
+    previous_page = min(page - 1, max(1, -(-count // page_size))) if page > 1 else None
+    return next_page, previous_page
+
+
 def relative_url(request: Request, **params: Any) -> str:
     """The request's path and query with these parameters set (None removes one): no scheme, no host."""
     url = request.url.remove_query_params([k for k, v in params.items() if v is None])

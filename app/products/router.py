@@ -8,7 +8,7 @@ from app.catalog.fields import FieldDef
 from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.middleware import current_request_id
-from app.pagination import relative_url
+from app.pagination import neighbour_pages, relative_url
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
@@ -186,14 +186,9 @@ async def list_products(
         next_url = relative_url(request, cursor=next_cursor) if next_cursor else None
         previous_url = None
     else:
-        count = result.total or 0
-        next_url = relative_url(request, page=number + 1) if number * page_size < count else None
-        # past the end: back to the last page that has results
-        previous_url = (
-            relative_url(request, page=min(number - 1, max(1, -(-count // page_size))))
-            if number > 1
-            else None
-        )
+        next_page, previous_page = neighbour_pages(number, page_size, result.total or 0)
+        next_url = relative_url(request, page=next_page) if next_page else None
+        previous_url = relative_url(request, page=previous_page) if previous_page else None
     body = {
         "count": result.total,
         "page": None if after is not None else number,
@@ -250,16 +245,16 @@ async def search_products(body: ProductSearchIn, reader: SearchReader):
         page_size=body.page_size,
         after=after,
     )
-    count = result.total or 0
     by_page = after is None
+    next_page, previous_page = (
+        neighbour_pages(body.page, body.page_size, result.total or 0) if by_page else (None, None)
+    )
     body_out = {
         "count": result.total,
         "page": body.page if by_page else None,
         "page_size": body.page_size,
-        "next": body.page + 1 if by_page and body.page * body.page_size < count else None,
-        "previous": min(body.page - 1, max(1, -(-count // body.page_size)))
-        if by_page and body.page > 1
-        else None,
+        "next": next_page,
+        "previous": previous_page,
         "next_cursor": _cursor_of(result, body.ordering, fingerprint),
         "results": result.results,
     }
