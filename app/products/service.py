@@ -37,7 +37,12 @@ from app.query.categories import category_subtrees
 from app.query.compiling import SqlWhere, add_conditions
 from app.query.models import Clause, DefinitionError, Junction
 from app.query.parsing import category_ids, parse_definition, resolve
-from app.query.querystring import CONTROL_PARAMS, parse_builtin_filters, parse_field_filter
+from app.query.querystring import (
+    CONTROL_PARAMS,
+    PAGING_PARAMS,
+    parse_builtin_filters,
+    parse_field_filter,
+)
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
@@ -237,7 +242,6 @@ def page_query(
 
 PRODUCT_LIST = "products"
 # list parameters that are not filters: a cursor is valid with any of them
-PAGING_PARAMS = frozenset({"page", "page_size", "limit", "cursor", "ordering"})
 CURSOR_MISMATCH = (
     "cursor: it was issued for other filters or another ordering; send it with the filters and "
     "ordering of the request that returned it (the `next` link has them), or start again without it"

@@ -29,21 +29,11 @@ from app.responses import json_text
 
 OPERATORS = ("ne", "in", "gt", "gte", "lt", "lte", "contains", "icontains", "exists")
 RANGE_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+# query parameters of the list that choose the page and its order, not the products: a cursor's
+# filter fingerprint leaves them out
+PAGING_PARAMS = frozenset({"page", "page_size", "limit", "cursor", "ordering"})
 # query parameters of the list/facets endpoints that are not field filters
-CONTROL_PARAMS = frozenset(
-    {
-        "q",
-        "page",
-        "page_size",
-        "limit",
-        "cursor",
-        "ordering",
-        "status",
-        "category",
-        "sku",
-        "sku__in",
-    }
-)
+CONTROL_PARAMS = PAGING_PARAMS | {"q", "status", "category", "sku", "sku__in"}
 # exact filters on built-in text columns, beside the CONTROL_PARAMS (answered by the trigram and
 # (tenant_id, variation_of) indexes)
 BUILTIN_EXACT = ("name", "variation_of")
