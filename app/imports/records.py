@@ -68,6 +68,16 @@ class Dialect:
     quotechar: str | None = '"'
     escapechar: str | None = None
 
+    @classmethod
+    def of_job(cls, delimiter: str | None, quotechar: str | None, parse_options: dict) -> "Dialect":
+        """A job's stored dialect (its columns and parse options): a workbook has no delimiter,
+        its rows are no CSV."""
+        return cls(
+            delimiter=delimiter or ",",
+            quotechar=quotechar,
+            escapechar=parse_options.get("escapechar"),
+        )
+
     def reader_args(self, *, strict: bool = False) -> dict:
         args: dict = {"delimiter": self.delimiter, "strict": strict, "skipinitialspace": False}
         if self.quotechar:

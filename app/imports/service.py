@@ -738,11 +738,7 @@ async def confirm_import(
             start_offset=job.resume_offset,
             header_row=job.resume_row,
             encoding=options.get("stored_encoding", "utf-8"),
-            dialect=Dialect(
-                delimiter=job.delimiter or ",",  # a workbook has none: its rows are no CSV
-                quotechar=job.quotechar,
-                escapechar=options.get("escapechar"),
-            ),
+            dialect=Dialect.of_job(job.delimiter, job.quotechar, options),
             headers=headers,
             mapping=mapping,
             fields=fields,

@@ -524,11 +524,7 @@ async def _load_job(ctx: WorkerContext, job_id: uuid.UUID) -> _Job | None:
         conventions=Conventions.from_json(options.get("conventions")),
         value_mapping=options.get("value_mapping") or {},
         encoding=options.get("stored_encoding", "utf-8"),
-        dialect=Dialect(
-            delimiter=row["delimiter"] or ",",
-            quotechar=row["quotechar"],
-            escapechar=options.get("escapechar"),
-        ),
+        dialect=Dialect.of_job(row["delimiter"], row["quotechar"], options),
         xlsx=options.get("xlsx"),
         row_transform=options.get("row_transform"),
         transform_state=options.get("transform_state"),
