@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 
 from app.catalog.fields import FieldDef, FieldType
+from app.products.rules import STATUSES
 
 ON, OFF = "1", "0"
-STATUS_VALIDATION = "^(active|inactive|deleted)$"
+STATUS_VALIDATION = f"^({'|'.join(STATUSES)})$"
 VARIATION_KEYS = ("variation_attributes", "variation_of", "variation_skus", "variation_matrix")
 
 
@@ -172,7 +173,9 @@ BUILTIN_DEFINITIONS: dict[str, dict[str, Any]] = {
     "categories": _builtin(
         "Categories", "Category paths, names joined with ' > '", collection=True
     ),
-    "status": _builtin("Status", "active, inactive or deleted", validation=STATUS_VALIDATION),
+    "status": _builtin(
+        "Status", f"{', '.join(STATUSES[:-1])} or {STATUSES[-1]}", validation=STATUS_VALIDATION
+    ),
     "title": _builtin("Title", "The product name", searchable=True),
 }
 VARIATION_DEFINITIONS: dict[str, dict[str, Any]] = {
