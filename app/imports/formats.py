@@ -15,7 +15,6 @@ SHOPIFY = "shopify"
 WOOCOMMERCE = "woocommerce"
 AKENEO = "akeneo"
 GOOGLE_MERCHANT_CENTER = "google_merchant_center"
-FORMATS = (SHOPIFY, WOOCOMMERCE, AKENEO, GOOGLE_MERCHANT_CENTER)
 
 # Shopify's classic headers ("Variant SKU") and those of its 2024 template ("URL handle", "SKU")
 _SHOPIFY_KEYS = ("handle", "url handle")
