@@ -40,22 +40,10 @@ from app.db import create_engine, create_sessionmaker, tenant_is
 from app.imports.rows import parse_category_paths
 from app.imports.sniffing import SAMPLE_BYTES
 from app.products.upsert import driver_connection
-from bench.xlsx_feed import write_xlsx_feed
 
-BRANDS = [
-    "Fermob",
-    "Tolix",
-    "Hay",
-    "Müller & Söhne",
-    "Artemide",
-    "Flos",
-    "Ikea",
-    "Vitra",
-    "Kartell",
-    "Muuto",
-]
-COLORS = ["rot", "blau", "grün", "weiß", "schwarz"]
-CATEGORIES = ["Möbel > Stühle", "Möbel > Tische", "Leuchten > Steh", "Leuchten > Tisch", "Outdoor"]
+# the CSV feed describes the same catalog as the workbook
+from bench.xlsx_feed import BRANDS, CATEGORIES, COLORS, write_xlsx_feed
+
 HEADER = "Artikelnummer;Bezeichnung;Marke;Preis;Lagerbestand;Aktiv;Farbe;Kategorie;Bild;Erscheinungsdatum;Material\n"
 
 
