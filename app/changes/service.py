@@ -26,22 +26,52 @@ BUILTINS = ("name", "status", "categories", "variation_of", "variation_attribute
 # entries deleted per maintenance round: a long backlog is pruned over several rounds
 PRUNE_BATCH = 100_000
 
-_ENTRY_COLUMNS = (
-    "seq, product_id, sku, op, old_values::text AS old_values, new_values::text AS new_values, "
-    "actor::text AS actor, request_id, import_job_id, at"
+# A create stores its data in new_values and its built-ins in the created_* columns (migration
+# h4_perf_1: nothing is built when it is written); `_new_values` puts its state together.
+_CREATED_COLUMNS = (
+    "created_name, created_status, created_categories, created_variation_of, "
+    "created_variation_attributes"
 )
-_CHANGE_COLUMNS = "old_values::text AS old_values, new_values::text AS new_values"
+_CHANGE_COLUMNS = (
+    f"old_values::text AS old_values, new_values::text AS new_values, {_CREATED_COLUMNS}"
+)
+_ENTRY_COLUMNS = (
+    f"seq, product_id, sku, op, {_CHANGE_COLUMNS}, actor::text AS actor, request_id, "
+    "import_job_id, at"
+)
+# the built-ins a create's state always has (its columns are NOT NULL); variation_of when set
+_CREATED_KEYS = ("name", "status", "categories", "variation_attributes")
 _STATE_SQL = (
     "pim_product_state(p.name, p.status, p.categories, p.variation_of, "
     "p.variation_attributes, p.data)::text"
 )
 
 
+def _jsonb_key_order(key: str) -> tuple[int, bytes]:
+    raw = key.encode()
+    return len(raw), raw
+
+
+def _new_values(row: asyncpg.Record) -> dict[str, Any]:
+    """An entry's new values; for a create, its state: the data with the built-ins, keys in the
+    order jsonb keeps them (shorter first, then bytewise), the object `pim_product_state` builds."""
+    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    if row["created_name"] is None:  # not a create, or one written whole before h4_perf_1
+        return new
+    new["name"] = row["created_name"]
+    new["status"] = row["created_status"]
+    new["categories"] = row["created_categories"]
+    if row["created_variation_of"] is not None:
+        new["variation_of"] = row["created_variation_of"]
+    new["variation_attributes"] = row["created_variation_attributes"]
+    return {key: new[key] for key in sorted(new, key=_jsonb_key_order)}
+
+
 def _changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
     """An entry's `changes`: its old and new values paired up by key (a key missing on one side
     was absent there)."""
     old = orjson.loads(row["old_values"]) if row["old_values"] is not None else {}
-    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    new = _new_values(row)
     pairs = {key: {"old": old.get(key), "new": value} for key, value in new.items()}
     for key, value in old.items():
         if key not in new:
@@ -84,7 +114,11 @@ async def read_changes(
     if field is not None:
         params.append(field)
         n = len(params)
-        conditions.append(f"(old_values ? ${n} OR new_values ? ${n})")
+        conditions.append(
+            f"(old_values ? ${n} OR new_values ? ${n} OR (created_name IS NOT NULL AND "
+            f"(${n} = ANY(ARRAY{list(_CREATED_KEYS)}::text[]) "
+            f"OR (${n} = 'variation_of' AND created_variation_of IS NOT NULL))))"
+        )
     async with reading(reader) as conn:
         pruned_through = await conn.fetchval(
             f"SELECT pruned_through FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}",
