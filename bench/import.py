@@ -157,6 +157,8 @@ async def copy_baseline(
     try:
         async with sessionmaker() as session, session.begin():
             conn = await driver_connection(session)
+            # 100,000 rows into products itself outlast the API's statement timeout on a busy machine
+            await conn.execute("SET LOCAL statement_timeout = 0")
             # binary COPY: jsonb is a version byte then the JSON text
             await conn.set_type_codec(
                 "jsonb",

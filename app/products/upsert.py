@@ -186,12 +186,21 @@ def _json_list(values: list | None) -> str | None:
     return None if values is None else orjson.dumps(values).decode()
 
 
+def _id_array(ids: list[int] | None) -> str | None:
+    """Category ids as a Postgres array literal (`{3,7}`), cast with `::bigint[]`: a fifth of the
+    database's work of reading them from JSON per row. They are ints (`rules.check_categories`,
+    or ids the import looked up), so the literal needs no quoting."""
+    return None if ids is None else "{" + ",".join(map(str, ids)) + "}"
+
+
 INSERT_SQL = """
 INSERT INTO products (tenant_id, sku, name, status, categories, variation_of, variation_attributes, data)
 SELECT $1, t.sku, t.name, t.status,
-       ARRAY(SELECT jsonb_array_elements_text(t.cats::jsonb)::bigint),
+       t.cats::bigint[],
        t.vof,
-       ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)),
+       -- most products have none: no JSON to read then
+       CASE WHEN t.vattrs = '[]' THEN '{}'::text[]
+            ELSE ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)) END,
        t.data::jsonb
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
      AS t(sku, name, status, cats, vof, vattrs, data)
@@ -226,12 +235,12 @@ WITH t AS (
     SELECT p.id, p.sku, t.data <> '{{}}' AS patches_data,
            COALESCE(t.name, p.name) AS name,
            COALESCE(t.status, p.status) AS status,
-           CASE WHEN t.cats IS NULL THEN p.categories
-                ELSE ARRAY(SELECT jsonb_array_elements_text(t.cats::jsonb)::bigint) END AS categories,
+           CASE WHEN t.cats IS NULL THEN p.categories ELSE t.cats::bigint[] END AS categories,
            CASE WHEN t.set_vof THEN t.vof ELSE p.variation_of END AS variation_of,
            CASE WHEN t.vattrs IS NULL THEN p.variation_attributes
                 ELSE ARRAY(SELECT jsonb_array_elements_text(t.vattrs::jsonb)) END AS variation_attributes,
-           (p.data || t.data::jsonb) - ARRAY(SELECT jsonb_array_elements_text(t.null_keys::jsonb)) AS data
+           (p.data || t.data::jsonb) - CASE WHEN t.null_keys = '[]' THEN '{{}}'::text[]
+               ELSE ARRAY(SELECT jsonb_array_elements_text(t.null_keys::jsonb)) END AS data
     FROM t JOIN products p ON {tenant_is("p")} AND p.sku = t.sku
     ORDER BY p.id
     FOR UPDATE OF p
@@ -323,7 +332,7 @@ async def _insert(conn, tenant_id: int, new_rows: list[UpsertRow], *, gate: str 
         [r.sku for r in new_rows],
         [r.name or r.sku for r in new_rows],
         [r.status or "active" for r in new_rows],
-        [_json_list(r.categories or []) for r in new_rows],
+        [_id_array(r.categories or []) for r in new_rows],
         [None if r.variation_of is _MISSING else r.variation_of for r in new_rows],
         [_json_list(r.variation_attributes or []) for r in new_rows],
         [r.data_json for r in new_rows],
@@ -559,7 +568,7 @@ async def write_valid_rows(
             [r.sku for r in update_rows],
             [r.name for r in update_rows],
             [r.status for r in update_rows],
-            [_json_list(r.categories) for r in update_rows],
+            [_id_array(r.categories) for r in update_rows],
             [r.variation_of is not _MISSING for r in update_rows],
             [None if r.variation_of is _MISSING else r.variation_of for r in update_rows],
             [_json_list(r.variation_attributes) for r in update_rows],
