@@ -227,16 +227,25 @@ class RateLimiter:
         """One request of this key/subject and tenant."""
         return await self._run(self._request_buckets(tenant_id, subject), "take")
 
+    def _heavy_bucket(self, tenant_id: int) -> list[Bucket]:
+        s = self._settings
+        return [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)]
+
     async def take_heavy(self, tenant_id: int, cost: int = 1) -> Quota | None:
         """A heavy read (app/deps.py) of this tenant: `cost` tokens from a bucket of its own,
         since a single one costs the CPU of hundreds of plain requests. A cost above the bucket's
         size takes the whole bucket (it could never pass otherwise)."""
-        s = self._settings
         return await self._run(
-            [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)],
-            "take",
-            min(cost, s.heavy_reads_burst),
+            self._heavy_bucket(tenant_id), "take", min(cost, self._settings.heavy_reads_burst)
         )
+
+    def heavy_refused_now(self, tenant_id: int) -> Quota | None:
+        """The 429 of a heavy read this process can tell from its mirror alone, before the
+        request's body is read: the tenant's heavy-read bucket lacks even one token (the least a
+        heavy read takes). None when the mirror cannot tell; `take_heavy` decides later."""
+        if not self.enabled or time.monotonic() < self._redis_down_until:
+            return None
+        return self._refused_from_mirror(self._heavy_bucket(tenant_id), int(time.time() * 1000), 1)
 
     async def may_look_up_credentials(self, ip: str) -> Quota | None:
         """Whether this IP may still cost us a credential lookup (its failure bucket is not empty)."""
@@ -254,15 +263,18 @@ class ConcurrencyLimiter:
         self.limit = limit
         self._running: dict[int, int] = {}
 
-    @contextmanager
-    def slot(self, tenant_id: int) -> Iterator[None]:
-        running = self._running.get(tenant_id, 0)
-        if running >= self.limit:
+    def check_free(self, tenant_id: int) -> None:
+        """The 429 of a request that would find every slot of its tenant taken."""
+        if self._running.get(tenant_id, 0) >= self.limit:
             raise TooManyRequests(
                 f"At most {self.limit} of these requests of a tenant run at once; retry shortly",
                 retry_after=1,
             )
-        self._running[tenant_id] = running + 1
+
+    @contextmanager
+    def slot(self, tenant_id: int) -> Iterator[None]:
+        self.check_free(tenant_id)
+        self._running[tenant_id] = self._running.get(tenant_id, 0) + 1
         try:
             yield
         finally:

@@ -121,6 +121,73 @@ async def test_a_large_definition_takes_more_preview_tokens(
     assert [r.status_code for r in answers] == [200, 200, 429, 200]
 
 
+async def test_a_heavy_read_this_process_can_refuse_is_refused_before_its_body(
+    app_with, tenant, settings
+):
+    """Load test (16 connections flooding previews beside a normal tenant): once this process
+    has seen the tenant's heavy-read bucket empty, or every heavy slot of the tenant taken, the
+    next preview or search is a 429 before its body is read or parsed and without a Redis round
+    trip (not even its key's token): a body that is not JSON at all gets the 429, not the 422 a
+    read body would get."""
+    api = await app_with(heavy_reads_burst=1, heavy_reads_per_second=0.01)
+    await _brand_schema(api, tenant)
+    first = await api.http.post(PREVIEW, json=_definition(1), headers=tenant.viewer)
+    assert first.status_code == 200, first.text
+    garbage = {**tenant.viewer, "content-type": "application/json"}
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        before = await _script_calls(redis)
+        refused = [
+            await api.http.post(path, content=b"{not json", headers=garbage)
+            for path in (PREVIEW, PRODUCTS + "search/")
+        ]
+        assert await _script_calls(redis) == before
+    finally:
+        await redis.aclose()
+    for response in refused:
+        assert response.status_code == 429, response.text
+        assert "heavy reads" in response.json()["detail"]
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.headers["RateLimit-Limit"] == "1"
+        assert response.headers["RateLimit-Remaining"] == "0"
+    # a plain read of the same tenant is not a heavy one: it passes
+    listed = await api.http.get(PRODUCTS, headers=tenant.viewer)
+    assert listed.status_code == 200, listed.text
+
+
+async def test_a_preview_beside_the_tenants_running_heavy_reads_is_refused_before_its_body(
+    app_with, tenant, settings
+):
+    """Load test: while the tenant's heavy reads of this process hold every slot
+    (PIM_HEAVY_READS_PER_TENANT), its next preview is a 429 before its body is read."""
+    api = await app_with(heavy_reads_per_tenant=1)
+    await _brand_schema(api, tenant)
+    blocker = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.create_task(
+            api.http.post(PREVIEW, json=_definition(1), headers=tenant.viewer)
+        )
+
+        async def slot_taken():
+            return api.app.state.heavy_reads._running.get(tenant.id) == 1
+
+        await wait_for(slot_taken, timeout=15, interval=0.05)
+        refused = await api.http.post(
+            PREVIEW,
+            content=b"{not json",
+            headers={**tenant.viewer, "content-type": "application/json"},
+        )
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert refused.status_code == 429, refused.text
+    assert "run at once" in refused.json()["detail"]
+    assert (await asyncio.wait_for(running, 20)).status_code == 200
+
+
 async def test_a_preview_over_its_time_budget_is_a_503(app_with, tenant, settings):
     """Load test (finding 8's previews holding backends for 15 s): a preview's statement is
     cancelled after PIM_HEAVY_READ_TIMEOUT_MS, a 503 that says so, and the connection goes back to
