@@ -19,7 +19,17 @@ from datetime import datetime
 from typing import TypeAlias, TypeVar
 
 import asyncpg
-from sqlalchemy import BigInteger, DateTime, MetaData, Select, event, func, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Identity,
+    MetaData,
+    Select,
+    event,
+    func,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -64,9 +74,16 @@ class Timestamps(UpdatedAt):
 
 
 class TenantScoped:
-    """Mixin: rows of this table belong to one tenant and are filtered automatically."""
+    """Mixin: rows of this table belong to one tenant (and go with it) and are filtered
+    automatically."""
 
-    tenant_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
+
+
+class IdentityKey:
+    """Mixin: a bigint identity primary key `id`."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
 
 
 class TenantMissing(RuntimeError):

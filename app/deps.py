@@ -130,6 +130,12 @@ class HeavyRead:
     timeout_ms: int
 
 
+HEAVY_READS_REFUSED = (
+    "Too many heavy reads (previews, searches, lists with many filters) for this tenant; "
+    "retry later"
+)
+
+
 @asynccontextmanager
 async def _heavy_read(
     request: Request, tenant_id: int, *, conditions: int, what: str
@@ -142,11 +148,7 @@ async def _heavy_read(
         cost = max(1, math.ceil(conditions / settings.heavy_read_conditions_per_token))
         quota = await request.app.state.rate_limiter.take_heavy(tenant_id, cost)
         if quota is not None and not quota.allowed:
-            raise TooManyRequests(
-                "Too many heavy reads (previews, searches, lists with many filters) for this "
-                "tenant; retry later",
-                retry_after=quota.retry_after_seconds,
-            )
+            raise TooManyRequests(HEAVY_READS_REFUSED, retry_after=quota.retry_after_seconds)
         heavy = HeavyRead(what, settings.heavy_read_timeout_ms)
         request.state.heavy_read = heavy  # how the error handlers name a cancelled statement
         yield heavy
@@ -210,6 +212,8 @@ SearchReader = Annotated[TenantReader, Depends(_search_reader)]
 # more a heavy one.
 FilterReader = Annotated[TenantReader, Depends(_filter_reader)]
 HEAVY_READ_DEPENDENCIES = (_definition_session, _search_reader, _filter_reader)
+# those whose predicate is in the body: GuardedRoute refuses them before reading it when it can
+HEAVY_BODY_READ_DEPENDENCIES = (_definition_session, _search_reader)
 
 
 def get_arq(request: Request) -> ArqRedis:

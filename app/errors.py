@@ -114,7 +114,9 @@ def error_body(
 
 class AppError(Exception):
     status_code = 400
-    code: ErrorCode | None = None  # None: the status's code (`code_for_status`)
+    # None: the status's code (`code_for_status`), which is what the classes below answer with
+    # unless they name another
+    code: ErrorCode | None = None
     headers: dict[str, str] | None = None
     extra: dict[str, Any] | None = None  # more members of the body, beside the common ones
 
@@ -142,12 +144,10 @@ class AppError(Exception):
 
 class BadRequest(AppError):
     status_code = 400
-    code = ErrorCode.bad_request
 
 
 class Unauthorized(AppError):
     status_code = 401
-    code = ErrorCode.unauthorized
 
     def __init__(self, detail: str = "Authentication required", *, scheme: str = "Bearer"):
         super().__init__(detail)
@@ -155,22 +155,18 @@ class Unauthorized(AppError):
 
 
 class Forbidden(AppError):
-    code = ErrorCode.forbidden
     status_code = 403
 
 
 class NotFound(AppError):
-    code = ErrorCode.not_found
     status_code = 404
 
 
 class Conflict(AppError):
-    code = ErrorCode.conflict
     status_code = 409
 
 
 class PayloadTooLarge(AppError):
-    code = ErrorCode.payload_too_large
     status_code = 413
 
 
@@ -183,7 +179,6 @@ class Gone(AppError):
 
 
 class Unavailable(AppError):
-    code = ErrorCode.unavailable
     status_code = 503
 
 
@@ -209,7 +204,6 @@ class ConnectionsRefused(PoolExhausted):
 
 class TooManyRequests(AppError):
     status_code = 429
-    code = ErrorCode.rate_limited
 
     def __init__(self, detail: str, *, retry_after: int):
         super().__init__(detail)

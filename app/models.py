@@ -9,7 +9,6 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
-    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -22,21 +21,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, TenantScoped, Timestamps, UpdatedAt
+from app.db import Base, IdentityKey, TenantScoped, Timestamps, UpdatedAt
 
 
-class Tenant(Base):
+class Tenant(IdentityKey, Base):
     __tablename__ = "tenants"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class ApiKey(TenantScoped, Base):
+class ApiKey(IdentityKey, TenantScoped, Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
@@ -59,12 +56,10 @@ class ProductSchema(TenantScoped, UpdatedAt, Base):
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en-us")
 
 
-class Category(TenantScoped, Timestamps, Base):
+class Category(IdentityKey, TenantScoped, Timestamps, Base):
     __tablename__ = "categories"
     __table_args__ = (Index("ix_categories_tenant_parent", "tenant_id", "parent_id"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     parent_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("categories.id", ondelete="RESTRICT")
@@ -75,7 +70,7 @@ class Category(TenantScoped, Timestamps, Base):
     position: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
-class View(TenantScoped, Timestamps, Base):
+class View(IdentityKey, TenantScoped, Timestamps, Base):
     __tablename__ = "views"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
@@ -84,14 +79,12 @@ class View(TenantScoped, Timestamps, Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     attributes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
-class Product(TenantScoped, Timestamps, Base):
+class Product(IdentityKey, TenantScoped, Timestamps, Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
@@ -126,8 +119,6 @@ class Product(TenantScoped, Timestamps, Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     sku: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default="active")
@@ -156,7 +147,6 @@ class ImportJob(TenantScoped, Base):
     __table_args__ = (Index("ix_import_jobs_tenant_created", "tenant_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(String(16), server_default="pending")
     filename: Mapped[str] = mapped_column(Text, server_default="")
     size_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
@@ -225,12 +215,10 @@ class HeaderMapping(TenantScoped, UpdatedAt, Base):
     field: Mapped[str | None] = mapped_column(Text)
 
 
-class Segment(TenantScoped, Timestamps, Base):
+class Segment(IdentityKey, TenantScoped, Timestamps, Base):
     __tablename__ = "segments"
     __table_args__ = (Index("ix_segments_tenant_id_id", "tenant_id", "id"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, server_default="")
     definition: Mapped[dict[str, Any]] = mapped_column(JSONB)

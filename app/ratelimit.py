@@ -11,8 +11,9 @@ lookup from that IP is a 429 (keys already known to this process keep working). 
 heavy-read bucket, more for a larger predicate.
 
 A bucket refills continuously (`rate` tokens a second up to `burst`), so a client may burst and
-then keeps its steady rate. Redis being down must not take the API down with it: the limits are
-then not enforced (fail open) and Redis is not asked again for a few seconds.
+then keeps its steady rate. Redis being down (or a round trip taking over a second, as it does on
+an overloaded process) must not take the API down with it, nor lift the limits: for a few seconds
+Redis is not asked, and each process enforces the limits on its own buckets (its mirrors, below).
 
 Redis is the authority. Each process keeps a mirror of the buckets it has asked about: their
 tokens after its last round trip and when, refilled locally since. Other processes only ever take
@@ -156,24 +157,24 @@ class RateLimiter:
             )
         ]
 
-    def _refused_from_mirror(self, buckets: list[Bucket], now_ms: int, cost: int) -> Quota | None:
-        """The 429 Redis would answer, when this process's mirrors of the buckets show it already
-        (each mirror holds at least what Redis does); None when Redis must be asked."""
-        tokens = []
-        for bucket in buckets:
-            mirror = self._mirrors.get(bucket.key)
-            if mirror is None:
-                return None
-            elapsed = max(0, now_ms - mirror.at_ms)
-            tokens.append(min(bucket.burst, mirror.tokens + elapsed * bucket.rate / 1000))
-        if all(t >= cost for t in tokens):
+    def _mirrored_tokens(self, bucket: Bucket, now_ms: int) -> float | None:
+        """The bucket's tokens as this process's mirror has them now (refilled since), or None."""
+        mirror = self._mirrors.get(bucket.key)
+        if mirror is None:
             return None
+        elapsed = max(0, now_ms - mirror.at_ms)
+        return min(bucket.burst, mirror.tokens + elapsed * bucket.rate / 1000)
+
+    @staticmethod
+    def _quota(buckets: list[Bucket], tokens: list[float], cost: int, allowed: bool) -> Quota:
+        """What the tightest of these buckets, holding `tokens`, says (as the script computes it)."""
         low = min(range(len(buckets)), key=tokens.__getitem__)
         retry_ms = max(
-            math.ceil((cost - t) * 1000 / b.rate) for t, b in zip(tokens, buckets) if t < cost
+            (math.ceil((cost - t) * 1000 / b.rate) for t, b in zip(tokens, buckets) if t < cost),
+            default=0,
         )
         return Quota(
-            False,
+            allowed,
             buckets[low].burst,
             math.floor(tokens[low]),
             math.ceil(
@@ -182,6 +183,36 @@ class RateLimiter:
             math.ceil(retry_ms / 1000),
         )
 
+    def _refused_from_mirror(self, buckets: list[Bucket], now_ms: int, cost: int) -> Quota | None:
+        """The 429 Redis would answer, when this process's mirrors of the buckets show it already
+        (each mirror holds at least what Redis does); None when Redis must be asked."""
+        tokens = []
+        for bucket in buckets:
+            mirrored = self._mirrored_tokens(bucket, now_ms)
+            if mirrored is None:
+                return None
+            tokens.append(mirrored)
+        if all(t >= cost for t in tokens):
+            return None
+        return self._quota(buckets, tokens, cost, False)
+
+    def _run_locally(self, buckets: list[Bucket], mode: str, cost: int, now_ms: int) -> Quota:
+        """The script's answer computed on this process's mirrors, while Redis cannot be asked: a
+        bucket this process has not seen starts full. Each process then enforces the limits on its
+        own (a client spread over N processes gets up to N times them) instead of none at all: an
+        overloaded process, whose round trips time out on its own event loop, would otherwise
+        lift every limit (heavy reads included) exactly while a client floods it."""
+        tokens = [
+            t if (t := self._mirrored_tokens(b, now_ms)) is not None else float(b.burst)
+            for b in buckets
+        ]
+        allowed = all(t >= cost for t in tokens)
+        if mode == "charge" or (mode == "take" and allowed):
+            tokens = [max(0.0, t - cost) for t in tokens]
+        if mode != "peek":
+            self._remember(buckets, tokens, now_ms)
+        return self._quota(buckets, tokens, cost, allowed)
+
     def _remember(self, buckets: list[Bucket], tokens: list, now_ms: int) -> None:
         if len(self._mirrors) >= MAX_MIRRORS:
             self._mirrors.clear()  # a lost mirror only means one more round trip
@@ -189,14 +220,16 @@ class RateLimiter:
             self._mirrors[bucket.key] = _Mirror(float(left), now_ms)
 
     async def _run(self, buckets: list[Bucket], mode: str, cost: int = 1) -> Quota | None:
-        """The buckets' answer, or None when limits are off or Redis cannot be asked."""
-        if not self.enabled or time.monotonic() < self._redis_down_until:
+        """The buckets' answer, or None when limits are off."""
+        if not self.enabled:
             return None
         now_ms = int(time.time() * 1000)
         if mode != "charge":
             refused = self._refused_from_mirror(buckets, now_ms, cost)
             if refused is not None:
                 return refused
+        if time.monotonic() < self._redis_down_until:
+            return self._run_locally(buckets, mode, cost, now_ms)
         args: list = [now_ms, mode, cost]
         for bucket in buckets:
             args += [bucket.burst, bucket.rate]
@@ -206,14 +239,13 @@ class RateLimiter:
             )
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER_S
-            self._mirrors.clear()  # Redis may come back without them
             log.warning(
-                "rate_limits_not_enforced",
+                "rate_limits_enforced_per_process",
                 reason="redis unavailable",
-                error=str(exc)[:300],
+                error=f"{type(exc).__name__}: {exc}"[:300],
                 retry_in_s=RETRY_REDIS_AFTER_S,
             )
-            return None
+            return self._run_locally(buckets, mode, cost, now_ms)
         self._remember(buckets, tokens, now_ms)
         return Quota(
             bool(allowed),
@@ -227,16 +259,25 @@ class RateLimiter:
         """One request of this key/subject and tenant."""
         return await self._run(self._request_buckets(tenant_id, subject), "take")
 
+    def _heavy_bucket(self, tenant_id: int) -> list[Bucket]:
+        s = self._settings
+        return [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)]
+
     async def take_heavy(self, tenant_id: int, cost: int = 1) -> Quota | None:
         """A heavy read (app/deps.py) of this tenant: `cost` tokens from a bucket of its own,
         since a single one costs the CPU of hundreds of plain requests. A cost above the bucket's
         size takes the whole bucket (it could never pass otherwise)."""
-        s = self._settings
         return await self._run(
-            [Bucket(f"pim:rl:heavy:{tenant_id}", s.heavy_reads_burst, s.heavy_reads_per_second)],
-            "take",
-            min(cost, s.heavy_reads_burst),
+            self._heavy_bucket(tenant_id), "take", min(cost, self._settings.heavy_reads_burst)
         )
+
+    def heavy_refused_now(self, tenant_id: int) -> Quota | None:
+        """The 429 of a heavy read this process can tell from its mirror alone, before the
+        request's body is read: the tenant's heavy-read bucket lacks even one token (the least a
+        heavy read takes). None when the mirror cannot tell; `take_heavy` decides later."""
+        if not self.enabled:
+            return None
+        return self._refused_from_mirror(self._heavy_bucket(tenant_id), int(time.time() * 1000), 1)
 
     async def may_look_up_credentials(self, ip: str) -> Quota | None:
         """Whether this IP may still cost us a credential lookup (its failure bucket is not empty)."""
@@ -254,15 +295,18 @@ class ConcurrencyLimiter:
         self.limit = limit
         self._running: dict[int, int] = {}
 
-    @contextmanager
-    def slot(self, tenant_id: int) -> Iterator[None]:
-        running = self._running.get(tenant_id, 0)
-        if running >= self.limit:
+    def check_free(self, tenant_id: int) -> None:
+        """The 429 of a request that would find every slot of its tenant taken."""
+        if self._running.get(tenant_id, 0) >= self.limit:
             raise TooManyRequests(
                 f"At most {self.limit} of these requests of a tenant run at once; retry shortly",
                 retry_after=1,
             )
-        self._running[tenant_id] = running + 1
+
+    @contextmanager
+    def slot(self, tenant_id: int) -> Iterator[None]:
+        self.check_free(tenant_id)
+        self._running[tenant_id] = self._running.get(tenant_id, 0) + 1
         try:
             yield
         finally:

@@ -19,7 +19,13 @@ from starlette.types import Scope
 
 from app.auth.credentials import authenticate
 from app.auth.service import Role
-from app.deps import HEAVY_READ_DEPENDENCIES, RoleRequirement, get_principal
+from app.deps import (
+    HEAVY_BODY_READ_DEPENDENCIES,
+    HEAVY_READ_DEPENDENCIES,
+    HEAVY_READS_REFUSED,
+    RoleRequirement,
+    get_principal,
+)
 from app.errors import AppError, ErrorCode, Forbidden, TooManyRequests
 from app.query.models import Group
 
@@ -91,6 +97,10 @@ class GuardedRoute(APIRoute):
             param.name for param in self.dependant.path_params if _is_int(param.field_info)
         )
         self._json_body = self.body_field is not None and not _is_form(self.body_field)
+        # a heavy read whose predicate comes in the body (a preview, a search): refused early
+        self._heavy_body_read = any(
+            _depends_on(self.dependant, call) for call in HEAVY_BODY_READ_DEPENDENCIES
+        )
         self.required_role = required_role(self.dependant)
         if self.required_role is not None:
             # a new dict: `openapi_extra` objects are shared between routes
@@ -139,6 +149,8 @@ class GuardedRoute(APIRoute):
             principal = await authenticate(request)
             request.state.principal = principal
             request.state.tenant_id = principal.tenant_id
+            if self._heavy_body_read:
+                _refuse_heavy_read_early(request, principal.tenant_id)
             quota = await request.app.state.rate_limiter.take(
                 principal.tenant_id, principal.subject
             )
@@ -160,6 +172,20 @@ class GuardedRoute(APIRoute):
                 return await handler(request)
 
         return guarded
+
+
+def _refuse_heavy_read_early(request: Request, tenant_id: int) -> None:
+    """A heavy read's 429 when this process can already tell it (every one of the tenant's heavy
+    slots taken, or its heavy-read bucket's mirror empty): answered before the request takes a
+    token of its key's bucket (a Redis round trip) or has its body read and parsed. A tenant
+    flooding previews then costs the API next to nothing per refusal. What cannot be told yet is
+    decided after the body (app/deps.py: `_heavy_read`), as before."""
+    state = request.app.state
+    state.heavy_reads.check_free(tenant_id)
+    quota = state.rate_limiter.heavy_refused_now(tenant_id)
+    if quota is not None:
+        request.state.quota = quota
+        raise TooManyRequests(HEAVY_READS_REFUSED, retry_after=quota.retry_after_seconds)
 
 
 def _is_int(field_info: Any) -> bool:

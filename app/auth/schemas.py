@@ -3,12 +3,11 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.service import Role
+from app.bodies import ClosedModel
 from app.pagination import NextCursor
 
 
-class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKeyCreate(ClosedModel):
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.viewer
 

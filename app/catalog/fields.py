@@ -6,8 +6,9 @@ are re-exported here for the callers that import them with the field model.
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from app.bodies import ClosedModel
 from app.catalog.values import (  # noqa: F401 (re-exported)
     FACETED,
     MAX_NESTING,
@@ -60,15 +61,13 @@ MAX_FIELDS = 500
 MAX_PATTERN = 1000
 
 
-class FieldDef(BaseModel):
+class FieldDef(ClosedModel):
     """A field of the product schema.
 
     The model's own checks are the ones every stored schema passes; a schema a client sends is
     also checked by `check_schema_fields` (reserved names, RE2 syntax, options that have an effect),
     so that a schema stored before one of those rules existed still loads.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(
         description="`^[a-z][a-z0-9_]{0,62}$`; not a built-in name nor a query parameter the API reserves: "

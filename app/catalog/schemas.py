@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.bodies import ClosedModel
 from app.catalog.fields import FieldDef, check_schema_fields
 from app.pagination import NextCursor
 from app.products.rules import INT64_MAX
@@ -11,9 +12,7 @@ from app.products.rules import INT64_MAX
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
 
-class SchemaIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SchemaIn(ClosedModel):
     fields: list[FieldDef] = Field(default_factory=list)
     default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     default_locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
@@ -55,9 +54,7 @@ def _category_name(cls: type, name: str | None) -> str | None:
     return name
 
 
-class CategoryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryIn(ClosedModel):
     name: str = Field(min_length=1, max_length=CATEGORY_NAME_MAX)
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -66,9 +63,7 @@ class CategoryIn(BaseModel):
     _no_separator = field_validator("name")(_category_name)
 
 
-class CategoryPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryPatch(ClosedModel):
     name: str | None = Field(default=None, min_length=1, max_length=CATEGORY_NAME_MAX)
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] | None = None
@@ -93,17 +88,13 @@ class CategoryPage(BaseModel):
     next_cursor: NextCursor
 
 
-class ViewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ViewIn(ClosedModel):
     name: str = Field(min_length=1, max_length=255)
     attributes: list[str] = Field(default_factory=list, max_length=500)
     is_default: bool = False
 
 
-class ViewPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ViewPatch(ClosedModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     attributes: list[str] | None = Field(default=None, max_length=500)
     is_default: bool | None = None

@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from app.bodies import ClosedModel
 from app.products.rules import FALSE_WORDS, TRUE_WORDS
 
 DECIMAL_SEPARATORS = (".", ",")
@@ -149,10 +150,8 @@ DEFAULT_CONVENTIONS = Conventions()
 # --- the API's view --------------------------------------------------------------------------
 
 
-class ConventionsModel(BaseModel):
+class ConventionsModel(ClosedModel):
     """The conventions of a file, as the job shows them (every key) and `confirm` accepts them (any subset)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     decimal: Literal[".", ","] | None = Field(default=None, description="decimal separator")
     thousands: Literal[",", ".", " ", "'"] | None = Field(

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.bodies import ClosedModel
 from app.catalog.fields import FieldDef, FieldType, check_schema_fields
 from app.catalog.schemas import LOCALE_PATTERN
 from app.imports.conventions import ConventionsModel
@@ -167,8 +168,8 @@ class ImportJobPage(BaseModel):
     next_cursor: NextCursor
 
 
-class ConfirmIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class ConfirmIn(ClosedModel):
+    model_config = ConfigDict(populate_by_name=True)
 
     mapping: dict[str, str | None] | None = Field(
         default=None,

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bodies import ClosedModel
 from app.errors import ErrorCode
 from app.products.rules import ProductStatus
 
@@ -18,10 +19,8 @@ SORT_PATTERN = r"^\w+\|(asc|desc)$"
 LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
 
-class PimsQuery(BaseModel):
+class PimsQuery(ClosedModel):
     """The control parameters; every other query parameter is an attribute filter named in `filters`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     filters: str | None = Field(
         default=None,

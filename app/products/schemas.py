@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
+from app.bodies import ClosedModel
 from app.products.rules import (
     INT64_MAX,
     MAX_CATEGORIES,
@@ -36,9 +37,7 @@ VariationAttributes = Annotated[
 ]
 
 
-class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductIn(ClosedModel):
     sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
     name: Name
     status: ProductStatus = ProductStatus.active
@@ -50,9 +49,7 @@ class ProductIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class ProductPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ProductPatch(ClosedModel):
     name: Name | None = None
     status: ProductStatus | None = None
     categories: list[CategoryId] | None = Field(default=None, max_length=MAX_CATEGORIES)
@@ -155,10 +152,8 @@ def _every_product() -> Any:
     return {"match": "all", "conditions": []}
 
 
-class FacetSearchIn(BaseModel):
+class FacetSearchIn(ClosedModel):
     """Facets over the products a predicate matches."""
-
-    model_config = ConfigDict(extra="forbid")
 
     where: Definition = Field(default_factory=_every_product, description=SEARCH_WHERE_HELP)
 

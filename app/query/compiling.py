@@ -224,6 +224,10 @@ def _containment(ctx: _Context, docs: list[Any]) -> str:
     return f"{data} @> ANY({ctx.binder.bind(docs, 'jsonb[]')})"
 
 
+# the category checks: the product's category ids against the value's, one array operator each
+_CATEGORY_OPERATORS = {Check.categories_contain: "@>", Check.categories_overlap: "&&"}
+
+
 def _positive(test: Test, ctx: _Context) -> str:
     target, check, bind, table = test.target, test.check, ctx.binder.bind, ctx.table
     sql_type = SQL_TYPE_OF_KIND[target.kind]
@@ -231,10 +235,8 @@ def _positive(test: Test, ctx: _Context) -> str:
         return _like(test, ctx)
     if check == Check.contains_json:
         return _containment(ctx, test.value)
-    if check == Check.categories_contain:
-        return f"{table}.categories @> {bind(test.value, 'bigint[]')}"
-    if check == Check.categories_overlap:
-        return f"{table}.categories && {bind(test.value, 'bigint[]')}"
+    if check in _CATEGORY_OPERATORS:
+        return f"{table}.categories {_CATEGORY_OPERATORS[check]} {bind(test.value, 'bigint[]')}"
     if check == Check.category_paths:
         paths, patterns = test.value
         if ctx.tenant is None:
@@ -271,12 +273,11 @@ def _positive(test: Test, ctx: _Context) -> str:
             f"AND {stored} <@ {bind(test.value, 'jsonb')})"
         )
     expr = typed_expr(target, table, "" if target.column else ctx.key(target))
-    if check == Check.equals:
-        return f"{expr} = {bind(test.value, sql_type)}"
+    if check in (Check.equals, Check.compare):  # equals is the comparison `=`
+        op = "=" if check == Check.equals else test.op
+        return f"{expr} {op} {bind(test.value, sql_type)}"
     if check == Check.one_of:
         return f"{expr} = ANY({bind(test.value, sql_type + '[]')})"
-    if check == Check.compare:
-        return f"{expr} {test.op} {bind(test.value, sql_type)}"
     if check == Check.between:
         low, high = test.value
         return f"{expr} BETWEEN {bind(low, sql_type)} AND {bind(high, sql_type)}"

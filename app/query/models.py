@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import ConfigDict, Field, SkipValidation
 
+from app.bodies import ClosedModel
 from app.products.rules import STATUSES
 
 MAX_DEPTH = 8  # nested groups / negations
@@ -58,10 +59,8 @@ class Op(StrEnum):
     in_category = "in_category"
 
 
-class Condition(BaseModel):
+class Condition(ClosedModel):
     """One test on a field: `{"field": "price", "op": "between", "value": [50, 150]}`."""
-
-    model_config = ConfigDict(extra="forbid")
 
     field: str = Field(
         description="a schema field or a built-in: sku, name, status, category, variation_of, "
@@ -81,19 +80,17 @@ class Condition(BaseModel):
     )
 
 
-class Group(BaseModel):
+class Group(ClosedModel):
     """`all` (AND) or `any` (OR) of its conditions; an empty `all` matches every product."""
-
-    model_config = ConfigDict(extra="forbid")
 
     match: Literal["all", "any"]
     conditions: list["Node"] = Field(default_factory=list)
 
 
-class Negation(BaseModel):
+class Negation(ClosedModel):
     """`{"not": node}`: the products the node does not match."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     not_: "Node" = Field(alias="not")
 

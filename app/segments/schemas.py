@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.bodies import ClosedModel
 from app.pagination import NextCursor
 from app.products.schemas import ProductOut
 from app.query.models import Definition
@@ -24,17 +25,13 @@ class SegmentStatus(StrEnum):
     failed = "failed"
 
 
-class SegmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SegmentIn(ClosedModel):
     name: str = Field(min_length=1, max_length=255)
     description: str = Field(default="", max_length=10_000)
     definition: Definition
 
 
-class SegmentPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SegmentPatch(ClosedModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=10_000)
     definition: Definition | None = Field(

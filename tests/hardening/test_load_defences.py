@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import asyncpg
-from redis.asyncio import Redis
 
 from app.db import pg_dsn
 from tests.conftest import wait_for
@@ -16,10 +15,19 @@ PRODUCTS = "/api/pim/products/"
 PREVIEW = "/api/product-segments/preview/"
 
 
-async def _script_calls(redis: Redis) -> int:
-    """Lua script runs Redis has served so far (the token buckets are one script)."""
-    stats = await redis.info("commandstats")
-    return sum(stats.get(name, {}).get("calls", 0) for name in ("cmdstat_evalsha", "cmdstat_eval"))
+def _count_script_calls(api) -> list[int]:
+    """Counts the app's rate-limit round trips (the token buckets are one Lua script): a list
+    that grows by one a call. (Redis's own commandstats would also count the other processes
+    sharing the server.)"""
+    limiter, calls = api.app.state.rate_limiter, []
+    script = limiter._script
+
+    async def counted(*args, **kwargs):
+        calls.append(1)
+        return await script(*args, **kwargs)
+
+    limiter._script = counted
+    return calls
 
 
 def _definition(conditions: int) -> dict:
@@ -53,15 +61,13 @@ async def test_a_burst_over_the_limit_is_refused_without_redis_round_trips(
         rate_limit_tenant_burst=1000,
         rate_limit_tenant_per_second=100,
     )
-    redis = Redis.from_url(settings.redis_url)
-    try:
-        answers = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(4)]
-        assert [r.status_code for r in answers] == [200, 200, 200, 429]
-        before = await _script_calls(redis)
-        refused = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(20)]
-        assert await _script_calls(redis) == before
-    finally:
-        await redis.aclose()
+    calls = _count_script_calls(api)
+    answers = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    before = len(calls)
+    assert before >= 3  # the passing requests asked Redis
+    refused = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(20)]
+    assert len(calls) == before
     assert {r.status_code for r in refused} == {429}
     for response in refused:
         assert "Rate limit" in response.json()["detail"]
@@ -89,6 +95,30 @@ async def test_redis_stays_the_authority_across_processes(app_with, tenant):
     response = await first.http.get(PRODUCTS, headers=tenant.viewer)
     assert response.status_code == 429, response.text
     assert response.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_without_redis_each_process_still_enforces_the_limits(app_with, tenant):
+    """Load test: the API process, overloaded by a hostile tenant, saw its Redis round trips time
+    out, and the limits were lifted for 5 s each time (fail open): the tenant's 200-condition
+    previews then went through three times as often as its heavy-read bucket allows. While Redis
+    cannot be asked, the process now enforces the buckets itself, heavy reads included."""
+    api = await app_with(
+        redis_url="redis://127.0.0.1:1/0",  # nothing listens there: every round trip fails
+        rate_limit_key_burst=3,
+        rate_limit_key_per_second=0.01,
+        heavy_reads_burst=1,
+        heavy_reads_per_second=0.01,
+    )
+    answers = [await api.http.get(PRODUCTS, headers=tenant.viewer) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    assert [r.headers["RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+    assert int(answers[-1].headers["Retry-After"]) >= 1
+    # another key of the tenant has a bucket of its own; its heavy reads share the tenant's
+    await _brand_schema(api, tenant)
+    previews = [
+        await api.http.post(PREVIEW, json=_definition(1), headers=tenant.editor) for _ in range(2)
+    ]
+    assert [r.status_code for r in previews] == [200, 429], previews[-1].text
 
 
 async def test_a_large_definition_takes_more_preview_tokens(
@@ -119,6 +149,69 @@ async def test_a_large_definition_takes_more_preview_tokens(
         for n, t in ((21, third), (1, third), (1, third), (200, fourth))
     ]
     assert [r.status_code for r in answers] == [200, 200, 429, 200]
+
+
+async def test_a_heavy_read_this_process_can_refuse_is_refused_before_its_body(
+    app_with, tenant, settings
+):
+    """Load test (16 connections flooding previews beside a normal tenant): once this process
+    has seen the tenant's heavy-read bucket empty, or every heavy slot of the tenant taken, the
+    next preview or search is a 429 before its body is read or parsed and without a Redis round
+    trip (not even its key's token): a body that is not JSON at all gets the 429, not the 422 a
+    read body would get."""
+    api = await app_with(heavy_reads_burst=1, heavy_reads_per_second=0.01)
+    await _brand_schema(api, tenant)
+    first = await api.http.post(PREVIEW, json=_definition(1), headers=tenant.viewer)
+    assert first.status_code == 200, first.text
+    garbage = {**tenant.viewer, "content-type": "application/json"}
+    calls = _count_script_calls(api)
+    refused = [
+        await api.http.post(path, content=b"{not json", headers=garbage)
+        for path in (PREVIEW, PRODUCTS + "search/")
+    ]
+    assert calls == []
+    for response in refused:
+        assert response.status_code == 429, response.text
+        assert "heavy reads" in response.json()["detail"]
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.headers["RateLimit-Limit"] == "1"
+        assert response.headers["RateLimit-Remaining"] == "0"
+    # a plain read of the same tenant is not a heavy one: it passes
+    listed = await api.http.get(PRODUCTS, headers=tenant.viewer)
+    assert listed.status_code == 200, listed.text
+
+
+async def test_a_preview_beside_the_tenants_running_heavy_reads_is_refused_before_its_body(
+    app_with, tenant, settings
+):
+    """Load test: while the tenant's heavy reads of this process hold every slot
+    (PIM_HEAVY_READS_PER_TENANT), its next preview is a 429 before its body is read."""
+    api = await app_with(heavy_reads_per_tenant=1)
+    await _brand_schema(api, tenant)
+    blocker = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE products IN ACCESS EXCLUSIVE MODE")
+        running = asyncio.create_task(
+            api.http.post(PREVIEW, json=_definition(1), headers=tenant.viewer)
+        )
+
+        async def slot_taken():
+            return api.app.state.heavy_reads._running.get(tenant.id) == 1
+
+        await wait_for(slot_taken, timeout=15, interval=0.05)
+        refused = await api.http.post(
+            PREVIEW,
+            content=b"{not json",
+            headers={**tenant.viewer, "content-type": "application/json"},
+        )
+        await transaction.rollback()
+    finally:
+        await blocker.close()
+    assert refused.status_code == 429, refused.text
+    assert "run at once" in refused.json()["detail"]
+    assert (await asyncio.wait_for(running, 20)).status_code == 200
 
 
 async def test_a_preview_over_its_time_budget_is_a_503(app_with, tenant, settings):

@@ -1,0 +1,196 @@
+"""The catalog's hot paths, this checkout against another (a baseline commit), same data, same run.
+
+    git worktree add /tmp/base 00a55ef && (cd /tmp/base && cp ../this/.env . && make install)
+    .venv/bin/python bench/catalog_compare.py --baseline /tmp/base            # 100,000 products
+    .venv/bin/python bench/catalog_compare.py --baseline /tmp/base --n 20000 --runs 60
+
+Starts `pim serve` from this checkout and from the baseline checkout (each with its own .venv),
+on the same database (this checkout's `.env`, already migrated: the baseline reads the same
+tables), loads --n products (bench/catalog.py's catalog) through this checkout's bulk endpoint,
+then times each hot path against both servers, interleaved request by request (which server goes
+first alternates), so that whatever else the machine does weighs on both alike: the five list
+queries of bench/catalog.py, GET by id, facets, and a bulk upsert of unchanged rows. Prints the
+median and p95 of each side and the ratio of the medians (now / baseline).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app.config import get_settings
+from app.db import pg_dsn, tenant_is
+from bench.catalog import SCHEMA, bulk_bodies, load_bulk
+from bench.common import create_tenant, free_port, pct, stop_server, wait_up
+
+
+def serve(root: Path, port: int, workers: int) -> subprocess.Popen:
+    """`pim serve` of the checkout at `root`, with its own interpreter, on this checkout's .env."""
+    python = root / ".venv" / "bin" / "python"
+    return subprocess.Popen(
+        [str(python), "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+
+
+async def timed(http: httpx.AsyncClient, method: str, url: str, **kwargs) -> float:
+    started = time.perf_counter()
+    response = await http.request(method, url, **kwargs)
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    return elapsed
+
+
+async def interleaved(http, bases: dict[str, str], runs: int, request) -> dict[str, list[float]]:
+    """`runs` timings of `request(base)` on each server, alternating which one goes first."""
+    times: dict[str, list[float]] = {name: [] for name in bases}
+    names = list(bases)
+    for name in names:  # warm up
+        for _ in range(3):
+            await request(bases[name])
+    for run in range(runs):
+        for name in names if run % 2 == 0 else reversed(names):
+            times[name].append(await request(bases[name]))
+    return times
+
+
+def row(label: str, times: dict[str, list[float]]) -> str:
+    base, now = times["baseline"], times["now"]
+    return (
+        f"{label:30} {statistics.median(base):9.2f} {statistics.median(now):9.2f} "
+        f"{statistics.median(now) / statistics.median(base):7.3f} "
+        f"{pct(base, 0.95):9.2f} {pct(now, 0.95):9.2f}"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--baseline", required=True, help="the baseline checkout (with its .venv)")
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of each server")
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--categories", type=int, default=20)
+    args = parser.parse_args()
+
+    settings = get_settings()
+    slug = f"compare-{int(time.time())}"
+    tenant = create_tenant(slug)
+    headers = {"X-API-Key": tenant["api_key"]}
+    ports = {"baseline": free_port(), "now": free_port()}
+    servers = {
+        "baseline": serve(Path(args.baseline).resolve(), ports["baseline"], args.workers),
+        "now": serve(ROOT, ports["now"], args.workers),
+    }
+    bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        for base in bases.values():
+            await wait_up(base)
+        now = bases["now"]
+        async with httpx.AsyncClient(timeout=120) as http:
+            (
+                await http.put(f"{now}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
+            ).raise_for_status()
+            category_ids = []
+            for c in range(args.categories):
+                made = await http.post(
+                    f"{now}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers
+                )
+                category_ids.append(made.raise_for_status().json()["id"])
+        bodies = bulk_bodies(args.n, args.batch, category_ids)
+        await load_bulk(now, headers, bodies, 2)
+        await conn.execute("VACUUM ANALYZE products")
+        unchanged = bodies[0]
+        del bodies
+        ids = [
+            r[0]
+            for r in await conn.fetch(
+                f"SELECT id FROM products WHERE {tenant_is('products')} ORDER BY random() LIMIT 2000",
+                tenant["tenant_id"],
+            )
+        ]
+        print(
+            f"# {args.n:,} products, tenant {slug}, {args.workers} workers each, {args.runs} "
+            f"interleaved runs a case; baseline {args.baseline}"
+        )
+        print(
+            f"{'case':30} {'base p50':>9} {'now p50':>9} {'ratio':>7} {'base p95':>9} {'now p95':>9}"
+        )
+        last_page = max(1, min(100, args.n // 50))
+        cases = {
+            "list brand=Brand07": {"brand": "Brand07"},
+            "list price 100..120": {"price__gte": "100", "price__lte": "120"},
+            "list q='deluxe oak 4'": {"q": "deluxe oak 4"},
+            f"list page {last_page}": {"page": str(last_page)},
+            "list color=navy -price": {"color": "navy", "ordering": "-price"},
+            "list first page": {},
+        }
+        rng = random.Random(3)
+        async with httpx.AsyncClient(timeout=120) as http:
+            for label, params in cases.items():
+                times = await interleaved(
+                    http,
+                    bases,
+                    args.runs,
+                    lambda base, p=params: timed(
+                        http, "GET", f"{base}/api/pim/products/", params=p, headers=headers
+                    ),
+                )
+                print(row(label, times), flush=True)
+            times = await interleaved(
+                http,
+                bases,
+                args.runs * 4,
+                lambda base: timed(
+                    http, "GET", f"{base}/api/pim/products/{rng.choice(ids)}/", headers=headers
+                ),
+            )
+            print(row("GET by id", times), flush=True)
+            times = await interleaved(
+                http,
+                bases,
+                max(10, args.runs // 3),
+                lambda base: timed(http, "GET", f"{base}/api/pim/facets/", headers=headers),
+            )
+            print(row("facets (all)", times), flush=True)
+            one_hundred = orjson.dumps({"products": orjson.loads(unchanged)["products"][:100]})
+            times = await interleaved(
+                http,
+                bases,
+                max(10, args.runs // 3),
+                lambda base: timed(
+                    http,
+                    "POST",
+                    f"{base}/api/pim/products/bulk/",
+                    content=one_hundred,
+                    headers={**headers, "content-type": "application/json"},
+                ),
+            )
+            print(row("bulk 100 unchanged", times), flush=True)
+    finally:
+        await conn.close()
+        for server in servers.values():
+            stop_server(server)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
