@@ -242,17 +242,23 @@ INACTIVE_WORDS = (
 KNOWN_TRUE_WORDS = frozenset(
     [
         *TRUE_WORDS,
-        "ja",
+        "ja",  # German, Dutch, Swedish, Danish, Norwegian
         "j",
         "oui",
         "si",
-        "sí",
+        "sí",  # Spanish
+        "sì",  # Italian
+        "sim",  # Portuguese
         "vrai",
         "wahr",
         "verdadero",
         "vero",
         "waar",
-        "tak",
+        "tak",  # Polish
+        "ano",  # Czech
+        "áno",  # Slovak
+        "kyllä",  # Finnish
+        "igen",  # Hungarian
         *ACTIVE_WORDS,
     ]
 )
@@ -266,6 +272,12 @@ KNOWN_FALSE_WORDS = frozenset(
         "falso",
         "nee",
         "nie",
+        "nej",  # Swedish, Danish
+        "nei",  # Norwegian
+        "ei",  # Finnish
+        "ne",  # Czech, Slovak
+        "não",  # Portuguese
+        "nem",  # Hungarian
         *INACTIVE_WORDS,
     ]
 )

@@ -40,6 +40,15 @@ async def import_feed(client, tenant, name: str) -> tuple[dict, dict, dict]:
     return job, done, await products_by_sku(client, tenant.viewer)
 
 
+async def import_feed_with(client, tenant, name: str, *, schema=None, **extra):
+    """Upload, confirm with a corrected schema or conventions, wait; (suggestion, job, products)."""
+    job, done = await import_file(
+        client, tenant.editor, (FEEDS / name).read_bytes(), schema=schema, **extra
+    )
+    assert done["status"] == "done", done
+    return job, done, await products_by_sku(client, tenant.viewer)
+
+
 async def test_shopify_product_export(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "shopify_products_export.csv")
     assert job["format"] == "shopify"
@@ -319,3 +328,42 @@ async def test_us_export_identifiers_stay_text(client, tenant, worker):
         and products["US-102"]["data"]["part_number"] == "A-77"
     )
     assert products["US-101"]["data"]["weight_lb"] == 0.975
+
+
+# --- supplier feeds verified from outside (issue 12): more export formats, languages, encodings ---
+
+
+async def test_italian_erp_utf8_bom_si_no(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "erp_it_utf8_bom.csv")
+    assert job["encoding"] == "utf-8-sig"
+    m = job["suggested_mapping"]
+    assert (m["Codice articolo"], m["Descrizione"], m["Categoria"]) == ("sku", "name", "categories")
+    assert column(job, "Disponibile")["inferred_type"] == "boolean"  # sì / no
+    assert (done["created"], done["failed"]) == (5, 0), done["errors"]
+    moka = products["IT-00017"]
+    data = moka["data"]
+    assert data["prezzo"] == 24.9 and data["giacenza"] == 1200 and data["peso_netto"] == 0.85
+    assert data["data_creazione"] == "2024-12-31" and data["cap_magazzino"] == "00184"
+    assert data["disponibile"] is True and data["note"] == "Alluminio; lavare a mano"
+    assert await category_paths(client, tenant.viewer, moka) == {"Casa > Cucina"}
+    grinder = products["IT-00019"]["data"]
+    assert grinder["disponibile"] is False and grinder["note"] == 'Regolazione "fine" / "grossa"'
+    assert products["IT-00021"]["data"]["prezzo"] == 1149
+
+
+async def test_swedish_erp_nbsp_thousands_ja_nej(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "erp_se_nbsp.csv")
+    c = job["conventions"]
+    assert (c["decimal"], c["thousands"]) == (",", " ") and "nej" in c["false_words"]
+    m = job["suggested_mapping"]
+    assert (m["Artikelnummer"], m["Benämning"], m["Aktiv"]) == ("sku", "name", "status")
+    assert (done["created"], done["failed"]) == (5, 0), done["errors"]  # "ja"/"nej" are a status
+    brewer = products["SE-100"]
+    assert brewer["status"] == "active" and brewer["data"]["pris_sek"] == 2495
+    assert brewer["data"]["vikt_kg"] == 2.4 and brewer["data"]["skapad"] == "2024-12-31"
+    assert products["SE-101"]["data"]["lager"] == 1250
+    assert (
+        products["SE-102"]["status"] == "inactive" and products["SE-102"]["name"] == "Ullfilt grå"
+    )
+    assert products["SE-103"]["data"]["vikt_kg"] == 0.975
+    assert await category_paths(client, tenant.viewer, brewer) == {"Kök > Kaffe"}
