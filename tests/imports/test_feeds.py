@@ -351,6 +351,27 @@ async def test_italian_erp_utf8_bom_si_no(client, tenant, worker):
     assert products["IT-00021"]["data"]["prezzo"] == 1149
 
 
+async def test_czech_erp_cp1250_is_not_read_as_cp1252(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "erp_cz_cp1250.csv")
+    # every byte of this file is also a cp1252 letter ("Žehlièka"): only the language tells
+    assert job["encoding"] == "cp1250"
+    m = job["suggested_mapping"]
+    assert (m["Kód zboží"], m["Název"]) == ("sku", "name")
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    iron = products["CZ-01"]
+    assert iron["name"] == "Žehlička parní"
+    assert iron["data"]["cena_bez_dph"] == 1249 and iron["data"]["hmotnost"] == 1.45
+    assert iron["data"]["aktivni"] is True and iron["data"]["psc"] == "110 00"  # ano
+    assert (
+        products["CZ-03"]["name"] == "Čistič oken" and products["CZ-03"]["data"]["aktivni"] is False
+    )
+    assert products["CZ-04"]["name"] == "Kuchyňská váha"
+    assert (
+        products["CZ-02"]["data"]["sklad"] == 1250
+        and products["CZ-02"]["data"]["hmotnost"] == 0.975
+    )
+
+
 async def test_swedish_erp_nbsp_thousands_ja_nej(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "erp_se_nbsp.csv")
     c = job["conventions"]
