@@ -197,6 +197,10 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 WEAK_SYNONYM = 0.75  # "id", "ref", "code": a SKU only when nothing better names it
+# "id" and "product id" are most often the exporting system's database id (PrestaShop's `ID`
+# beside its `Reference #`, BigCommerce's `Product ID`): weaker still than a reference
+DATABASE_ID_SYNONYM = 0.7
+_DATABASE_IDS = frozenset({"id", "product id"})
 FIELD_SYNONYM = 0.9
 _WEAK_BUILTIN_SYNONYMS = {
     "sku": frozenset(
@@ -527,7 +531,9 @@ _CONCEPT_OF: dict[str, str] = {
 
 def builtin_phrases(target: str) -> dict[str, float]:
     return {
-        p: WEAK_SYNONYM if p in _WEAK_BUILTIN_SYNONYMS[target] else 1.0
+        p: (DATABASE_ID_SYNONYM if p in _DATABASE_IDS else WEAK_SYNONYM)
+        if p in _WEAK_BUILTIN_SYNONYMS[target]
+        else 1.0
         for p in BUILTIN_SYNONYMS[target]
     }
 

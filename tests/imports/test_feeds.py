@@ -333,6 +333,32 @@ async def test_us_export_identifiers_stay_text(client, tenant, worker):
 # --- supplier feeds verified from outside (issue 12): more export formats, languages, encodings ---
 
 
+async def test_prestashop_import_file_latin1(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "prestashop_products_latin1.csv")
+    assert job["encoding"] == "cp1252" and job["delimiter"] == ";"  # ISO-8859-1 is its subset here
+    m = job["suggested_mapping"]
+    # `ID` is PrestaShop's database id; `Reference #` is the merchant's code, the SKU
+    assert (m["Reference #"], m["Name *"], m["ID"], m["Active (0/1)"]) == (
+        "sku",
+        "name",
+        "id_value",
+        "status",
+    )
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    tee = products["demo_1"]
+    assert tee["name"] == "T-shirt délavé à manches courtes" and tee["status"] == "active"
+    data = tee["data"]
+    assert data["id_value"] == "1" and data["ean13"] == "3700123400015"
+    assert data["price_tax_excluded"] == 16.51 and data["wholesale_price"] == 4.95
+    assert data["weight"] == 0.3 and data["quantity"] == 300
+    assert data["summary"] == "Coupe classique, col rond" and data["tags_x_y_z"] == "été,coton"
+    assert data["product_available_date"] == "2024-12-31"
+    assert products["demo_2"]["data"]["weight"] == 0.975
+    assert products["demo_3"]["status"] == "inactive"  # Active 0
+    mug = products["0042"]  # a reference with leading zeros stays as written
+    assert mug["name"] == "Mug «Le meilleur»" and mug["data"]["ean13"] == "0123456789012"
+
+
 async def test_italian_erp_utf8_bom_si_no(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "erp_it_utf8_bom.csv")
     assert job["encoding"] == "utf-8-sig"
