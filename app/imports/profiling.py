@@ -312,7 +312,9 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
         return True
     if numeric < 0.8 * total:
         return False
-    if ambiguous == numeric and not decimal_evidence:
+    if ambiguous and not decimal_evidence:
+        # "1.234" beside "15": the whole numbers do not tell whether the dot is a decimal point or
+        # a thousands group (a German quantity 1234, or 1.234 kg); kept as written, never guessed
         prof.reason = (
             f"type string: {examples['ambiguous']!r} reads as a decimal or as a thousands group, and nothing "
             "in the file shows which separator is the decimal one"
@@ -341,12 +343,6 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
             f"{failed:,} of {total:,} sampled values are not numbers under {separators} (e.g. {example[:40]!r}): "
             "those rows would be rejected"
         )
-    if ambiguous and not decimal_evidence:
-        prof.warnings.append(
-            f"{examples['ambiguous']!r} is read under {separators} only by default: nothing else in the file shows the "
-            "decimal separator"
-        )
-        prof.confidence = min(prof.confidence, LOW)
     return True
 
 

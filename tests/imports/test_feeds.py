@@ -414,3 +414,33 @@ async def test_swedish_erp_nbsp_thousands_ja_nej(client, tenant, worker):
     )
     assert products["SE-103"]["data"]["vikt_kg"] == 0.975
     assert await category_paths(client, tenant.viewer, brewer) == {"Kök > Kaffe"}
+
+
+async def test_ambiguous_thousands_stay_text_until_the_user_decides(client, tenant, worker):
+    # "1.234", "2.000", "15": no cell in the file shows its decimal separator
+    job, done, products = await import_feed(client, tenant, "erp_ambiguous_thousands.csv")
+    for header in ("Menge", "Gewicht"):
+        col = column(job, header)
+        assert col["inferred_type"] == "string" and col["confidence"] < 0.6
+        assert any("could be read two ways" in w for w in col["warnings"])
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    assert products["A-1"]["data"] == {"menge": "1.234", "gewicht": "1.500"}
+    assert products["A-3"]["data"] == {"menge": "15", "gewicht": "3"}
+
+
+async def test_ambiguous_thousands_with_the_users_conventions(client, tenant, worker):
+    schema = [
+        {"name": "menge", "type": "integer"},
+        {"name": "gewicht", "type": "number"},
+    ]
+    _job, done, products = await import_feed_with(
+        client,
+        tenant,
+        "erp_ambiguous_thousands.csv",
+        conventions={"decimal": ",", "thousands": "."},
+        schema=schema,
+    )
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    assert products["A-1"]["data"] == {"menge": 1234, "gewicht": 1500}
+    assert products["A-2"]["data"] == {"menge": 2000, "gewicht": 12000}
+    assert products["A-4"]["data"] == {"menge": 4500, "gewicht": 7250}
