@@ -682,3 +682,92 @@ async def test_ambiguous_thousands_with_the_users_conventions(client, tenant, wo
     assert products["A-1"]["data"] == {"menge": 1234, "gewicht": 1500}
     assert products["A-2"]["data"] == {"menge": 2000, "gewicht": 12000}
     assert products["A-4"]["data"] == {"menge": 4500, "gewicht": 7250}
+
+
+async def test_finnish_erp_name_column_by_its_header(client, tenant, worker):
+    # one-word names ("Kahvinkeitin") do not look like names by their values: the header tells
+    job, done, products = await import_feed(client, tenant, "erp_fi.csv")
+    c = job["conventions"]
+    assert (c["decimal"], c["thousands"], c["date_order"]) == (",", " ", "dmy")
+    m = job["suggested_mapping"]
+    assert (m["Tuotenumero"], m["Tuotenimi"]) == ("sku", "name")
+    assert (done["created"], done["failed"]) == (3, 0), done["errors"]
+    pot = products["FI-10"]
+    assert pot["name"] == "Kahvinkeitin"
+    data = pot["data"]
+    assert data["hinta"] == 89.9 and data["varasto"] == 1250 and data["paino"] == 2.4
+    assert data["aktiivinen"] is True and data["luotu"] == "2024-12-31"  # kyllä
+    assert (
+        products["FI-12"]["data"]["hinta"] == 1299
+        and products["FI-12"]["data"]["aktiivinen"] is False
+    )
+    assert products["FI-12"]["data"]["paino"] == 0.975
+
+
+async def test_danish_erp_ja_nej_status(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "erp_dk.csv")
+    m = job["suggested_mapping"]
+    assert (m["Varenummer"], m["Varenavn"], m["Aktiv"]) == ("sku", "name", "status")
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    bread = products["DK-01"]
+    assert bread["name"] == "Rugbrød økologisk" and bread["status"] == "active"
+    assert bread["data"]["lager"] == 1250 and bread["data"]["oprettet"] == "2024-12-31"
+    jug = products["DK-03"]
+    assert jug["status"] == "inactive" and jug["data"]["pris_dkk"] == 1249.5
+    assert jug["data"]["postnummer"] == "0800" and jug["data"]["v_gt_kg"] == 0.975
+
+
+async def test_shopify_export_resaved_by_german_excel(client, tenant, worker):
+    # the merchant opened the export in German Excel and saved it: 'sep=;' line, cp1252,
+    # decimal ',', '.' thousands, WAHR/FALSCH
+    job, done, products = await import_feed(client, tenant, "shopify_excel_de_cp1252.csv")
+    assert job["format"] == "shopify" and job["encoding"] == "cp1252" and job["delimiter"] == ";"
+    assert (job["conventions"]["decimal"], job["conventions"]["thousands"]) == (",", ".")
+    m = job["suggested_mapping"]
+    assert (m["Variant SKU"], m["Title"], m["Status"]) == ("sku", "name", "status")
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    belt = products["LG-90"]
+    assert belt["name"] == "Ledergürtel „Classic“" and belt["status"] == "active"
+    data = belt["data"]
+    assert data["variant_price"] == 39.9 and data["variant_compare_at_price"] == 49.9
+    assert data["published"] is True and data["variant_barcode"] == "4006381333931"
+    assert data["body_html"] == "<p>Rindleder, 3,5 cm breit</p>" and data["tags"] == [
+        "herren",
+        "leder",
+    ]
+    big = products["LG-100"]
+    assert big["variation_of"] == "LG-90" and big["name"] == "Ledergürtel „Classic“"
+    assert big["data"]["variant_inventory_qty"] == 1250
+    assert products["LG-110"]["data"]["variant_price"] == 42.5
+    purse = products["GB-01"]
+    assert purse["status"] == "inactive" and purse["name"] == "Geldbörse ½ Format"  # draft
+    assert purse["data"]["variant_price"] == 1299 and purse["data"]["variant_taxable"] is False
+    assert purse["data"]["variant_barcode"] == "04006381333955"
+
+
+async def test_sap_material_export_keeps_material_numbers(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "sap_material_export.csv")
+    m = job["suggested_mapping"]
+    assert (m["Material"], m["Materialkurztext"]) == ("sku", "name")
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    bearing = products["000000000000100234"]  # SAP's 18-digit material number, zero-padded
+    assert bearing["name"] == "Kugellager 6204-2RS"
+    data = bearing["data"]
+    assert data["bruttogewicht"] == 0.11 and data["nettogewicht"] == 0.106
+    assert data["preis"] == 4.95 and data["bestand"] == 1250 and data["erstellt_am"] == "2024-12-31"
+    assert data["ean_upc"] == "4012802123458"
+    oil = products["000000000000100237"]
+    assert oil["name"] == "Hydrauliköl HLP 46, 20 l" and oil["data"]["preis"] == 1089
+    assert oil["data"]["bruttogewicht"] == 18.5
+    assert products["000000000000100235"]["data"]["bestand"] == 12500
+
+
+async def test_old_mac_excel_cr_line_ends(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "excel_mac_cr.csv")
+    assert job["delimiter"] == "," and job["suggested_mapping"]["Name"] == "name"
+    assert (done["created"], done["failed"]) == (3, 0), done["errors"]
+    lamp = products["MAC-1"]
+    assert lamp["name"] == "Desk Lamp, brass" and lamp["data"]["weight"] == 1.25
+    assert lamp["data"]["in_stock"] is True and lamp["data"]["added"] == "2024-12-31"
+    assert products["MAC-3"]["name"] == 'Reading Light "Nova"'  # names are trimmed, as in bulk
+    assert products["MAC-2"]["data"]["weight"] == 6.257
