@@ -263,6 +263,15 @@ def not_a_list(values: list[str], sep: str) -> str | None:
         return f"the parts between {sep!r} rarely repeat: text, not a list"
     if sep == "," and any(" " in item for item in items):
         return "commas between words: text, not a list of codes"
+    if sep != "|":  # '|' is no punctuation of prose: "a|b" in every row is still a list
+        cells_of: dict[str, set[str]] = {}
+        for v in set(values):
+            for item in v.split(sep):
+                cells_of.setdefault(item.strip(), set()).add(v)
+        if any(" " in item for item in cells_of) and all(len(c) == 1 for c in cells_of.values()):
+            # "Packung à 100 Stück; verzinkt" in every other row: parts of words that never
+            # occur apart are a phrase (codes such as "crewneck,short_sleeve" may still be a list)
+            return f"the parts between {sep!r} never occur in another cell: a phrase, not a list"
     return None
 
 

@@ -771,3 +771,29 @@ async def test_old_mac_excel_cr_line_ends(client, tenant, worker):
     assert lamp["data"]["in_stock"] is True and lamp["data"]["added"] == "2024-12-31"
     assert products["MAC-3"]["name"] == 'Reading Light "Nova"'  # names are trimmed, as in bulk
     assert products["MAC-2"]["data"]["weight"] == 6.257
+
+
+async def test_german_price_list_xlsx(client, tenant, worker):
+    job, done, products = await import_feed(client, tenant, "erp_de_preisliste.xlsx")
+    assert job["encoding"] is None and job["total_rows"] == 60
+    m = job["suggested_mapping"]
+    assert (m["Artikelnummer"], m["Bezeichnung"]) == ("sku", "name")
+    remark = column(job, "Bemerkung")
+    # the same remark with a ';' in every other row is a phrase, not a list of two items
+    assert remark["inferred_type"] in ("string", "enum"), remark
+    assert (done["created"], done["failed"]) == (60, 0), done["errors"]
+    first = products["100200"]  # a number cell as SKU: its digits, no ".0"
+    assert first["name"] == "Schraube M4 x 10 mm"
+    data = first["data"]
+    assert data["ean"] == "4006381333931" and data["plz_lager"] == "01067"  # format 00000
+    assert data["preis"] == 0.12 and data["gewicht_kg"] == 3.7 and data["bestand"] == 12500
+    assert (
+        data["erstellt"] == "2024-01-01" and data["lieferbar"] is False and "bemerkung" not in data
+    )
+    assert data["mwst"] == 0.07  # a percent cell holds the fraction; Excel shows 7%
+    second = products["100201"]["data"]
+    assert second["bemerkung"] == "Packung à 100 Stück; verzinkt"
+    assert second["gewicht_kg"] == 0.975 and second["lieferbar"] is True and second["preis"] == 1.22
+    last = products["100259"]["data"]
+    assert last["preis"] == round(0.12 + 59 * 1.1, 2) and last["erstellt"] == "2024-12-20"
+    assert last["ean"] == str(4006381333931 + 59 * 7) and last["plz_lager"] == "50667"
