@@ -336,7 +336,9 @@ async def test_us_export_identifiers_stay_text(client, tenant, worker):
 async def test_bigcommerce_export_utf8_bom_crlf(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "bigcommerce_products.csv")
     assert job["encoding"] == "utf-8-sig" and job["delimiter"] == ","
+    assert job["format"] == "bigcommerce"
     m = job["suggested_mapping"]
+    assert m["Category"] == "categories"
     assert (m["Product Code/SKU"], m["Product Name"], m["Product ID"]) == (
         "sku",
         "name",
@@ -356,6 +358,12 @@ async def test_bigcommerce_export_utf8_bom_crlf(client, tenant, worker):
     dpb = products["DPB"]["data"]
     assert dpb["sale_price"] == 29.95 and dpb["retail_price"] == 49 and dpb["free_shipping"] is True
     assert dpb["product_visible"] is False and dpb["current_stock_level"] == 1500
+    # "Shop All/Garden;Sale": two paths, levels separated by '/'
+    assert await category_paths(client, tenant.viewer, otl) == {"Shop All > Garden", "Sale"}
+    assert await category_paths(client, tenant.viewer, products["ABS"]) == {
+        "Shop All > Kitchen",
+        "Publications",
+    }
     assert products["CC3C"]["data"]["product_weight"] == 0.975  # "0.9750" beside "109.0000"
     assert products["TWB"]["data"]["product_weight"] == 3.7 and products["TWB"]["name"] == (
         "[Sample] Tiered Wire Basket"
@@ -364,11 +372,25 @@ async def test_bigcommerce_export_utf8_bom_crlf(client, tenant, worker):
 
 async def test_magento2_catalog_product_export(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "magento2_catalog_product.csv")
+    assert job["format"] == "magento"
     m = job["suggested_mapping"]
-    assert (m["sku"], m["name"]) == ("sku", "name")
-    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    assert (m["sku"], m["name"], m["categories"], m["product_online"]) == (
+        "sku",
+        "name",
+        "categories",
+        "status",
+    )
+    assert m["store_view_code"] is None
+    assert job["suggested_value_mapping"] == {"product_online": {"1": "active", "2": "inactive"}}
+    # the German store view's row holds translations: reported, never imported over the product
+    assert (done["created"], done["failed"]) == (4, 1), done["errors"]
+    assert done["errors"][0]["row"] == 3 and "store view 'de'" in done["errors"][0]["detail"]
     bag = products["24-MB01"]
-    assert bag["name"] == "Joust Duffle Bag"
+    assert bag["name"] == "Joust Duffle Bag" and bag["status"] == "active"
+    assert await category_paths(client, tenant.viewer, bag) == {
+        "Default Category > Gear",
+        "Default Category > Gear > Bags",
+    }
     data = bag["data"]
     assert data["description"].startswith("<p>The sporty Joust Duffle Bag can't be beat.</p>\n<ul>")
     assert data["price"] == 34 and data["weight"] == 1 and data["qty"] == 100
@@ -382,6 +404,7 @@ async def test_magento2_catalog_product_export(client, tenant, worker):
     strive = products["24-MB04"]["data"]
     assert strive["special_price"] == 29.5 and strive["special_price_from_date"] == "2024-12-01"
     assert products["24-MB03"]["data"]["is_in_stock"] is False
+    assert products["24-MB03"]["status"] == "inactive"  # product_online 2: disabled
     assert (
         products["24-UG06"]["data"]["qty"] == 1250 and products["24-UG06"]["data"]["weight"] == 0.3
     )
