@@ -1,7 +1,7 @@
 """Pure: known export formats, recognised from a file's headers.
 
 Shopify product CSV, WooCommerce product CSV, Akeneo product (and product model) CSV, Google
-Merchant Center product feeds, Magento 2 (Adobe Commerce) product exports and BigCommerce product
+Merchant Center product feeds, Magento 2 (Adobe Commerce), BigCommerce and Shopware 6 product
 exports each have fixed column names. `detect_format` names the
 format of a header row (or None); the format's column rules live here too, so that everything
 this service knows about a format is in one place.
@@ -18,6 +18,7 @@ AKENEO = "akeneo"
 GOOGLE_MERCHANT_CENTER = "google_merchant_center"
 MAGENTO = "magento"
 BIGCOMMERCE = "bigcommerce"
+SHOPWARE = "shopware"
 
 # Shopify's classic headers ("Variant SKU") and those of its 2024 template ("URL handle", "SKU")
 _SHOPIFY_KEYS = ("handle", "url handle")
@@ -109,8 +110,8 @@ def _folded(headers: list[str]) -> set[str]:
 
 
 def detect_format(headers: list[str]) -> str | None:
-    """'shopify', 'woocommerce', 'akeneo', 'google_merchant_center', 'magento', 'bigcommerce', or
-    None (a file of its own)."""
+    """'shopify', 'woocommerce', 'akeneo', 'google_merchant_center', 'magento', 'bigcommerce',
+    'shopware', or None (a file of its own)."""
     folded = _folded(headers)
     if folded & set(_SHOPIFY_KEYS) and len(folded & _SHOPIFY_MARKERS) >= 3:
         return SHOPIFY
@@ -126,6 +127,11 @@ def detect_format(headers: list[str]) -> str | None:
         and ({"product name", "name"} & folded)
     ):
         return BIGCOMMERCE
+    # Shopware 6's product profile: entity paths as headers (productNumber, translations.DEFAULT.name)
+    if "productnumber" in folded and (
+        "parentid" in folded or "translations.default.name" in folded
+    ):
+        return SHOPWARE
     exact = {h.strip() for h in headers}
     akeneo_key = "sku" in exact or {"code", "family_variant"} <= exact
     localized = any(
@@ -197,6 +203,7 @@ _TITLES = {
     GOOGLE_MERCHANT_CENTER: "Google Merchant Center feed",
     MAGENTO: "Magento export",
     BIGCOMMERCE: "BigCommerce export",
+    SHOPWARE: "Shopware export",
 }
 
 # A format's categories column: its paths are separated by the first separator and its levels by
@@ -336,6 +343,33 @@ _BIGCOMMERCE_RULES = _rule_table(
             "'Product ID' is BigCommerce's id, not the SKU",
             name="product_id",
             type=FieldType.string,
+        ),
+    },
+)
+
+_SHOPWARE_RULES = _rule_table(
+    SHOPWARE,
+    {
+        "productnumber": ColumnRule("'productNumber' is the SKU", builtin="sku"),
+        "translations.default.name": ColumnRule(
+            "'translations.DEFAULT.name' is the name in the shop's default language", builtin="name"
+        ),
+        "active": ColumnRule("'active' is the status (1 active, 0 inactive)", builtin="status"),
+        "id": ColumnRule(
+            "'id' is Shopware's product id (a UUID), not the SKU",
+            name="shopware_id",
+            type=FieldType.string,
+        ),
+        "parentid": ColumnRule(
+            "'parentId' is the parent's Shopware id, not its SKU: kept as a field (variation_of "
+            "holds a SKU)",
+            name="shopware_parent_id",
+            type=FieldType.string,
+        ),
+        "categories": ColumnRule(
+            "'categories' lists Shopware category ids separated by '|', not category paths",
+            name="category_ids",
+            type=FieldType.array,
         ),
     },
 )
@@ -486,6 +520,7 @@ def column_rules(
         GOOGLE_MERCHANT_CENTER: _GMC_RULES,
         MAGENTO: _MAGENTO_RULES,
         BIGCOMMERCE: _BIGCOMMERCE_RULES,
+        SHOPWARE: _SHOPWARE_RULES,
     }.get(fmt or "")
     if not table:
         return {}

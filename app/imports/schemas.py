@@ -103,7 +103,13 @@ class ImportJobOut(BaseModel):
     )
     format: (
         Literal[
-            "shopify", "woocommerce", "akeneo", "google_merchant_center", "magento", "bigcommerce"
+            "shopify",
+            "woocommerce",
+            "akeneo",
+            "google_merchant_center",
+            "magento",
+            "bigcommerce",
+            "shopware",
         ]
         | None
     ) = Field(
@@ -157,7 +163,13 @@ class ImportJobSummary(BaseModel):
     size_bytes: int
     format: (
         Literal[
-            "shopify", "woocommerce", "akeneo", "google_merchant_center", "magento", "bigcommerce"
+            "shopify",
+            "woocommerce",
+            "akeneo",
+            "google_merchant_center",
+            "magento",
+            "bigcommerce",
+            "shopware",
         ]
         | None
     )

@@ -438,8 +438,14 @@ async def test_prestashop_import_file_latin1(client, tenant, worker):
 
 async def test_shopware6_default_profile(client, tenant, worker):
     job, done, products = await import_feed(client, tenant, "shopware6_products.csv")
-    assert job["delimiter"] == ";"
+    assert job["delimiter"] == ";" and job["format"] == "shopware"
     m = job["suggested_mapping"]
+    # parentId is the parent's Shopware UUID, not its SKU: variation_of would hold a SKU of no product
+    assert (m["id"], m["parentId"], m["categories"]) == (
+        "shopware_id",
+        "shopware_parent_id",
+        "category_ids",
+    )
     assert (m["productNumber"], m["translations.DEFAULT.name"], m["active"]) == (
         "sku",
         "name",
@@ -456,7 +462,13 @@ async def test_shopware6_default_profile(client, tenant, worker):
     assert data["manufacturer_translations_default_name"] == "Kaffee & Co"
     cups = products["SW10002"]
     assert cups["status"] == "inactive" and cups["data"]["ean"] == "04006381333948"
-    assert products["SW10003.1"]["data"]["weight"] == 0.525
+    assert mill["categories"] == [] and data["category_ids"] == [
+        "0190f3b0a1c07a8f9d1e2c3b4a596873",
+        "0190f3b0a1c07a8f9d1e2c3b4a596874",
+    ]
+    variant = products["SW10003.1"]
+    assert variant["data"]["weight"] == 0.525 and variant["variation_of"] is None
+    assert variant["data"]["shopware_parent_id"] == "0190f3b0a1c07a8f9d1e2c3b4a596891"
 
 
 async def test_lightspeed_retail_item_export(client, tenant, worker):
