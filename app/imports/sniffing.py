@@ -172,6 +172,10 @@ def detect_encoding(sample: bytes, *, complete: bool) -> str:
 # --- dialect ---------------------------------------------------------------------------------
 
 _SEP_LINE = re.compile(r'^"?sep=(.)"?\s*$', re.IGNORECASE)
+# Amazon's inventory file templates (flat files) start with a row "TemplateType=fptcustom",
+# "Version=…", then a row of labels for people ("Seller SKU"), then the attribute names
+# ("item_sku"): the third row is the header
+_AMAZON_TEMPLATE_ROW = re.compile(r"^\s*templatetype\s*=", re.IGNORECASE)
 
 
 def _fallback_dialect(text: str) -> Dialect:
@@ -299,11 +303,18 @@ def analyse_sample(
     headers: list[str] | None = None
     rows: list[list[str]] = []
     header_row, data_offset, end_offset, sample_rows = 0, start, start, 0
+    skip = 0  # preamble rows still to pass over
     for record in iter_records(
         sample[start:], encoding=encoding, dialect=dialect, start_offset=start, complete=complete
     ):
         record_number += 1
         if record.error or not any(c.strip() for c in record.cells):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        if _AMAZON_TEMPLATE_ROW.match(record.cells[0]):
+            skip = 1  # then the row of labels; the attribute names follow
             continue
         if len(record.cells) > MAX_COLUMNS:
             raise NotCsv(

@@ -832,3 +832,19 @@ async def test_german_price_list_xlsx(client, tenant, worker):
     last = products["100259"]["data"]
     assert last["preis"] == round(0.12 + 59 * 1.1, 2) and last["erstellt"] == "2024-12-20"
     assert last["ean"] == str(4006381333931 + 59 * 7) and last["plz_lager"] == "50667"
+
+
+async def test_amazon_flat_file_template_header_is_its_third_row(client, tenant, worker):
+    # row 1 "TemplateType=fptcustom…", row 2 labels for people, row 3 the attribute names
+    job, done, products = await import_feed(client, tenant, "amazon_flat_file_template.txt")
+    assert [c["header"] for c in job["columns"]][:2] == ["item_sku", "item_name"]
+    m = job["suggested_mapping"]
+    assert (m["item_sku"], m["item_name"]) == ("sku", "name")
+    assert (done["created"], done["failed"]) == (3, 0), done["errors"]
+    assert set(products) == {"HK-100", "HK-101", "HK-102"}  # no row of the preamble is a product
+    knife = products["HK-100"]
+    assert knife["name"] == "Chef's Knife 20 cm"
+    assert knife["data"]["external_product_id"] == "0012345678905"
+    assert knife["data"]["standard_price"] == 49.99 and knife["data"]["item_weight"] == 0.35
+    assert products["HK-101"]["name"] == "Cutting Board, Oak"
+    assert products["HK-102"]["data"]["item_weight"] == 0.975
