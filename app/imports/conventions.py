@@ -241,17 +241,23 @@ INACTIVE_WORDS = (
 KNOWN_TRUE_WORDS = frozenset(
     [
         *TRUE_WORDS,
-        "ja",
+        "ja",  # German, Dutch, Swedish, Danish, Norwegian
         "j",
         "oui",
         "si",
-        "sí",
+        "sí",  # Spanish
+        "sì",  # Italian
+        "sim",  # Portuguese
         "vrai",
         "wahr",
         "verdadero",
         "vero",
         "waar",
-        "tak",
+        "tak",  # Polish
+        "ano",  # Czech
+        "áno",  # Slovak
+        "kyllä",  # Finnish
+        "igen",  # Hungarian
         *ACTIVE_WORDS,
     ]
 )
@@ -265,6 +271,12 @@ KNOWN_FALSE_WORDS = frozenset(
         "falso",
         "nee",
         "nie",
+        "nej",  # Swedish, Danish
+        "nei",  # Norwegian
+        "ei",  # Finnish
+        "ne",  # Czech, Slovak
+        "não",  # Portuguese
+        "nem",  # Hungarian
         *INACTIVE_WORDS,
     ]
 )

@@ -1,7 +1,8 @@
 """Pure: known export formats, recognised from a file's headers.
 
-Shopify product CSV, WooCommerce product CSV, Akeneo product (and product model) CSV and
-Google Merchant Center product feeds each have fixed column names. `detect_format` names the
+Shopify product CSV, WooCommerce product CSV, Akeneo product (and product model) CSV, Google
+Merchant Center product feeds, Magento 2 (Adobe Commerce), BigCommerce and Shopware 6 product
+exports each have fixed column names. `detect_format` names the
 format of a header row (or None); the format's column rules live here too, so that everything
 this service knows about a format is in one place.
 """
@@ -15,6 +16,9 @@ SHOPIFY = "shopify"
 WOOCOMMERCE = "woocommerce"
 AKENEO = "akeneo"
 GOOGLE_MERCHANT_CENTER = "google_merchant_center"
+MAGENTO = "magento"
+BIGCOMMERCE = "bigcommerce"
+SHOPWARE = "shopware"
 
 # Shopify's classic headers ("Variant SKU") and those of its 2024 template ("URL handle", "SKU")
 _SHOPIFY_KEYS = ("handle", "url handle")
@@ -106,12 +110,28 @@ def _folded(headers: list[str]) -> set[str]:
 
 
 def detect_format(headers: list[str]) -> str | None:
-    """'shopify', 'woocommerce', 'akeneo', 'google_merchant_center', or None (a file of its own)."""
+    """'shopify', 'woocommerce', 'akeneo', 'google_merchant_center', 'magento', 'bigcommerce',
+    'shopware', or None (a file of its own)."""
     folded = _folded(headers)
     if folded & set(_SHOPIFY_KEYS) and len(folded & _SHOPIFY_MARKERS) >= 3:
         return SHOPIFY
     if "sku" in folded and "regular price" in folded and len(folded & _WOO_MARKERS) >= 2:
         return WOOCOMMERCE
+    # Magento's catalog_product export (Adobe Commerce "Product data attributes reference")
+    if {"sku", "product_type", "attribute_set_code"} <= folded:
+        return MAGENTO
+    # BigCommerce's product export: one row per product ("Item Type" Product) or per SKU / rule
+    if (
+        "item type" in folded
+        and ({"product code/sku", "code"} & folded)
+        and ({"product name", "name"} & folded)
+    ):
+        return BIGCOMMERCE
+    # Shopware 6's product profile: entity paths as headers (productNumber, translations.DEFAULT.name)
+    if "productnumber" in folded and (
+        "parentid" in folded or "translations.default.name" in folded
+    ):
+        return SHOPWARE
     exact = {h.strip() for h in headers}
     akeneo_key = "sku" in exact or {"code", "family_variant"} <= exact
     localized = any(
@@ -135,6 +155,7 @@ def detect_format(headers: list[str]) -> str | None:
 STATUS_VALUES: dict[str, dict[str, str]] = {
     SHOPIFY: {"draft": "inactive", "archived": "inactive"},
     WOOCOMMERCE: {"1": "active", "0": "inactive", "-1": "inactive"},
+    MAGENTO: {"1": "active", "2": "inactive"},  # product_online: 1 enabled, 2 disabled
 }
 
 # WooCommerce and Akeneo separate tags, images, multi-select values and categories with ",";
@@ -144,6 +165,9 @@ FORMAT_CONVENTIONS: dict[str, dict[str, str]] = {
     WOOCOMMERCE: {"list_separator": ",", "category_separator": ","},
     AKENEO: {"list_separator": ",", "category_separator": ","},
     GOOGLE_MERCHANT_CENTER: {"list_separator": ","},
+    # their category cells are rewritten as "A > B|C" (CATEGORY_COLUMNS)
+    MAGENTO: {"category_separator": "|"},
+    BIGCOMMERCE: {"category_separator": "|"},
 }
 
 
@@ -177,6 +201,17 @@ _TITLES = {
     WOOCOMMERCE: "WooCommerce export",
     AKENEO: "Akeneo export",
     GOOGLE_MERCHANT_CENTER: "Google Merchant Center feed",
+    MAGENTO: "Magento export",
+    BIGCOMMERCE: "BigCommerce export",
+    SHOPWARE: "Shopware export",
+}
+
+# A format's categories column: its paths are separated by the first separator and its levels by
+# the second ("Default Category/Gear,Default Category/Gear/Bags"; "Shop All/Garden;Sale"). The
+# import rewrites them as the catalog's paths (`transforms.CategoryPaths`).
+CATEGORY_COLUMNS: dict[str, tuple[str, str, str]] = {
+    MAGENTO: ("categories", ",", "/"),
+    BIGCOMMERCE: ("category", ";", "/"),
 }
 
 _SHOPIFY_RULES = _rule_table(
@@ -267,6 +302,74 @@ _WOOCOMMERCE_RULES = _rule_table(
         },
         "Attribute 1 value(s)": ColumnRule(
             "attribute values are a comma-separated list", type=FieldType.array
+        ),
+    },
+)
+
+_MAGENTO_RULES = _rule_table(
+    MAGENTO,
+    {
+        "sku": ColumnRule("'sku' is the SKU", builtin="sku"),
+        "name": ColumnRule("'name' is the product name", builtin="name"),
+        "categories": ColumnRule(
+            "'categories' lists paths separated by ',' with levels separated by '/'",
+            builtin="categories",
+        ),
+        "product_online": ColumnRule(
+            "'product_online' is the status: 1 enabled, 2 disabled", builtin="status"
+        ),
+        "description": ColumnRule("'description' is HTML", type=FieldType.text),
+        "short_description": ColumnRule("'short_description' is HTML", type=FieldType.text),
+        "store_view_code": ColumnRule(
+            "'store_view_code' names a store view's row (its translations): only the default "
+            "rows, with it empty, are imported",
+            skip=True,
+        ),
+    },
+)
+
+_BIGCOMMERCE_RULES = _rule_table(
+    BIGCOMMERCE,
+    {
+        "product code/sku": ColumnRule("'Product Code/SKU' is the SKU", builtin="sku"),
+        "code": ColumnRule("'Code' is the SKU", builtin="sku"),
+        "product name": ColumnRule("'Product Name' is the product name", builtin="name"),
+        "name": ColumnRule("'Name' is the product name", builtin="name"),
+        "category": ColumnRule(
+            "'Category' lists paths separated by ';' with levels separated by '/'",
+            builtin="categories",
+        ),
+        "product id": ColumnRule(
+            "'Product ID' is BigCommerce's id, not the SKU",
+            name="product_id",
+            type=FieldType.string,
+        ),
+    },
+)
+
+_SHOPWARE_RULES = _rule_table(
+    SHOPWARE,
+    {
+        "productnumber": ColumnRule("'productNumber' is the SKU", builtin="sku"),
+        "translations.default.name": ColumnRule(
+            "'translations.DEFAULT.name' is the name in the shop's default language", builtin="name"
+        ),
+        "active": ColumnRule("'active' is the status (1 active, 0 inactive)", builtin="status"),
+        "id": ColumnRule(
+            "'id' is Shopware's product id (a UUID), not the SKU",
+            name="shopware_id",
+            type=FieldType.string,
+        ),
+        "parentid": ColumnRule(
+            "'parentId' is the parent's Shopware id, not its SKU: kept as a field (variation_of "
+            "holds a SKU)",
+            name="shopware_parent_id",
+            type=FieldType.string,
+        ),
+        "categories": ColumnRule(
+            "'categories' lists Shopware category ids separated by '|', not category paths",
+            name="category_ids",
+            type=FieldType.array,
         ),
     },
 )
@@ -415,6 +518,9 @@ def column_rules(
         SHOPIFY: _SHOPIFY_RULES,
         WOOCOMMERCE: _WOOCOMMERCE_RULES,
         GOOGLE_MERCHANT_CENTER: _GMC_RULES,
+        MAGENTO: _MAGENTO_RULES,
+        BIGCOMMERCE: _BIGCOMMERCE_RULES,
+        SHOPWARE: _SHOPWARE_RULES,
     }.get(fmt or "")
     if not table:
         return {}

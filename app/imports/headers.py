@@ -54,7 +54,8 @@ def snake_name(header: str, *, taken: set[str]) -> str:
     return name
 
 
-# canonical name → phrases (already normalised) in English, German, French, Spanish, Italian, Dutch, Polish
+# canonical name → phrases (already normalised) in English, German, French, Spanish, Italian, Dutch,
+# Polish, the Nordic languages, Czech, Hungarian and Portuguese
 BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
     "sku": (
         "sku",
@@ -106,6 +107,14 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
         "ref article",
         "numero article",
         "codice prodotto",
+        "varenummer",  # Danish, Norwegian
+        "varenr",
+        "tuotenumero",  # Finnish
+        "tuotekoodi",
+        "kod zbozi",  # Czech
+        "kod towaru",  # Polish
+        "cikkszam",  # Hungarian
+        "codigo do produto",  # Portuguese
     ),
     "name": (
         "name",
@@ -143,6 +152,23 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
         "libelle article",
         "designation produit",
         "designation article",
+        "benamning",  # Swedish
+        "produktnamn",
+        "artikelnamn",
+        "varenavn",  # Danish, Norwegian
+        "produktnavn",
+        "varebetegnelse",
+        "tuotenimi",  # Finnish
+        "nimi",
+        "nimike",
+        "nazev",  # Czech
+        "nazev zbozi",
+        "nazwa towaru",  # Polish
+        "omschrijving",  # Dutch
+        "artikelomschrijving",
+        "megnevezes",  # Hungarian
+        "termek neve",
+        "nome do produto",  # Portuguese
     ),
     "status": (
         "status",
@@ -197,6 +223,10 @@ BUILTIN_SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 WEAK_SYNONYM = 0.75  # "id", "ref", "code": a SKU only when nothing better names it
+# "id" and "product id" are most often the exporting system's database id (PrestaShop's `ID`
+# beside its `Reference #`, BigCommerce's `Product ID`): weaker still than a reference
+DATABASE_ID_SYNONYM = 0.7
+_DATABASE_IDS = frozenset({"id", "product id"})
 FIELD_SYNONYM = 0.9
 _WEAK_BUILTIN_SYNONYMS = {
     "sku": frozenset(
@@ -213,7 +243,7 @@ _WEAK_BUILTIN_SYNONYMS = {
             "style number",
         }
     ),
-    "name": frozenset({"designation", "libelle"}),
+    "name": frozenset({"designation", "libelle", "omschrijving"}),
     "status": frozenset({"state", "online", "published"}),
     "categories": frozenset({"breadcrumb", "taxonomy", "department", "rubrique", "warengruppe"}),
     "variation_of": frozenset({"parent", "parent id", "model sku", "group sku"}),
@@ -527,7 +557,9 @@ _CONCEPT_OF: dict[str, str] = {
 
 def builtin_phrases(target: str) -> dict[str, float]:
     return {
-        p: WEAK_SYNONYM if p in _WEAK_BUILTIN_SYNONYMS[target] else 1.0
+        p: (DATABASE_ID_SYNONYM if p in _DATABASE_IDS else WEAK_SYNONYM)
+        if p in _WEAK_BUILTIN_SYNONYMS[target]
+        else 1.0
         for p in BUILTIN_SYNONYMS[target]
     }
 

@@ -263,6 +263,15 @@ def not_a_list(values: list[str], sep: str) -> str | None:
         return f"the parts between {sep!r} rarely repeat: text, not a list"
     if sep == "," and any(" " in item for item in items):
         return "commas between words: text, not a list of codes"
+    if sep != "|":  # '|' is no punctuation of prose: "a|b" in every row is still a list
+        cells_of: dict[str, set[str]] = {}
+        for v in set(values):
+            for item in v.split(sep):
+                cells_of.setdefault(item.strip(), set()).add(v)
+        if any(" " in item for item in cells_of) and all(len(c) == 1 for c in cells_of.values()):
+            # "Packung à 100 Stück; verzinkt" in every other row: parts of words that never
+            # occur apart are a phrase (codes such as "crewneck,short_sleeve" may still be a list)
+            return f"the parts between {sep!r} never occur in another cell: a phrase, not a list"
     return None
 
 
@@ -312,7 +321,9 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
         return True
     if numeric < 0.8 * total:
         return False
-    if ambiguous == numeric and not decimal_evidence:
+    if ambiguous and not decimal_evidence:
+        # "1.234" beside "15": the whole numbers do not tell whether the dot is a decimal point or
+        # a thousands group (a German quantity 1234, or 1.234 kg); kept as written, never guessed
         prof.reason = (
             f"type string: {examples['ambiguous']!r} reads as a decimal or as a thousands group, and nothing "
             "in the file shows which separator is the decimal one"
@@ -341,12 +352,6 @@ def _decide_numbers(prof: ColumnProfile, typed: list[str], *, decimal_evidence: 
             f"{failed:,} of {total:,} sampled values are not numbers under {separators} (e.g. {example[:40]!r}): "
             "those rows would be rejected"
         )
-    if ambiguous and not decimal_evidence:
-        prof.warnings.append(
-            f"{examples['ambiguous']!r} is read under {separators} only by default: nothing else in the file shows the "
-            "decimal separator"
-        )
-        prof.confidence = min(prof.confidence, LOW)
     return True
 
 

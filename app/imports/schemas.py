@@ -102,7 +102,18 @@ class ImportJobOut(BaseModel):
     encoding: str | None = Field(
         description="detected encoding, e.g. utf-8, utf-8-sig (with BOM), cp1252, utf-16"
     )
-    format: Literal["shopify", "woocommerce", "akeneo", "google_merchant_center"] | None = Field(
+    format: (
+        Literal[
+            "shopify",
+            "woocommerce",
+            "akeneo",
+            "google_merchant_center",
+            "magento",
+            "bigcommerce",
+            "shopware",
+        ]
+        | None
+    ) = Field(
         default=None,
         description="the known export format recognised from the headers (its column rules shaped the suggestion: "
         "e.g. Shopify's `Variant SKU` is the SKU, WooCommerce's `ID` is not; Akeneo's `name-en_US` is the name in the "
@@ -151,7 +162,18 @@ class ImportJobSummary(BaseModel):
     status: ImportStatus
     filename: str
     size_bytes: int
-    format: Literal["shopify", "woocommerce", "akeneo", "google_merchant_center"] | None
+    format: (
+        Literal[
+            "shopify",
+            "woocommerce",
+            "akeneo",
+            "google_merchant_center",
+            "magento",
+            "bigcommerce",
+            "shopware",
+        ]
+        | None
+    )
     total_rows: int | None
     processed_rows: int
     created: int

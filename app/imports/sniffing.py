@@ -73,8 +73,53 @@ def binary_reason(head: bytes) -> str | None:
 
 _ENCODING_CANDIDATES = ("cp1252", "cp1250", "cp1251")
 
+# the accented letters of the languages each single-byte code page is written in: a word whose
+# accented letters no one of these languages has together ("Žehlièka", Czech "Žehlička" read as
+# cp1252: ž is Finnish, è French) is a sign of the wrong code page
+_LANGUAGE_LETTERS: dict[str, tuple[frozenset[str], ...]] = {
+    "cp1252": tuple(
+        frozenset(letters)
+        for letters in (
+            "àâäçéèêëîïôœùûüÿæ",  # French
+            "äöüß",  # German
+            "áéíóúñü",  # Spanish
+            "àèéìíîòóùú",  # Italian
+            "áâãàçéêíóôõúü",  # Portuguese
+            "áéèëïóöüú",  # Dutch
+            "àçéèíïòóúü",  # Catalan
+            "æøåé",  # Danish, Norwegian
+            "åäöé",  # Swedish
+            "åäöšž",  # Finnish
+            "áéíóúýþðæö",  # Icelandic
+            "õäöüšž",  # Estonian
+        )
+    ),
+    "cp1250": tuple(
+        frozenset(letters)
+        for letters in (
+            "áčďéěíňóřšťúůýž",  # Czech
+            "áäčďéíĺľňóôŕšťúýž",  # Slovak
+            "ąćęłńóśźż",  # Polish
+            "áéíóöőúüű",  # Hungarian
+            "čćđšž",  # Slovene, Croatian, Bosnian
+            "ăâîșțşţ",  # Romanian
+            "äöüß",  # German
+            "çë",  # Albanian
+        )
+    ),
+}
 
-def _implausibility(text: str) -> int:
+
+def _foreign_letters(word: str, encoding: str) -> bool:
+    """Whether no language of `encoding` writes the accented letters of `word` together."""
+    languages = _LANGUAGE_LETTERS.get(encoding)
+    if languages is None:
+        return False
+    accented = {c for c in word.lower() if ord(c) > 127 and c.isalpha()}
+    return bool(accented) and not any(accented <= letters for letters in languages)
+
+
+def _implausibility(text: str, encoding: str = "") -> int:
     """Signs of a wrong single-byte decoding: junk inside words, mixed scripts, all-accented words."""
     penalty = 0
     for word in re.findall(r"[^\W\d_][^\s\d,;|\t\"'()/.:-]*", text):
@@ -91,6 +136,8 @@ def _implausibility(text: str) -> int:
             penalty += 2  # "Dйsignation": Latin and Cyrillic in one word
         if len(word) >= 3 and len(non_ascii) == len(word) and "LATIN" in scripts:
             penalty += 1  # "Àðòèêóë": Cyrillic read as Latin-1
+        elif _foreign_letters(word, encoding):
+            penalty += 1  # "Kuchyòská": Czech "Kuchyňská" read as cp1252
     return penalty
 
 
@@ -116,7 +163,7 @@ def detect_encoding(sample: bytes, *, complete: bool) -> str:
             decoded = probe.decode(encoding)
         except UnicodeDecodeError:
             continue
-        penalty = _implausibility(decoded)
+        penalty = _implausibility(decoded, encoding)
         if best_penalty is None or penalty < best_penalty:
             best, best_penalty = encoding, penalty
     return best or "latin-1"
@@ -125,6 +172,10 @@ def detect_encoding(sample: bytes, *, complete: bool) -> str:
 # --- dialect ---------------------------------------------------------------------------------
 
 _SEP_LINE = re.compile(r'^"?sep=(.)"?\s*$', re.IGNORECASE)
+# Amazon's inventory file templates (flat files) start with a row "TemplateType=fptcustom",
+# "Version=…", then a row of labels for people ("Seller SKU"), then the attribute names
+# ("item_sku"): the third row is the header
+_AMAZON_TEMPLATE_ROW = re.compile(r"^\s*templatetype\s*=", re.IGNORECASE)
 
 
 def _fallback_dialect(text: str) -> Dialect:
@@ -252,11 +303,18 @@ def analyse_sample(
     headers: list[str] | None = None
     rows: list[list[str]] = []
     header_row, data_offset, end_offset, sample_rows = 0, start, start, 0
+    skip = 0  # preamble rows still to pass over
     for record in iter_records(
         sample[start:], encoding=encoding, dialect=dialect, start_offset=start, complete=complete
     ):
         record_number += 1
         if record.error or not any(c.strip() for c in record.cells):
+            continue
+        if skip:
+            skip -= 1
+            continue
+        if _AMAZON_TEMPLATE_ROW.match(record.cells[0]):
+            skip = 1  # then the row of labels; the attribute names follow
             continue
         if len(record.cells) > MAX_COLUMNS:
             raise NotCsv(

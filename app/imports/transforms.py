@@ -10,6 +10,11 @@ read rows through the same transform, so what the user confirms is what gets imp
   product CSV import schema: "id:100 or SKU"); it becomes the SKU of the file's row whose `ID` is
   101, so that `variation_of` holds a SKU. A reference no earlier row answers rejects its row
   (WooCommerce exports write a variable product before its variations).
+- Magento and BigCommerce (`CategoryPaths`): a categories cell lists paths with levels separated
+  by `/` (`Default Category/Gear,Default Category/Gear/Bags`; BigCommerce: `Shop All/Garden;Sale`);
+  it becomes the catalog's `Default Category > Gear|Default Category > Gear > Bags`. A Magento
+  row of a store view (`store_view_code` set) holds that view's translations of a product the file
+  already has: it is rejected with that reason, never imported over the product's own values.
 - Google Merchant Center (`MerchantPrices`): a price cell is an amount and a currency
   (`15.00 USD`, the product data specification's format); the amount stays in its column and
   the currency goes to a `<column>_currency` column. A cell in another shape is left as it is,
@@ -20,7 +25,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.imports.formats import GOOGLE_MERCHANT_CENTER, WOOCOMMERCE, detect_format
+from app.imports.formats import (
+    BIGCOMMERCE,
+    CATEGORY_COLUMNS,
+    GOOGLE_MERCHANT_CENTER,
+    MAGENTO,
+    WOOCOMMERCE,
+    detect_format,
+)
 from app.imports.variants import ShopifyVariants
 
 
@@ -80,6 +92,63 @@ class MerchantPrices:
                 row[i] = match["amount"]
             currencies.append(match["currency"] if match else "")
         return [*row, *currencies, *extra]
+
+    def state(self) -> None:
+        return None
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        pass
+
+
+@dataclass
+class CategoryPaths:
+    """A format's categories cells (paths split by one separator, levels by another) → the
+    catalog's `A > B|C` (the job's category separator for these formats is `|`)."""
+
+    column: int
+    path_separator: str
+    level_separator: str
+    store_view_column: int | None
+    added: int = 0
+
+    @classmethod
+    def for_headers(cls, headers: list[str]) -> "CategoryPaths | None":
+        fmt = detect_format(headers)
+        if fmt not in (MAGENTO, BIGCOMMERCE):
+            return None
+        header, paths, levels = CATEGORY_COLUMNS[fmt]
+        folded = [" ".join(h.split()).casefold() for h in headers]
+        if header not in folded:
+            return None
+        store_view = "store_view_code" if fmt == MAGENTO else None
+        return cls(
+            column=folded.index(header),
+            path_separator=paths,
+            level_separator=levels,
+            store_view_column=folded.index(store_view) if store_view in folded else None,
+        )
+
+    def headers(self, headers: list[str]) -> list[str]:
+        return headers
+
+    def apply(self, cells: list[str]) -> list[str]:
+        if self.store_view_column is not None and self.store_view_column < len(cells):
+            view = str(cells[self.store_view_column]).strip()
+            if view:
+                raise TransformError(
+                    f"a row of the store view {view[:40]!r} (column 'store_view_code') holds that "
+                    "view's translations: only the default rows (store_view_code empty) are imported"
+                )
+        if self.column >= len(cells) or not str(cells[self.column]).strip():
+            return cells
+        paths = []
+        for path in str(cells[self.column]).split(self.path_separator):
+            levels = [level.strip() for level in path.split(self.level_separator)]
+            if any(levels):
+                paths.append(" > ".join(level for level in levels if level))
+        row = list(cells)
+        row[self.column] = "|".join(paths)
+        return row
 
     def state(self) -> None:
         return None
@@ -156,6 +225,7 @@ _TRANSFORMS: dict[str, Any] = {
     "shopify": ShopifyVariants,
     GOOGLE_MERCHANT_CENTER: MerchantPrices,
     WOOCOMMERCE: WooParents,
+    "category_paths": CategoryPaths,  # Magento and BigCommerce
 }
 
 

@@ -35,6 +35,13 @@ def test_encodings():
         detect_encoding("Цена;Название\nстул;12\n".encode("cp1251") * 5, complete=True) == "cp1251"
     )
     assert detect_encoding("Krzesło dębowe;żółty\n".encode("cp1250") * 5, complete=True) == "cp1250"
+    # every byte of Czech cp1250 text is also a cp1252 letter ("Žehlièka"); the letters no
+    # Western language writes together tell the code page
+    czech = "Žehlička parní;Kuchyňská váha;Čistič oken;Rychlovarná konvice\n"
+    assert detect_encoding(czech.encode("cp1250") * 3, complete=True) == "cp1250"
+    # and Western text whose bytes are also cp1250 letters stays cp1252
+    for western in ("Blåbær;Smørbrød;Æble\n", "città;perché;più;Caffè\n", "façade;garçon\n"):
+        assert detect_encoding(western.encode("cp1252") * 3, complete=True) == "cp1252"
     cut = "abc é".encode()[:-1]  # a sample that ends inside a character
     assert detect_encoding(cut, complete=False) == "utf-8"
     mostly = ("Größe Grün Schön " * 10).encode() + "Größe".encode("cp1252")

@@ -210,6 +210,9 @@ def test_detect_dates_words_separators():
     c = detect([["A", "ja"], ["B", "nein"], ["C", "ja"]], ";")
     assert "ja" in c.true_words and "nein" in c.false_words and "true" in c.true_words
     assert "ja" not in detect([["A", "ja und nein"]]).true_words
+    for yes, no in (("ja", "nej"), ("sì", "no"), ("ano", "ne"), ("kyllä", "ei"), ("sim", "não")):
+        c = detect([["A", yes], ["B", no], ["C", yes]], ";")
+        assert yes in c.true_words and no in c.false_words, (yes, no)
     assert detect([["steel;brass", "Lighting > Desk|Office > Lamps"]]).list_separator == ";"
     assert detect([["steel|brass"]]).list_separator == "|"
     c = detect([["Clothing > Tshirts, Clothing > Men"], ["Clothing > Hoodies"]])
