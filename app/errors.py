@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     value_out_of_range = "value_out_of_range"
     nested_too_deeply = "nested_too_deeply"
     unauthorized = "unauthorized"
+    ambiguous_credentials = "ambiguous_credentials"
     forbidden = "forbidden"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
@@ -48,6 +49,10 @@ class ErrorCode(StrEnum):
     database_busy = "database_busy"
     query_timeout = "query_timeout"
     concurrent_write = "concurrent_write"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_key_in_flight = "idempotency_key_in_flight"
+    precondition_failed = "precondition_failed"
+    precondition_required = "precondition_required"
 
 
 class ErrorBody(BaseModel):
@@ -152,6 +157,17 @@ class Unauthorized(AppError):
     def __init__(self, detail: str = "Authentication required", *, scheme: str = "Bearer"):
         super().__init__(detail)
         self.headers = {"WWW-Authenticate": f'{scheme} realm="pim"'}
+
+    def invalid_token(self) -> "Unauthorized":
+        """This 401 as RFC 6750 says a refused Bearer token is answered (section 3.1):
+        `error="invalid_token"` and the reason in `error_description`."""
+        # a quoted-string may hold any visible ASCII but `"` and `\\`
+        reason = "".join(c for c in self.detail if " " <= c <= "~" and c not in '"\\')[:200]
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="pim", error="invalid_token", '
+            f'error_description="{reason}"'
+        }
+        return self
 
 
 class Forbidden(AppError):
