@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     worker_maintenance_seconds: float = Field(default=60, gt=0)
     # change log entries older than this are pruned by the worker's maintenance round
     change_retention_days: int = Field(default=90, gt=0)
+    # a POST's Idempotency-Key and its stored answer are kept this long (app/idempotency.py)
+    idempotency_key_hours: int = Field(default=24, gt=0)
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 

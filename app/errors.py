@@ -52,7 +52,6 @@ class ErrorCode(StrEnum):
     idempotency_key_reused = "idempotency_key_reused"
     idempotency_key_in_flight = "idempotency_key_in_flight"
     precondition_failed = "precondition_failed"
-    precondition_required = "precondition_required"
 
 
 class ErrorBody(BaseModel):

@@ -241,3 +241,27 @@ class Segment(TenantScoped, Timestamps, Base):
     # membership rows in ClickHouse carry a generation; readers only see `current_generation`
     current_generation: Mapped[int | None] = mapped_column(BigInteger)
     generation_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class IdempotencyKey(TenantScoped, Base):
+    """A POST's `Idempotency-Key` and, once its transaction committed, its answer (read and
+    written in raw SQL by app/idempotency.py; the model documents the table)."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    credential: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    claim: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    method: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
