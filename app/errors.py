@@ -240,6 +240,8 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found for this tenant",
         409: "Conflict",
         410: "No longer kept",
+        412: "`If-Match` does not name the current version (`precondition_failed`, with the "
+        "current `ETag`): nothing changed",
         413: "Payload too large",
         415: "Unsupported media type",
         429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",

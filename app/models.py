@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Identity,
     Index,
@@ -23,6 +24,19 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, TenantScoped, Timestamps, UpdatedAt
+
+
+class RowVersion:
+    """Mixin: `version` is the row's `xmin` (the transaction that wrote it last), the object's
+    ETag (app/etags.py). Written by Postgres: read again (`session.refresh`) after a flush."""
+
+    version: Mapped[int] = mapped_column(
+        "xmin",
+        BigInteger,
+        system=True,
+        server_default=FetchedValue(),
+        server_onupdate=FetchedValue(),
+    )
 
 
 class Tenant(Base):
@@ -48,7 +62,7 @@ class ApiKey(TenantScoped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ProductSchema(TenantScoped, UpdatedAt, Base):
+class ProductSchema(RowVersion, TenantScoped, UpdatedAt, Base):
     __tablename__ = "product_schemas"
 
     tenant_id: Mapped[int] = mapped_column(
@@ -59,7 +73,7 @@ class ProductSchema(TenantScoped, UpdatedAt, Base):
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en-us")
 
 
-class Category(TenantScoped, Timestamps, Base):
+class Category(RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "categories"
     __table_args__ = (Index("ix_categories_tenant_parent", "tenant_id", "parent_id"),)
 
@@ -75,7 +89,7 @@ class Category(TenantScoped, Timestamps, Base):
     position: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
-class View(TenantScoped, Timestamps, Base):
+class View(RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "views"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
@@ -91,7 +105,7 @@ class View(TenantScoped, Timestamps, Base):
     is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
-class Product(TenantScoped, Timestamps, Base):
+class Product(RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
@@ -225,7 +239,7 @@ class HeaderMapping(TenantScoped, UpdatedAt, Base):
     field: Mapped[str | None] = mapped_column(Text)
 
 
-class Segment(TenantScoped, Timestamps, Base):
+class Segment(RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "segments"
     __table_args__ = (Index("ix_segments_tenant_id_id", "tenant_id", "id"),)
 
