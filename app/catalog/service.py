@@ -333,14 +333,14 @@ _REWRITE_DESCENDANT_PATHS = text(
 async def patch_category(
     session: AsyncSession, category_id: int, body: CategoryPatch, *, if_match: str | None = None
 ) -> Category:
-    changes = body.model_dump(exclude_unset=True)
-    renames = changes.get("name") is not None or "parent_id" in changes
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (null only for parent_id)
+    renames = "name" in changes or "parent_id" in changes
     if renames:
         await _lock_tree(session)  # before the reads below
     category = await get_category(session, category_id, for_update=if_match is not None)
     check_if_match(if_match, category.version)
     for key in ("labels", "position"):
-        if changes.get(key) is not None:
+        if key in changes:
             setattr(category, key, changes[key])
     if renames:
         name = changes.get("name") or category.name
@@ -526,7 +526,7 @@ async def patch_view(
 ) -> View:
     view = await get_view(session, view_id, for_update=if_match is not None)
     check_if_match(if_match, view.version)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (none is nullable)
     if "name" in changes:
         await _check_view_name(session, changes["name"], view.id)
     if changes.get("is_default"):

@@ -489,8 +489,8 @@ async def patch_product(
     max_data_bytes: int,
     if_match: str | None = None,
 ) -> None:
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("categories") is not None:
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (null only where nullable)
+    if "categories" in changes:
         # before the row lock: a category delete takes the category lock first, then product rows
         await _check_categories(session, changes["categories"])
     product = await one_or_not_found(
@@ -502,15 +502,11 @@ async def patch_product(
     check_if_match(
         if_match, product.version
     )  # under the row lock: one of two same-version writes wins
-    for key in ("name", "status"):
-        if changes.get(key) is not None:
+    for key in ("name", "status", "variation_of", "variation_attributes"):
+        if key in changes:
             setattr(product, key, changes[key])
-    if changes.get("categories") is not None:
+    if "categories" in changes:
         product.categories = list(dict.fromkeys(changes["categories"]))
-    if "variation_of" in changes:
-        product.variation_of = changes["variation_of"]
-    if changes.get("variation_attributes") is not None:
-        product.variation_attributes = changes["variation_attributes"]
     if changes.get("data"):
         fields = await catalog.get_field_map(session)
         patch = _coerce(fields, changes["data"], partial=True)

@@ -7,6 +7,7 @@ the worker's transaction) commits.
 from typing import Any
 
 from arq.connections import ArqRedis
+from pydantic import MISSING
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,13 +98,11 @@ async def update_segment(
 ) -> Segment:
     segment = await get_segment(session, segment_id, for_update=True)
     check_if_match(if_match, segment.version)
-    if body.name is not None:
+    if body.name is not MISSING:
         segment.name = body.name
-    if body.description is not None:
+    if body.description is not MISSING:
         segment.description = body.description
-    if "definition" in body.model_fields_set:
-        if body.definition is None:
-            raise BadRequest("definition: must not be null")
+    if body.definition is not MISSING:
         segment.definition, _predicate = await _checked_definition(session, body.definition)
     segment.updated_at = func.now()
     await session.flush()
