@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     change_retention_days: int = Field(default=90, gt=0)
     # a POST's Idempotency-Key and its stored answer are kept this long (app/idempotency.py)
     idempotency_key_hours: int = Field(default=24, gt=0)
+    # a key still in flight this long is taken over: its request died with its process (no
+    # request runs this long: statements stop after PIM_STATEMENT_TIMEOUT_MS, uploads are streamed)
+    idempotency_in_flight_seconds: int = Field(default=3600, gt=0)
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 

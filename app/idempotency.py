@@ -12,7 +12,8 @@ A POST sent with the header is run at most once per key, tenant and credential:
 - a route that fails (any error answer: nothing was committed, or the commit failed) deletes
   its claim, so that a retry runs again;
 - a row older than PIM_IDEMPOTENCY_KEY_HOURS (24) is taken over by a new claim, and the worker's
-  maintenance deletes it.
+  maintenance deletes it; so is a claim in flight for PIM_IDEMPOTENCY_IN_FLIGHT_SECONDS (3600),
+  which a process that died mid-request left behind.
 
 A JSON body is hashed once read (before the tenant's turn); an upload's body is hashed as it
 streams (`BodyHasher`, bounded memory), and its fingerprint is only known once the route has
@@ -139,6 +140,8 @@ _CLAIM = """
            fingerprint = EXCLUDED.fingerprint, status_code = NULL, headers = NULL, body = NULL,
            created_at = now(), completed_at = NULL
      WHERE k.created_at < now() - make_interval(hours => $8)
+        -- a claim still in flight this long was left by a process that died mid-request
+        OR (k.status_code IS NULL AND k.created_at < now() - make_interval(secs => $9))
     RETURNING k.claim
 """
 _READ = f"""
@@ -166,7 +169,9 @@ class IdempotentCall:
         self.claim = uuid.uuid4()
         self.hasher = BodyHasher(request)
         self.response: Response | None = None
-        self._ttl_hours = request.app.state.settings.idempotency_key_hours
+        settings = request.app.state.settings
+        self._ttl_hours = settings.idempotency_key_hours
+        self._in_flight_seconds = float(settings.idempotency_in_flight_seconds)
 
     async def begin(self, *, streaming: bool) -> Response | None:
         """Claim the key: None when this request runs, else the answer to give (a replay); a
@@ -186,6 +191,7 @@ class IdempotentCall:
                     self.request.url.path,
                     fingerprint,
                     self._ttl_hours,
+                    self._in_flight_seconds,
                 )
                 if claimed is not None:
                     return None

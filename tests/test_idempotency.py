@@ -248,3 +248,36 @@ async def test_other_creates_replay_too(client, tenant, path):
     assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
     listed = await client.get(path, headers=tenant.viewer)
     assert len(listed.json()["results"]) == 1
+
+
+async def test_a_claim_left_in_flight_by_a_dead_process_is_taken_over(client, settings, tenant):
+    same = key()
+    headers = {**tenant.editor, "Idempotency-Key": same}
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    try:
+        # what an API process that died between the claim and the answer leaves behind
+        await conn.execute(
+            """INSERT INTO idempotency_keys (tenant_id, credential, key, claim, method, path)
+               VALUES ($1, $2, $3, gen_random_uuid(), 'POST', '/api/pim/products/')""",
+            tenant.id,
+            f"api-key:{await conn.fetchval('SELECT id FROM api_keys WHERE tenant_id = $1 AND role = $2', tenant.id, 'editor')}",
+            same,
+        )
+        body = {"sku": "D-1", "name": "Lamp"}
+        busy = await client.post(PRODUCTS, headers=headers, json=body)
+        assert busy.status_code == 409
+        assert busy.json()["code"] == "idempotency_key_in_flight"
+        await conn.execute(
+            """UPDATE idempotency_keys SET created_at = now() - make_interval(secs => $3 + 1)
+               WHERE tenant_id = $1 AND key = $2""",
+            tenant.id,
+            same,
+            float(settings.idempotency_in_flight_seconds),
+        )
+        taken = await client.post(PRODUCTS, headers=headers, json=body)
+        assert taken.status_code == 201, taken.text
+        replay = await client.post(PRODUCTS, headers=headers, json=body)
+        assert replay.headers["Idempotent-Replayed"] == "true"
+    finally:
+        await conn.close()
+    assert await skus(client, tenant.viewer) == ["D-1"]
