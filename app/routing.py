@@ -91,7 +91,8 @@ class GuardedRoute(APIRoute):
     whatever it is. The role is the one its dependencies carry (`required_role`), published as the
     operation's `x-required-role`. Then the body is read and the request waits its tenant's turn
     (`TenantTurns`: at most PIM_TENANT_REQUESTS_PER_PROCESS of a tenant run at once); routes that
-    stream their body (uploads) set `takes_turns = False`."""
+    stream their body (uploads) set `takes_turns = False`. A POST with an `Idempotency-Key` is
+    claimed before its turn, and replayed or refused (409) without running (app/idempotency.py)."""
 
     takes_turns = True
     # the literal segments of every route's path (`bulk`, `search`...): an integer id parameter
