@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # a key still in flight this long is taken over: its request died with its process (no
     # request runs this long: statements stop after PIM_STATEMENT_TIMEOUT_MS, uploads are streamed)
     idempotency_in_flight_seconds: int = Field(default=3600, gt=0)
+    # PATCH, PUT and DELETE of products, categories, views, segments and the schema need If-Match
+    # (428 without): no write can overwrite a version its client has not read
+    require_if_match: bool = False
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 

@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     idempotency_key_reused = "idempotency_key_reused"
     idempotency_key_in_flight = "idempotency_key_in_flight"
     precondition_failed = "precondition_failed"
+    precondition_required = "precondition_required"
 
 
 class ErrorBody(BaseModel):
@@ -242,6 +243,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         410: "No longer kept",
         412: "`If-Match` does not name the current version (`precondition_failed`, with the "
         "current `ETag`): nothing changed",
+        428: "No `If-Match`, and `PIM_REQUIRE_IF_MATCH` is on (`precondition_required`)",
         413: "Payload too large",
         415: "Unsupported media type",
         429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",

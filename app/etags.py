@@ -16,7 +16,7 @@ tenant that never wrote one has the version 0 (no transaction has that id).
 
 from typing import Annotated, Any
 
-from fastapi import Header, Response
+from fastapi import Depends, Header, Request, Response
 
 from app.errors import AppError, ErrorCode
 
@@ -28,7 +28,24 @@ IF_NONE_MATCH_HELP = (
     "The `ETag`(s) of the copy you hold: `304 Not Modified` (no body) while it is current."
 )
 
-IfMatch = Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_HELP)]
+
+async def _if_match(
+    request: Request,
+    if_match: Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_HELP)] = None,
+) -> str | None:
+    """The write's If-Match; with PIM_REQUIRE_IF_MATCH, a write without one is a 428."""
+    if if_match is None and request.app.state.settings.require_if_match:
+        raise AppError(
+            "This write needs an If-Match header with the object's ETag (read it first): "
+            "PIM_REQUIRE_IF_MATCH is on",
+            status_code=428,
+            code=ErrorCode.precondition_required,
+            param="If-Match",
+        )
+    return if_match
+
+
+IfMatch = Annotated[str | None, Depends(_if_match)]
 IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description=IF_NONE_MATCH_HELP)]
 
 ETAG_HEADER = {

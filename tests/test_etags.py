@@ -3,7 +3,10 @@ and the schema (app/etags.py), including two writes racing with the same If-Matc
 
 import asyncio
 
+import httpx
 import pytest
+
+from app.main import create_app
 
 SEGMENT_DEFINITION = {"match": "all", "conditions": []}
 
@@ -163,3 +166,26 @@ async def test_another_tenants_object_is_a_404_whatever_the_if_match(client, ten
         await client.delete(path, headers={**other_tenant.editor, "If-Match": "*"}),
     ):
         assert answer.status_code == 404
+
+
+async def test_if_match_can_be_required(settings, tenant):
+    app = create_app(settings.model_copy(update={"require_if_match": True}))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://pim.test") as http:
+            path, patch = await make(http, tenant, "category")
+            tag = (await http.get(path, headers=tenant.viewer)).headers["ETag"]
+            for answer in (
+                await http.patch(path, headers=tenant.editor, json=patch),
+                await http.delete(path, headers=tenant.editor),
+                await http.put("/api/pim/schema/", headers=tenant.editor, json={"fields": []}),
+            ):
+                assert answer.status_code == 428, answer.text
+                assert answer.json()["code"] == "precondition_required"
+            assert (await http.get(path, headers=tenant.viewer)).headers["ETag"] == tag
+            written = await http.patch(path, headers={**tenant.editor, "If-Match": tag}, json=patch)
+            assert written.status_code == 200
+            spec = app.openapi()
+            assert (
+                "428" in spec["paths"]["/api/pim/categories/{category_id}/"]["patch"]["responses"]
+            )

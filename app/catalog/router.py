@@ -56,10 +56,10 @@ async def get_product_schema(
 
 
 @schema_router.put(
-    "/", response_model=SchemaOut, responses=error_responses(400, 412), openapi_extra=TAGGED
+    "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
 )
 async def replace_product_schema(
-    body: SchemaIn, session: EditorSession, response: Response, if_match: IfMatch = None
+    body: SchemaIn, session: EditorSession, response: Response, if_match: IfMatch
 ):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
     With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
@@ -145,7 +145,7 @@ async def get_category(
 @categories_router.patch(
     "/{category_id}/",
     response_model=CategoryOut,
-    responses=error_responses(400, 404, 412),
+    responses=error_responses(400, 404, 412, 428),
     openapi_extra=TAGGED,
 )
 async def update_category(
@@ -153,7 +153,7 @@ async def update_category(
     body: CategoryPatch,
     session: EditorSession,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
     With `If-Match`, only the version it names is changed (else `412`)."""
@@ -165,11 +165,9 @@ async def update_category(
 @categories_router.delete(
     "/{category_id}/",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(404, 409, 412),
+    responses=error_responses(404, 409, 412, 428),
 )
-async def delete_category(
-    category_id: ObjectId, session: EditorSession, if_match: IfMatch = None
-) -> None:
+async def delete_category(category_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
     """Delete a leaf category and remove it from its products; `409` while it has children. With
     `If-Match`, only the version it names (else `412`)."""
     await service.delete_category(session, category_id, if_match=if_match)
@@ -218,7 +216,7 @@ async def get_view(
 @views_router.patch(
     "/{view_id}/",
     response_model=ViewOut,
-    responses=error_responses(404, 409, 412),
+    responses=error_responses(404, 409, 412, 428),
     openapi_extra=TAGGED,
 )
 async def update_view(
@@ -226,7 +224,7 @@ async def update_view(
     body: ViewPatch,
     session: EditorSession,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ):
     """Change a view; with `If-Match`, only the version it names (else `412`)."""
     view = await service.patch_view(session, view_id, body, if_match=if_match)
@@ -235,8 +233,8 @@ async def update_view(
 
 
 @views_router.delete(
-    "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
+    "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412, 428)
 )
-async def delete_view(view_id: ObjectId, session: EditorSession, if_match: IfMatch = None) -> None:
+async def delete_view(view_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
     """Delete a view; with `If-Match`, only the version it names (else `412`)."""
     await service.delete_view(session, view_id, if_match=if_match)

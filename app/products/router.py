@@ -319,7 +319,7 @@ async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNon
 @router.patch(
     "/{product_id}/",
     response_model=ProductOut,
-    responses=error_responses(400, 404, 409, 412),
+    responses=error_responses(400, 404, 409, 412, 428),
     openapi_extra=TAGGED,
 )
 async def update_product(
@@ -327,7 +327,7 @@ async def update_product(
     body: ProductPatch,
     session: EditorSession,
     settings: SettingsDep,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
     `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400. With
@@ -344,10 +344,12 @@ async def update_product(
 
 
 @router.delete(
-    "/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412)
+    "/{product_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 412, 428),
 )
 async def delete_product(
-    product_id: ObjectId, session: EditorSession, if_match: IfMatch = None
+    product_id: ObjectId, session: EditorSession, if_match: IfMatch
 ) -> Response:
     """Delete the product; with `If-Match`, only the version it names (else `412`)."""
     await service.delete_product(session, product_id, if_match=if_match)

@@ -108,7 +108,7 @@ async def get_segment(
 @router.patch(
     "/{segment_id}/",
     response_model=SegmentOut,
-    responses=error_responses(400, 404, 412),
+    responses=error_responses(400, 404, 412, 428),
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
     openapi_extra=TAGGED,
@@ -118,7 +118,7 @@ async def update_segment(
     body: SegmentPatch,
     session: EditorSession,
     response: Response,
-    if_match: IfMatch = None,
+    if_match: IfMatch,
 ):
     segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
     tagged(response, segment.version)
@@ -128,10 +128,10 @@ async def update_segment(
 @router.delete(
     "/{segment_id}/",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(404, 412),
+    responses=error_responses(404, 412, 428),
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: EditorSession, if_match: IfMatch = None
+    segment_id: ObjectId, request: Request, session: EditorSession, if_match: IfMatch
 ) -> Response:
     """Delete the segment and (best effort) its memberships; with `If-Match`, only the version it
     names (else `412`)."""
