@@ -109,11 +109,11 @@ class GuardedRoute(APIRoute):
         )
         self._json_body = self.body_field is not None and not _is_form(self.body_field)
         self.required_role = required_role(self.dependant)
-        self.idempotent = (
-            self.required_role is not None
-            and "POST" in (self.methods or ())
-            and not (self.openapi_extra or {}).get(NO_IDEMPOTENCY_EXTENSION)
-        )
+        # a POST honours Idempotency-Key, unless it says it refuses one; other methods ignore it
+        # (GET, PUT, PATCH and DELETE are idempotent by definition)
+        post = self.required_role is not None and "POST" in (self.methods or ())
+        self._refuses_key = post and bool((self.openapi_extra or {}).get(NO_IDEMPOTENCY_EXTENSION))
+        self.idempotent = post and not self._refuses_key
         if self.required_role is not None:
             # a new dict: `openapi_extra` objects are shared between routes
             extra = self.openapi_extra or {}
@@ -178,7 +178,7 @@ class GuardedRoute(APIRoute):
                 raise Forbidden(f"This action needs the {role.value} role")
             self._check_content_type(request)
             key = key_of(request) if self.idempotent else None
-            if key is None and not self.idempotent and KEY_HEADER in request.headers:
+            if self._refuses_key and KEY_HEADER in request.headers:
                 raise BadRequest(
                     f"This route does not take an {KEY_HEADER}: its answer holds a secret, "
                     "which is never stored",
