@@ -71,6 +71,24 @@ def cmd_token(args) -> int:
     return 0
 
 
+def cmd_demo_load(args) -> int:
+    from dataclasses import asdict
+
+    from app.auth.service import get_tenant_by_slug
+    from app.demo import load_demo_catalog
+
+    async def run(session):
+        tenant = await get_tenant_by_slug(session, args.tenant)
+        session.info["tenant_id"] = tenant.id  # every statement below is the tenant's
+        loaded = await load_demo_catalog(
+            session, max_data_bytes=get_settings().max_product_data_bytes
+        )
+        return {"tenant_id": tenant.id, **asdict(loaded)}
+
+    _print(asyncio.run(_with_session(run)))
+    return 0
+
+
 def cmd_migrate(_args) -> int:
     from alembic import command
     from alembic.config import Config
@@ -134,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=["viewer", "editor", "admin"])
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(func=cmd_token)
+
+    demo = sub.add_parser("demo", help="the demo catalog").add_subparsers(
+        dest="action", required=True
+    )
+    demo_load = demo.add_parser(
+        "load",
+        help="load the demo catalog (schema, categories, 300 products, a view, a segment) into a "
+        "tenant; loading it again changes nothing",
+    )
+    demo_load.add_argument("--tenant", required=True, help="tenant slug")
+    demo_load.set_defaults(func=cmd_demo_load)
 
     sub.add_parser("migrate", help="apply Postgres and ClickHouse migrations").set_defaults(
         func=cmd_migrate

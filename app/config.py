@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     worker_maintenance_seconds: float = Field(default=60, gt=0)
     # change log entries older than this are pruned by the worker's maintenance round
     change_retention_days: int = Field(default=90, gt=0)
+    # a POST's Idempotency-Key and its stored answer are kept this long (app/idempotency.py)
+    idempotency_key_hours: int = Field(default=24, gt=0)
+    # a key still in flight this long is taken over: its request died with its process (no
+    # request runs this long: statements stop after PIM_STATEMENT_TIMEOUT_MS, uploads are streamed)
+    idempotency_in_flight_seconds: int = Field(default=3600, gt=0)
+    # PATCH, PUT and DELETE of products, categories, views, segments and the schema need If-Match
+    # (428 without): no write can overwrite a version its client has not read
+    require_if_match: bool = False
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 

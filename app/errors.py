@@ -32,6 +32,7 @@ class ErrorCode(StrEnum):
     value_out_of_range = "value_out_of_range"
     nested_too_deeply = "nested_too_deeply"
     unauthorized = "unauthorized"
+    ambiguous_credentials = "ambiguous_credentials"
     forbidden = "forbidden"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
@@ -48,6 +49,10 @@ class ErrorCode(StrEnum):
     database_busy = "database_busy"
     query_timeout = "query_timeout"
     concurrent_write = "concurrent_write"
+    idempotency_key_reused = "idempotency_key_reused"
+    idempotency_key_in_flight = "idempotency_key_in_flight"
+    precondition_failed = "precondition_failed"
+    precondition_required = "precondition_required"
 
 
 class ErrorBody(BaseModel):
@@ -153,6 +158,17 @@ class Unauthorized(AppError):
         super().__init__(detail)
         self.headers = {"WWW-Authenticate": f'{scheme} realm="pim"'}
 
+    def invalid_token(self) -> "Unauthorized":
+        """This 401 as RFC 6750 says a refused Bearer token is answered (section 3.1):
+        `error="invalid_token"` and the reason in `error_description`."""
+        # a quoted-string may hold any visible ASCII but `"` and `\\`
+        reason = "".join(c for c in self.detail if " " <= c <= "~" and c not in '"\\')[:200]
+        self.headers = {
+            "WWW-Authenticate": f'Bearer realm="pim", error="invalid_token", '
+            f'error_description="{reason}"'
+        }
+        return self
+
 
 class Forbidden(AppError):
     status_code = 403
@@ -219,6 +235,9 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "Not found for this tenant",
         409: "Conflict",
         410: "No longer kept",
+        412: "`If-Match` does not name the current version (`precondition_failed`, with the "
+        "current `ETag`): nothing changed",
+        428: "No `If-Match`, and `PIM_REQUIRE_IF_MATCH` is on (`precondition_required`)",
         413: "Payload too large",
         415: "Unsupported media type",
         429: "Rate limit or concurrency limit exceeded: retry after `Retry-After` seconds",

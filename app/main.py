@@ -19,6 +19,7 @@ from app.config import Settings, get_settings
 from app.db import create_engine, create_read_pool, create_sessionmaker
 from app.errors import ValidationErrorBody, install_error_handlers
 from app.health import router as health_router
+from app.idempotency import KEY_HEADER, REPLAYED_HEADER
 from app.imports.router import router as imports_router
 from app.log import configure_logging
 from app.middleware import (
@@ -79,6 +80,7 @@ CORS_EXPOSED_HEADERS = [
     "RateLimit-Reset",
     "ETag",
     "Server-Timing",
+    "Idempotent-Replayed",
 ]
 LOCATION_HEADER = {
     "Location": {
@@ -116,6 +118,27 @@ Limits that apply to every route:
 - A unique value taken by a concurrent request is a 409; a database pool that stays busy for
   `PIM_DB_POOL_TIMEOUT_SECONDS` is a 503 with `Retry-After`.
 """
+
+
+REPLAYED = {
+    REPLAYED_HEADER: {
+        "description": "`true` on the stored answer of an earlier request with the same "
+        "`Idempotency-Key`",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _document_idempotency(responses: dict[str, Any], error: dict[str, Any]) -> None:
+    """A POST taking Idempotency-Key: its successes may be replays, and its 409s include the key's."""
+    for status, response in responses.items():
+        if status.startswith("2"):
+            response.setdefault("headers", {}).update(REPLAYED)
+    conflict = responses.setdefault("409", {"description": "Conflict", "content": error})
+    conflict["description"] += (
+        "; or `idempotency_key_reused` (the Idempotency-Key was sent with another request), "
+        "`idempotency_key_in_flight` (a request with it still runs: retry after `Retry-After`)"
+    )
 
 
 def _document_common_errors(app: FastAPI) -> None:
@@ -173,6 +196,8 @@ def _document_common_errors(app: FastAPI) -> None:
                                     "content": error,
                                 },
                             )
+                    if any(p.get("name") == KEY_HEADER for p in operation.get("parameters", ())):
+                        _document_idempotency(responses, error)
                     role = operation.get(ROLE_EXTENSION)
                     if role == Role.viewer:
                         responses.pop("403", None)  # every caller holds at least the viewer role

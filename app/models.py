@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,19 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, IdentityKey, TenantScoped, Timestamps, UpdatedAt
+
+
+class RowVersion:
+    """Mixin: `version` is the row's `xmin` (the transaction that wrote it last), the object's
+    ETag (app/etags.py). Written by Postgres: read again (`session.refresh`) after a flush."""
+
+    version: Mapped[int] = mapped_column(
+        "xmin",
+        BigInteger,
+        system=True,
+        server_default=FetchedValue(),
+        server_onupdate=FetchedValue(),
+    )
 
 
 class Tenant(IdentityKey, Base):
@@ -45,7 +59,7 @@ class ApiKey(IdentityKey, TenantScoped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class ProductSchema(TenantScoped, UpdatedAt, Base):
+class ProductSchema(RowVersion, TenantScoped, UpdatedAt, Base):
     __tablename__ = "product_schemas"
 
     tenant_id: Mapped[int] = mapped_column(
@@ -56,7 +70,7 @@ class ProductSchema(TenantScoped, UpdatedAt, Base):
     default_locale: Mapped[str] = mapped_column(String(16), server_default="en-us")
 
 
-class Category(IdentityKey, TenantScoped, Timestamps, Base):
+class Category(IdentityKey, RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "categories"
     __table_args__ = (Index("ix_categories_tenant_parent", "tenant_id", "parent_id"),)
 
@@ -70,7 +84,7 @@ class Category(IdentityKey, TenantScoped, Timestamps, Base):
     position: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
-class View(IdentityKey, TenantScoped, Timestamps, Base):
+class View(IdentityKey, RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "views"
     __table_args__ = (
         UniqueConstraint("tenant_id", "name"),
@@ -84,7 +98,7 @@ class View(IdentityKey, TenantScoped, Timestamps, Base):
     is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
-class Product(IdentityKey, TenantScoped, Timestamps, Base):
+class Product(IdentityKey, RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("tenant_id", "sku"),
@@ -215,7 +229,7 @@ class HeaderMapping(TenantScoped, UpdatedAt, Base):
     field: Mapped[str | None] = mapped_column(Text)
 
 
-class Segment(IdentityKey, TenantScoped, Timestamps, Base):
+class Segment(IdentityKey, RowVersion, TenantScoped, Timestamps, Base):
     __tablename__ = "segments"
     __table_args__ = (Index("ix_segments_tenant_id_id", "tenant_id", "id"),)
 
@@ -229,3 +243,27 @@ class Segment(IdentityKey, TenantScoped, Timestamps, Base):
     # membership rows in ClickHouse carry a generation; readers only see `current_generation`
     current_generation: Mapped[int | None] = mapped_column(BigInteger)
     generation_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class IdempotencyKey(TenantScoped, Base):
+    """A POST's `Idempotency-Key` and, once its transaction committed, its answer (read and
+    written in raw SQL by app/idempotency.py; the model documents the table)."""
+
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    credential: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    claim: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    method: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

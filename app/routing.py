@@ -26,12 +26,28 @@ from app.deps import (
     RoleRequirement,
     get_principal,
 )
-from app.errors import AppError, ErrorCode, Forbidden, TooManyRequests
+from app.errors import AppError, BadRequest, ErrorCode, Forbidden, TooManyRequests
+from app.idempotency import KEY_HEADER, REPLAYED_HEADER, IdempotentCall, key_of
 from app.query.models import Group
 
 # The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
 # authentication, roles"); the role-matrix test (tests/test_roles_all_routes.py) reads it.
 ROLE_EXTENSION = "x-required-role"
+# `openapi_extra={NO_IDEMPOTENCY_EXTENSION: True}`: a POST whose answer holds a secret, which is
+# never stored, refuses Idempotency-Key (400) instead of honouring it (app/idempotency.py)
+NO_IDEMPOTENCY_EXTENSION = "x-idempotency-key-refused"
+
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": KEY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Any unique token of yours (a UUID): a retry with the same key and request gets "
+    f"the first answer again (`{REPLAYED_HEADER}: true`) instead of running twice; kept 24 h. "
+    "The same key with another request is a `409 idempotency_key_reused`, a duplicate while the "
+    "first runs a `409 idempotency_key_in_flight`.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "example": "5f8d0c3e-8b4a-4c55-9a57-3f1f7f0e2b6c",
+}
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -81,7 +97,8 @@ class GuardedRoute(APIRoute):
     whatever it is. The role is the one its dependencies carry (`required_role`), published as the
     operation's `x-required-role`. Then the body is read and the request waits its tenant's turn
     (`TenantTurns`: at most PIM_TENANT_REQUESTS_PER_PROCESS of a tenant run at once); routes that
-    stream their body (uploads) set `takes_turns = False`."""
+    stream their body (uploads) set `takes_turns = False`. A POST with an `Idempotency-Key` is
+    claimed before its turn, and replayed or refused (409) without running (app/idempotency.py)."""
 
     takes_turns = True
     # the literal segments of every route's path (`bulk`, `search`...): an integer id parameter
@@ -102,12 +119,20 @@ class GuardedRoute(APIRoute):
             _depends_on(self.dependant, call) for call in HEAVY_BODY_READ_DEPENDENCIES
         )
         self.required_role = required_role(self.dependant)
+        # a POST honours Idempotency-Key, unless it says it refuses one; other methods ignore it
+        # (GET, PUT, PATCH and DELETE are idempotent by definition)
+        post = self.required_role is not None and "POST" in (self.methods or ())
+        self._refuses_key = post and bool((self.openapi_extra or {}).get(NO_IDEMPOTENCY_EXTENSION))
+        self.idempotent = post and not self._refuses_key
         if self.required_role is not None:
             # a new dict: `openapi_extra` objects are shared between routes
-            self.openapi_extra = {
-                **(self.openapi_extra or {}),
-                ROLE_EXTENSION: self.required_role.value,
-            }
+            extra = self.openapi_extra or {}
+            self.openapi_extra = {**extra, ROLE_EXTENSION: self.required_role.value}
+            if self.idempotent:
+                self.openapi_extra["parameters"] = [
+                    *extra.get("parameters", []),
+                    IDEMPOTENCY_KEY_PARAMETER,
+                ]
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
@@ -164,12 +189,28 @@ class GuardedRoute(APIRoute):
             if principal.role.rank < role.rank:
                 raise Forbidden(f"This action needs the {role.value} role")
             self._check_content_type(request)
+            key = key_of(request) if self.idempotent else None
+            if self._refuses_key and KEY_HEADER in request.headers:
+                raise BadRequest(
+                    f"This route does not take an {KEY_HEADER}: its answer holds a secret, "
+                    "which is never stored",
+                    param=KEY_HEADER,
+                )
+            if key is None:
+                if not self.takes_turns:
+                    return await handler(request)
+                # the body is read before the turn, so that a slow sender does not keep one
+                await request.body()
+                async with request.app.state.tenant_turns.turn(principal.tenant_id):
+                    return await handler(request)
+            call = IdempotentCall(request, principal, key)
+            replay = await call.begin(streaming=not self.takes_turns)
+            if replay is not None:
+                return replay
             if not self.takes_turns:
-                return await handler(request)
-            # the body is read before the turn, so that a slow sender does not keep one
-            await request.body()
+                return await call.run(handler, call.streaming_request())
             async with request.app.state.tenant_turns.turn(principal.tenant_id):
-                return await handler(request)
+                return await call.run(handler, request)
 
         return guarded
 

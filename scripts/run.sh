@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole service locally (after `make services migrate`, which `make run`
 # does first): an arq worker in the background, a fresh demo tenant with an
-# admin API key, and the API in the foreground. Ctrl-C stops both.
+# admin API key and the demo catalog (`pim demo load`), and the API in the foreground.
+# Ctrl-C stops both.
 #   PORT (default 8000), WORKERS (default 2), HOST (default 127.0.0.1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -41,6 +42,11 @@ else:
     sys.exit("no api_key in `pim tenant create` output")
 ' <<<"$OUT")"
 
+# the demo catalog (app/demo.py): schema, category tree, 300 products with variations, a view and
+# a segment; loading it again would change nothing
+"$PIM" demo load --tenant "$SLUG" >/dev/null
+echo "[run] demo catalog loaded into $SLUG"
+
 cat <<MSG
 
   PIM is starting on http://$HOST:$PORT
@@ -49,6 +55,8 @@ cat <<MSG
   API key:   $API_KEY
 
   Try:  curl -H "X-API-Key: $API_KEY" http://$HOST:$PORT/api/pim/products/
+        curl -H "X-API-Key: $API_KEY" "http://$HOST:$PORT/api/pim/products/?color=red&ordering=-price"
+        curl -H "X-API-Key: $API_KEY" http://$HOST:$PORT/api/pim/facets/
 
 MSG
 

@@ -23,7 +23,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.changes.tasks import prune_old_changes
 from app.clickhouse import ClickHouse
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker
+from app.db import create_engine, create_sessionmaker, driver_connection
+from app.idempotency import prune_idempotency_keys
 from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
 from app.jobs.context import WorkerContext
 from app.jobs.queue import forget, heartbeat_loop, worker_id
@@ -58,12 +59,23 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
         ),
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
         ("change log retention", lambda: prune_old_changes(ctx)),
+        ("idempotency keys", lambda: prune_old_idempotency_keys(ctx)),
     )
     for name, step in steps:
         try:
             await step()
         except Exception as exc:
             log.warning("maintenance_failed", step=name, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+async def prune_old_idempotency_keys(ctx: WorkerContext) -> int:
+    """One maintenance step: Idempotency-Keys older than PIM_IDEMPOTENCY_KEY_HOURS go (a batch)."""
+    async with ctx["sessionmaker"]() as session, session.begin():
+        conn = await driver_connection(session)
+        pruned = await prune_idempotency_keys(conn, hours=ctx["settings"].idempotency_key_hours)
+    if pruned:
+        log.info("idempotency_keys_pruned", keys=pruned)
+    return pruned
 
 
 async def _maintenance_loop(ctx: WorkerContext) -> None:

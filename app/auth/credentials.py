@@ -12,7 +12,7 @@ from starlette.requests import HTTPConnection
 
 from app.auth.cache import look_up_api_key
 from app.auth.service import Principal, hash_key, principal_from_token
-from app.errors import TooManyRequests, Unauthorized
+from app.errors import BadRequest, ErrorCode, TooManyRequests, Unauthorized
 from app.ratelimit import Quota
 
 
@@ -21,7 +21,8 @@ def client_ip(request: HTTPConnection) -> str:
 
 
 async def authenticate(request: HTTPConnection) -> Principal:
-    """The caller's principal, from `X-API-Key` or `Authorization: Bearer <JWT>` (the key wins when both are sent)."""
+    """The caller's principal, from `X-API-Key` or `Authorization: Bearer <JWT>`: one of them (both
+    are a 400 `ambiguous_credentials`, since they may name different tenants or roles)."""
     state = request.app.state
     api_key = request.headers.get("x-api-key")
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
@@ -29,13 +30,24 @@ async def authenticate(request: HTTPConnection) -> Principal:
         token = ""
     if not api_key and not token:
         raise Unauthorized("Send an API key in X-API-Key or a JWT in Authorization: Bearer")
+    if api_key and token:
+        raise BadRequest(
+            "Send one credential: an API key in X-API-Key or a JWT in Authorization: Bearer, "
+            "not both",
+            code=ErrorCode.ambiguous_credentials,
+            param="Authorization",
+        )
     try:
         if api_key:
             return await _from_api_key(request, api_key)
-        # a pooled raw connection (only for a tenant this process has not seen): lean read routes have no session
-        return await principal_from_token(
-            state.read_pool, state.settings, token, state.known_tenants
-        )
+        try:
+            # a pooled raw connection (only for a tenant this process has not seen): lean read
+            # routes have no session
+            return await principal_from_token(
+                state.read_pool, state.settings, token, state.known_tenants
+            )
+        except Unauthorized as exc:
+            raise exc.invalid_token() from None
     except Unauthorized:
         _answer_with(request, await state.rate_limiter.credentials_failed(client_ip(request)))
         raise

@@ -6,15 +6,22 @@ from app.db import after_commit, tenant_of
 from app.deps import AdminSession, ObjectId
 from app.errors import AUTH_ERRORS, error_responses
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
-from app.routing import api_router, set_location
+from app.routing import NO_IDEMPOTENCY_EXTENSION, api_router, set_location
 
 router = api_router(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_ERRORS)
 
 
-@router.post("/", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    openapi_extra={NO_IDEMPOTENCY_EXTENSION: True},
+)
 async def create_api_key(
     body: ApiKeyCreate, session: AdminSession, request: Request, response: Response
 ):
+    """Create an API key; `api_key` is in this answer only. `Idempotency-Key` is refused (`400`):
+    the answer holds the secret, which is stored nowhere, so it could not be replayed."""
     row, key = await service.create_api_key(
         session, tenant_of(session), name=body.name, role=body.role
     )

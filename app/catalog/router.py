@@ -18,6 +18,16 @@ from app.catalog.schemas import (
 )
 from app.deps import EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
+from app.etags import (
+    NOT_MODIFIED,
+    TAGGED,
+    TAGGED_CREATE,
+    IfMatch,
+    IfNoneMatch,
+    not_modified,
+    tagged,
+)
+from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
 from app.routing import api_router, set_location
@@ -29,19 +39,38 @@ categories_router = api_router(
 views_router = api_router(prefix="/api/pim/views", tags=["views"], responses=AUTH_ERRORS)
 
 
-@schema_router.get("/", response_model=SchemaOut)
-async def get_product_schema(session: ViewerSession):
-    return service.schema_out(await service.get_schema_row(session))
+def _version(row: ProductSchema | None) -> int | None:
+    return row.version if row is not None else None
 
 
-@schema_router.put("/", response_model=SchemaOut, responses=error_responses(400))
-async def replace_product_schema(body: SchemaIn, session: EditorSession):
+@schema_router.get("/", response_model=SchemaOut, responses=NOT_MODIFIED, openapi_extra=TAGGED)
+async def get_product_schema(
+    session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
+):
+    """The tenant's schema, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    row = await service.get_schema_row(session)
+    if (unchanged := not_modified(if_none_match, _version(row))) is not None:
+        return unchanged
+    tagged(response, _version(row))
+    return service.schema_out(row)
+
+
+@schema_router.put(
+    "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
+)
+async def replace_product_schema(
+    body: SchemaIn, session: EditorSession, response: Response, if_match: IfMatch
+):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
+    With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
+    wrote its schema has the version `"0"`).
 
     The body of `GET` can be sent back as it is: the read-only `updated_at` is ignored. A field that
     breaks a rule (reserved name, `validation` RE2 cannot compile or that its type does not apply,
     `unique` array, empty enum option) is a `422` naming it."""
-    return service.schema_out(await service.put_schema(session, body))
+    row = await service.put_schema(session, body, if_match=if_match)
+    tagged(response, row.version)
+    return service.schema_out(row)
 
 
 # `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
@@ -81,6 +110,7 @@ async def list_categories(
     status_code=status.HTTP_201_CREATED,
     response_model=CategoryOut,
     responses=error_responses(400),
+    openapi_extra=TAGGED_CREATE,
 )
 async def create_category(
     body: CategoryIn, session: EditorSession, request: Request, response: Response
@@ -88,30 +118,59 @@ async def create_category(
     """Create a category; its `path` is its parent's path and its name joined by " > "."""
     category = await service.create_category(session, body)
     set_location(request, response, "get_category", category_id=category.id)
+    tagged(response, category.version)
     return category
 
 
 @categories_router.get(
-    "/{category_id}/", response_model=CategoryOut, responses=error_responses(404)
+    "/{category_id}/",
+    response_model=CategoryOut,
+    responses={**error_responses(404), **NOT_MODIFIED},
+    openapi_extra=TAGGED,
 )
-async def get_category(category_id: ObjectId, session: ViewerSession):
-    return await service.get_category(session, category_id)
+async def get_category(
+    category_id: ObjectId,
+    session: ViewerSession,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+):
+    """The category, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    category = await service.get_category(session, category_id)
+    if (unchanged := not_modified(if_none_match, category.version)) is not None:
+        return unchanged
+    tagged(response, category.version)
+    return category
 
 
 @categories_router.patch(
-    "/{category_id}/", response_model=CategoryOut, responses=error_responses(400, 404)
+    "/{category_id}/",
+    response_model=CategoryOut,
+    responses=error_responses(400, 404, 412, 428),
+    openapi_extra=TAGGED,
 )
-async def update_category(category_id: ObjectId, body: CategoryPatch, session: EditorSession):
-    """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths."""
-    return await service.patch_category(session, category_id, body)
+async def update_category(
+    category_id: ObjectId,
+    body: CategoryPatch,
+    session: EditorSession,
+    response: Response,
+    if_match: IfMatch,
+):
+    """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
+    With `If-Match`, only the version it names is changed (else `412`)."""
+    category = await service.patch_category(session, category_id, body, if_match=if_match)
+    tagged(response, category.version)
+    return category
 
 
 @categories_router.delete(
-    "/{category_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 409)
+    "/{category_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 409, 412, 428),
 )
-async def delete_category(category_id: ObjectId, session: EditorSession) -> None:
-    """Delete a leaf category and remove it from its products; `409` while it has children."""
-    await service.delete_category(session, category_id)
+async def delete_category(category_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
+    """Delete a leaf category and remove it from its products; `409` while it has children. With
+    `If-Match`, only the version it names (else `412`)."""
+    await service.delete_category(session, category_id, if_match=if_match)
 
 
 @views_router.get("/", response_model=ViewPage, responses=error_responses(400))
@@ -123,27 +182,59 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
 
 
 @views_router.post(
-    "/", status_code=status.HTTP_201_CREATED, response_model=ViewOut, responses=error_responses(409)
+    "/",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ViewOut,
+    responses=error_responses(409),
+    openapi_extra=TAGGED_CREATE,
 )
 async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
     view = await service.create_view(session, body)
     set_location(request, response, "get_view", view_id=view.id)
+    tagged(response, view.version)
     return view
 
 
-@views_router.get("/{view_id}/", response_model=ViewOut, responses=error_responses(404))
-async def get_view(view_id: ObjectId, session: ViewerSession):
-    return await service.get_view(session, view_id)
+@views_router.get(
+    "/{view_id}/",
+    response_model=ViewOut,
+    responses={**error_responses(404), **NOT_MODIFIED},
+    openapi_extra=TAGGED,
+)
+async def get_view(
+    view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
+):
+    """The view, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    view = await service.get_view(session, view_id)
+    if (unchanged := not_modified(if_none_match, view.version)) is not None:
+        return unchanged
+    tagged(response, view.version)
+    return view
 
 
-@views_router.patch("/{view_id}/", response_model=ViewOut, responses=error_responses(404, 409))
-async def update_view(view_id: ObjectId, body: ViewPatch, session: EditorSession):
-    return await service.patch_view(session, view_id, body)
+@views_router.patch(
+    "/{view_id}/",
+    response_model=ViewOut,
+    responses=error_responses(404, 409, 412, 428),
+    openapi_extra=TAGGED,
+)
+async def update_view(
+    view_id: ObjectId,
+    body: ViewPatch,
+    session: EditorSession,
+    response: Response,
+    if_match: IfMatch,
+):
+    """Change a view; with `If-Match`, only the version it names (else `412`)."""
+    view = await service.patch_view(session, view_id, body, if_match=if_match)
+    tagged(response, view.version)
+    return view
 
 
 @views_router.delete(
-    "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+    "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412, 428)
 )
-async def delete_view(view_id: ObjectId, session: EditorSession) -> None:
-    await service.delete_view(session, view_id)
+async def delete_view(view_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
+    """Delete a view; with `If-Match`, only the version it names (else `412`)."""
+    await service.delete_view(session, view_id, if_match=if_match)

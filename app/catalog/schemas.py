@@ -1,8 +1,9 @@
 """Request and response models of the catalog: product schema, categories, views."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import MISSING, BaseModel, ConfigDict, Field, field_validator
 
 from app.bodies import ClosedModel
 from app.catalog.fields import FieldDef, check_schema_fields
@@ -44,7 +45,7 @@ CATEGORY_NAME_MAX = 255
 
 
 def _category_name(cls: type, name: str | None) -> str | None:
-    if name is None:  # CategoryPatch: null leaves the name unchanged
+    if name is None:
         return None
     # stripped, and free of what splits paths: the CSV import and the PIMS `categories` filter
     # cut a list of paths at "|" and a path at ">", stripping each name (see parse_category_paths)
@@ -64,10 +65,15 @@ class CategoryIn(ClosedModel):
 
 
 class CategoryPatch(ClosedModel):
-    name: str | None = Field(default=None, min_length=1, max_length=CATEGORY_NAME_MAX)
-    parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
-    labels: dict[str, str] | None = None
-    position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
+    """A partial update: an absent field is unchanged; `parent_id: null` makes the category a
+    root; null for any other field is a 422 (docs/contract.md, "PATCH and null")."""
+
+    name: Annotated[str, Field(min_length=1, max_length=CATEGORY_NAME_MAX)] | MISSING = MISSING
+    parent_id: Annotated[int, Field(ge=1, le=INT64_MAX)] | MISSING | None = Field(
+        default=MISSING, description="the new parent's id; null: a root category"
+    )
+    labels: dict[str, str] | MISSING = MISSING
+    position: Annotated[int, Field(ge=-(2**31), le=2**31 - 1)] | MISSING = MISSING
 
     _no_separator = field_validator("name")(_category_name)
 
@@ -95,9 +101,11 @@ class ViewIn(ClosedModel):
 
 
 class ViewPatch(ClosedModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    attributes: list[str] | None = Field(default=None, max_length=500)
-    is_default: bool | None = None
+    """A partial update: an absent field is unchanged; no field is nullable (null is a 422)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255)] | MISSING = MISSING
+    attributes: Annotated[list[str], Field(max_length=500)] | MISSING = MISSING
+    is_default: bool | MISSING = MISSING
 
 
 class ViewOut(BaseModel):

@@ -30,6 +30,7 @@ from app.db import (
     tenant_of,
 )
 from app.errors import BadRequest, Conflict
+from app.etags import check_if_match
 from app.jobs.locks import Lock, xact_lock
 from app.models import Category, Product, ProductSchema, View
 from app.query.categories import category_subtrees
@@ -94,10 +95,14 @@ async def lock_schema(session: AsyncSession, *, exclusive: bool = False) -> date
     )
 
 
-async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
+async def put_schema(
+    session: AsyncSession, body: SchemaIn, *, if_match: str | None = None
+) -> ProductSchema:
     """Replace the fields (and optionally currency/locale). Product data is never touched."""
     await lock_schema(session, exclusive=True)  # waits for the import batch being written
     row = await get_schema_row(session)
+    # under the schema lock: of two PUTs with the same If-Match, one wins
+    check_if_match(if_match, row.version if row is not None else None)
     before = _facet_signature(row.fields if row is not None else [])
     fields = [f.model_dump() for f in body.fields]
     if row is None:
@@ -127,11 +132,14 @@ async def put_schema(session: AsyncSession, body: SchemaIn) -> ProductSchema:
 # --- categories -----------------------------------------------------------------------------
 
 
-async def get_category(session: AsyncSession, category_id: int) -> Category:
+async def get_category(
+    session: AsyncSession, category_id: int, *, for_update: bool = False
+) -> Category:
     return await one_or_not_found(
         session,
         select(Category).where(Category.id == category_id),
         f"Category {category_id} not found",
+        for_update=for_update,
     )
 
 
@@ -322,14 +330,17 @@ _REWRITE_DESCENDANT_PATHS = text(
 )
 
 
-async def patch_category(session: AsyncSession, category_id: int, body: CategoryPatch) -> Category:
-    changes = body.model_dump(exclude_unset=True)
-    renames = changes.get("name") is not None or "parent_id" in changes
+async def patch_category(
+    session: AsyncSession, category_id: int, body: CategoryPatch, *, if_match: str | None = None
+) -> Category:
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (null only for parent_id)
+    renames = "name" in changes or "parent_id" in changes
     if renames:
         await _lock_tree(session)  # before the reads below
-    category = await get_category(session, category_id)
+    category = await get_category(session, category_id, for_update=if_match is not None)
+    check_if_match(if_match, category.version)
     for key in ("labels", "position"):
-        if changes.get(key) is not None:
+        if key in changes:
             setattr(category, key, changes[key])
     if renames:
         name = changes.get("name") or category.name
@@ -369,9 +380,12 @@ async def patch_category(session: AsyncSession, category_id: int, body: Category
     return category
 
 
-async def delete_category(session: AsyncSession, category_id: int) -> None:
+async def delete_category(
+    session: AsyncSession, category_id: int, *, if_match: str | None = None
+) -> None:
     await _lock_tree(session)  # no child is created under it between the check and the delete
-    await get_category(session, category_id)
+    category = await get_category(session, category_id, for_update=if_match is not None)
+    check_if_match(if_match, category.version)
     if await session.scalar(select(Category.id).where(Category.parent_id == category_id).limit(1)):
         raise Conflict("The category has children; delete or move them first")
     # waits for the writers assigning categories to commit: the UPDATE below then sees their products
@@ -464,9 +478,12 @@ async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int
 # --- views ----------------------------------------------------------------------------------
 
 
-async def get_view(session: AsyncSession, view_id: int) -> View:
+async def get_view(session: AsyncSession, view_id: int, *, for_update: bool = False) -> View:
     return await one_or_not_found(
-        session, select(View).where(View.id == view_id), f"View {view_id} not found"
+        session,
+        select(View).where(View.id == view_id),
+        f"View {view_id} not found",
+        for_update=for_update,
     )
 
 
@@ -504,9 +521,12 @@ async def create_view(session: AsyncSession, body: ViewIn) -> View:
     return view
 
 
-async def patch_view(session: AsyncSession, view_id: int, body: ViewPatch) -> View:
-    view = await get_view(session, view_id)
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+async def patch_view(
+    session: AsyncSession, view_id: int, body: ViewPatch, *, if_match: str | None = None
+) -> View:
+    view = await get_view(session, view_id, for_update=if_match is not None)
+    check_if_match(if_match, view.version)
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (none is nullable)
     if "name" in changes:
         await _check_view_name(session, changes["name"], view.id)
     if changes.get("is_default"):
@@ -518,6 +538,7 @@ async def patch_view(session: AsyncSession, view_id: int, body: ViewPatch) -> Vi
     return view
 
 
-async def delete_view(session: AsyncSession, view_id: int) -> None:
-    await get_view(session, view_id)
+async def delete_view(session: AsyncSession, view_id: int, *, if_match: str | None = None) -> None:
+    view = await get_view(session, view_id, for_update=if_match is not None)
+    check_if_match(if_match, view.version)
     await session.execute(delete(View).where(View.id == view_id))

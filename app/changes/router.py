@@ -7,9 +7,10 @@ from app.changes import service
 from app.changes.schemas import ChangesPage, HistoryPage, Op, RevertIn, RevertOut
 from app.deps import EditorSession, ObjectId, Reader
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.etags import TAGGED, tagged
 from app.products.rules import INT64_MAX
 from app.products.schemas import ProductOut
-from app.products.service import dumps, get_product_json
+from app.products.service import dumps, get_product_tagged
 from app.responses import json_bytes_response
 from app.routing import JsonRoute
 
@@ -69,13 +70,15 @@ async def product_history(
     response_model=ProductOut,
     responses=error_responses(400, 404, 409),
     summary="Put a product back as it was after one of its changes",
+    openapi_extra=TAGGED,
 )
 async def revert_product(product_id: ObjectId, body: RevertIn, session: EditorSession):
     """The product gets its state right after entry `seq` (its built-ins and data; categories
     deleted since are left out); a deleted product comes back with its id and SKU (409 when
     another product has that SKU now). The revert is a write like any other: it is logged."""
     await service.revert_product(session, product_id, seq=body.seq)
-    return json_bytes_response(dumps(await get_product_json(session, product_id)))
+    product, version = await get_product_tagged(session, product_id)
+    return tagged(json_bytes_response(dumps(product)), version)
 
 
 REVERT_HELP = (

@@ -7,6 +7,15 @@ from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
 from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.etags import (
+    NOT_MODIFIED,
+    TAGGED,
+    TAGGED_CREATE,
+    IfMatch,
+    IfNoneMatch,
+    not_modified,
+    tagged,
+)
 from app.middleware import current_request_id
 from app.pagination import neighbour_pages, relative_url
 from app.products import service
@@ -266,6 +275,7 @@ async def search_products(body: ProductSearchIn, reader: SearchReader):
     status_code=status.HTTP_201_CREATED,
     response_model=ProductOut,
     responses=error_responses(400, 409),
+    openapi_extra=TAGGED_CREATE,
 )
 async def create_product(
     body: ProductIn, session: EditorSession, settings: SettingsDep, request: Request
@@ -274,11 +284,10 @@ async def create_product(
     product_id = await service.create_product(
         session, body, max_data_bytes=settings.max_product_data_bytes
     )
-    response = json_bytes_response(
-        service.dumps(await service.get_product_json(session, product_id)), status_code=201
-    )
+    product, version = await service.get_product_tagged(session, product_id)
+    response = json_bytes_response(service.dumps(product), status_code=201)
     set_location(request, response, "get_product", product_id=product_id)
-    return response
+    return tagged(response, version)
 
 
 @router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))
@@ -293,28 +302,57 @@ async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: S
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
-@router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
-async def get_product(product_id: ObjectId, reader: Reader):
-    return json_bytes_response(service.dumps(await service.get_product_json(reader, product_id)))
+@router.get(
+    "/{product_id}/",
+    response_model=ProductOut,
+    responses={**error_responses(404), **NOT_MODIFIED},
+    openapi_extra=TAGGED,
+)
+async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNoneMatch = None):
+    """The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    product, version = await service.get_product_tagged(reader, product_id)
+    return not_modified(if_none_match, version) or tagged(
+        json_bytes_response(service.dumps(product)), version
+    )
 
 
-@router.patch("/{product_id}/", response_model=ProductOut, responses=error_responses(400, 404, 409))
+@router.patch(
+    "/{product_id}/",
+    response_model=ProductOut,
+    responses=error_responses(400, 404, 409, 412, 428),
+    openapi_extra=TAGGED,
+)
 async def update_product(
-    product_id: ObjectId, body: ProductPatch, session: EditorSession, settings: SettingsDep
+    product_id: ObjectId,
+    body: ProductPatch,
+    session: EditorSession,
+    settings: SettingsDep,
+    if_match: IfMatch,
 ):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
-    `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400."""
+    `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400. With
+    `If-Match`, only the version it names is updated (else `412`)."""
     await service.patch_product(
-        session, product_id, body, max_data_bytes=settings.max_product_data_bytes
+        session,
+        product_id,
+        body,
+        max_data_bytes=settings.max_product_data_bytes,
+        if_match=if_match,
     )
-    return json_bytes_response(service.dumps(await service.get_product_json(session, product_id)))
+    product, version = await service.get_product_tagged(session, product_id)
+    return tagged(json_bytes_response(service.dumps(product)), version)
 
 
 @router.delete(
-    "/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+    "/{product_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 412, 428),
 )
-async def delete_product(product_id: ObjectId, session: EditorSession) -> Response:
-    await service.delete_product(session, product_id)
+async def delete_product(
+    product_id: ObjectId, session: EditorSession, if_match: IfMatch
+) -> Response:
+    """Delete the product; with `If-Match`, only the version it names (else `412`)."""
+    await service.delete_product(session, product_id, if_match=if_match)
     return Response(status_code=204)
 
 

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+from pydantic import MISSING, AfterValidator, BaseModel, Field, WithJsonSchema
 
 from app.bodies import ClosedModel
 from app.products.rules import (
@@ -50,13 +50,19 @@ class ProductIn(ClosedModel):
 
 
 class ProductPatch(ClosedModel):
-    name: Name | None = None
-    status: ProductStatus | None = None
-    categories: list[CategoryId] | None = Field(default=None, max_length=MAX_CATEGORIES)
-    variation_of: ParentSku | None = None
-    variation_attributes: VariationAttributes | None = None
-    data: dict[str, Any] | None = Field(
-        default=None,
+    """A partial update (docs/contract.md, "PATCH and null"): an absent field is unchanged; null
+    clears `variation_of` (the only nullable field) and is a 422 for any other field (`categories:
+    []` empties the categories; `data` keys set to null are removed)."""
+
+    name: Name | MISSING = MISSING
+    status: ProductStatus | MISSING = MISSING
+    categories: Annotated[list[CategoryId], Field(max_length=MAX_CATEGORIES)] | MISSING = MISSING
+    variation_of: ParentSku | MISSING | None = Field(
+        default=MISSING, description="the parent's SKU; null: no longer a variation"
+    )
+    variation_attributes: VariationAttributes | MISSING = MISSING
+    data: dict[str, Any] | MISSING = Field(
+        default=MISSING,
         description="JSON merge patch (RFC 7396): objects merge at every depth, a key set to null is removed",
     )
 

@@ -21,6 +21,7 @@ from app.db import (
     tenant_of,
 )
 from app.errors import BadRequest, Conflict, NotFound
+from app.etags import check_if_match
 from app.models import Product
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 from app.products.queries import (
@@ -72,16 +73,24 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, option=orjson.OPT_UTC_Z)
 
 
-async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
+async def get_product_tagged(
+    source: AsyncSession | TenantReader, product_id: int
+) -> tuple[dict[str, Any], int]:
+    """The product as `get_product_json` and its row version (its ETag, app/etags.py)."""
     async with reading(source) as conn:
         row = await conn.fetchrow(
-            f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE {tenant_is('p')} AND p.id = $2",
+            f"""SELECT {PRODUCT_COLUMNS}, p.xmin::text::bigint AS version
+                FROM products p WHERE {tenant_is("p")} AND p.id = $2""",
             tenant_of(source),
             product_id,
         )
     if row is None:
         raise NotFound(f"Product {product_id} not found")
-    return product_json(row)
+    return product_json(row), row["version"]
+
+
+async def get_product_json(source: AsyncSession | TenantReader, product_id: int) -> dict[str, Any]:
+    return (await get_product_tagged(source, product_id))[0]
 
 
 async def products_by_ids(session: AsyncSession, ids: list[int]) -> list[dict[str, Any]]:
@@ -473,10 +482,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 async def patch_product(
-    session: AsyncSession, product_id: int, body: ProductPatch, *, max_data_bytes: int
+    session: AsyncSession,
+    product_id: int,
+    body: ProductPatch,
+    *,
+    max_data_bytes: int,
+    if_match: str | None = None,
 ) -> None:
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("categories") is not None:
+    changes = body.model_dump(exclude_unset=True)  # the fields sent (null only where nullable)
+    if "categories" in changes:
         # before the row lock: a category delete takes the category lock first, then product rows
         await _check_categories(session, changes["categories"])
     product = await one_or_not_found(
@@ -485,15 +499,14 @@ async def patch_product(
         f"Product {product_id} not found",
         for_update=True,
     )
-    for key in ("name", "status"):
-        if changes.get(key) is not None:
+    check_if_match(
+        if_match, product.version
+    )  # under the row lock: one of two same-version writes wins
+    for key in ("name", "status", "variation_of", "variation_attributes"):
+        if key in changes:
             setattr(product, key, changes[key])
-    if changes.get("categories") is not None:
+    if "categories" in changes:
         product.categories = list(dict.fromkeys(changes["categories"]))
-    if "variation_of" in changes:
-        product.variation_of = changes["variation_of"]
-    if changes.get("variation_attributes") is not None:
-        product.variation_attributes = changes["variation_attributes"]
     if changes.get("data"):
         fields = await catalog.get_field_map(session)
         patch = _coerce(fields, changes["data"], partial=True)
@@ -505,7 +518,17 @@ async def patch_product(
     await session.flush()
 
 
-async def delete_product(session: AsyncSession, product_id: int) -> None:
+async def delete_product(
+    session: AsyncSession, product_id: int, *, if_match: str | None = None
+) -> None:
+    if if_match is not None:
+        product = await one_or_not_found(
+            session,
+            select(Product).where(Product.id == product_id),
+            f"Product {product_id} not found",
+            for_update=True,
+        )
+        check_if_match(if_match, product.version)
     result = await session.execute(
         delete(Product).where(Product.id == product_id).execution_options(synchronize_session=False)
     )
@@ -531,6 +554,7 @@ __all__ = [
     "dumps",
     "facets",
     "get_product_json",
+    "get_product_tagged",
     "list_products",
     "patch_product",
     "products_by_ids",

@@ -5,6 +5,15 @@ from fastapi.responses import Response
 
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
+from app.etags import (
+    NOT_MODIFIED,
+    TAGGED,
+    TAGGED_CREATE,
+    IfMatch,
+    IfNoneMatch,
+    not_modified,
+    tagged,
+)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
@@ -48,12 +57,14 @@ async def list_segments(
     response_model=SegmentOut,
     responses=error_responses(400),
     description=DEFINITION_ERRORS,
+    openapi_extra=TAGGED_CREATE,
 )
 async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
     segment = await service.create_segment(session, body=body)
     set_location(request, response, "get_segment", segment_id=segment.id)
+    tagged(response, segment.version)
     return segment
 
 
@@ -73,30 +84,60 @@ async def preview_segment(
     return await service.preview(session, definition=definition)
 
 
-@router.get("/{segment_id}/", response_model=SegmentOut, responses=error_responses(404))
-async def get_segment(segment_id: ObjectId, session: ViewerSession):
-    return await service.get_segment(session, segment_id)
+@router.get(
+    "/{segment_id}/",
+    response_model=SegmentOut,
+    responses={**error_responses(404), **NOT_MODIFIED},
+    openapi_extra=TAGGED,
+)
+async def get_segment(
+    segment_id: ObjectId,
+    session: ViewerSession,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+):
+    """The segment, with its `ETag` (`If-None-Match` with it: `304` while it is current; a
+    compute changes it)."""
+    segment = await service.get_segment(session, segment_id)
+    if (unchanged := not_modified(if_none_match, segment.version)) is not None:
+        return unchanged
+    tagged(response, segment.version)
+    return segment
 
 
 @router.patch(
     "/{segment_id}/",
     response_model=SegmentOut,
-    responses=error_responses(400, 404),
+    responses=error_responses(400, 404, 412, 428),
     description="Partial update. A new definition takes effect for the members at the next compute. "
-    + DEFINITION_ERRORS,
+    "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
+    openapi_extra=TAGGED,
 )
-async def update_segment(segment_id: ObjectId, body: SegmentPatch, session: EditorSession):
-    return await service.update_segment(session, segment_id, body=body)
+async def update_segment(
+    segment_id: ObjectId,
+    body: SegmentPatch,
+    session: EditorSession,
+    response: Response,
+    if_match: IfMatch,
+):
+    segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
+    tagged(response, segment.version)
+    return segment
 
 
 @router.delete(
-    "/{segment_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+    "/{segment_id}/",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404, 412, 428),
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: EditorSession
+    segment_id: ObjectId, request: Request, session: EditorSession, if_match: IfMatch
 ) -> Response:
-    """Delete the segment and (best effort) its memberships."""
-    await service.delete_segment(session, segment_id, clickhouse=request.app.state.clickhouse)
+    """Delete the segment and (best effort) its memberships; with `If-Match`, only the version it
+    names (else `412`)."""
+    await service.delete_segment(
+        session, segment_id, clickhouse=request.app.state.clickhouse, if_match=if_match
+    )
     return Response(status_code=204)
 
 

@@ -7,9 +7,9 @@ message names the place (`conditions[1].conditions[0].value: ...`) rather than a
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field, field_validator
 
 from app.bodies import ClosedModel
 from app.pagination import NextCursor
@@ -32,11 +32,23 @@ class SegmentIn(ClosedModel):
 
 
 class SegmentPatch(ClosedModel):
-    name: str | None = Field(default=None, min_length=1, max_length=255)
-    description: str | None = Field(default=None, max_length=10_000)
-    definition: Definition | None = Field(
-        default=None, description="replaces the definition; memberships change at the next compute"
+    """A partial update: an absent field is unchanged; no field is nullable (null is a 422)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=255)] | MISSING = MISSING
+    description: Annotated[str, Field(max_length=10_000)] | MISSING = MISSING
+    definition: Definition | MISSING = Field(
+        default=MISSING,
+        description="replaces the definition; memberships change at the next compute",
     )
+
+    @field_validator("definition", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        # `Definition` skips validation (its checks name the place in a 400): its null is refused
+        # here, as the type of every other non-nullable field refuses it
+        if value is None:
+            raise ValueError("Input should be a definition, not null")
+        return value
 
 
 class SegmentOut(BaseModel):

@@ -7,6 +7,7 @@ the worker's transaction) commits.
 from typing import Any
 
 from arq.connections import ArqRedis
+from pydantic import MISSING
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +15,7 @@ from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
 from app.db import driver_connection, one_or_not_found, tenant_of
 from app.errors import BadRequest
+from app.etags import check_if_match
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
@@ -91,15 +93,16 @@ async def create_segment(session: AsyncSession, *, body: SegmentIn) -> Segment:
     return segment
 
 
-async def update_segment(session: AsyncSession, segment_id: int, *, body: SegmentPatch) -> Segment:
+async def update_segment(
+    session: AsyncSession, segment_id: int, *, body: SegmentPatch, if_match: str | None = None
+) -> Segment:
     segment = await get_segment(session, segment_id, for_update=True)
-    if body.name is not None:
+    check_if_match(if_match, segment.version)
+    if body.name is not MISSING:
         segment.name = body.name
-    if body.description is not None:
+    if body.description is not MISSING:
         segment.description = body.description
-    if "definition" in body.model_fields_set:
-        if body.definition is None:
-            raise BadRequest("definition: must not be null")
+    if body.definition is not MISSING:
         segment.definition, _predicate = await _checked_definition(session, body.definition)
     segment.updated_at = func.now()
     await session.flush()
@@ -107,8 +110,11 @@ async def update_segment(session: AsyncSession, segment_id: int, *, body: Segmen
     return segment
 
 
-async def delete_segment(session: AsyncSession, segment_id: int, *, clickhouse: ClickHouse) -> None:
-    await get_segment(session, segment_id, for_update=True)
+async def delete_segment(
+    session: AsyncSession, segment_id: int, *, clickhouse: ClickHouse, if_match: str | None = None
+) -> None:
+    segment = await get_segment(session, segment_id, for_update=True)
+    check_if_match(if_match, segment.version)
     await session.execute(
         delete(Segment).where(Segment.id == segment_id).execution_options(synchronize_session=False)
     )

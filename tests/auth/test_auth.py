@@ -227,7 +227,9 @@ async def test_jwt_hs256_roles_and_rejections(client, settings, tenant):
     ):
         response = await client.get("/api/pim/schema/", headers=_bearer(token))
         assert response.status_code == 401, token
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        challenge = response.headers["WWW-Authenticate"]
+        assert challenge.startswith('Bearer realm="pim", error="invalid_token"'), challenge
+        assert 'error_description="' in challenge
 
 
 async def test_jwt_audience_and_issuer_are_checked_when_configured(settings, tenant):
@@ -408,3 +410,32 @@ async def test_lone_surrogates_in_bodies_are_not_500(client, tenant):
         headers={**tenant.editor, "content-type": "application/json"},
     )
     assert response.status_code in (400, 422)
+
+
+async def test_no_credentials_is_a_challenge_without_an_error(client):
+    # RFC 6750 3.1: a request that sent no credentials gets no `error` attribute
+    response = await client.get("/api/pim/schema/")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="pim"'
+
+
+async def test_an_api_key_and_a_bearer_token_together_are_ambiguous(
+    client, settings, tenant, other_tenant
+):
+    token = _token(settings, other_tenant.id, role="admin")
+    for key in (tenant.viewer["X-API-Key"], "not-a-key"):
+        response = await client.post(
+            "/api/pim/categories/",
+            json={"name": "Shoes"},
+            headers={"X-API-Key": key, **_bearer(token)},
+        )
+        assert response.status_code == 400
+        assert response.json()["code"] == "ambiguous_credentials"
+        assert response.json()["param"] == "Authorization"
+    # nothing was written in either tenant
+    for ctx in (tenant, other_tenant):
+        listed = await client.get("/api/pim/categories/", headers=ctx.viewer)
+        assert listed.json()["results"] == []
+    # each credential alone still works
+    assert (await client.get("/api/pim/schema/", headers=tenant.viewer)).status_code == 200
+    assert (await client.get("/api/pim/schema/", headers=_bearer(token))).status_code == 200
