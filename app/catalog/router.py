@@ -31,6 +31,7 @@ views_router = api_router(prefix="/api/pim/views", tags=["views"], responses=AUT
 
 @schema_router.get("/", response_model=SchemaOut)
 async def get_product_schema(session: ViewerSession):
+    """The tenant's fields, default currency and locale (a fresh tenant has no fields)."""
     return service.schema_out(await service.get_schema_row(session))
 
 
@@ -95,6 +96,7 @@ async def create_category(
     "/{category_id}/", response_model=CategoryOut, responses=error_responses(404)
 )
 async def get_category(category_id: ObjectId, session: ViewerSession):
+    """The category with its path (`Men > Shoes`) and labels."""
     return await service.get_category(session, category_id)
 
 
@@ -134,11 +136,14 @@ async def create_view(body: ViewIn, session: EditorSession, request: Request, re
 
 @views_router.get("/{view_id}/", response_model=ViewOut, responses=error_responses(404))
 async def get_view(view_id: ObjectId, session: ViewerSession):
+    """The view with its attribute list."""
     return await service.get_view(session, view_id)
 
 
 @views_router.patch("/{view_id}/", response_model=ViewOut, responses=error_responses(404, 409))
 async def update_view(view_id: ObjectId, body: ViewPatch, session: EditorSession):
+    """Partial update; `attributes` replaces the list. `is_default: true` makes it the tenant's
+    default view (the one before stops being it)."""
     return await service.patch_view(session, view_id, body)
 
 
@@ -146,4 +151,5 @@ async def update_view(view_id: ObjectId, body: ViewPatch, session: EditorSession
     "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
 async def delete_view(view_id: ObjectId, session: EditorSession) -> None:
+    """Delete the view (the PIMS routes then fall back to the default view, or every attribute)."""
     await service.delete_view(session, view_id)

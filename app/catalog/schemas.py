@@ -1,6 +1,7 @@
 """Request and response models of the catalog: product schema, categories, views."""
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,6 +43,17 @@ MAX_CATEGORY_DEPTH = 20
 # category paths in one CSV cell
 MAX_CATEGORY_PATHS = 100
 CATEGORY_NAME_MAX = 255
+# documents what `_category_name` checks: something besides whitespace, and no separator
+CATEGORY_NAME_PATTERN = r"^[^>|]*[^\s>|][^>|]*$"
+CategoryName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=CATEGORY_NAME_MAX,
+        json_schema_extra={"pattern": CATEGORY_NAME_PATTERN},
+        description="no `>` or `|` (they separate paths); surrounding whitespace is removed",
+    ),
+]
 
 
 def _category_name(cls: type, name: str | None) -> str | None:
@@ -58,7 +70,7 @@ def _category_name(cls: type, name: str | None) -> str | None:
 class CategoryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=CATEGORY_NAME_MAX)
+    name: CategoryName
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] = Field(default_factory=dict)
     position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
@@ -69,7 +81,7 @@ class CategoryIn(BaseModel):
 class CategoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=CATEGORY_NAME_MAX)
+    name: CategoryName | None = None
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] | None = None
     position: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)

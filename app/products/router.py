@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
+from pydantic import WithJsonSchema
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
@@ -11,8 +12,9 @@ from app.middleware import current_request_id
 from app.pagination import neighbour_pages, relative_url
 from app.products import service
 from app.products.queries import SqlWhere
-from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
+from app.products.rules import INT64_MAX, SKU_MAX
 from app.products.schemas import (
+    MAX_PAGE_SIZE,
     BulkIn,
     BulkResponse,
     Facets,
@@ -71,12 +73,11 @@ FIELD_FILTERS = {
 Q = Annotated[
     str | None, Query(max_length=200, description="case-insensitive substring of the name")
 ]
+# documented as the one ProductStatus enum; checked by the filter builder (a 400 naming it)
 Status = Annotated[
     str | None,
-    Query(
-        description="active, inactive or deleted",
-        json_schema_extra={"enum": [s.value for s in ProductStatus]},
-    ),
+    WithJsonSchema({"$ref": "#/components/schemas/ProductStatus"}),
+    Query(description="active, inactive or deleted"),
 ]
 CategoryParam = Annotated[
     int | None, Query(ge=1, le=INT64_MAX, description="category id: it or any descendant")
@@ -151,9 +152,22 @@ async def list_products(
     filters: ProductFilters,
     page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
     page_size: Annotated[
-        int, Query(ge=1, description="at most 200 (a larger value is a 400)")
+        int,
+        Query(
+            ge=1,
+            # declared, but checked here: a larger value is a 400 naming the maximum
+            json_schema_extra={"maximum": MAX_PAGE_SIZE},
+            description="at most 200 (a larger value is a 400)",
+        ),
     ] = 50,
-    limit: Annotated[int | None, Query(ge=1, description="an alias of `page_size`")] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            json_schema_extra={"maximum": MAX_PAGE_SIZE},
+            description="an alias of `page_size`",
+        ),
+    ] = None,
     cursor: Annotated[
         str | None,
         Query(max_length=8192, description="`next_cursor` of the previous page; instead of `page`"),
@@ -166,8 +180,8 @@ async def list_products(
         if "page_size" in request.query_params and limit != page_size:
             raise BadRequest("limit is an alias of page_size: send one of them", param="limit")
         page_size = limit
-    if page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
+    if page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if cursor is not None and page is not None:
         raise BadRequest(
             "cursor and page exclude each other: a cursor page follows the cursor", param="page"
@@ -224,8 +238,8 @@ SEARCH_HELP = (
     description=SEARCH_HELP,
 )
 async def search_products(body: ProductSearchIn, reader: SearchReader):
-    if body.page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
+    if body.page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if body.cursor is not None and "page" in body.model_fields_set:
         raise BadRequest(
             "cursor and page exclude each other: a cursor page follows the cursor", param="page"
@@ -295,6 +309,7 @@ async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: S
 
 @router.get("/{product_id}/", response_model=ProductOut, responses=error_responses(404))
 async def get_product(product_id: ObjectId, reader: Reader):
+    """The product with its built-ins and `data` (values in their field types)."""
     return json_bytes_response(service.dumps(await service.get_product_json(reader, product_id)))
 
 
@@ -314,6 +329,7 @@ async def update_product(
     "/{product_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
 )
 async def delete_product(product_id: ObjectId, session: EditorSession) -> Response:
+    """Delete the product (logged in the change log: `POST .../revert/` brings it back)."""
     await service.delete_product(session, product_id)
     return Response(status_code=204)
 

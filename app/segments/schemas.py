@@ -7,13 +7,12 @@ message names the place (`conditions[1].conditions[0].value: ...`) rather than a
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.pagination import NextCursor
 from app.products.schemas import ProductOut
-from app.query.models import Definition
+from app.query.models import Definition, Node
 
 
 class SegmentStatus(StrEnum):
@@ -48,7 +47,10 @@ class SegmentOut(BaseModel):
     id: int
     name: str
     description: str
-    definition: dict[str, Any]
+    definition: Node = Field(
+        description="the definition as stored (normalised): the same models a request sends, so "
+        "it can be sent back"
+    )
     status: SegmentStatus
     computed_count: int | None = Field(description="members at the last successful compute")
     last_computed_at: datetime | None
