@@ -112,7 +112,7 @@ class Walk:
 
 @pytest.fixture(scope="module")
 def server():
-    with live_server() as running:
+    with live_server(timeout=120) as running:
         yield running
 
 
