@@ -14,6 +14,7 @@ from app.products import service
 from app.products.queries import SqlWhere
 from app.products.rules import INT64_MAX, SKU_MAX
 from app.products.schemas import (
+    DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     BulkIn,
     BulkResponse,
@@ -151,15 +152,16 @@ async def list_products(
     reader: FilterReader,
     filters: ProductFilters,
     page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
+    # no declared default: SDKs send a declared default on every call, beside a `limit`
     page_size: Annotated[
-        int,
+        int | None,
         Query(
             ge=1,
             # declared, but checked here: a larger value is a 400 naming the maximum
             json_schema_extra={"maximum": MAX_PAGE_SIZE},
-            description="at most 200 (a larger value is a 400)",
+            description="50 by default, at most 200 (a larger value is a 400)",
         ),
-    ] = 50,
+    ] = None,
     limit: Annotated[
         int | None,
         Query(
@@ -177,9 +179,10 @@ async def list_products(
     ] = None,
 ):
     if limit is not None:
-        if "page_size" in request.query_params and limit != page_size:
+        if page_size is not None and limit != page_size:
             raise BadRequest("limit is an alias of page_size: send one of them", param="limit")
         page_size = limit
+    page_size = page_size or DEFAULT_PAGE_SIZE
     if page_size > MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if cursor is not None and page is not None:

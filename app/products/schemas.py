@@ -21,6 +21,7 @@ from app.query.models import Definition
 
 MAX_BULK_ITEMS = 10_000
 MAX_PAGE_SIZE = 200  # products per page of the list and the search
+DEFAULT_PAGE_SIZE = 50
 CategoryId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 # the length is checked once surrounding whitespace is removed, as the bulk upsert and the import do
 Sku = Annotated[
