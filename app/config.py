@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # origins allowed to call the API from a browser (CORS), comma-separated
     # (`https://a.example,https://b.example`, `*` for any): none by default
     cors_origins: str = ""
+    # the API's public base URL (`https://pim.example.com`), listed in the OpenAPI document's
+    # `servers` after the relative "/" (the host serving the document); unset: "/" alone
+    public_url: str = ""
     max_upload_bytes: int = 1024 * 1024 * 1024
     # bytes of uploads a tenant may keep stored at once (jobs uploading, in mapping or importing)
     import_storage_quota_bytes: int = Field(default=5 * 1024**3, ge=0)

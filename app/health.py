@@ -52,6 +52,7 @@ class Readiness(BaseModel):
 
 @router.get("/healthz", operation_id="healthz", response_model=Health)
 async def healthz() -> Health:
+    """The process answers (no dependency is checked: see `/readyz`). No credentials."""
     return Health(status="ok")
 
 

@@ -28,6 +28,7 @@ from app.middleware import (
     RequestContextMiddleware,
     TrailingSlashMiddleware,
 )
+from app.openapi_examples import document_tour
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
 from app.products.router import router as products_router
@@ -227,6 +228,7 @@ def _document_common_errors(app: FastAPI) -> None:
                         )
             for unused in ("HTTPValidationError", "ValidationError"):
                 components.pop(unused, None)
+            document_tour(schema, app.state.settings)
             _integer_bounds(schema)
         return app.openapi_schema  # type: ignore[return-value]  # set above
 

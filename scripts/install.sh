@@ -31,3 +31,6 @@ fi
 
 echo "[install] $("${UV[@]}" --version) -> uv sync --frozen" >&2
 "${UV[@]}" sync --frozen
+
+# the pinned Node tools of the client tests (Postman/newman, TypeScript SDK), when node is present
+bash scripts/node-tools.sh || echo "[install] warning: the Node tools did not install; the tests that need them will skip" >&2

@@ -20,7 +20,9 @@ router = api_router(prefix="/api/auth/api-keys", tags=["auth"], responses=AUTH_E
 async def create_api_key(
     body: ApiKeyCreate, session: AdminSession, request: Request, response: Response
 ):
-    """Create an API key; `api_key` is in this answer only. `Idempotency-Key` is refused (`400`):
+    """A new key of the caller's tenant with the given role. The secret `api_key` is in this
+    answer only (the service keeps its hash); `Location` is the URL that revokes it.
+    Create an API key; `api_key` is in this answer only. `Idempotency-Key` is refused (`400`):
     the answer holds the secret, which is stored nowhere, so it could not be replayed."""
     row, key = await service.create_api_key(
         session, tenant_of(session), name=body.name, role=body.role
@@ -48,6 +50,7 @@ async def list_api_keys(session: AdminSession, limit: Limit = DEFAULT_LIMIT, cur
 
 @router.delete("/{key_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def revoke_api_key(key_id: ObjectId, session: AdminSession, request: Request) -> None:
+    """Revoke the key: every API process refuses it from the commit on."""
     key_hash = await service.revoke_api_key(session, key_id)
     cache = request.app.state.principal_cache
 

@@ -70,9 +70,10 @@ class FieldDef(ClosedModel):
     """
 
     name: str = Field(
+        json_schema_extra={"pattern": FIELD_NAME_RE.pattern},
         description="`^[a-z][a-z0-9_]{0,62}$`; not a built-in name nor a query parameter the API reserves: "
         f"{', '.join(sorted(RESERVED_NAMES))}. A name may contain `__`: a list filter key equal to a field's "
-        "name is that field's exact filter, otherwise the operator is what follows the last `__`."
+        "name is that field's exact filter, otherwise the operator is what follows the last `__`.",
     )
     type: FieldType = FieldType.string
     label: str = ""

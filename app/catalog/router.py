@@ -47,7 +47,8 @@ def _version(row: ProductSchema | None) -> int | None:
 async def get_product_schema(
     session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
 ):
-    """The tenant's schema, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The tenant's fields, default currency and locale (a fresh tenant has no fields), with the
+    schema's `ETag` (`If-None-Match` with it: `304` while it is current)."""
     row = await service.get_schema_row(session)
     if (unchanged := not_modified(if_none_match, _version(row))) is not None:
         return unchanged
@@ -134,7 +135,8 @@ async def get_category(
     response: Response,
     if_none_match: IfNoneMatch = None,
 ):
-    """The category, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The category with its path (`Men > Shoes`) and labels.
+    The category, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
     category = await service.get_category(session, category_id)
     if (unchanged := not_modified(if_none_match, category.version)) is not None:
         return unchanged
@@ -205,7 +207,8 @@ async def create_view(body: ViewIn, session: EditorSession, request: Request, re
 async def get_view(
     view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
 ):
-    """The view, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The view with its attribute list.
+    The view, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
     view = await service.get_view(session, view_id)
     if (unchanged := not_modified(if_none_match, view.version)) is not None:
         return unchanged
@@ -226,7 +229,9 @@ async def update_view(
     response: Response,
     if_match: IfMatch,
 ):
-    """Change a view; with `If-Match`, only the version it names (else `412`)."""
+    """Partial update; `attributes` replaces the list. `is_default: true` makes it the tenant's
+    default view (the one before stops being it). With `If-Match`, only the version it names
+    (else `412`)."""
     view = await service.patch_view(session, view_id, body, if_match=if_match)
     tagged(response, view.version)
     return view
@@ -236,5 +241,6 @@ async def update_view(
     "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412, 428)
 )
 async def delete_view(view_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
-    """Delete a view; with `If-Match`, only the version it names (else `412`)."""
+    """Delete the view (the PIMS routes then fall back to the default view, or every attribute).
+    Delete a view; with `If-Match`, only the version it names (else `412`)."""
     await service.delete_view(session, view_id, if_match=if_match)

@@ -42,6 +42,17 @@ MAX_CATEGORY_DEPTH = 20
 # category paths in one CSV cell
 MAX_CATEGORY_PATHS = 100
 CATEGORY_NAME_MAX = 255
+# documents what `_category_name` checks: something besides whitespace, and no separator
+CATEGORY_NAME_PATTERN = r"^[^>|]*[^\s>|][^>|]*$"
+CategoryName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=CATEGORY_NAME_MAX,
+        json_schema_extra={"pattern": CATEGORY_NAME_PATTERN},
+        description="no `>` or `|` (they separate paths); surrounding whitespace is removed",
+    ),
+]
 
 
 def _category_name(cls: type, name: str | None) -> str | None:
@@ -56,7 +67,7 @@ def _category_name(cls: type, name: str | None) -> str | None:
 
 
 class CategoryIn(ClosedModel):
-    name: str = Field(min_length=1, max_length=CATEGORY_NAME_MAX)
+    name: CategoryName
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] = Field(default_factory=dict)
     position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
@@ -68,7 +79,7 @@ class CategoryPatch(ClosedModel):
     """A partial update: an absent field is unchanged; `parent_id: null` makes the category a
     root; null for any other field is a 422 (docs/contract.md, "PATCH and null")."""
 
-    name: Annotated[str, Field(min_length=1, max_length=CATEGORY_NAME_MAX)] | MISSING = MISSING
+    name: CategoryName | MISSING = MISSING
     parent_id: Annotated[int, Field(ge=1, le=INT64_MAX)] | MISSING | None = Field(
         default=MISSING, description="the new parent's id; null: a root category"
     )

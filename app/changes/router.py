@@ -4,7 +4,7 @@ from uuid import UUID
 from fastapi import APIRouter, Path, Query
 
 from app.changes import service
-from app.changes.schemas import ChangesPage, HistoryPage, Op, RevertIn, RevertOut
+from app.changes.schemas import ChangeOp, ChangesPage, HistoryPage, RevertIn, RevertOut
 from app.deps import EditorSession, ObjectId, Reader
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import TAGGED, tagged
@@ -31,7 +31,7 @@ async def list_changes(
         int, Query(ge=0, le=INT64_MAX, description="exclusive: the last seq already read")
     ] = 0,
     limit: Limit = 100,
-    op: Annotated[Op | None, Query(description="only entries of this operation")] = None,
+    op: Annotated[ChangeOp | None, Query(description="only entries of this operation")] = None,
     field: Annotated[
         str | None, Query(max_length=200, description="only entries whose `changes` hold it")
     ] = None,

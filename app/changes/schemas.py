@@ -1,10 +1,17 @@
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-Op = Literal["created", "updated", "deleted"]
+
+class ChangeOp(StrEnum):
+    """What a write did to a product (one component for the entry and the list's filter)."""
+
+    created = "created"
+    updated = "updated"
+    deleted = "deleted"
 
 
 class FieldChange(BaseModel):
@@ -22,7 +29,7 @@ class ChangeEntry(BaseModel):
     seq: int = Field(description="per tenant, increasing in commit order")
     product_id: int
     sku: str
-    op: Op
+    op: ChangeOp
     changes: dict[str, FieldChange] = Field(
         description="built-ins (`name`, `status`, `categories`, `variation_of`, "
         "`variation_attributes`) and data fields under their own names"

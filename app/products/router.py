@@ -2,6 +2,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
+from pydantic import WithJsonSchema
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
@@ -20,8 +21,10 @@ from app.middleware import current_request_id
 from app.pagination import neighbour_pages, relative_url
 from app.products import service
 from app.products.queries import SqlWhere
-from app.products.rules import INT64_MAX, SKU_MAX, ProductStatus
+from app.products.rules import INT64_MAX, SKU_MAX
 from app.products.schemas import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
     BulkIn,
     BulkResponse,
     Facets,
@@ -80,12 +83,11 @@ FIELD_FILTERS = {
 Q = Annotated[
     str | None, Query(max_length=200, description="case-insensitive substring of the name")
 ]
+# documented as the one ProductStatus enum; checked by the filter builder (a 400 naming it)
 Status = Annotated[
     str | None,
-    Query(
-        description="active, inactive or deleted",
-        json_schema_extra={"enum": [s.value for s in ProductStatus]},
-    ),
+    WithJsonSchema({"$ref": "#/components/schemas/ProductStatus"}),
+    Query(description="active, inactive or deleted"),
 ]
 CategoryParam = Annotated[
     int | None, Query(ge=1, le=INT64_MAX, description="category id: it or any descendant")
@@ -159,10 +161,24 @@ async def list_products(
     reader: FilterReader,
     filters: ProductFilters,
     page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
+    # no declared default: SDKs send a declared default on every call, beside a `limit`
     page_size: Annotated[
-        int, Query(ge=1, description="at most 200 (a larger value is a 400)")
-    ] = 50,
-    limit: Annotated[int | None, Query(ge=1, description="an alias of `page_size`")] = None,
+        int | None,
+        Query(
+            ge=1,
+            # declared, but checked here: a larger value is a 400 naming the maximum
+            json_schema_extra={"maximum": MAX_PAGE_SIZE},
+            description="50 by default, at most 200 (a larger value is a 400)",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            json_schema_extra={"maximum": MAX_PAGE_SIZE},
+            description="an alias of `page_size`",
+        ),
+    ] = None,
     cursor: Annotated[
         str | None,
         Query(max_length=8192, description="`next_cursor` of the previous page; instead of `page`"),
@@ -172,11 +188,12 @@ async def list_products(
     ] = None,
 ):
     if limit is not None:
-        if "page_size" in request.query_params and limit != page_size:
+        if page_size is not None and limit != page_size:
             raise BadRequest("limit is an alias of page_size: send one of them", param="limit")
         page_size = limit
-    if page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
+    page_size = page_size or DEFAULT_PAGE_SIZE
+    if page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if cursor is not None and page is not None:
         raise BadRequest(
             "cursor and page exclude each other: a cursor page follows the cursor", param="page"
@@ -233,8 +250,8 @@ SEARCH_HELP = (
     description=SEARCH_HELP,
 )
 async def search_products(body: ProductSearchIn, reader: SearchReader):
-    if body.page_size > service.MAX_PAGE_SIZE:
-        raise BadRequest(f"page_size must be at most {service.MAX_PAGE_SIZE}", param="page_size")
+    if body.page_size > MAX_PAGE_SIZE:
+        raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if body.cursor is not None and "page" in body.model_fields_set:
         raise BadRequest(
             "cursor and page exclude each other: a cursor page follows the cursor", param="page"
@@ -309,7 +326,8 @@ async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: S
     openapi_extra=TAGGED,
 )
 async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNoneMatch = None):
-    """The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The product with its built-ins and `data` (values in their field types).
+    The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
     product, version = await service.get_product_tagged(reader, product_id)
     return not_modified(if_none_match, version) or tagged(
         json_bytes_response(service.dumps(product)), version
@@ -351,7 +369,8 @@ async def update_product(
 async def delete_product(
     product_id: ObjectId, session: EditorSession, if_match: IfMatch
 ) -> Response:
-    """Delete the product; with `If-Match`, only the version it names (else `412`)."""
+    """Delete the product (logged in the change log: `POST .../revert/` brings it back).
+    Delete the product; with `If-Match`, only the version it names (else `412`)."""
     await service.delete_product(session, product_id, if_match=if_match)
     return Response(status_code=204)
 

@@ -49,7 +49,6 @@ PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
     "p.data::text AS data, p.created_at, p.updated_at"
 )
-MAX_PAGE_SIZE = 200
 FACET_LIMIT = 100
 
 

@@ -59,6 +59,13 @@ class Op(StrEnum):
     in_category = "in_category"
 
 
+# What a condition compares with: a value of the field's type (text, number, boolean; dates and
+# datetimes as ISO 8601 text), a list of them, or nothing. Documents the DSL (requests are checked
+# by `parsing.parse_definition`) and types a definition read back (`SegmentOut.definition`).
+Scalar = bool | int | float | str
+ConditionValue = Scalar | list[Scalar] | None
+
+
 class Condition(ClosedModel):
     """One test on a field: `{"field": "price", "op": "between", "value": [50, 150]}`."""
 
@@ -71,7 +78,7 @@ class Condition(ClosedModel):
         "not_contains icontains starts_with ends_with; numbers and dates: gt gte lt lte "
         "between; array: contains contains_any contains_all; category: in_category"
     )
-    value: Any = Field(
+    value: ConditionValue = Field(
         default=None,
         description="a value of the field's type; a list for in, not_in, "
         "contains_any, contains_all and between ([low, high], inclusive); "

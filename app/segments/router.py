@@ -96,7 +96,8 @@ async def get_segment(
     response: Response,
     if_none_match: IfNoneMatch = None,
 ):
-    """The segment, with its `ETag` (`If-None-Match` with it: `304` while it is current; a
+    """The segment with its definition (as sent, normalised) and the state of its last compute.
+    The segment, with its `ETag` (`If-None-Match` with it: `304` while it is current; a
     compute changes it)."""
     segment = await service.get_segment(session, segment_id)
     if (unchanged := not_modified(if_none_match, segment.version)) is not None:
@@ -167,10 +168,22 @@ async def list_segment_members(
     cursor: Cursor = None,
     limit: Annotated[
         int | None,
-        Query(ge=1, le=2**31 - 1, description=f"members per page, at most {members.MAX_PAGE_SIZE}"),
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            # declared, but checked by members_page: a larger value is a 400 naming the maximum
+            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
+            description=f"members per page, at most {members.MAX_PAGE_SIZE} (more is a 400)",
+        ),
     ] = None,
     page_size: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="an alias of `limit`")
+        int | None,
+        Query(
+            ge=1,
+            le=2**31 - 1,
+            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
+            description="an alias of `limit`",
+        ),
     ] = None,
 ):
     """The members of the last compute, by product id, a page at a time (default 50): `next_cursor`

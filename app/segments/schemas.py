@@ -14,7 +14,7 @@ from pydantic import MISSING, BaseModel, ConfigDict, Field, field_validator
 from app.bodies import ClosedModel
 from app.pagination import NextCursor
 from app.products.schemas import ProductOut
-from app.query.models import Definition
+from app.query.models import Definition, Node
 
 
 class SegmentStatus(StrEnum):
@@ -57,7 +57,10 @@ class SegmentOut(BaseModel):
     id: int
     name: str
     description: str
-    definition: dict[str, Any]
+    definition: Node = Field(
+        description="the definition as stored (normalised): the same models a request sends, so "
+        "it can be sent back"
+    )
     status: SegmentStatus
     computed_count: int | None = Field(description="members at the last successful compute")
     last_computed_at: datetime | None

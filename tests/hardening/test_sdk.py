@@ -1,14 +1,18 @@
-"""A real client: generate a Python SDK from the live `/openapi.json` with openapi-python-client and use it.
+"""Real clients: SDKs generated from the live `/openapi.json`.
 
-The generator must not warn (unique operation ids, names and schemas make a clean SDK). The generated
-package is imported from a temporary directory and drives a real `pim serve` process: schema,
-product creation, a list with dynamic filters, facets, a segment preview and the PIMS route.
+Python: openapi-python-client with `--fail-on-warning` (unique operation ids, names and schemas make
+a clean SDK); the package is imported from a temporary directory and `sdk_flows.py` drives a real
+`pim serve` process and worker through every flow with the SDK's typed models, and passes
+`mypy --strict` against the generated package. TypeScript: @hey-api/openapi-ts (pinned in
+tools/node), and `sdk_ts/main.ts` with the generated SDK compiles under `tsc --strict` (skipped
+only when node is absent).
 """
 
 import importlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +21,14 @@ import httpx
 import pytest
 
 from tests.hardening.live_server import LiveServer, live_server
+from tests.hardening.node_tools import node_tool
 
 PACKAGE = "pim_client"
 
 
 @pytest.fixture(scope="module")
 def server():
-    with live_server() as running:
+    with live_server(timeout=120) as running:
         yield running
 
 
@@ -71,140 +76,68 @@ def sdk(server: LiveServer, tmp_path_factory):
             del sys.modules[name]
 
 
-def test_generated_sdk_drives_the_api(sdk, server: LiveServer, sdk_tenant):
-    from pim_client import AuthenticatedClient
-    from pim_client.api.categories import create_category
-    from pim_client.api.pims import get_pims_products, get_pims_products_localized
-    from pim_client.api.products import create_product, get_facets, list_products
-    from pim_client.api.schema import replace_product_schema
-    from pim_client.api.segments import preview_segment
-    from pim_client.models import (
-        CategoryIn,
-        GetFacetsFieldFilters,
-        GetPimsProductsAttributeFilters,
-        GetPimsProductsLocalizedAttributeFilters,
-        Group,
-        ListProductsFieldFilters,
-        PimsProducts,
-        Preview,
-        ProductIn,
-        ProductOut,
-        ProductPage,
-        SchemaIn,
-    )
+def test_generated_sdk_drives_every_flow_typed(sdk, server: LiveServer, sdk_tenant, worker):
+    """tests/hardening/sdk_flows.py: every flow with the SDK's typed models."""
+    from tests.hardening import sdk_flows
 
-    client = AuthenticatedClient(
-        base_url=server.url,
-        token=sdk_tenant.keys["editor"],
-        prefix="",
-        auth_header_name="X-API-Key",
-        raise_on_unexpected_status=True,
-        timeout=httpx.Timeout(30),
-    )
-    with client:
-        schema = replace_product_schema.sync_detailed(
-            client=client,
-            body=SchemaIn.from_dict(
-                {
-                    "fields": [
-                        {"name": "brand", "type": "string", "labels": {"de-de": "Marke"}},
-                        {"name": "price", "type": "number"},
-                        {"name": "tags", "type": "array"},
-                    ]
-                }
-            ),
-        )
-        assert schema.status_code == 200, schema.content
-        shoes = create_category.sync(client=client, body=CategoryIn(name="Shoes"))
-        assert shoes.path == "Shoes"
-
-        created = create_product.sync_detailed(
-            client=client,
-            body=ProductIn.from_dict(
-                {
-                    "sku": "NK-AM90",
-                    "name": "Air Max 90",
-                    "categories": [shoes.id],
-                    "data": {"brand": "Nike", "price": "129.90", "tags": ["running"]},
-                }
-            ),
-        )
-        assert created.status_code == 201, created.content
-        product = created.parsed
-        assert isinstance(product, ProductOut)
-        assert product.sku == "NK-AM90" and product.data["price"] == 129.9
-        for sku, brand, price in (("AD-SAMBA", "Adidas", 99), ("NK-PEG", "Nike", 89.5)):
-            assert (
-                create_product.sync_detailed(
-                    client=client,
-                    body=ProductIn.from_dict(
-                        {"sku": sku, "name": sku.title(), "data": {"brand": brand, "price": price}}
-                    ),
-                ).status_code
-                == 201
-            )
-        assert (
-            create_product.sync_detailed(
-                client=client, body=ProductIn.from_dict({"sku": "NK-AM90", "name": "again"})
-            ).status_code
-            == 409
-        )  # a declared error, parsed as such
-
-        # dynamic filters travel as the exploded `fieldFilters` object
-        page = list_products.sync(
-            client=client,
-            ordering="-price",
-            field_filters=ListProductsFieldFilters.from_dict({"brand": "Nike", "price__gte": "80"}),
-        )
-        assert isinstance(page, ProductPage)
-        assert page.count == 2 and [p.sku for p in page.results] == ["NK-AM90", "NK-PEG"]
-        facets = get_facets.sync(
-            client=client, field_filters=GetFacetsFieldFilters.from_dict({"tags": "running"})
-        )
-        assert facets.total == 1
-        assert [(v.value, v.count) for v in facets.facets["brand"]] == [("Nike", 1)]
-
-        preview = preview_segment.sync(
-            client=client,
-            body=Group.from_dict(
-                {
-                    "match": "all",
-                    "conditions": [
-                        {"field": "brand", "op": "eq", "value": "Nike"},
-                        {"field": "price", "op": "between", "value": [100, 200]},
-                    ],
-                }
-            ),
-        )
-        assert isinstance(preview, Preview)
-        assert preview.count == 1 and preview.skus == ["NK-AM90"]
-
-        pims = get_pims_products_localized.sync_detailed(
-            "de-de",
-            shoes.id,
-            client=client,
-            filters="brand",
-            attribute_filters=GetPimsProductsLocalizedAttributeFilters.from_dict(
-                {"brand": "Nike|Puma"}
-            ),
-        )
-        assert pims.status_code == 200, pims.content
-        assert isinstance(pims.parsed, PimsProducts)
-        assert pims.parsed.sku_count == 1
-        attributes = pims.parsed.products[0].data.attributes.to_dict()
-        assert attributes["sku"] == "NK-AM90" and attributes["price"] == "129.90"
-        assert attributes["categories"] == ["Shoes"]
-        assert pims.parsed.definition.to_dict()["brand"]["label"] == {"de-de": "Marke"}
-
-        everything = get_pims_products.sync(
-            0,
-            client=client,
-            sort="sku|asc",
-            filters="price",
-            attribute_filters=GetPimsProductsAttributeFilters.from_dict({"price": "90;;"}),
-        )
-        assert [p.sku for p in everything.products] == ["AD-SAMBA", "NK-AM90"]
-
-        bad = get_pims_products.sync_detailed(0, client=client, sort="sideways")
-        assert bad.status_code == 400 and bad.parsed.status == "ERROR"
+    importlib.reload(sdk_flows)  # bound to this module's freshly generated package
+    outcome = sdk_flows.run(server.url, sdk_tenant.keys["admin"])
+    assert outcome == {"products": 1}  # the import and the bulk request were undone
     assert server.server_errors() == []
+
+
+def test_a_script_using_the_sdk_passes_mypy_strict(sdk, tmp_path):
+    package_root = Path(sdk.__file__).parents[1]
+    config = tmp_path / "mypy.ini"
+    # the generated package's own code is its generator's business: the script is checked
+    config.write_text("[mypy]\nstrict = True\n\n[mypy-pim_client.*]\nignore_errors = True\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(config),
+            "--cache-dir",
+            str(tmp_path / "mypy-cache"),
+            str(Path(__file__).with_name("sdk_flows.py")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MYPYPATH": str(package_root)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_typescript_sdk_compiles_under_tsc_strict(server: LiveServer, tmp_path):
+    """@hey-api/openapi-ts generates the SDK; tests/hardening/sdk_ts/main.ts uses its typed
+    models in every flow, and `tsc --strict` compiles both."""
+    openapi_ts = node_tool("openapi-ts")
+    tsc = node_tool("tsc")
+    spec = tmp_path / "openapi.json"
+    spec.write_text(json.dumps(httpx.get(f"{server.url}/openapi.json", timeout=10).json()))
+    for name in ("main.ts", "tsconfig.json"):
+        shutil.copy(Path(__file__).parent / "sdk_ts" / name, tmp_path / name)
+    generated = subprocess.run(
+        [
+            str(openapi_ts),
+            "-i",
+            str(spec),
+            "-o",
+            "client",
+            "-c",
+            "@hey-api/client-fetch",
+            "--no-log-file",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = generated.stdout + generated.stderr
+    assert generated.returncode == 0 and not re.search(r"warn|error", output, re.IGNORECASE), output
+    compiled = subprocess.run(
+        [str(tsc), "-p", "tsconfig.json"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
