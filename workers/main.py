@@ -29,6 +29,7 @@ from app.jobs.context import WorkerContext
 from app.jobs.queue import forget, heartbeat_loop, worker_id
 from app.jobs.transient import REDIS_DOWN
 from app.log import configure_logging
+from app.products.tasks import PRODUCT_FUNCTIONS
 from app.segments.tasks import (
     cleanup_orphaned_members,
     compute_segment_task,
@@ -117,7 +118,7 @@ async def shutdown(ctx: WorkerContext) -> None:
     await ctx["engine"].dispose()
 
 
-FUNCTIONS: list = [compute_segment_task, *IMPORT_FUNCTIONS]
+FUNCTIONS: list = [compute_segment_task, *IMPORT_FUNCTIONS, *PRODUCT_FUNCTIONS]
 
 
 class WorkerSettings:
