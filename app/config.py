@@ -79,9 +79,11 @@ class Settings(BaseSettings):
     heavy_read_conditions_per_token: int = Field(default=20, ge=1)
     heavy_read_timeout_ms: int = Field(default=2000, ge=1)
     # typed indexes (app/products/typed_indexes.py): tenants with at least this many products get
-    # B-tree indexes on the typed value of up to this many number/date/datetime fields
-    typed_index_min_products: int = Field(default=10_000, ge=0)
+    # B-tree indexes on the typed value of up to this many number/date/datetime fields, while the
+    # table has fewer than typed_indexes_max of them (each costs planning time on every statement)
+    typed_index_min_products: int = Field(default=50_000, ge=0)
     typed_indexes_per_tenant: int = Field(default=8, ge=0)
+    typed_indexes_max: int = Field(default=64, ge=0)
     # planner statistics (app/products/upkeep.py): the worker runs ANALYZE on products once the
     # rows written by bulk upserts and imports since its last one reach this many, or this
     # fraction of the table, whichever is fewer; writes within this many seconds make one job

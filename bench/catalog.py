@@ -283,6 +283,7 @@ async def typed_index_figures(http, base, headers, conn, settings, tenant_id, fi
             list(fields.values()),
             min_products=settings.typed_index_min_products,
             per_tenant=settings.typed_indexes_per_tenant,
+            total=settings.typed_indexes_max,
         )
         build_s = time.perf_counter() - started
         await conn.execute("ANALYZE products")

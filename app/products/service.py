@@ -237,12 +237,14 @@ def page_query(
     if after is None and probe is None and len(terms) == 2 and first.direction == DESC_NULLS_LAST:
         # `-price`: a B-tree read backwards gives DESC NULLS FIRST, so the typed index
         # (typed_indexes.py) answers the rows with a value and the NULLs as two ranges of it
-        branch = (
-            f"SELECT {PRODUCT_COLUMNS}, {keys} FROM products p WHERE {conditions} AND {first.expr} "
-            "{} ORDER BY {} LIMIT " + f"(${n + 1}::bigint + ${n + 2}::bigint)"
-        )
-        valued = branch.format("IS NOT NULL", f"{first.expr} DESC, p.id DESC")
-        nulls = branch.format("IS NULL", "p.id DESC")
+        def branch(test: str, order: str) -> str:
+            return (
+                f"SELECT {PRODUCT_COLUMNS}, {keys} FROM {source} WHERE {conditions} "
+                f"AND {first.expr} {test} ORDER BY {order} LIMIT (${n + 1}::bigint + ${n + 2}::bigint)"
+            )
+
+        valued = branch("IS NOT NULL", f"{first.expr} DESC, p.id DESC")
+        nulls = branch("IS NULL", "p.id DESC")
         sql = (
             f"SELECT * FROM (({valued}) UNION ALL ({nulls})) p "
             f"ORDER BY p.k0 {DESC_NULLS_LAST}, p.k1 DESC LIMIT ${n + 1} OFFSET ${n + 2}"

@@ -117,6 +117,7 @@ async def _sync_tenant(ctx: WorkerContext, tenant_id: int) -> dict[str, list[str
         fields,
         min_products=settings.typed_index_min_products,
         per_tenant=settings.typed_indexes_per_tenant,
+        total=settings.typed_indexes_max,
     )
 
 

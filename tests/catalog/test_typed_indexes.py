@@ -12,11 +12,11 @@ from datetime import date, timedelta
 from app.catalog.fields import FieldDef
 from app.products.queries import SqlWhere, add_field_filter
 from app.products.service import one_scan_query, page_query
-from app.products.typed_indexes import existing_indexes
+from app.products.typed_indexes import existing_indexes, sync_typed_indexes, typed_index_count
 from tests.catalog.test_query_plans import _matches_scan, _plan
 from tests.conftest import wait_for
 
-N = 12_000  # over PIM_TYPED_INDEX_MIN_PRODUCTS (10,000)
+N = 12_000  # over PIM_TYPED_INDEX_MIN_PRODUCTS (10,000 in the tests: tests/databases.py)
 
 
 async def _indexes(app, tenant_id: int) -> dict[str, bool]:
@@ -156,3 +156,42 @@ async def test_large_bulk_load_refreshes_statistics(app, client, tenant, worker)
         return after if after is not None and after > before else None
 
     await wait_for(analyzed, timeout=60, interval=0.3)
+
+
+async def test_caps_and_idempotence(app, tenant):
+    """The worker's sync itself: the table-wide cap refuses a build, a repeated sync does nothing,
+    a per-tenant bound of 0 drops the tenant's index, an invalid index is rebuilt."""
+    fields = [FieldDef(name="price", type="number"), FieldDef(name="seen", type="datetime")]
+    engine = app.state.engine
+
+    async def sync(**caps):
+        options = {"min_products": 0, "per_tenant": 8, "total": 10**6} | caps
+        return await sync_typed_indexes(engine, tenant.id, fields, **options)
+
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        present = await typed_index_count(raw)
+    refused = await sync(total=present)
+    assert refused["created"] == [] and len(refused["over_cap"]) == 2
+    assert await _indexes(app, tenant.id) == {}
+
+    made = await sync()
+    assert len(made["created"]) == 2
+    assert await sync() == {"created": [], "dropped": [], "over_cap": []}
+
+    # an interrupted CREATE INDEX CONCURRENTLY leaves an invalid index: dropped and built again
+    name = made["created"][0]
+    async with engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = $1::regclass", name
+        )
+    again = await sync()
+    assert again["dropped"] == [name] and again["created"] == [name]
+    assert all((await _indexes(app, tenant.id)).values())
+
+    dropped = await sync(per_tenant=1)
+    assert len(dropped["dropped"]) == 1
+    assert len(await _indexes(app, tenant.id)) == 1
+    await sync(per_tenant=0)
+    assert await _indexes(app, tenant.id) == {}
