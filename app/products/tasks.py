@@ -130,7 +130,11 @@ async def products_upkeep(ctx: WorkerContext) -> dict:
         await redis.decrby(ROWS_KEY, written)
     tenants = await _take_tenants(redis)
     for tenant_id in tenants:
-        await _sync_tenant(ctx, tenant_id)
+        try:
+            await _sync_tenant(ctx, tenant_id)
+        except Exception as exc:  # the next window's job tries again; the others go on
+            log.warning("typed_indexes_failed", tenant_id=tenant_id, error=str(exc)[:300])
+            await redis.sadd(TENANTS_KEY, str(tenant_id))  # type: ignore[misc]  # redis-py types sync and async alike
     return {"analyzed": analyzed, "rows_written": written, "tenants": tenants}
 
 

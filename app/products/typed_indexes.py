@@ -155,3 +155,29 @@ async def sync_typed_indexes(
     if any(done.values()):
         log.info("typed_indexes_synced", tenant_id=tenant_id, **done)
     return done
+
+
+async def drop_orphaned_typed_indexes(engine: AsyncEngine) -> list[str]:
+    """Typed indexes of tenants that no longer exist (their rows went with them, the empty index
+    stays and counts against PIM_TYPED_INDEXES_MAX): dropped. A step of the worker's maintenance."""
+    async with engine.connect() as connection:
+        conn: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        names = await conn.fetchval(
+            all_tenants(  # which tenants exist: the point is to look across them
+                "SELECT coalesce(array_agg(c.relname), '{}') FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = 'products'::regclass AND starts_with(c.relname, $1) "
+                "AND NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id::text = "
+                "split_part(substr(c.relname, length($1) + 1), '_', 1))"
+            ),
+            PREFIX,
+        )
+        await conn.execute("SET statement_timeout = 0")
+        try:
+            for name in names:
+                await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        finally:
+            await conn.execute("RESET statement_timeout")
+    if names:
+        log.info("typed_indexes_orphaned_dropped", indexes=names)
+    return list(names)

@@ -12,7 +12,12 @@ from datetime import date, timedelta
 from app.catalog.fields import FieldDef
 from app.products.queries import SqlWhere, add_field_filter
 from app.products.service import one_scan_query, page_query
-from app.products.typed_indexes import existing_indexes, sync_typed_indexes, typed_index_count
+from app.products.typed_indexes import (
+    drop_orphaned_typed_indexes,
+    existing_indexes,
+    sync_typed_indexes,
+    typed_index_count,
+)
 from tests.catalog.test_query_plans import _matches_scan, _plan
 from tests.conftest import wait_for
 
@@ -195,3 +200,17 @@ async def test_caps_and_idempotence(app, tenant):
     assert len(await _indexes(app, tenant.id)) == 1
     await sync(per_tenant=0)
     assert await _indexes(app, tenant.id) == {}
+
+
+async def test_deleted_tenant_loses_its_typed_indexes(app, make_tenant):
+    gone = await make_tenant("gone")
+    fields = [FieldDef(name="price", type="number")]
+    made = await sync_typed_indexes(
+        app.state.engine, gone.id, fields, min_products=0, per_tenant=8, total=10**6
+    )
+    assert len(made["created"]) == 1
+    async with app.state.engine.connect() as conn:
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.execute("DELETE FROM tenants WHERE id = $1", gone.id)
+    assert await drop_orphaned_typed_indexes(app.state.engine) == made["created"]
+    assert await _indexes(app, gone.id) == {}
