@@ -243,8 +243,11 @@ def page_query(
                 f"AND {first.expr} {test} ORDER BY {order} LIMIT (${n + 1}::bigint + ${n + 2}::bigint)"
             )
 
+        # both in the index's backward order: the NULL range too, whose size the planner cannot
+        # estimate (it ignores a partial index's statistics) and would otherwise look for by
+        # walking the primary key through every row of the table
         valued = branch("IS NOT NULL", f"{first.expr} DESC, p.id DESC")
-        nulls = branch("IS NULL", "p.id DESC")
+        nulls = branch("IS NULL", f"{first.expr} DESC, p.id DESC")
         sql = (
             f"SELECT * FROM (({valued}) UNION ALL ({nulls})) p "
             f"ORDER BY p.k0 {DESC_NULLS_LAST}, p.k1 DESC LIMIT ${n + 1} OFFSET ${n + 2}"

@@ -92,7 +92,8 @@ async def test_typed_indexes_serve_ranges_and_orderings(app, client, tenant, wor
         # are a second range of the index); at most those ranges' first rows are sorted, never
         # the tenant's rows
         assert "Index Scan" in plan and "ix_products_typed_" in plan, (ordering, plan)
-        assert "Seq Scan" not in plan, (ordering, plan)
+        # (not the primary key walked for the NULLs: at 1M that was 4 s instead of 11 ms)
+        assert "Seq Scan" not in plan and "pk_products" not in plan, (ordering, plan)
         assert all(int(r) <= 100 for r in _sorted_rows(plan)), (ordering, plan)
 
     # and through the API the answers are the same as without an index
