@@ -89,6 +89,20 @@ class Settings(BaseSettings):
     # its statement is cancelled after this long (a 503)
     heavy_read_conditions_per_token: int = Field(default=20, ge=1)
     heavy_read_timeout_ms: int = Field(default=2000, ge=1)
+    # typed indexes (app/products/typed_indexes.py): tenants with at least this many products get
+    # B-tree indexes on the typed value of up to this many number/date/datetime fields, while the
+    # table has fewer than typed_indexes_max of them (each costs planning time on every statement)
+    typed_index_min_products: int = Field(default=50_000, ge=0)
+    typed_indexes_per_tenant: int = Field(default=8, ge=0)
+    typed_indexes_max: int = Field(default=64, ge=0)
+    # planner statistics (app/products/upkeep.py): the worker runs ANALYZE on products once the
+    # rows written by bulk upserts and imports since its last one reach this many, or this
+    # fraction of the table, whichever is fewer; writes within this many seconds make one job
+    analyze_min_rows: int = Field(default=50_000, ge=1)
+    analyze_fraction: float = Field(default=0.10, gt=0)
+    upkeep_debounce_seconds: float = Field(default=5, ge=0)
+    # read replicas for lean reads (app/replicas.py): comma-separated SQLAlchemy URLs
+    database_replica_urls: str = ""
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

@@ -101,7 +101,7 @@ def server_settings(settings: Settings) -> dict[str, str]:
     }
 
 
-async def _keep_session_state(_conn) -> None:
+async def keep_session_state(_conn) -> None:
     """Lean reads change no session state, so a connection goes back to the pool without the
     default reset round trip (asyncpg still rolls back a transaction left open)."""
 
@@ -146,7 +146,7 @@ async def create_read_pool(settings: Settings) -> ReadPool:
         pg_dsn(settings.database_url),
         min_size=0,
         max_size=settings.db_pool_size,
-        reset=_keep_session_state,
+        reset=keep_session_state,
         command_timeout=max(settings.statement_timeout_ms / 1000 * 2, 30),
         server_settings=server_settings(settings),
     )

@@ -113,7 +113,7 @@ AdminSession = Annotated[AsyncSession, Depends(_tenant_session(Role.admin))]
 async def _tenant_reader(
     request: Request, principal: Annotated[Principal, Depends(CALLER[Role.viewer])]
 ) -> TenantReader:
-    return TenantReader(principal.tenant_id, request.app.state.read_pool)
+    return TenantReader(principal.tenant_id, request.app.state.lean_pool)
 
 
 # For hot read routes: the viewer's tenant and pooled raw connections, no session or transaction.

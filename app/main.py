@@ -34,6 +34,7 @@ from app.products.router import facets_router
 from app.products.router import router as products_router
 from app.products.rules import INT64_MAX, INT64_MIN
 from app.ratelimit import ConcurrencyLimiter, RateLimiter, TenantTurns
+from app.replicas import create_replica_router
 from app.routing import ROLE_EXTENSION, check_routes_guarded
 from app.segments.router import router as segments_router
 
@@ -244,6 +245,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = create_engine(settings)
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
         app.state.read_pool = await create_read_pool(settings)
+        # the tenants' lean reads: on a fresh-enough replica when PIM_DATABASE_REPLICA_URLS has one
+        app.state.lean_pool = await create_replica_router(settings, app.state.read_pool)
         # Built without a ping so that the API starts (and /readyz reports) while Redis is down.
         app.state.arq = ArqRedis.from_url(
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
@@ -264,6 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.principal_cache.close()
             await app.state.clickhouse.close()
             await app.state.arq.aclose()
+            await app.state.lean_pool.close()
             await app.state.read_pool.close()
             await app.state.engine.dispose()
 

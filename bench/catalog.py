@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/catalog.py            # 100,000 products
     .venv/bin/python bench/catalog.py --n 1000000
+    .venv/bin/python bench/catalog.py --n 1000000 --typed-only   # the load, then typed indexes only
 
 Starts the API (`pim serve --workers N`) on a free port against the databases in
 `.env`, creates a fresh tenant, loads N products through POST /api/pim/products/bulk/,
@@ -32,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.catalog.fields import FieldDef
 from app.config import get_settings
-from app.db import pg_dsn, tenant_is
+from app.db import create_engine, pg_dsn, tenant_is
 from app.products import service as products
+from app.products.typed_indexes import existing_indexes, sync_typed_indexes
 from bench.common import (
     create_tenant,
     free_port,
@@ -73,6 +75,18 @@ SCHEMA = [
     {"name": "launch", "type": "date"},
     {"name": "description", "type": "text"},
 ]
+
+
+def reuse_tenant(slug: str) -> dict:
+    """An earlier run's tenant, with a new admin key: {"slug", "api_key"} (its id from the database)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "app.cli", "apikey", "create", "--tenant", slug, "--role", "admin"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {"slug": slug, "api_key": orjson.loads(made.stdout)["api_key"]}
 
 
 def make_product(i: int, rng: random.Random) -> dict:
@@ -214,6 +228,86 @@ async def facets_sql(conn, tenant_id: int, fields: dict) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+# Range filters and orderings on a number field, before and after the tenant's typed indexes
+# (app/products/typed_indexes.py), each beside the cheapest bare SQL for the same answer (the
+# count and the first page, hand-written): (list parameters, bare predicate, bare ORDER BY)
+PRICE = "pim_num(p.data -> 'price')"
+TYPED_CASES = {
+    "price__gte=1800 (~10 %)": ({"price__gte": "1800"}, f"{PRICE} >= 1800", "p.id"),
+    "price__gte=1800, -price": (
+        {"price__gte": "1800", "ordering": "-price"},
+        f"{PRICE} >= 1800",
+        f"{PRICE} DESC, p.id DESC",
+    ),
+    "ordering=price": ({"ordering": "price"}, "true", f"{PRICE} NULLS LAST, p.id"),
+    "ordering=-price": ({"ordering": "-price"}, "true", f"{PRICE} DESC NULLS LAST, p.id DESC"),
+}
+
+
+async def bare_sql(conn, tenant_id: int, predicate: str, order: str, runs: int) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await conn.fetchval(
+            f"SELECT count(*) FROM products p WHERE {tenant_is('p')} AND {predicate}", tenant_id
+        )
+        await conn.fetch(
+            f"SELECT p.id, p.sku, p.name, p.data::text FROM products p WHERE {tenant_is('p')} "
+            f"AND {predicate} ORDER BY {order} LIMIT 50",
+            tenant_id,
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def typed_phase(
+    http, base, headers, conn, tenant_id: int, fields: dict, runs: int, phase: str
+):
+    """Each case through HTTP, the service's statements without HTTP, and the bare SQL, interleaved."""
+    for label, (params, predicate, order) in TYPED_CASES.items():
+        await timed_http(http, f"{base}/api/pim/products/", params, headers, 2)  # warm up
+        http_ms, sql_ms, bare_ms = [], [], []
+        for _ in range(runs):
+            http_ms += await timed_http(http, f"{base}/api/pim/products/", params, headers, 1)
+            sql_ms += await list_sql(conn, tenant_id, fields, params, 1)
+            bare_ms += await bare_sql(conn, tenant_id, predicate, order, 1)
+        print(
+            f"{phase:7} {label:26} {statistics.median(http_ms):9.1f} {pct(http_ms, 0.95):9.1f} "
+            f"{statistics.median(sql_ms):9.1f} {statistics.median(bare_ms):9.1f}"
+        )
+
+
+async def typed_index_figures(http, base, headers, conn, settings, tenant_id, fields, runs):
+    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    try:
+        async with engine.connect() as sa_conn:
+            raw = (await sa_conn.get_raw_connection()).driver_connection
+            for name in await existing_indexes(raw, tenant_id):  # a worker may have been faster
+                await raw.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+        print(
+            f"\n{'typed indexes':34} {'HTTP p50':>9} {'HTTP p95':>9} {'SQL p50':>9} {'bare p50':>9}"
+        )
+        await typed_phase(http, base, headers, conn, tenant_id, fields, runs, "before")
+        started = time.perf_counter()
+        built = await sync_typed_indexes(
+            engine,
+            tenant_id,
+            list(fields.values()),
+            min_products=settings.typed_index_min_products,
+            per_tenant=settings.typed_indexes_per_tenant,
+            total=settings.typed_indexes_max,
+        )
+        build_s = time.perf_counter() - started
+        await conn.execute("ANALYZE products")
+        await typed_phase(http, base, headers, conn, tenant_id, fields, runs, "after")
+        print(
+            f"built {len(built['created'])} typed indexes (CREATE INDEX CONCURRENTLY) in "
+            f"{build_s:.1f} s"
+        )
+    finally:
+        await engine.dispose()
+
+
 def wrk_get_by_id(
     base: str, key: str, ids: list[int], seconds: int, connections: int
 ) -> tuple[float, float] | None:
@@ -264,24 +358,48 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
     parser.add_argument(
+        "--typed-only",
+        action="store_true",
+        help="after the load, only the typed-index figures (no COPY baseline, other lists or wrk)",
+    )
+    parser.add_argument(
         "--categories",
         type=int,
         default=20,
         help="categories the products are spread over (0: none)",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="SLUG",
+        help="with --typed-only: the catalog of an earlier run's tenant (kept), without loading again",
     )
     args = parser.parse_args()
 
     settings = get_settings()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    slug = f"bench-{int(time.time())}"
-    tenant = create_tenant(slug)
+    slug = args.reuse or f"bench-{int(time.time())}"
+    tenant = reuse_tenant(slug) if args.reuse else create_tenant(slug)
     headers = {"X-API-Key": tenant["api_key"]}
     server = start_server(port, args.workers)
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
     scratch_id = None
     try:
         await wait_up(base)
+        if args.reuse:
+            tenant["tenant_id"] = await conn.fetchval(
+                "SELECT id FROM tenants WHERE slug = $1", slug
+            )
+            fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+            n = await conn.fetchval(
+                f"SELECT count(*) FROM products p WHERE {tenant_is('p')}", tenant["tenant_id"]
+            )
+            print(f"# catalog benchmark: tenant {slug}'s {n:,} products (reused)")
+            async with httpx.AsyncClient(timeout=120) as http:
+                await typed_index_figures(
+                    http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
+                )
+            return
         async with httpx.AsyncClient(timeout=120) as http:
             (
                 await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
@@ -301,6 +419,15 @@ async def main() -> None:
         bodies = bulk_bodies(args.n, args.batch, category_ids)
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
+        fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+        if args.typed_only:
+            print(f"bulk upsert (new rows)   {bulk_rate:>10,.0f} rows/s  ({bulk_s:.1f} s)")
+            await conn.execute("VACUUM ANALYZE products")
+            async with httpx.AsyncClient(timeout=120) as http:
+                await typed_index_figures(
+                    http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
+                )
+            return
         scratch_id = await conn.fetchval(
             "INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy"
         )
@@ -325,7 +452,6 @@ async def main() -> None:
         # as autovacuum would, so that counts are index-only scans as in a settled catalog
         await conn.execute("VACUUM products")
 
-        fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
         last_page = max(1, min(100, args.n // 50))
         cases = {
             "exact brand=Brand07": {"brand": "Brand07"},
@@ -392,6 +518,9 @@ async def main() -> None:
             )
             print(
                 f"{'facets brand=Brand07':32} {statistics.median(facet_http):9.1f} {pct(facet_http, 0.95):9.1f}"
+            )
+            await typed_index_figures(
+                http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
             )
 
         ids = [

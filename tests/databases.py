@@ -85,6 +85,8 @@ def use_test_databases() -> None:
     for name in ("database_url", "clickhouse_url", "redis_url"):
         if getattr(dev, name) == os.environ[f"PIM_{name.upper()}"]:
             raise RuntimeError(f"the test {name} is the one `make run` uses: {getattr(dev, name)}")
+    # a tenant past the typed-index size threshold in a test's time (tests/catalog/test_typed_indexes.py)
+    os.environ.setdefault("PIM_TYPED_INDEX_MIN_PRODUCTS", "10000")
     os.environ["PIM_TEST_DATABASES_READY"] = "1"
 
 

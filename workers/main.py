@@ -30,6 +30,8 @@ from app.jobs.context import WorkerContext
 from app.jobs.queue import forget, heartbeat_loop, worker_id
 from app.jobs.transient import REDIS_DOWN
 from app.log import configure_logging
+from app.products.tasks import PRODUCT_FUNCTIONS
+from app.products.typed_indexes import drop_orphaned_typed_indexes
 from app.segments.tasks import (
     cleanup_orphaned_members,
     compute_segment_task,
@@ -60,6 +62,7 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
         ("change log retention", lambda: prune_old_changes(ctx)),
         ("idempotency keys", lambda: prune_old_idempotency_keys(ctx)),
+        ("typed indexes of deleted tenants", lambda: drop_orphaned_typed_indexes(ctx["engine"])),
     )
     for name, step in steps:
         try:
@@ -129,7 +132,7 @@ async def shutdown(ctx: WorkerContext) -> None:
     await ctx["engine"].dispose()
 
 
-FUNCTIONS: list = [compute_segment_task, *IMPORT_FUNCTIONS]
+FUNCTIONS: list = [compute_segment_task, *IMPORT_FUNCTIONS, *PRODUCT_FUNCTIONS]
 
 
 class WorkerSettings:

@@ -16,7 +16,7 @@ from app.catalog.schemas import (
     ViewPage,
     ViewPatch,
 )
-from app.deps import EditorSession, ObjectId, ViewerSession
+from app.deps import Arq, EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
 from app.etags import (
     NOT_MODIFIED,
@@ -30,6 +30,7 @@ from app.etags import (
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
+from app.products.tasks import sync_typed_indexes_after_commit
 from app.routing import api_router, set_location
 
 schema_router = api_router(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
@@ -60,7 +61,11 @@ async def get_product_schema(
     "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
 )
 async def replace_product_schema(
-    body: SchemaIn, session: EditorSession, response: Response, if_match: IfMatch
+    body: SchemaIn,
+    session: EditorSession,
+    response: Response,
+    if_match: IfMatch,
+    arq: Arq,
 ):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
     With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
@@ -68,9 +73,13 @@ async def replace_product_schema(
 
     The body of `GET` can be sent back as it is: the read-only `updated_at` is ignored. A field that
     breaks a rule (reserved name, `validation` RE2 cannot compile or that its type does not apply,
-    `unique` array, empty enum option) is a `422` naming it."""
+    `unique` array, empty enum option) is a `422` naming it.
+
+    Number, date and datetime fields of a large tenant get typed indexes shortly after (built by
+    the worker, without blocking writes): range filters and orderings on them then read an index."""
     row = await service.put_schema(session, body, if_match=if_match)
     tagged(response, row.version)
+    sync_typed_indexes_after_commit(session, arq)
     return service.schema_out(row)
 
 

@@ -45,6 +45,7 @@ from app.jobs.enqueue import Job, send_now
 from app.jobs.locks import Lease, LeaseBusy, Lock, LockKey, lease, xact_lock
 from app.jobs.queue import Pending, jobs_waiting, revive
 from app.jobs.transient import REDIS_DOWN, is_transient, retry_later
+from app.products.tasks import note_writes
 from app.products.upsert import UpsertRow, write_rows
 
 log = structlog.get_logger("pim.imports.task")
@@ -567,6 +568,8 @@ async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:
     except LeaseBusy:
         log.info("import_busy", job_id=job_id)
         return {"job_id": job_id, "status": "busy"}
+    if outcome == "done":  # planner statistics and typed indexes after the load (products.tasks)
+        await _note_import_writes(ctx, tenant_id, job_uuid)
     if outcome in ("continue", "done", "failed", "gone"):
         following = await _next_turn(ctx, tenant_id, job_uuid)
         if following is not None:
@@ -582,6 +585,15 @@ async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:
                     error=f"{type(exc).__name__}: {exc}"[:300],
                 )
     return {"job_id": job_id, "status": outcome}
+
+
+async def _note_import_writes(ctx: WorkerContext, tenant_id: int, job_id: uuid.UUID) -> None:
+    async with ctx["sessionmaker"]() as session:
+        conn = await driver_connection(session)
+        written = await conn.fetchval(
+            all_tenants("SELECT created + updated FROM import_jobs WHERE id = $1"), job_id
+        )
+    await note_writes(ctx["redis"], ctx["settings"], tenant_id, written or 0)
 
 
 async def _take_turn(ctx: WorkerContext, held: Lease, turn: LockKey, job_id: uuid.UUID) -> str:

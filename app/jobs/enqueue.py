@@ -34,6 +34,7 @@ class Job:
     function: str
     args: tuple
     job_id: str
+    defer_s: float | None = None  # run no sooner than this many seconds from now
 
 
 async def send_now(redis: ArqRedis, job: Job, *, await_release_s: float = 0) -> bool:
@@ -42,7 +43,10 @@ async def send_now(redis: ArqRedis, job: Job, *, await_release_s: float = 0) -> 
     `await_release_s`: a run that has just finished keeps its id for a moment, until arq releases
     it; try again for this long rather than let the finished run swallow the new job."""
     deadline = asyncio.get_running_loop().time() + await_release_s
-    while await redis.enqueue_job(job.function, *job.args, _job_id=job.job_id) is None:
+    while (
+        await redis.enqueue_job(job.function, *job.args, _job_id=job.job_id, _defer_by=job.defer_s)
+        is None
+    ):
         if asyncio.get_running_loop().time() >= deadline:
             return False
         await asyncio.sleep(_RELEASE_POLL_S)

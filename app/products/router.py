@@ -6,7 +6,15 @@ from pydantic import WithJsonSchema
 
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
-from app.deps import EditorSession, FilterReader, ObjectId, Reader, SearchReader, SettingsDep
+from app.deps import (
+    Arq,
+    EditorSession,
+    FilterReader,
+    ObjectId,
+    Reader,
+    SearchReader,
+    SettingsDep,
+)
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
     NOT_MODIFIED,
@@ -36,6 +44,7 @@ from app.products.schemas import (
     ProductSearchIn,
     ProductSearchPage,
 )
+from app.products.tasks import note_writes_after_commit
 from app.responses import json_bytes_response
 from app.routing import api_router, set_location
 
@@ -308,7 +317,9 @@ async def create_product(
 
 
 @router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))
-async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: SettingsDep):
+async def bulk_upsert_products(
+    body: BulkIn, session: EditorSession, settings: SettingsDep, arq: Arq
+):
     """Upsert up to 10,000 products by SKU. Invalid items are reported in `errors`; the others are written.
     An item whose `data` (merged with the stored data, for an existing product) is larger than
     `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is such an error. `request_id` (also
@@ -316,6 +327,8 @@ async def bulk_upsert_products(body: BulkIn, session: EditorSession, settings: S
     result = await service.bulk_upsert(
         session, body.products, max_data_bytes=settings.max_product_data_bytes
     )
+    # planner statistics and typed indexes after large writes (the worker, after the commit)
+    note_writes_after_commit(session, arq, settings, result.created + result.updated)
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 

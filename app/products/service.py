@@ -202,6 +202,7 @@ def one_scan_query(
 # and filters them: a common value fills the page from there at once (a GIN bitmap would fetch
 # and sort every match, ~100 ms for 20,000 of them); a rare one falls back to the planner's plan.
 PROBE_ROWS = 5_000
+DESC_NULLS_LAST = "DESC NULLS LAST"  # a data field's descending order (queries.ordering_terms)
 WALKABLE_ORDERINGS = INDEXED_ORDERINGS | {"p.updated_at"}
 
 
@@ -240,6 +241,25 @@ def page_query(
         f"SELECT {PRODUCT_COLUMNS}, {keys} FROM {source} WHERE {conditions} "
         f"ORDER BY {order_by} LIMIT ${n + 1} OFFSET ${n + 2}"
     )
+    first = terms[0]
+    if after is None and probe is None and len(terms) == 2 and first.direction == DESC_NULLS_LAST:
+        # `-price`: a B-tree read backwards gives DESC NULLS FIRST, so the typed index
+        # (typed_indexes.py) answers the rows with a value and the NULLs as two ranges of it
+        def branch(test: str, order: str) -> str:
+            return (
+                f"SELECT {PRODUCT_COLUMNS}, {keys} FROM {source} WHERE {conditions} "
+                f"AND {first.expr} {test} ORDER BY {order} LIMIT (${n + 1}::bigint + ${n + 2}::bigint)"
+            )
+
+        # both in the index's backward order: the NULL range too, whose size the planner cannot
+        # estimate (it ignores a partial index's statistics) and would otherwise look for by
+        # walking the primary key through every row of the table
+        valued = branch("IS NOT NULL", f"{first.expr} DESC, p.id DESC")
+        nulls = branch("IS NULL", f"{first.expr} DESC, p.id DESC")
+        sql = (
+            f"SELECT * FROM (({valued}) UNION ALL ({nulls})) p "
+            f"ORDER BY p.k0 {DESC_NULLS_LAST}, p.k1 DESC LIMIT ${n + 1} OFFSET ${n + 2}"
+        )
     offset = 0 if after is not None else (page - 1) * page_size
     # a cursor page reads one row more: whether there is a next page, without a count
     limit = page_size + 1 if after is not None else page_size

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql.base import PGCompiler
 from sqlalchemy.sql import ColumnElement, Select
 from sqlalchemy.sql.elements import TextClause
 
+from app.catalog.fields import DATA_KEY_RE
 from app.db import tenant_is
 from app.query.models import Check, Clause, Junction, Kind, Not, Target, Test
 from app.responses import json_text
@@ -147,18 +148,49 @@ class _Named:
 # --- typed value expressions --------------------------------------------------------------------
 
 
+# Kinds whose value expression names the field as a literal, not a bound parameter: the typed
+# indexes (app/products/typed_indexes.py) are on exactly this expression, and the planner matches
+# an index expression only against the same expression with the same constant in it.
+LITERAL_KEY_KINDS = frozenset({Kind.number, Kind.date, Kind.datetime})
+
+
+def key_literal(name: str) -> str:
+    """A data key as a SQL string literal; only names of the catalog's key syntax (letters, digits,
+    `_`, `-`) pass, so the literal needs no escaping."""
+    if not DATA_KEY_RE.fullmatch(name):
+        raise ValueError(f"not a data key: {name!r}")
+    return f"'{name}'"
+
+
+def typed_value_sql(kind: Kind, name: str, table: str) -> str:
+    """The typed value of data key `name` of a number, date or datetime field, with the key as a
+    literal: the one spelling of the expression the typed indexes are built on."""
+    key = key_literal(name)
+    if kind == Kind.number:
+        return f"pim_num({table}.data -> {key})"
+    if kind == Kind.date:
+        return f"pim_date({table}.data ->> {key})"
+    if kind == Kind.datetime:
+        return f"pim_timestamptz({table}.data ->> {key})"
+    raise ValueError(f"not a typed kind: {kind}")
+
+
 def typed_expr(target: Target, table: str, key: str) -> str:
     """The SQL of the stored value, typed so that numbers and dates compare as such; `key` is the
-    SQL of the field name (a bound parameter)."""
+    SQL of the field name (a bound parameter) for the kinds that compare as text; the typed kinds
+    name the field as a literal (`typed_value_sql`) and take `key` empty."""
     if target.column is not None:
         return f"{table}.{target.column}"
-    if target.kind == Kind.number:
-        return f"pim_num({table}.data -> {key})"
-    if target.kind == Kind.date:
-        return f"pim_date({table}.data ->> {key})"
-    if target.kind == Kind.datetime:
-        return f"pim_timestamptz({table}.data ->> {key})"
+    if target.kind in LITERAL_KEY_KINDS:
+        return typed_value_sql(target.kind, target.name, table)
     return f"({table}.data ->> {key})"
+
+
+def _expr_key(target: Target, binder: "Binder") -> str:
+    """The `key` argument of `typed_expr`: none for columns and typed kinds, else a bound name."""
+    if target.column or target.kind in LITERAL_KEY_KINDS:
+        return ""
+    return binder.bind(target.name, "text")
 
 
 # --- the compiler -----------------------------------------------------------------------------------
@@ -272,7 +304,7 @@ def _positive(test: Test, ctx: _Context) -> str:
             f"(jsonb_typeof({stored}) = 'array' AND {stored} @> {bind(test.value, 'jsonb')} "
             f"AND {stored} <@ {bind(test.value, 'jsonb')})"
         )
-    expr = typed_expr(target, table, "" if target.column else ctx.key(target))
+    expr = typed_expr(target, table, _expr_key(target, ctx.binder))
     if check in (Check.equals, Check.compare):  # equals is the comparison `=`
         op = "=" if check == Check.equals else test.op
         return f"{expr} {op} {bind(test.value, sql_type)}"
@@ -306,8 +338,7 @@ def to_clause(clause: Clause) -> TextClause:
 
 def order_expr(target: Target, where: SqlWhere) -> str:
     """A field's typed value expression over `p` for ORDER BY, its name bound in `where`."""
-    key = "" if target.column else _Positional(where).bind(target.name, "text")
-    return typed_expr(target, "p", key)
+    return typed_expr(target, "p", _expr_key(target, _Positional(where)))
 
 
 # --- display ------------------------------------------------------------------------------------------

@@ -240,8 +240,19 @@ def test_every_value_is_bound():
     assert "DROP" not in sql and "'1'='1" not in sql and "Nike" not in sql
     assert "2024" not in sql and "2.5" not in sql and "red" not in sql
     assert any(hostile in str(v) for v in params.values())
-    # the schema field names travel as parameters as well
-    assert "'brand'" not in sql and "'price'" not in sql
+    # text field names travel as parameters as well; a number or date field's name is a literal
+    # (the typed indexes are on that expression), admitted only in the data-key syntax
+    assert "'brand'" not in sql
+    assert "pim_num(products.data -> 'price')" in sql
+
+
+def test_typed_field_names_are_checked_literals():
+    from app.query.compiling import key_literal
+
+    assert key_literal("price") == "'price'"
+    for hostile in ("x' OR '1'='1", "a b", "price\n", "", "1abc", "a" * 65, "é"):
+        with pytest.raises(ValueError):
+            key_literal(hostile)
 
 
 def test_types_compare_as_types():
