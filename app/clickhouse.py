@@ -33,6 +33,43 @@ MIGRATIONS: list[str] = [
     ) ENGINE = MergeTree()
     ORDER BY (tenant_id, segment_id, generation, position)
     """,
+    # The products read model (app/mirror): one row per product state, collapsed by `sign`: a
+    # change writes a cancel row (-1, a copy of the state it replaces) and the new state (+1), so
+    # `sum(sign)` over any filter is the exact count without FINAL. `generation` is the tenant's
+    # current build (a rebuild writes the next one and switches `mirror_state` to it).
+    """
+    CREATE TABLE IF NOT EXISTS products_mirror (
+        tenant_id UInt64,
+        generation UInt64,
+        id UInt64,
+        version UInt64,
+        sign Int8,
+        sku String,
+        name String,
+        status String,
+        variation_of Nullable(String),
+        categories Array(UInt64),
+        present Array(String),
+        filled Array(String),
+        kv Array(String),
+        ka Array(String),
+        nk Array(String),
+        nv Array(Float64)
+    ) ENGINE = CollapsingMergeTree(sign)
+    ORDER BY (tenant_id, generation, id)
+    """,
+    # Per tenant: the generation readers use, the last change-log seq applied to it (-1: being
+    # rebuilt), the tenant's product count there, and `version` (the newest row wins).
+    """
+    CREATE TABLE IF NOT EXISTS mirror_state (
+        tenant_id UInt64,
+        generation UInt64,
+        seq Int64,
+        products Int64,
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY tenant_id
+    """,
 ]
 
 

@@ -31,6 +31,7 @@ class Lock(StrEnum):
     # an import batch's transaction, until it commits (id: the job's uuid and the batch's last row)
     IMPORT_BATCH = "pim.import_batch"
     SEGMENT = "pim.segment"  # the lease of a segment's compute (id: the segment id)
+    MIRROR = "pim.mirror"  # a tenant's read model: one writer (apply or rebuild) at a time
 
     def key(self, tenant: str, id: str | None = None) -> str:
         """The SQL expression of a key in this namespace; `tenant` and `id` are SQL expressions,
