@@ -43,6 +43,7 @@ class Mirror:
         self.wait_s = settings.mirror_wait_ms / 1000
         self.retry_s = settings.mirror_retry_seconds
         self._down_until = 0.0
+        self.answers = 0  # queries the model was fresh for (a figure for tests and benchmarks)
 
     def failed(self, exc: BaseException) -> None:
         log.warning("mirror_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -68,6 +69,7 @@ class Mirror:
                 if state is None or state.seq < 0 or state.products < self.min_products:
                     return None
                 if state.seq >= (last or 0):
+                    self.answers += 1
                     return MirrorQuery(self, tenant_id, state, where, params)
                 if time.monotonic() >= deadline:
                     return None
@@ -132,18 +134,22 @@ class MirrorQuery:
         result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
         if not faceted:
             return result
-        field_of = "position(x, '=') > 0 AND has({}, substring(x, 1, position(x, '=') - 1))"
+        field_of = (
+            "position(entry_, '=') > 0 AND has({}, substring(entry_, 1, position(entry_, '=') - 1))"
+        )
         rows = await self._fetch(
-            f"""SELECT f, v, n FROM (
-                    SELECT substring(e, 1, position(e, '=') - 1) AS f,
-                           substring(e, position(e, '=') + 1, length(e)) AS v, sum(sign) AS n
+            f"""SELECT facet_field, facet_value, facet_n FROM (
+                    SELECT substring(facet_entry, 1, position(facet_entry, '=') - 1) AS facet_field,
+                           substring(facet_entry, position(facet_entry, '=') + 1, length(facet_entry))
+                               AS facet_value,
+                           sum(sign) AS facet_n
                     FROM {TABLE}
                     ARRAY JOIN arrayConcat(
-                        arrayFilter(x -> {field_of.format("%(fs)s")}, kv),
-                        arrayFilter(x -> {field_of.format("%(fa)s")}, ka)) AS e
+                        arrayFilter(entry_ -> {field_of.format("%(fs)s")}, kv),
+                        arrayFilter(entry_ -> {field_of.format("%(fa)s")}, ka)) AS facet_entry
                     WHERE {self._scope} AND ({self.where})
-                    GROUP BY f, v HAVING n > 0
-                ) ORDER BY f, n DESC, v LIMIT {FACET_LIMIT} BY f""",
+                    GROUP BY facet_field, facet_value HAVING facet_n > 0
+                ) ORDER BY facet_field, facet_n DESC, facet_value LIMIT {FACET_LIMIT} BY facet_field""",
             self._params(fs=strings or [""], fa=arrays or [""]),
         )
         if rows is None:

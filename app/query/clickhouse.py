@@ -113,19 +113,20 @@ def _positive(test: Test, ctx) -> str:
         return f"hasAny(kv, {_array(binder, [_entry(name, v) for v in test.value])})"
     if target.kind == Kind.number:
         if check == Check.equals:
-            condition = f"v = {binder.bind(test.value)}"
+            condition = f"num_ = {binder.bind(test.value)}"
         elif check == Check.one_of:
-            condition = f"has({binder.bind(list(test.value))}, v)"
+            condition = f"has({binder.bind(list(test.value))}, num_)"
         elif check == Check.compare:
             if test.op not in (">", ">=", "<", "<="):
                 raise Unsupported(f"comparison {test.op!r}")
-            condition = f"v {test.op} {binder.bind(test.value)}"
+            condition = f"num_ {test.op} {binder.bind(test.value)}"
         elif check == Check.between:
             low, high = test.value
-            condition = f"v >= {binder.bind(low)} AND v <= {binder.bind(high)}"
+            condition = f"num_ >= {binder.bind(low)} AND num_ <= {binder.bind(high)}"
         else:
             raise Unsupported(f"{check} on a number")
-        return f"arrayExists((k, v) -> k = {key} AND {condition}, nk, nv)"
+        # lambda parameters unlike any alias: 18.16 substitutes a query's aliases inside lambdas
+        return f"arrayExists((key_, num_) -> key_ = {key} AND {condition}, nk, nv)"
     raise Unsupported(f"{check} on a {target.kind} field")
 
 

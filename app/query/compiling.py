@@ -91,6 +91,13 @@ class SqlWhere:
         where.add(tenant_is("p", where.bind(tenant_id)))
         return where
 
+    def add_equivalent(self, condition: str, clause: Clause) -> None:
+        """A condition written as SQL by hand (for a partial index's exact predicate) that means
+        what `clause` means: other dialects compile the clause."""
+        self.conditions.append(condition)
+        self.clauses.append(clause)
+        self.from_clauses += 1
+
     def bind(self, value: Any) -> str:
         self.params.append(value)
         return f"${len(self.params)}"
