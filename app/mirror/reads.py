@@ -29,6 +29,8 @@ from app.query.models import Clause
 log = structlog.get_logger("pim.mirror")
 
 FACET_LIMIT = 100
+# a tenant found without a model big enough is not asked about again for this long
+SKIP_SECONDS = 5.0
 _POLL_S = 0.02
 _FAILURES = (Unavailable, ClickHouseException, OSError, TimeoutError, EOFError)
 
@@ -44,6 +46,8 @@ class Mirror:
         self.retry_s = settings.mirror_retry_seconds
         self._down_until = 0.0
         self.answers = 0  # queries the model was fresh for (a figure for tests and benchmarks)
+        # tenants without a model of PIM_MIRROR_MIN_PRODUCTS products: until when not to ask
+        self._skip: dict[int, float] = {}
 
     def failed(self, exc: BaseException) -> None:
         log.warning("mirror_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -52,31 +56,41 @@ class Mirror:
     async def query(self, conn, tenant_id: int, clause: Clause | None) -> "MirrorQuery | None":
         """A query of the model for this clause, when the model may answer it (see the module's
         docstring); `conn` is the request's Postgres connection. None: answer from Postgres."""
-        if not self.enabled or clause is None or time.monotonic() < self._down_until:
+        now = time.monotonic()
+        if not self.enabled or clause is None or now < self._down_until:
+            return None
+        if now < self._skip.get(tenant_id, 0.0):
             return None
         try:
             where, params = compile_predicate(clause)
         except Unsupported:
             return None
-        last = await conn.fetchval(
-            f"SELECT last_seq FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}",
-            tenant_id,
-        )
-        deadline = time.monotonic() + self.wait_s
         try:
-            while True:
-                state = await read_state(self.clickhouse, tenant_id)
-                if state is None or state.seq < 0 or state.products < self.min_products:
-                    return None
-                if state.seq >= (last or 0):
-                    self.answers += 1
-                    return MirrorQuery(self, tenant_id, state, where, params)
+            state = await read_state(self.clickhouse, tenant_id)
+            if state is None or state.seq < 0 or state.products < self.min_products:
+                if len(self._skip) > 100_000:
+                    self._skip.clear()
+                self._skip[tenant_id] = time.monotonic() + SKIP_SECONDS
+                return None
+            # the model holds every write committed before now once its watermark reaches this
+            last = await conn.fetchval(
+                "SELECT last_seq FROM product_change_seqs "
+                f"WHERE {tenant_is('product_change_seqs')}",
+                tenant_id,
+            )
+            deadline = time.monotonic() + self.wait_s
+            while state.seq < (last or 0):
                 if time.monotonic() >= deadline:
                     return None
                 await asyncio.sleep(_POLL_S)
+                state = await read_state(self.clickhouse, tenant_id)
+                if state is None:
+                    return None
         except _FAILURES as exc:
             self.failed(exc)
             return None
+        self.answers += 1
+        return MirrorQuery(self, tenant_id, state, where, params)
 
 
 @dataclass

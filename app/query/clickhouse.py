@@ -71,16 +71,15 @@ def _positive(test: Test, ctx) -> str:
     target, check, binder = test.target, test.check, ctx.binder
     name = target.name
     if target.kind == Kind.category:
-        ids = [int(i) for i in (test.value or [])] if check != Check.is_empty else []
         if check == Check.is_empty:
             return "empty(categories)"
+        if check not in (Check.categories_contain, Check.categories_overlap):
+            raise Unsupported(f"{check} on categories")  # paths: the tenant's category table
+        ids = [int(i) for i in test.value]
         if not ids:
             return "0"
-        if check == Check.categories_contain:
-            return f"hasAll(categories, {binder.bind(ids)})"
-        if check == Check.categories_overlap:
-            return f"hasAny(categories, {binder.bind(ids)})"
-        raise Unsupported(f"{check} on categories")
+        function = "hasAll" if check == Check.categories_contain else "hasAny"
+        return f"{function}(categories, {binder.bind(ids)})"
     if target.column is not None:
         if target.column not in _TEXT_COLUMNS or check == Check.like:
             raise Unsupported(f"{check} on {target.column}")

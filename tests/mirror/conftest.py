@@ -23,6 +23,7 @@ def mirror(app):
     state = app.state.mirror
     saved = (state.enabled, state.min_products, state.wait_s)
     state.enabled, state.min_products = True, 0
+    state._skip.clear()
     yield state
     state.enabled, state.min_products, state.wait_s = saved
 

@@ -208,9 +208,16 @@ async def test_model_behind_retention_needs_a_rebuild(client, tenant, app, pg):
 
     await _catalog(client, tenant)
     await rebuild_model(app, pg, tenant.id)
-    await bulk(client, tenant, [{"sku": "R1", "brand": "x"}])
-    # the entries after the watermark were pruned
-    await pg.execute(
-        "UPDATE product_change_seqs SET pruned_through = last_seq WHERE tenant_id = $1", tenant.id
-    )
-    assert await apply_batch(pg, app.state.clickhouse, tenant.id) == NEEDS_REBUILD
+    # no worker applies the next write (this connection holds the tenant's mirror lock; it can
+    # take it again itself)
+    await pg.execute(f"SELECT pg_advisory_lock({Lock.MIRROR.key('$1')})", tenant.id)
+    try:
+        await bulk(client, tenant, [{"sku": "R1", "brand": "x"}])
+        # the entries after the watermark were pruned
+        await pg.execute(
+            "UPDATE product_change_seqs SET pruned_through = last_seq WHERE tenant_id = $1",
+            tenant.id,
+        )
+        assert await apply_batch(pg, app.state.clickhouse, tenant.id) == NEEDS_REBUILD
+    finally:
+        await pg.execute(f"SELECT pg_advisory_unlock({Lock.MIRROR.key('$1')})", tenant.id)
