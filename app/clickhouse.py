@@ -127,6 +127,18 @@ class ClickHouse:
         async with self.connection() as conn, conn.cursor() as cursor:
             await cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
 
+    async def insert_columns(
+        self, table: str, columns: Sequence[str], values: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert a block given column by column (`values[i]` is column i's list): several times
+        faster than rows for large blocks. Columnar inserts need asynch's protocol-level connection."""
+        if not values or not values[0]:
+            return
+        async with self.connection() as conn:
+            await conn._connection.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(values), columnar=True
+            )
+
     async def ping(self) -> bool:
         await self.fetch("SELECT 1")
         return True

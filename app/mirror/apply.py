@@ -58,6 +58,17 @@ async def _try_lock(conn: asyncpg.Connection, tenant_id: int) -> bool:
     )
 
 
+async def _insert(clickhouse: ClickHouse, rows: list[tuple]) -> None:
+    """Rows of COLUMNS in one columnar INSERT."""
+    if rows:
+        await clickhouse.insert_columns(TABLE, COLUMNS, [list(c) for c in zip(*rows, strict=True)])
+
+
+# a statement per product batch whose plan the planner cannot cost (jsonb_each per row): JIT
+# compiling it took longer than running it
+_NO_JIT = "SET LOCAL jit = off"
+
+
 async def _current_rows(
     clickhouse: ClickHouse, tenant_id: int, generation: int, ids: Sequence[int]
 ) -> dict[int, tuple]:
@@ -85,6 +96,7 @@ async def apply_batch(
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         if not await _try_lock(conn, tenant_id):
             return BUSY
+        await conn.execute(_NO_JIT)
         seqs = await conn.fetchrow(_SEQS_SQL, tenant_id)
         last, pruned = (seqs["last_seq"], seqs["pruned_through"]) if seqs else (0, 0)
         state = await read_state(clickhouse, tenant_id)
@@ -120,7 +132,7 @@ async def apply_batch(
             if after is not None:
                 rows.append((tenant_id, state.generation, product_id, last, 1, *after))
                 delta += 1
-        await clickhouse.insert(TABLE, COLUMNS, rows)
+        await _insert(clickhouse, rows)
         await write_state(
             clickhouse, tenant_id, State(state.generation, upto, state.products + delta)
         )
@@ -147,6 +159,7 @@ async def rebuild(conn: asyncpg.Connection, clickhouse: ClickHouse, tenant_id: i
     state to it, and delete the older generations' rows (asynchronously, a mutation)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SELECT pg_advisory_xact_lock({Lock.MIRROR.key('$1')})", tenant_id)
+        await conn.execute(_NO_JIT)
         seqs = await conn.fetchrow(_SEQS_SQL, tenant_id)
         last = seqs["last_seq"] if seqs else 0
         previous = await read_state(clickhouse, tenant_id)
@@ -155,12 +168,12 @@ async def rebuild(conn: asyncpg.Connection, clickhouse: ClickHouse, tenant_id: i
         count = 0
         block: list[tuple] = []
         async for row in conn.cursor(f"{ROW_SQL} ORDER BY p.id", tenant_id, prefetch=5_000):
-            block.append((tenant_id, generation, row["id"], last, 1, *state_of(row)))
+            block.append((tenant_id, generation, row[0], last, 1, *state_of(row)))
             if len(block) >= REBUILD_BLOCK:
-                await clickhouse.insert(TABLE, COLUMNS, block)
+                await _insert(clickhouse, block)
                 count += len(block)
                 block = []
-        await clickhouse.insert(TABLE, COLUMNS, block)
+        await _insert(clickhouse, block)
         count += len(block)
         state = State(generation, last, count)
         await write_state(clickhouse, tenant_id, state)

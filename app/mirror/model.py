@@ -43,44 +43,41 @@ COLUMNS = ("tenant_id", "generation", "id", "version", "sign", *STATE_COLUMNS)
 _FLOAT_SAFE = "1e300"
 
 # The read-model columns of products `p` (the tenant's, $1): append a WHERE condition on p.
+# One pass over each product's keys (jsonb_each) builds every array but `ka`; `num` is
+# `pim_num(value)` (migration 0001), spelt out so that it is computed once per value.
 ROW_SQL = f"""
 SELECT p.id, p.sku, p.name, p.status, p.variation_of, p.categories,
-  ARRAY(SELECT key FROM jsonb_each(p.data) WHERE value <> 'null'::jsonb ORDER BY key) AS present,
-  ARRAY(SELECT key FROM jsonb_each(p.data)
-        WHERE value NOT IN ('null'::jsonb, '""'::jsonb, '[]'::jsonb) ORDER BY key) AS filled,
-  ARRAY(SELECT CASE WHEN jsonb_typeof(value) = 'string' THEN key || '=' || (value #>> '{{}}')
-                    ELSE key || ':' || value::text END
-        FROM jsonb_each(p.data) WHERE jsonb_typeof(value) IN ('string', 'boolean') ORDER BY 1) AS kv,
-  ARRAY(SELECT DISTINCT d.key || '=' || (e #>> '{{}}') FROM jsonb_each(p.data) d
-        CROSS JOIN LATERAL jsonb_array_elements(
-            CASE WHEN jsonb_typeof(d.value) = 'array' THEN d.value ELSE '[]'::jsonb END) e
-        WHERE jsonb_typeof(e) = 'string' ORDER BY 1) AS ka,
-  n.keys AS nk, n.vals AS nv
+  COALESCE(d.present, '{{}}') AS present, COALESCE(d.filled, '{{}}') AS filled,
+  COALESCE(d.kv, '{{}}') AS kv,
+  ARRAY(SELECT DISTINCT a.key || '=' || (e #>> '{{}}') FROM jsonb_each(p.data) a
+        CROSS JOIN LATERAL jsonb_array_elements(a.value) e
+        WHERE jsonb_typeof(a.value) = 'array' AND jsonb_typeof(e) = 'string' ORDER BY 1) AS ka,
+  COALESCE(d.nk, '{{}}') AS nk, COALESCE(d.nv, '{{}}') AS nv
 FROM products p
 CROSS JOIN LATERAL (
-  SELECT COALESCE(array_agg(key ORDER BY key), '{{}}') AS keys,
-         COALESCE(array_agg(v::float8 ORDER BY key), '{{}}') AS vals
-  FROM (SELECT key, pim_num(value) AS v FROM jsonb_each(p.data)) x
-  WHERE v IS NOT NULL AND abs(v) < {_FLOAT_SAFE}
-) n
+  -- in jsonb_each's order (a jsonb object's keys are stored sorted): the same data, the same arrays
+  SELECT array_agg(key) FILTER (WHERE t <> 'null') AS present,
+         array_agg(key) FILTER (WHERE t <> 'null' AND value NOT IN ('""'::jsonb, '[]'::jsonb)) AS filled,
+         array_agg(CASE WHEN t = 'string' THEN key || '=' || (value #>> '{{}}')
+                        ELSE key || ':' || value::text END)
+           FILTER (WHERE t IN ('string', 'boolean')) AS kv,
+         array_agg(key) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nk,
+         array_agg(num::float8) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nv
+  FROM (
+    SELECT key, value, t, CASE
+        WHEN t = 'number' THEN value::numeric
+        WHEN t = 'string' AND (value #>> '{{}}') ~ '^\\s*[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d{{1,3}})?\\s*$'
+          THEN (value #>> '{{}}')::numeric
+        END AS num
+    FROM (SELECT key, value, jsonb_typeof(value) AS t FROM jsonb_each(p.data)) typed
+  ) x
+) d
 WHERE {tenant_is("p")}"""
 
 
 def state_of(row: Any) -> tuple:
-    """A Postgres row of ROW_SQL as the tuple of STATE_COLUMNS (lists and None as ClickHouse takes them)."""
-    return (
-        row["sku"],
-        row["name"],
-        row["status"],
-        row["variation_of"],
-        list(row["categories"]),
-        list(row["present"]),
-        list(row["filled"]),
-        list(row["kv"]),
-        list(row["ka"]),
-        list(row["nk"]),
-        [float(v) for v in row["nv"]],
-    )
+    """A Postgres row of ROW_SQL as the tuple of STATE_COLUMNS (asyncpg gives arrays as lists)."""
+    return tuple(row)[1:]
 
 
 @dataclass(frozen=True)
