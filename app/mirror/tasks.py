@@ -1,6 +1,6 @@
 """The worker's read-model loop: woken by `NOTIFY pim_changes` (migration h4_read_1) after every
-committed write, and every PIM_MIRROR_SWEEP_SECONDS for every tenant (a notification missed
-while the listener reconnected); applies each woken tenant's entries (`apply.catch_up`), and
+committed write, and every PIM_MIRROR_SWEEP_SECONDS for every tenant whose last seq moved since
+the last sweep (a notification missed while the listener reconnected; every tenant at start); applies each woken tenant's entries (`apply.catch_up`), and
 builds the model of a tenant that has none once it has PIM_MIRROR_MIN_PRODUCTS products.
 """
 
@@ -77,6 +77,7 @@ async def mirror_loop(settings: Settings, clickhouse: ClickHouse) -> None:
             wake.set()
 
     size_checked: dict[int, float] = {}
+    seen: dict[int, int] = {}  # each tenant's last_seq at the last sweep
     while True:
         try:
             async with _connection(settings) as listener, _connection(settings) as conn:
@@ -84,14 +85,15 @@ async def mirror_loop(settings: Settings, clickhouse: ClickHouse) -> None:
                 next_sweep = 0.0
                 while True:
                     if time.monotonic() >= next_sweep:
-                        woken.update(
-                            r[0]
-                            for r in await conn.fetch(
-                                all_tenants(  # the worker's sweep over every tenant's counter
-                                    "SELECT tenant_id FROM product_change_seqs"
-                                )
+                        # the tenants that wrote since the last sweep (all of them at the first)
+                        for tenant_id, last_seq in await conn.fetch(
+                            all_tenants(  # the worker's sweep over every tenant's counter
+                                "SELECT tenant_id, last_seq FROM product_change_seqs"
                             )
-                        )
+                        ):
+                            if seen.get(tenant_id) != last_seq:
+                                woken.add(tenant_id)
+                                seen[tenant_id] = last_seq
                         next_sweep = time.monotonic() + settings.mirror_sweep_seconds
                     while woken:
                         tenant_id = woken.pop()
@@ -117,4 +119,5 @@ async def mirror_loop(settings: Settings, clickhouse: ClickHouse) -> None:
             raise
         except Exception as exc:
             log.warning("mirror_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            seen.clear()  # every tenant again at the next sweep
             await asyncio.sleep(1)
