@@ -359,6 +359,10 @@ async def list_products(
         )
 
 
+# A page in id order whose matches are common is read from Postgres, walking the id index, when
+# it takes at most this many rows (by the model's count); otherwise its ids come from the model.
+MIRROR_PROBE_ROWS = 20_000
+
 _BY_IDS_SQL = f"""SELECT {PRODUCT_COLUMNS}, p.id AS k0 FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
     CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord"""
 
@@ -387,20 +391,36 @@ async def _mirror_page(
     offset = (page - 1) * page_size
     found: list[Any] = []
     if offset < count:
-        if len(terms) == 1:  # by id
-            ids = await query.ids(
-                limit=page_size, offset=offset, descending=terms[0].direction == "DESC"
-            )
-            if ids is None:
-                return None
-            found = await conn.fetch(_BY_IDS_SQL, tenant_id, ids)
-        elif count > SMALL_SET_ROWS or len(where.conditions) == 1:
+        by_id, filtered = len(terms) == 1, len(where.conditions) > 1
+        if not filtered or (not by_id and count > SMALL_SET_ROWS):
             sql, params = page_query(
                 where, fields, ordering=ordering, page=page, page_size=page_size
             )
             found = await conn.fetch(sql, *params)
-        else:
+        elif not by_id:
             return None  # few matches in another order: one Postgres scan reads and sorts them
+        else:
+            # the rows Postgres would walk in the id index, filtering, to fill the page
+            walk = (offset + page_size) * query.state.products // max(count, 1)
+            if walk <= MIRROR_PROBE_ROWS:
+                sql, params = page_query(
+                    where,
+                    fields,
+                    ordering=ordering,
+                    page=page,
+                    page_size=page_size,
+                    probe=min(MIRROR_PROBE_ROWS, 2 * walk + 1_000),
+                )
+                found = await conn.fetch(sql, *params)
+                if len(found) < min(page_size, count - offset):
+                    found = []  # the walk fell short: the model's ids
+            if not found:
+                ids = await query.ids(
+                    limit=page_size, offset=offset, descending=terms[0].direction == "DESC"
+                )
+                if ids is None:
+                    return None
+                found = await conn.fetch(_BY_IDS_SQL, tenant_id, ids)
     more = bool(found) and page * page_size < count
     return ListPage(
         count, [product_json(r) for r in found], _keys_of(found[-1], len(terms)) if more else None

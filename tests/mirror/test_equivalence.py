@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from app.products import service
 from tests.mirror.conftest import (
     CATEGORIES,
     FACETS,
@@ -192,8 +193,13 @@ QUERY_STRINGS = [
 ]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-async def test_model_answers_equal_postgres(client, tenant, app, mirror, pg, seed):
+@pytest.mark.parametrize("seed, probe", [(1, 0), (2, None)])
+async def test_model_answers_equal_postgres(
+    client, tenant, app, mirror, pg, seed, probe, monkeypatch
+):
+    """`probe` 0: pages in id order take their ids from the model (the large-catalog path)."""
+    if probe is not None:
+        monkeypatch.setattr(service, "MIRROR_PROBE_ROWS", probe)
     rng = random.Random(seed)
     await put_schema(client, tenant, FIELDS)
     root = (await client.post(CATEGORIES, json={"name": "root"}, headers=tenant.editor)).json()[
