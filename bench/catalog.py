@@ -429,40 +429,11 @@ async def read_model_section(
         await clickhouse.close()
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5_000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
-    parser.add_argument(
-        "--no-read-model", action="store_true", help="skip the ClickHouse read-model section"
-    )
-    parser.add_argument(
-        "--categories",
-        type=int,
-        default=20,
-        help="categories the products are spread over (0: none)",
-    )
-    args = parser.parse_args()
-
-    settings = get_settings()
-    # the API's read model answers for the benchmark tenant at any --n
-    os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "0")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    slug = f"bench-{int(time.time())}"
-    tenant = create_tenant(slug)
-    headers = {"X-API-Key": tenant["api_key"]}
-    server = start_server(port, args.workers)
-    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) -> None:
+    """A fresh catalog: schema, categories, N products by bulk upsert (timed beside COPY), then
+    vacuumed and analyzed as autovacuum would."""
     scratch_id = None
     try:
-        await wait_up(base)
         async with httpx.AsyncClient(timeout=120) as http:
             (
                 await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
@@ -505,7 +476,79 @@ async def main() -> None:
         # the upsert locked those rows (FOR UPDATE marks their pages not all-visible): vacuum again,
         # as autovacuum would, so that counts are index-only scans as in a settled catalog
         await conn.execute("VACUUM products")
+    finally:
+        if scratch_id is not None:
+            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
+            await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
 
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
+    parser.add_argument(
+        "--reuse", metavar="SLUG", help="measure the catalog of an earlier run's tenant again"
+    )
+    parser.add_argument(
+        "--no-read-model", action="store_true", help="skip the ClickHouse read-model section"
+    )
+    parser.add_argument(
+        "--categories",
+        type=int,
+        default=20,
+        help="categories the products are spread over (0: none)",
+    )
+    args = parser.parse_args()
+
+    settings = get_settings()
+    # the API's read model answers for the benchmark tenant at any --n
+    os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "0")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    if args.reuse:  # the catalog a previous run loaded: measure again without loading it
+        slug = args.reuse
+        key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "apikey",
+                "create",
+                "--tenant",
+                slug,
+                "--role",
+                "admin",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        tenant = {
+            "tenant_id": await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug),
+            "api_key": orjson.loads(key.stdout)["api_key"],
+        }
+        args.n = await conn.fetchval(
+            f"SELECT count(*) FROM products WHERE {tenant_is('products')}", tenant["tenant_id"]
+        )
+    else:
+        slug = f"bench-{int(time.time())}"
+        tenant = create_tenant(slug)
+    headers = {"X-API-Key": tenant["api_key"]}
+    server = start_server(port, args.workers)
+    try:
+        await wait_up(base)
+        if args.reuse:
+            print(f"# catalog benchmark: {args.n:,} products of tenant {slug} (reused)")
+        else:
+            await load(args, base, headers, conn, slug, tenant)
         fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
         last_page = max(1, min(100, args.n // 50))
         cases = {
@@ -601,9 +644,6 @@ async def main() -> None:
                 f"{args.seconds} s), p99 {result[1]:.1f} ms"
             )
     finally:
-        if scratch_id is not None:
-            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
-            await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         await conn.close()
         stop_server(server)
 
