@@ -31,6 +31,8 @@ log = structlog.get_logger("pim.mirror")
 FACET_LIMIT = 100
 # a tenant found without a model big enough is not asked about again for this long
 SKIP_SECONDS = 5.0
+# a tenant whose model stayed behind for the whole wait is not asked about again for this long
+BEHIND_SKIP_SECONDS = 1.0
 _POLL_S = 0.02
 _FAILURES = (Unavailable, ClickHouseException, OSError, TimeoutError, EOFError)
 
@@ -81,6 +83,9 @@ class Mirror:
             deadline = time.monotonic() + self.wait_s
             while state.seq < (last or 0):
                 if time.monotonic() >= deadline:
+                    # behind (a worker down or busy): the tenant's next requests go to Postgres
+                    # at once for a while, rather than each waiting again
+                    self._skip[tenant_id] = time.monotonic() + BEHIND_SKIP_SECONDS
                     return None
                 await asyncio.sleep(_POLL_S)
                 state = await read_state(self.clickhouse, tenant_id)
