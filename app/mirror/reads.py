@@ -3,7 +3,7 @@
 Read-your-writes: a request may read the model only when the model's watermark has reached the
 tenant's `last_seq` as Postgres shows it when the request asks (so every write committed before
 the request started is in it). Behind, it waits up to PIM_MIRROR_WAIT_MS, polling, and then
-answers from Postgres. Postgres also answers when the tenant has fewer than
+answers from Postgres (as do the tenant's requests of the next second, without waiting). Postgres also answers when the tenant has fewer than
 PIM_MIRROR_MIN_PRODUCTS products in the model (or none: the worker builds a model only for a
 tenant of that size), when ClickHouse fails (after which it is left alone for
 PIM_MIRROR_RETRY_SECONDS), and for a filter the model cannot answer exactly (`Unsupported`).
