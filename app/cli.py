@@ -103,6 +103,47 @@ def cmd_migrate(_args) -> int:
     return 0
 
 
+def cmd_mirror_rebuild(args) -> int:
+    """Rebuild the read model of one tenant (by slug) or of every tenant from Postgres."""
+    from app.clickhouse import ClickHouse
+    from app.db import all_tenants, pg_dsn
+    from app.mirror.apply import catch_up, rebuild
+
+    settings = get_settings()
+
+    async def run() -> list[dict]:
+        import asyncpg
+
+        conn = await asyncpg.connect(pg_dsn(settings.database_url))
+        clickhouse = ClickHouse(settings)
+        try:
+            if args.all:
+                tenants = await conn.fetch(
+                    all_tenants(
+                        "SELECT id, slug FROM tenants ORDER BY id"
+                    )  # every tenant, on purpose
+                )
+            else:
+                tenants = await conn.fetch(
+                    all_tenants("SELECT id, slug FROM tenants WHERE slug = $1"),  # by its slug
+                    args.tenant,
+                )
+                if not tenants:
+                    raise SystemExit(f"unknown tenant {args.tenant!r}")
+            done = []
+            for tenant_id, slug in tenants:
+                state = await rebuild(conn, clickhouse, tenant_id)
+                await catch_up(conn, clickhouse, tenant_id, batch=settings.mirror_batch)
+                done.append({"tenant": slug, "products": state.products, "seq": state.seq})
+            return done
+        finally:
+            await clickhouse.close()
+            await conn.close()
+
+    _print({"rebuilt": asyncio.run(run())})
+    return 0
+
+
 def cmd_serve(args) -> int:
     import uvicorn
 
@@ -175,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("worker", help="run the arq worker").set_defaults(func=cmd_worker)
+
+    mirror = sub.add_parser("mirror", help="the ClickHouse read model").add_subparsers(
+        dest="action", required=True
+    )
+    mirror_rebuild = mirror.add_parser(
+        "rebuild", help="rebuild the read model from Postgres (a missing or stale model)"
+    )
+    which = mirror_rebuild.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="tenant slug")
+    which.add_argument("--all", action="store_true", help="every tenant")
+    mirror_rebuild.set_defaults(func=cmd_mirror_rebuild)
     return parser
 
 

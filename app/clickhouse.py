@@ -33,6 +33,43 @@ MIGRATIONS: list[str] = [
     ) ENGINE = MergeTree()
     ORDER BY (tenant_id, segment_id, generation, position)
     """,
+    # The products read model (app/mirror): one row per product state, collapsed by `sign`: a
+    # change writes a cancel row (-1, a copy of the state it replaces) and the new state (+1), so
+    # `sum(sign)` over any filter is the exact count without FINAL. `generation` is the tenant's
+    # current build (a rebuild writes the next one and switches `mirror_state` to it).
+    """
+    CREATE TABLE IF NOT EXISTS products_mirror (
+        tenant_id UInt64,
+        generation UInt64,
+        id UInt64,
+        version UInt64,
+        sign Int8,
+        sku String,
+        name String,
+        status String,
+        variation_of Nullable(String),
+        categories Array(UInt64),
+        present Array(String),
+        filled Array(String),
+        kv Array(String),
+        ka Array(String),
+        nk Array(String),
+        nv Array(Float64)
+    ) ENGINE = CollapsingMergeTree(sign)
+    ORDER BY (tenant_id, generation, id)
+    """,
+    # Per tenant: the generation readers use, the last change-log seq applied to it (-1: being
+    # rebuilt), the tenant's product count there, and `version` (the newest row wins).
+    """
+    CREATE TABLE IF NOT EXISTS mirror_state (
+        tenant_id UInt64,
+        generation UInt64,
+        seq Int64,
+        products Int64,
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version)
+    ORDER BY tenant_id
+    """,
 ]
 
 
@@ -89,6 +126,18 @@ class ClickHouse:
             return
         async with self.connection() as conn, conn.cursor() as cursor:
             await cursor.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(rows))
+
+    async def insert_columns(
+        self, table: str, columns: Sequence[str], values: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert a block given column by column (`values[i]` is column i's list): several times
+        faster than rows for large blocks. Columnar inserts need asynch's protocol-level connection."""
+        if not values or not values[0]:
+            return
+        async with self.connection() as conn:
+            await conn._connection.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES", list(values), columnar=True
+            )
 
     async def ping(self) -> bool:
         await self.fetch("SELECT 1")

@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     # /readyz: the worker check is "up" while a worker's heartbeat is younger than this (workers beat 6 times as often)
     worker_heartbeat_timeout_seconds: float = Field(default=30, gt=0)
 
+    # The ClickHouse read model of products (app/mirror): counts, facets and id pages of tenants
+    # with at least `mirror_min_products` products, when its watermark has reached the tenant's
+    # last change (waiting up to `mirror_wait_ms`); else, and while ClickHouse fails (then left
+    # alone for `mirror_retry_seconds`), Postgres answers.
+    mirror_enabled: bool = True
+    mirror_min_products: int = Field(default=100_000, ge=0)
+    mirror_wait_ms: int = Field(default=200, ge=0, le=10_000)
+    mirror_retry_seconds: float = Field(default=5, ge=0)
+    # the worker: change-log entries per batch, and how often it checks every tenant (besides
+    # the NOTIFY that wakes it after each write)
+    mirror_batch: int = Field(default=50_000, ge=1)
+    mirror_sweep_seconds: float = Field(default=5, gt=0)
+
     max_json_body_bytes: int = 32 * 1024 * 1024
     # origins allowed to call the API from a browser (CORS), comma-separated
     # (`https://a.example,https://b.example`, `*` for any): none by default

@@ -28,6 +28,7 @@ from app.middleware import (
     RequestContextMiddleware,
     TrailingSlashMiddleware,
 )
+from app.mirror.reads import Mirror
 from app.openapi_examples import document_tour
 from app.pims.router import router as pims_router
 from app.products.router import facets_router
@@ -252,6 +253,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.redis_url, socket_connect_timeout=2, socket_timeout=5
         )
         app.state.clickhouse = ClickHouse(settings)
+        app.state.mirror = Mirror(app.state.clickhouse, settings)
         app.state.rate_limiter = RateLimiter(app.state.arq, settings)
         app.state.heavy_reads = ConcurrencyLimiter(settings.heavy_reads_per_tenant)
         app.state.tenant_turns = TenantTurns(settings.tenant_requests_per_process)

@@ -10,6 +10,13 @@ COPYs the same rows into the same table for a scratch tenant (the baseline), the
 times each list query through HTTP beside the very SQL the service runs, and GET by
 id with wrk (or httpx when wrk is missing). The scratch rows are deleted at the end;
 the benchmark tenant is kept (drop it with `DELETE FROM tenants WHERE slug = ...`).
+
+Then the ClickHouse read model (app/mirror, `--no-read-model` skips it): the tenant's model is
+built (`rebuild`, timed), and each read it serves is timed through HTTP with the model answering
+and with Postgres answering (the model switched off for the tenant by its state row), in
+alternating blocks, beside the service's Postgres code over a bare connection where there is
+one; plus the read model's own count with `sum(sign)` beside `FINAL` on ClickHouse, and the bulk
+upsert with and without the change-log NOTIFY trigger that wakes the worker.
 """
 
 import argparse
@@ -75,18 +82,6 @@ SCHEMA = [
     {"name": "launch", "type": "date"},
     {"name": "description", "type": "text"},
 ]
-
-
-def reuse_tenant(slug: str) -> dict:
-    """An earlier run's tenant, with a new admin key: {"slug", "api_key"} (its id from the database)."""
-    made = subprocess.run(
-        [sys.executable, "-m", "app.cli", "apikey", "create", "--tenant", slug, "--role", "admin"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {"slug": slug, "api_key": orjson.loads(made.stdout)["api_key"]}
 
 
 def make_product(i: int, rng: random.Random) -> dict:
@@ -347,59 +342,180 @@ end
     return None
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5_000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
-    parser.add_argument(
-        "--typed-only",
-        action="store_true",
-        help="after the load, only the typed-index figures (no COPY baseline, other lists or wrk)",
-    )
-    parser.add_argument(
-        "--categories",
-        type=int,
-        default=20,
-        help="categories the products are spread over (0: none)",
-    )
-    parser.add_argument(
-        "--reuse",
-        metavar="SLUG",
-        help="with --typed-only: the catalog of an earlier run's tenant (kept), without loading again",
-    )
-    args = parser.parse_args()
+# --- the read model -----------------------------------------------------------------------------
+
+
+async def _set_model(clickhouse, tenant_id: int, state, *, on: bool) -> None:
+    """Let the API's read model answer for the tenant, or not (a state with no products is below
+    any PIM_MIRROR_MIN_PRODUCTS but 0); switching on waits out the API's skip memory."""
+    from app.mirror.model import State, write_state
+    from app.mirror.reads import SKIP_SECONDS
+
+    await write_state(clickhouse, tenant_id, state if on else State(state.generation, state.seq, 0))
+    if on:
+        await asyncio.sleep(SKIP_SECONDS + 0.5)
+
+
+async def _timed(http, method: str, url: str, headers: dict, runs: int, **kwargs) -> list[float]:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = await http.request(method, url, headers=headers, **kwargs)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    return times
+
+
+async def read_model_section(
+    base: str, headers: dict, conn, tenant_id: int, fields: dict, runs: int, bodies
+) -> None:
+    from app.clickhouse import ClickHouse
+    from app.mirror.apply import catch_up, rebuild
 
     settings = get_settings()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    slug = args.reuse or f"bench-{int(time.time())}"
-    tenant = reuse_tenant(slug) if args.reuse else create_tenant(slug)
-    headers = {"X-API-Key": tenant["api_key"]}
-    server = start_server(port, args.workers)
-    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    clickhouse = ClickHouse(settings)
+    try:
+        started = time.perf_counter()
+        state = await rebuild(conn, clickhouse, tenant_id)
+        await catch_up(conn, clickhouse, tenant_id)
+        print(
+            f"\n# read model: rebuild of {state.products:,} products "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        for statement in ("OPTIMIZE TABLE products_mirror", "SELECT 1"):
+            await clickhouse.execute(statement)
+        # sum(sign) (what the service runs) beside FINAL, on the same rows
+        scope = "tenant_id = %(t)s AND generation = %(g)s AND has(kv, 'brand=Brand02')"
+        params = {"t": tenant_id, "g": state.generation}
+        collapse, final = [], []
+        for _ in range(max(5, runs // 3)):
+            for sql, out in (
+                (f"SELECT sum(sign) FROM products_mirror WHERE {scope}", collapse),
+                (f"SELECT count() FROM products_mirror FINAL WHERE {scope}", final),
+            ):
+                t0 = time.perf_counter()
+                await clickhouse.fetch(sql, params)
+                out.append((time.perf_counter() - t0) * 1000)
+        print(
+            f"ClickHouse count brand=Brand02: sum(sign) p50 {statistics.median(collapse):.1f} ms, "
+            f"FINAL p50 {statistics.median(final):.1f} ms"
+        )
+
+        list_url, facets_url = f"{base}/api/pim/products/", f"{base}/api/pim/facets/"
+        cases = [
+            ("list brand=Brand02", "GET", list_url, {"params": {"brand": "Brand02"}}),
+            ("list brand=Brand01", "GET", list_url, {"params": {"brand": "Brand01"}}),
+            ("list price__gte=1800", "GET", list_url, {"params": {"price__gte": "1800"}}),
+            ("list tags=tag3", "GET", list_url, {"params": {"tags": "tag3"}}),
+            ("first page (no filter)", "GET", list_url, {"params": {}}),
+            ("facets (no filter)", "GET", facets_url, {"params": {}}),
+            ("facets brand=Brand02", "GET", facets_url, {"params": {"brand": "Brand02"}}),
+            ("facets price__gte=1800", "GET", facets_url, {"params": {"price__gte": "1800"}}),
+            (
+                "PIMS brand + price range",
+                "GET",
+                f"{base}/v/pc/0/",
+                {"params": {"filters": "brand,price", "brand": "Brand02", "price": "100;;1000"}},
+            ),
+            (
+                "segment preview price>=1800",
+                "POST",
+                f"{base}/api/product-segments/preview/",
+                {"json": {"field": "price", "op": "gte", "value": 1800}},
+            ),
+        ]
+        results: dict[str, dict[str, list[float]]] = {c[0]: {"on": [], "off": []} for c in cases}
+        block = max(3, runs // 4)
+        async with httpx.AsyncClient(timeout=120) as http:
+            for _round in range(2):
+                for on in (True, False):
+                    await _set_model(clickhouse, tenant_id, state, on=on)
+                    for label, method, url, kwargs in cases:
+                        await _timed(http, method, url, headers, 1, **kwargs)  # warm up
+                        runs_here = block if "preview" not in label else max(3, block // 2)
+                        results[label]["on" if on else "off"] += await _timed(
+                            http, method, url, headers, runs_here, **kwargs
+                        )
+            await _set_model(clickhouse, tenant_id, state, on=True)
+            counts = {}
+            for label, method, url, kwargs in cases:
+                body = (await http.request(method, url, headers=headers, **kwargs)).json()
+                counts[label] = body.get("count", body.get("total", body.get("sku_count")))
+        bare: dict[str, float] = {}
+        for label, params in (
+            ("list brand=Brand02", {"brand": "Brand02"}),
+            ("list brand=Brand01", {"brand": "Brand01"}),
+            ("list price__gte=1800", {"price__gte": "1800"}),
+            ("list tags=tag3", {"tags": "tag3"}),
+            ("first page (no filter)", {}),
+        ):
+            bare[label] = statistics.median(
+                await list_sql(conn, tenant_id, fields, params, max(3, runs // 4))
+            )
+        for label, params in (
+            ("facets (no filter)", []),
+            ("facets brand=Brand02", [("brand", "Brand02")]),
+            ("facets price__gte=1800", [("price__gte", "1800")]),
+        ):
+            where = await products.build_filters(
+                _TenantOnly(tenant_id),
+                fields,
+                params,
+                q=None,
+                status=None,
+                category=None,
+                sku=None,
+                sku_in=None,
+            )
+            times = []
+            for _ in range(max(3, runs // 6)):
+                t0 = time.perf_counter()
+                await products.facets(conn, where, fields)
+                times.append((time.perf_counter() - t0) * 1000)
+            bare[label] = statistics.median(times)
+        print(
+            f"\n{'read (HTTP p50, ms)':30} {'model':>8} {'Postgres':>9} {'bare PG SQL':>12}  count"
+        )
+        for label, _m, _u, _k in cases:
+            on, off = results[label]["on"], results[label]["off"]
+            shown = f"{bare[label]:12.1f}" if label in bare else f"{'-':>12}"
+            print(
+                f"{label:30} {statistics.median(on):8.1f} {statistics.median(off):9.1f} "
+                f"{shown}  {counts[label]}"
+            )
+
+        # the NOTIFY trigger on the change log (the worker's wake-up) and bulk throughput
+        if bodies:
+            rates: dict[str, list[float]] = {"with NOTIFY": [], "without NOTIFY": []}
+            for i, body in enumerate(bodies):
+                with_notify = i % 2 == 0
+                if not with_notify:
+                    await conn.execute(
+                        "ALTER TABLE product_changes DISABLE TRIGGER product_changes_notify"
+                    )
+                try:
+                    seconds = await load_bulk(base, headers, [body], 1)
+                finally:
+                    await conn.execute(
+                        "ALTER TABLE product_changes ENABLE TRIGGER product_changes_notify"
+                    )
+                rows = len(orjson.loads(body)["products"])
+                rates["with NOTIFY" if with_notify else "without NOTIFY"].append(rows / seconds)
+            print(
+                "bulk upsert, new rows, alternating batches: "
+                + ", ".join(
+                    f"{k} {statistics.median(v):,.0f} rows/s" for k, v in rates.items() if v
+                )
+            )
+    finally:
+        await clickhouse.close()
+
+
+async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) -> None:
+    """A fresh catalog: schema, categories, N products by bulk upsert (timed beside COPY), then
+    vacuumed and analyzed as autovacuum would."""
     scratch_id = None
     try:
-        await wait_up(base)
-        if args.reuse:
-            tenant["tenant_id"] = await conn.fetchval(
-                "SELECT id FROM tenants WHERE slug = $1", slug
-            )
-            fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
-            n = await conn.fetchval(
-                f"SELECT count(*) FROM products p WHERE {tenant_is('p')}", tenant["tenant_id"]
-            )
-            print(f"# catalog benchmark: tenant {slug}'s {n:,} products (reused)")
-            async with httpx.AsyncClient(timeout=120) as http:
-                await typed_index_figures(
-                    http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
-                )
-            return
         async with httpx.AsyncClient(timeout=120) as http:
             (
                 await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
@@ -419,15 +535,6 @@ async def main() -> None:
         bodies = bulk_bodies(args.n, args.batch, category_ids)
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
-        fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
-        if args.typed_only:
-            print(f"bulk upsert (new rows)   {bulk_rate:>10,.0f} rows/s  ({bulk_s:.1f} s)")
-            await conn.execute("VACUUM ANALYZE products")
-            async with httpx.AsyncClient(timeout=120) as http:
-                await typed_index_figures(
-                    http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
-                )
-            return
         scratch_id = await conn.fetchval(
             "INSERT INTO tenants (slug) VALUES ($1) RETURNING id", slug + "-copy"
         )
@@ -451,7 +558,92 @@ async def main() -> None:
         # the upsert locked those rows (FOR UPDATE marks their pages not all-visible): vacuum again,
         # as autovacuum would, so that counts are index-only scans as in a settled catalog
         await conn.execute("VACUUM products")
+    finally:
+        if scratch_id is not None:
+            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
+            await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
 
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--seconds", type=int, default=10, help="GET-by-id load duration")
+    parser.add_argument(
+        "--reuse", metavar="SLUG", help="measure the catalog of an earlier run's tenant again"
+    )
+    parser.add_argument(
+        "--no-read-model", action="store_true", help="skip the ClickHouse read-model section"
+    )
+    parser.add_argument(
+        "--typed-only",
+        action="store_true",
+        help="after the load (or --reuse), only the typed-index figures",
+    )
+    parser.add_argument(
+        "--categories",
+        type=int,
+        default=20,
+        help="categories the products are spread over (0: none)",
+    )
+    args = parser.parse_args()
+
+    settings = get_settings()
+    # the API's read model answers for the benchmark tenant at any --n
+    os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "0")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    if args.reuse:  # the catalog a previous run loaded: measure again without loading it
+        slug = args.reuse
+        key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "app.cli",
+                "apikey",
+                "create",
+                "--tenant",
+                slug,
+                "--role",
+                "admin",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        tenant = {
+            "tenant_id": await conn.fetchval("SELECT id FROM tenants WHERE slug = $1", slug),
+            "api_key": orjson.loads(key.stdout)["api_key"],
+        }
+        args.n = await conn.fetchval(
+            f"SELECT count(*) FROM products WHERE {tenant_is('products')}", tenant["tenant_id"]
+        )
+    else:
+        slug = f"bench-{int(time.time())}"
+        tenant = create_tenant(slug)
+    headers = {"X-API-Key": tenant["api_key"]}
+    server = start_server(port, args.workers)
+    try:
+        await wait_up(base)
+        if args.reuse:
+            print(f"# catalog benchmark: {args.n:,} products of tenant {slug} (reused)")
+        else:
+            await load(args, base, headers, conn, slug, tenant)
+        fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+        if args.typed_only:
+            await conn.execute("VACUUM ANALYZE products")
+            async with httpx.AsyncClient(timeout=120) as http:
+                await typed_index_figures(
+                    http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
+                )
+            return
         last_page = max(1, min(100, args.n // 50))
         cases = {
             "exact brand=Brand07": {"brand": "Brand07"},
@@ -523,6 +715,18 @@ async def main() -> None:
                 http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
             )
 
+        if not args.no_read_model:
+            rng = random.Random(7)
+            extra = [  # new products for the NOTIFY comparison, after the catalog's SKUs
+                orjson.dumps(
+                    {"products": [make_product(i, rng) for i in range(start, start + args.batch)]}
+                )
+                for start in range(args.n, args.n + 40_000, args.batch)
+            ]
+            await read_model_section(
+                base, headers, conn, tenant["tenant_id"], fields, args.runs, extra
+            )
+
         ids = [
             r[0]
             for r in await conn.fetch(
@@ -537,9 +741,6 @@ async def main() -> None:
                 f"{args.seconds} s), p99 {result[1]:.1f} ms"
             )
     finally:
-        if scratch_id is not None:
-            await conn.execute(f"DELETE FROM products WHERE {tenant_is('products')}", scratch_id)
-            await conn.execute("DELETE FROM tenants WHERE id = $1", scratch_id)
         await conn.close()
         stop_server(server)
 

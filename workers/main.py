@@ -30,6 +30,7 @@ from app.jobs.context import WorkerContext
 from app.jobs.queue import forget, heartbeat_loop, worker_id
 from app.jobs.transient import REDIS_DOWN
 from app.log import configure_logging
+from app.mirror.tasks import mirror_loop
 from app.products.tasks import PRODUCT_FUNCTIONS
 from app.products.typed_indexes import drop_orphaned_typed_indexes
 from app.segments.tasks import (
@@ -108,6 +109,8 @@ async def startup(ctx: WorkerContext) -> None:
         )
     )
     ctx["maintenance"] = asyncio.create_task(_maintenance_loop(ctx))
+    if settings.mirror_enabled:  # the ClickHouse read model, woken after every write
+        ctx["mirror"] = asyncio.create_task(mirror_loop(settings, ctx["clickhouse"]))
     # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
     # of the full collections that a task's long-lived objects (an import's batch) keep
     # triggering, which otherwise walked them all each time: about a third of an import's CPU.
@@ -120,9 +123,10 @@ async def startup(ctx: WorkerContext) -> None:
 
 
 async def shutdown(ctx: WorkerContext) -> None:
-    if "maintenance" in ctx:
-        ctx["maintenance"].cancel()
-        await asyncio.gather(ctx["maintenance"], return_exceptions=True)
+    for task in ("maintenance", "mirror"):
+        if task in ctx:
+            ctx[task].cancel()
+            await asyncio.gather(ctx[task], return_exceptions=True)
     if "heartbeat" in ctx:
         ctx["stop_heartbeat"].set()  # the beat in flight lands first, then the heartbeat goes
         await asyncio.gather(ctx["heartbeat"], return_exceptions=True)

@@ -32,6 +32,7 @@ class Lock(StrEnum):
     IMPORT_BATCH = "pim.import_batch"
     SEGMENT = "pim.segment"  # the lease of a segment's compute (id: the segment id)
     TYPED_INDEXES = "pim.typed_indexes"  # the lease of a tenant's typed-index builds
+    MIRROR = "pim.mirror"  # a tenant's read model: one writer (apply or rebuild) at a time
 
     def key(self, tenant: str, id: str | None = None) -> str:
         """The SQL expression of a key in this namespace; `tenant` and `id` are SQL expressions,

@@ -23,7 +23,7 @@ from app.catalog.service import PATH_SEPARATOR
 from app.errors import BadRequest, ErrorCode
 from app.products.rules import STATUSES
 from app.query.compiling import SqlWhere, add_conditions, order_expr
-from app.query.models import BUILTINS, Check, Clause, Junction, Kind, Target, Test
+from app.query.models import BUILTINS, Check, Clause, Junction, Kind, Not, Target, Test
 from app.query.parsing import field_target, like_escape
 
 CONTROL_PARAMS = frozenset({"filters", "sort", "pageSize", "pageNum"})
@@ -252,8 +252,10 @@ def add_filter_conditions(
 ) -> None:
     """Add one condition per filtered attribute; without a `status` filter, deleted products are left out."""
     add_conditions(where, filter_clause(specs, fields), tenant=tenant_placeholder)
-    if "status" not in specs:
-        where.add("p.status <> 'deleted'")
+    if "status" not in specs:  # spelt out: the partial index ix_products_tenant_live's predicate
+        where.add_equivalent(
+            "p.status <> 'deleted'", Not(Test(Check.equals, BUILTINS["status"], "deleted"))
+        )
 
 
 def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) -> str:

@@ -136,6 +136,7 @@ async def _respond(request: Request, session, locale: str | None) -> Response:
         page_size=query.pageSize,
         page_num=query.pageNum,
         params=params,
+        mirror=request.app.state.mirror,
     )
     return json_bytes_response(dumps(body))
 

@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.fields import FieldDef
 from app.db import read_connection, tenant_is, tenant_of
 from app.errors import BadRequest, NotFound
+from app.mirror.reads import Mirror
 from app.pims import render
 from app.pims.filters import add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
 from app.products.service import SMALL_SET_ROWS
 from app.query.categories import SUBTREE_CTE
 from app.query.compiling import add_conditions
-from app.query.models import BUILTINS, Check, Test
+from app.query.models import BUILTINS, Check, Clause, Test
 
 DEFAULT_LOCALE = "en-us"
 # variations listed per parent (a page of 200 parents stays bounded in memory)
@@ -130,6 +131,7 @@ class Queries:
 
     count_sql: str
     count_params: list[Any]
+    predicate: Clause | None  # the filter as one tree, for the read model (None: SQL only)
     page_where: SqlWhere
     order: str
     page_size: int
@@ -183,6 +185,7 @@ def build_queries(
     return Queries(
         count_sql=f"SELECT count(*) FROM products p WHERE {where.sql}",
         count_params=where.params,
+        predicate=where.predicate,
         page_where=page_where,
         order=order,
         page_size=page_size,
@@ -202,8 +205,10 @@ async def pims_products(
     page_size: int,
     page_num: int,
     params: list[tuple[str, str]],
+    mirror: Mirror | None = None,
 ) -> dict[str, Any]:
-    """The response body as a JSON-ready dict."""
+    """The response body as a JSON-ready dict; with `mirror`, the count comes from the read
+    model when it may answer (`app.mirror.reads`)."""
     ctx = await load_context(session, category_id=category_id, locale=locale, view_name=view_name)
     specs = parse_filters(filters, params, ctx.fields)
     queries = build_queries(
@@ -215,7 +220,10 @@ async def pims_products(
         page_num=page_num,
     )
     conn = await read_connection(session)
-    total = await conn.fetchval(queries.count_sql, *queries.count_params)
+    query = await mirror.query(conn, tenant_of(session), queries.predicate) if mirror else None
+    total = await query.count() if query is not None else None
+    if total is None:
+        total = await conn.fetchval(queries.count_sql, *queries.count_params)
     page = queries.page(total)
     rows = await conn.fetch(page[0], *page[1]) if page else []
 

@@ -214,7 +214,14 @@ async def list_products(
     after = service.decode_list_cursor(cursor, ordering, fingerprint) if cursor else None
     number = page or 1
     result = await service.list_products(
-        reader, where, fields, ordering=ordering, page=number, page_size=page_size, after=after
+        reader,
+        where,
+        fields,
+        ordering=ordering,
+        page=number,
+        page_size=page_size,
+        after=after,
+        mirror=request.app.state.mirror,
     )
     next_cursor = _cursor_of(result, ordering, fingerprint)
     if after is not None:
@@ -258,7 +265,7 @@ SEARCH_HELP = (
     responses=error_responses(400),
     description=SEARCH_HELP,
 )
-async def search_products(body: ProductSearchIn, reader: SearchReader):
+async def search_products(body: ProductSearchIn, reader: SearchReader, request: Request):
     if body.page_size > MAX_PAGE_SIZE:
         raise BadRequest(f"page_size must be at most {MAX_PAGE_SIZE}", param="page_size")
     if body.cursor is not None and "page" in body.model_fields_set:
@@ -279,6 +286,7 @@ async def search_products(body: ProductSearchIn, reader: SearchReader):
         page=body.page,
         page_size=body.page_size,
         after=after,
+        mirror=request.app.state.mirror,
     )
     by_page = after is None
     next_page, previous_page = (
@@ -395,17 +403,21 @@ async def delete_product(
     description=FILTER_HELP + HEAVY_FILTERS,
     openapi_extra=FIELD_FILTERS,
 )
-async def get_facets(reader: FilterReader, filters: ProductFilters):
+async def get_facets(reader: FilterReader, filters: ProductFilters, request: Request):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
     fields, where = filters
-    return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))
+    return json_bytes_response(
+        service.dumps(await service.facets(reader, where, fields, mirror=request.app.state.mirror))
+    )
 
 
 @facets_router.post("/search/", response_model=Facets, responses=error_responses(400))
-async def search_facets(body: FacetSearchIn, reader: SearchReader):
+async def search_facets(body: FacetSearchIn, reader: SearchReader, request: Request):
     """Facets (as `GET /api/pim/facets/`) over the products a predicate in the segment DSL matches, so that
     facet filters can combine with `any` (OR) and `not`. A heavy read, as `POST
     /api/pim/products/search/`."""
     fields = await catalog.get_field_map(reader)
     where = await service.search_filters(reader, fields, body.where)
-    return json_bytes_response(service.dumps(await service.facets(reader, where, fields)))
+    return json_bytes_response(
+        service.dumps(await service.facets(reader, where, fields, mirror=request.app.state.mirror))
+    )

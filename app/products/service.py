@@ -22,6 +22,7 @@ from app.db import (
 )
 from app.errors import BadRequest, Conflict, NotFound
 from app.etags import check_if_match
+from app.mirror.reads import Mirror
 from app.models import Product
 from app.pagination import BAD_CURSOR, decode_cursor, encode_cursor
 from app.products.queries import (
@@ -323,12 +324,22 @@ async def list_products(
     page: int,
     page_size: int,
     after: list[Any] | None = None,
+    mirror: Mirror | None = None,
 ) -> ListPage:
     """A page of a list: the count and a page by number, or (`after`: a cursor's keys) the page
-    after those keys. The benchmarks time this same code over a bare asyncpg connection."""
+    after those keys. The benchmarks time this same code over a bare asyncpg connection.
+
+    With `mirror`, a page by number takes its count (and, in id order, its ids) from the read
+    model when the model may answer (`app.mirror.reads`); the rows always come from Postgres."""
     terms = ordering_terms(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query
     async with reading(source) as conn:
         n_terms = len(terms)
+        if after is None and mirror is not None:
+            answer = await _mirror_page(
+                conn, mirror, where, fields, ordering=ordering, page=page, page_size=page_size
+            )
+            if answer is not None:
+                return answer
         if after is not None:
             rows = []
             if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
@@ -376,19 +387,99 @@ async def list_products(
         )
 
 
+# A page in id order whose matches are common is read from Postgres, walking the id index, when
+# it takes at most this many rows (by the model's count); otherwise its ids come from the model.
+MIRROR_PROBE_ROWS = 20_000
+
+_BY_IDS_SQL = f"""SELECT {PRODUCT_COLUMNS}, p.id AS k0 FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
+    CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord"""
+
+
+async def _mirror_page(
+    conn,
+    mirror: Mirror,
+    where: SqlWhere,
+    fields: dict[str, FieldDef],
+    *,
+    ordering: str | None,
+    page: int,
+    page_size: int,
+) -> ListPage | None:
+    """A page by number with the read model's count: in id order its ids too (the rows by id
+    from Postgres); in another order the page from Postgres, walking the ordering's index when
+    the matches are many. None: Postgres answers the whole list."""
+    tenant_id = where.params[0]  # SqlWhere.of_tenant's
+    query = await mirror.query(conn, tenant_id, where.predicate)
+    if query is None:
+        return None
+    count = await query.count()
+    if count is None:
+        return None
+    terms = ordering_terms(SqlWhere(), fields, ordering)
+    offset = (page - 1) * page_size
+    found: list[Any] = []
+    if offset < count:
+        by_id, filtered = len(terms) == 1, len(where.conditions) > 1
+        if not filtered or (not by_id and count > SMALL_SET_ROWS):
+            sql, params = page_query(
+                where, fields, ordering=ordering, page=page, page_size=page_size
+            )
+            found = await conn.fetch(sql, *params)
+        elif not by_id:
+            return None  # few matches in another order: one Postgres scan reads and sorts them
+        else:
+            # the rows Postgres would walk in the id index, filtering, to fill the page
+            walk = (offset + page_size) * query.state.products // max(count, 1)
+            if walk <= MIRROR_PROBE_ROWS:
+                sql, params = page_query(
+                    where,
+                    fields,
+                    ordering=ordering,
+                    page=page,
+                    page_size=page_size,
+                    probe=min(MIRROR_PROBE_ROWS, 2 * walk + 1_000),
+                )
+                found = await conn.fetch(sql, *params)
+                if len(found) < min(page_size, count - offset):
+                    found = []  # the walk fell short: the model's ids
+            if not found:
+                ids = await query.ids(
+                    limit=page_size, offset=offset, descending=terms[0].direction == "DESC"
+                )
+                if ids is None:
+                    return None
+                found = await conn.fetch(_BY_IDS_SQL, tenant_id, ids)
+    more = bool(found) and page * page_size < count
+    return ListPage(
+        count, [product_json(r) for r in found], _keys_of(found[-1], len(terms)) if more else None
+    )
+
+
 async def facets(
-    source: ReadSource, where: SqlWhere, fields: dict[str, FieldDef]
+    source: ReadSource,
+    where: SqlWhere,
+    fields: dict[str, FieldDef],
+    *,
+    mirror: Mirror | None = None,
 ) -> dict[str, Any]:
     """Facets of the matches (the benchmarks time this same code over a bare asyncpg connection).
 
     Without filters the counts come from `facet_counts`, which triggers keep exact on every
     write (migration 0004); with filters, one grouped query per facet field over the matches.
+    With `mirror`, the total (and filtered facets) come from the read model when it may answer.
     """
     async with reading(source) as conn:
         faceted = facet_fields(fields)
-        total = await conn.fetchval(
-            f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
-        )
+        query = await mirror.query(conn, where.params[0], where.predicate) if mirror else None
+        total = await query.count() if query is not None else None
+        if total is not None and query is not None and len(where.conditions) > 1:
+            found = await query.facets(faceted)
+            if found is not None:
+                return {"total": total, "facets": found}
+        if total is None:
+            total = await conn.fetchval(
+                f"SELECT count(*) FROM products p WHERE {where.sql}", *where.params
+            )
         result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
         if not faceted or total == 0:
             return {"total": total, "facets": result}

@@ -14,6 +14,7 @@ Field names travel as bound parameters as well, though they are checked against 
 """
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -64,10 +65,24 @@ class Binder(Protocol):
 
 @dataclass
 class SqlWhere:
-    """A growing list of SQL conditions over `products p` with positional parameters."""
+    """A growing list of SQL conditions over `products p` with positional parameters.
+
+    `clauses` keeps the predicate trees `add_conditions` compiled into it, and `from_clauses`
+    how many of the conditions they are: another dialect (the ClickHouse read model) can compile
+    the same trees when every condition but the tenant's came from one (`is_predicate`)."""
 
     params: list[Any] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    clauses: list[Clause] = field(default_factory=list)
+    from_clauses: int = 0
+
+    @property
+    def predicate(self) -> Clause | None:
+        """All the clauses as one tree, when they are the whole filter (beside the tenant's
+        condition); None when a condition was added as SQL."""
+        if len(self.conditions) != 1 + self.from_clauses:
+            return None
+        return Junction("all", tuple(self.clauses))
 
     @classmethod
     def of_tenant(cls, tenant_id: int) -> "SqlWhere":
@@ -76,6 +91,13 @@ class SqlWhere:
         where = cls()
         where.add(tenant_is("p", where.bind(tenant_id)))
         return where
+
+    def add_equivalent(self, condition: str, clause: Clause) -> None:
+        """A condition written as SQL by hand (for a partial index's exact predicate) that means
+        what `clause` means: other dialects compile the clause."""
+        self.conditions.append(condition)
+        self.clauses.append(clause)
+        self.from_clauses += 1
 
     def bind(self, value: Any) -> str:
         self.params.append(value)
@@ -201,6 +223,11 @@ class _Context:
     binder: Binder
     table: str
     tenant: str | None  # SQL of the tenant id, for tests that read another tenant table
+    # the dialect: the SQL of a positive test, and whether its tests are never NULL (then a
+    # negation needs no coalesce)
+    positive: Callable[[Test, "_Context"], str] = field(default=lambda t, c: _positive(t, c))
+    total: bool = False
+    boolean: tuple[str, str] = ("true", "false")  # the literals of true and false
 
     def key(self, target: Target) -> str:
         return self.binder.bind(target.name, "text")
@@ -211,7 +238,7 @@ def _compile(clause: Clause, ctx: _Context, *, negate: bool, two_valued: bool) -
         return _compile(clause.part, ctx, negate=not negate, two_valued=True)
     if isinstance(clause, Junction):
         if not clause.parts:  # all of nothing / any of nothing
-            return "true" if (clause.match == "all") != negate else "false"
+            return ctx.boolean[0] if (clause.match == "all") != negate else ctx.boolean[1]
         if len(clause.parts) == 1:
             return _compile(clause.parts[0], ctx, negate=negate, two_valued=two_valued)
         inner = two_valued or negate
@@ -228,10 +255,10 @@ def _nullable(test: Test) -> bool:
 
 
 def _test(test: Test, ctx: _Context, *, negate: bool, two_valued: bool) -> str:
-    wrap = two_valued and _nullable(test)
-    if negate and not wrap and test.check == Check.like:
+    wrap = two_valued and _nullable(test) and not ctx.total
+    if negate and not wrap and test.check == Check.like and not ctx.total:
         return _like(test, ctx, negative=True)
-    sql = _positive(test, ctx)
+    sql = ctx.positive(test, ctx)
     if wrap:
         sql = f"coalesce({sql}, false)"
         return f"NOT {sql}" if negate else sql
@@ -327,6 +354,17 @@ def add_conditions(where: SqlWhere, clause: Clause, *, tenant: str | None = None
     parts = clause.parts if isinstance(clause, Junction) and clause.match == "all" else (clause,)
     for part in parts:
         where.add(_compile(part, ctx, negate=False, two_valued=False))
+    where.clauses.append(clause)
+    where.from_clauses += len(parts)
+
+
+def compile_clause(
+    clause: Clause, binder: Binder, *, table: str, positive: Callable[[Test, _Context], str]
+) -> str:
+    """A clause in another dialect: its `positive` writes each test (never NULL), `binder` binds
+    the values. The structure (groups, negations, empty groups) is this module's."""
+    ctx = _Context(binder, table, None, positive=positive, total=True, boolean=("1", "0"))
+    return _compile(clause, ctx, negate=False, two_valued=False)
 
 
 def to_clause(clause: Clause) -> TextClause:

@@ -58,7 +58,7 @@ async def insert_block(
     positions = list(range(first_position, first_position + n))
     # DateTime as epoch seconds: asynch converts datetime objects one by one (15x slower for the block)
     epoch = int(computed_at.replace(tzinfo=computed_at.tzinfo or UTC).timestamp())
-    columns = [
+    columns: list[list[Any]] = [
         [tenant_id] * n,
         [segment_id] * n,
         [generation] * n,
@@ -67,11 +67,7 @@ async def insert_block(
         list(skus),
         [epoch] * n,
     ]
-    async with clickhouse.connection() as conn:
-        # columnar inserts need asynch's protocol-level connection
-        await conn._connection.execute(
-            f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES", columns, columnar=True
-        )
+    await clickhouse.insert_columns(TABLE, COLUMNS, columns)
 
 
 async def drop_generations(

@@ -79,9 +79,11 @@ async def create_segment(
     "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
-    definition: Annotated[Definition, Body(description=DEFINITION_HELP)], session: PreviewSession
+    definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
+    session: PreviewSession,
+    request: Request,
 ):
-    return await service.preview(session, definition=definition)
+    return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
 @router.get(

@@ -17,8 +17,12 @@ from app.db import driver_connection, one_or_not_found, tenant_of
 from app.errors import BadRequest
 from app.etags import check_if_match
 from app.jobs.enqueue import Job, enqueue_after_commit
+from app.mirror.reads import Mirror
 from app.models import Product, Segment
 from app.query.categories import category_subtrees
+from app.query.compiling import to_clause
+from app.query.models import Clause
+from app.query.parsing import resolve
 from app.segments import dsl, members
 from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
 
@@ -36,8 +40,8 @@ def compute_job_id(segment_id: int) -> str:
 # --- definitions ----------------------------------------------------------------------------
 
 
-async def compile_predicate(session: AsyncSession, definition: Any):
-    """Parse and check a definition against this tenant's schema; (normalised node, SQL predicate).
+async def resolve_definition(session: AsyncSession, definition: Any) -> tuple[Any, Clause]:
+    """Parse and check a definition against this tenant's schema; (parsed node, checked tree).
 
     Raises `dsl.DefinitionError` (the caller decides: 400 for a request, `failed` for a task).
     """
@@ -46,7 +50,16 @@ async def compile_predicate(session: AsyncSession, definition: Any):
     subtrees = await category_subtrees(
         await driver_connection(session), tenant_of(session), dsl.category_ids(node)
     )
-    return node, dsl.compile_definition(node, fields, subtrees=subtrees)
+    return node, resolve(node, fields, subtrees=subtrees)
+
+
+async def compile_predicate(session: AsyncSession, definition: Any):
+    """Parse and check a definition against this tenant's schema; (normalised node, SQL predicate).
+
+    Raises `dsl.DefinitionError` (the caller decides: 400 for a request, `failed` for a task).
+    """
+    node, clause = await resolve_definition(session, definition)
+    return node, to_clause(clause)
 
 
 async def _checked_definition(session: AsyncSession, definition: Any) -> tuple[dict[str, Any], Any]:
@@ -126,20 +139,42 @@ async def delete_segment(
 # --- preview and compute ------------------------------------------------------------------------
 
 
-async def preview(session: AsyncSession, *, definition: Any) -> dict[str, Any]:
+async def preview(
+    session: AsyncSession, *, definition: Any, mirror: Mirror | None = None
+) -> dict[str, Any]:
     """The count and first SKUs of the matching products now (a heavy read: the session is
-    `PreviewSession`'s, under its time budget)."""
-    _normalised, predicate = await _checked_definition(session, definition)
-    # one statement, so the predicate (hundreds of conditions, maybe) is evaluated once a row
-    page = select(Product.sku, func.count().over()).where(predicate).order_by(Product.id)
-    rows = (await session.execute(page.limit(PREVIEW_SKUS))).all()
+    `PreviewSession`'s, under its time budget). With `mirror`, the count and the ids come from
+    the read model when it may answer (`app.mirror.reads`), the SKUs from Postgres by id."""
+    try:
+        _node, clause = await resolve_definition(session, definition)
+    except dsl.DefinitionError as exc:
+        raise BadRequest(str(exc)) from None
+    predicate = to_clause(clause)
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading
     shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
-    return {
-        "count": rows[0][1] if rows else 0,
-        "skus": [sku for sku, _count in rows],
-        "sql": dsl.render_sql(shown),
-    }
+    found = await _preview_from_mirror(session, mirror, clause) if mirror else None
+    if found is None:
+        # one statement, so the predicate (hundreds of conditions, maybe) is evaluated once a row
+        page = select(Product.sku, func.count().over()).where(predicate).order_by(Product.id)
+        rows = (await session.execute(page.limit(PREVIEW_SKUS))).all()
+        found = (rows[0][1] if rows else 0, [sku for sku, _count in rows])
+    return {"count": found[0], "skus": found[1], "sql": dsl.render_sql(shown)}
+
+
+async def _preview_from_mirror(
+    session: AsyncSession, mirror: Mirror, clause: Clause
+) -> tuple[int, list[str]] | None:
+    query = await mirror.query(await driver_connection(session), tenant_of(session), clause)
+    if query is None:
+        return None
+    count = await query.count()
+    ids = await query.ids(limit=PREVIEW_SKUS, offset=0) if count else []
+    if count is None or ids is None:
+        return None
+    skus = dict(
+        (await session.execute(select(Product.id, Product.sku).where(Product.id.in_(ids)))).all()
+    )
+    return count, [skus[i] for i in ids if i in skus]
 
 
 async def request_compute(session: AsyncSession, segment_id: int, *, arq: ArqRedis) -> None:

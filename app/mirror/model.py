@@ -1,0 +1,110 @@
+"""The read model's rows and its per-tenant state (DDL: `app/clickhouse.py`).
+
+`products_mirror` is a CollapsingMergeTree: each product state is a row with `sign = 1`, and a
+change writes a copy of the state it replaces with `sign = -1` beside the new state. So every
+count is `sum(sign)` over the rows a filter matches (a state and its cancel row match alike and
+cancel out), exact before and after merges, with no FINAL. `generation` is the tenant's build:
+a rebuild writes the next one and then switches `mirror_state` to it.
+
+The columns are built in Postgres from a product row (`ROW_SQL`), so that they are exactly the
+values the Postgres compiler reads: `kv` the `data` keys with a JSON string (`key=value`) or
+boolean (`key:true`), `ka` the distinct string elements of its arrays (`key=element`), `nk`/`nv`
+its values that `pim_num` reads as numbers, `present` its keys that are not JSON null, `filled`
+those that are not null, "" or [] either.
+"""
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from app.clickhouse import ClickHouse
+from app.db import tenant_is
+
+TABLE = "products_mirror"
+STATE_TABLE = "mirror_state"
+# the columns of a state, in the order ROW_SQL selects them after the id
+STATE_COLUMNS = (
+    "sku",
+    "name",
+    "status",
+    "variation_of",
+    "categories",
+    "present",
+    "filled",
+    "kv",
+    "ka",
+    "nk",
+    "nv",
+)
+COLUMNS = ("tenant_id", "generation", "id", "version", "sign", *STATE_COLUMNS)
+
+# numbers beyond float8's range are left out of nk/nv (a range filter on them answers from the
+# values that fit; pim_num accepts exponents up to 999)
+_FLOAT_SAFE = "1e300"
+
+# The read-model columns of products `p` (the tenant's, $1): append a WHERE condition on p.
+# One pass over each product's keys (jsonb_each) builds every array but `ka`; `num` is
+# `pim_num(value)` (migration 0001), spelt out so that it is computed once per value.
+ROW_SQL = f"""
+SELECT p.id, p.sku, p.name, p.status, p.variation_of, p.categories,
+  COALESCE(d.present, '{{}}') AS present, COALESCE(d.filled, '{{}}') AS filled,
+  COALESCE(d.kv, '{{}}') AS kv,
+  ARRAY(SELECT DISTINCT a.key || '=' || (e #>> '{{}}') FROM jsonb_each(p.data) a
+        CROSS JOIN LATERAL jsonb_array_elements(a.value) e
+        WHERE jsonb_typeof(a.value) = 'array' AND jsonb_typeof(e) = 'string' ORDER BY 1) AS ka,
+  COALESCE(d.nk, '{{}}') AS nk, COALESCE(d.nv, '{{}}') AS nv
+FROM products p
+CROSS JOIN LATERAL (
+  -- in jsonb_each's order (a jsonb object's keys are stored sorted): the same data, the same arrays
+  SELECT array_agg(key) FILTER (WHERE t <> 'null') AS present,
+         array_agg(key) FILTER (WHERE t <> 'null' AND value NOT IN ('""'::jsonb, '[]'::jsonb)) AS filled,
+         array_agg(CASE WHEN t = 'string' THEN key || '=' || (value #>> '{{}}')
+                        ELSE key || ':' || value::text END)
+           FILTER (WHERE t IN ('string', 'boolean')) AS kv,
+         array_agg(key) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nk,
+         array_agg(num::float8) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nv
+  FROM (
+    SELECT key, value, t, CASE
+        WHEN t = 'number' THEN value::numeric
+        WHEN t = 'string' AND (value #>> '{{}}') ~ '^\\s*[-+]?(\\d+\\.?\\d*|\\.\\d+)([eE][-+]?\\d{{1,3}})?\\s*$'
+          THEN (value #>> '{{}}')::numeric
+        END AS num
+    FROM (SELECT key, value, jsonb_typeof(value) AS t FROM jsonb_each(p.data)) typed
+  ) x
+) d
+WHERE {tenant_is("p")}"""
+
+
+def state_of(row: Any) -> tuple:
+    """A Postgres row of ROW_SQL as the tuple of STATE_COLUMNS (asyncpg gives arrays as lists)."""
+    return tuple(row)[1:]
+
+
+@dataclass(frozen=True)
+class State:
+    generation: int
+    seq: int  # the last change-log seq applied (-1: none yet)
+    products: int  # the tenant's products in the model
+
+
+_STATE_SQL = f"""
+SELECT argMax(generation, version), argMax(seq, version), argMax(products, version), count()
+FROM {STATE_TABLE} WHERE tenant_id = %(tenant_id)s
+"""
+
+
+async def read_state(clickhouse: ClickHouse, tenant_id: int) -> State | None:
+    """The tenant's read-model state, or None when it has none (never built, or its database lost)."""
+    rows = await clickhouse.fetch(_STATE_SQL, {"tenant_id": tenant_id})
+    if not rows or not rows[0][3]:
+        return None
+    generation, seq, products, _n = rows[0]
+    return State(int(generation), int(seq), int(products))
+
+
+async def write_state(clickhouse: ClickHouse, tenant_id: int, state: State) -> None:
+    await clickhouse.insert(
+        STATE_TABLE,
+        ("tenant_id", "generation", "seq", "products", "version"),
+        [(tenant_id, state.generation, state.seq, state.products, time.time_ns())],
+    )

@@ -1,0 +1,137 @@
+"""The ClickHouse dialect of the one compiler: the checked predicate tree over the read model.
+
+The structure (groups, negations, empty groups) is `compiling._compile`'s; this module writes
+each test over a `products_mirror` row (`app/mirror/model.py` says what each column holds):
+
+- text and boolean values of `data` as `key=value` / `key:true` strings in `kv`, the string
+  elements of its arrays as `key=element` in `ka`, its numbers as `nk`/`nv` (key, Float64);
+- which keys are present (`present`: not JSON null) and filled (`filled`: not null, "" or []);
+- the built-ins sku, name, status, variation_of and categories as columns.
+
+Every test is 0 or 1, never NULL, so a negation is exact without coalesce. Values are bound
+as asynch parameters (`%(qN)s`, escaped by the driver), field names among them; names were
+checked against the schema by `parsing.resolve` already. A test the read model cannot answer
+exactly (text patterns, dates and datetimes, an array's exact elements, category paths) raises
+`Unsupported`, and the caller answers from Postgres.
+"""
+
+from decimal import Decimal
+from typing import Any
+
+from app.query.compiling import compile_clause
+from app.query.models import Check, Clause, Kind, Test
+
+# the built-in text columns of the read model (the others are not mirrored)
+_TEXT_COLUMNS = frozenset({"sku", "name", "status", "variation_of"})
+
+
+class Unsupported(ValueError):
+    """A test the read model cannot answer exactly: answer from Postgres."""
+
+
+class _Binder:
+    """Values as asynch parameters: `%(qN)s`, escaped by the driver."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any, sql_type: str = "") -> str:
+        name = f"q{len(self.params)}"
+        self.params[name] = _value(value)
+        return f"%({name})s"
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_value(v) for v in value]
+    if isinstance(value, (int, float, str)):
+        return value
+    raise Unsupported(f"no ClickHouse form for {type(value).__name__}")
+
+
+def _entry(name: str, value: Any) -> str:
+    """A `kv` entry: a string as `name=value`, a boolean as `name:true` (no name has `=` or `:`)."""
+    if isinstance(value, bool):
+        return f"{name}:{'true' if value else 'false'}"
+    if isinstance(value, str):
+        return f"{name}={value}"
+    raise Unsupported("a data value that is neither text nor boolean")
+
+
+def _array(binder: _Binder, values: list[Any]) -> str:
+    """A bound array; an empty one is a typed literal (18.16 types `[]` as Array(Nothing))."""
+    return binder.bind(values) if values else "emptyArrayString()"
+
+
+def _positive(test: Test, ctx) -> str:
+    target, check, binder = test.target, test.check, ctx.binder
+    name = target.name
+    if target.kind == Kind.category:
+        if check == Check.is_empty:
+            return "empty(categories)"
+        if check not in (Check.categories_contain, Check.categories_overlap):
+            raise Unsupported(f"{check} on categories")  # paths: the tenant's category table
+        ids = [int(i) for i in test.value]
+        if not ids:
+            return "0"
+        function = "hasAll" if check == Check.categories_contain else "hasAny"
+        return f"{function}(categories, {binder.bind(ids)})"
+    if target.column is not None:
+        if target.column not in _TEXT_COLUMNS or check == Check.like:
+            raise Unsupported(f"{check} on {target.column}")
+        column = target.column
+        if check == Check.is_empty:
+            return f"ifNull({column}, '') = ''"
+        if check == Check.equals:
+            return f"ifNull({column} = {binder.bind(test.value)}, 0)"
+        if check == Check.one_of:
+            return f"ifNull(has({_array(binder, list(test.value))}, {column}), 0)"
+        raise Unsupported(f"{check} on {column}")
+    key = binder.bind(name)
+    if check == Check.is_empty:
+        return f"NOT has(filled, {key})"
+    if check == Check.has_value:
+        return f"has(present, {key})"
+    if check == Check.contains_json:
+        parts = []
+        for doc in test.value:
+            value = doc[name]
+            if isinstance(value, list):
+                entries = [_entry(name, v) for v in value]
+                parts.append(f"hasAll(ka, {_array(binder, entries)})")
+            else:
+                parts.append(f"has(kv, {binder.bind(_entry(name, value))})")
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+    if check == Check.any_element:
+        return f"hasAny(ka, {_array(binder, [_entry(name, v) for v in test.value])})"
+    if target.kind == Kind.text and check == Check.one_of:
+        return f"hasAny(kv, {_array(binder, [_entry(name, v) for v in test.value])})"
+    if target.kind == Kind.number:
+        if check == Check.equals:
+            condition = f"num_ = {binder.bind(test.value)}"
+        elif check == Check.one_of:
+            condition = f"has({binder.bind(list(test.value))}, num_)"
+        elif check == Check.compare:
+            if test.op not in (">", ">=", "<", "<="):
+                raise Unsupported(f"comparison {test.op!r}")
+            condition = f"num_ {test.op} {binder.bind(test.value)}"
+        elif check == Check.between:
+            low, high = test.value
+            condition = f"num_ >= {binder.bind(low)} AND num_ <= {binder.bind(high)}"
+        else:
+            raise Unsupported(f"{check} on a number")
+        # lambda parameters unlike any alias: 18.16 substitutes a query's aliases inside lambdas
+        return f"arrayExists((key_, num_) -> key_ = {key} AND {condition}, nk, nv)"
+    raise Unsupported(f"{check} on a {target.kind} field")
+
+
+def compile_predicate(clause: Clause) -> tuple[str, dict[str, Any]]:
+    """The clause as a ClickHouse condition over `products_mirror` and its parameters; raises
+    Unsupported for a test the read model cannot answer."""
+    binder = _Binder()
+    sql = compile_clause(clause, binder, table="products_mirror", positive=_positive)
+    return sql, binder.params

@@ -1,0 +1,81 @@
+"""Read-model test helpers: the model forced on for small tenants, syncs, and marker rows."""
+
+import asyncpg
+import pytest
+
+from app.db import pg_dsn
+from app.mirror.apply import catch_up, rebuild
+from app.mirror.model import COLUMNS, TABLE, read_state
+
+SCHEMA = "/api/pim/schema/"
+CATEGORIES = "/api/pim/categories/"
+BULK = "/api/pim/products/bulk/"
+LIST = "/api/pim/products/"
+SEARCH = "/api/pim/products/search/"
+FACETS = "/api/pim/facets/"
+FACETS_SEARCH = "/api/pim/facets/search/"
+MARKER_ID = 2**62
+
+
+@pytest.fixture
+def mirror(app):
+    """The API's read model, on for tenants of any size (PIM_MIRROR_MIN_PRODUCTS=0) during the test."""
+    state = app.state.mirror
+    saved = (state.enabled, state.min_products, state.wait_s)
+    state.enabled, state.min_products = True, 0
+    state._skip.clear()
+    yield state
+    state.enabled, state.min_products, state.wait_s = saved
+
+
+@pytest.fixture
+async def pg(settings):
+    conn = await asyncpg.connect(pg_dsn(settings.database_url))
+    yield conn
+    await conn.close()
+
+
+async def rebuild_model(app, pg, tenant_id: int):
+    return await rebuild(pg, app.state.clickhouse, tenant_id)
+
+
+async def sync_model(app, pg, tenant_id: int) -> int:
+    return await catch_up(pg, app.state.clickhouse, tenant_id)
+
+
+async def add_marker(app, tenant_id: int, **state) -> None:
+    """A row in the model for a product Postgres does not have: a count that includes it came
+    from the model."""
+    current = await read_state(app.state.clickhouse, tenant_id)
+    assert current is not None
+    row = {
+        "tenant_id": tenant_id,
+        "generation": current.generation,
+        "id": MARKER_ID,
+        "version": 0,
+        "sign": 1,
+        "sku": "marker",
+        "name": "marker",
+        "status": "active",
+        "variation_of": None,
+        "categories": [],
+        "present": [],
+        "filled": [],
+        "kv": [],
+        "ka": [],
+        "nk": [],
+        "nv": [],
+        **state,
+    }
+    await app.state.clickhouse.insert(TABLE, COLUMNS, [tuple(row[c] for c in COLUMNS)])
+
+
+async def put_schema(client, tenant, fields) -> None:
+    response = await client.put(SCHEMA, json={"fields": fields}, headers=tenant.editor)
+    assert response.status_code == 200, response.text
+
+
+async def bulk(client, tenant, products) -> None:
+    response = await client.post(BULK, json={"products": products}, headers=tenant.editor)
+    assert response.status_code == 200, response.text
+    assert response.json()["failed"] == 0, response.json()
