@@ -34,6 +34,7 @@ from app.segments.tasks import (
     compute_segment_task,
     recover_segments,
 )
+from app.webhooks.tasks import prune_webhook_log, start_deliveries
 
 settings = get_settings()
 log = structlog.get_logger("pim.worker")
@@ -58,6 +59,7 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
         ),
         ("memberships", lambda: cleanup_orphaned_members(ctx)),
         ("change log retention", lambda: prune_old_changes(ctx)),
+        ("webhook log retention", lambda: prune_webhook_log(ctx)),
     )
     for name, step in steps:
         try:
@@ -93,6 +95,7 @@ async def startup(ctx: WorkerContext) -> None:
         )
     )
     ctx["maintenance"] = asyncio.create_task(_maintenance_loop(ctx))
+    ctx["webhooks"] = start_deliveries(ctx)
     # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
     # of the full collections that a task's long-lived objects (an import's batch) keep
     # triggering, which otherwise walked them all each time: about a third of an import's CPU.
@@ -105,6 +108,9 @@ async def startup(ctx: WorkerContext) -> None:
 
 
 async def shutdown(ctx: WorkerContext) -> None:
+    if "webhooks" in ctx:
+        ctx["webhooks"].cancel()
+        await asyncio.gather(ctx["webhooks"], return_exceptions=True)
     if "maintenance" in ctx:
         ctx["maintenance"].cancel()
         await asyncio.gather(ctx["maintenance"], return_exceptions=True)

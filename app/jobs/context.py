@@ -26,6 +26,7 @@ class WorkerContext(TypedDict, total=False):
     stop_heartbeat: asyncio.Event
     heartbeat: asyncio.Task
     maintenance: asyncio.Task
+    webhooks: asyncio.Task  # the webhook delivery loop (app/webhooks/delivery.py)
     import_rows: dict[uuid.UUID, int]  # each import job's row at the last maintenance round
 
 
