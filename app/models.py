@@ -253,7 +253,7 @@ class WebhookSubscription(TenantScoped, Timestamps, Base):
     tenant_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tenants.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    filter: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
     active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     secret: Mapped[str] = mapped_column(Text)

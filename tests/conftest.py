@@ -122,14 +122,20 @@ async def other_tenant(make_tenant) -> TenantCtx:
     return await make_tenant("other")
 
 
+def _worker_log():
+    path = os.environ.get("PIM_TEST_WORKER_LOG")
+    return open(path, "ab") if path else None
+
+
 def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, **(extra_env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # PIM_TEST_WORKER_LOG=<file>: the workers' output goes there (debugging)
+        stdout=log if (log := _worker_log()) else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=die_with_parent,
     )

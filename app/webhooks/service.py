@@ -15,14 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.service import get_field_map
 from app.changes.service import committed_through
+from app.clickhouse import ClickHouse
 from app.config import Settings
-from app.db import driver_connection, one_or_not_found, tenant_is, tenant_of
+from app.db import all_tenants, driver_connection, one_or_not_found, tenant_is, tenant_of
 from app.errors import BadRequest, Conflict, ErrorCode, Gone
 from app.jobs.locks import Lock, xact_lock
 from app.models import WebhookSubscription
 from app.query.categories import category_subtrees
 from app.query.models import DefinitionError, dump_definition
 from app.query.parsing import category_ids, parse_definition, resolve
+from app.segments import members
 from app.webhooks import delivery
 from app.webhooks.events import PING, EventType, body_of, new_secret, other_event
 from app.webhooks.schemas import WebhookIn, WebhookPatch
@@ -239,3 +241,68 @@ async def wants(conn, tenant_id: int, type_: EventType) -> bool:
             type_.value,
         )
     )
+
+
+async def record_import_finished(conn, job_id: uuid.UUID) -> None:
+    """`import.finished` for a job that has just become `done` or `failed`, in the transaction
+    that finished it (the job's own row, by its id: its tenant comes with it)."""
+    job = await conn.fetchrow(
+        all_tenants(
+            "SELECT tenant_id, id, status, filename, total_rows, processed_rows, created, updated, "
+            "failed, error, finished_at FROM import_jobs WHERE id = $1"
+        ),
+        job_id,
+    )
+    if job is None or job["status"] not in ("done", "failed"):
+        return
+    data = {key: job[key] for key in job.keys() if key != "tenant_id"}
+    data["import_job_id"] = str(data.pop("id"))
+    await record_event(conn, job["tenant_id"], EventType.import_finished, data)
+
+
+MEMBERSHIP_SKUS_PER_EVENT = 10_000
+
+
+async def record_segment_computed(
+    conn,
+    clickhouse: ClickHouse,
+    tenant_id: int,
+    *,
+    segment_id: int,
+    previous: int | None,
+    generation: int,
+    count: int,
+) -> None:
+    """`segment.computed`, and `segment.membership_changed` with the SKUs that entered and left
+    (from the previous ClickHouse generation to the new one, which both still exist), in the
+    transaction that makes the new generation visible. A change of more than
+    `MEMBERSHIP_SKUS_PER_EVENT` SKUs is split over several events (`part` of `parts`)."""
+    base = {"segment_id": segment_id, "generation": generation, "previous_generation": previous}
+    await record_event(conn, tenant_id, EventType.segment_computed, {**base, "count": count})
+    if not await wants(conn, tenant_id, EventType.segment_membership_changed):
+        return
+    entered, left = await members.membership_diff(
+        clickhouse,
+        tenant_id=tenant_id,
+        segment_id=segment_id,
+        previous=previous,
+        generation=generation,
+    )
+    if not entered and not left:
+        return
+    changes = [("entered", sku) for sku in entered] + [("left", sku) for sku in left]
+    parts = -(-len(changes) // MEMBERSHIP_SKUS_PER_EVENT)
+    for part in range(parts):
+        chunk = changes[part * MEMBERSHIP_SKUS_PER_EVENT : (part + 1) * MEMBERSHIP_SKUS_PER_EVENT]
+        await record_event(
+            conn,
+            tenant_id,
+            EventType.segment_membership_changed,
+            {
+                **base,
+                "entered": [sku for side, sku in chunk if side == "entered"],
+                "left": [sku for side, sku in chunk if side == "left"],
+                "part": part + 1,
+                "parts": parts,
+            },
+        )

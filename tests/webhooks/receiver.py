@@ -3,6 +3,7 @@ keeps every POST (raw body, headers), can be switched to failing (`status`) or t
 (`stop`) and brought back on the same port (`start`)."""
 
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -26,6 +27,7 @@ class Delivery:
 class Receiver:
     port: int = 0
     status: int = 200
+    delay: float = 0.0  # seconds each answer takes
     deliveries: list[Delivery] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -40,8 +42,10 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 status = receiver.status
                 if 200 <= status < 300:
                     with receiver._lock:
