@@ -1,6 +1,8 @@
 """Webhook subscriptions through the API: CRUD, the secret shown once, the limit, the URL guard
 (SSRF), filters checked against the schema, ping, rotate-secret, replay's checks."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.webhooks.receiver import Receiver
@@ -168,3 +170,31 @@ async def test_replay_checks_its_seq(client, tenant):
         f"/api/pim/webhooks/{created['id']}/replay/", json={"after": 0}, headers=tenant.admin
     )
     assert ok.status_code == 200 and ok.json()["cursor_seq"] == 0
+
+
+def _contract_snippet():
+    """The `verify` function of docs/contract.md's webhook section, as documented."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text()
+    section = text[text.index("## Webhooks") :]
+    code = section[section.index("```python") + len("```python") : section.index("```\n")]
+    namespace: dict = {}
+    exec(code, namespace)
+    return namespace["verify"]
+
+
+async def test_the_documented_snippet_verifies_a_delivery(client, tenant, receiver):
+    verify = _contract_snippet()
+    created = (await _create(client, tenant, url=receiver.url)).json()
+    await client.post(f"/api/pim/webhooks/{created['id']}/ping/", headers=tenant.admin)
+    [delivery] = receiver.deliveries
+    assert verify(created["secret"], delivery.body, delivery.signature)
+    assert not verify(created["secret"], delivery.body + b" ", delivery.signature)
+    assert not verify("whsec_other", delivery.body, delivery.signature)
+    # after a rotation, the next attempt is signed with the new secret
+    rotated = (
+        await client.post(f"/api/pim/webhooks/{created['id']}/rotate-secret/", headers=tenant.admin)
+    ).json()
+    await client.post(f"/api/pim/webhooks/{created['id']}/ping/", headers=tenant.admin)
+    later = receiver.deliveries[1]
+    assert verify(rotated["secret"], later.body, later.signature)
+    assert not verify(created["secret"], later.body, later.signature)
