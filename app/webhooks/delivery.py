@@ -193,14 +193,14 @@ async def _matching_ids(
     return matched
 
 
-async def next_batch(
-    session: AsyncSession, tenant_id: int, sub: asyncpg.Record, *, size: int
-) -> Batch:
+async def next_batch(session: AsyncSession, tenant_id: int, sub: Any, *, size: int) -> Batch:
     """What the subscription delivers next (see the module); no events: only the cursor moves."""
     conn = await driver_connection(session)
     cursor = sub["cursor_seq"]
     through = await committed_through(conn, tenant_id)
     pending = await conn.fetch(_OUTBOX_SQL, tenant_id, sub["id"], size)
+    skip = set(sub.get("skip_outbox") or ())
+    pending = [o for o in pending if o["id"] not in skip]
     ready = [o for o in pending if o["after_seq"] <= cursor]
     if ready:
         events = [
@@ -304,77 +304,157 @@ def backoff_seconds(failures: int, settings: Settings) -> float:
     return delay / 2 + random.random() * delay / 2
 
 
-async def deliver_batch(
+@dataclass
+class Plan:
+    """A subscription's next batch, read and ready to POST (or, without events, only a move of
+    its cursor past entries it does not want); `problem`: why it cannot be built (a filter the
+    schema no longer fits), which counts as a failed attempt."""
+
+    tenant_id: int
+    subscription_id: int
+    url: str
+    secret: str
+    epoch: int
+    cursor: int  # the cursor this batch starts after
+    batch: Batch | None
+    problem: str | None = None
+
+
+async def plan_batch(
     sessionmaker: async_sessionmaker[AsyncSession],
-    client: httpx.AsyncClient,
     settings: Settings,
     tenant_id: int,
     subscription_id: int,
-) -> str:
-    """Deliver the subscription's next batch: 'more' (delivered, or the cursor moved past events
-    it does not want), 'idle' (nothing to deliver), 'failed' (retried later), 'gone' (deleted or
-    inactive)."""
+    *,
+    after: Plan | None = None,
+) -> Plan | None:
+    """The subscription's next batch; None when it is deleted or inactive. `after`: the batch
+    being delivered now, assumed delivered (its cursor and outbox rows), so that the next one is
+    read while it is in flight; `complete` tells whether the assumption held."""
     async with session_scope(sessionmaker, tenant_id) as session:
         conn = await driver_connection(session)
         sub = await conn.fetchrow(_SUBSCRIPTION_SQL, tenant_id, subscription_id)
         if sub is None or not sub["active"]:
-            return "gone"
-        try:
-            batch: Batch | None = await next_batch(
-                session, tenant_id, sub, size=settings.webhook_batch_size
-            )
-            problem = None
-        except DefinitionError as exc:  # the schema changed under the filter
-            batch, problem = None, f"filter: {exc}"
-        if batch is not None and not batch.events:
-            if batch.cursor == sub["cursor_seq"]:
-                return "idle"
-            await conn.execute(
-                _ADVANCE_SQL, tenant_id, subscription_id, batch.cursor, sub["cursor_epoch"]
-            )
-            return "more"
-    if batch is not None:
-        body = body_of(batch.events)
-        attempt = await send(client, sub["url"], sub["secret"], body, settings=settings)
-        event_ids = [e["id"] for e in batch.events]
-    else:
-        attempt = Attempt(False, None, 0, problem, None)
-        event_ids = []
-    async with session_scope(sessionmaker, tenant_id) as session:
-        conn = await driver_connection(session)
-        await log_attempt(
-            conn,
+            return None
+        if after is not None and after.batch is not None:
+            if sub["cursor_epoch"] != after.epoch:
+                return None  # replayed meanwhile: the caller starts over
+            sub = {
+                **dict(sub),
+                "cursor_seq": after.batch.cursor,
+                "skip_outbox": after.batch.outbox_ids,
+            }
+        plan = Plan(
             tenant_id,
             subscription_id,
-            attempt,
-            event_ids=event_ids,
-            first_seq=batch.first_seq if batch else None,
-            last_seq=batch.last_seq if batch else None,
+            sub["url"],
+            sub["secret"],
+            sub["cursor_epoch"],
+            sub["cursor_seq"],
+            None,
         )
-        if attempt.succeeded and batch is not None:
-            await conn.execute(
-                _ADVANCE_SQL, tenant_id, subscription_id, batch.cursor, sub["cursor_epoch"]
+        try:
+            plan.batch = await next_batch(session, tenant_id, sub, size=settings.webhook_batch_size)
+        except DefinitionError as exc:  # the schema changed under the filter
+            plan.problem = f"filter: {exc}"
+    return plan
+
+
+async def complete(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    plan: Plan,
+    attempt: Attempt | None,
+) -> bool:
+    """Record the outcome of a plan: the attempt in the delivery log and, after a 2xx (or for a
+    plan without events, `attempt` None), the cursor and outbox rows, in one transaction; else
+    the back-off. True when the cursor moved (False: failed, or a replay changed the epoch)."""
+    tenant_id, subscription_id = plan.tenant_id, plan.subscription_id
+    batch = plan.batch
+    async with session_scope(sessionmaker, tenant_id) as session:
+        conn = await driver_connection(session)
+        if attempt is not None:
+            await log_attempt(
+                conn,
+                tenant_id,
+                subscription_id,
+                attempt,
+                event_ids=[e["id"] for e in batch.events] if batch else [],
+                first_seq=batch.first_seq if batch else None,
+                last_seq=batch.last_seq if batch else None,
+            )
+        if batch is not None and (attempt is None or attempt.succeeded):
+            status = await conn.execute(
+                _ADVANCE_SQL, tenant_id, subscription_id, batch.cursor, plan.epoch
             )
             if batch.outbox_ids:
                 await conn.execute(_DELIVERED_SQL, tenant_id, batch.outbox_ids)
-            return "more"
+            return status.endswith(" 1")
         failures = await conn.fetchval(
             f"SELECT failures FROM webhook_subscriptions s WHERE {tenant_is('s')} AND s.id = $2",
             tenant_id,
             subscription_id,
         )
+        error = (attempt.error if attempt else None) or plan.problem or "failed"
         row = await conn.fetchrow(
             _FAILED_SQL,
             tenant_id,
             subscription_id,
             backoff_seconds((failures or 0) + 1, settings),
-            attempt.error or "failed",
+            error,
             settings.webhook_disable_after_seconds,
-            sub["cursor_epoch"],
+            plan.epoch,
         )
     if row is not None and not row["active"]:
-        log.warning("webhook_disabled", subscription_id=subscription_id, error=attempt.error)
-    return "failed"
+        log.warning("webhook_disabled", subscription_id=subscription_id, error=error)
+    return False
+
+
+async def deliver(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    client: httpx.AsyncClient,
+    settings: Settings,
+    tenant_id: int,
+    subscription_id: int,
+) -> None:
+    """Deliver to the subscription until nothing is left or an attempt fails. While a batch is
+    POSTed the next one is read (pipelined); it is used only if the POST succeeds and the cursor
+    moved as assumed, so the order and the at-least-once rule are those of one batch at a time."""
+    plan = await plan_batch(sessionmaker, settings, tenant_id, subscription_id)
+    while plan is not None:
+        batch = plan.batch
+        if batch is None:  # the filter cannot be built: a failed attempt
+            await complete(
+                sessionmaker, settings, plan, Attempt(False, None, 0, plan.problem, None)
+            )
+            return
+        if not batch.events:
+            if batch.cursor == plan.cursor or not await complete(
+                sessionmaker, settings, plan, None
+            ):
+                return
+            plan = await plan_batch(sessionmaker, settings, tenant_id, subscription_id)
+            continue
+        upcoming = asyncio.create_task(
+            plan_batch(sessionmaker, settings, tenant_id, subscription_id, after=plan)
+        )
+        try:
+            attempt = await send(
+                client, plan.url, plan.secret, body_of(batch.events), settings=settings
+            )
+            moved = await complete(sessionmaker, settings, plan, attempt)
+        except BaseException:
+            upcoming.cancel()
+            await asyncio.gather(upcoming, return_exceptions=True)
+            raise
+        if not moved:
+            upcoming.cancel()
+            await asyncio.gather(upcoming, return_exceptions=True)
+            if not attempt.succeeded:
+                return
+            plan = await plan_batch(sessionmaker, settings, tenant_id, subscription_id)
+            continue
+        plan = await upcoming
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -477,12 +557,7 @@ class Dispatcher:
         self, client: httpx.AsyncClient, lease: Lease, key: LockKey, tenant_id: int, sub_id: int
     ) -> None:
         try:
-            while True:
-                outcome = await deliver_batch(
-                    self.sessionmaker, client, self.settings, tenant_id, sub_id
-                )
-                if outcome != "more":
-                    break
+            await deliver(self.sessionmaker, client, self.settings, tenant_id, sub_id)
         except Exception as exc:
             level = log.info if is_transient(exc) else log.error
             level(
