@@ -369,6 +369,18 @@ async def complete(
     """Record the outcome of a plan: the attempt in the delivery log and, after a 2xx (or for a
     plan without events, `attempt` None), the cursor and outbox rows, in one transaction; else
     the back-off. True when the cursor moved (False: failed, or a replay changed the epoch)."""
+    try:
+        return await _complete(sessionmaker, settings, plan, attempt)
+    except asyncpg.ForeignKeyViolationError:
+        return False  # the webhook was deleted meanwhile: nothing to record
+
+
+async def _complete(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    plan: Plan,
+    attempt: Attempt | None,
+) -> bool:
     tenant_id, subscription_id = plan.tenant_id, plan.subscription_id
     batch = plan.batch
     async with session_scope(sessionmaker, tenant_id) as session:
