@@ -116,6 +116,21 @@ class Settings(BaseSettings):
     upkeep_debounce_seconds: float = Field(default=5, ge=0)
     # read replicas for lean reads (app/replicas.py): comma-separated SQLAlchemy URLs
     database_replica_urls: str = ""
+    # Webhooks (app/webhooks): receivers on loopback/private/link-local addresses (and plain http
+    # outside dev) are refused unless this is true (dev and tests only)
+    webhook_allow_private: bool = False
+    # events per POST
+    webhook_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    # retries after a failed delivery: exponential from base to max, with jitter; a subscription
+    # failing for `webhook_disable_after_seconds` (3 days) is disabled
+    webhook_retry_base_seconds: float = Field(default=5, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600, gt=0)
+    webhook_disable_after_seconds: float = Field(default=3 * 86400, gt=0)
+    # subscriptions a worker delivers to at once; the delivery loop's poll when no NOTIFY arrives
+    webhook_concurrency: int = Field(default=8, ge=1)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    # delivery log and delivered outbox rows are kept this long
+    webhook_log_retention_days: int = Field(default=30, gt=0)
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str = "gpt-4o-mini"

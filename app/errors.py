@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     conflict = "conflict"
     already_exists = "already_exists"
     changes_pruned = "changes_pruned"
+    webhook_url_refused = "webhook_url_refused"
+    webhook_limit_reached = "webhook_limit_reached"
     payload_too_large = "payload_too_large"
     headers_too_large = "headers_too_large"
     unsupported_media_type = "unsupported_media_type"

@@ -9,7 +9,8 @@ import structlog
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper())
-    for noisy in ("uvicorn.access",):
+    # httpx logs every request at INFO: each webhook delivery (the delivery log keeps them)
+    for noisy in ("uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

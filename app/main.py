@@ -38,6 +38,7 @@ from app.ratelimit import ConcurrencyLimiter, RateLimiter, TenantTurns
 from app.replicas import create_replica_router
 from app.routing import ROLE_EXTENSION, check_routes_guarded
 from app.segments.router import router as segments_router
+from app.webhooks.router import router as webhooks_router
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -297,6 +298,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(segments_router)
     app.include_router(pims_router)
     app.include_router(changes_router)
+    app.include_router(webhooks_router)
     _document_common_errors(app)
     check_routes_guarded(app)
 

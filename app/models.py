@@ -267,3 +267,25 @@ class IdempotencyKey(TenantScoped, Base):
         DateTime(timezone=True), server_default=func.now(), index=True
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSubscription(IdentityKey, TenantScoped, Timestamps, Base):
+    """A webhook (migration h4_hooks_1); its outbox and delivery log are read with raw SQL."""
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_tenant_id", "tenant_id", "id"),)
+
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSONB(none_as_null=True))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    cursor_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    cursor_epoch: Mapped[int] = mapped_column(Integer, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    failing_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    last_error: Mapped[str | None] = mapped_column(Text)

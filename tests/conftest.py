@@ -22,6 +22,15 @@ from tests.databases import create_test_databases, drop_test_databases, use_test
 from tests.processes import die_with_parent
 
 use_test_databases()  # before anything reads the settings: every process the tests start inherits them
+# webhooks: test receivers listen on 127.0.0.1 (the SSRF tests turn this off for their requests),
+# and retries and the disabling of a failing receiver take seconds, not hours and days
+for _name, _value in {
+    "PIM_WEBHOOK_ALLOW_PRIVATE": "true",
+    "PIM_WEBHOOK_RETRY_BASE_SECONDS": "0.1",
+    "PIM_WEBHOOK_RETRY_MAX_SECONDS": "0.5",
+    "PIM_WEBHOOK_DISABLE_AFTER_SECONDS": "8",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 from app.auth.service import Role, create_api_key, create_tenant  # noqa: E402
 from app.config import Settings, get_settings  # noqa: E402
@@ -113,14 +122,20 @@ async def other_tenant(make_tenant) -> TenantCtx:
     return await make_tenant("other")
 
 
+def _worker_log():
+    path = os.environ.get("PIM_TEST_WORKER_LOG")
+    return open(path, "ab") if path else None
+
+
 def start_worker(extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, **(extra_env or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # PIM_TEST_WORKER_LOG=<file>: the workers' output goes there (debugging)
+        stdout=log if (log := _worker_log()) else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=die_with_parent,
     )

@@ -23,6 +23,7 @@ PARAMS = {
     "categoryId": "category",
     "locale": "locale",
     "request_id": "bulk_request",
+    "webhook_id": "webhook",
 }
 
 # Request bodies that would be valid for tenant A, so that only the tenant makes the difference.
@@ -33,6 +34,8 @@ BODIES = {
     ("PATCH", "/api/product-segments/{segment_id}/"): {"name": "stolen"},
     ("POST", "/api/product-segments/{segment_id}/compute/"): None,
     ("POST", "/api/pim/products/{product_id}/revert/"): {"seq": 1},
+    ("PATCH", "/api/pim/webhooks/{webhook_id}/"): {"active": False},
+    ("POST", "/api/pim/webhooks/{webhook_id}/replay/"): {"after": 0},
     ("POST", "/api/pim/import/{job_id}/confirm/"): {
         "mapping": {"sku": "sku", "name": "name"},
         "schema": [],
@@ -50,6 +53,7 @@ UNSCOPED_READS = {
     "/api/pim/facets/",
     "/api/pim/schema/",
     "/api/pim/changes/",
+    "/api/pim/webhooks/",
 }
 # Writes without a path parameter act on the caller's own tenant only; they are checked by
 # the domain tests (bulk upsert by SKU, schema, creation) and listed here to be classified.
@@ -63,6 +67,7 @@ UNSCOPED_WRITES = {
     ("POST", "/api/product-segments/"),
     ("POST", "/api/product-segments/preview/"),
     ("POST", "/api/pim/import/csv/"),
+    ("POST", "/api/pim/webhooks/"),
 }
 # Reads by POST without a path parameter (searches): tenant B searching for everything, and for
 # tenant A's SKU, sees nothing of A's.
@@ -133,7 +138,16 @@ async def tenant_a_objects(client, make_tenant):
         json={"products": [{"sku": f"{MARK}-bulk", "name": MARK}]},
         headers=h,
     )
+    # port 9 (discard) on loopback: a ping by the role test fails at once, never leaves the host
+    webhook = (
+        await client.post(
+            "/api/pim/webhooks/",
+            json={"url": f"http://127.0.0.1:9/{MARK}", "events": ["product.created"]},
+            headers=a.admin,
+        )
+    ).json()
     objects = {
+        "webhook": webhook["id"],
         "bulk_request": bulk.json()["request_id"],
         "product": product["id"],
         "category": category["id"],
@@ -213,5 +227,7 @@ async def test_every_route_is_tenant_isolated(client, make_tenant, tenant_a_obje
     assert (await client.get(f"/api/pim/import/{objects['import_job']}/", headers=a.viewer)).json()[
         "status"
     ] == "mapping"
+    hook = (await client.get(f"/api/pim/webhooks/{objects['webhook']}/", headers=a.admin)).json()
+    assert hook["url"].endswith(MARK) and hook["active"] is True
     keys = (await client.get("/api/auth/api-keys/", headers=a.admin)).json()["results"]
     assert objects["api_key"] in [k["id"] for k in keys]

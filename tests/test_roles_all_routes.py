@@ -33,6 +33,10 @@ BODIES = {
     ("POST", "/api/auth/api-keys/"): {"name": MARK, "role": "admin"},
     ("POST", "/api/product-segments/"): {"name": MARK, "definition": DEFINITION},
     ("POST", "/api/product-segments/preview/"): DEFINITION,
+    ("POST", "/api/pim/webhooks/"): {
+        "url": "http://127.0.0.1:9/roles",
+        "events": ["import.finished"],
+    },
 }
 UPLOAD = ("POST", "/api/pim/import/csv/")
 UPLOAD_FILE = {"file": ("roles.csv", f"sku,name\n{MARK}-csv,{MARK}\n".encode(), "text/csv")}

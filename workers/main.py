@@ -38,6 +38,7 @@ from app.segments.tasks import (
     compute_segment_task,
     recover_segments,
 )
+from app.webhooks.tasks import prune_webhook_log, start_deliveries
 
 settings = get_settings()
 log = structlog.get_logger("pim.worker")
@@ -64,6 +65,7 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
         ("change log retention", lambda: prune_old_changes(ctx)),
         ("idempotency keys", lambda: prune_old_idempotency_keys(ctx)),
         ("typed indexes of deleted tenants", lambda: drop_orphaned_typed_indexes(ctx["engine"])),
+        ("webhook log retention", lambda: prune_webhook_log(ctx)),
     )
     for name, step in steps:
         try:
@@ -111,6 +113,7 @@ async def startup(ctx: WorkerContext) -> None:
     ctx["maintenance"] = asyncio.create_task(_maintenance_loop(ctx))
     if settings.mirror_enabled:  # the ClickHouse read model, woken after every write
         ctx["mirror"] = asyncio.create_task(mirror_loop(settings, ctx["clickhouse"]))
+    ctx["webhooks"] = start_deliveries(ctx)
     # The loaded app is ~125k objects that live as long as the process. Frozen, they are left out
     # of the full collections that a task's long-lived objects (an import's batch) keep
     # triggering, which otherwise walked them all each time: about a third of an import's CPU.
@@ -123,7 +126,7 @@ async def startup(ctx: WorkerContext) -> None:
 
 
 async def shutdown(ctx: WorkerContext) -> None:
-    for task in ("maintenance", "mirror"):
+    for task in ("webhooks", "maintenance", "mirror"):
         if task in ctx:
             ctx[task].cancel()
             await asyncio.gather(ctx[task], return_exceptions=True)

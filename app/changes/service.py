@@ -36,7 +36,7 @@ _CREATED_COLUMNS = (
 _CHANGE_COLUMNS = (
     f"old_values::text AS old_values, new_values::text AS new_values, {_CREATED_COLUMNS}"
 )
-_ENTRY_COLUMNS = (
+ENTRY_COLUMNS = (
     f"seq, product_id, sku, op, {_CHANGE_COLUMNS}, actor::text AS actor, request_id, "
     "import_job_id, at"
 )
@@ -87,7 +87,7 @@ def _changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
     return pairs
 
 
-def _entry(row: asyncpg.Record) -> dict[str, Any]:
+def entry_of(row: asyncpg.Record) -> dict[str, Any]:
     return {
         "seq": row["seq"],
         "product_id": row["product_id"],
@@ -140,15 +140,43 @@ async def read_changes(
                 oldest_seq=pruned_through + 1,
             )
         rows = await conn.fetch(
-            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
+            f"SELECT {ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
             f"AND {' AND '.join(conditions)} "
             "ORDER BY seq LIMIT $3",
             *params,
         )
     return {
-        "results": [_entry(r) for r in rows],
+        "results": [entry_of(r) for r in rows],
         "next_after": rows[-1]["seq"] if rows else after,
     }
+
+
+async def committed_through(conn, tenant_id: int) -> int:
+    """The tenant's last seq taken by a committed write: every entry up to it is visible now and
+    none will appear below it later (the counter row is locked until the writer commits: see the
+    migration), so a reader that has delivered up to it has missed nothing."""
+    value = await conn.fetchval(
+        f"SELECT last_seq FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}",
+        tenant_id,
+    )
+    return value or 0
+
+
+async def read_entries(
+    conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """Entries with `after` < seq <= `through` of these operations, in seq order (what a stream
+    reader such as a webhook delivers; `through` from `committed_through`)."""
+    rows = await conn.fetch(
+        f"SELECT {ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
+        "AND seq > $2 AND seq <= $3 AND op = ANY($4::text[]) ORDER BY seq LIMIT $5",
+        tenant_id,
+        after,
+        through,
+        ops,
+        limit,
+    )
+    return [entry_of(r) for r in rows]
 
 
 async def product_history(
@@ -158,7 +186,7 @@ async def product_history(
     tenant_id = tenant_of(reader)
     async with reading(reader) as conn:
         rows = await conn.fetch(
-            f"SELECT {_ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} AND product_id = $2 "
+            f"SELECT {ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} AND product_id = $2 "
             "AND seq < $3 ORDER BY seq DESC LIMIT $4",
             tenant_id,
             product_id,
@@ -175,7 +203,7 @@ async def product_history(
                 raise NotFound(f"Product {product_id} not found")
     page = rows[:limit]
     return {
-        "results": [_entry(r) for r in page],
+        "results": [entry_of(r) for r in page],
         "next_cursor": str(page[-1]["seq"]) if len(rows) > limit else None,
     }
 
@@ -479,10 +507,14 @@ async def prune_changes(conn, *, retention_days: int, batch: int = PRUNE_BATCH) 
 
 
 __all__ = [
+    "ENTRY_COLUMNS",
     "RevertResult",
+    "committed_through",
+    "entry_of",
     "product_history",
     "prune_changes",
     "read_changes",
+    "read_entries",
     "revert_product",
     "revert_writes",
 ]

@@ -47,6 +47,7 @@ from app.jobs.queue import Pending, jobs_waiting, revive
 from app.jobs.transient import REDIS_DOWN, is_transient, retry_later
 from app.products.tasks import note_writes
 from app.products.upsert import UpsertRow, write_rows
+from app.webhooks.service import record_import_finished
 
 log = structlog.get_logger("pim.imports.task")
 
@@ -461,6 +462,7 @@ class _Importer:
                 )
             if final:
                 await delete_chunks(conn, job.id)
+                await record_import_finished(conn, job.id)
         job.error_count += len(first)
         job.resume_offset, job.resume_row = batch.end_offset, batch.end_row
 
@@ -543,6 +545,7 @@ async def _fail(ctx: WorkerContext, job_id: uuid.UUID, message: str) -> None:
             message[:2000],
         )
         await delete_chunks(conn, job_id)
+        await record_import_finished(conn, job_id)
 
 
 async def import_csv(ctx: WorkerContext, job_id: str) -> dict[str, Any]:

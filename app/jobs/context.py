@@ -27,6 +27,7 @@ class WorkerContext(TypedDict, total=False):
     heartbeat: asyncio.Task
     maintenance: asyncio.Task
     mirror: asyncio.Task  # the read model's loop (app/mirror/tasks.py)
+    webhooks: asyncio.Task  # the webhook delivery loop (app/webhooks/delivery.py)
     import_rows: dict[uuid.UUID, int]  # each import job's row at the last maintenance round
 
 

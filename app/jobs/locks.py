@@ -33,6 +33,8 @@ class Lock(StrEnum):
     SEGMENT = "pim.segment"  # the lease of a segment's compute (id: the segment id)
     TYPED_INDEXES = "pim.typed_indexes"  # the lease of a tenant's typed-index builds
     MIRROR = "pim.mirror"  # a tenant's read model: one writer (apply or rebuild) at a time
+    WEBHOOKS = "pim.webhooks"  # a tenant's webhook creations take turns (the count limit)
+    WEBHOOK_DELIVERY = "pim.webhook_delivery"  # the lease of a webhook's delivery (id: its id)
 
     def key(self, tenant: str, id: str | None = None) -> str:
         """The SQL expression of a key in this namespace; `tenant` and `id` are SQL expressions,
@@ -97,6 +99,13 @@ class Lease:
             return True
         return False
 
+    async def unlock(self, key: LockKey) -> None:
+        """Give one lock back before the lease ends."""
+        await self.conn.fetchval(
+            f"SELECT pg_advisory_unlock({key.lock.key('$1', '$2')})", *key.args
+        )
+        self.held.remove(key)
+
     async def _release(self) -> None:
         while self.held:
             key = self.held[-1]
@@ -113,17 +122,25 @@ async def lease(engine: AsyncEngine, key: LockKey, *, wait_s: float | None) -> A
 
     Polled, not waited for in Postgres: a blocked `pg_advisory_lock` could not be given up after a
     timeout without cancelling the statement, and its connection would sit in a lock wait."""
-    async with engine.connect() as connection:
-        raw: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-        # a vanished worker host (no FIN) must not keep the lease for hours: let Postgres probe it
-        await raw.execute(_KEEPALIVES)
-        held = Lease(raw)
+    async with lease_connection(engine) as held:
         deadline = None if wait_s is None else time.monotonic() + wait_s
         # polling Postgres, not an in-process condition: no Event can replace it
         while not await held.try_lock(key):
             if deadline is not None and time.monotonic() >= deadline:
                 raise LeaseBusy(f"{key.lock.value}:{key.tenant_id}:{key.id}")
             await asyncio.sleep(POLL_S)
+        yield held
+
+
+@asynccontextmanager
+async def lease_connection(engine: AsyncEngine) -> AsyncIterator[Lease]:
+    """A lease holding nothing yet, on a connection of its own: a long-running loop that takes
+    and gives back many locks (`try_lock`, `unlock`); whatever it still holds goes at the end."""
+    async with engine.connect() as connection:
+        raw: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+        # a vanished worker host (no FIN) must not keep the lease for hours: let Postgres probe it
+        await raw.execute(_KEEPALIVES)
+        held = Lease(raw)
         try:
             yield held
         finally:

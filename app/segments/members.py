@@ -90,6 +90,39 @@ async def drop_generations(
     await clickhouse.execute(sql, params)
 
 
+_ENTERED_SQL = f"""
+SELECT sku FROM {TABLE}
+WHERE tenant_id = %(tenant_id)s AND segment_id = %(segment_id)s AND generation = %(into)s
+  AND product_id NOT IN (
+      SELECT product_id FROM {TABLE}
+      WHERE tenant_id = %(tenant_id)s AND segment_id = %(segment_id)s AND generation = %(out_of)s)
+ORDER BY position
+"""
+
+
+async def membership_diff(
+    clickhouse: ClickHouse,
+    *,
+    tenant_id: int,
+    segment_id: int,
+    previous: int | None,
+    generation: int,
+) -> tuple[list[str], list[str]]:
+    """SKUs that entered the segment and SKUs that left it, from generation `previous` (None: the
+    first compute, every member entered) to `generation`, each in product_id order."""
+    params = {"tenant_id": tenant_id, "segment_id": segment_id}
+    # generation 0 is never written (numbers start at 1): the first compute diffs against nothing
+    entered = await clickhouse.fetch(
+        _ENTERED_SQL, {**params, "into": generation, "out_of": previous or 0}
+    )
+    left = (
+        await clickhouse.fetch(_ENTERED_SQL, {**params, "into": previous, "out_of": generation})
+        if previous
+        else []
+    )
+    return [r[0] for r in entered], [r[0] for r in left]
+
+
 async def segment_ids(clickhouse: ClickHouse) -> set[int]:
     """Every segment that has rows here."""
     return {row[0] for row in await clickhouse.fetch(f"SELECT DISTINCT segment_id FROM {TABLE}")}

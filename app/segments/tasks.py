@@ -42,6 +42,7 @@ from app.segments.service import (
     compute_job_id,
     matching_products,
 )
+from app.webhooks.service import record_segment_computed
 
 log = structlog.get_logger("pim.segments")
 
@@ -151,10 +152,21 @@ async def _write_generation(
 
 
 async def _finish_run(
-    sessionmaker, tenant_id: int, segment_id: int, generation: int, count: int
+    sessionmaker,
+    clickhouse: ClickHouse,
+    tenant_id: int,
+    segment_id: int,
+    generation: int,
+    count: int,
 ) -> bool:
-    """Make `generation` the visible one; False when the segment is gone (or a newer one is visible)."""
+    """Make `generation` the visible one; False when the segment is gone (or a newer one is visible).
+
+    The webhook events of the compute (`segment.computed`, `segment.membership_changed` from the
+    previous generation to this one) are recorded in the same transaction."""
     async with session_scope(sessionmaker, tenant_id) as session:
+        previous = await session.scalar(
+            select(Segment.current_generation).where(Segment.id == segment_id).with_for_update()
+        )
         switched = await session.scalar(
             update(Segment)
             .where(
@@ -175,6 +187,16 @@ async def _finish_run(
             .returning(Segment.id)
             .execution_options(synchronize_session=False)
         )
+        if switched is not None:
+            await record_segment_computed(
+                await driver_connection(session),
+                clickhouse,
+                tenant_id,
+                segment_id=segment_id,
+                previous=previous,
+                generation=generation,
+                count=count,
+            )
     return switched is not None
 
 
@@ -306,7 +328,7 @@ async def _compute(ctx: WorkerContext, tenant_id: int, segment_id: int) -> dict[
                 session, clickhouse, segment_id=segment_id, generation=generation
             )
         if count is None or not await _finish_run(
-            sessionmaker, tenant_id, segment_id, generation, count
+            sessionmaker, clickhouse, tenant_id, segment_id, generation, count
         ):
             await _forget(clickhouse, tenant_id, segment_id, generation)
             return {"segment_id": segment_id, "status": "gone"}
