@@ -23,6 +23,9 @@ from app.errors import BadRequest, Conflict, ErrorCode, Gone, NotFound
 from app.jobs.locks import Lock, xact_lock
 
 MAX_LIMIT = 1_000
+# NOTIFYed at the commit of every transaction that wrote entries, with the tenant id (a trigger,
+# migration h4_read_1): wakes the read model's and the webhooks' loops
+CHANGES_CHANNEL = "pim_changes"
 BUILTINS = ("name", "status", "categories", "variation_of", "variation_attributes")
 # entries deleted per maintenance round: a long backlog is pruned over several rounds
 PRUNE_BATCH = 100_000
@@ -507,6 +510,7 @@ async def prune_changes(conn, *, retention_days: int, batch: int = PRUNE_BATCH) 
 
 
 __all__ = [
+    "CHANGES_CHANNEL",
     "ENTRY_COLUMNS",
     "RevertResult",
     "committed_through",

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from app.changes.service import CHANGES_CHANNEL
 from app.clickhouse import ClickHouse
 from app.config import Settings
 from app.db import all_tenants, pg_dsn, tenant_is
@@ -19,7 +20,6 @@ from app.mirror.apply import BUSY, NEEDS_REBUILD, catch_up, rebuild
 
 log = structlog.get_logger("pim.mirror")
 
-CHANNEL = "pim_changes"
 # a tenant without a model is counted (to see whether it has grown enough) at most this often
 SIZE_CHECK_SECONDS = 60
 
@@ -81,7 +81,7 @@ async def mirror_loop(settings: Settings, clickhouse: ClickHouse) -> None:
     while True:
         try:
             async with _connection(settings) as listener, _connection(settings) as conn:
-                await listener.add_listener(CHANNEL, on_notify)
+                await listener.add_listener(CHANGES_CHANNEL, on_notify)
                 next_sweep = 0.0
                 while True:
                     if time.monotonic() >= next_sweep:

@@ -14,9 +14,9 @@ A failed attempt sets `next_attempt_at` with exponential back-off and jitter
 (`PIM_WEBHOOK_RETRY_BASE_SECONDS` doubling up to `PIM_WEBHOOK_RETRY_MAX_SECONDS`); a subscription
 whose attempts have failed for `PIM_WEBHOOK_DISABLE_AFTER_SECONDS` (3 days) is disabled.
 
-The loop wakes on NOTIFY `pim_webhooks` (sent at commit by triggers on product_changes and
-webhook_outbox, migration h4_hooks_1) and polls every `PIM_WEBHOOK_POLL_SECONDS` besides (retries,
-a lost listener). Each subscription it delivers to is leased (`Lock.WEBHOOK_DELIVERY`, a
+The loop wakes on NOTIFY `pim_changes` (sent at commit by the change log's trigger, migration
+h4_read_1) and `pim_webhooks` (by webhook_outbox's, migration h4_hooks_1), and polls every
+`PIM_WEBHOOK_POLL_SECONDS` besides (retries, a lost listener). Each subscription it delivers to is leased (`Lock.WEBHOOK_DELIVERY`, a
 session-level advisory lock on the loop's own connection): two workers never deliver to the same
 subscription at once, and a killed worker's leases go with its connection.
 """
@@ -34,7 +34,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.catalog.service import get_field_map
-from app.changes.service import committed_through, read_entries
+from app.changes.service import CHANGES_CHANNEL, committed_through, read_entries
 from app.config import Settings
 from app.db import all_tenants, driver_connection, pg_dsn, session_scope, tenant_is
 from app.jobs.locks import Lease, Lock, LockKey, lease_connection
@@ -55,7 +55,7 @@ from app.webhooks.urls import UrlRefused, check_url
 
 log = structlog.get_logger("pim.webhooks")
 
-CHANNEL = "pim_webhooks"
+OUTBOX_CHANNEL = "pim_webhooks"
 TOTAL_TIMEOUT_S = 15.0
 TIMEOUT = httpx.Timeout(TOTAL_TIMEOUT_S, connect=5.0)
 KEPT_BODY_BYTES = 1024
@@ -538,7 +538,8 @@ class Dispatcher:
                 timeout=5,
                 server_settings={"application_name": "pim-webhook-listener"},
             )
-            await conn.add_listener(CHANNEL, lambda *_args: self.wake.set())
+            for channel in (CHANGES_CHANNEL, OUTBOX_CHANNEL):
+                await conn.add_listener(channel, lambda *_args: self.wake.set())
             return conn
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             log.warning("webhook_listener_unavailable", error=str(exc)[:300])

@@ -107,17 +107,12 @@ def upgrade() -> None:
         """
     )
     op.execute(
-        "CREATE TRIGGER product_changes_notify AFTER INSERT ON product_changes "
-        "FOR EACH STATEMENT EXECUTE FUNCTION pim_notify_webhooks()"
-    )
-    op.execute(
         "CREATE TRIGGER webhook_outbox_notify AFTER INSERT ON webhook_outbox "
         "FOR EACH STATEMENT EXECUTE FUNCTION pim_notify_webhooks()"
     )
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS product_changes_notify ON product_changes")
     op.execute("DROP TABLE IF EXISTS webhook_deliveries")
     op.execute("DROP TABLE IF EXISTS webhook_outbox")
     op.execute("DROP TABLE IF EXISTS webhook_subscriptions")
