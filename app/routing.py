@@ -188,6 +188,8 @@ class GuardedRoute(APIRoute):
                     )
             if principal.role.rank < role.rank:
                 raise Forbidden(f"This action needs the {role.value} role")
+            if self._heavy_body_read:  # every heavy slot of the tenant taken: before the body
+                request.app.state.heavy_reads.check_free(principal.tenant_id)
             self._check_content_type(request)
             key = key_of(request) if self.idempotent else None
             if self._refuses_key and KEY_HEADER in request.headers:
@@ -216,14 +218,13 @@ class GuardedRoute(APIRoute):
 
 
 def _refuse_heavy_read_early(request: Request, tenant_id: int) -> None:
-    """A heavy read's 429 when this process can already tell it (every one of the tenant's heavy
-    slots taken, or its heavy-read bucket's mirror empty): answered before the request takes a
-    token of its key's bucket (a Redis round trip) or has its body read and parsed. A tenant
-    flooding previews then costs the API next to nothing per refusal. What cannot be told yet is
-    decided after the body (app/deps.py: `_heavy_read`), as before."""
-    state = request.app.state
-    state.heavy_reads.check_free(tenant_id)
-    quota = state.rate_limiter.heavy_refused_now(tenant_id)
+    """A heavy read's 429 when this process's mirror of the tenant's heavy-read bucket shows it
+    empty: answered before the request takes a token of its key's bucket (a Redis round trip) or
+    has its body read and parsed, with the heavy-read bucket's RateLimit-* headers. A tenant
+    flooding previews then costs the API next to nothing per refusal. (Its heavy slots all taken
+    is refused after the key's token, for that bucket's headers, still before the body.) What
+    cannot be told yet is decided after the body (app/deps.py: `_heavy_read`), as before."""
+    quota = request.app.state.rate_limiter.heavy_refused_now(tenant_id)
     if quota is not None:
         request.state.quota = quota
         raise TooManyRequests(HEAVY_READS_REFUSED, retry_after=quota.retry_after_seconds)

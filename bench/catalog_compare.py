@@ -11,6 +11,21 @@ then times each hot path against both servers, interleaved request by request (w
 first alternates), so that whatever else the machine does weighs on both alike: the five list
 queries of bench/catalog.py, GET by id, facets, and a bulk upsert of unchanged rows. Prints the
 median and p95 of each side and the ratio of the medians (now / baseline).
+
+Measured 2026-12-07 against 00a55ef, `--runs 60`, twice, the machine's load average 10-16 (p50 ms,
+baseline / now = ratio): list brand 39.7/42.7 = 1.08 and 37.8/43.9 = 1.16; price range 432/414 =
+0.96 and 663/680 = 1.03; q 36.0/34.7 = 0.97 and 33.6/38.9 = 1.16; page 100 69.0/67.4 = 0.98 and
+228/243 = 1.07; color + -price 72.9/74.9 = 1.03 and 136/129 = 0.95; first page 39.6/40.4 = 1.02
+and 316/315 = 1.00; GET by id 14.6/15.2 = 1.04 and 17.5/18.9 = 1.08; facets 0.96 and 1.02; bulk
+1.04 and 0.90. A third run, `--runs 100`: brand 18.8/20.0 = 1.07, range 0.99, q 0.96, page 100
+0.97, color + -price 1.07, first page 0.92, GET by id 7.46/7.92 = 1.06, facets 1.07, bulk 1.11.
+The brand list was over 5 % in all three runs (1.08, 1.16, 1.07) and GET by id in two (1.04,
+1.08, 1.06); the p95s went either way (brand 66/80, 66/59, 34/38). Both checkouts send the
+same two statements for the brand list (counted in process) and the same one for GET by id. The
+list statements are the same text with the same parameters in both checkouts, and the API's CPU
+per request (in process, 3 alternating rounds) is the same within 1 % (brand 2.88 / 2.89 ms, q
+2.68 / 2.69, GET by id 1.48 / 1.50) but for page 100 (3.35 / 3.63 ms: the cursor of every page,
+0.3 ms of an 80 ms request).
 """
 
 import argparse

@@ -211,6 +211,7 @@ async def test_a_preview_beside_the_tenants_running_heavy_reads_is_refused_befor
         await blocker.close()
     assert refused.status_code == 429, refused.text
     assert "run at once" in refused.json()["detail"]
+    assert refused.headers["RateLimit-Limit"] == str(settings.rate_limit_key_burst)
     assert (await asyncio.wait_for(running, 20)).status_code == 200
 
 
