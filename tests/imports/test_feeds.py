@@ -848,3 +848,35 @@ async def test_amazon_flat_file_template_header_is_its_third_row(client, tenant,
     assert knife["data"]["standard_price"] == 49.99 and knife["data"]["item_weight"] == 0.35
     assert products["HK-101"]["name"] == "Cutting Board, Oak"
     assert products["HK-102"]["data"]["item_weight"] == 0.975
+
+
+async def test_woocommerce_export_from_a_german_admin(client, tenant, worker):
+    # WooCommerce writes its column names in the admin's language (de_DE translation)
+    job, done, products = await import_feed(client, tenant, "woocommerce_export_de.csv")
+    assert job["format"] == "woocommerce"
+    m = job["suggested_mapping"]
+    assert (m["Artikelnummer"], m["Name"], m["ID"], m["Übergeordnetes Produkt"]) == (
+        "sku",
+        "name",
+        "post_id",
+        "variation_of",
+    )
+    assert (m["Veröffentlicht"], m["Kategorien"]) == ("status", "categories")
+    assert job["suggested_value_mapping"] == {
+        "Veröffentlicht": {"1": "active", "0": "inactive", "-1": "inactive"}
+    }
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    tee = products["tshirt-bio"]
+    assert tee["name"] == "Bio T-Shirt" and tee["status"] == "active"
+    assert await category_paths(client, tenant.viewer, tee) == {
+        "Kleidung > T-Shirts",
+        "Kleidung > Herren",
+    }
+    assert tee["data"]["schlagworter"] == ["bio", "baumwolle"] and tee["data"]["gewicht_kg"] == 0.25
+    small = products["tshirt-bio-s"]
+    assert small["variation_of"] == "tshirt-bio" and small["data"]["regularer_preis"] == 19.9
+    assert small["data"]["bestand"] == 12
+    assert products["tshirt-bio-m"]["data"]["angebotspreis"] == 17.9
+    mug = products["tasse-01"]  # Veröffentlicht -1: a draft
+    assert mug["status"] == "inactive" and mug["name"] == 'Tasse "Morgenmuffel"'
+    assert mug["data"]["bestand"] == 1250
