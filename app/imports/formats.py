@@ -105,6 +105,55 @@ _GMC_ATTRIBUTES = frozenset(
 _AKENEO_LOCALE = re.compile(r"^[a-z]{2,3}_[A-Z][A-Za-z]{1,3}(?:_[A-Z]{2})?$")
 
 
+# WooCommerce's exporter writes its column names in the admin's language; the German ones
+# (WooCommerce's de_DE translation) → the English ones the rules below are written for
+_WOO_GERMAN = {
+    "typ": "type",
+    "artikelnummer": "sku",
+    "gtin, upc, ean oder isbn": "gtin, upc, ean, or isbn",
+    "veröffentlicht": "published",
+    "ist hervorgehoben?": "is featured?",
+    "sichtbarkeit im katalog": "visibility in catalog",
+    "kurzbeschreibung": "short description",
+    "beschreibung": "description",
+    "datum, an dem angebotspreis beginnt": "date sale price starts",
+    "datum, an dem angebotspreis endet": "date sale price ends",
+    "steuerstatus": "tax status",
+    "steuerklasse": "tax class",
+    "vorrätig?": "in stock?",
+    "bestand": "stock",
+    "lieferrückstande erlaubt?": "backorders allowed?",
+    "nur einzeln verkaufen?": "sold individually?",
+    "kundenrezensionen erlauben?": "allow customer reviews?",
+    "angebotspreis": "sale price",
+    "regulärer preis": "regular price",
+    "kategorien": "categories",
+    "schlagwörter": "tags",
+    "bilder": "images",
+    "übergeordnetes produkt": "parent",
+}
+_WOO_GERMAN_ATTRIBUTE = re.compile(r"^attribut (\d+) (name|wert\(e\)|sichtbar|global|standard)$")
+_ATTRIBUTE_PARTS = {
+    "name": "name",
+    "wert(e)": "value(s)",
+    "sichtbar": "visible",
+    "global": "global",
+    "standard": "default",
+}
+
+
+def woo_key(header: str) -> str:
+    """A WooCommerce header as its rules name it: folded, and in English ('Regulärer Preis' →
+    'regular price')."""
+    key = " ".join(header.replace("\ufeff", "").split()).casefold()
+    if key in _WOO_GERMAN:
+        return _WOO_GERMAN[key]
+    attribute = _WOO_GERMAN_ATTRIBUTE.match(key)
+    if attribute:
+        return f"attribute {attribute[1]} {_ATTRIBUTE_PARTS[attribute[2]]}"
+    return key
+
+
 def _folded(headers: list[str]) -> set[str]:
     return {" ".join(h.replace("\ufeff", "").split()).casefold() for h in headers}
 
@@ -115,7 +164,8 @@ def detect_format(headers: list[str]) -> str | None:
     folded = _folded(headers)
     if folded & set(_SHOPIFY_KEYS) and len(folded & _SHOPIFY_MARKERS) >= 3:
         return SHOPIFY
-    if "sku" in folded and "regular price" in folded and len(folded & _WOO_MARKERS) >= 2:
+    woo = {woo_key(h) for h in headers}
+    if "sku" in woo and "regular price" in woo and len(woo & _WOO_MARKERS) >= 2:
         return WOOCOMMERCE
     # Magento's catalog_product export (Adobe Commerce "Product data attributes reference")
     if {"sku", "product_type", "attribute_set_code"} <= folded:
@@ -526,7 +576,7 @@ def column_rules(
         return {}
     out = {}
     for header in headers:
-        key = " ".join(header.split()).casefold()
+        key = woo_key(header) if fmt == WOOCOMMERCE else " ".join(header.split()).casefold()
         rule = table.get(key) or (
             table.get(key.replace(" ", "_")) if fmt == GOOGLE_MERCHANT_CENTER else None
         )

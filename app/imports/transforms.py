@@ -32,6 +32,7 @@ from app.imports.formats import (
     MAGENTO,
     WOOCOMMERCE,
     detect_format,
+    woo_key,
 )
 from app.imports.variants import ShopifyVariants
 
@@ -178,7 +179,7 @@ class WooParents:
     def for_headers(cls, headers: list[str]) -> "WooParents | None":
         if detect_format(headers) != WOOCOMMERCE:
             return None
-        folded = [" ".join(h.split()).casefold() for h in headers]
+        folded = [woo_key(h) for h in headers]  # English or German column names
         if not {"id", "sku", "parent"} <= set(folded):
             return None
         return cls(

@@ -848,3 +848,73 @@ async def test_amazon_flat_file_template_header_is_its_third_row(client, tenant,
     assert knife["data"]["standard_price"] == 49.99 and knife["data"]["item_weight"] == 0.35
     assert products["HK-101"]["name"] == "Cutting Board, Oak"
     assert products["HK-102"]["data"]["item_weight"] == 0.975
+
+
+async def test_woocommerce_export_from_a_german_admin(client, tenant, worker):
+    # WooCommerce writes its column names in the admin's language (de_DE translation)
+    job, done, products = await import_feed(client, tenant, "woocommerce_export_de.csv")
+    assert job["format"] == "woocommerce"
+    m = job["suggested_mapping"]
+    assert (m["Artikelnummer"], m["Name"], m["ID"], m["Übergeordnetes Produkt"]) == (
+        "sku",
+        "name",
+        "post_id",
+        "variation_of",
+    )
+    assert (m["Veröffentlicht"], m["Kategorien"]) == ("status", "categories")
+    assert job["suggested_value_mapping"] == {
+        "Veröffentlicht": {"1": "active", "0": "inactive", "-1": "inactive"}
+    }
+    assert (done["created"], done["failed"]) == (4, 0), done["errors"]
+    tee = products["tshirt-bio"]
+    assert tee["name"] == "Bio T-Shirt" and tee["status"] == "active"
+    assert await category_paths(client, tenant.viewer, tee) == {
+        "Kleidung > T-Shirts",
+        "Kleidung > Herren",
+    }
+    assert tee["data"]["schlagworter"] == ["bio", "baumwolle"] and tee["data"]["gewicht_kg"] == 0.25
+    small = products["tshirt-bio-s"]
+    assert small["variation_of"] == "tshirt-bio" and small["data"]["regularer_preis"] == 19.9
+    assert small["data"]["bestand"] == 12
+    assert products["tshirt-bio-m"]["data"]["angebotspreis"] == 17.9
+    mug = products["tasse-01"]  # Veröffentlicht -1: a draft
+    assert mug["status"] == "inactive" and mug["name"] == 'Tasse "Morgenmuffel"'
+    assert mug["data"]["bestand"] == 1250
+
+
+async def test_german_erp_200_rows_enums_and_late_evidence(client, tenant, worker):
+    # brands change after row 150 and the day-first dates only show it after row 180: the whole
+    # file decides; one price 'auf Anfrage' (on request) is no number and rejects its row, warned
+    job, done, products = await import_feed(client, tenant, "erp_de_200_rows.csv")
+    assert job["encoding"] == "cp1252" and job["conventions"]["date_order"] == "dmy"
+    marke = column(job, "Marke")
+    schema = {f["name"]: f for f in job["suggested_schema"]}
+    if marke["inferred_type"] == "enum":
+        assert set(schema["marke"]["options"]) >= {"Bosch", "Hilti", "DeWalt", "Fein"}
+    assert any("auf Anfrage" in w for w in column(job, "Preis")["warnings"])
+    assert (done["created"], done["failed"]) == (199, 1), done["errors"]
+    assert done["errors"][0]["sku"] == "WZ-0120" and "auf Anfrage" in done["errors"][0]["detail"]
+    first = products["WZ-0000"]["data"]
+    assert first["preis"] == 9 and first["gewicht"] == 1 and first["lieferdatum"] == "2024-01-01"
+    late = products["WZ-0185"]["data"]
+    assert late["marke"] == "Hilti" and late["preis"] == 554.85 and late["gewicht"] == 4.405
+    assert late["lieferdatum"] == "2024-06-18"
+    assert products["WZ-0001"]["data"]["lieferdatum"] == "2024-02-02"
+    assert (
+        products["WZ-0199"]["data"]["farbe"] == "blau"
+        and products["WZ-0199"]["data"]["marke"] == "Fein"
+    )
+
+
+async def test_google_merchant_center_feed_with_german_attribute_names(client, tenant, worker):
+    # Merchant Center also takes its attributes in the feed's language; not recognised as its
+    # format, the feed still changes no value: '129.90 EUR' stays as written
+    job, done, products = await import_feed(client, tenant, "google_merchant_center_de.tsv")
+    m = job["suggested_mapping"]
+    assert (m["id"], m["titel"]) == ("sku", "name")
+    assert (done["created"], done["failed"]) == (3, 0), done["errors"]
+    shoe = products["DE-1"]
+    assert shoe["name"] == "Wanderschuh Alpin"
+    assert shoe["data"]["preis"] == "129.90 EUR" and shoe["data"]["gtin"] == "04012345678901"
+    assert shoe["data"]["verfugbarkeit"] == "auf lager"
+    assert products["DE-3"]["data"]["preis"] == "1299.00 EUR"
