@@ -176,8 +176,11 @@ async def wait_for(predicate, timeout: float = 60.0, interval: float = 0.2):
 
 
 def pytest_sessionstart(session):
-    create_test_databases()
+    # `--collect-only` runs no test: it must not drop the databases of a suite running beside it
+    if not session.config.option.collectonly:
+        create_test_databases()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    drop_test_databases()
+    if not session.config.option.collectonly:
+        drop_test_databases()
