@@ -21,6 +21,12 @@ unchanged re-send 8,746 vs 9,841 (0.89, pairs 1.00) and no entry written; change
 p50 16.5 ms (p95 34.8); history page p50 0.3 ms (3 entries) and 0.8 ms (100 of a product's 3,000).
 Before the update diff compared columns (two states diffed key by key), updates ran at 0.36-0.66.
 
+After h4_perf_1 (creates logged without their state built and without the FK check), `--n 50000`,
+three runs at load average 10, 12 and 19: create ratio 0.80 / 0.65 / 0.71 of the totals (pairs
+0.79 / 0.80 / 0.73), the backend's CPU 44 vs 39, 55 vs 35, 54 vs 45 us/row; the same code before
+h4_perf_1 at load ~1 gave 0.72 (pairs 0.73). With 3M entries at load 12: changes page of 1,000
+p50 46.9 ms (p95 143), history pages p50 1.8 ms (3 entries) and 4.6 ms (100 entries).
+
 Prints p50/p95 in ms and rows/s. Run it on the development database (`.env`): it creates two
 tenants per run and leaves them (with their products and entries) for inspection.
 """
