@@ -284,3 +284,24 @@ async def test_a_claim_left_in_flight_by_a_dead_process_is_taken_over(client, se
     finally:
         await conn.close()
     assert await skus(client, tenant.viewer) == ["D-1"]
+
+
+def test_every_post_documents_the_header(app):
+    spec = app.openapi()
+    posts = {
+        path: operations["post"]
+        for path, operations in spec["paths"].items()
+        if "post" in operations
+    }
+    assert len(posts) > 10
+    for path, operation in posts.items():
+        names = [p["name"] for p in operation.get("parameters", [])]
+        if path == "/api/auth/api-keys/":
+            assert "Idempotency-Key" not in names
+            assert operation["x-idempotency-key-refused"] is True
+            continue
+        assert names.count("Idempotency-Key") == 1, path
+        assert "idempotency_key_reused" in operation["responses"]["409"]["description"], path
+        success = [code for code in operation["responses"] if code.startswith("2")]
+        for code in success:
+            assert "Idempotent-Replayed" in operation["responses"][code]["headers"], path
