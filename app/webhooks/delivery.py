@@ -61,6 +61,7 @@ TIMEOUT = httpx.Timeout(TOTAL_TIMEOUT_S, connect=5.0)
 KEPT_BODY_BYTES = 1024
 _BUILTINS = ("name", "status", "categories", "variation_of", "variation_attributes")
 _DUE_LIMIT = 200
+WINDOW_BATCHES = 4  # a batch reads at most this many batch sizes of seqs
 
 
 def new_client() -> httpx.AsyncClient:
@@ -213,7 +214,9 @@ async def next_batch(session: AsyncSession, tenant_id: int, sub: Any, *, size: i
             for o in ready
         ]
         return Batch(events, cursor, [o["id"] for o in ready])
-    upper = min([through, *(o["after_seq"] for o in pending)])
+    # a window of seqs (a tenant's seqs are consecutive): each read is a bounded range of the
+    # primary key whatever plan the statistics lead to, also when few entries are wanted
+    upper = min([through, cursor + WINDOW_BATCHES * size, *(o["after_seq"] for o in pending)])
     if upper <= cursor:
         return Batch([], cursor, [])
     ops = [t.split(".", 1)[1] for t in sub["events"] if t in PRODUCT_EVENTS]

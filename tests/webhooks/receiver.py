@@ -28,6 +28,8 @@ class Receiver:
     port: int = 0
     status: int = 200
     delay: float = 0.0  # seconds each answer takes
+    in_flight: int = 0
+    max_in_flight: int = 0  # the most requests it was answering at once
     deliveries: list[Delivery] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -44,8 +46,13 @@ class Receiver:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver._lock:
+                    receiver.in_flight += 1
+                    receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                with receiver._lock:
+                    receiver.in_flight -= 1
                 status = receiver.status
                 if 200 <= status < 300:
                     with receiver._lock:
