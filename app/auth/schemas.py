@@ -7,6 +7,8 @@ from app.pagination import NextCursor
 
 
 class ApiKeyCreate(BaseModel):
+    """A key to create: a name to recognise it by and its role."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)

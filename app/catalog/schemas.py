@@ -13,6 +13,8 @@ LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
 
 class SchemaIn(BaseModel):
+    """The whole field list (it replaces the stored one), and the default currency and locale."""
+
     model_config = ConfigDict(extra="forbid")
 
     fields: list[FieldDef] = Field(default_factory=list)
@@ -68,6 +70,8 @@ def _category_name(cls: type, name: str | None) -> str | None:
 
 
 class CategoryIn(BaseModel):
+    """A new category: its name, parent (none: a root), labels per locale and position among its siblings."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: CategoryName
@@ -79,6 +83,8 @@ class CategoryIn(BaseModel):
 
 
 class CategoryPatch(BaseModel):
+    """The category's attributes to change; those left out stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: CategoryName | None = None
@@ -106,6 +112,8 @@ class CategoryPage(BaseModel):
 
 
 class ViewIn(BaseModel):
+    """A new view: its name and the attributes it shows, in order."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
@@ -114,6 +122,8 @@ class ViewIn(BaseModel):
 
 
 class ViewPatch(BaseModel):
+    """The view's attributes to change; those left out stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255)

@@ -39,6 +39,8 @@ VariationAttributes = Annotated[
 
 
 class ProductIn(BaseModel):
+    """A new product: its SKU and name, built-ins, and `data` (values of the schema's fields, coerced to their types)."""
+
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
@@ -53,6 +55,8 @@ class ProductIn(BaseModel):
 
 
 class ProductPatch(BaseModel):
+    """The built-ins to change, and `data` as a JSON merge patch; fields left out stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
@@ -124,6 +128,8 @@ BulkItemIn = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/BulkIt
 
 
 class BulkIn(BaseModel):
+    """Up to 10,000 products to create or update by SKU."""
+
     products: list[BulkItemIn] = Field(
         max_length=MAX_BULK_ITEMS,
         description="Items with `sku` (required), optional `name`, `status`, `categories`, `variation_of`, "

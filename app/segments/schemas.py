@@ -24,6 +24,8 @@ class SegmentStatus(StrEnum):
 
 
 class SegmentIn(BaseModel):
+    """A new segment: its name, description and definition (a predicate in the segment DSL)."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=255)
@@ -32,6 +34,8 @@ class SegmentIn(BaseModel):
 
 
 class SegmentPatch(BaseModel):
+    """The segment's attributes to change; those left out stay as they are."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=255)
