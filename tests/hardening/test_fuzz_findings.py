@@ -89,3 +89,40 @@ async def test_an_oversized_request_head_is_declared_on_every_operation(client):
     for operations in spec["paths"].values():
         for operation in operations.values():
             assert "431" in operation["responses"], operation["operationId"]
+
+
+async def test_a_segment_whose_list_value_holds_null_reads_back(client, tenant):
+    """The stateful run: a definition stored with `null` in a list value (the DSL takes it) could
+    not be answered as the typed `SegmentOut.definition` (a 500)."""
+    await client.put(
+        "/api/pim/schema/", json={"fields": [{"name": "brand"}]}, headers=tenant.editor
+    )
+    definition = {"field": "brand", "op": "in", "value": ["Nike", None]}
+    response = await client.post(
+        "/api/product-segments/",
+        json={"name": "with null", "definition": definition},
+        headers=tenant.editor,
+    )
+    assert response.status_code in (201, 400), response.text
+    if response.status_code == 201:
+        read = await client.get(
+            f"/api/product-segments/{response.json()['id']}/", headers=tenant.viewer
+        )
+        assert read.status_code == 200 and read.json()["definition"]["value"] == ["Nike", None]
+
+
+async def test_a_null_convention_override_overrides_nothing(client, tenant):
+    """The stateful run: `"conventions": {"true_words": null}` in a confirm was a 500."""
+    job = await client.post(
+        "/api/pim/import/csv/",
+        files={"file": ("feed.csv", b"sku,name\nA-1,Shirt\n", "text/csv")},
+        headers=tenant.editor,
+    )
+    assert job.status_code == 201, job.text
+    response = await client.post(
+        f"/api/pim/import/{job.json()['job_id']}/confirm/",
+        json={"dry_run": True, "conventions": {"true_words": None, "false_words": None}},
+        headers=tenant.editor,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["conventions"]["true_words"]
