@@ -202,6 +202,17 @@ def _document_common_errors(app: FastAPI) -> None:
                             )
                     if any(p.get("name") == KEY_HEADER for p in operation.get("parameters", ())):
                         _document_idempotency(responses, error)
+                    # any request: its line and headers past PIM_MAX_REQUEST_HEAD_BYTES (a long
+                    # query string: a declared maximum length counts characters, sent as up to 12
+                    # bytes each when percent-encoded)
+                    responses.setdefault(
+                        "431",
+                        {
+                            "description": "The request line and headers are larger than "
+                            "`PIM_MAX_REQUEST_HEAD_BYTES` (64 KiB)",
+                            "content": error,
+                        },
+                    )
                     role = operation.get(ROLE_EXTENSION)
                     if role == Role.viewer:
                         responses.pop("403", None)  # every caller holds at least the viewer role

@@ -101,6 +101,7 @@ class Step:
     summary: str
     body: Any = None
     query: dict[str, Any] = field(default_factory=dict)
+    body_help: str = ""  # the body's description, where its schema has none
     # poll this read (same path parameters) until its `field` is one of `values` before sending
     wait: tuple[str, str, tuple[str, ...]] | None = None
 
@@ -210,7 +211,12 @@ TOUR: list[Step] = [
         "Update a view",
         body={"attributes": ["brand", "price", "color", "tags"]},
     ),
-    Step("preview_segment", "Count the products a definition matches", body=DEFINITION),
+    Step(
+        "preview_segment",
+        "Count the products a definition matches",
+        body=DEFINITION,
+        body_help="A definition in the segment DSL, as a segment's `definition`.",
+    ),
     Step(
         "create_segment",
         "Create a segment",
@@ -228,7 +234,12 @@ TOUR: list[Step] = [
         body={"description": "Nike products priced 100 to 200, for the running newsletter"},
     ),
     Step("compute_segment", "Compute a segment's membership"),
-    Step("upload_import_csv", "Upload a CSV file or an XLSX workbook", body=CSV_EXAMPLE),
+    Step(
+        "upload_import_csv",
+        "Upload a CSV file or an XLSX workbook",
+        body=CSV_EXAMPLE,
+        body_help="The file as the multipart/form-data part `file`.",
+    ),
     Step("list_import_jobs", "List import jobs", query={"limit": 50}),
     Step("get_import_job", "Read an import job"),
     Step(
@@ -418,7 +429,15 @@ def document_tour(schema: dict[str, Any], settings: Settings) -> None:
             elif parameter["in"] == "query" and parameter["name"] in step.query:
                 parameter["example"] = step.query[parameter["name"]]
         if step.body is not None:
-            content = operation["requestBody"]["content"]
+            body = operation["requestBody"]
+            if not body.get("description"):
+                media = next(iter(body["content"].values()))
+                ref = media.get("schema", {}).get("$ref", "")
+                model = schema["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {})
+                body["description"] = (
+                    model.get("description") or f"{step.summary}: see the example."
+                )
+            content = body["content"]
             if "multipart/form-data" in content:
                 content["multipart/form-data"]["example"] = {"file": step.body}
             else:

@@ -101,8 +101,10 @@ class GuardedRoute(APIRoute):
     claimed before its turn, and replayed or refused (409) without running (app/idempotency.py)."""
 
     takes_turns = True
-    # the literal segments of every route's path (`bulk`, `search`...): an integer id parameter
-    # never takes one, so that `GET /products/bulk/` is the bulk route's 405, not a 422 for an id
+    # the literal segments of every route's path (`bulk`, `search`, `csv`...): an id parameter (an
+    # integer, or a `*_id` such as an import's UUID) never takes one, so that `GET /products/bulk/`
+    # is the bulk route's 405, not a 422 for an id, and `PUT /import/csv/` a 405 whose `Allow` is
+    # the upload's POST alone, not the job routes' GET and DELETE too
     fixed_words: ClassVar[set[str]] = set()
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
@@ -110,8 +112,10 @@ class GuardedRoute(APIRoute):
         GuardedRoute.fixed_words.update(
             part for part in path.split("/") if part and not part.startswith("{")
         )
-        self._int_params = frozenset(
-            param.name for param in self.dependant.path_params if _is_int(param.field_info)
+        self._id_params = frozenset(
+            param.name
+            for param in self.dependant.path_params
+            if _is_int(param.field_info) or param.name.endswith("_id")
         )
         self._json_body = self.body_field is not None and not _is_form(self.body_field)
         # a heavy read whose predicate comes in the body (a preview, a search): refused early
@@ -136,9 +140,9 @@ class GuardedRoute(APIRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match != Match.NONE and self._int_params:
+        if match != Match.NONE and self._id_params:
             values = child.get("path_params", {})
-            if any(values.get(name) in GuardedRoute.fixed_words for name in self._int_params):
+            if any(values.get(name) in GuardedRoute.fixed_words for name in self._id_params):
                 return Match.NONE, {}
         return match, child
 
@@ -259,10 +263,10 @@ def took_a_fixed_word(request: Request) -> bool:
     """Whether the request's route took a fixed word (`bulk`) as an integer id: such a request is
     answered as if that route did not match (405 or 404), not with a 422 for the id."""
     route = request.scope.get("route")
-    if not isinstance(route, GuardedRoute) or not route._int_params:
+    if not isinstance(route, GuardedRoute) or not route._id_params:
         return False
     values = request.scope.get("path_params", {})
-    return any(str(values.get(name)) in GuardedRoute.fixed_words for name in route._int_params)
+    return any(str(values.get(name)) in GuardedRoute.fixed_words for name in route._id_params)
 
 
 def set_location(request: Request, response: Response, route_name: str, **path_params: Any) -> None:

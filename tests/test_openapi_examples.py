@@ -160,6 +160,8 @@ def test_every_operation_is_documented_with_examples():
         for key in ("summary", "description", "tags", ORDER_EXTENSION):
             if not operation.get(key):
                 problems.append(f"{where}: no {key}")
+        if "requestBody" in operation and not operation["requestBody"].get("description"):
+            problems.append(f"{where}: request body without a description")
         for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
             if "example" not in content:
                 problems.append(f"{where}: request {media_type} without an example")

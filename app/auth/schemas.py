@@ -8,6 +8,8 @@ from app.pagination import NextCursor
 
 
 class ApiKeyCreate(ClosedModel):
+    """A key to create: a name to recognise it by and its role."""
+
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.viewer
 

@@ -14,6 +14,8 @@ LOCALE_PATTERN = r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$"
 
 
 class SchemaIn(ClosedModel):
+    """The whole field list (it replaces the stored one), and the default currency and locale."""
+
     fields: list[FieldDef] = Field(default_factory=list)
     default_currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
     default_locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
@@ -67,6 +69,8 @@ def _category_name(cls: type, name: str | None) -> str | None:
 
 
 class CategoryIn(ClosedModel):
+    """A new category: its name, parent (none: a root), labels per locale and position among its siblings."""
+
     name: CategoryName
     parent_id: int | None = Field(default=None, ge=1, le=INT64_MAX)
     labels: dict[str, str] = Field(default_factory=dict)
@@ -106,6 +110,8 @@ class CategoryPage(BaseModel):
 
 
 class ViewIn(ClosedModel):
+    """A new view: its name and the attributes it shows, in order."""
+
     name: str = Field(min_length=1, max_length=255)
     attributes: list[str] = Field(default_factory=list, max_length=500)
     is_default: bool = False

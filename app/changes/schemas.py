@@ -51,6 +51,8 @@ class HistoryPage(BaseModel):
 
 
 class RevertIn(BaseModel):
+    """The change entry whose state the product gets back."""
+
     seq: int = Field(ge=1, le=2**63 - 1, description="one of the product's change entries")
 
 

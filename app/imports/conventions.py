@@ -103,9 +103,13 @@ class Conventions:
         return cls(**known)
 
     def updated(self, changes: dict[str, Any]) -> "Conventions":
-        """These conventions with some of them replaced (a client's partial override)."""
+        """These conventions with some of them replaced (a client's partial override). A null
+        `thousands` means none; null word lists override nothing (there is no list to read)."""
+        words = ("true_words", "false_words")
         changes = {
-            k: tuple(v) if k in ("true_words", "false_words") else v for k, v in changes.items()
+            k: tuple(v) if k in words else v
+            for k, v in changes.items()
+            if not (k in words and v is None)
         }
         return replace(self, **changes)
 

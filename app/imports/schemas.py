@@ -191,6 +191,8 @@ class ImportJobPage(BaseModel):
 
 
 class ConfirmIn(ClosedModel):
+    """The confirmed mapping, schema, conventions and value mapping of an import (each omitted: the suggestion or the current one), or a dry run."""
+
     model_config = ConfigDict(populate_by_name=True)
 
     mapping: dict[str, str | None] | None = Field(

@@ -40,6 +40,8 @@ VariationAttributes = Annotated[
 
 
 class ProductIn(ClosedModel):
+    """A new product: its SKU and name, built-ins, and `data` (values of the schema's fields, coerced to their types)."""
+
     sku: Sku = Field(description="unique per tenant; surrounding whitespace is removed")
     name: Name
     status: ProductStatus = ProductStatus.active
@@ -127,6 +129,8 @@ BulkItemIn = Annotated[Any, WithJsonSchema({"$ref": "#/components/schemas/BulkIt
 
 
 class BulkIn(BaseModel):
+    """Up to 10,000 products to create or update by SKU."""
+
     products: list[BulkItemIn] = Field(
         max_length=MAX_BULK_ITEMS,
         description="Items with `sku` (required), optional `name`, `status`, `categories`, `variation_of`, "

@@ -45,6 +45,7 @@ from app.query.querystring import (
     parse_builtin_filters,
     parse_field_filter,
 )
+from app.responses import json_text
 
 PRODUCT_COLUMNS = (
     "p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, "
@@ -548,7 +549,8 @@ def _coerce(fields: dict[str, FieldDef], data: dict[str, Any], *, partial: bool)
 
 
 def _check_size(data: dict[str, Any], max_data_bytes: int) -> None:
-    too_large = data_too_large(orjson.dumps(data).decode(), max_data_bytes)
+    # json_text: a client's integer beyond 64 bits (the JSON grammar allows it) is measured too
+    too_large = data_too_large(json_text(data), max_data_bytes)
     if too_large:
         raise BadRequest(too_large)
 

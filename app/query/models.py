@@ -63,7 +63,7 @@ class Op(StrEnum):
 # datetimes as ISO 8601 text), a list of them, or nothing. Documents the DSL (requests are checked
 # by `parsing.parse_definition`) and types a definition read back (`SegmentOut.definition`).
 Scalar = bool | int | float | str
-ConditionValue = Scalar | list[Scalar] | None
+ConditionValue = Scalar | list[Scalar | None] | None
 
 
 class Condition(ClosedModel):

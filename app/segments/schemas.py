@@ -26,6 +26,8 @@ class SegmentStatus(StrEnum):
 
 
 class SegmentIn(ClosedModel):
+    """A new segment: its name, description and definition (a predicate in the segment DSL)."""
+
     name: str = Field(min_length=1, max_length=255)
     description: str = Field(default="", max_length=10_000)
     definition: Definition

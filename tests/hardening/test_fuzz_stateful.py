@@ -4,7 +4,7 @@ object), against a live server and worker, as an admin of a fresh tenant: no ser
 status declared (and a 405's `Allow` right), every answer matching its schema.
 
 Time-boxed for the suite (`PIM_FUZZ_CLI_MAX_EXAMPLES` cases per operation and phase, 20 by
-default; `PIM_FUZZ_CLI_MAX_TIME` seconds, 240 by default). The deep run of issue 17:
+default; `PIM_FUZZ_CLI_MAX_TIME` seconds, 180 by default). The deep run of issue 17:
 `PIM_FUZZ_CLI_MAX_EXAMPLES=150 PIM_FUZZ_CLI_MAX_TIME=3000 pytest -s tests/hardening/test_fuzz_stateful.py`.
 """
 
@@ -19,7 +19,7 @@ import pytest
 from tests.hardening.live_server import LiveServer, live_server
 
 MAX_EXAMPLES = int(os.environ.get("PIM_FUZZ_CLI_MAX_EXAMPLES", "20"))
-MAX_TIME = int(os.environ.get("PIM_FUZZ_CLI_MAX_TIME", "240"))
+MAX_TIME = int(os.environ.get("PIM_FUZZ_CLI_MAX_TIME", "180"))
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
