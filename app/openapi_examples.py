@@ -69,6 +69,11 @@ TAGS = [
         "(of a product, an import or a bulk request).",
     },
     {
+        "name": "webhooks",
+        "description": "Signed, at-least-once deliveries of product, import and segment events to "
+        "a receiver's URL, from the change log (admin).",
+    },
+    {
         "name": "pims",
         "description": "The PIMS compatibility routes: products of a category in the PIMS format "
         "(its own error shape, `{status, detail, code}`).",
@@ -281,9 +286,28 @@ TOUR: list[Step] = [
     ),
     Step("download_import_errors", "Download an import's rejected rows (CSV)"),
     Step("revert_bulk", "Undo a bulk upsert"),
+    Step(
+        "create_webhook",
+        "Subscribe a receiver to product events",
+        body={
+            # a receiver on this host answers nothing: the tour runs without network; a real
+            # subscription names a public https URL (private ones need PIM_WEBHOOK_ALLOW_PRIVATE)
+            "url": "http://127.0.0.1:9/pim-events",
+            "events": ["product.created", "product.updated", "product.deleted"],
+            "filter": {"field": "brand", "op": "eq", "value": "Nike"},
+        },
+    ),
+    Step("list_webhooks", "List webhooks", query={"limit": 50}),
+    Step("get_webhook", "Read a webhook"),
+    Step("update_webhook", "Update a webhook", body={"events": ["product.updated"]}),
+    Step("rotate_secret", "Rotate a webhook's signing secret"),
+    Step("ping", "Deliver a ping event now"),
+    Step("list_deliveries", "A webhook's delivery attempts", query={"limit": 50}),
+    Step("replay", "Deliver again every event after a seq", body={"after": 0}),
     Step("create_api_key", "Create an API key", body={"name": "CI read-only", "role": "viewer"}),
     Step("list_api_keys", "List API keys", query={"limit": 50}),
     Step("revoke_api_key", "Revoke an API key"),
+    Step("delete_webhook", "Delete a webhook"),
     Step("delete_view", "Delete a view"),
     Step("delete_segment", "Delete a segment"),
     Step("delete_import_job", "Delete an import job"),
@@ -329,6 +353,18 @@ LINKS: dict[str, dict[str, tuple[str, str]]] = {
         "revert_import": ("job_id", "job_id"),
     },
     "create_api_key": {"revoke_api_key": ("key_id", "id")},
+    "create_webhook": {
+        name: ("webhook_id", "id")
+        for name in (
+            "get_webhook",
+            "update_webhook",
+            "delete_webhook",
+            "rotate_secret",
+            "ping",
+            "list_deliveries",
+            "replay",
+        )
+    },
 }
 
 # Example values of path parameters that no link fills (and illustrative ones for those a link does).
@@ -340,6 +376,7 @@ PATH_EXAMPLES = {
     "view_id": 1,
     "segment_id": 1,
     "key_id": 1,
+    "webhook_id": 1,
     "job_id": "0b5f3b3e-7c1e-4f38-9d3c-5a4f2c1d9e10",
     "request_id": "6f1c2d3e4b5a69788796a5b4c3d2e1f0",
 }

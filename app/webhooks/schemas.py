@@ -1,10 +1,11 @@
 """Request and response models of webhooks."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
+from app.bodies import ClosedModel
 from app.pagination import NextCursor
 from app.products.rules import INT64_MAX
 from app.query.models import Definition
@@ -28,8 +29,8 @@ _EXAMPLE: dict[str, Any] = {
 }
 
 
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
+class WebhookIn(ClosedModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE]})
 
     url: str = Field(min_length=1, max_length=MAX_URL_LENGTH, description="http(s) receiver")
     events: list[EventType] = Field(
@@ -39,16 +40,21 @@ class WebhookIn(BaseModel):
     active: bool = True
 
 
-class WebhookPatch(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"active": True}, {"filter": None}]}
-    )
+class WebhookPatch(ClosedModel):
+    """A partial update: an absent field is unchanged; `filter: null` removes the filter; null for
+    any other field is a 422 (docs/contract.md, "PATCH and null")."""
 
-    url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
-    events: list[EventType] | None = Field(default=None, min_length=1, max_length=len(EventType))
-    filter: Definition | None = Field(default=None, description=FILTER_HELP + " `null` removes it.")
-    active: bool | None = Field(
-        default=None,
+    model_config = ConfigDict(json_schema_extra={"examples": [{"active": True}, {"filter": None}]})
+
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH)] | MISSING = MISSING
+    events: Annotated[list[EventType], Field(min_length=1, max_length=len(EventType))] | MISSING = (
+        MISSING
+    )
+    filter: Definition | MISSING | None = Field(
+        default=MISSING, description=FILTER_HELP + " `null` removes it."
+    )
+    active: bool | MISSING = Field(
+        default=MISSING,
         description="`true` re-enables a disabled webhook (its failure count starts again)",
     )
 
@@ -104,8 +110,8 @@ class DeliveryPage(BaseModel):
     next_cursor: NextCursor
 
 
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"after": 0}]})
+class ReplayIn(ClosedModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"after": 0}]})
 
     after: int = Field(ge=0, le=INT64_MAX, description="exclusive: events after this seq")
 

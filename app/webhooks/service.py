@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from pydantic import MISSING
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,20 +102,16 @@ async def update_webhook(
     session: AsyncSession, webhook_id: int, *, body: WebhookPatch, settings: Settings
 ) -> WebhookSubscription:
     webhook = await get_webhook(session, webhook_id, for_update=True)
-    fields = body.model_fields_set
-    for name in ("url", "events", "active"):
-        if name in fields and getattr(body, name) is None:
-            raise BadRequest(f"{name}: must not be null", param=name)
-    if body.url is not None:
+    if body.url is not MISSING:
         await check_url(body.url, **delivery.url_rules(settings))
         webhook.url = body.url
-    if body.events is not None:
+    if body.events is not MISSING:
         webhook.events = sorted({e.value for e in body.events})
-    if "filter" in fields:
+    if body.filter is not MISSING:
         webhook.filter = (
             await _checked_filter(session, body.filter) if body.filter is not None else None
         )
-    if body.active is not None:
+    if body.active is not MISSING:
         if body.active and not webhook.active:  # re-enabled: a fresh start of its retries
             webhook.disabled_reason = None
             webhook.failures = 0
