@@ -214,3 +214,42 @@ async def test_every_write_path_accepts_and_refuses_the_same_products(client, ma
                     value = list(dict.fromkeys(value))
                 if key != "sku":
                     assert found[key] == value, (path, case.label, key)
+
+
+async def test_integers_beyond_64_bits_are_stored_exactly_on_every_write_path(client, tenant):
+    """A JSON integer beyond 64 bits (the grammar allows it) in a number field or a free data key
+    is stored as sent: orjson would read it as a float and silently round it."""
+    await client.put(
+        "/api/pim/schema/",
+        headers=tenant.editor,
+        json={"fields": [{"name": "n", "type": "number"}, {"name": "i", "type": "integer"}]},
+    )
+    big = 123456789012345678901234567890
+    created = await client.post(
+        "/api/pim/products/",
+        headers=tenant.editor,
+        json={"sku": "A", "name": "a", "data": {"n": big, "free": -big}},
+    )
+    assert created.status_code == 201, created.text
+    bulk = await client.post(
+        "/api/pim/products/bulk/",
+        headers=tenant.editor,
+        json={"products": [{"sku": "B", "name": "b", "n": big + 1}]},
+    )
+    assert bulk.json()["created"] == 1, bulk.text
+    patched = await client.patch(
+        created.headers["Location"], headers=tenant.editor, json={"data": {"free": big + 2}}
+    )
+    assert patched.status_code == 200, patched.text
+    stored = {
+        p["sku"]: p["data"]
+        for p in (await client.get("/api/pim/products/", headers=tenant.viewer)).json()["results"]
+    }
+    assert stored == {"A": {"n": big, "free": big + 2}, "B": {"n": big + 1}}
+    # an integer field keeps its 64-bit range: beyond it is refused, not rounded
+    refused = await client.post(
+        "/api/pim/products/",
+        headers=tenant.editor,
+        json={"sku": "C", "name": "c", "data": {"i": big}},
+    )
+    assert refused.status_code == 400 and refused.json()["param"] == "i"
