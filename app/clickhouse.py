@@ -52,6 +52,7 @@ MIGRATIONS: list[str] = [
         present Array(String),
         filled Array(String),
         kv Array(String),
+        long_keys Array(String),
         ka Array(String),
         nk Array(String),
         nv Array(Float64)

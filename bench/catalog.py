@@ -347,7 +347,7 @@ end
 
 async def _set_model(clickhouse, tenant_id: int, state, *, on: bool) -> None:
     """Let the API's read model answer for the tenant, or not (a state with no products is below
-    any PIM_MIRROR_MIN_PRODUCTS but 0); switching on waits out the API's skip memory."""
+    PIM_MIRROR_MIN_PRODUCTS, 1 here); switching on waits out the API's skip memory."""
     from app.mirror.model import State, write_state
     from app.mirror.reads import SKIP_SECONDS
 
@@ -594,8 +594,9 @@ async def main() -> None:
     args = parser.parse_args()
 
     settings = get_settings()
-    # the API's read model answers for the benchmark tenant at any --n
-    os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "0")
+    # the API's read model answers for the benchmark tenant at any --n (1, not 0: the section
+    # switches the model off by a state of 0 products)
+    os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "1")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     conn = await asyncpg.connect(pg_dsn(settings.database_url))

@@ -8,7 +8,8 @@ a rebuild writes the next one and then switches `mirror_state` to it.
 
 The columns are built in Postgres from a product row (`ROW_SQL`), so that they are exactly the
 values the Postgres compiler reads: `kv` the `data` keys with a JSON string (`key=value`) or
-boolean (`key:true`), `ka` the distinct string elements of its arrays (`key=element`), `nk`/`nv`
+boolean (`key:true`) up to MAX_KV_VALUE bytes, `long_keys` the keys of longer strings, `ka`
+the distinct string elements of its arrays (`key=element`), `nk`/`nv`
 its values that `pim_num` reads as numbers, `present` its keys that are not JSON null, `filled`
 those that are not null, "" or [] either.
 """
@@ -21,6 +22,10 @@ from app.clickhouse import ClickHouse
 from app.db import tenant_is
 
 TABLE = "products_mirror"
+# String values longer than this (bytes) are left out of `kv` (descriptions would make it most of
+# the table, and every equality filter reads it) and their keys listed in `long_keys`: an
+# equality test on a longer value, and facets over such a field, are Postgres's.
+MAX_KV_VALUE = 64
 STATE_TABLE = "mirror_state"
 # the columns of a state, in the order ROW_SQL selects them after the id
 STATE_COLUMNS = (
@@ -32,6 +37,7 @@ STATE_COLUMNS = (
     "present",
     "filled",
     "kv",
+    "long_keys",
     "ka",
     "nk",
     "nv",
@@ -48,7 +54,7 @@ _FLOAT_SAFE = "1e300"
 ROW_SQL = f"""
 SELECT p.id, p.sku, p.name, p.status, p.variation_of, p.categories,
   COALESCE(d.present, '{{}}') AS present, COALESCE(d.filled, '{{}}') AS filled,
-  COALESCE(d.kv, '{{}}') AS kv,
+  COALESCE(d.kv, '{{}}') AS kv, COALESCE(d.long_keys, '{{}}') AS long_keys,
   ARRAY(SELECT DISTINCT a.key || '=' || (e #>> '{{}}') FROM jsonb_each(p.data) a
         CROSS JOIN LATERAL jsonb_array_elements(a.value) e
         WHERE jsonb_typeof(a.value) = 'array' AND jsonb_typeof(e) = 'string' ORDER BY 1) AS ka,
@@ -60,7 +66,10 @@ CROSS JOIN LATERAL (
          array_agg(key) FILTER (WHERE t <> 'null' AND value NOT IN ('""'::jsonb, '[]'::jsonb)) AS filled,
          array_agg(CASE WHEN t = 'string' THEN key || '=' || (value #>> '{{}}')
                         ELSE key || ':' || value::text END)
-           FILTER (WHERE t IN ('string', 'boolean')) AS kv,
+           FILTER (WHERE t = 'boolean' OR (t = 'string' AND octet_length(value #>> '{{}}') <= {MAX_KV_VALUE}))
+           AS kv,
+         array_agg(key) FILTER (WHERE t = 'string' AND octet_length(value #>> '{{}}') > {MAX_KV_VALUE})
+           AS long_keys,
          array_agg(key) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nk,
          array_agg(num::float8) FILTER (WHERE abs(num) < {_FLOAT_SAFE}) AS nv
   FROM (

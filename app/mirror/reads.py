@@ -153,6 +153,13 @@ class MirrorQuery:
         result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
         if not faceted:
             return result
+        long_values = await self._fetch(
+            f"SELECT count() FROM {TABLE} WHERE {self._scope} AND hasAny(long_keys, %(fs)s) "
+            f"AND ({self.where})",
+            self._params(fs=strings or [""]),
+        )
+        if long_values is None or long_values[0][0]:
+            return None  # values the model does not keep: Postgres counts them
         field_of = (
             "position(entry_, '=') > 0 AND has({}, substring(entry_, 1, position(entry_, '=') - 1))"
         )

@@ -18,6 +18,7 @@ exactly (text patterns, dates and datetimes, an array's exact elements, category
 from decimal import Decimal
 from typing import Any
 
+from app.mirror.model import MAX_KV_VALUE
 from app.query.compiling import compile_clause
 from app.query.models import Check, Clause, Kind, Test
 
@@ -58,6 +59,8 @@ def _entry(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"{name}:{'true' if value else 'false'}"
     if isinstance(value, str):
+        if len(value.encode()) > MAX_KV_VALUE:
+            raise Unsupported("a value longer than the read model keeps")
         return f"{name}={value}"
     raise Unsupported("a data value that is neither text nor boolean")
 

@@ -62,6 +62,7 @@ async def add_marker(app, tenant_id: int, **state) -> None:
         "present": [],
         "filled": [],
         "kv": [],
+        "long_keys": [],
         "ka": [],
         "nk": [],
         "nv": [],
