@@ -9,6 +9,7 @@ this service knows about a format is in one place.
 
 import re
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from app.catalog.fields import FieldType
 
@@ -19,6 +20,16 @@ GOOGLE_MERCHANT_CENTER = "google_merchant_center"
 MAGENTO = "magento"
 BIGCOMMERCE = "bigcommerce"
 SHOPWARE = "shopware"
+# the formats a job can report (`format` of the upload answer and of the job)
+ExportFormat = Literal[
+    "shopify",
+    "woocommerce",
+    "akeneo",
+    "google_merchant_center",
+    "magento",
+    "bigcommerce",
+    "shopware",
+]
 
 # Shopify's classic headers ("Variant SKU") and those of its 2024 template ("URL handle", "SKU")
 _SHOPIFY_KEYS = ("handle", "url handle")

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +11,7 @@ from app.bodies import ClosedModel
 from app.catalog.fields import FieldDef, FieldType, check_schema_fields
 from app.catalog.schemas import LOCALE_PATTERN
 from app.imports.conventions import ConventionsModel
+from app.imports.formats import ExportFormat
 from app.pagination import NextCursor
 
 
@@ -102,18 +103,7 @@ class ImportJobOut(BaseModel):
     encoding: str | None = Field(
         description="detected encoding, e.g. utf-8, utf-8-sig (with BOM), cp1252, utf-16"
     )
-    format: (
-        Literal[
-            "shopify",
-            "woocommerce",
-            "akeneo",
-            "google_merchant_center",
-            "magento",
-            "bigcommerce",
-            "shopware",
-        ]
-        | None
-    ) = Field(
+    format: ExportFormat | None = Field(
         default=None,
         description="the known export format recognised from the headers (its column rules shaped the suggestion: "
         "e.g. Shopify's `Variant SKU` is the SKU, WooCommerce's `ID` is not; Akeneo's `name-en_US` is the name in the "
@@ -162,18 +152,7 @@ class ImportJobSummary(BaseModel):
     status: ImportStatus
     filename: str
     size_bytes: int
-    format: (
-        Literal[
-            "shopify",
-            "woocommerce",
-            "akeneo",
-            "google_merchant_center",
-            "magento",
-            "bigcommerce",
-            "shopware",
-        ]
-        | None
-    )
+    format: ExportFormat | None
     total_rows: int | None
     processed_rows: int
     created: int
