@@ -95,7 +95,7 @@ from pim_client.models import (
     ProductOut,
     ProductPage,
     ProductPatch,
-    ProductPatchDataType0,
+    ProductPatchData,
     ProductSearchIn,
     ProductSearchPage,
     ProductStatus,
@@ -210,7 +210,7 @@ def run(base_url: str, api_key: str) -> dict[str, int]:
         assert product.data["price"] == 129.9 and product.status == ProductStatus.ACTIVE
         again = create_product.sync(client=client, body=ProductIn(sku="NK-AM90", name="again"))
         assert isinstance(again, ErrorBody) and again.code == "conflict"
-        patch = ProductPatchDataType0()
+        patch = ProductPatchData()
         patch["price"] = 119.9
         patched = ok(
             update_product.sync(product.id, client=client, body=ProductPatch(data=patch)),
