@@ -104,12 +104,12 @@ class Conventions:
 
     def updated(self, changes: dict[str, Any]) -> "Conventions":
         """These conventions with some of them replaced (a client's partial override). A null
-        `thousands` means none; null word lists override nothing (there is no list to read)."""
+        `thousands` means none; any other null overrides nothing (the detected one stays)."""
         words = ("true_words", "false_words")
         changes = {
             k: tuple(v) if k in words else v
             for k, v in changes.items()
-            if not (k in words and v is None)
+            if v is not None or k == "thousands"
         }
         return replace(self, **changes)
 
@@ -155,7 +155,8 @@ DEFAULT_CONVENTIONS = Conventions()
 
 
 class ConventionsModel(ClosedModel):
-    """The conventions of a file, as the job shows them (every key) and `confirm` accepts them (any subset)."""
+    """The conventions of a file, as the job shows them (every key) and `confirm` accepts them (any
+    subset: a key left out or null keeps the detected value; `thousands: null` means none)."""
 
     decimal: Literal[".", ","] | None = Field(default=None, description="decimal separator")
     thousands: Literal[",", ".", " ", "'"] | None = Field(

@@ -458,3 +458,19 @@ async def test_value_mapping_validation(client, tenant, value_mapping, words):
     }
     r = await post_confirm(client, tenant.editor, job["job_id"], body)
     assert r.status_code == 400 and words in r.json()["detail"], r.text
+
+
+async def test_null_conventions_keep_the_detected_ones(client, tenant):
+    """schemathesis found it: `conventions.time_zone: null` in a confirm was a 500. A null
+    convention overrides nothing (the detected one stays); only `thousands: null` means none."""
+    job = (await upload(client, tenant.editor, b"sku;name;price\nA;a;1,50\n")).json()
+    detected = job["conventions"]
+    nulls = {key: None for key in detected if key not in ("thousands",)}
+    response = await client.post(
+        f"{IMPORT}/{job['job_id']}/confirm/",
+        headers=tenant.editor,
+        json={"conventions": nulls, "dry_run": True},
+    )
+    assert response.status_code == 200, response.text
+    shown = (await client.get(f"{IMPORT}/{job['job_id']}/", headers=tenant.viewer)).json()
+    assert shown["conventions"] == detected
