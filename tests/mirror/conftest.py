@@ -1,10 +1,13 @@
 """Read-model test helpers: the model forced on for small tenants, syncs, and marker rows."""
 
+import asyncio
+import time
+
 import asyncpg
 import pytest
 
-from app.db import pg_dsn
-from app.mirror.apply import catch_up, rebuild
+from app.db import pg_dsn, tenant_is
+from app.mirror.apply import BUSY, catch_up, rebuild
 from app.mirror.model import COLUMNS, TABLE, read_state
 
 SCHEMA = "/api/pim/schema/"
@@ -40,7 +43,23 @@ async def rebuild_model(app, pg, tenant_id: int):
 
 
 async def sync_model(app, pg, tenant_id: int) -> int:
-    return await catch_up(pg, app.state.clickhouse, tenant_id)
+    """Apply the tenant's committed entries to the model: the entries applied here. A worker of
+    the suite may be applying them at the same time (BUSY): waited out, it may leave none."""
+    deadline = time.monotonic() + 30
+    while (applied := await catch_up(pg, app.state.clickhouse, tenant_id)) == BUSY:
+        assert time.monotonic() < deadline, "another writer held the tenant's model for 30 s"
+        await asyncio.sleep(0.05)
+    return applied
+
+
+async def model_is_current(app, pg, tenant_id: int) -> bool:
+    """The model's watermark is the tenant's last committed seq."""
+    state = await read_state(app.state.clickhouse, tenant_id)
+    last = await pg.fetchval(
+        f"SELECT last_seq FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}",
+        tenant_id,
+    )
+    return state is not None and state.seq == (last or 0)
 
 
 async def add_marker(app, tenant_id: int, **state) -> None:

@@ -671,9 +671,9 @@ async def test_openapi_declares_the_route(client):
     ):
         operation = spec["paths"][path]["get"]
         assert operation["operationId"] == operation_id
-        # no 422: parameter problems are 400 (429 and 503: rate limits and the database being down, declared
-        # for every authenticated route)
-        assert set(operation["responses"]) == {"200", "400", "401", "404", "429", "503"}
+        # no 422: parameter problems are 400 (429 and 503: rate limits and the database being down,
+        # declared for every authenticated route; 431: request headers too large, for every route)
+        assert set(operation["responses"]) == {"200", "400", "401", "404", "429", "431", "503"}
         assert operation["responses"]["429"]["content"]["application/json"]["schema"][
             "$ref"
         ].endswith("/PimsError")
