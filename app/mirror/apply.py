@@ -45,7 +45,7 @@ _SEQS_SQL = (
     f"WHERE {tenant_is('product_change_seqs')}"
 )
 _CURRENT_SQL = f"""
-SELECT id, {", ".join(f"anyIf({c}, sign = 1)" for c in STATE_COLUMNS)}
+SELECT id, version, {", ".join(f"anyIf({c}, sign = 1)" for c in STATE_COLUMNS)}
 FROM {TABLE}
 WHERE tenant_id = %(tenant_id)s AND generation = %(generation)s AND id IN %(ids)s
 GROUP BY id, version HAVING sum(sign) > 0
@@ -71,16 +71,18 @@ _NO_JIT = "SET LOCAL jit = off"
 
 async def _current_rows(
     clickhouse: ClickHouse, tenant_id: int, generation: int, ids: Sequence[int]
-) -> dict[int, tuple]:
-    """The model's current state of these products (those it has)."""
-    current: dict[int, tuple] = {}
+) -> dict[int, tuple[int, tuple]]:
+    """The model's current state of these products (those it has), with its row's version. A
+    cancel row carries the version of the row it cancels, so a state and its cancel row make one
+    (id, version) group that sums to 0 and the state still in force is the group left."""
+    current: dict[int, tuple[int, tuple]] = {}
     for start in range(0, len(ids), 10_000):
         chunk = list(ids[start : start + 10_000])
         rows = await clickhouse.fetch(
             _CURRENT_SQL, {"tenant_id": tenant_id, "generation": generation, "ids": tuple(chunk)}
         )
         for row in rows:
-            current[int(row[0])] = _normalised(row[1:])
+            current[int(row[0])] = (int(row[1]), _normalised(row[2:]))
     return current
 
 
@@ -123,11 +125,14 @@ async def apply_batch(
         rows: list[tuple] = []
         delta = 0
         for product_id in ids:
-            before, after = old.get(product_id), new.get(product_id)
+            found, after = old.get(product_id), new.get(product_id)
+            before = found[1] if found is not None else None
             if before == after:
                 continue
-            if before is not None:
-                rows.append((tenant_id, state.generation, product_id, last, -1, *before))
+            if found is not None:
+                # the cancel row takes the version of the row it cancels (see _current_rows)
+                version, cancelled = found
+                rows.append((tenant_id, state.generation, product_id, version, -1, *cancelled))
                 delta -= 1
             if after is not None:
                 rows.append((tenant_id, state.generation, product_id, last, 1, *after))

@@ -24,6 +24,7 @@ from tests.mirror.conftest import (
     bulk,
     put_schema,
     rebuild_model,
+    sync_model,
 )
 
 FIELDS = [
@@ -119,6 +120,25 @@ async def test_worker_builds_and_follows_and_writes_are_read_at_once(
     assert await _count(client, tenant, brand="Fresh") == 1  # the marker only
     assert await _count(client, tenant, brand="Newer") == 1
     assert await _count(client, tenant) == 21 + 1
+
+
+async def test_a_product_changed_in_successive_batches_counts_once(client, tenant, app, mirror, pg):
+    """A product changed again after a batch that changed it: the second batch cancels the state
+    the first one wrote (its cancel row used to cancel the rebuilt state a second time, leaving
+    the first batch's state counted for ever)."""
+    await _catalog(client, tenant)
+    await rebuild_model(app, pg, tenant.id)
+    for brand in ("Second", "Third", "Fourth"):
+        await bulk(client, tenant, [{"sku": "S1", "brand": brand}])
+        await sync_model(app, pg, tenant.id)
+    answers = mirror.answers
+    counts = {
+        b: await _count(client, tenant, brand=b) for b in ("Old", "Second", "Third", "Fourth")
+    }
+    assert mirror.answers > answers  # the model answered
+    assert counts == {"Old": 19, "Second": 0, "Third": 0, "Fourth": 1}
+    facets = (await _facets(client, tenant))["facets"]["brand"]
+    assert sorted((f["value"], f["count"]) for f in facets) == [("Fourth", 1), ("Old", 19)]
 
 
 async def test_behind_or_down_model_answers_from_postgres(client, tenant, app, mirror, pg):
