@@ -14,7 +14,7 @@ tenant that never wrote one has the version 0 (no transaction has that id).
   one wins and the other gets its 412.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
 
@@ -97,6 +97,9 @@ def check_if_match(if_match: str | None, version: int | None) -> None:
     raise PreconditionFailed(current)
 
 
+_Body = TypeVar("_Body")
+
+
 def not_modified(if_none_match: str | None, version: int | None) -> Response | None:
     """The `304` for a GET whose `If-None-Match` names the current version (weak comparison, as
     RFC 9110 says for this header), else None."""
@@ -107,6 +110,17 @@ def not_modified(if_none_match: str | None, version: int | None) -> Response | N
     if "*" in tags or current in tags:
         return Response(status_code=304, headers={"ETag": current})
     return None
+
+
+def read_answer(
+    response: Response, if_none_match: str | None, version: int | None, body: _Body
+) -> _Body | Response:
+    """A GET's answer: the `304` when `If-None-Match` names `version`, else `body`, with the
+    `ETag` of `version` set on `response`."""
+    if (unchanged := not_modified(if_none_match, version)) is not None:
+        return unchanged
+    tagged(response, version)
+    return body
 
 
 def tagged(response: Response, version: int | None) -> Response:

@@ -24,7 +24,7 @@ from app.etags import (
     TAGGED_CREATE,
     IfMatch,
     IfNoneMatch,
-    not_modified,
+    read_answer,
     tagged,
 )
 from app.models import ProductSchema
@@ -51,10 +51,7 @@ async def get_product_schema(
     """The tenant's fields, default currency and locale (a fresh tenant has no fields), with the
     schema's `ETag` (`If-None-Match` with it: `304` while it is current)."""
     row = await service.get_schema_row(session)
-    if (unchanged := not_modified(if_none_match, _version(row))) is not None:
-        return unchanged
-    tagged(response, _version(row))
-    return service.schema_out(row)
+    return read_answer(response, if_none_match, _version(row), service.schema_out(row))
 
 
 @schema_router.put(
@@ -144,13 +141,10 @@ async def get_category(
     response: Response,
     if_none_match: IfNoneMatch = None,
 ):
-    """The category with its path (`Men > Shoes`) and labels.
-    The category, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The category with its path (`Men > Shoes`) and labels, and its `ETag` (`If-None-Match`
+    with it: `304` while it is current)."""
     category = await service.get_category(session, category_id)
-    if (unchanged := not_modified(if_none_match, category.version)) is not None:
-        return unchanged
-    tagged(response, category.version)
-    return category
+    return read_answer(response, if_none_match, category.version, category)
 
 
 @categories_router.patch(
@@ -216,13 +210,10 @@ async def create_view(body: ViewIn, session: EditorSession, request: Request, re
 async def get_view(
     view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
 ):
-    """The view with its attribute list.
-    The view, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
+    """The view with its attribute list, and its `ETag` (`If-None-Match` with it: `304` while it
+    is current)."""
     view = await service.get_view(session, view_id)
-    if (unchanged := not_modified(if_none_match, view.version)) is not None:
-        return unchanged
-    tagged(response, view.version)
-    return view
+    return read_answer(response, if_none_match, view.version, view)
 
 
 @views_router.patch(

@@ -11,7 +11,7 @@ from app.etags import (
     TAGGED_CREATE,
     IfMatch,
     IfNoneMatch,
-    not_modified,
+    read_answer,
     tagged,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
@@ -98,14 +98,10 @@ async def get_segment(
     response: Response,
     if_none_match: IfNoneMatch = None,
 ):
-    """The segment with its definition (as sent, normalised) and the state of its last compute.
-    The segment, with its `ETag` (`If-None-Match` with it: `304` while it is current; a
-    compute changes it)."""
+    """The segment with its definition (as sent, normalised) and the state of its last compute,
+    and its `ETag` (`If-None-Match` with it: `304` while it is current; a compute changes it)."""
     segment = await service.get_segment(session, segment_id)
-    if (unchanged := not_modified(if_none_match, segment.version)) is not None:
-        return unchanged
-    tagged(response, segment.version)
-    return segment
+    return read_answer(response, if_none_match, segment.version, segment)
 
 
 @router.patch(
