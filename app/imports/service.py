@@ -305,6 +305,9 @@ async def create_import(
     job_id = uuid.uuid4()
     async with session_scope(sessionmaker, tenant_id) as own:
         own.add(ImportJob(id=job_id, status="pending", filename=""))
+    writer = ChunkWriter(
+        sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes
+    )
     try:
         return await _store_and_suggest(
             session,
@@ -313,11 +316,10 @@ async def create_import(
             filename=filename,
             settings=settings,
             sheet=sheet,
-            writer=ChunkWriter(
-                sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes
-            ),
+            writer=writer,
         )
     except BaseException:
+        await asyncio.shield(writer.discard())
         await asyncio.shield(_discard_upload(sessionmaker, tenant_id, job_id))
         raise
 

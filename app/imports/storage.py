@@ -5,6 +5,8 @@ while the client sends the next bytes) and chunks are read one at a time, so mem
 about one chunk.
 """
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -30,6 +32,11 @@ INSERT INTO import_chunks (job_id, seq, data) SELECT job.id, $2, $3::bytea FROM 
 class ChunkWriter:
     """Buffers bytes and stores a row per `CHUNK_BYTES`; `close()` writes the rest.
 
+    A chunk is stored while the next one is received (one insert in flight: memory stays at two
+    chunks); its error is raised by the next `write` or by `close`. The chunks commit without
+    waiting for the WAL flush: the upload's answer follows the job's own (synchronous) commit,
+    which flushes the WAL of every chunk before it.
+
     The job (status `pending`) counts what it has stored in `size_bytes`; a chunk that would take
     the tenant's stored uploads (`STORING_STATUSES`) over `quota_bytes` is a 413."""
 
@@ -50,22 +57,44 @@ class ChunkWriter:
         self.seq = 0
         self.size = 0
         self._buffer = bytearray()
+        self._storing: asyncio.Task[None] | None = None
 
     async def write(self, data: bytes) -> None:
         self._buffer += data
         self.size += len(data)
         while len(self._buffer) >= self.chunk_bytes:
-            await self._insert(bytes(self._buffer[: self.chunk_bytes]))
+            chunk = bytes(self._buffer[: self.chunk_bytes])
             del self._buffer[: self.chunk_bytes]
+            await self._store(chunk)
 
     async def close(self) -> None:
         if self._buffer:
-            await self._insert(bytes(self._buffer))
+            await self._store(bytes(self._buffer))
             self._buffer = bytearray()
+        await self._stored()
 
-    async def _insert(self, data: bytes) -> None:
+    async def discard(self) -> None:
+        """Stop the insert in flight (the upload failed)."""
+        if self._storing is not None:
+            self._storing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._storing
+            self._storing = None
+
+    async def _store(self, chunk: bytes) -> None:
+        await self._stored()
+        self._storing = asyncio.ensure_future(self._insert(chunk, self.seq))
+        self.seq += 1
+
+    async def _stored(self) -> None:
+        if self._storing is not None:
+            storing, self._storing = self._storing, None
+            await storing
+
+    async def _insert(self, data: bytes, seq: int) -> None:
         async with session_scope(self.sessionmaker, self.tenant_id) as session:
             conn = await driver_connection(session)
+            await conn.execute("SET LOCAL synchronous_commit = off")
             # the tenant's uploads take turns between reading the total and adding to it
             await xact_lock(conn, Lock.IMPORT_STORAGE, self.tenant_id)
             stored = await conn.fetchval(
@@ -80,12 +109,9 @@ class ChunkWriter:
                     f"({stored} bytes are stored by uploads not yet imported): import or delete "
                     "(DELETE /api/pim/import/{job_id}/) earlier uploads first"
                 )
-            stored_chunk = await conn.execute(
-                _STORE_CHUNK, self.job_id, self.seq, data, self.tenant_id
-            )
+            stored_chunk = await conn.execute(_STORE_CHUNK, self.job_id, seq, data, self.tenant_id)
             if stored_chunk == "INSERT 0 0":
                 raise Conflict("The upload was deleted while it was being sent")
-        self.seq += 1
 
 
 async def read_chunks(conn, job_id: uuid.UUID, *, start_offset: int = 0) -> AsyncIterator[bytes]:
