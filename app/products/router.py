@@ -17,9 +17,9 @@ from app.deps import (
 )
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    NOT_MODIFIED,
     TAGGED,
     TAGGED_CREATE,
+    TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     not_modified,
@@ -340,12 +340,7 @@ async def bulk_upsert_products(
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
-@router.get(
-    "/{product_id}/",
-    response_model=ProductOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@router.get("/{product_id}/", response_model=ProductOut, **TAGGED_READ)
 async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNoneMatch = None):
     """The product with its built-ins and `data` (values in their field types).
     The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""

@@ -6,19 +6,19 @@ from fastapi.responses import Response
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    NOT_MODIFIED,
     TAGGED,
     TAGGED_CREATE,
+    TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     read_answer,
-    tagged,
+    tagged_row,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
-from app.routing import api_router, set_location
+from app.routing import api_router, created
 from app.segments import members, service
 from app.segments.schemas import (
     ComputeQueued,
@@ -63,9 +63,7 @@ async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
     segment = await service.create_segment(session, body=body)
-    set_location(request, response, "get_segment", segment_id=segment.id)
-    tagged(response, segment.version)
-    return segment
+    return created(request, response, segment, "get_segment", segment_id=segment.id)
 
 
 @router.post(
@@ -86,12 +84,7 @@ async def preview_segment(
     return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
-@router.get(
-    "/{segment_id}/",
-    response_model=SegmentOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
 async def get_segment(
     segment_id: ObjectId,
     session: ViewerSession,
@@ -120,8 +113,7 @@ async def update_segment(
     if_match: IfMatch,
 ):
     segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
-    tagged(response, segment.version)
-    return segment
+    return tagged_row(response, segment)
 
 
 @router.delete(
