@@ -26,7 +26,7 @@ from app.etags import (
     tagged,
 )
 from app.middleware import current_request_id
-from app.pagination import neighbour_pages, relative_url
+from app.pagination import checked_page_size, neighbour_pages, relative_url
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.rules import INT64_MAX, SKU_MAX
@@ -173,20 +173,10 @@ async def list_products(
     # no declared default: SDKs send a declared default on every call, beside a `limit`
     page_size: Annotated[
         int | None,
-        Query(
-            ge=1,
-            # declared, but checked here: a larger value is a 400 naming the maximum
-            json_schema_extra={"maximum": MAX_PAGE_SIZE},
-            description="50 by default, at most 200 (a larger value is a 400)",
-        ),
+        checked_page_size(MAX_PAGE_SIZE, "50 by default, at most 200 (a larger value is a 400)"),
     ] = None,
     limit: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            json_schema_extra={"maximum": MAX_PAGE_SIZE},
-            description="an alias of `page_size`",
-        ),
+        int | None, checked_page_size(MAX_PAGE_SIZE, "an alias of `page_size`")
     ] = None,
     cursor: Annotated[
         str | None,

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import Body, Query, Request, status
+from fastapi import Body, Request, status
 from fastapi.responses import Response
 
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
@@ -14,7 +14,7 @@ from app.etags import (
     read_answer,
     tagged_row,
 )
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
@@ -158,22 +158,16 @@ async def list_segment_members(
     cursor: Cursor = None,
     limit: Annotated[
         int | None,
-        Query(
-            ge=1,
+        # checked by members_page
+        checked_page_size(
+            members.MAX_PAGE_SIZE,
+            f"members per page, at most {members.MAX_PAGE_SIZE} (more is a 400)",
             le=2**31 - 1,
-            # declared, but checked by members_page: a larger value is a 400 naming the maximum
-            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
-            description=f"members per page, at most {members.MAX_PAGE_SIZE} (more is a 400)",
         ),
     ] = None,
     page_size: Annotated[
         int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
-            description="an alias of `limit`",
-        ),
+        checked_page_size(members.MAX_PAGE_SIZE, "an alias of `limit`", le=2**31 - 1),
     ] = None,
 ):
     """The members of the last compute, by product id, a page at a time (default 50): `next_cursor`
