@@ -203,16 +203,10 @@ async def list_products(
     )
     after = service.decode_list_cursor(cursor, ordering, fingerprint) if cursor else None
     number = page or 1
-    result = await service.list_products(
-        reader,
-        where,
-        fields,
-        ordering=ordering,
-        page=number,
-        page_size=page_size,
-        after=after,
-        mirror=request.app.state.mirror,
+    listing = service.Listing(
+        where, fields, ordering, page=number, page_size=page_size, after=after
     )
+    result = await service.list_products(reader, listing, mirror=request.app.state.mirror)
     next_cursor = _cursor_of(result, ordering, fingerprint)
     if after is not None:
         next_url = relative_url(request, cursor=next_cursor) if next_cursor else None
@@ -268,16 +262,10 @@ async def search_products(body: ProductSearchIn, reader: SearchReader, request: 
     after = (
         service.decode_list_cursor(body.cursor, body.ordering, fingerprint) if body.cursor else None
     )
-    result = await service.list_products(
-        reader,
-        where,
-        fields,
-        ordering=body.ordering,
-        page=body.page,
-        page_size=body.page_size,
-        after=after,
-        mirror=request.app.state.mirror,
+    listing = service.Listing(
+        where, fields, body.ordering, page=body.page, page_size=body.page_size, after=after
     )
+    result = await service.list_products(reader, listing, mirror=request.app.state.mirror)
     by_page = after is None
     next_page, previous_page = (
         neighbour_pages(body.page, body.page_size, result.total or 0) if by_page else (None, None)
