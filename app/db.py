@@ -28,6 +28,7 @@ from sqlalchemy import (
     Select,
     event,
     func,
+    select,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -46,6 +47,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.config import Settings
 from app.errors import NotFound, PoolExhausted
@@ -240,6 +242,47 @@ async def one_or_not_found(
     if row is None:
         raise NotFound(message)
     return row
+
+
+async def written(session: AsyncSession, row: _Row) -> _Row:
+    """`row` flushed and read back: with what the database filled in (its id, timestamps and
+    version, `xmin`, which the answer's ETag is)."""
+    await session.flush()
+    await session.refresh(row)
+    return row
+
+
+_Keyed = TypeVar("_Keyed", bound=IdentityKey)
+
+
+async def get_by_id(
+    session: AsyncSession,
+    model: type[_Keyed],
+    object_id: int,
+    what: str,
+    *,
+    for_update: bool = False,
+) -> _Keyed:
+    """The `model` row with this id (locked with `for_update`), or a 404 "<what> <id> not found"."""
+    stmt = select(model).where(model.id == object_id)
+    return await one_or_not_found(
+        session, stmt, f"{what} {object_id} not found", for_update=for_update
+    )
+
+
+async def page_after_id(
+    session: AsyncSession,
+    model: type[_Keyed],
+    *where: ColumnElement[bool],
+    after: int | None,
+    limit: int,
+) -> list[_Keyed]:
+    """Up to `limit` `model` rows (of those `where` keeps) after the id `after`, by id: a keyset
+    page, which reads the primary key's index from where the previous page stopped."""
+    stmt = select(model).where(*where).order_by(model.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(model.id > after)
+    return list(await session.scalars(stmt))
 
 
 # what a read runs on: a request's session, a lean reader, or a bare asyncpg connection (the

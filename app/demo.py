@@ -31,29 +31,19 @@ SIZES = ["XS", "S", "M", "L", "XL"]
 BRANDS = ["Nordlys", "Atelier Rue", "Kasa", "Hollow Pine", "Marlowe & Co", "Tessera"]
 MATERIALS = ["cotton", "linen", "wool", "oak", "walnut", "steel", "brass", "ceramic", "glass"]
 
-# top-level category -> its subcategories -> (product noun, variation attribute)
-TREE: dict[str, dict[str, tuple[str, str]]] = {
+# top-level category -> its subcategories -> the noun of their products
+TREE: dict[str, dict[str, str]] = {
     "Lighting": {
-        "Table lamps": ("Table Lamp", "color"),
-        "Floor lamps": ("Floor Lamp", "color"),
-        "Pendants": ("Pendant Light", "color"),
+        "Table lamps": "Table Lamp",
+        "Floor lamps": "Floor Lamp",
+        "Pendants": "Pendant Light",
     },
-    "Furniture": {
-        "Chairs": ("Chair", "color"),
-        "Tables": ("Dining Table", "color"),
-        "Shelving": ("Shelf", "color"),
-    },
-    "Apparel": {
-        "Shirts": ("Shirt", "size"),
-        "Knitwear": ("Sweater", "size"),
-        "Outerwear": ("Jacket", "size"),
-    },
-    "Kitchen": {
-        "Cookware": ("Pan", "color"),
-        "Tableware": ("Plate Set", "color"),
-        "Storage": ("Storage Jar", "color"),
-    },
+    "Furniture": {"Chairs": "Chair", "Tables": "Dining Table", "Shelving": "Shelf"},
+    "Apparel": {"Shirts": "Shirt", "Knitwear": "Sweater", "Outerwear": "Jacket"},
+    "Kitchen": {"Cookware": "Pan", "Tableware": "Plate Set", "Storage": "Storage Jar"},
 }
+# top-level category -> the attribute its products' variations differ in
+VARIATION_AXIS = {"Lighting": "color", "Furniture": "color", "Apparel": "size", "Kitchen": "color"}
 ADJECTIVES = ["Classic", "Nordic", "Slim", "Rustic", "Soft", "Studio", "Arc", "Harbor", "Linea"]
 
 SCHEMA = [
@@ -109,7 +99,8 @@ def demo_products(leaf_ids: dict[str, int]) -> tuple[list[dict[str, Any]], list[
     parents: list[dict[str, Any]] = []
     variations: list[dict[str, Any]] = []
     for top, leaves in TREE.items():
-        for leaf, (noun, axis) in leaves.items():
+        axis = VARIATION_AXIS[top]
+        for leaf, noun in leaves.items():
             for n in range(PARENTS_PER_LEAF):
                 brand = rng.choice(BRANDS)
                 name = f"{rng.choice(ADJECTIVES)} {noun}"

@@ -18,7 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
 
-from app.errors import AppError, ErrorCode
+from app.errors import AppError, ErrorCode, error_responses
+from app.models import RowVersion
 
 IF_MATCH_HELP = (
     "Write only if the object's current `ETag` is one of these (or `*`): otherwise `412` "
@@ -61,6 +62,11 @@ TAGGED_CREATE = {"responses": {"201": {"headers": ETAG_HEADER}}}
 NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: `If-None-Match` names the current version"}
 }
+# the route options of a GET of one object by id: its 404, its 304, and the ETag of its answer
+TAGGED_READ: dict[str, Any] = {
+    "responses": {**error_responses(404), **NOT_MODIFIED},
+    "openapi_extra": TAGGED,
+}
 PRECONDITION_FAILED = 412
 
 
@@ -98,6 +104,7 @@ def check_if_match(if_match: str | None, version: int | None) -> None:
 
 
 _Body = TypeVar("_Body")
+_Versioned = TypeVar("_Versioned", bound=RowVersion)
 
 
 def not_modified(if_none_match: str | None, version: int | None) -> Response | None:
@@ -127,3 +134,9 @@ def tagged(response: Response, version: int | None) -> Response:
     """`response` with the `ETag` of `version`."""
     response.headers["ETag"] = etag(version)
     return response
+
+
+def tagged_row(response: Response, row: _Versioned) -> _Versioned:
+    """`row`, the answer of a write, with its `ETag` set on `response`."""
+    tagged(response, row.version)
+    return row

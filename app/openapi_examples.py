@@ -315,56 +315,60 @@ TOUR: list[Step] = [
     Step("delete_category", "Delete a category"),
 ]
 
+
+def _taking(parameter: str, pointer: str, *operations: str) -> dict[str, tuple[str, str]]:
+    """Each of `operations` takes the response body's `pointer` as its path parameter `parameter`."""
+    return {operation: (parameter, pointer) for operation in operations}
+
+
 # Create responses → the operations that take the created object, with the path parameter each
 # one reads from the response body.
 LINKS: dict[str, dict[str, tuple[str, str]]] = {
     "create_category": {
-        "get_category": ("category_id", "id"),
-        "update_category": ("category_id", "id"),
-        "delete_category": ("category_id", "id"),
-        "get_pims_products": ("categoryId", "id"),
-        "get_pims_products_localized": ("categoryId", "id"),
+        **_taking("category_id", "id", "get_category", "update_category", "delete_category"),
+        **_taking("categoryId", "id", "get_pims_products", "get_pims_products_localized"),
     },
-    "create_product": {
-        "get_product": ("product_id", "id"),
-        "update_product": ("product_id", "id"),
-        "delete_product": ("product_id", "id"),
-        "product_history": ("product_id", "id"),
-        "revert_product": ("product_id", "id"),
-    },
-    "bulk_upsert_products": {"revert_bulk": ("request_id", "request_id")},
-    "create_view": {
-        "get_view": ("view_id", "id"),
-        "update_view": ("view_id", "id"),
-        "delete_view": ("view_id", "id"),
-    },
-    "create_segment": {
-        "get_segment": ("segment_id", "id"),
-        "update_segment": ("segment_id", "id"),
-        "delete_segment": ("segment_id", "id"),
-        "compute_segment": ("segment_id", "id"),
-        "list_segment_members": ("segment_id", "id"),
-    },
-    "upload_import_csv": {
-        "get_import_job": ("job_id", "job_id"),
-        "confirm_import_job": ("job_id", "job_id"),
-        "delete_import_job": ("job_id", "job_id"),
-        "download_import_errors": ("job_id", "job_id"),
-        "revert_import": ("job_id", "job_id"),
-    },
-    "create_api_key": {"revoke_api_key": ("key_id", "id")},
-    "create_webhook": {
-        name: ("webhook_id", "id")
-        for name in (
-            "get_webhook",
-            "update_webhook",
-            "delete_webhook",
-            "rotate_secret",
-            "ping",
-            "list_deliveries",
-            "replay",
-        )
-    },
+    "create_product": _taking(
+        "product_id",
+        "id",
+        "get_product",
+        "update_product",
+        "delete_product",
+        "product_history",
+        "revert_product",
+    ),
+    "bulk_upsert_products": _taking("request_id", "request_id", "revert_bulk"),
+    "create_view": _taking("view_id", "id", "get_view", "update_view", "delete_view"),
+    "create_segment": _taking(
+        "segment_id",
+        "id",
+        "get_segment",
+        "update_segment",
+        "delete_segment",
+        "compute_segment",
+        "list_segment_members",
+    ),
+    "upload_import_csv": _taking(
+        "job_id",
+        "job_id",
+        "get_import_job",
+        "confirm_import_job",
+        "delete_import_job",
+        "download_import_errors",
+        "revert_import",
+    ),
+    "create_api_key": _taking("key_id", "id", "revoke_api_key"),
+    "create_webhook": _taking(
+        "webhook_id",
+        "id",
+        "get_webhook",
+        "update_webhook",
+        "delete_webhook",
+        "rotate_secret",
+        "ping",
+        "list_deliveries",
+        "replay",
+    ),
 }
 
 # Example values of path parameters that no link fills (and illustrative ones for those a link does).

@@ -39,6 +39,12 @@ NextCursor = Annotated[
 BAD_CURSOR = "cursor: not a cursor of this list (send `next_cursor` back as it is)"
 
 
+def checked_page_size(maximum: int, description: str, **bounds: Any) -> Any:
+    """The `Query` of a page size that the route checks itself, so that a larger value is a 400
+    naming the maximum (not a 422): `maximum` is declared in the OpenAPI document only."""
+    return Query(ge=1, **bounds, json_schema_extra={"maximum": maximum}, description=description)
+
+
 def encode_cursor(list_name: str, payload: dict[str, Any]) -> str:
     raw = orjson.dumps({"l": list_name, **payload})
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Callable, Coroutine, Iterator
 from enum import Enum
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar, TypeVar, get_args
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -27,7 +27,9 @@ from app.deps import (
     get_principal,
 )
 from app.errors import AppError, BadRequest, ErrorCode, Forbidden, TooManyRequests
+from app.etags import tagged_row
 from app.idempotency import KEY_HEADER, REPLAYED_HEADER, IdempotentCall, key_of
+from app.models import RowVersion
 from app.query.models import Group
 
 # The OpenAPI extension that states each operation's role (docs/contract.md, "Tenants,
@@ -274,6 +276,17 @@ def set_location(request: Request, response: Response, route_name: str, **path_p
     route `route_name`."""
     params = {name: str(value) for name, value in path_params.items()}
     response.headers["Location"] = str(request.app.url_path_for(route_name, **params))
+
+
+_Created = TypeVar("_Created", bound=RowVersion)
+
+
+def created(
+    request: Request, response: Response, row: _Created, route_name: str, **path_params: Any
+) -> _Created:
+    """The answer of a create: `row`, with its `Location` (`set_location`) and its `ETag`."""
+    set_location(request, response, route_name, **path_params)
+    return tagged_row(response, row)
 
 
 def check_routes_guarded(app: FastAPI) -> None:

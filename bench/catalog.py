@@ -194,8 +194,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        await products.list_products(
-            conn,
+        listing = products.Listing(
             where,
             fields,
             ordering=params.get("ordering"),
@@ -203,6 +202,7 @@ async def list_sql(conn, tenant_id: int, fields: dict, params: dict, runs: int) 
             page_size=int(params.get("page_size", 50)),
             after=after,
         )
+        await products.list_products(conn, listing)
         times.append((time.perf_counter() - started) * 1000)
     return times
 

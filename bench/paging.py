@@ -117,22 +117,22 @@ async def main() -> None:
 
                 async def by_offset(where=where, ordering=ordering, page=page):
                     await products.list_products(
-                        conn, where, fields, ordering=ordering, page=page, page_size=PAGE
+                        conn, products.Listing(where, fields, ordering, page, PAGE)
                     )
 
                 async def by_cursor(where=where, ordering=ordering, after=after):
                     result = await products.list_products(
-                        conn, where, fields, ordering=ordering, page=1, page_size=PAGE, after=after
+                        conn, products.Listing(where, fields, ordering, 1, PAGE, after)
                     )
                     assert len(result.results) == PAGE or page * PAGE >= matches
 
                 if page > 1:
                     # the cursor page is the offset page (same products, same order)
                     offset_page = await products.list_products(
-                        conn, where, fields, ordering=ordering, page=page, page_size=PAGE
+                        conn, products.Listing(where, fields, ordering, page, PAGE)
                     )
                     cursor_page = await products.list_products(
-                        conn, where, fields, ordering=ordering, page=1, page_size=PAGE, after=after
+                        conn, products.Listing(where, fields, ordering, 1, PAGE, after)
                     )
                     assert [p["id"] for p in offset_page.results] == [
                         p["id"] for p in cursor_page.results

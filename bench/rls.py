@@ -155,14 +155,9 @@ async def main() -> None:
             )
 
             async def listing(where=where, params=params) -> None:
-                await products.list_products(
-                    conn,
-                    where,
-                    fields,
-                    ordering=params.get("ordering"),
-                    page=int(params.get("page", 1)),
-                    page_size=50,
-                )
+                page = int(params.get("page", 1))
+                listing = products.Listing(where, fields, params.get("ordering"), page, 50)
+                await products.list_products(conn, listing)
 
             await compare(f"list {label}", listing)
         skus = [f"SKU-{i:08d}" for i in range(0, 5000)]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import time
+from functools import partial
 
 import structlog
 from arq.connections import ArqRedis, RedisSettings
@@ -23,10 +24,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.changes.tasks import prune_old_changes
 from app.clickhouse import ClickHouse
 from app.config import get_settings
-from app.db import create_engine, create_sessionmaker, driver_connection
+from app.db import create_engine, create_sessionmaker
 from app.idempotency import prune_idempotency_keys
 from app.imports.tasks import IMPORT_FUNCTIONS, recover_imports
 from app.jobs.context import WorkerContext
+from app.jobs.pruning import prune_step
 from app.jobs.queue import forget, heartbeat_loop, worker_id
 from app.jobs.transient import REDIS_DOWN
 from app.log import configure_logging
@@ -76,12 +78,8 @@ async def maintain(ctx: WorkerContext, *, at_start: bool = False) -> None:
 
 async def prune_old_idempotency_keys(ctx: WorkerContext) -> int:
     """One maintenance step: Idempotency-Keys older than PIM_IDEMPOTENCY_KEY_HOURS go (a batch)."""
-    async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await driver_connection(session)
-        pruned = await prune_idempotency_keys(conn, hours=ctx["settings"].idempotency_key_hours)
-    if pruned:
-        log.info("idempotency_keys_pruned", keys=pruned)
-    return pruned
+    prune = partial(prune_idempotency_keys, hours=ctx["settings"].idempotency_key_hours)
+    return await prune_step(ctx, prune, log, "idempotency_keys_pruned", "keys")
 
 
 async def _maintenance_loop(ctx: WorkerContext) -> None:

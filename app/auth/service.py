@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import ReadPool, all_tenants, one_or_not_found
+from app.db import ReadPool, all_tenants, one_or_not_found, page_after_id
 from app.errors import BadRequest, Conflict, NotFound, Unauthorized
 from app.models import ApiKey, Tenant
 from app.products.rules import INT64_MAX
@@ -87,10 +87,9 @@ async def create_api_key(
 
 async def list_api_keys(session: AsyncSession, *, after: int | None, limit: int) -> list[ApiKey]:
     """Up to `limit` keys that are not revoked, after the id `after`, by id (keyset)."""
-    stmt = select(ApiKey).where(ApiKey.revoked_at.is_(None)).order_by(ApiKey.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(ApiKey.id > after)
-    return list(await session.scalars(stmt))
+    return await page_after_id(
+        session, ApiKey, ApiKey.revoked_at.is_(None), after=after, limit=limit
+    )
 
 
 async def revoke_api_key(session: AsyncSession, key_id: int) -> str:

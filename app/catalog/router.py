@@ -22,16 +22,18 @@ from app.etags import (
     NOT_MODIFIED,
     TAGGED,
     TAGGED_CREATE,
+    TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     read_answer,
     tagged,
+    tagged_row,
 )
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
 from app.products.tasks import sync_typed_indexes_after_commit
-from app.routing import api_router, set_location
+from app.routing import api_router, created
 
 schema_router = api_router(prefix="/api/pim/schema", tags=["schema"], responses=AUTH_ERRORS)
 categories_router = api_router(
@@ -124,17 +126,10 @@ async def create_category(
 ):
     """Create a category; its `path` is its parent's path and its name joined by " > "."""
     category = await service.create_category(session, body)
-    set_location(request, response, "get_category", category_id=category.id)
-    tagged(response, category.version)
-    return category
+    return created(request, response, category, "get_category", category_id=category.id)
 
 
-@categories_router.get(
-    "/{category_id}/",
-    response_model=CategoryOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@categories_router.get("/{category_id}/", response_model=CategoryOut, **TAGGED_READ)
 async def get_category(
     category_id: ObjectId,
     session: ViewerSession,
@@ -163,8 +158,7 @@ async def update_category(
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
     With `If-Match`, only the version it names is changed (else `412`)."""
     category = await service.patch_category(session, category_id, body, if_match=if_match)
-    tagged(response, category.version)
-    return category
+    return tagged_row(response, category)
 
 
 @categories_router.delete(
@@ -196,17 +190,10 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
 async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
     view = await service.create_view(session, body)
-    set_location(request, response, "get_view", view_id=view.id)
-    tagged(response, view.version)
-    return view
+    return created(request, response, view, "get_view", view_id=view.id)
 
 
-@views_router.get(
-    "/{view_id}/",
-    response_model=ViewOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@views_router.get("/{view_id}/", response_model=ViewOut, **TAGGED_READ)
 async def get_view(
     view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
 ):
@@ -233,8 +220,7 @@ async def update_view(
     default view (the one before stops being it). With `If-Match`, only the version it names
     (else `412`)."""
     view = await service.patch_view(session, view_id, body, if_match=if_match)
-    tagged(response, view.version)
-    return view
+    return tagged_row(response, view)
 
 
 @views_router.delete(

@@ -24,10 +24,12 @@ from app.catalog.schemas import (
 from app.db import (
     TenantReader,
     driver_connection,
-    one_or_not_found,
+    get_by_id,
+    page_after_id,
     reading,
     tenant_is,
     tenant_of,
+    written,
 )
 from app.errors import BadRequest, Conflict
 from app.etags import check_if_match
@@ -135,12 +137,7 @@ async def put_schema(
 async def get_category(
     session: AsyncSession, category_id: int, *, for_update: bool = False
 ) -> Category:
-    return await one_or_not_found(
-        session,
-        select(Category).where(Category.id == category_id),
-        f"Category {category_id} not found",
-        for_update=for_update,
-    )
+    return await get_by_id(session, Category, category_id, "Category", for_update=for_update)
 
 
 CATEGORY_PAGE_DEFAULT = 50
@@ -298,9 +295,7 @@ async def create_category(session: AsyncSession, body: CategoryIn) -> Category:
         path=_join(parent_path, body.name),
     )
     session.add(category)
-    await session.flush()
-    await session.refresh(category)
-    return category
+    return await written(session, category)
 
 
 async def subtree_ids(session: AsyncSession | TenantReader, category_id: int) -> list[int]:
@@ -479,20 +474,12 @@ async def existing_category_ids(session: AsyncSession, ids: set[int]) -> set[int
 
 
 async def get_view(session: AsyncSession, view_id: int, *, for_update: bool = False) -> View:
-    return await one_or_not_found(
-        session,
-        select(View).where(View.id == view_id),
-        f"View {view_id} not found",
-        for_update=for_update,
-    )
+    return await get_by_id(session, View, view_id, "View", for_update=for_update)
 
 
 async def list_views(session: AsyncSession, *, after: int | None, limit: int) -> list[View]:
     """Up to `limit` views after the id `after`, by id (keyset: `ix` on the primary key)."""
-    stmt = select(View).order_by(View.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(View.id > after)
-    return list(await session.scalars(stmt))
+    return await page_after_id(session, View, after=after, limit=limit)
 
 
 async def _clear_default(session: AsyncSession, except_id: int | None = None) -> None:
@@ -516,9 +503,7 @@ async def create_view(session: AsyncSession, body: ViewIn) -> View:
         await _clear_default(session)  # at most one default: the newest wins
     view = View(name=body.name, attributes=body.attributes, is_default=body.is_default)
     session.add(view)
-    await session.flush()
-    await session.refresh(view)
-    return view
+    return await written(session, view)
 
 
 async def patch_view(
@@ -533,9 +518,7 @@ async def patch_view(
         await _clear_default(session, except_id=view.id)
     for key, value in changes.items():
         setattr(view, key, value)
-    await session.flush()
-    await session.refresh(view)
-    return view
+    return await written(session, view)
 
 
 async def delete_view(session: AsyncSession, view_id: int, *, if_match: str | None = None) -> None:

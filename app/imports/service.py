@@ -33,6 +33,7 @@ from app.db import (
     session_scope,
     tenant_is,
     tenant_of,
+    written,
 )
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.imports import inference, sniffing
@@ -750,9 +751,7 @@ async def confirm_import(
             row_transform=options.get("row_transform"),
         )
         job.parse_options = options
-        await session.flush()
-        await session.refresh(job)
-        return job
+        return await written(session, job)
     options["value_mapping"] = value_mapping
     job.parse_options = options
     if (

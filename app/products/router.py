@@ -17,16 +17,16 @@ from app.deps import (
 )
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    NOT_MODIFIED,
     TAGGED,
     TAGGED_CREATE,
+    TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     not_modified,
     tagged,
 )
 from app.middleware import current_request_id
-from app.pagination import neighbour_pages, relative_url
+from app.pagination import checked_page_size, neighbour_pages, relative_url
 from app.products import service
 from app.products.queries import SqlWhere
 from app.products.rules import INT64_MAX, SKU_MAX
@@ -173,20 +173,10 @@ async def list_products(
     # no declared default: SDKs send a declared default on every call, beside a `limit`
     page_size: Annotated[
         int | None,
-        Query(
-            ge=1,
-            # declared, but checked here: a larger value is a 400 naming the maximum
-            json_schema_extra={"maximum": MAX_PAGE_SIZE},
-            description="50 by default, at most 200 (a larger value is a 400)",
-        ),
+        checked_page_size(MAX_PAGE_SIZE, "50 by default, at most 200 (a larger value is a 400)"),
     ] = None,
     limit: Annotated[
-        int | None,
-        Query(
-            ge=1,
-            json_schema_extra={"maximum": MAX_PAGE_SIZE},
-            description="an alias of `page_size`",
-        ),
+        int | None, checked_page_size(MAX_PAGE_SIZE, "an alias of `page_size`")
     ] = None,
     cursor: Annotated[
         str | None,
@@ -213,16 +203,10 @@ async def list_products(
     )
     after = service.decode_list_cursor(cursor, ordering, fingerprint) if cursor else None
     number = page or 1
-    result = await service.list_products(
-        reader,
-        where,
-        fields,
-        ordering=ordering,
-        page=number,
-        page_size=page_size,
-        after=after,
-        mirror=request.app.state.mirror,
+    listing = service.Listing(
+        where, fields, ordering, page=number, page_size=page_size, after=after
     )
+    result = await service.list_products(reader, listing, mirror=request.app.state.mirror)
     next_cursor = _cursor_of(result, ordering, fingerprint)
     if after is not None:
         next_url = relative_url(request, cursor=next_cursor) if next_cursor else None
@@ -278,16 +262,10 @@ async def search_products(body: ProductSearchIn, reader: SearchReader, request: 
     after = (
         service.decode_list_cursor(body.cursor, body.ordering, fingerprint) if body.cursor else None
     )
-    result = await service.list_products(
-        reader,
-        where,
-        fields,
-        ordering=body.ordering,
-        page=body.page,
-        page_size=body.page_size,
-        after=after,
-        mirror=request.app.state.mirror,
+    listing = service.Listing(
+        where, fields, body.ordering, page=body.page, page_size=body.page_size, after=after
     )
+    result = await service.list_products(reader, listing, mirror=request.app.state.mirror)
     by_page = after is None
     next_page, previous_page = (
         neighbour_pages(body.page, body.page_size, result.total or 0) if by_page else (None, None)
@@ -340,12 +318,7 @@ async def bulk_upsert_products(
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
-@router.get(
-    "/{product_id}/",
-    response_model=ProductOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@router.get("/{product_id}/", response_model=ProductOut, **TAGGED_READ)
 async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNoneMatch = None):
     """The product with its built-ins and `data` (values in their field types).
     The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""

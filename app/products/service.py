@@ -1,6 +1,7 @@
 """Products: lean reads (SQL straight to JSON bytes), ORM writes, bulk upsert, facets."""
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -208,20 +209,27 @@ DESC_NULLS_LAST = "DESC NULLS LAST"  # a data field's descending order (queries.
 WALKABLE_ORDERINGS = INDEXED_ORDERINGS | {"p.updated_at"}
 
 
-def page_query(
-    where: SqlWhere,
-    fields: dict[str, FieldDef],
-    *,
-    ordering: str | None,
-    page: int,
-    page_size: int,
-    after: list[Any] | None = None,
-    probe: int | None = None,
-) -> tuple[str, list[Any]]:
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A page of the product list to read: the products `where` keeps (`fields`: the tenant's
+    schema) in `ordering`, the page by number (`page`), or the page after the sort keys of a
+    cursor (`after`; `page` is then not read)."""
+
+    where: SqlWhere
+    fields: dict[str, FieldDef]
+    ordering: str | None
+    page: int
+    page_size: int
+    after: list[Any] | None = None
+
+
+def page_query(listing: Listing, *, probe: int | None = None) -> tuple[str, list[Any]]:
     """A page of products in the list's order, with its sort keys (`k0`…): by offset (`page`), or
     after the keys of a cursor (`after`, a keyset read: one index range at any depth when the first
     ordering term has an index). `probe`: the filters apply to the first `probe` rows after the
     cursor in that order only (the tenant condition stays inside: `where.conditions[0]`)."""
+    where, fields, ordering = listing.where, listing.fields, listing.ordering
+    page, page_size, after = listing.page, listing.page_size, listing.after
     query = SqlWhere(params=list(where.params), conditions=list(where.conditions))
     terms = ordering_terms(query, fields, ordering)  # may bind field names: its own parameter list
     if after is not None:
@@ -317,47 +325,29 @@ def _keys_of(row, terms_count: int) -> list[str | None]:
 
 
 async def list_products(
-    source: ReadSource,
-    where: SqlWhere,
-    fields: dict[str, FieldDef],
-    *,
-    ordering: str | None,
-    page: int,
-    page_size: int,
-    after: list[Any] | None = None,
-    mirror: Mirror | None = None,
+    source: ReadSource, listing: Listing, *, mirror: Mirror | None = None
 ) -> ListPage:
     """A page of a list: the count and a page by number, or (`after`: a cursor's keys) the page
     after those keys. The benchmarks time this same code over a bare asyncpg connection.
 
     With `mirror`, a page by number takes its count (and, in id order, its ids) from the read
     model when the model may answer (`app.mirror.reads`); the rows always come from Postgres."""
+    where, fields, ordering = listing.where, listing.fields, listing.ordering
+    page, page_size, after = listing.page, listing.page_size, listing.after
     terms = ordering_terms(SqlWhere(), fields, ordering)  # a bad ordering is a 400 before any query
     async with reading(source) as conn:
         n_terms = len(terms)
         if after is None and mirror is not None:
-            answer = await _mirror_page(
-                conn, mirror, where, fields, ordering=ordering, page=page, page_size=page_size
-            )
+            answer = await _mirror_page(conn, mirror, listing)
             if answer is not None:
                 return answer
         if after is not None:
             rows = []
             if len(where.conditions) > 1 and terms[0].expr in WALKABLE_ORDERINGS:
-                sql, params = page_query(
-                    where,
-                    fields,
-                    ordering=ordering,
-                    page=1,
-                    page_size=page_size,
-                    after=after,
-                    probe=PROBE_ROWS,
-                )
+                sql, params = page_query(listing, probe=PROBE_ROWS)
                 rows = await conn.fetch(sql, *params)
             if len(rows) <= page_size:  # unfiltered, or too few matches near the cursor
-                sql, params = page_query(
-                    where, fields, ordering=ordering, page=1, page_size=page_size, after=after
-                )
+                sql, params = page_query(listing)
                 rows = await conn.fetch(sql, *params)
             more = len(rows) > page_size
             rows = rows[:page_size]
@@ -378,9 +368,7 @@ async def list_products(
             )
             found = []
             if (page - 1) * page_size < count:
-                sql, params = page_query(
-                    where, fields, ordering=ordering, page=page, page_size=page_size
-                )
+                sql, params = page_query(listing)
                 found = await conn.fetch(sql, *params)
         more = bool(found) and page * page_size < count
         return ListPage(
@@ -396,19 +384,12 @@ _BY_IDS_SQL = f"""SELECT {PRODUCT_COLUMNS}, p.id AS k0 FROM unnest($2::bigint[])
     CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord"""
 
 
-async def _mirror_page(
-    conn,
-    mirror: Mirror,
-    where: SqlWhere,
-    fields: dict[str, FieldDef],
-    *,
-    ordering: str | None,
-    page: int,
-    page_size: int,
-) -> ListPage | None:
+async def _mirror_page(conn, mirror: Mirror, listing: Listing) -> ListPage | None:
     """A page by number with the read model's count: in id order its ids too (the rows by id
     from Postgres); in another order the page from Postgres, walking the ordering's index when
     the matches are many. None: Postgres answers the whole list."""
+    where, fields, ordering = listing.where, listing.fields, listing.ordering
+    page, page_size = listing.page, listing.page_size
     tenant_id = where.params[0]  # SqlWhere.of_tenant's
     query = await mirror.query(conn, tenant_id, where.predicate)
     if query is None:
@@ -422,9 +403,7 @@ async def _mirror_page(
     if offset < count:
         by_id, filtered = len(terms) == 1, len(where.conditions) > 1
         if not filtered or (not by_id and count > SMALL_SET_ROWS):
-            sql, params = page_query(
-                where, fields, ordering=ordering, page=page, page_size=page_size
-            )
+            sql, params = page_query(listing)
             found = await conn.fetch(sql, *params)
         elif not by_id:
             return None  # few matches in another order: one Postgres scan reads and sorts them
@@ -432,14 +411,8 @@ async def _mirror_page(
             # the rows Postgres would walk in the id index, filtering, to fill the page
             walk = (offset + page_size) * query.state.products // max(count, 1)
             if walk <= MIRROR_PROBE_ROWS:
-                sql, params = page_query(
-                    where,
-                    fields,
-                    ordering=ordering,
-                    page=page,
-                    page_size=page_size,
-                    probe=min(MIRROR_PROBE_ROWS, 2 * walk + 1_000),
-                )
+                probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
+                sql, params = page_query(listing, probe=probe)
                 found = await conn.fetch(sql, *params)
                 if len(found) < min(page_size, count - offset):
                     found = []  # the walk fell short: the model's ids

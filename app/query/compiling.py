@@ -184,17 +184,23 @@ def key_literal(name: str) -> str:
     return f"'{name}'"
 
 
+# per typed kind: the SQL function that reads its values, and the JSON operator that hands it the
+# value (a number as JSON, a date or datetime as text)
+_TYPED_VALUE_READERS = {
+    Kind.number: ("pim_num", "->"),
+    Kind.date: ("pim_date", "->>"),
+    Kind.datetime: ("pim_timestamptz", "->>"),
+}
+
+
 def typed_value_sql(kind: Kind, name: str, table: str) -> str:
     """The typed value of data key `name` of a number, date or datetime field, with the key as a
     literal: the one spelling of the expression the typed indexes are built on."""
     key = key_literal(name)
-    if kind == Kind.number:
-        return f"pim_num({table}.data -> {key})"
-    if kind == Kind.date:
-        return f"pim_date({table}.data ->> {key})"
-    if kind == Kind.datetime:
-        return f"pim_timestamptz({table}.data ->> {key})"
-    raise ValueError(f"not a typed kind: {kind}")
+    if kind not in _TYPED_VALUE_READERS:
+        raise ValueError(f"not a typed kind: {kind}")
+    function, operator = _TYPED_VALUE_READERS[kind]
+    return f"{function}({table}.data {operator} {key})"
 
 
 def typed_expr(target: Target, table: str, key: str) -> str:

@@ -1,24 +1,24 @@
 from typing import Annotated
 
-from fastapi import Body, Query, Request, status
+from fastapi import Body, Request, status
 from fastapi.responses import Response
 
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    NOT_MODIFIED,
     TAGGED,
     TAGGED_CREATE,
+    TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     read_answer,
-    tagged,
+    tagged_row,
 )
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
+from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_HELP
 from app.responses import json_bytes_response
-from app.routing import api_router, set_location
+from app.routing import api_router, created
 from app.segments import members, service
 from app.segments.schemas import (
     ComputeQueued,
@@ -63,9 +63,7 @@ async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
     segment = await service.create_segment(session, body=body)
-    set_location(request, response, "get_segment", segment_id=segment.id)
-    tagged(response, segment.version)
-    return segment
+    return created(request, response, segment, "get_segment", segment_id=segment.id)
 
 
 @router.post(
@@ -86,12 +84,7 @@ async def preview_segment(
     return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
-@router.get(
-    "/{segment_id}/",
-    response_model=SegmentOut,
-    responses={**error_responses(404), **NOT_MODIFIED},
-    openapi_extra=TAGGED,
-)
+@router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
 async def get_segment(
     segment_id: ObjectId,
     session: ViewerSession,
@@ -120,8 +113,7 @@ async def update_segment(
     if_match: IfMatch,
 ):
     segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
-    tagged(response, segment.version)
-    return segment
+    return tagged_row(response, segment)
 
 
 @router.delete(
@@ -166,22 +158,16 @@ async def list_segment_members(
     cursor: Cursor = None,
     limit: Annotated[
         int | None,
-        Query(
-            ge=1,
+        # checked by members_page
+        checked_page_size(
+            members.MAX_PAGE_SIZE,
+            f"members per page, at most {members.MAX_PAGE_SIZE} (more is a 400)",
             le=2**31 - 1,
-            # declared, but checked by members_page: a larger value is a 400 naming the maximum
-            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
-            description=f"members per page, at most {members.MAX_PAGE_SIZE} (more is a 400)",
         ),
     ] = None,
     page_size: Annotated[
         int | None,
-        Query(
-            ge=1,
-            le=2**31 - 1,
-            json_schema_extra={"maximum": members.MAX_PAGE_SIZE},
-            description="an alias of `limit`",
-        ),
+        checked_page_size(members.MAX_PAGE_SIZE, "an alias of `limit`", le=2**31 - 1),
     ] = None,
 ):
     """The members of the last compute, by product id, a page at a time (default 50): `next_cursor`

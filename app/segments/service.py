@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog import service as catalog
 from app.clickhouse import ClickHouse
-from app.db import driver_connection, one_or_not_found, tenant_of
+from app.db import driver_connection, get_by_id, page_after_id, tenant_of, written
 from app.errors import BadRequest
 from app.etags import check_if_match
 from app.jobs.enqueue import Job, enqueue_after_commit
@@ -80,37 +80,35 @@ def matching_products(predicate):
 
 async def list_segments(session: AsyncSession, *, after: int | None, limit: int) -> list[Segment]:
     """Up to `limit` segments after the id `after`, by id (keyset)."""
-    stmt = select(Segment).order_by(Segment.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(Segment.id > after)
-    return list(await session.scalars(stmt))
+    return await page_after_id(session, Segment, after=after, limit=limit)
 
 
 async def get_segment(
     session: AsyncSession, segment_id: int, *, for_update: bool = False
 ) -> Segment:
-    return await one_or_not_found(
-        session,
-        select(Segment).where(Segment.id == segment_id),
-        f"Segment {segment_id} not found",
-        for_update=for_update,
-    )
+    return await get_by_id(session, Segment, segment_id, "Segment", for_update=for_update)
 
 
 async def create_segment(session: AsyncSession, *, body: SegmentIn) -> Segment:
     definition, _predicate = await _checked_definition(session, body.definition)
     segment = Segment(name=body.name, description=body.description, definition=definition)
     session.add(segment)
-    await session.flush()
-    await session.refresh(segment)
+    return await written(session, segment)
+
+
+async def _segment_to_write(
+    session: AsyncSession, segment_id: int, if_match: str | None
+) -> Segment:
+    """The segment, locked for a write that `if_match` (if any) allows: else a 412."""
+    segment = await get_segment(session, segment_id, for_update=True)
+    check_if_match(if_match, segment.version)
     return segment
 
 
 async def update_segment(
     session: AsyncSession, segment_id: int, *, body: SegmentPatch, if_match: str | None = None
 ) -> Segment:
-    segment = await get_segment(session, segment_id, for_update=True)
-    check_if_match(if_match, segment.version)
+    segment = await _segment_to_write(session, segment_id, if_match)
     if body.name is not MISSING:
         segment.name = body.name
     if body.description is not MISSING:
@@ -118,16 +116,13 @@ async def update_segment(
     if body.definition is not MISSING:
         segment.definition, _predicate = await _checked_definition(session, body.definition)
     segment.updated_at = func.now()
-    await session.flush()
-    await session.refresh(segment)
-    return segment
+    return await written(session, segment)
 
 
 async def delete_segment(
     session: AsyncSession, segment_id: int, *, clickhouse: ClickHouse, if_match: str | None = None
 ) -> None:
-    segment = await get_segment(session, segment_id, for_update=True)
-    check_if_match(if_match, segment.version)
+    await _segment_to_write(session, segment_id, if_match)
     await session.execute(
         delete(Segment).where(Segment.id == segment_id).execution_options(synchronize_session=False)
     )

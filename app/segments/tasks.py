@@ -17,6 +17,7 @@ the computes whose job Redis lost (`recover_segments`, at start and periodically
 import asyncio
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import structlog
@@ -114,18 +115,19 @@ async def _write_generation(
     total = 0
     pending: asyncio.Task | None = None
 
+    # every block of the run is a part of the same generation; a block adds its place and rows
+    insert_block = partial(
+        members.insert_block,
+        clickhouse,
+        tenant_id=tenant_id,
+        segment_id=segment_id,
+        generation=generation,
+        computed_at=computed_at,
+    )
+
     def insert(first_position: int, block_ids: list[int], block_skus: list[str]) -> asyncio.Task:
         return asyncio.ensure_future(
-            members.insert_block(
-                clickhouse,
-                tenant_id=tenant_id,
-                segment_id=segment_id,
-                generation=generation,
-                first_position=first_position,
-                product_ids=block_ids,
-                skus=block_skus,
-                computed_at=computed_at,
-            )
+            insert_block(first_position=first_position, product_ids=block_ids, skus=block_skus)
         )
 
     try:

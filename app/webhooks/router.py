@@ -3,7 +3,15 @@ from fastapi.responses import Response
 
 from app.deps import AdminSession, ObjectId, SettingsDep
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
-from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, decode_cursor, encode_cursor
+from app.pagination import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    after_id,
+    decode_cursor,
+    encode_cursor,
+    id_page,
+)
 from app.routing import api_router, set_location
 from app.webhooks import service
 from app.webhooks.schemas import (
@@ -35,13 +43,7 @@ async def list_webhooks(session: AdminSession, limit: Limit = DEFAULT_LIMIT, cur
     """The tenant's webhooks by id, a page at a time (`next_cursor`, opaque). Secrets are never
     shown here."""
     page = await service.list_webhooks(session, after=after_id("webhooks", cursor), limit=limit + 1)
-    results = page[:limit]
-    return {
-        "results": results,
-        "next_cursor": encode_cursor("webhooks", {"id": results[-1].id})
-        if len(page) > limit
-        else None,
-    }
+    return id_page("webhooks", page, limit)
 
 
 @router.post(

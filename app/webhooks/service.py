@@ -18,7 +18,15 @@ from app.catalog.service import get_field_map
 from app.changes.service import committed_through
 from app.clickhouse import ClickHouse
 from app.config import Settings
-from app.db import all_tenants, driver_connection, one_or_not_found, tenant_is, tenant_of
+from app.db import (
+    all_tenants,
+    driver_connection,
+    get_by_id,
+    page_after_id,
+    tenant_is,
+    tenant_of,
+    written,
+)
 from app.errors import BadRequest, Conflict, ErrorCode, Gone
 from app.jobs.locks import Lock, xact_lock
 from app.models import WebhookSubscription
@@ -51,20 +59,14 @@ async def _checked_filter(session: AsyncSession, definition: Any) -> dict[str, A
 async def list_webhooks(
     session: AsyncSession, *, after: int | None, limit: int
 ) -> list[WebhookSubscription]:
-    stmt = select(WebhookSubscription).order_by(WebhookSubscription.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(WebhookSubscription.id > after)
-    return list(await session.scalars(stmt))
+    return await page_after_id(session, WebhookSubscription, after=after, limit=limit)
 
 
 async def get_webhook(
     session: AsyncSession, webhook_id: int, *, for_update: bool = False
 ) -> WebhookSubscription:
-    return await one_or_not_found(
-        session,
-        select(WebhookSubscription).where(WebhookSubscription.id == webhook_id),
-        f"Webhook {webhook_id} not found",
-        for_update=for_update,
+    return await get_by_id(
+        session, WebhookSubscription, webhook_id, "Webhook", for_update=for_update
     )
 
 
@@ -93,9 +95,7 @@ async def create_webhook(
         cursor_seq=await committed_through(conn, tenant_id),
     )
     session.add(webhook)
-    await session.flush()
-    await session.refresh(webhook)
-    return webhook
+    return await written(session, webhook)
 
 
 async def update_webhook(
@@ -119,9 +119,7 @@ async def update_webhook(
             webhook.next_attempt_at = func.now()
         webhook.active = body.active
     webhook.updated_at = func.now()
-    await session.flush()
-    await session.refresh(webhook)
-    return webhook
+    return await written(session, webhook)
 
 
 async def delete_webhook(session: AsyncSession, webhook_id: int) -> None:

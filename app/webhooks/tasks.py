@@ -1,11 +1,12 @@
 """The worker's side of webhooks: the delivery loop, and the log's retention."""
 
 import asyncio
+from functools import partial
 
 import structlog
 
-from app.db import driver_connection
 from app.jobs.context import WorkerContext
+from app.jobs.pruning import prune_step
 from app.webhooks.delivery import Dispatcher, prune_log
 
 log = structlog.get_logger("pim.webhooks")
@@ -19,9 +20,5 @@ def start_deliveries(ctx: WorkerContext) -> asyncio.Task:
 
 async def prune_webhook_log(ctx: WorkerContext) -> int:
     """One maintenance step: delivery log and outbox rows older than PIM_WEBHOOK_LOG_RETENTION_DAYS."""
-    async with ctx["sessionmaker"]() as session, session.begin():
-        conn = await driver_connection(session)
-        pruned = await prune_log(conn, retention_days=ctx["settings"].webhook_log_retention_days)
-    if pruned:
-        log.info("webhook_log_pruned", rows=pruned)
-    return pruned
+    prune = partial(prune_log, retention_days=ctx["settings"].webhook_log_retention_days)
+    return await prune_step(ctx, prune, log, "webhook_log_pruned", "rows")

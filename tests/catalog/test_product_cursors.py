@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import text
 
 from app.catalog.fields import FieldDef
-from app.products.service import filters_fingerprint, page_query, tenant_where
+from app.products.service import Listing, filters_fingerprint, page_query, tenant_where
 from app.query.compiling import SqlWhere
 from app.query.models import Junction
 
@@ -398,7 +398,9 @@ async def test_cursor_pages_start_in_an_index(app, client, tenant):
         ("updated_at", [stamp, pid], "ix_products_tenant_updated"),
         ("sku", [middle["sku"], pid], "uq_products_tenant_id_sku"),
     ):
-        sql, params = page_query(where, fields, ordering=ordering, page=1, page_size=50, after=keys)
+        sql, params = page_query(
+            Listing(where, fields, ordering=ordering, page=1, page_size=50, after=keys)
+        )
         plan = await _plan(app, sql, params)
         assert index in plan, (ordering, plan)
         # the keyset bound is an index condition (a range start), not a filter over every row

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from app.catalog.fields import FieldDef
 from app.products.queries import SqlWhere, add_field_filter
-from app.products.service import one_scan_query, page_query
+from app.products.service import Listing, one_scan_query, page_query
 from app.products.typed_indexes import (
     drop_orphaned_typed_indexes,
     existing_indexes,
@@ -86,7 +86,8 @@ async def test_typed_indexes_serve_ranges_and_orderings(app, client, tenant, wor
 
     # a page in a number field's order, both directions, is the first rows of the index
     for ordering in ("price", "-price", "released"):
-        sql, params = page_query(_where(tenant.id), fields, ordering=ordering, page=1, page_size=50)
+        listing = Listing(_where(tenant.id), fields, ordering=ordering, page=1, page_size=50)
+        sql, params = page_query(listing)
         plan = await _plan(app, sql, params)
         # an index scan in the index's order (forwards, or backwards for `-price`, whose NULLs
         # are a second range of the index); at most those ranges' first rows are sorted, never
