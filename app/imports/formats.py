@@ -145,13 +145,8 @@ _WOO_GERMAN = {
     "übergeordnetes produkt": "parent",
 }
 _WOO_GERMAN_ATTRIBUTE = re.compile(r"^attribut (\d+) (name|wert\(e\)|sichtbar|global|standard)$")
-_ATTRIBUTE_PARTS = {
-    "name": "name",
-    "wert(e)": "value(s)",
-    "sichtbar": "visible",
-    "global": "global",
-    "standard": "default",
-}
+# the parts of an attribute's header that German names otherwise ("name" and "global" are the same)
+_GERMAN_ATTRIBUTE_PARTS = {"wert(e)": "value(s)", "sichtbar": "visible", "standard": "default"}
 
 
 def woo_key(header: str) -> str:
@@ -162,7 +157,8 @@ def woo_key(header: str) -> str:
         return _WOO_GERMAN[key]
     attribute = _WOO_GERMAN_ATTRIBUTE.match(key)
     if attribute:
-        return f"attribute {attribute[1]} {_ATTRIBUTE_PARTS[attribute[2]]}"
+        part = attribute[2]
+        return f"attribute {attribute[1]} {_GERMAN_ATTRIBUTE_PARTS.get(part, part)}"
     return key
 
 
