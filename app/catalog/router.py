@@ -23,11 +23,9 @@ from app.etags import (
     TAGGED,
     TAGGED_CREATE,
     TAGGED_READ,
+    ConditionalGet,
+    ConditionalWrite,
     IfMatch,
-    IfNoneMatch,
-    read_answer,
-    tagged,
-    tagged_row,
 )
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
@@ -47,24 +45,18 @@ def _version(row: ProductSchema | None) -> int | None:
 
 
 @schema_router.get("/", response_model=SchemaOut, responses=NOT_MODIFIED, openapi_extra=TAGGED)
-async def get_product_schema(
-    session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
-):
+async def get_product_schema(session: ViewerSession, conditional: ConditionalGet):
     """The tenant's fields, default currency and locale (a fresh tenant has no fields), with the
     schema's `ETag` (`If-None-Match` with it: `304` while it is current)."""
     row = await service.get_schema_row(session)
-    return read_answer(response, if_none_match, _version(row), service.schema_out(row))
+    return conditional.answer(_version(row), service.schema_out(row))
 
 
 @schema_router.put(
     "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
 )
 async def replace_product_schema(
-    body: SchemaIn,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
-    arq: Arq,
+    body: SchemaIn, session: EditorSession, conditional: ConditionalWrite, arq: Arq
 ):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
     With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
@@ -76,10 +68,9 @@ async def replace_product_schema(
 
     Number, date and datetime fields of a large tenant get typed indexes shortly after (built by
     the worker, without blocking writes): range filters and orderings on them then read an index."""
-    row = await service.put_schema(session, body, if_match=if_match)
-    tagged(response, row.version)
+    row = await service.put_schema(session, body, if_match=conditional.if_match)
     sync_typed_indexes_after_commit(session, arq)
-    return service.schema_out(row)
+    return conditional.answer(row.version, service.schema_out(row))
 
 
 # `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
@@ -130,16 +121,11 @@ async def create_category(
 
 
 @categories_router.get("/{category_id}/", response_model=CategoryOut, **TAGGED_READ)
-async def get_category(
-    category_id: ObjectId,
-    session: ViewerSession,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-):
+async def get_category(category_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The category with its path (`Men > Shoes`) and labels, and its `ETag` (`If-None-Match`
     with it: `304` while it is current)."""
     category = await service.get_category(session, category_id)
-    return read_answer(response, if_none_match, category.version, category)
+    return conditional.answer(category.version, category)
 
 
 @categories_router.patch(
@@ -152,13 +138,14 @@ async def update_category(
     category_id: ObjectId,
     body: CategoryPatch,
     session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    conditional: ConditionalWrite,
 ):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
     With `If-Match`, only the version it names is changed (else `412`)."""
-    category = await service.patch_category(session, category_id, body, if_match=if_match)
-    return tagged_row(response, category)
+    category = await service.patch_category(
+        session, category_id, body, if_match=conditional.if_match
+    )
+    return conditional.answer(category.version, category)
 
 
 @categories_router.delete(
@@ -194,13 +181,11 @@ async def create_view(body: ViewIn, session: EditorSession, request: Request, re
 
 
 @views_router.get("/{view_id}/", response_model=ViewOut, **TAGGED_READ)
-async def get_view(
-    view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
-):
+async def get_view(view_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The view with its attribute list, and its `ETag` (`If-None-Match` with it: `304` while it
     is current)."""
     view = await service.get_view(session, view_id)
-    return read_answer(response, if_none_match, view.version, view)
+    return conditional.answer(view.version, view)
 
 
 @views_router.patch(
@@ -210,17 +195,13 @@ async def get_view(
     openapi_extra=TAGGED,
 )
 async def update_view(
-    view_id: ObjectId,
-    body: ViewPatch,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    view_id: ObjectId, body: ViewPatch, session: EditorSession, conditional: ConditionalWrite
 ):
     """Partial update; `attributes` replaces the list. `is_default: true` makes it the tenant's
     default view (the one before stops being it). With `If-Match`, only the version it names
     (else `412`)."""
-    view = await service.patch_view(session, view_id, body, if_match=if_match)
-    return tagged_row(response, view)
+    view = await service.patch_view(session, view_id, body, if_match=conditional.if_match)
+    return conditional.answer(view.version, view)
 
 
 @views_router.delete(

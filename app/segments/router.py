@@ -9,10 +9,9 @@ from app.etags import (
     TAGGED,
     TAGGED_CREATE,
     TAGGED_READ,
+    ConditionalGet,
+    ConditionalWrite,
     IfMatch,
-    IfNoneMatch,
-    read_answer,
-    tagged_row,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
@@ -85,16 +84,11 @@ async def preview_segment(
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
-async def get_segment(
-    segment_id: ObjectId,
-    session: ViewerSession,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-):
+async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The segment with its definition (as sent, normalised) and the state of its last compute,
     and its `ETag` (`If-None-Match` with it: `304` while it is current; a compute changes it)."""
     segment = await service.get_segment(session, segment_id)
-    return read_answer(response, if_none_match, segment.version, segment)
+    return conditional.answer(segment.version, segment)
 
 
 @router.patch(
@@ -106,14 +100,12 @@ async def get_segment(
     openapi_extra=TAGGED,
 )
 async def update_segment(
-    segment_id: ObjectId,
-    body: SegmentPatch,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    segment_id: ObjectId, body: SegmentPatch, session: EditorSession, conditional: ConditionalWrite
 ):
-    segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
-    return tagged_row(response, segment)
+    segment = await service.update_segment(
+        session, segment_id, body=body, if_match=conditional.if_match
+    )
+    return conditional.answer(segment.version, segment)
 
 
 @router.delete(
