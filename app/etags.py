@@ -71,6 +71,15 @@ TAGGED_READ: dict[str, Any] = {
 PRECONDITION_FAILED = 412
 
 
+def tagged_write(*errors: int) -> dict[str, Any]:
+    """The route options of a write of one object under `If-Match`: its `errors`, then the `412`
+    and `428` of the precondition, and the ETag of its answer."""
+    return {
+        "responses": error_responses(*errors, PRECONDITION_FAILED, 428),
+        "openapi_extra": TAGGED,
+    }
+
+
 class PreconditionFailed(AppError):
     status_code = PRECONDITION_FAILED
     code = ErrorCode.precondition_failed

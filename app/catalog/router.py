@@ -26,6 +26,7 @@ from app.etags import (
     ConditionalGet,
     ConditionalWrite,
     IfMatch,
+    tagged_write,
 )
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
@@ -52,9 +53,7 @@ async def get_product_schema(session: ViewerSession, conditional: ConditionalGet
     return conditional.answer(_version(row), service.schema_out(row))
 
 
-@schema_router.put(
-    "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
-)
+@schema_router.put("/", response_model=SchemaOut, **tagged_write(400))
 async def replace_product_schema(
     body: SchemaIn, session: EditorSession, conditional: ConditionalWrite, arq: Arq
 ):
@@ -128,12 +127,7 @@ async def get_category(category_id: ObjectId, session: ViewerSession, conditiona
     return conditional.answer(category.version, category)
 
 
-@categories_router.patch(
-    "/{category_id}/",
-    response_model=CategoryOut,
-    responses=error_responses(400, 404, 412, 428),
-    openapi_extra=TAGGED,
-)
+@categories_router.patch("/{category_id}/", response_model=CategoryOut, **tagged_write(400, 404))
 async def update_category(
     category_id: ObjectId,
     body: CategoryPatch,
@@ -188,12 +182,7 @@ async def get_view(view_id: ObjectId, session: ViewerSession, conditional: Condi
     return conditional.answer(view.version, view)
 
 
-@views_router.patch(
-    "/{view_id}/",
-    response_model=ViewOut,
-    responses=error_responses(404, 409, 412, 428),
-    openapi_extra=TAGGED,
-)
+@views_router.patch("/{view_id}/", response_model=ViewOut, **tagged_write(404, 409))
 async def update_view(
     view_id: ObjectId, body: ViewPatch, session: EditorSession, conditional: ConditionalWrite
 ):

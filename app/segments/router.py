@@ -6,12 +6,12 @@ from fastapi.responses import Response
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    TAGGED,
     TAGGED_CREATE,
     TAGGED_READ,
     ConditionalGet,
     ConditionalWrite,
     IfMatch,
+    tagged_write,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
@@ -94,10 +94,9 @@ async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional:
 @router.patch(
     "/{segment_id}/",
     response_model=SegmentOut,
-    responses=error_responses(400, 404, 412, 428),
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
-    openapi_extra=TAGGED,
+    **tagged_write(400, 404),
 )
 async def update_segment(
     segment_id: ObjectId, body: SegmentPatch, session: EditorSession, conditional: ConditionalWrite
