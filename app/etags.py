@@ -71,6 +71,16 @@ TAGGED_READ: dict[str, Any] = {
 PRECONDITION_FAILED = 412
 
 
+def tagged_create(*errors: int) -> dict[str, Any]:
+    """The route options of a create answered with its object (`routing.created`): the `201`,
+    its `errors`, and the ETag of its answer."""
+    return {
+        "status_code": 201,
+        "responses": error_responses(*errors),
+        "openapi_extra": TAGGED_CREATE,
+    }
+
+
 def tagged_write(*errors: int) -> dict[str, Any]:
     """The route options of a write of one object under `If-Match`: its `errors`, then the `412`
     and `428` of the precondition, and the ETag of its answer."""

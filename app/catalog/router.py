@@ -21,11 +21,11 @@ from app.errors import AUTH_ERRORS, error_responses
 from app.etags import (
     NOT_MODIFIED,
     TAGGED,
-    TAGGED_CREATE,
     TAGGED_READ,
     ConditionalGet,
     ConditionalWrite,
     IfMatch,
+    tagged_create,
     tagged_write,
 )
 from app.models import ProductSchema
@@ -104,13 +104,7 @@ async def list_categories(
     return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 
-@categories_router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=CategoryOut,
-    responses=error_responses(400),
-    openapi_extra=TAGGED_CREATE,
-)
+@categories_router.post("/", response_model=CategoryOut, **tagged_create(400))
 async def create_category(
     body: CategoryIn, session: EditorSession, request: Request, response: Response
 ):
@@ -161,13 +155,7 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
     return id_page("views", await service.list_views(session, after=after, limit=limit + 1), limit)
 
 
-@views_router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ViewOut,
-    responses=error_responses(409),
-    openapi_extra=TAGGED_CREATE,
-)
+@views_router.post("/", response_model=ViewOut, **tagged_create(409))
 async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
     view = await service.create_view(session, body)

@@ -6,11 +6,11 @@ from fastapi.responses import Response
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    TAGGED_CREATE,
     TAGGED_READ,
     ConditionalGet,
     ConditionalWrite,
     IfMatch,
+    tagged_create,
     tagged_write,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
@@ -50,14 +50,7 @@ async def list_segments(
     return id_page("segments", page, limit)
 
 
-@router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SegmentOut,
-    responses=error_responses(400),
-    description=DEFINITION_ERRORS,
-    openapi_extra=TAGGED_CREATE,
-)
+@router.post("/", response_model=SegmentOut, description=DEFINITION_ERRORS, **tagged_create(400))
 async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
