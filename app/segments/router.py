@@ -15,7 +15,7 @@ from app.etags import (
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
-from app.query.models import DEFINITION_HELP
+from app.query.models import DEFINITION_ERRORS, DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import api_router, created
 from app.segments import members, service
@@ -31,12 +31,6 @@ from app.segments.schemas import (
 )
 
 router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
-
-DEFINITION_ERRORS = (
-    "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
-    "type, more than 8 levels or 200 conditions) is a `400` whose `detail` names the place, "
-    "e.g. `conditions[1].conditions[0].value: must be a number`."
-)
 
 
 @router.get("/", response_model=SegmentPage, responses=error_responses(400))
