@@ -14,6 +14,7 @@ tenant that never wrote one has the version 0 (no transaction has that id).
   one wins and the other gets its 412.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request, Response
@@ -70,6 +71,25 @@ TAGGED_READ: dict[str, Any] = {
 PRECONDITION_FAILED = 412
 
 
+def tagged_create(*errors: int) -> dict[str, Any]:
+    """The route options of a create answered with its object (`routing.created`): the `201`,
+    its `errors`, and the ETag of its answer."""
+    return {
+        "status_code": 201,
+        "responses": error_responses(*errors),
+        "openapi_extra": TAGGED_CREATE,
+    }
+
+
+def tagged_write(*errors: int) -> dict[str, Any]:
+    """The route options of a write of one object under `If-Match`: its `errors`, then the `412`
+    and `428` of the precondition, and the ETag of its answer."""
+    return {
+        "responses": error_responses(*errors, PRECONDITION_FAILED, 428),
+        "openapi_extra": TAGGED,
+    }
+
+
 class PreconditionFailed(AppError):
     status_code = PRECONDITION_FAILED
     code = ErrorCode.precondition_failed
@@ -119,21 +139,46 @@ def not_modified(if_none_match: str | None, version: int | None) -> Response | N
     return None
 
 
-def read_answer(
-    response: Response, if_none_match: str | None, version: int | None, body: _Body
-) -> _Body | Response:
-    """A GET's answer: the `304` when `If-None-Match` names `version`, else `body`, with the
-    `ETag` of `version` set on `response`."""
-    if (unchanged := not_modified(if_none_match, version)) is not None:
-        return unchanged
-    tagged(response, version)
-    return body
-
-
 def tagged(response: Response, version: int | None) -> Response:
     """`response` with the `ETag` of `version`."""
     response.headers["ETag"] = etag(version)
     return response
+
+
+@dataclass(slots=True)
+class _ConditionalGet:
+    """A GET of one object: the `If-None-Match` it was sent with and the response whose `ETag`
+    the answer sets."""
+
+    response: Response
+    if_none_match: IfNoneMatch = None
+
+    def answer(self, version: int | None, body: _Body) -> _Body | Response:
+        """The `304` when `If-None-Match` names `version`, else `body`, with the `ETag` of
+        `version`."""
+        if (unchanged := not_modified(self.if_none_match, version)) is not None:
+            return unchanged
+        tagged(self.response, version)
+        return body
+
+
+@dataclass(slots=True)
+class _ConditionalWrite:
+    """A write of one object: its `If-Match` (for the service to check against the row it locks)
+    and the response whose `ETag` the answer sets."""
+
+    response: Response
+    if_match: IfMatch
+
+    def answer(self, version: int | None, body: _Body) -> _Body:
+        """`body`, the answer of the write, with the `ETag` of the version it wrote."""
+        tagged(self.response, version)
+        return body
+
+
+# route parameters: a GET or write of one object answered with its ETag
+ConditionalGet = Annotated[_ConditionalGet, Depends()]
+ConditionalWrite = Annotated[_ConditionalWrite, Depends()]
 
 
 def tagged_row(response: Response, row: _Versioned) -> _Versioned:

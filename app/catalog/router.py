@@ -21,13 +21,12 @@ from app.errors import AUTH_ERRORS, error_responses
 from app.etags import (
     NOT_MODIFIED,
     TAGGED,
-    TAGGED_CREATE,
     TAGGED_READ,
+    ConditionalGet,
+    ConditionalWrite,
     IfMatch,
-    IfNoneMatch,
-    read_answer,
-    tagged,
-    tagged_row,
+    tagged_create,
+    tagged_write,
 )
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
@@ -47,24 +46,16 @@ def _version(row: ProductSchema | None) -> int | None:
 
 
 @schema_router.get("/", response_model=SchemaOut, responses=NOT_MODIFIED, openapi_extra=TAGGED)
-async def get_product_schema(
-    session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
-):
+async def get_product_schema(session: ViewerSession, conditional: ConditionalGet):
     """The tenant's fields, default currency and locale (a fresh tenant has no fields), with the
     schema's `ETag` (`If-None-Match` with it: `304` while it is current)."""
     row = await service.get_schema_row(session)
-    return read_answer(response, if_none_match, _version(row), service.schema_out(row))
+    return conditional.answer(_version(row), service.schema_out(row))
 
 
-@schema_router.put(
-    "/", response_model=SchemaOut, responses=error_responses(400, 412, 428), openapi_extra=TAGGED
-)
+@schema_router.put("/", response_model=SchemaOut, **tagged_write(400))
 async def replace_product_schema(
-    body: SchemaIn,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
-    arq: Arq,
+    body: SchemaIn, session: EditorSession, conditional: ConditionalWrite, arq: Arq
 ):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
     With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
@@ -76,10 +67,9 @@ async def replace_product_schema(
 
     Number, date and datetime fields of a large tenant get typed indexes shortly after (built by
     the worker, without blocking writes): range filters and orderings on them then read an index."""
-    row = await service.put_schema(session, body, if_match=if_match)
-    tagged(response, row.version)
+    row = await service.put_schema(session, body, if_match=conditional.if_match)
     sync_typed_indexes_after_commit(session, arq)
-    return service.schema_out(row)
+    return conditional.answer(row.version, service.schema_out(row))
 
 
 # `?parent_id=0` and `?parent_id=null` both mean "no parent": the root categories
@@ -114,13 +104,7 @@ async def list_categories(
     return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 
-@categories_router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=CategoryOut,
-    responses=error_responses(400),
-    openapi_extra=TAGGED_CREATE,
-)
+@categories_router.post("/", response_model=CategoryOut, **tagged_create(400))
 async def create_category(
     body: CategoryIn, session: EditorSession, request: Request, response: Response
 ):
@@ -130,35 +114,26 @@ async def create_category(
 
 
 @categories_router.get("/{category_id}/", response_model=CategoryOut, **TAGGED_READ)
-async def get_category(
-    category_id: ObjectId,
-    session: ViewerSession,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-):
+async def get_category(category_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The category with its path (`Men > Shoes`) and labels, and its `ETag` (`If-None-Match`
     with it: `304` while it is current)."""
     category = await service.get_category(session, category_id)
-    return read_answer(response, if_none_match, category.version, category)
+    return conditional.answer(category.version, category)
 
 
-@categories_router.patch(
-    "/{category_id}/",
-    response_model=CategoryOut,
-    responses=error_responses(400, 404, 412, 428),
-    openapi_extra=TAGGED,
-)
+@categories_router.patch("/{category_id}/", response_model=CategoryOut, **tagged_write(400, 404))
 async def update_category(
     category_id: ObjectId,
     body: CategoryPatch,
     session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    conditional: ConditionalWrite,
 ):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
     With `If-Match`, only the version it names is changed (else `412`)."""
-    category = await service.patch_category(session, category_id, body, if_match=if_match)
-    return tagged_row(response, category)
+    category = await service.patch_category(
+        session, category_id, body, if_match=conditional.if_match
+    )
+    return conditional.answer(category.version, category)
 
 
 @categories_router.delete(
@@ -180,13 +155,7 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
     return id_page("views", await service.list_views(session, after=after, limit=limit + 1), limit)
 
 
-@views_router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ViewOut,
-    responses=error_responses(409),
-    openapi_extra=TAGGED_CREATE,
-)
+@views_router.post("/", response_model=ViewOut, **tagged_create(409))
 async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
     view = await service.create_view(session, body)
@@ -194,33 +163,22 @@ async def create_view(body: ViewIn, session: EditorSession, request: Request, re
 
 
 @views_router.get("/{view_id}/", response_model=ViewOut, **TAGGED_READ)
-async def get_view(
-    view_id: ObjectId, session: ViewerSession, response: Response, if_none_match: IfNoneMatch = None
-):
+async def get_view(view_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The view with its attribute list, and its `ETag` (`If-None-Match` with it: `304` while it
     is current)."""
     view = await service.get_view(session, view_id)
-    return read_answer(response, if_none_match, view.version, view)
+    return conditional.answer(view.version, view)
 
 
-@views_router.patch(
-    "/{view_id}/",
-    response_model=ViewOut,
-    responses=error_responses(404, 409, 412, 428),
-    openapi_extra=TAGGED,
-)
+@views_router.patch("/{view_id}/", response_model=ViewOut, **tagged_write(404, 409))
 async def update_view(
-    view_id: ObjectId,
-    body: ViewPatch,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    view_id: ObjectId, body: ViewPatch, session: EditorSession, conditional: ConditionalWrite
 ):
     """Partial update; `attributes` replaces the list. `is_default: true` makes it the tenant's
     default view (the one before stops being it). With `If-Match`, only the version it names
     (else `412`)."""
-    view = await service.patch_view(session, view_id, body, if_match=if_match)
-    return tagged_row(response, view)
+    view = await service.patch_view(session, view_id, body, if_match=conditional.if_match)
+    return conditional.answer(view.version, view)
 
 
 @views_router.delete(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from app.catalog.fields import FieldType
+from app.imports.rows import BUILTIN_TARGETS
 
 SHOPIFY = "shopify"
 WOOCOMMERCE = "woocommerce"
@@ -144,13 +145,8 @@ _WOO_GERMAN = {
     "übergeordnetes produkt": "parent",
 }
 _WOO_GERMAN_ATTRIBUTE = re.compile(r"^attribut (\d+) (name|wert\(e\)|sichtbar|global|standard)$")
-_ATTRIBUTE_PARTS = {
-    "name": "name",
-    "wert(e)": "value(s)",
-    "sichtbar": "visible",
-    "global": "global",
-    "standard": "default",
-}
+# the parts of an attribute's header that German names otherwise ("name" and "global" are the same)
+_GERMAN_ATTRIBUTE_PARTS = {"wert(e)": "value(s)", "sichtbar": "visible", "standard": "default"}
 
 
 def woo_key(header: str) -> str:
@@ -161,7 +157,8 @@ def woo_key(header: str) -> str:
         return _WOO_GERMAN[key]
     attribute = _WOO_GERMAN_ATTRIBUTE.match(key)
     if attribute:
-        return f"attribute {attribute[1]} {_ATTRIBUTE_PARTS[attribute[2]]}"
+        part = attribute[2]
+        return f"attribute {attribute[1]} {_GERMAN_ATTRIBUTE_PARTS.get(part, part)}"
     return key
 
 
@@ -250,11 +247,26 @@ class ColumnRule:
     type: FieldType | None = None  # a new field's type (None: inferred from the values)
 
 
-def _rule_table(fmt: str, rules: dict[str, ColumnRule]) -> dict[str, ColumnRule]:
-    return {
-        key.casefold(): replace(rule, reason=f"{_TITLES[fmt]}: {rule.reason}")
-        for key, rule in rules.items()
-    }
+def _rule_table(fmt: str, table: str) -> dict[str, ColumnRule]:
+    """A format's rules by case-folded header, read from its table: a line per column,
+    `header | what | reason`. What the column is: a built-in target (sku, name, status,
+    categories, variation_of), `skip`, or a field as `name: type` (an empty name is the header's,
+    an empty type is inferred from the values). The reason is said as the format's."""
+    rules = {}
+    for line in table.strip().splitlines():
+        header, what, reason = (part.strip() for part in line.split("|", 2))
+        reason = f"{_TITLES[fmt]}: {reason}"
+        if what == "skip":
+            rule = ColumnRule(reason, skip=True)
+        elif ":" in what:
+            name, _, type_ = (part.strip() for part in what.partition(":"))
+            rule = ColumnRule(reason, name=name or None, type=FieldType(type_) if type_ else None)
+        elif what in BUILTIN_TARGETS:
+            rule = ColumnRule(reason, builtin=what)
+        else:
+            raise ValueError(f"{fmt} rule of {header!r}: {what!r} is no built-in target")
+        rules[header.casefold()] = rule
+    return rules
 
 
 _TITLES = {
@@ -275,193 +287,109 @@ CATEGORY_COLUMNS: dict[str, tuple[str, str, str]] = {
     BIGCOMMERCE: ("category", ";", "/"),
 }
 
+# each format's columns, a line per header: `header | what the column is | why` (`_rule_table`)
 _SHOPIFY_RULES = _rule_table(
     SHOPIFY,
-    {
-        "Variant SKU": ColumnRule("'Variant SKU' is the SKU (one row per variant)", builtin="sku"),
-        "SKU": ColumnRule("'SKU' is the variant's SKU (one row per variant)", builtin="sku"),
-        "Handle": ColumnRule(
-            "'Handle' names the product its variant rows share, not a SKU",
-            name="handle",
-            type=FieldType.string,
-        ),
-        "URL handle": ColumnRule(
-            "'URL handle' names the product its variant rows share, not a SKU",
-            name="handle",
-            type=FieldType.string,
-        ),
-        "Title": ColumnRule("'Title' is the product name", builtin="name"),
-        "Body (HTML)": ColumnRule("'Body (HTML)' is the HTML description", type=FieldType.text),
-        "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
-        "Product Category": ColumnRule(
-            "'Product Category' is a category path ('A > B > C')", builtin="categories"
-        ),
-        "Tags": ColumnRule("'Tags' is a comma-separated list", type=FieldType.array),
-        "Published": ColumnRule("'Published' is TRUE or FALSE", type=FieldType.boolean),
-        "Published on online store": ColumnRule(
-            "'Published on online store' is TRUE or FALSE", type=FieldType.boolean
-        ),
-        "Status": ColumnRule(
-            "'Status' is active, draft or archived: the status (draft and archived are inactive)",
-            builtin="status",
-        ),
-        "Images": ColumnRule(
-            "'Images' (added by the import) lists the product's image URLs: its Image Src and "
-            "those of its image-only rows",
-            name="images",
-            type=FieldType.array,
-        ),
-        "Variant Barcode": ColumnRule("'Variant Barcode' is a code", type=FieldType.string),
-        "Barcode": ColumnRule("'Barcode' is a code", type=FieldType.string),
-        "Gift Card": ColumnRule("'Gift Card' is TRUE or FALSE", type=FieldType.boolean),
-        "Gift card": ColumnRule("'Gift card' is TRUE or FALSE", type=FieldType.boolean),
-    },
+    """
+    Variant SKU               | sku            | 'Variant SKU' is the SKU (one row per variant)
+    SKU                       | sku            | 'SKU' is the variant's SKU (one row per variant)
+    Handle                    | handle: string | 'Handle' names the product its variant rows share, not a SKU
+    URL handle                | handle: string | 'URL handle' names the product its variant rows share, not a SKU
+    Title                     | name           | 'Title' is the product name
+    Body (HTML)               | : text         | 'Body (HTML)' is the HTML description
+    Description               | : text         | 'Description' is the HTML description
+    Product Category          | categories     | 'Product Category' is a category path ('A > B > C')
+    Tags                      | : array        | 'Tags' is a comma-separated list
+    Published                 | : boolean      | 'Published' is TRUE or FALSE
+    Published on online store | : boolean      | 'Published on online store' is TRUE or FALSE
+    Status                    | status         | 'Status' is active, draft or archived: the status (draft and archived are inactive)
+    Images                    | images: array  | 'Images' (added by the import) lists the product's image URLs: its Image Src and those of its image-only rows
+    Variant Barcode           | : string       | 'Variant Barcode' is a code
+    Barcode                   | : string       | 'Barcode' is a code
+    Gift Card                 | : boolean      | 'Gift Card' is TRUE or FALSE
+    Gift card                 | : boolean      | 'Gift card' is TRUE or FALSE
+    """,
 )
 
-_WOO_YES_NO = (
-    "Is featured?",
-    "Sold individually?",
-    "Allow customer reviews?",
-    "Attribute 1 visible",
-    "Attribute 1 global",
-)
-_WOO_LISTS = ("Tags", "Images", "Upsells", "Cross-sells", "Grouped products", "Brands")
 _WOOCOMMERCE_RULES = _rule_table(
     WOOCOMMERCE,
-    {
-        "ID": ColumnRule(
-            "'ID' is the WordPress post id, not the SKU", name="post_id", type=FieldType.string
-        ),
-        "SKU": ColumnRule("'SKU' is the SKU", builtin="sku"),
-        "Name": ColumnRule("'Name' is the product name", builtin="name"),
-        "Parent": ColumnRule(
-            "'Parent' is the parent product's SKU (or id:<post id>)", builtin="variation_of"
-        ),
-        "Published": ColumnRule(
-            "'Published' is 1 (published), 0 (private) or -1 (draft): the status (0 and -1 are "
-            "inactive)",
-            builtin="status",
-        ),
-        "Categories": ColumnRule(
-            "'Categories' is a comma-separated list of 'A > B' paths", builtin="categories"
-        ),
-        "Description": ColumnRule("'Description' is the HTML description", type=FieldType.text),
-        "Short description": ColumnRule("'Short description' is HTML text", type=FieldType.text),
-        "In stock?": ColumnRule(
-            "'In stock?' holds 1, 0 or 'backorder': kept as text", type=FieldType.string
-        ),
-        "Backorders allowed?": ColumnRule(
-            "'Backorders allowed?' holds 1, 0 or 'notify': kept as text", type=FieldType.string
-        ),
-        "GTIN, UPC, EAN, or ISBN": ColumnRule(
-            "'GTIN, UPC, EAN, or ISBN' is a code", name="gtin", type=FieldType.string
-        ),
-        **{h: ColumnRule(f"'{h}' is 1 or 0", type=FieldType.boolean) for h in _WOO_YES_NO},
-        **{
-            h: ColumnRule(f"'{h}' is a comma-separated list", type=FieldType.array)
-            for h in _WOO_LISTS
-        },
-        "Attribute 1 value(s)": ColumnRule(
-            "attribute values are a comma-separated list", type=FieldType.array
-        ),
-    },
+    """
+    ID                      | post_id: string | 'ID' is the WordPress post id, not the SKU
+    SKU                     | sku             | 'SKU' is the SKU
+    Name                    | name            | 'Name' is the product name
+    Parent                  | variation_of    | 'Parent' is the parent product's SKU (or id:<post id>)
+    Published               | status          | 'Published' is 1 (published), 0 (private) or -1 (draft): the status (0 and -1 are inactive)
+    Categories              | categories      | 'Categories' is a comma-separated list of 'A > B' paths
+    Description             | : text          | 'Description' is the HTML description
+    Short description       | : text          | 'Short description' is HTML text
+    In stock?               | : string        | 'In stock?' holds 1, 0 or 'backorder': kept as text
+    Backorders allowed?     | : string        | 'Backorders allowed?' holds 1, 0 or 'notify': kept as text
+    GTIN, UPC, EAN, or ISBN | gtin: string    | 'GTIN, UPC, EAN, or ISBN' is a code
+    Is featured?            | : boolean       | 'Is featured?' is 1 or 0
+    Sold individually?      | : boolean       | 'Sold individually?' is 1 or 0
+    Allow customer reviews? | : boolean       | 'Allow customer reviews?' is 1 or 0
+    Attribute 1 visible     | : boolean       | 'Attribute 1 visible' is 1 or 0
+    Attribute 1 global      | : boolean       | 'Attribute 1 global' is 1 or 0
+    Tags                    | : array         | 'Tags' is a comma-separated list
+    Images                  | : array         | 'Images' is a comma-separated list
+    Upsells                 | : array         | 'Upsells' is a comma-separated list
+    Cross-sells             | : array         | 'Cross-sells' is a comma-separated list
+    Grouped products        | : array         | 'Grouped products' is a comma-separated list
+    Brands                  | : array         | 'Brands' is a comma-separated list
+    Attribute 1 value(s)    | : array         | attribute values are a comma-separated list
+    """,
 )
 
 _MAGENTO_RULES = _rule_table(
     MAGENTO,
-    {
-        "sku": ColumnRule("'sku' is the SKU", builtin="sku"),
-        "name": ColumnRule("'name' is the product name", builtin="name"),
-        "categories": ColumnRule(
-            "'categories' lists paths separated by ',' with levels separated by '/'",
-            builtin="categories",
-        ),
-        "product_online": ColumnRule(
-            "'product_online' is the status: 1 enabled, 2 disabled", builtin="status"
-        ),
-        "description": ColumnRule("'description' is HTML", type=FieldType.text),
-        "short_description": ColumnRule("'short_description' is HTML", type=FieldType.text),
-        "store_view_code": ColumnRule(
-            "'store_view_code' names a store view's row (its translations): only the default "
-            "rows, with it empty, are imported",
-            skip=True,
-        ),
-    },
+    """
+    sku               | sku        | 'sku' is the SKU
+    name              | name       | 'name' is the product name
+    categories        | categories | 'categories' lists paths separated by ',' with levels separated by '/'
+    product_online    | status     | 'product_online' is the status: 1 enabled, 2 disabled
+    description       | : text     | 'description' is HTML
+    short_description | : text     | 'short_description' is HTML
+    store_view_code   | skip       | 'store_view_code' names a store view's row (its translations): only the default rows, with it empty, are imported
+    """,
 )
 
 _BIGCOMMERCE_RULES = _rule_table(
     BIGCOMMERCE,
-    {
-        "product code/sku": ColumnRule("'Product Code/SKU' is the SKU", builtin="sku"),
-        "code": ColumnRule("'Code' is the SKU", builtin="sku"),
-        "product name": ColumnRule("'Product Name' is the product name", builtin="name"),
-        "name": ColumnRule("'Name' is the product name", builtin="name"),
-        "category": ColumnRule(
-            "'Category' lists paths separated by ';' with levels separated by '/'",
-            builtin="categories",
-        ),
-        "product id": ColumnRule(
-            "'Product ID' is BigCommerce's id, not the SKU",
-            name="product_id",
-            type=FieldType.string,
-        ),
-    },
+    """
+    product code/sku | sku                | 'Product Code/SKU' is the SKU
+    code             | sku                | 'Code' is the SKU
+    product name     | name               | 'Product Name' is the product name
+    name             | name               | 'Name' is the product name
+    category         | categories         | 'Category' lists paths separated by ';' with levels separated by '/'
+    product id       | product_id: string | 'Product ID' is BigCommerce's id, not the SKU
+    """,
 )
 
 _SHOPWARE_RULES = _rule_table(
     SHOPWARE,
-    {
-        "productnumber": ColumnRule("'productNumber' is the SKU", builtin="sku"),
-        "translations.default.name": ColumnRule(
-            "'translations.DEFAULT.name' is the name in the shop's default language", builtin="name"
-        ),
-        "active": ColumnRule("'active' is the status (1 active, 0 inactive)", builtin="status"),
-        "id": ColumnRule(
-            "'id' is Shopware's product id (a UUID), not the SKU",
-            name="shopware_id",
-            type=FieldType.string,
-        ),
-        "parentid": ColumnRule(
-            "'parentId' is the parent's Shopware id, not its SKU: kept as a field (variation_of "
-            "holds a SKU)",
-            name="shopware_parent_id",
-            type=FieldType.string,
-        ),
-        "categories": ColumnRule(
-            "'categories' lists Shopware category ids separated by '|', not category paths",
-            name="category_ids",
-            type=FieldType.array,
-        ),
-    },
+    """
+    productnumber             | sku                        | 'productNumber' is the SKU
+    translations.default.name | name                       | 'translations.DEFAULT.name' is the name in the shop's default language
+    active                    | status                     | 'active' is the status (1 active, 0 inactive)
+    id                        | shopware_id: string        | 'id' is Shopware's product id (a UUID), not the SKU
+    parentid                  | shopware_parent_id: string | 'parentId' is the parent's Shopware id, not its SKU: kept as a field (variation_of holds a SKU)
+    categories                | category_ids: array        | 'categories' lists Shopware category ids separated by '|', not category paths
+    """,
 )
 
 _GMC_RULES = _rule_table(
     GOOGLE_MERCHANT_CENTER,
-    {
-        "id": ColumnRule("'id' is the item's identifier, its SKU", builtin="sku"),
-        "title": ColumnRule("'title' is the product name", builtin="name"),
-        "description": ColumnRule("'description' is text", type=FieldType.text),
-        "google_product_category": ColumnRule(
-            "'google_product_category' is Google's taxonomy, not the catalog's categories: kept under its name",
-            name="google_product_category",
-            type=FieldType.string,
-        ),
-        "product_type": ColumnRule(
-            "'product_type' is kept under its attribute name",
-            name="product_type",
-            type=FieldType.string,
-        ),
-        "item_group_id": ColumnRule(
-            "'item_group_id' groups variants: a code", name="item_group_id", type=FieldType.string
-        ),
-        "identifier_exists": ColumnRule("'identifier_exists' is yes or no", type=FieldType.boolean),
-        "size": ColumnRule(
-            "'size' is a label ('M', '8.5', '40-42'), not a quantity", type=FieldType.string
-        ),
-        "additional_image_link": ColumnRule(
-            "'additional_image_link' is a comma-separated list of URLs", type=FieldType.array
-        ),
-    },
+    """
+    id                      | sku                             | 'id' is the item's identifier, its SKU
+    title                   | name                            | 'title' is the product name
+    description             | : text                          | 'description' is text
+    google_product_category | google_product_category: string | 'google_product_category' is Google's taxonomy, not the catalog's categories: kept under its name
+    product_type            | product_type: string            | 'product_type' is kept under its attribute name
+    item_group_id           | item_group_id: string           | 'item_group_id' groups variants: a code
+    identifier_exists       | : boolean                       | 'identifier_exists' is yes or no
+    size                    | : string                        | 'size' is a label ('M', '8.5', '40-42'), not a quantity
+    additional_image_link   | : array                         | 'additional_image_link' is a comma-separated list of URLs
+    """,
 )
 
 _AKENEO_SUFFIX = re.compile(r"^(?P<attr>[A-Za-z0-9_]+)-(?P<rest>.+)$")

@@ -17,13 +17,13 @@ from app.deps import (
 )
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    TAGGED,
-    TAGGED_CREATE,
     TAGGED_READ,
     IfMatch,
     IfNoneMatch,
     not_modified,
     tagged,
+    tagged_create,
+    tagged_write,
 )
 from app.middleware import current_request_id
 from app.pagination import checked_page_size, neighbour_pages, relative_url
@@ -282,13 +282,7 @@ async def search_products(body: ProductSearchIn, reader: SearchReader, request: 
     return json_bytes_response(service.dumps(body_out))
 
 
-@router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=ProductOut,
-    responses=error_responses(400, 409),
-    openapi_extra=TAGGED_CREATE,
-)
+@router.post("/", response_model=ProductOut, **tagged_create(400, 409))
 async def create_product(
     body: ProductIn, session: EditorSession, settings: SettingsDep, request: Request
 ):
@@ -328,12 +322,7 @@ async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNon
     )
 
 
-@router.patch(
-    "/{product_id}/",
-    response_model=ProductOut,
-    responses=error_responses(400, 404, 409, 412, 428),
-    openapi_extra=TAGGED,
-)
+@router.patch("/{product_id}/", response_model=ProductOut, **tagged_write(400, 404, 409))
 async def update_product(
     product_id: ObjectId,
     body: ProductPatch,

@@ -116,6 +116,12 @@ DEFINITION_HELP = (
 # (SkipValidation), so that a bad definition is a 400 whose message names the place
 # (`conditions[1].conditions[0].value: ...`) rather than a 422.
 Definition = Annotated[SkipValidation[Node], Field(description=DEFINITION_HELP)]
+# what a route that takes a definition says of its 400
+DEFINITION_ERRORS = (
+    "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
+    "type, more than 8 levels or 200 conditions) is a `400` whose `detail` names the place, "
+    "e.g. `conditions[1].conditions[0].value: must be a number`."
+)
 
 
 def dump_definition(node: Group | Negation | Condition) -> dict[str, Any]:

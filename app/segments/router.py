@@ -6,17 +6,16 @@ from fastapi.responses import Response
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
 from app.etags import (
-    TAGGED,
-    TAGGED_CREATE,
     TAGGED_READ,
+    ConditionalGet,
+    ConditionalWrite,
     IfMatch,
-    IfNoneMatch,
-    read_answer,
-    tagged_row,
+    tagged_create,
+    tagged_write,
 )
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
-from app.query.models import DEFINITION_HELP
+from app.query.models import DEFINITION_ERRORS, DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import api_router, created
 from app.segments import members, service
@@ -33,12 +32,6 @@ from app.segments.schemas import (
 
 router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
 
-DEFINITION_ERRORS = (
-    "A definition that does not fit the schema (unknown field, operator not for the field's type, value of the wrong "
-    "type, more than 8 levels or 200 conditions) is a `400` whose `detail` names the place, "
-    "e.g. `conditions[1].conditions[0].value: must be a number`."
-)
-
 
 @router.get("/", response_model=SegmentPage, responses=error_responses(400))
 async def list_segments(
@@ -51,14 +44,7 @@ async def list_segments(
     return id_page("segments", page, limit)
 
 
-@router.post(
-    "/",
-    status_code=status.HTTP_201_CREATED,
-    response_model=SegmentOut,
-    responses=error_responses(400),
-    description=DEFINITION_ERRORS,
-    openapi_extra=TAGGED_CREATE,
-)
+@router.post("/", response_model=SegmentOut, description=DEFINITION_ERRORS, **tagged_create(400))
 async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
@@ -85,35 +71,27 @@ async def preview_segment(
 
 
 @router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
-async def get_segment(
-    segment_id: ObjectId,
-    session: ViewerSession,
-    response: Response,
-    if_none_match: IfNoneMatch = None,
-):
+async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
     """The segment with its definition (as sent, normalised) and the state of its last compute,
     and its `ETag` (`If-None-Match` with it: `304` while it is current; a compute changes it)."""
     segment = await service.get_segment(session, segment_id)
-    return read_answer(response, if_none_match, segment.version, segment)
+    return conditional.answer(segment.version, segment)
 
 
 @router.patch(
     "/{segment_id}/",
     response_model=SegmentOut,
-    responses=error_responses(400, 404, 412, 428),
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
-    openapi_extra=TAGGED,
+    **tagged_write(400, 404),
 )
 async def update_segment(
-    segment_id: ObjectId,
-    body: SegmentPatch,
-    session: EditorSession,
-    response: Response,
-    if_match: IfMatch,
+    segment_id: ObjectId, body: SegmentPatch, session: EditorSession, conditional: ConditionalWrite
 ):
-    segment = await service.update_segment(session, segment_id, body=body, if_match=if_match)
-    return tagged_row(response, segment)
+    segment = await service.update_segment(
+        session, segment_id, body=body, if_match=conditional.if_match
+    )
+    return conditional.answer(segment.version, segment)
 
 
 @router.delete(

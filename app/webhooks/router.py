@@ -15,6 +15,7 @@ from app.pagination import (
 from app.routing import api_router, set_location
 from app.webhooks import service
 from app.webhooks.schemas import (
+    URL_RULES,
     DeliveryOut,
     DeliveryPage,
     ReplayIn,
@@ -28,14 +29,6 @@ from app.webhooks.schemas import (
 )
 
 router = api_router(prefix="/api/pim/webhooks", tags=["webhooks"], responses=AUTH_ERRORS)
-
-URL_RULES = (
-    "The `url` must be `http` or `https` (`https` outside dev) and resolve only to public "
-    "addresses: loopback, private, link-local (cloud metadata), unspecified and other non-public "
-    "IPv4 and IPv6 addresses, and `localhost`, are a 400 with code `webhook_url_refused` (checked "
-    "again before every delivery; `PIM_WEBHOOK_ALLOW_PRIVATE=true` lifts it in dev and tests). "
-    "A `filter` that does not fit the schema is a 400 naming the place."
-)
 
 
 @router.get("/", response_model=WebhookPage, responses=error_responses(400))

@@ -21,6 +21,14 @@ FILTER_HELP = (
     "matching products are delivered. It is evaluated at delivery against the product as it is "
     "then (a deleted product: as it was when deleted). Other events are not filtered."
 )
+# what the create and update routes say of `url` (and `filter`): the service checks them
+URL_RULES = (
+    "The `url` must be `http` or `https` (`https` outside dev) and resolve only to public "
+    "addresses: loopback, private, link-local (cloud metadata), unspecified and other non-public "
+    "IPv4 and IPv6 addresses, and `localhost`, are a 400 with code `webhook_url_refused` (checked "
+    "again before every delivery; `PIM_WEBHOOK_ALLOW_PRIVATE=true` lifts it in dev and tests). "
+    "A `filter` that does not fit the schema is a 400 naming the place."
+)
 
 _EXAMPLE: dict[str, Any] = {
     "url": "https://hooks.example.com/pim",
