@@ -252,7 +252,7 @@ async def main(args) -> None:
                     pass
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the API server did not start")
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.05)
             sampler.start()
             idle_rss = sampler.process.memory_info().rss
 
@@ -318,7 +318,7 @@ async def main(args) -> None:
                 body = (await http.get(f"/api/pim/import/{job['job_id']}/", headers=headers)).json()
                 if body["status"] in ("done", "failed"):
                     break
-                await asyncio.sleep(0.25)
+                await asyncio.sleep(0.05)
             import_s, import_cpu_s = (
                 time.perf_counter() - started,
                 cpu_seconds(worker.pid) - cpu_before,
