@@ -46,7 +46,7 @@ from app.imports.conventions import (
 from app.imports.dry_run import dry_run
 from app.imports.headers import header_key
 from app.imports.llm import ask_llm, merge_llm_answer
-from app.imports.records import Dialect
+from app.imports.plan import ImportPlan
 from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
@@ -735,20 +735,22 @@ async def confirm_import(
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
     if body.dry_run:
+        plan = ImportPlan.of_job(
+            job.delimiter,
+            job.quotechar,
+            options,
+            headers=headers,
+            mapping=mapping,
+            conventions=conventions,
+            value_mapping=value_mapping,
+        )
         options["dry_run"] = await dry_run(
             session,
             job_id=job.id,
+            plan=plan,
+            fields=fields,
             start_offset=job.resume_offset,
             header_row=job.resume_row,
-            encoding=options.get("stored_encoding", "utf-8"),
-            dialect=Dialect.of_job(job.delimiter, job.quotechar, options),
-            headers=headers,
-            mapping=mapping,
-            fields=fields,
-            conventions=conventions,
-            value_mapping=value_mapping,
-            xlsx=options.get("xlsx"),
-            row_transform=options.get("row_transform"),
         )
         job.parse_options = options
         return await written(session, job)
