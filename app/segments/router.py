@@ -3,16 +3,9 @@ from typing import Annotated
 from fastapi import Body, Request, status
 from fastapi.responses import Response
 
+from app import etags
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
-from app.etags import (
-    TAGGED_READ,
-    ConditionalGet,
-    ConditionalWrite,
-    IfMatch,
-    tagged_create,
-    tagged_write,
-)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_ERRORS, DEFINITION_HELP
@@ -44,7 +37,9 @@ async def list_segments(
     return id_page("segments", page, limit)
 
 
-@router.post("/", response_model=SegmentOut, description=DEFINITION_ERRORS, **tagged_create(400))
+@router.post(
+    "/", response_model=SegmentOut, description=DEFINITION_ERRORS, **etags.tagged_create(400)
+)
 async def create_segment(
     body: SegmentIn, session: EditorSession, request: Request, response: Response
 ):
@@ -70,8 +65,10 @@ async def preview_segment(
     return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
-@router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
-async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
+@router.get("/{segment_id}/", response_model=SegmentOut, **etags.TAGGED_READ)
+async def get_segment(
+    segment_id: ObjectId, session: ViewerSession, conditional: etags.ConditionalGet
+):
     """The segment with its definition (as sent, normalised) and the state of its last compute,
     and its `ETag` (`If-None-Match` with it: `304` while it is current; a compute changes it)."""
     segment = await service.get_segment(session, segment_id)
@@ -83,10 +80,13 @@ async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional:
     response_model=SegmentOut,
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
-    **tagged_write(400, 404),
+    **etags.tagged_write(400, 404),
 )
 async def update_segment(
-    segment_id: ObjectId, body: SegmentPatch, session: EditorSession, conditional: ConditionalWrite
+    segment_id: ObjectId,
+    body: SegmentPatch,
+    session: EditorSession,
+    conditional: etags.ConditionalWrite,
 ):
     segment = await service.update_segment(
         session, segment_id, body=body, if_match=conditional.if_match
@@ -100,7 +100,7 @@ async def update_segment(
     responses=error_responses(404, 412, 428),
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: EditorSession, if_match: IfMatch
+    segment_id: ObjectId, request: Request, session: EditorSession, if_match: etags.IfMatch
 ) -> Response:
     """Delete the segment and (best effort) its memberships; with `If-Match`, only the version it
     names (else `412`)."""
