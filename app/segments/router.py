@@ -11,22 +11,12 @@ from app.products.service import dumps
 from app.query.models import DEFINITION_ERRORS, DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import api_router, created
-from app.segments import members, service
-from app.segments.schemas import (
-    ComputeQueued,
-    Definition,
-    MembersPage,
-    Preview,
-    SegmentIn,
-    SegmentOut,
-    SegmentPage,
-    SegmentPatch,
-)
+from app.segments import members, schemas, service
 
 router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
 
 
-@router.get("/", response_model=SegmentPage, responses=error_responses(400))
+@router.get("/", response_model=schemas.SegmentPage, responses=error_responses(400))
 async def list_segments(
     session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ):
@@ -38,10 +28,13 @@ async def list_segments(
 
 
 @router.post(
-    "/", response_model=SegmentOut, description=DEFINITION_ERRORS, **etags.tagged_create(400)
+    "/",
+    response_model=schemas.SegmentOut,
+    description=DEFINITION_ERRORS,
+    **etags.tagged_create(400),
 )
 async def create_segment(
-    body: SegmentIn, session: EditorSession, request: Request, response: Response
+    body: schemas.SegmentIn, session: EditorSession, request: Request, response: Response
 ):
     segment = await service.create_segment(session, body=body)
     return created(request, response, segment, "get_segment", segment_id=segment.id)
@@ -49,7 +42,7 @@ async def create_segment(
 
 @router.post(
     "/preview/",
-    response_model=Preview,
+    response_model=schemas.Preview,
     responses=error_responses(400, 429, 503),
     description="Count the products a definition matches now, without saving it. A heavy read: it "
     "takes one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions from the tenant's "
@@ -58,14 +51,14 @@ async def create_segment(
     "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
-    definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
+    definition: Annotated[schemas.Definition, Body(description=DEFINITION_HELP)],
     session: PreviewSession,
     request: Request,
 ):
     return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
-@router.get("/{segment_id}/", response_model=SegmentOut, **etags.TAGGED_READ)
+@router.get("/{segment_id}/", response_model=schemas.SegmentOut, **etags.TAGGED_READ)
 async def get_segment(
     segment_id: ObjectId, session: ViewerSession, conditional: etags.ConditionalGet
 ):
@@ -77,14 +70,14 @@ async def get_segment(
 
 @router.patch(
     "/{segment_id}/",
-    response_model=SegmentOut,
+    response_model=schemas.SegmentOut,
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
     **etags.tagged_write(400, 404),
 )
 async def update_segment(
     segment_id: ObjectId,
-    body: SegmentPatch,
+    body: schemas.SegmentPatch,
     session: EditorSession,
     conditional: etags.ConditionalWrite,
 ):
@@ -111,7 +104,9 @@ async def delete_segment(
 
 
 @router.post(
-    "/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503)
+    "/{segment_id}/compute/",
+    response_model=schemas.ComputeQueued,
+    responses=error_responses(404, 503),
 )
 async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq):
     """Queue a recompute of the membership and answer at once.
@@ -126,7 +121,7 @@ async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq
 
 @router.get(
     "/{segment_id}/members/",
-    response_model=MembersPage,
+    response_model=schemas.MembersPage,
     responses=error_responses(400, 404, 409, 503),
 )
 async def list_segment_members(
