@@ -3,6 +3,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Request, Response, status
 from pydantic import Field
 
+from app import etags
 from app.catalog import service
 from app.catalog.schemas import (
     CategoryIn,
@@ -18,16 +19,6 @@ from app.catalog.schemas import (
 )
 from app.deps import Arq, EditorSession, ObjectId, ViewerSession
 from app.errors import AUTH_ERRORS, error_responses
-from app.etags import (
-    NOT_MODIFIED,
-    TAGGED,
-    TAGGED_READ,
-    ConditionalGet,
-    ConditionalWrite,
-    IfMatch,
-    tagged_create,
-    tagged_write,
-)
 from app.models import ProductSchema
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, id_page
 from app.products.rules import INT64_MAX
@@ -45,17 +36,19 @@ def _version(row: ProductSchema | None) -> int | None:
     return row.version if row is not None else None
 
 
-@schema_router.get("/", response_model=SchemaOut, responses=NOT_MODIFIED, openapi_extra=TAGGED)
-async def get_product_schema(session: ViewerSession, conditional: ConditionalGet):
+@schema_router.get(
+    "/", response_model=SchemaOut, responses=etags.NOT_MODIFIED, openapi_extra=etags.TAGGED
+)
+async def get_product_schema(session: ViewerSession, conditional: etags.ConditionalGet):
     """The tenant's fields, default currency and locale (a fresh tenant has no fields), with the
     schema's `ETag` (`If-None-Match` with it: `304` while it is current)."""
     row = await service.get_schema_row(session)
     return conditional.answer(_version(row), service.schema_out(row))
 
 
-@schema_router.put("/", response_model=SchemaOut, **tagged_write(400))
+@schema_router.put("/", response_model=SchemaOut, **etags.tagged_write(400))
 async def replace_product_schema(
-    body: SchemaIn, session: EditorSession, conditional: ConditionalWrite, arq: Arq
+    body: SchemaIn, session: EditorSession, conditional: etags.ConditionalWrite, arq: Arq
 ):
     """Replace the field list. Product data is kept as it is: values of removed or retyped fields stay in `data`.
     With `If-Match`, only the version it names is replaced (`412` otherwise; a tenant that never
@@ -104,7 +97,7 @@ async def list_categories(
     return await service.list_categories(session, parent_id=parent_id, limit=limit, cursor=cursor)
 
 
-@categories_router.post("/", response_model=CategoryOut, **tagged_create(400))
+@categories_router.post("/", response_model=CategoryOut, **etags.tagged_create(400))
 async def create_category(
     body: CategoryIn, session: EditorSession, request: Request, response: Response
 ):
@@ -113,20 +106,24 @@ async def create_category(
     return created(request, response, category, "get_category", category_id=category.id)
 
 
-@categories_router.get("/{category_id}/", response_model=CategoryOut, **TAGGED_READ)
-async def get_category(category_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
+@categories_router.get("/{category_id}/", response_model=CategoryOut, **etags.TAGGED_READ)
+async def get_category(
+    category_id: ObjectId, session: ViewerSession, conditional: etags.ConditionalGet
+):
     """The category with its path (`Men > Shoes`) and labels, and its `ETag` (`If-None-Match`
     with it: `304` while it is current)."""
     category = await service.get_category(session, category_id)
     return conditional.answer(category.version, category)
 
 
-@categories_router.patch("/{category_id}/", response_model=CategoryOut, **tagged_write(400, 404))
+@categories_router.patch(
+    "/{category_id}/", response_model=CategoryOut, **etags.tagged_write(400, 404)
+)
 async def update_category(
     category_id: ObjectId,
     body: CategoryPatch,
     session: EditorSession,
-    conditional: ConditionalWrite,
+    conditional: etags.ConditionalWrite,
 ):
     """Rename or move a category (`parent_id: null` makes it a root) and rewrite its descendants' paths.
     With `If-Match`, only the version it names is changed (else `412`)."""
@@ -141,7 +138,9 @@ async def update_category(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(404, 409, 412, 428),
 )
-async def delete_category(category_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
+async def delete_category(
+    category_id: ObjectId, session: EditorSession, if_match: etags.IfMatch
+) -> None:
     """Delete a leaf category and remove it from its products; `409` while it has children. With
     `If-Match`, only the version it names (else `412`)."""
     await service.delete_category(session, category_id, if_match=if_match)
@@ -155,24 +154,24 @@ async def list_views(session: ViewerSession, limit: Limit = DEFAULT_LIMIT, curso
     return id_page("views", await service.list_views(session, after=after, limit=limit + 1), limit)
 
 
-@views_router.post("/", response_model=ViewOut, **tagged_create(409))
+@views_router.post("/", response_model=ViewOut, **etags.tagged_create(409))
 async def create_view(body: ViewIn, session: EditorSession, request: Request, response: Response):
     """Create a view; `is_default: true` makes it the only default view."""
     view = await service.create_view(session, body)
     return created(request, response, view, "get_view", view_id=view.id)
 
 
-@views_router.get("/{view_id}/", response_model=ViewOut, **TAGGED_READ)
-async def get_view(view_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
+@views_router.get("/{view_id}/", response_model=ViewOut, **etags.TAGGED_READ)
+async def get_view(view_id: ObjectId, session: ViewerSession, conditional: etags.ConditionalGet):
     """The view with its attribute list, and its `ETag` (`If-None-Match` with it: `304` while it
     is current)."""
     view = await service.get_view(session, view_id)
     return conditional.answer(view.version, view)
 
 
-@views_router.patch("/{view_id}/", response_model=ViewOut, **tagged_write(404, 409))
+@views_router.patch("/{view_id}/", response_model=ViewOut, **etags.tagged_write(404, 409))
 async def update_view(
-    view_id: ObjectId, body: ViewPatch, session: EditorSession, conditional: ConditionalWrite
+    view_id: ObjectId, body: ViewPatch, session: EditorSession, conditional: etags.ConditionalWrite
 ):
     """Partial update; `attributes` replaces the list. `is_default: true` makes it the tenant's
     default view (the one before stops being it). With `If-Match`, only the version it names
@@ -184,7 +183,7 @@ async def update_view(
 @views_router.delete(
     "/{view_id}/", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404, 412, 428)
 )
-async def delete_view(view_id: ObjectId, session: EditorSession, if_match: IfMatch) -> None:
+async def delete_view(view_id: ObjectId, session: EditorSession, if_match: etags.IfMatch) -> None:
     """Delete the view (the PIMS routes then fall back to the default view, or every attribute).
     Delete a view; with `If-Match`, only the version it names (else `412`)."""
     await service.delete_view(session, view_id, if_match=if_match)

@@ -16,12 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.fields import FieldDef, check_required, is_empty
 from app.catalog.values import CoercionError
 from app.db import driver_connection, tenant_of
-from app.imports.conventions import Conventions
-from app.imports.records import Dialect, Record, RecordStream
+from app.imports.plan import ImportPlan
+from app.imports.records import Record, RecordStream
 from app.imports.rows import RowConverter, RowError
-from app.imports.sources import stored_records, transformed
+from app.imports.sources import transformed
 from app.imports.storage import read_chunks
-from app.imports.transforms import restore_transform
 from app.products.upsert import existing_skus
 
 FIRST_ERRORS = 100
@@ -106,39 +105,28 @@ async def dry_run(
     session: AsyncSession,
     *,
     job_id,
+    plan: ImportPlan,
+    fields: list[FieldDef],
     start_offset: int,
     header_row: int,
-    encoding: str,
-    dialect: Dialect,
-    headers: list[str],
-    mapping: dict[str, str | None],
-    fields: list[FieldDef],
-    conventions: Conventions,
-    value_mapping: dict[str, dict[str, Any]],
-    xlsx: dict[str, Any] | None = None,
-    row_transform: str | None = None,
 ) -> dict[str, Any]:
     """What importing the stored file with this mapping, schema and conventions would do.
 
     A workbook, or a file whose rows a transform completes (Shopify's variant rows, Merchant Center prices), is read
     through the worker's own record source; plain CSV is parsed in a thread piece by piece."""
     field_map = {f.name: f for f in fields}
-    converter = RowConverter(
-        headers=headers,
-        mapping=mapping,
-        fields=field_map,
-        conventions=conventions,
-        value_mapping=value_mapping,
-    )
+    converter = plan.converter(field_map)
     tally = _Tally(
         converter=converter,
         required={n: f for n, f in field_map.items() if f.required},
         row=header_row,
     )
-    transform = restore_transform(row_transform, headers, None)
-    width = len(headers) - (transform.added if transform else 0)  # the file's own columns
+    transform = plan.transform()
     stream = RecordStream(
-        encoding=encoding, dialect=dialect, start_offset=start_offset, width=width
+        encoding=plan.encoding,
+        dialect=plan.dialect,
+        start_offset=start_offset,
+        width=plan.width(transform),
     )
     conn = await driver_connection(session)
     tenant_id = tenant_of(session)
@@ -148,15 +136,9 @@ async def dry_run(
         for i in range(0, len(skus), SKU_QUERY_BATCH):
             existing.update(await existing_skus(conn, tenant_id, skus[i : i + SKU_QUERY_BATCH]))
 
-    if xlsx is not None or row_transform is not None:
-        async for records in stored_records(
-            conn,
-            job_id,
-            xlsx=xlsx,
-            encoding=encoding,
-            dialect=dialect,
-            start_offset=start_offset,
-            width=width,
+    if plan.xlsx is not None or plan.row_transform is not None:
+        async for records in plan.records(
+            conn, job_id, start_offset=start_offset, transform=transform
         ):
             tally.take_records(transformed(records, transform) if transform else records)
             await look_up(tally.drain_new_skus())
@@ -198,5 +180,5 @@ async def dry_run(
         "reject": tally.rejected,
         "errors": errors,
         "preview": tally.preview,
-        "conventions": conventions.to_json(),
+        "conventions": plan.conventions.to_json(),
     }

@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -46,7 +47,7 @@ from app.imports.conventions import (
 from app.imports.dry_run import dry_run
 from app.imports.headers import header_key
 from app.imports.llm import ask_llm, merge_llm_answer
-from app.imports.records import Dialect
+from app.imports.plan import ImportPlan
 from app.imports.rows import BUILTIN_TARGETS, VALUE_MAPPED_TYPES, read_status
 from app.imports.schemas import ConfirmIn
 from app.imports.sources import SPOOL_BYTES, XlsxSource, analyse_xlsx
@@ -302,7 +303,102 @@ async def create_import(
     client gone) takes its job and chunks away again.
     Returns the job (status `mapping`) and timings in ms (`upload`, `suggest`).
     """
-    tenant_id = tenant_of(session)
+    async with _pending_upload(sessionmaker, tenant_of(session), settings) as writer:
+        started = time.perf_counter()
+        limit = settings.max_upload_bytes
+        sample = bytearray()
+        head = bytearray()
+        size = 0
+        transcoded_from: str | None = None
+        transcode: _Transcode | None = None
+        decided = binary_checked = False
+        workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
+
+        async def store(data: bytes) -> None:
+            nonlocal binary_checked
+            if workbook is not None:
+                workbook.write(data)
+            elif len(sample) < sniffing.SAMPLE_BYTES:
+                sample.extend(data[: sniffing.SAMPLE_BYTES - len(sample)])
+                if not binary_checked and len(sample) >= 65536:
+                    binary_checked = True  # refuse an archive or image before storing all of it
+                    reason = sniffing.binary_reason(bytes(sample))
+                    if reason:
+                        raise BadRequest(reason)
+            await writer.write(data)
+
+        async for piece in pieces:
+            size += len(piece)
+            if size > limit:
+                raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
+            if not decided:
+                head.extend(piece)
+                if len(head) < (
+                    CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096
+                ):  # an OLE2 file: read its directory
+                    continue
+                piece, decided = bytes(head), True
+                workbook = _workbook_spool(piece, filename())
+                transcoded_from, transcode = (None, None) if workbook else _transcoder(piece)
+            await store(transcode(piece) if transcode else piece)
+        if not decided and head:
+            workbook = _workbook_spool(bytes(head), filename())
+            transcoded_from, transcode = (None, None) if workbook else _transcoder(bytes(head))
+            await store(transcode(bytes(head)) if transcode else bytes(head))
+        if transcode:
+            await store(transcode(b"", True))
+        await writer.close()
+        if size == 0:
+            raise BadRequest("The file is empty")
+        upload_done = time.perf_counter()
+
+        if workbook is not None:
+            try:
+                with workbook:
+                    analysis, source, estimated_rows = await asyncio.to_thread(
+                        analyse_xlsx, workbook, sheet=sheet
+                    )
+            except XlsxError as exc:
+                raise BadRequest(str(exc), status_code=exc.status) from None
+            job = await _suggest_into(
+                session,
+                writer.job_id,
+                b"",
+                stored_bytes=writer.size,
+                complete=True,
+                transcoded_from=None,
+                settings=settings,
+                budget_start=upload_done,
+                workbook=(analysis, source, estimated_rows),
+            )
+        else:
+            job = await _suggest_into(
+                session,
+                writer.job_id,
+                bytes(sample),
+                stored_bytes=writer.size,
+                complete=writer.size <= sniffing.SAMPLE_BYTES,
+                transcoded_from=transcoded_from,
+                settings=settings,
+                budget_start=upload_done,
+            )
+        job.filename = filename() or ("upload.xlsx" if workbook is not None else "upload.csv")
+        job.size_bytes = size
+        await session.flush()
+        await session.refresh(job)
+        finished = time.perf_counter()
+        return job, {
+            "upload": (upload_done - started) * 1000,
+            "suggest": (finished - upload_done) * 1000,
+        }
+
+
+@asynccontextmanager
+async def _pending_upload(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: int, settings: Settings
+) -> AsyncIterator[ChunkWriter]:
+    """A new job (status `pending`, in a transaction of its own) and the writer of its chunks;
+    an upload that fails takes both away again."""
     job_id = uuid.uuid4()
     async with session_scope(sessionmaker, tenant_id) as own:
         own.add(ImportJob(id=job_id, status="pending", filename=""))
@@ -310,15 +406,7 @@ async def create_import(
         sessionmaker, job_id, tenant_id, quota_bytes=settings.import_storage_quota_bytes
     )
     try:
-        return await _store_and_suggest(
-            session,
-            job_id=job_id,
-            pieces=pieces,
-            filename=filename,
-            settings=settings,
-            sheet=sheet,
-            writer=writer,
-        )
+        yield writer
     except BaseException:
         await asyncio.shield(writer.discard())
         await asyncio.shield(_discard_upload(sessionmaker, tenant_id, job_id))
@@ -336,105 +424,6 @@ async def _discard_upload(
             ),
             {"id": job_id, "tenant": tenant_id},
         )
-
-
-async def _store_and_suggest(
-    session: AsyncSession,
-    *,
-    job_id: uuid.UUID,
-    pieces: AsyncIterator[bytes],
-    filename: Callable[[], str],
-    settings: Settings,
-    sheet: str | None,
-    writer: ChunkWriter,
-) -> tuple[ImportJob, dict[str, float]]:
-    started = time.perf_counter()
-    limit = settings.max_upload_bytes
-    sample = bytearray()
-    head = bytearray()
-    size = 0
-    transcoded_from: str | None = None
-    transcode: _Transcode | None = None
-    decided = binary_checked = False
-    workbook = None  # an .xlsx upload, also kept here: a ZIP archive is read from its end
-
-    async def store(data: bytes) -> None:
-        nonlocal binary_checked
-        if workbook is not None:
-            workbook.write(data)
-        elif len(sample) < sniffing.SAMPLE_BYTES:
-            sample.extend(data[: sniffing.SAMPLE_BYTES - len(sample)])
-            if not binary_checked and len(sample) >= 65536:
-                binary_checked = True  # refuse an archive or image before storing all of it
-                reason = sniffing.binary_reason(bytes(sample))
-                if reason:
-                    raise BadRequest(reason)
-        await writer.write(data)
-
-    async for piece in pieces:
-        size += len(piece)
-        if size > limit:
-            raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes")
-        if not decided:
-            head.extend(piece)
-            if len(head) < (
-                CFB_HEAD_BYTES if head.startswith(CFB_MAGIC) else 4096
-            ):  # an OLE2 file: read its directory
-                continue
-            piece, decided = bytes(head), True
-            workbook = _workbook_spool(piece, filename())
-            transcoded_from, transcode = (None, None) if workbook else _transcoder(piece)
-        await store(transcode(piece) if transcode else piece)
-    if not decided and head:
-        workbook = _workbook_spool(bytes(head), filename())
-        transcoded_from, transcode = (None, None) if workbook else _transcoder(bytes(head))
-        await store(transcode(bytes(head)) if transcode else bytes(head))
-    if transcode:
-        await store(transcode(b"", True))
-    await writer.close()
-    if size == 0:
-        raise BadRequest("The file is empty")
-    upload_done = time.perf_counter()
-
-    if workbook is not None:
-        try:
-            with workbook:
-                analysis, source, estimated_rows = await asyncio.to_thread(
-                    analyse_xlsx, workbook, sheet=sheet
-                )
-        except XlsxError as exc:
-            raise BadRequest(str(exc), status_code=exc.status) from None
-        job = await _suggest_into(
-            session,
-            job_id,
-            b"",
-            stored_bytes=writer.size,
-            complete=True,
-            transcoded_from=None,
-            settings=settings,
-            budget_start=upload_done,
-            workbook=(analysis, source, estimated_rows),
-        )
-    else:
-        job = await _suggest_into(
-            session,
-            job_id,
-            bytes(sample),
-            stored_bytes=writer.size,
-            complete=writer.size <= sniffing.SAMPLE_BYTES,
-            transcoded_from=transcoded_from,
-            settings=settings,
-            budget_start=upload_done,
-        )
-    job.filename = filename() or ("upload.xlsx" if workbook is not None else "upload.csv")
-    job.size_bytes = size
-    await session.flush()
-    await session.refresh(job)
-    finished = time.perf_counter()
-    return job, {
-        "upload": (upload_done - started) * 1000,
-        "suggest": (finished - upload_done) * 1000,
-    }
 
 
 async def _suggest_into(
@@ -735,20 +724,22 @@ async def confirm_import(
     options = {k: v for k, v in job.parse_options.items() if k != "dry_run"}
     options["conventions"] = conventions.to_json()
     if body.dry_run:
+        plan = ImportPlan.of_job(
+            job.delimiter,
+            job.quotechar,
+            options,
+            headers=headers,
+            mapping=mapping,
+            conventions=conventions,
+            value_mapping=value_mapping,
+        )
         options["dry_run"] = await dry_run(
             session,
             job_id=job.id,
+            plan=plan,
+            fields=fields,
             start_offset=job.resume_offset,
             header_row=job.resume_row,
-            encoding=options.get("stored_encoding", "utf-8"),
-            dialect=Dialect.of_job(job.delimiter, job.quotechar, options),
-            headers=headers,
-            mapping=mapping,
-            fields=fields,
-            conventions=conventions,
-            value_mapping=value_mapping,
-            xlsx=options.get("xlsx"),
-            row_transform=options.get("row_transform"),
         )
         job.parse_options = options
         return await written(session, job)

@@ -255,6 +255,25 @@ class SampleAnalysis:
     sample_end_offset: int  # byte offset after the last sampled row
     sample_rows: int  # non-blank data rows in the sample
 
+    @classmethod
+    def of_sheet(
+        cls, headers: list[str], rows: list[list[str]], *, complete: bool, header_row: int
+    ) -> "SampleAnalysis":
+        """A workbook sheet's first rows (see `sources.analyse_xlsx`): its cells need no decoding
+        and no splitting, and its offsets are sheet rows, all the header's (a workbook is read
+        again from its start, never from a byte)."""
+        return cls(
+            encoding="utf-8",
+            dialect=Dialect(delimiter=","),
+            headers=headers,
+            rows=rows,
+            complete=complete,
+            header_row=header_row,
+            data_offset=header_row,
+            sample_end_offset=header_row,
+            sample_rows=len(rows),
+        )
+
 
 def unique_headers(raw: list[str]) -> list[str]:
     """Trimmed headers; empty ones become "Column N", repeated ones get " (2)", " (3)"."""

@@ -90,17 +90,7 @@ def analyse_xlsx(file: IO[bytes], *, sheet: str | None) -> tuple[SampleAnalysis,
                 total,
                 round(total * book.sheet_size(chosen) / (end_bytes - header_bytes)),
             )
-    analysis = SampleAnalysis(
-        encoding="utf-8",
-        dialect=Dialect(delimiter=","),
-        headers=headers,
-        rows=rows,
-        complete=complete,
-        header_row=header_row,
-        data_offset=header_row,
-        sample_end_offset=header_row,
-        sample_rows=len(rows),
-    )
+    analysis = SampleAnalysis.of_sheet(headers, rows, complete=complete, header_row=header_row)
     return (
         analysis,
         XlsxSource(chosen.name, chosen.path, [s.name for s in book.sheets]),

@@ -33,12 +33,11 @@ from app.catalog.service import ensure_category_paths, get_field_map, lock_schem
 from app.changes.context import CONTEXT_KEY, import_context
 from app.db import all_tenants, driver_connection, tenant_is
 from app.imports.conventions import Conventions
-from app.imports.records import Dialect
+from app.imports.plan import ImportPlan
 from app.imports.rows import ConvertedRow, RowConverter, RowError, merge_items
 from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
-from app.imports.sources import stored_records, transformed
+from app.imports.sources import transformed
 from app.imports.storage import delete_chunks
-from app.imports.transforms import restore_transform
 from app.imports.xlsx import XlsxError
 from app.jobs.context import WorkerContext, job_try
 from app.jobs.enqueue import Job, send_now
@@ -179,14 +178,7 @@ class _Job:
     resume_offset: int
     resume_row: int
     error_count: int
-    headers: list[str]
-    mapping: dict[str, str | None]
-    conventions: Conventions
-    value_mapping: dict[str, dict[str, Any]]
-    encoding: str
-    dialect: Dialect
-    xlsx: dict[str, Any] | None = None  # a workbook: its sheet; resume_offset is then a sheet row
-    row_transform: str | None = None
+    plan: ImportPlan  # a workbook's resume_offset is a sheet row
     transform_state: dict[str, Any] | None = None
 
 
@@ -223,13 +215,7 @@ def _job_session(ctx: WorkerContext, job: _Job) -> AsyncSession:
 async def _load_schema(session: AsyncSession, job: _Job, version: Any) -> _Schema:
     fields = await get_field_map(session)
     try:
-        converter = RowConverter(
-            headers=job.headers,
-            mapping=job.mapping,
-            fields=fields,
-            conventions=job.conventions,
-            value_mapping=job.value_mapping,
-        )
+        converter = job.plan.converter(fields)
     except ValueError as exc:  # the schema lost a mapped field
         return _Schema(version, fields, None, str(exc))
     return _Schema(version, fields, converter)
@@ -284,7 +270,7 @@ class _Importer:
         """
         job = self.job
         started = time.monotonic()
-        variants = restore_transform(job.row_transform, job.headers, job.transform_state)
+        variants = job.plan.transform(job.transform_state)
         row = job.resume_row
         batch = _Batch(self.schema, row, end_row=row, end_offset=job.resume_offset)
         writing: list[_Writing] = []  # the batches being written, in file order (at most two)
@@ -337,14 +323,8 @@ class _Importer:
             return True
 
         try:
-            async for records in stored_records(
-                self.lock_conn,
-                job.id,
-                xlsx=job.xlsx,
-                encoding=job.encoding,
-                dialect=job.dialect,
-                start_offset=job.resume_offset,
-                width=len(job.headers) - (variants.added if variants else 0),
+            async for records in job.plan.records(
+                self.lock_conn, job.id, start_offset=job.resume_offset, transform=variants
             ):
                 if not await take(transformed(records, variants) if variants else records):
                     return "continue"
@@ -522,14 +502,15 @@ async def _load_job(ctx: WorkerContext, job_id: uuid.UUID) -> _Job | None:
         resume_offset=row["resume_offset"],
         resume_row=row["resume_row"],
         error_count=row["error_count"],
-        headers=options["headers"],
-        mapping=_json(row["mapping"]),
-        conventions=Conventions.from_json(options.get("conventions")),
-        value_mapping=options.get("value_mapping") or {},
-        encoding=options.get("stored_encoding", "utf-8"),
-        dialect=Dialect.of_job(row["delimiter"], row["quotechar"], options),
-        xlsx=options.get("xlsx"),
-        row_transform=options.get("row_transform"),
+        plan=ImportPlan.of_job(
+            row["delimiter"],
+            row["quotechar"],
+            options,
+            headers=options["headers"],
+            mapping=_json(row["mapping"]),
+            conventions=Conventions.from_json(options.get("conventions")),
+            value_mapping=options.get("value_mapping") or {},
+        ),
         transform_state=options.get("transform_state"),
     )
 

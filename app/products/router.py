@@ -4,6 +4,7 @@ from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
 from pydantic import WithJsonSchema
 
+from app import etags
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
 from app.deps import (
@@ -16,15 +17,6 @@ from app.deps import (
     SettingsDep,
 )
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
-from app.etags import (
-    TAGGED_READ,
-    IfMatch,
-    IfNoneMatch,
-    not_modified,
-    tagged,
-    tagged_create,
-    tagged_write,
-)
 from app.middleware import current_request_id
 from app.pagination import checked_page_size, neighbour_pages, relative_url
 from app.products import service
@@ -282,7 +274,7 @@ async def search_products(body: ProductSearchIn, reader: SearchReader, request: 
     return json_bytes_response(service.dumps(body_out))
 
 
-@router.post("/", response_model=ProductOut, **tagged_create(400, 409))
+@router.post("/", response_model=ProductOut, **etags.tagged_create(400, 409))
 async def create_product(
     body: ProductIn, session: EditorSession, settings: SettingsDep, request: Request
 ):
@@ -293,7 +285,7 @@ async def create_product(
     product, version = await service.get_product_tagged(session, product_id)
     response = json_bytes_response(service.dumps(product), status_code=201)
     set_location(request, response, "get_product", product_id=product_id)
-    return tagged(response, version)
+    return etags.tagged(response, version)
 
 
 @router.post("/bulk/", response_model=BulkResponse, responses=error_responses(400))
@@ -312,23 +304,25 @@ async def bulk_upsert_products(
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 
-@router.get("/{product_id}/", response_model=ProductOut, **TAGGED_READ)
-async def get_product(product_id: ObjectId, reader: Reader, if_none_match: IfNoneMatch = None):
+@router.get("/{product_id}/", response_model=ProductOut, **etags.TAGGED_READ)
+async def get_product(
+    product_id: ObjectId, reader: Reader, if_none_match: etags.IfNoneMatch = None
+):
     """The product with its built-ins and `data` (values in their field types).
     The product, with its `ETag` (`If-None-Match` with it: `304` while it is current)."""
     product, version = await service.get_product_tagged(reader, product_id)
-    return not_modified(if_none_match, version) or tagged(
+    return etags.not_modified(if_none_match, version) or etags.tagged(
         json_bytes_response(service.dumps(product)), version
     )
 
 
-@router.patch("/{product_id}/", response_model=ProductOut, **tagged_write(400, 404, 409))
+@router.patch("/{product_id}/", response_model=ProductOut, **etags.tagged_write(400, 404, 409))
 async def update_product(
     product_id: ObjectId,
     body: ProductPatch,
     session: EditorSession,
     settings: SettingsDep,
-    if_match: IfMatch,
+    if_match: etags.IfMatch,
 ):
     """Update built-ins and/or `data`; `data` is a merge patch (a key set to null is removed). Merged
     `data` larger than `PIM_MAX_PRODUCT_DATA_BYTES` (1 MiB by default) as JSON is a 400. With
@@ -341,7 +335,7 @@ async def update_product(
         if_match=if_match,
     )
     product, version = await service.get_product_tagged(session, product_id)
-    return tagged(json_bytes_response(service.dumps(product)), version)
+    return etags.tagged(json_bytes_response(service.dumps(product)), version)
 
 
 @router.delete(
@@ -350,7 +344,7 @@ async def update_product(
     responses=error_responses(404, 412, 428),
 )
 async def delete_product(
-    product_id: ObjectId, session: EditorSession, if_match: IfMatch
+    product_id: ObjectId, session: EditorSession, if_match: etags.IfMatch
 ) -> Response:
     """Delete the product (logged in the change log: `POST .../revert/` brings it back).
     Delete the product; with `If-Match`, only the version it names (else `412`)."""

@@ -3,37 +3,20 @@ from typing import Annotated
 from fastapi import Body, Request, status
 from fastapi.responses import Response
 
+from app import etags
 from app.deps import Arq, EditorSession, ObjectId, PreviewSession, ViewerSession
 from app.errors import AUTH_ERRORS, BadRequest, error_responses
-from app.etags import (
-    TAGGED_READ,
-    ConditionalGet,
-    ConditionalWrite,
-    IfMatch,
-    tagged_create,
-    tagged_write,
-)
 from app.pagination import DEFAULT_LIMIT, Cursor, Limit, after_id, checked_page_size, id_page
 from app.products.service import dumps
 from app.query.models import DEFINITION_ERRORS, DEFINITION_HELP
 from app.responses import json_bytes_response
 from app.routing import api_router, created
-from app.segments import members, service
-from app.segments.schemas import (
-    ComputeQueued,
-    Definition,
-    MembersPage,
-    Preview,
-    SegmentIn,
-    SegmentOut,
-    SegmentPage,
-    SegmentPatch,
-)
+from app.segments import members, schemas, service
 
 router = api_router(prefix="/api/product-segments", tags=["segments"], responses=AUTH_ERRORS)
 
 
-@router.get("/", response_model=SegmentPage, responses=error_responses(400))
+@router.get("/", response_model=schemas.SegmentPage, responses=error_responses(400))
 async def list_segments(
     session: ViewerSession, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ):
@@ -44,9 +27,14 @@ async def list_segments(
     return id_page("segments", page, limit)
 
 
-@router.post("/", response_model=SegmentOut, description=DEFINITION_ERRORS, **tagged_create(400))
+@router.post(
+    "/",
+    response_model=schemas.SegmentOut,
+    description=DEFINITION_ERRORS,
+    **etags.tagged_create(400),
+)
 async def create_segment(
-    body: SegmentIn, session: EditorSession, request: Request, response: Response
+    body: schemas.SegmentIn, session: EditorSession, request: Request, response: Response
 ):
     segment = await service.create_segment(session, body=body)
     return created(request, response, segment, "get_segment", segment_id=segment.id)
@@ -54,7 +42,7 @@ async def create_segment(
 
 @router.post(
     "/preview/",
-    response_model=Preview,
+    response_model=schemas.Preview,
     responses=error_responses(400, 429, 503),
     description="Count the products a definition matches now, without saving it. A heavy read: it "
     "takes one token per `PIM_HEAVY_READ_CONDITIONS_PER_TOKEN` (20) conditions from the tenant's "
@@ -63,15 +51,17 @@ async def create_segment(
     "`PIM_HEAVY_READ_TIMEOUT_MS` (2000) is cancelled, a 503. " + DEFINITION_ERRORS,
 )
 async def preview_segment(
-    definition: Annotated[Definition, Body(description=DEFINITION_HELP)],
+    definition: Annotated[schemas.Definition, Body(description=DEFINITION_HELP)],
     session: PreviewSession,
     request: Request,
 ):
     return await service.preview(session, definition=definition, mirror=request.app.state.mirror)
 
 
-@router.get("/{segment_id}/", response_model=SegmentOut, **TAGGED_READ)
-async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional: ConditionalGet):
+@router.get("/{segment_id}/", response_model=schemas.SegmentOut, **etags.TAGGED_READ)
+async def get_segment(
+    segment_id: ObjectId, session: ViewerSession, conditional: etags.ConditionalGet
+):
     """The segment with its definition (as sent, normalised) and the state of its last compute,
     and its `ETag` (`If-None-Match` with it: `304` while it is current; a compute changes it)."""
     segment = await service.get_segment(session, segment_id)
@@ -80,13 +70,16 @@ async def get_segment(segment_id: ObjectId, session: ViewerSession, conditional:
 
 @router.patch(
     "/{segment_id}/",
-    response_model=SegmentOut,
+    response_model=schemas.SegmentOut,
     description="Partial update. A new definition takes effect for the members at the next compute. "
     "With `If-Match`, only the version it names is changed (else `412`). " + DEFINITION_ERRORS,
-    **tagged_write(400, 404),
+    **etags.tagged_write(400, 404),
 )
 async def update_segment(
-    segment_id: ObjectId, body: SegmentPatch, session: EditorSession, conditional: ConditionalWrite
+    segment_id: ObjectId,
+    body: schemas.SegmentPatch,
+    session: EditorSession,
+    conditional: etags.ConditionalWrite,
 ):
     segment = await service.update_segment(
         session, segment_id, body=body, if_match=conditional.if_match
@@ -100,7 +93,7 @@ async def update_segment(
     responses=error_responses(404, 412, 428),
 )
 async def delete_segment(
-    segment_id: ObjectId, request: Request, session: EditorSession, if_match: IfMatch
+    segment_id: ObjectId, request: Request, session: EditorSession, if_match: etags.IfMatch
 ) -> Response:
     """Delete the segment and (best effort) its memberships; with `If-Match`, only the version it
     names (else `412`)."""
@@ -111,7 +104,9 @@ async def delete_segment(
 
 
 @router.post(
-    "/{segment_id}/compute/", response_model=ComputeQueued, responses=error_responses(404, 503)
+    "/{segment_id}/compute/",
+    response_model=schemas.ComputeQueued,
+    responses=error_responses(404, 503),
 )
 async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq):
     """Queue a recompute of the membership and answer at once.
@@ -126,7 +121,7 @@ async def compute_segment(segment_id: ObjectId, session: EditorSession, arq: Arq
 
 @router.get(
     "/{segment_id}/members/",
-    response_model=MembersPage,
+    response_model=schemas.MembersPage,
     responses=error_responses(400, 404, 409, 503),
 )
 async def list_segment_members(
