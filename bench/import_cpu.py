@@ -37,8 +37,9 @@ sys.path.insert(0, str(ROOT))
 from app.catalog.fields import FieldDef
 from app.config import get_settings
 from app.imports import inference, sniffing, tasks
+from app.imports.plan import ImportPlan
 from app.imports.records import RecordStream
-from app.imports.rows import RowConverter, RowError
+from app.imports.rows import RowError
 from app.imports.storage import CHUNK_BYTES
 from app.products import upsert
 
@@ -110,18 +111,18 @@ def make_importer(analysis, mapping, fields, conventions) -> tuple[tasks._Import
         resume_offset=analysis.data_offset,
         resume_row=analysis.header_row,
         error_count=0,
-        headers=analysis.headers,
-        mapping=mapping,
-        conventions=conventions,
-        value_mapping={},
-        encoding=analysis.encoding,
-        dialect=analysis.dialect,
+        plan=ImportPlan(
+            analysis.headers,
+            mapping,
+            conventions,
+            {},
+            encoding=analysis.encoding,
+            dialect=analysis.dialect,
+            xlsx=None,
+            row_transform=None,
+        ),
     )
-    schema = tasks._Schema(
-        None,
-        fields,
-        RowConverter(headers=job.headers, mapping=mapping, fields=fields, conventions=conventions),
-    )
+    schema = tasks._Schema(None, fields, job.plan.converter(fields))
     ctx = {"sessionmaker": lambda: StubSession(conn), "settings": get_settings()}
     importer = tasks._Importer(ctx, job, conn, schema)  # type: ignore[arg-type]
 
