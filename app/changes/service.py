@@ -165,12 +165,12 @@ async def committed_through(conn, tenant_id: int) -> int:
     return value or 0
 
 
-async def read_entries(
+async def read_entry_rows(
     conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
-) -> list[dict[str, Any]]:
-    """Entries with `after` < seq <= `through` of these operations, in seq order (what a stream
-    reader such as a webhook delivers; `through` from `committed_through`)."""
-    rows = await conn.fetch(
+) -> list[asyncpg.Record]:
+    """The rows of `read_entries`, each made an entry by `entry_of` (a reader that serialises
+    them one at a time never holds a page of entries at once)."""
+    return await conn.fetch(
         f"SELECT {ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
         "AND seq > $2 AND seq <= $3 AND op = ANY($4::text[]) ORDER BY seq LIMIT $5",
         tenant_id,
@@ -178,6 +178,16 @@ async def read_entries(
         through,
         ops,
         limit,
+    )
+
+
+async def read_entries(
+    conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
+) -> list[dict[str, Any]]:
+    """Entries with `after` < seq <= `through` of these operations, in seq order (what a stream
+    reader such as a webhook delivers; `through` from `committed_through`)."""
+    rows = await read_entry_rows(
+        conn, tenant_id, after=after, through=through, ops=ops, limit=limit
     )
     return [entry_of(r) for r in rows]
 
@@ -519,6 +529,7 @@ __all__ = [
     "prune_changes",
     "read_changes",
     "read_entries",
+    "read_entry_rows",
     "revert_product",
     "revert_writes",
 ]

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -72,6 +73,19 @@ def other_event(event_id: str, type_: str, created_at: datetime, data: Any) -> d
 
 def body_of(events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"events": events}, option=orjson.OPT_UTC_Z)
+
+
+def event_json(event: dict[str, Any]) -> bytes:
+    """One event's bytes in a body: `body_of(events)` is `body_from(map(event_json, events))`."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
+
+
+def body_from(events: Iterable[bytes]) -> bytes:
+    """The body of events already serialised one by one (`event_json`): a page of events is
+    serialised as it is built, each one's objects freed before the next is built, instead of
+    all held until one `body_of` (a page of nested dicts kept alive made the garbage
+    collector's full passes most of the delivery's CPU)."""
+    return b'{"events":[' + b",".join(events) + b"]}"
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
