@@ -78,9 +78,24 @@ def _new_values(row: asyncpg.Record) -> dict[str, Any]:
     return {key: new[key] for key in _in_jsonb_order(tuple(new))}
 
 
+def _created_changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
+    """`_changes` of a create (no old values): its state's keys in jsonb order, each from null,
+    built in one pass (most entries of a bulk load are creates)."""
+    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    new["name"] = row["created_name"]
+    new["status"] = row["created_status"]
+    new["categories"] = row["created_categories"]
+    if row["created_variation_of"] is not None:
+        new["variation_of"] = row["created_variation_of"]
+    new["variation_attributes"] = row["created_variation_attributes"]
+    return {key: {"old": None, "new": new[key]} for key in _in_jsonb_order(tuple(new))}
+
+
 def _changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
     """An entry's `changes`: its old and new values paired up by key (a key missing on one side
     was absent there)."""
+    if row["created_name"] is not None and row["old_values"] is None:
+        return _created_changes(row)
     old = orjson.loads(row["old_values"]) if row["old_values"] is not None else {}
     new = _new_values(row)
     pairs = {key: {"old": old.get(key), "new": value} for key, value in new.items()}
