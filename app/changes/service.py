@@ -43,6 +43,11 @@ ENTRY_COLUMNS = (
     f"seq, product_id, sku, op, {_CHANGE_COLUMNS}, actor::text AS actor, request_id, "
     "import_job_id, at"
 )
+# the columns ENTRY_COLUMNS reads, as they are stored
+_RAW_COLUMNS = (
+    f"seq, product_id, sku, op, old_values, new_values, {_CREATED_COLUMNS}, actor, request_id, "
+    "import_job_id, at"
+)
 # the built-ins a create's state always has (its columns are NOT NULL); variation_of when set
 _CREATED_KEYS = ("name", "status", "categories", "variation_attributes")
 _STATE_SQL = (
@@ -184,10 +189,15 @@ async def read_entry_rows(
     conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
 ) -> list[asyncpg.Record]:
     """The rows of `read_entries`, each made an entry by `entry_of` (a reader that serialises
-    them one at a time never holds a page of entries at once)."""
+    them one at a time never holds a page of entries at once).
+
+    The page is chosen first and only its rows are turned into text: a plan that reads the
+    whole range of seqs and sorts it (the plan of a log without statistics) spent half the
+    statement's time on the jsonb output of rows the LIMIT then dropped."""
     return await conn.fetch(
-        f"SELECT {ENTRY_COLUMNS} FROM product_changes WHERE {tenant_is('product_changes')} "
-        "AND seq > $2 AND seq <= $3 AND op = ANY($4::text[]) ORDER BY seq LIMIT $5",
+        f"SELECT {ENTRY_COLUMNS} FROM (SELECT {_RAW_COLUMNS} FROM product_changes "
+        f"WHERE {tenant_is('product_changes')} AND seq > $2 AND seq <= $3 "
+        "AND op = ANY($4::text[]) ORDER BY seq LIMIT $5) c ORDER BY seq",
         tenant_id,
         after,
         through,
