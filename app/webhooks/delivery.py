@@ -24,6 +24,7 @@ subscription at once, and a killed worker's leases go with its connection.
 import asyncio
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.catalog.service import get_field_map
-from app.changes.service import CHANGES_CHANNEL, committed_through, read_entries
+from app.changes.service import CHANGES_CHANNEL, committed_through, entry_of, read_entry_rows
 from app.config import Settings
 from app.db import all_tenants, driver_connection, pg_dsn, session_scope, tenant_is
 from app.jobs.locks import Lease, Lock, LockKey, lease_connection
@@ -46,7 +47,8 @@ from app.query.parsing import category_ids, parse_definition, resolve
 from app.webhooks.events import (
     PRODUCT_EVENTS,
     SIGNATURE_HEADER,
-    body_of,
+    body_from,
+    event_json,
     other_event,
     product_event,
     sign,
@@ -129,11 +131,24 @@ async def send(
 
 @dataclass
 class Batch:
-    events: list[dict[str, Any]]
+    event_ids: list[str]
+    body: bytes  # the events (`body_from`), ready to sign and POST
     cursor: int  # the subscription's cursor once this batch is delivered
     outbox_ids: list[int]
     first_seq: int | None = None
     last_seq: int | None = None
+
+    @classmethod
+    def of(cls, events: Iterable[dict[str, Any]], cursor: int, outbox_ids: list[int]) -> "Batch":
+        """Each event serialised as soon as it is built (see `body_from`)."""
+        ids, parts = [], []
+        for event in events:
+            ids.append(event["id"])
+            parts.append(event_json(event))
+        return cls(ids, body_from(parts), cursor, outbox_ids)
+
+
+_NO_EVENTS = body_from([])
 
 
 _SUBSCRIPTION_SQL = f"""
@@ -204,41 +219,34 @@ async def next_batch(session: AsyncSession, tenant_id: int, sub: Any, *, size: i
     pending = [o for o in pending if o["id"] not in skip]
     ready = [o for o in pending if o["after_seq"] <= cursor]
     if ready:
-        events = [
-            other_event(
-                o["event_id"],
-                o["type"],
-                o["created_at"],
-                orjson.Fragment(o["data"]),
-            )
+        events = (
+            other_event(o["event_id"], o["type"], o["created_at"], orjson.Fragment(o["data"]))
             for o in ready
-        ]
-        return Batch(events, cursor, [o["id"] for o in ready])
+        )
+        return Batch.of(events, cursor, [o["id"] for o in ready])
     # a window of seqs (a tenant's seqs are consecutive): each read is a bounded range of the
     # primary key whatever plan the statistics lead to, also when few entries are wanted
     upper = min([through, cursor + WINDOW_BATCHES * size, *(o["after_seq"] for o in pending)])
     if upper <= cursor:
-        return Batch([], cursor, [])
+        return Batch([], _NO_EVENTS, cursor, [])
     ops = [t.split(".", 1)[1] for t in sub["events"] if t in PRODUCT_EVENTS]
-    entries = (
-        await read_entries(conn, tenant_id, after=cursor, through=upper, ops=ops, limit=size)
+    rows = (
+        await read_entry_rows(conn, tenant_id, after=cursor, through=upper, ops=ops, limit=size)
         if ops
         else []
     )
-    new_cursor = entries[-1]["seq"] if len(entries) == size else upper
-    if sub["filter"] is not None and entries:
+    new_cursor = rows[-1]["seq"] if len(rows) == size else upper
+    if sub["filter"] is not None and rows:
+        entries = [entry_of(r) for r in rows]
         matched = await _matching_ids(
             session, conn, tenant_id, orjson.loads(sub["filter"]), entries
         )
-        entries = [e for e in entries if e["product_id"] in matched]
-    events = [product_event(tenant_id, e) for e in entries]
-    return Batch(
-        events,
-        new_cursor,
-        [],
-        first_seq=entries[0]["seq"] if entries else None,
-        last_seq=entries[-1]["seq"] if entries else None,
-    )
+        rows = [r for r, e in zip(rows, entries, strict=True) if e["product_id"] in matched]
+        del entries
+    batch = Batch.of((product_event(tenant_id, entry_of(r)) for r in rows), new_cursor, [])
+    if rows:
+        batch.first_seq, batch.last_seq = rows[0]["seq"], rows[-1]["seq"]
+    return batch
 
 
 _LOG_SQL = """
@@ -394,7 +402,7 @@ async def _complete(
                 tenant_id,
                 subscription_id,
                 attempt,
-                event_ids=[e["id"] for e in batch.events] if batch else [],
+                event_ids=batch.event_ids if batch else [],
                 first_seq=batch.first_seq if batch else None,
                 last_seq=batch.last_seq if batch else None,
             )
@@ -443,7 +451,7 @@ async def deliver(
                 sessionmaker, settings, plan, Attempt(False, None, 0, plan.problem, None)
             )
             return
-        if not batch.events:
+        if not batch.event_ids:
             if batch.cursor == plan.cursor or not await complete(
                 sessionmaker, settings, plan, None
             ):
@@ -454,9 +462,7 @@ async def deliver(
             plan_batch(sessionmaker, settings, tenant_id, subscription_id, after=plan)
         )
         try:
-            attempt = await send(
-                client, plan.url, plan.secret, body_of(batch.events), settings=settings
-            )
+            attempt = await send(client, plan.url, plan.secret, batch.body, settings=settings)
             moved = await complete(sessionmaker, settings, plan, attempt)
         except BaseException:
             upcoming.cancel()

@@ -14,6 +14,7 @@ import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -22,6 +23,9 @@ import orjson
 
 SIGNATURE_HEADER = "PIM-Signature"
 _PRODUCT_EVENT_NAMESPACE = uuid.UUID("6f6e0f7c-6b1e-4d35-9a55-0c6a3f1f6e21")
+_NAMESPACE_BYTES = _PRODUCT_EVENT_NAMESPACE.bytes
+# uuid5's variant bits: the 17th hex digit keeps its low two bits under "10"
+_VARIANT_DIGIT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
 
 
 class EventType(StrEnum):
@@ -44,8 +48,12 @@ def new_secret() -> str:
 
 
 def product_event_id(tenant_id: int, seq: int) -> str:
-    """The id of the product event of change `seq`: the same in every retry and replay."""
-    return str(uuid.uuid5(_PRODUCT_EVENT_NAMESPACE, f"{tenant_id}:{seq}"))
+    """The id of the product event of change `seq`: the same in every retry and replay.
+
+    `str(uuid.uuid5(_PRODUCT_EVENT_NAMESPACE, f"{tenant_id}:{seq}"))` spelt out (the SHA-1 of the
+    namespace and the name, version 5, RFC 4122 variant), a third of its cost per event."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + f"{tenant_id}:{seq}".encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT_DIGIT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def product_event(tenant_id: int, entry: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +73,19 @@ def other_event(event_id: str, type_: str, created_at: datetime, data: Any) -> d
 
 def body_of(events: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"events": events}, option=orjson.OPT_UTC_Z)
+
+
+def event_json(event: dict[str, Any]) -> bytes:
+    """One event's bytes in a body: `body_of(events)` is `body_from(map(event_json, events))`."""
+    return orjson.dumps(event, option=orjson.OPT_UTC_Z)
+
+
+def body_from(events: Iterable[bytes]) -> bytes:
+    """The body of events already serialised one by one (`event_json`): a page of events is
+    serialised as it is built, each one's objects freed before the next is built, instead of
+    all held until one `body_of` (a page of nested dicts kept alive made the garbage
+    collector's full passes most of the delivery's CPU)."""
+    return b'{"events":[' + b",".join(events) + b"]}"
 
 
 def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
