@@ -7,10 +7,21 @@ they arrive, and past PIM_MAX_REQUEST_HEAD_BYTES the client gets a 431 and the c
 closed, before the parser sees more of it.
 """
 
+import time
+
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import get_settings
+
+_refused_unlogged = 0
+_refusals_logged_at = float("-inf")
+
+
+def _may_end_head(data: bytes) -> bool:
+    """Whether the head may end in this chunk: a blank line in it, or a line break in its first
+    bytes (the blank line may straddle the previous chunk and this one)."""
+    return b"\r\n\r\n" in data or b"\n\n" in data or b"\n" in data[:3]
 
 
 class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -23,6 +34,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             self._head_bytes += len(data)
+            if self._head_bytes > self.max_head_bytes and not _may_end_head(data):
+                # past the limit and the head goes on: refused before the parser reads the chunk
+                # (a flood of huge heads then costs the accept and the answer, little else)
+                if not self.transport.is_closing():
+                    self._refuse_head()
+                return
         super().data_received(data)
         # checked after parsing: a chunk that ends the head may also carry the start of a large body
         if (
@@ -54,7 +71,18 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse_head(self) -> None:
-        self.logger.warning("Request head larger than %d bytes refused.", self.max_head_bytes)
+        global _refused_unlogged, _refusals_logged_at
+        # one line a second at most: a client sending huge heads over and over would otherwise
+        # make the log (and its formatting) a cost of its own
+        _refused_unlogged += 1
+        now = time.monotonic()
+        if now - _refusals_logged_at >= 1.0:
+            self.logger.warning(
+                "Request heads larger than %d bytes refused: %d since the last report.",
+                self.max_head_bytes,
+                _refused_unlogged,
+            )
+            _refused_unlogged, _refusals_logged_at = 0, now
         if self.cycle is not None and not self.cycle.response_complete:
             # a pipelined head behind a request still being answered: no answer can go between
             self.transport.close()
