@@ -68,32 +68,33 @@ def _in_jsonb_order(keys: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(keys, key=_jsonb_key_order))
 
 
+def _created_state(row: asyncpg.Record) -> dict[str, Any]:
+    """A create's state in no particular order: its data (`new_values`) with its built-ins (the
+    created_* columns)."""
+    state = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    state["name"] = row["created_name"]
+    state["status"] = row["created_status"]
+    state["categories"] = row["created_categories"]
+    if row["created_variation_of"] is not None:
+        state["variation_of"] = row["created_variation_of"]
+    state["variation_attributes"] = row["created_variation_attributes"]
+    return state
+
+
 def _new_values(row: asyncpg.Record) -> dict[str, Any]:
     """An entry's new values; for a create, its state: the data with the built-ins, in jsonb's
     key order, the very object `pim_product_state` builds."""
-    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
     if row["created_name"] is None:  # not a create, or one written whole before h4_perf_1
-        return new
-    new["name"] = row["created_name"]
-    new["status"] = row["created_status"]
-    new["categories"] = row["created_categories"]
-    if row["created_variation_of"] is not None:
-        new["variation_of"] = row["created_variation_of"]
-    new["variation_attributes"] = row["created_variation_attributes"]
-    return {key: new[key] for key in _in_jsonb_order(tuple(new))}
+        return orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
+    state = _created_state(row)
+    return {key: state[key] for key in _in_jsonb_order(tuple(state))}
 
 
 def _created_changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
     """`_changes` of a create (no old values): its state's keys in jsonb order, each from null,
     built in one pass (most entries of a bulk load are creates)."""
-    new = orjson.loads(row["new_values"]) if row["new_values"] is not None else {}
-    new["name"] = row["created_name"]
-    new["status"] = row["created_status"]
-    new["categories"] = row["created_categories"]
-    if row["created_variation_of"] is not None:
-        new["variation_of"] = row["created_variation_of"]
-    new["variation_attributes"] = row["created_variation_attributes"]
-    return {key: {"old": None, "new": new[key]} for key in _in_jsonb_order(tuple(new))}
+    state = _created_state(row)
+    return {key: {"old": None, "new": state[key]} for key in _in_jsonb_order(tuple(state))}
 
 
 def _changes(row: asyncpg.Record) -> dict[str, dict[str, Any]]:
