@@ -4,9 +4,11 @@ httptools (llhttp) sets no limit on the request line and headers, and the parser
 a long header by concatenation: a 256 MiB header cost 96 s of CPU, and two 64 MiB headers stalled
 every other request of the process for seconds. Here the bytes of a request head are counted as
 they arrive, and past PIM_MAX_REQUEST_HEAD_BYTES the client gets a 431 and the connection is
-closed, before the parser sees more of it.
+closed, before the parser sees more of it. An address that keeps sending huge heads has its next
+connections held unread for a while (HUGE_HEADS_PER_WINDOW).
 """
 
+import asyncio
 import time
 
 import orjson
@@ -16,6 +18,41 @@ from app.config import get_settings
 
 _refused_unlogged = 0
 _refusals_logged_at = float("-inf")
+
+# An address whose huge heads were refused this often within the window is hostile: its new
+# connections are held open unread (a tarpit) until the window ends, instead of each costing the
+# accept, the parse and the answer while the client reconnects as fast as it can (~1,400 a second).
+# Per process; at most HELD_MAX connections are held, beyond that they are dropped at once.
+HUGE_HEADS_PER_WINDOW = 20
+HUGE_HEAD_WINDOW_S = 10.0
+HELD_MAX = 256
+
+
+class _HugeHeadSenders:
+    """Refused huge heads per client address, in windows of HUGE_HEAD_WINDOW_S."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, tuple[float, int]] = {}  # address: (window start, refusals)
+        self.held = 0
+
+    def refused(self, address: str) -> None:
+        now = time.monotonic()
+        start, count = self.windows.get(address, (now, 0))
+        if now - start > HUGE_HEAD_WINDOW_S:
+            start, count = now, 0
+        if len(self.windows) >= 10_000 and address not in self.windows:
+            self.windows.clear()  # bounded: a flood from many addresses only resets the counts
+        self.windows[address] = (start, count + 1)
+
+    def hold_for(self, address: str) -> float:
+        """Seconds to hold a new connection from `address` (0: serve it)."""
+        start, count = self.windows.get(address, (0.0, 0))
+        if count < HUGE_HEADS_PER_WINDOW:
+            return 0.0
+        return max(0.0, start + HUGE_HEAD_WINDOW_S - time.monotonic())
+
+
+_huge_head_senders = _HugeHeadSenders()
 
 
 def _may_end_head(data: bytes) -> bool:
@@ -30,8 +67,35 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.max_head_bytes = get_settings().max_request_head_bytes
         self._in_head = True  # between requests, and until a request's headers are complete
         self._head_bytes = 0
+        self._release: asyncio.TimerHandle | None = None  # a held connection's end
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        hold = _huge_head_senders.hold_for(self.client[0]) if self.client else 0.0
+        if hold:
+            if _huge_head_senders.held >= HELD_MAX:
+                transport.abort()
+                return
+            _huge_head_senders.held += 1
+            self._release = self.loop.call_later(hold, transport.abort)
+            # (uvloop starts reading once connection_made has returned: pausing here would not last)
+            self.loop.call_soon(self._stop_reading)
+
+    def _stop_reading(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._release is not None:
+            self._release.cancel()
+            self._release = None
+            _huge_head_senders.held -= 1
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._release is not None:  # held: what it sends is not read
+            self._stop_reading()
+            return
         if self._in_head:
             self._head_bytes += len(data)
             if self._head_bytes > self.max_head_bytes and not _may_end_head(data):
@@ -75,6 +139,8 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         # one line a second at most: a client sending huge heads over and over would otherwise
         # make the log (and its formatting) a cost of its own
         _refused_unlogged += 1
+        if self.client:
+            _huge_head_senders.refused(self.client[0])
         now = time.monotonic()
         if now - _refusals_logged_at >= 1.0:
             self.logger.warning(

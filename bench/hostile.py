@@ -79,6 +79,15 @@ heavy-read bucket's mirror empty). What remains is CPU: the API used 0.19 cores 
 being within its key's limit), on a machine whose two cores were busy throughout; fewer turns per
 tenant (PIM_TENANT_REQUESTS_PER_PROCESS=2) made it worse (beside p50 2 s: the normal tenant's own
 requests queued for their turns).
+
+Measured on the idle machine (session 8, load average 0.4-1.6), `--seconds 60`: p95 alone 14.1 ms,
+beside 39.0 ms, ratio 2.77 (`--attacker-nice 10`: 3.08); without the huge-header attack 13.6 /
+15.0 ms, ratio 1.10. The huge heads were the cost: the attacker reconnected ~1,350 times a second
+(68,627 resets and 12,290 431s a minute), and each connection cost uvicorn's Python work (API 0.75
+cores beside, 0.24 without that attack). An address with 20 heads refused in 10 s now has its new
+connections held unread until those 10 s end (app/server.py): ratio 1.15 (14.4 / 16.5 ms; the
+attacker got 110 431s a minute), and 1.27 with `--rounds 2` (15.6 / 19.8 ms), 0 errors; API 0.13-0.14
+cores beside.
 """
 
 import argparse

@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 
+from app.server import HUGE_HEADS_PER_WINDOW
 from tests.hardening.live_server import LiveServer, live_server
 
 MIB = 1024 * 1024
@@ -183,6 +184,31 @@ def test_a_head_within_the_limit_is_served_whatever_follows_it_in_the_same_bytes
         status, head = _read_status(sock, timeout=10)
         assert status == 401, head  # no credentials: the request was read
         sock.close()
+
+
+def test_an_address_that_keeps_sending_huge_heads_is_held_while_others_are_served(server):
+    """The hostile load test's huge-header attack: a client reconnecting as fast as it can with
+    64 MiB heads cost the server ~1,400 accepts, parses and answers a second. Once an address has
+    had HUGE_HEADS_PER_WINDOW heads refused, its next connections are held unread (one process:
+    `pim serve` with one worker); another address is served as before."""
+    host, port = server.url.removeprefix("http://").split(":")
+    hostile = ("127.0.0.2", 0)
+    for _ in range(HUGE_HEADS_PER_WINDOW):
+        sock = socket.create_connection((host, int(port)), timeout=10, source_address=hostile)
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: pim\r\nx-big: " + b"a" * (100 * 1024))
+        except OSError:
+            pass  # refused before all of it was sent
+        status, head = _read_status(sock, timeout=5)
+        assert status == 431, head
+        sock.close()
+    held = socket.create_connection((host, int(port)), timeout=10, source_address=hostile)
+    held.sendall(b"GET /healthz HTTP/1.1\r\nhost: pim\r\n\r\n")
+    held.settimeout(1.0)
+    with pytest.raises(TimeoutError):  # held: no answer, not even a refusal
+        held.recv(100)
+    held.close()
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
 def test_a_request_the_parser_cannot_read_gets_a_json_400(server):
