@@ -16,9 +16,6 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import get_settings
 
-_refused_unlogged = 0
-_refusals_logged_at = float("-inf")
-
 # An address whose huge heads were refused this often within the window is hostile: its new
 # connections are held open unread (a tarpit) until the window ends, instead of each costing the
 # accept, the parse and the answer while the client reconnects as fast as it can (~1,400 a second).
@@ -26,23 +23,36 @@ _refusals_logged_at = float("-inf")
 HUGE_HEADS_PER_WINDOW = 20
 HUGE_HEAD_WINDOW_S = 10.0
 HELD_MAX = 256
+# refusals are logged once a second at most, with their count: a client sending huge heads over
+# and over would otherwise make the log (and its formatting) a cost of its own
+REPORT_EVERY_S = 1.0
 
 
-class _HugeHeadSenders:
-    """Refused huge heads per client address, in windows of HUGE_HEAD_WINDOW_S."""
+class _HugeHeadRefusals:
+    """The process's refused huge heads: per client address in windows of HUGE_HEAD_WINDOW_S (to
+    hold its next connections), and in all since the last log line."""
 
     def __init__(self) -> None:
         self.windows: dict[str, tuple[float, int]] = {}  # address: (window start, refusals)
         self.held = 0
+        self.unreported = 0
+        self.reported_at = float("-inf")
 
-    def refused(self, address: str) -> None:
+    def refused(self, address: str | None) -> int:
+        """Count a refusal; the refusals to log now (0: not yet)."""
         now = time.monotonic()
-        start, count = self.windows.get(address, (now, 0))
-        if now - start > HUGE_HEAD_WINDOW_S:
-            start, count = now, 0
-        if len(self.windows) >= 10_000 and address not in self.windows:
-            self.windows.clear()  # bounded: a flood from many addresses only resets the counts
-        self.windows[address] = (start, count + 1)
+        if address is not None:
+            start, count = self.windows.get(address, (now, 0))
+            if now - start > HUGE_HEAD_WINDOW_S:
+                start, count = now, 0
+            if len(self.windows) >= 10_000 and address not in self.windows:
+                self.windows.clear()  # bounded: a flood from many addresses only resets the counts
+            self.windows[address] = (start, count + 1)
+        self.unreported += 1
+        if now - self.reported_at < REPORT_EVERY_S:
+            return 0
+        report, self.unreported, self.reported_at = self.unreported, 0, now
+        return report
 
     def hold_for(self, address: str) -> float:
         """Seconds to hold a new connection from `address` (0: serve it)."""
@@ -52,7 +62,7 @@ class _HugeHeadSenders:
         return max(0.0, start + HUGE_HEAD_WINDOW_S - time.monotonic())
 
 
-_huge_head_senders = _HugeHeadSenders()
+_refusals = _HugeHeadRefusals()
 
 
 def _may_end_head(data: bytes) -> bool:
@@ -71,12 +81,12 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        hold = _huge_head_senders.hold_for(self.client[0]) if self.client else 0.0
+        hold = _refusals.hold_for(self.client[0]) if self.client else 0.0
         if hold:
-            if _huge_head_senders.held >= HELD_MAX:
+            if _refusals.held >= HELD_MAX:
                 transport.abort()
                 return
-            _huge_head_senders.held += 1
+            _refusals.held += 1
             self._release = self.loop.call_later(hold, transport.abort)
             # (uvloop starts reading once connection_made has returned: pausing here would not last)
             self.loop.call_soon(self._stop_reading)
@@ -89,7 +99,7 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._release is not None:
             self._release.cancel()
             self._release = None
-            _huge_head_senders.held -= 1
+            _refusals.held -= 1
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -135,20 +145,13 @@ class HeadLimitedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
     def _refuse_head(self) -> None:
-        global _refused_unlogged, _refusals_logged_at
-        # one line a second at most: a client sending huge heads over and over would otherwise
-        # make the log (and its formatting) a cost of its own
-        _refused_unlogged += 1
-        if self.client:
-            _huge_head_senders.refused(self.client[0])
-        now = time.monotonic()
-        if now - _refusals_logged_at >= 1.0:
+        report = _refusals.refused(self.client[0] if self.client else None)
+        if report:
             self.logger.warning(
                 "Request heads larger than %d bytes refused: %d since the last report.",
                 self.max_head_bytes,
-                _refused_unlogged,
+                report,
             )
-            _refused_unlogged, _refusals_logged_at = 0, now
         if self.cycle is not None and not self.cycle.response_complete:
             # a pipelined head behind a request still being answered: no answer can go between
             self.transport.close()

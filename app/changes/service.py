@@ -189,8 +189,10 @@ async def committed_through(conn, tenant_id: int) -> int:
 async def read_entry_rows(
     conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
 ) -> list[asyncpg.Record]:
-    """The rows of `read_entries`, each made an entry by `entry_of` (a reader that serialises
-    them one at a time never holds a page of entries at once).
+    """Rows of entries with `after` < seq <= `through` of these operations, in seq order (what a
+    stream reader such as a webhook delivers; `through` from `committed_through`), each made an
+    entry by `entry_of` (a reader that serialises them one at a time never holds a page of
+    entries at once).
 
     The page is chosen first and only its rows are turned into text: a plan that reads the
     whole range of seqs and sorts it (the plan of a log without statistics) spent half the
@@ -205,17 +207,6 @@ async def read_entry_rows(
         ops,
         limit,
     )
-
-
-async def read_entries(
-    conn, tenant_id: int, *, after: int, through: int, ops: list[str], limit: int
-) -> list[dict[str, Any]]:
-    """Entries with `after` < seq <= `through` of these operations, in seq order (what a stream
-    reader such as a webhook delivers; `through` from `committed_through`)."""
-    rows = await read_entry_rows(
-        conn, tenant_id, after=after, through=through, ops=ops, limit=limit
-    )
-    return [entry_of(r) for r in rows]
 
 
 async def product_history(
@@ -554,7 +545,6 @@ __all__ = [
     "product_history",
     "prune_changes",
     "read_changes",
-    "read_entries",
     "read_entry_rows",
     "revert_product",
     "revert_writes",
