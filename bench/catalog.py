@@ -511,21 +511,27 @@ async def read_model_section(
         await clickhouse.close()
 
 
+async def catalog_shape(base: str, headers: dict, categories: int) -> list[int]:
+    """The benchmark's schema and `categories` categories, through the API; their ids."""
+    async with httpx.AsyncClient(timeout=120) as http:
+        (
+            await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
+        ).raise_for_status()
+        category_ids = []
+        for c in range(categories):
+            made = await http.post(
+                f"{base}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers
+            )
+            category_ids.append(made.raise_for_status().json()["id"])
+    return category_ids
+
+
 async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) -> None:
     """A fresh catalog: schema, categories, N products by bulk upsert (timed beside COPY), then
     vacuumed and analyzed as autovacuum would."""
     scratch_id = None
     try:
-        async with httpx.AsyncClient(timeout=120) as http:
-            (
-                await http.put(f"{base}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
-            ).raise_for_status()
-            category_ids = []
-            for c in range(args.categories):
-                made = await http.post(
-                    f"{base}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers
-                )
-                category_ids.append(made.raise_for_status().json()["id"])
+        category_ids = await catalog_shape(base, headers, args.categories)
         print(
             f"# catalog benchmark: {args.n:,} products, tenant {slug} (id {tenant['tenant_id']}), "
             f"{args.workers} uvicorn workers, bulk batches of {args.batch} x {args.concurrency} concurrent, "

@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import get_settings
 from app.db import pg_dsn, tenant_is
-from bench.catalog import SCHEMA, bulk_bodies, load_bulk
+from bench.catalog import bulk_bodies, catalog_shape, load_bulk
 from bench.common import create_tenant, free_port, pct, stop_server, wait_up
 
 
@@ -121,16 +121,7 @@ async def main() -> None:
         for base in bases.values():
             await wait_up(base)
         now = bases["now"]
-        async with httpx.AsyncClient(timeout=120) as http:
-            (
-                await http.put(f"{now}/api/pim/schema/", json={"fields": SCHEMA}, headers=headers)
-            ).raise_for_status()
-            category_ids = []
-            for c in range(args.categories):
-                made = await http.post(
-                    f"{now}/api/pim/categories/", json={"name": f"Category {c}"}, headers=headers
-                )
-                category_ids.append(made.raise_for_status().json()["id"])
+        category_ids = await catalog_shape(now, headers, args.categories)
         bodies = bulk_bodies(args.n, args.batch, category_ids)
         await load_bulk(now, headers, bodies, 2)
         await conn.execute("VACUUM ANALYZE products")
