@@ -34,7 +34,9 @@ class DependencyStatus(BaseModel):
         description="`worker` only: seconds since the newest heartbeat of any worker (none yet: null)",
     )
     workers: int | None = Field(
-        default=None, description="`worker` only: workers whose heartbeat is recent"
+        default=None,
+        description="`worker` only: workers whose heartbeat is younger than "
+        "`PIM_WORKER_HEARTBEAT_TIMEOUT_SECONDS`",
     )
 
 

@@ -6,6 +6,21 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 
+class FieldChange(BaseModel):
+    """One field's value before and after a write."""
+
+    old: Any = Field(description="the value before the write; null: the field was absent")
+    new: Any = Field(description="the value after the write; null: the field is absent")
+
+
+class Actor(BaseModel):
+    """Who wrote: the request's credential, or the import job that wrote the row."""
+
+    type: Literal["api_key", "token", "import"]
+    id: int | str = Field(description="the API key's id, the JWT's `sub`, or the import job's id")
+    name: str | None = Field(description="the API key's name")
+
+
 class ChangeOp(StrEnum):
     """What a write did to a product (one component for the entry and the list's filter)."""
 
@@ -14,18 +29,9 @@ class ChangeOp(StrEnum):
     deleted = "deleted"
 
 
-class FieldChange(BaseModel):
-    old: Any = Field(description="the value before the write; null: the field was absent")
-    new: Any = Field(description="the value after the write; null: the field is absent")
-
-
-class Actor(BaseModel):
-    type: Literal["api_key", "token", "import"]
-    id: int | str = Field(description="the API key's id, the JWT's `sub`, or the import job's id")
-    name: str | None = Field(description="the API key's name")
-
-
 class ChangeEntry(BaseModel):
+    """One write to one product, as the change log keeps it."""
+
     seq: int = Field(description="per tenant, increasing in commit order")
     product_id: int
     sku: str

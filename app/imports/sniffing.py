@@ -265,13 +265,13 @@ class SampleAnalysis:
         return cls(
             encoding="utf-8",
             dialect=Dialect(delimiter=","),
-            headers=headers,
-            rows=rows,
-            complete=complete,
             header_row=header_row,
+            headers=headers,
             data_offset=header_row,
             sample_end_offset=header_row,
+            rows=rows,
             sample_rows=len(rows),
+            complete=complete,
         )
 
 
@@ -365,13 +365,13 @@ def analyse_sample(
     return SampleAnalysis(
         encoding=encoding,
         dialect=dialect,
-        headers=headers,
-        rows=rows,
-        complete=complete,
         header_row=header_row,
+        headers=headers,
         data_offset=data_offset,
         sample_end_offset=max(end_offset, data_offset),
+        rows=rows,
         sample_rows=sample_rows,
+        complete=complete,
     )
 
 
