@@ -13,7 +13,7 @@ trigram indexes from serving the list filters: see bench/rls.py for the figures.
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias, TypeVar
@@ -122,22 +122,35 @@ class ReadPool:
         self._pool = pool
         self._timeout = timeout
 
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            conn = await self._pool.acquire(timeout=self._timeout)
-        except TimeoutError:
-            raise PoolExhausted() from None
-        try:
-            yield conn
-        finally:
-            await self._pool.release(conn)
+    def acquire(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return _Checkout(self._pool, self._timeout)
 
     def get_size(self) -> int:
         return self._pool.get_size()
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+class _Checkout:
+    """`async with pool.acquire() as conn`: a class, not a generator-based context manager, as
+    every lean read goes through it (several per request)."""
+
+    __slots__ = ("_conn", "_pool", "_timeout")
+
+    def __init__(self, pool: asyncpg.Pool, timeout: float):
+        self._pool = pool
+        self._timeout = timeout
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            self._conn = await self._pool.acquire(timeout=self._timeout)
+        except TimeoutError:
+            raise PoolExhausted() from None
+        return self._conn
+
+    async def __aexit__(self, *_exc) -> None:
+        await self._pool.release(self._conn)
 
 
 async def create_read_pool(settings: Settings) -> ReadPool:

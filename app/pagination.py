@@ -10,6 +10,7 @@ page of its own tenant, and every value is checked before it reaches SQL.
 
 import base64
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Query, Request
@@ -92,7 +93,11 @@ def neighbour_pages(page: int, page_size: int, count: int) -> tuple[int | None, 
 
 
 def relative_url(request: Request, **params: Any) -> str:
-    """The request's path and query with these parameters set (None removes one): no scheme, no host."""
-    url = request.url.remove_query_params([k for k, v in params.items() if v is None])
-    url = url.include_query_params(**{k: v for k, v in params.items() if v is not None})
-    return f"{url.path}?{url.query}" if url.query else url.path
+    """The request's path and query with these parameters set (None removes one): no scheme, no
+    host. The parameters set go last, as Starlette's `include_query_params` puts them; built from
+    the parsed query once (that URL API parses and re-encodes the whole URL per call: a tenth of a
+    list request's CPU)."""
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in params]
+    items += [(k, str(v)) for k, v in params.items() if v is not None]
+    path = request.url.path
+    return f"{path}?{urlencode(items)}" if items else path

@@ -26,7 +26,7 @@ A replica that does not answer (refused, timed out) is left alone for RETRY_DOWN
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import asyncpg
 import structlog
@@ -97,22 +97,27 @@ class ReplicaRouter(ReadPool):
         await replica.pool.release(conn)
         return None
 
+    def acquire(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        if not self.replicas:  # the usual case: the primary's checkout, no layer around it
+            self.served["primary"] += 1
+            return self.primary.acquire()
+        return self._replica_or_primary()
+
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        if self.replicas:
-            target = await self._primary_position()
-            start = self._next
-            self._next = (self._next + 1) % len(self.replicas)
-            for i in range(len(self.replicas)):
-                replica = self.replicas[(start + i) % len(self.replicas)]
-                conn = await self._fresh_connection(replica, target)
-                if conn is not None:
-                    self.served[replica.name] += 1
-                    try:
-                        yield conn
-                    finally:
-                        await replica.pool.release(conn)
-                    return
+    async def _replica_or_primary(self) -> AsyncIterator[asyncpg.Connection]:
+        target = await self._primary_position()
+        start = self._next
+        self._next = (self._next + 1) % len(self.replicas)
+        for i in range(len(self.replicas)):
+            replica = self.replicas[(start + i) % len(self.replicas)]
+            conn = await self._fresh_connection(replica, target)
+            if conn is not None:
+                self.served[replica.name] += 1
+                try:
+                    yield conn
+                finally:
+                    await replica.pool.release(conn)
+                return
         self.served["primary"] += 1
         async with self.primary.acquire() as conn:
             yield conn

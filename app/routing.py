@@ -20,9 +20,11 @@ from starlette.types import Scope
 from app.auth.credentials import authenticate
 from app.auth.service import Role
 from app.deps import (
+    EXITING_DEPENDENCIES,
     HEAVY_BODY_READ_DEPENDENCIES,
     HEAVY_READ_DEPENDENCIES,
     HEAVY_READS_REFUSED,
+    REQUEST_EXITS,
     RoleRequirement,
     get_principal,
 )
@@ -119,6 +121,8 @@ class GuardedRoute(APIRoute):
             for param in self.dependant.path_params
             if _is_int(param.field_info) or param.name.endswith("_id")
         )
+        if not self._id_params:  # every request tries the routes in turn: no override to pass
+            self.matches = super().matches  # type: ignore[method-assign]
         self._json_body = self.body_field is not None and not _is_form(self.body_field)
         # a heavy read whose predicate comes in the body (a preview, a search): refused early
         self._heavy_body_read = any(
@@ -142,7 +146,7 @@ class GuardedRoute(APIRoute):
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         match, child = super().matches(scope)
-        if match != Match.NONE and self._id_params:
+        if match != Match.NONE:
             values = child.get("path_params", {})
             if any(values.get(name) in GuardedRoute.fixed_words for name in self._id_params):
                 return Match.NONE, {}
@@ -171,6 +175,8 @@ class GuardedRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        if any(_depends_on(self.dependant, call) for call in EXITING_DEPENDENCIES):
+            handler = _closing_request_exits(handler)
         # called by APIRoute.__init__, before `self.required_role` is set
         role = required_role(self.dependant)
         if role is None:
@@ -207,8 +213,10 @@ class GuardedRoute(APIRoute):
             if key is None:
                 if not self.takes_turns:
                     return await handler(request)
-                # the body is read before the turn, so that a slow sender does not keep one
-                await request.body()
+                # the body is read before the turn, so that a slow sender does not keep one (a
+                # GET's body is never read)
+                if request.scope["method"] != "GET":
+                    await request.body()
                 async with request.app.state.tenant_turns.turn(principal.tenant_id):
                     return await handler(request)
             call = IdempotentCall(request, principal, key)
@@ -221,6 +229,22 @@ class GuardedRoute(APIRoute):
                 return await call.run(handler, request)
 
         return guarded
+
+
+def _closing_request_exits(
+    handler: Callable[[Request], Coroutine[Any, Any, Response]],
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    """The handler, then what its dependencies entered in `request_exits` is exited."""
+
+    async def run(request: Request) -> Response:
+        try:
+            return await handler(request)
+        finally:
+            exits = request.scope.get(REQUEST_EXITS)
+            if exits is not None:
+                await exits.aclose()
+
+    return run
 
 
 def _refuse_heavy_read_early(request: Request, tenant_id: int) -> None:

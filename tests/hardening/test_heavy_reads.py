@@ -171,6 +171,24 @@ async def test_a_list_with_many_filters_is_a_heavy_read(app_with, tenant, other_
     assert elapsed < 5
 
 
+async def test_a_heavy_list_gives_its_slot_back(app_with, tenant, other_tenant):
+    """The heavy-read slot a filtered list takes is released when its answer is built, whether it
+    succeeded or failed: with one slot per tenant, heavy lists one after the other all run."""
+    api = await app_with(heavy_reads_per_tenant=1, heavy_reads_burst=100)
+    await _brand_schema(api, tenant, other_tenant)
+    statuses = []
+    for path in [PRODUCTS, FACETS] * 3:
+        statuses.append(
+            (await api.http.get(f"{path}?{_filters(60)}", headers=tenant.viewer)).status_code
+        )
+        # a heavy list that fails (a filter on no field: 400) gives its slot back too
+        bad = await api.http.get(
+            f"{path}?{_filters(60)}&updated_at__gte=yesterday", headers=tenant.viewer
+        )
+        statuses.append(bad.status_code)
+    assert statuses == [200, 400] * 6
+
+
 def test_a_route_evaluating_a_client_predicate_outside_the_budget_does_not_start():
     """The budget is not a habit each route must remember: a viewer route whose body carries a
     definition, reading through a plain Reader, is refused at startup."""
