@@ -1,3 +1,4 @@
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, status
@@ -7,6 +8,7 @@ from pydantic import WithJsonSchema
 from app import etags
 from app.catalog import service as catalog
 from app.catalog.fields import FieldDef
+from app.db import TenantReader
 from app.deps import (
     Arq,
     EditorSession,
@@ -106,6 +108,18 @@ SkuIn = Annotated[
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """A list's or the facets' reader, the tenant's fields and the WHERE clause of the query-string
+    filters (built-ins and data fields). One dependency for the three: FastAPI walks the whole
+    subtree of every dependency a route names, cached or not, so naming the reader beside it
+    again would authenticate-and-check twice per request."""
+
+    reader: TenantReader
+    fields: dict[str, FieldDef]
+    where: SqlWhere
+
+
 async def _product_filters(
     request: Request,
     reader: FilterReader,
@@ -114,8 +128,7 @@ async def _product_filters(
     category: CategoryParam = None,
     sku: Sku = None,
     sku_in: SkuIn = None,
-) -> tuple[dict[str, FieldDef], SqlWhere]:
-    """The tenant's fields and the WHERE clause of the list/facets filters (built-ins and data fields)."""
+) -> ListFilters:
     fields = await catalog.get_field_map(reader)
     where = await service.build_filters(
         reader,
@@ -127,10 +140,10 @@ async def _product_filters(
         sku=sku,
         sku_in=sku_in,
     )
-    return fields, where
+    return ListFilters(reader, fields, where)
 
 
-ProductFilters = Annotated[tuple[dict[str, FieldDef], SqlWhere], Depends(_product_filters)]
+ProductFilters = Annotated[ListFilters, Depends(_product_filters)]
 
 
 LIST_PAGING_HELP = (
@@ -159,7 +172,6 @@ def _cursor_of(page: service.ListPage, ordering: str | None, fingerprint: str) -
 )
 async def list_products(
     request: Request,
-    reader: FilterReader,
     filters: ProductFilters,
     page: Annotated[int | None, Query(ge=1, le=10_000_000, description="1 by default")] = None,
     # no declared default: SDKs send a declared default on every call, beside a `limit`
@@ -189,7 +201,7 @@ async def list_products(
         raise BadRequest(
             "cursor and page exclude each other: a cursor page follows the cursor", param="page"
         )
-    fields, where = filters
+    reader, fields, where = filters.reader, filters.fields, filters.where
     fingerprint = service.filters_fingerprint(
         "list", service.query_filters(list(request.query_params.multi_items()))
     )
@@ -359,12 +371,12 @@ async def delete_product(
     description=FILTER_HELP + HEAVY_FILTERS,
     openapi_extra=FIELD_FILTERS,
 )
-async def get_facets(reader: FilterReader, filters: ProductFilters, request: Request):
+async def get_facets(filters: ProductFilters, request: Request):
     """Distinct values with exact counts over all matching products, for every string, enum and array field."""
-    fields, where = filters
-    return json_bytes_response(
-        service.dumps(await service.facets(reader, where, fields, mirror=request.app.state.mirror))
+    facets = await service.facets(
+        filters.reader, filters.where, filters.fields, mirror=request.app.state.mirror
     )
+    return json_bytes_response(service.dumps(facets))
 
 
 @facets_router.post("/search/", response_model=Facets, responses=error_responses(400))
