@@ -311,8 +311,9 @@ async def bulk_upsert_products(
     result = await service.bulk_upsert(
         session, body.products, max_data_bytes=settings.max_product_data_bytes
     )
-    # planner statistics and typed indexes after large writes (the worker, after the commit)
-    note_writes_after_commit(session, arq, settings, result.created + result.updated)
+    # planner statistics and typed indexes after large writes (the worker, after the commit);
+    # items that changed nothing write nothing and cost no Redis round trip
+    note_writes_after_commit(session, arq, settings, result.created + result.rewritten)
     return BulkResponse(**result.model_dump(), request_id=current_request_id())
 
 

@@ -148,9 +148,12 @@ class BulkError(BaseModel):
 
 class BulkResult(BaseModel):
     created: int = 0
-    updated: int = 0
+    updated: int = 0  # rewritten or unchanged
     failed: int = 0
     errors: list[BulkError] = Field(default_factory=list)
+    # existing products whose stored values changed (not part of the answer): what planner
+    # statistics and the upkeep job count
+    rewritten: int = Field(default=0, exclude=True)
 
 
 class BulkResponse(BulkResult):

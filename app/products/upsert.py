@@ -255,8 +255,9 @@ WITH t AS (
     WHERE p.id = v.id AND v.id NOT IN (SELECT id FROM too_large)
       AND (p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data)
           IS DISTINCT FROM (v.name, v.status, v.categories, v.variation_of, v.variation_attributes, v.data)
+    RETURNING 1
 )
-SELECT sku FROM too_large
+SELECT ARRAY(SELECT sku FROM too_large) AS too_large, (SELECT count(*) FROM written) AS rewritten
 """
 
 
@@ -562,7 +563,7 @@ async def write_valid_rows(
 
     update_rows = [r for r in rows.values() if r.sku in existing]
     if update_rows:
-        too_large = await conn.fetch(
+        too_large, rewritten = await conn.fetchrow(
             UPDATE_SQL,
             tenant_id,
             [r.sku for r in update_rows],
@@ -577,8 +578,9 @@ async def write_valid_rows(
             max_data_bytes,
         )
         detail = f"data: larger than the limit of {max_data_bytes} bytes (as JSON) once merged with the stored data"
-        for (sku,) in too_large:
+        for sku in too_large:
             result.errors.append(BulkError(index=rows[sku].index, sku=sku, detail=detail))
         result.updated = len(update_rows) - len(too_large)
+        result.rewritten = rewritten
     result.failed = len(result.errors)
     return result

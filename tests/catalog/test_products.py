@@ -811,3 +811,26 @@ async def test_bulk_edge_items(client, tenant):
         headers=tenant.editor,
     )
     assert r.status_code == 422 and len(r.content) < 2_000, len(r.content)
+
+
+async def test_bulk_counts_rewritten_rows_apart_from_unchanged_ones(app, tenant):
+    """`updated` counts every existing product an item named; `rewritten` (not in the answer) only
+    those whose stored values changed: what the upkeep job counts toward ANALYZE, so that a re-sent
+    unchanged feed costs no Redis round trip."""
+    from app.db import session_scope
+    from app.products.service import bulk_upsert
+
+    items = [{"sku": f"rw-{i}", "name": f"Item {i}", "shade": f"s{i}"} for i in range(5)]
+
+    async def upsert(batch):
+        async with session_scope(app.state.sessionmaker, tenant.id) as session:
+            return await bulk_upsert(session, batch, max_data_bytes=1 << 20)
+
+    first = await upsert(items)
+    assert (first.created, first.updated, first.rewritten) == (5, 0, 0)
+    again = await upsert(items)
+    assert (again.created, again.updated, again.rewritten) == (0, 5, 0)
+    changed = [dict(item, shade="new") if i in (1, 3) else item for i, item in enumerate(items)]
+    last = await upsert(changed)
+    assert (last.created, last.updated, last.rewritten) == (0, 5, 2)
+    assert "rewritten" not in last.model_dump()
