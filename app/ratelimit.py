@@ -25,8 +25,8 @@ above a limit then costs microseconds a request instead of a Redis round trip ea
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -328,17 +328,38 @@ class TenantTurns:
         self.limit = limit
         self._tenants: dict[int, tuple[asyncio.Semaphore, list[int]]] = {}
 
-    @asynccontextmanager
-    async def turn(self, tenant_id: int) -> AsyncIterator[None]:
-        entry = self._tenants.get(tenant_id)
+    def turn(self, tenant_id: int) -> "_Turn":
+        """`async with turns.turn(tenant_id):` the request runs in its tenant's turn."""
+        return _Turn(self, tenant_id)
+
+
+class _Turn:
+    """A class, not a generator-based context manager: every request takes one."""
+
+    __slots__ = ("_semaphore", "_tenant_id", "_turns", "_users")
+
+    def __init__(self, turns: TenantTurns, tenant_id: int):
+        self._turns = turns
+        self._tenant_id = tenant_id
+
+    async def __aenter__(self) -> None:
+        tenants = self._turns._tenants
+        entry = tenants.get(self._tenant_id)
         if entry is None:
-            entry = self._tenants[tenant_id] = (asyncio.Semaphore(self.limit), [0])
-        semaphore, users = entry
-        users[0] += 1  # running or waiting: the entry goes when the last one leaves
+            entry = tenants[self._tenant_id] = (asyncio.Semaphore(self._turns.limit), [0])
+        self._semaphore, self._users = entry
+        self._users[0] += 1  # running or waiting: the entry goes when the last one leaves
         try:
-            async with semaphore:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._tenants[tenant_id]
+            await self._semaphore.acquire()
+        except BaseException:  # cancelled while waiting
+            self._leave()
+            raise
+
+    async def __aexit__(self, *_exc) -> None:
+        self._semaphore.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._users[0] -= 1
+        if not self._users[0]:
+            del self._turns._tenants[self._tenant_id]

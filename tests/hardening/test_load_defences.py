@@ -291,3 +291,32 @@ async def test_a_tenant_runs_a_bounded_number_of_requests_at_once(
         await blocker.close()
     answers = await asyncio.wait_for(asyncio.gather(*lists, waiting), 20)
     assert [r.status_code for r in answers] == [200, 200, 200]
+
+
+async def test_tenant_turns_wait_in_order_and_leave_nothing_behind():
+    """A tenant's requests past its limit wait; one cancelled while waiting gives up its place;
+    when the last leaves, the tenant's entry is gone (the map stays bounded)."""
+    from app.ratelimit import TenantTurns
+
+    turns = TenantTurns(limit=1)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def request(name: str, hold: bool = False) -> None:
+        async with turns.turn(7):
+            order.append(name)
+            if hold:
+                await release.wait()
+
+    first = asyncio.create_task(request("first", hold=True))
+    await asyncio.sleep(0)
+    waiting = asyncio.create_task(request("cancelled"))
+    second = asyncio.create_task(request("second"))
+    await asyncio.sleep(0)
+    assert order == ["first"]
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    release.set()
+    await asyncio.gather(first, second)
+    assert order == ["first", "second"]
+    assert turns._tenants == {}
