@@ -205,14 +205,17 @@ SELECT $1, t.sku, t.name, t.status,
        t.data::jsonb
 FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
      AS t(sku, name, status, cats, vof, vattrs, data)
-{conflict}RETURNING sku
+{conflict}{returning}
 """
-INSERT_SQL = _INSERT.format(conflict="ON CONFLICT (tenant_id, sku) DO NOTHING\n")
+INSERT_SQL = _INSERT.format(
+    conflict="ON CONFLICT (tenant_id, sku) DO NOTHING\n", returning="RETURNING sku"
+)
 # The first attempt's INSERT: the SKUs were looked up just before, so a conflict is rare (a
 # concurrent writer inserted one meanwhile), and it fails the statement (`_insert` answers
 # None) instead of skipping the row. ON CONFLICT's speculative insertion (a probe of the SKU
-# index and a second WAL record per row) was ~4 us of the ~45 us of backend CPU per row.
-PLAIN_INSERT_SQL = _INSERT.format(conflict="")
+# index and a second WAL record per row) was ~4 us of the ~45 us of backend CPU per row. When
+# it succeeds every row went in: it returns none of them.
+PLAIN_INSERT_SQL = _INSERT.format(conflict="", returning="")
 SKU_CONSTRAINT = "uq_products_tenant_id_sku"
 
 # The INSERT of an import batch written while the batch before it is still being written (see
@@ -227,10 +230,14 @@ gate AS (
     SELECT pg_advisory_xact_lock_shared({Lock.IMPORT_BATCH.key("$1", "$9")})
     FROM (SELECT count(*) FROM ins) inserted
 )
-SELECT ins.sku FROM ins CROSS JOIN gate
+{{select}}
 """
-GATED_INSERT_SQL = _GATED.format(insert=INSERT_SQL)
-GATED_PLAIN_INSERT_SQL = _GATED.format(insert=PLAIN_INSERT_SQL)
+GATED_INSERT_SQL = _GATED.format(
+    insert=INSERT_SQL, select="SELECT ins.sku FROM ins CROSS JOIN gate"
+)
+GATED_PLAIN_INSERT_SQL = _GATED.format(
+    insert=_INSERT.format(conflict="", returning="RETURNING 1"), select="SELECT FROM gate"
+)
 
 # `v` locks the rows in id order before anything is written: concurrent batches that share
 # products then wait for each other instead of deadlocking (an UPDATE ... FROM locks rows in
@@ -343,7 +350,7 @@ async def _insert(
     else:
         sql, gated = (GATED_INSERT_SQL if skip_conflicts else GATED_PLAIN_INSERT_SQL), (gate,)
     try:
-        inserted = await conn.fetch(
+        answer = await (conn.fetch if skip_conflicts else conn.execute)(
             sql,
             tenant_id,
             [r.sku for r in new_rows],
@@ -359,7 +366,7 @@ async def _insert(
         if skip_conflicts or exc.constraint_name != SKU_CONSTRAINT:
             raise
         return None
-    return {r[0] for r in inserted}
+    return {r[0] for r in answer} if skip_conflicts else {r.sku for r in new_rows}
 
 
 async def existing_skus(conn, tenant_id: int, skus: list[str]) -> set[str]:
