@@ -345,8 +345,9 @@ async def _insert(
     Without `skip_conflicts`, None when one exists already: the statement failed, and the
     transaction must roll back to a savepoint. With `gate`, its triggers wait for the
     `Lock.IMPORT_BATCH` of that id (GATED_INSERT_SQL)."""
+    gated: tuple[str, ...] = ()
     if gate is None:
-        sql, gated = (INSERT_SQL if skip_conflicts else PLAIN_INSERT_SQL), ()
+        sql = INSERT_SQL if skip_conflicts else PLAIN_INSERT_SQL
     else:
         sql, gated = (GATED_INSERT_SQL if skip_conflicts else GATED_PLAIN_INSERT_SQL), (gate,)
     try:
