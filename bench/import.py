@@ -16,6 +16,7 @@ The tenant is deleted at the end unless --keep.
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import secrets
@@ -77,6 +78,34 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time used so far by a process: a figure the machine's load does not inflate."""
     times = psutil.Process(pid).cpu_times()
     return times.user + times.system
+
+
+async def backend_cpu(raw, clients: dict[str, int]) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each Postgres backend of this database, named by its client
+    (one of `clients`, {name: pid}, whose connection it serves) or its application name.
+
+    Postgres' share of the import, which the other load on a shared machine does not inflate
+    (a backend that ends in between is lost: the worker's pool keeps its connections)."""
+    ports = {}
+    for client, pid in clients.items():
+        with contextlib.suppress(psutil.Error):
+            ports.update((c.laddr.port, client) for c in psutil.Process(pid).net_connections("tcp"))
+    cpu = {}
+    for pid, name, port in await raw.fetch(
+        """SELECT pid, application_name, client_port FROM pg_stat_activity
+           WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+    ):
+        with contextlib.suppress(psutil.Error):
+            cpu[pid] = (f"{ports.get(port, 'other')}:{name}", cpu_seconds(pid))
+    return cpu
+
+
+def backend_cpu_used(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per application name between two `backend_cpu` snapshots."""
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.items():
+        used[name] = used.get(name, 0.0) + seconds - before.get(pid, (name, 0.0))[1]
+    return used
 
 
 class RssSampler(threading.Thread):
@@ -307,12 +336,16 @@ async def main(args) -> None:
             )
             assert (dry["rows"], dry["create"], dry["reject"]) == (args.rows, args.rows, 0), dry
 
-            started, cpu_before = time.perf_counter(), cpu_seconds(worker.pid)
-            r = await http.post(
-                f"/api/pim/import/{job['job_id']}/confirm/",
-                headers=headers,
-                json={"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]},
-            )
+            clients = {"worker": worker.pid, "api": server.pid}
+            async with engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                pg_before = await backend_cpu(raw, clients)
+                started, cpu_before = time.perf_counter(), cpu_seconds(worker.pid)
+                r = await http.post(
+                    f"/api/pim/import/{job['job_id']}/confirm/",
+                    headers=headers,
+                    json={"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]},
+                )
             assert r.status_code == 202, r.text
             while True:
                 body = (await http.get(f"/api/pim/import/{job['job_id']}/", headers=headers)).json()
@@ -323,6 +356,9 @@ async def main(args) -> None:
                 time.perf_counter() - started,
                 cpu_seconds(worker.pid) - cpu_before,
             )
+            async with engine.connect() as conn:
+                raw = (await conn.get_raw_connection()).driver_connection
+                pg_used = backend_cpu_used(pg_before, await backend_cpu(raw, clients))
         sampler.stop.set()
         assert body["status"] == "done", body
         assert (body["processed_rows"], body["created"], body["failed"]) == (
@@ -335,6 +371,12 @@ async def main(args) -> None:
             f"import: {args.rows:,} rows in {import_s:.1f} s = {import_rate:,.0f} rows/s, {import_cpu_s:.1f} s of the "
             f"worker's CPU (created {body['created']:,}, failed {body['failed']}); "
             f"peak worker RSS {sampler.peak / 2**20:.0f} MB",
+            flush=True,
+        )
+        per_row = {name: round(seconds / args.rows * 1e6, 1) for name, seconds in pg_used.items()}
+        print(
+            f"CPU per row during the import: worker {import_cpu_s / args.rows * 1e6:.1f} us; "
+            f"Postgres backends by application {per_row} us; load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )
         copy_rate = await copy_baseline(sessionmaker, tenant_id, feed, args.rows)
@@ -374,6 +416,9 @@ async def main(args) -> None:
             "dry_run_s": round(dry_run_s, 1),
             "dry_run_cpu_s": round(dry_run_cpu_s, 1),
             "import_worker_cpu_s": round(import_cpu_s, 1),
+            "import_worker_us_per_row": round(import_cpu_s / args.rows * 1e6, 1),
+            "import_postgres_us_per_row": per_row,
+            "load_average_1m": round(os.getloadavg()[0], 2),
             "goals": {
                 "suggestion_under_3s": suggest_s < 3,
                 "dry_run_at_most_15s": dry_run_s <= 15,

@@ -39,6 +39,7 @@ from app.imports.service import MAX_JOB_ERRORS, TASK_NAME, arq_job_id
 from app.imports.sources import transformed
 from app.imports.storage import delete_chunks
 from app.imports.xlsx import XlsxError
+from app.jobs.collector import collector_paused
 from app.jobs.context import WorkerContext, job_try
 from app.jobs.enqueue import Job, send_now
 from app.jobs.locks import Lease, LeaseBusy, Lock, LockKey, lease, xact_lock
@@ -622,7 +623,8 @@ async def _run(ctx: WorkerContext, raw, job_id: uuid.UUID) -> str:
         return "failed"
     started = time.monotonic()
     try:
-        outcome = await importer.run(deadline=started + SLICE_SECONDS)
+        with collector_paused():  # the batches' rows are freed as each commits (app.jobs.collector)
+            outcome = await importer.run(deadline=started + SLICE_SECONDS)
     except _JobGone:
         return "gone"
     except XlsxError as exc:  # a workbook damaged past the rows the upload read
