@@ -3,6 +3,8 @@
     .venv/bin/python bench/catalog.py            # 100,000 products
     .venv/bin/python bench/catalog.py --n 1000000
     .venv/bin/python bench/catalog.py --n 1000000 --typed-only   # the load, then typed indexes only
+    nice -n 10 .venv/bin/python bench/catalog.py --n 10000000 --load-only  # load + read model
+    .venv/bin/python bench/catalog.py --reuse SLUG   # measure a loaded catalog again
 
 Starts the API (`pim serve --workers N`) on a free port against the databases in
 `.env`, creates a fresh tenant, loads N products through POST /api/pim/products/bulk/,
@@ -29,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import asyncpg
@@ -99,9 +103,15 @@ def make_product(i: int, rng: random.Random) -> dict:
     }
 
 
-def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
-    """The request bodies, built before the clock starts (1M products: ~250 MB); product i is in
-    category `category_ids[i % len]` (none without categories)."""
+# up to this many products the bodies are built before the clock starts (as the figures so far
+# were measured); beyond, each is built as it is sent (10M: ~2.5 GB held otherwise), which takes
+# client CPU from the same cores during the timing
+PREBUILT_MAX = 2_000_000
+
+
+def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> Iterator[bytes]:
+    """The request bodies, one at a time (1M products: ~250 MB); product i is in category
+    `category_ids[i % len]` (none without categories). The same arguments give the same bodies."""
     rng = random.Random(42)
 
     def item(i: int) -> dict:
@@ -110,20 +120,16 @@ def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
             product["categories"] = [category_ids[i % len(category_ids)]]
         return product
 
-    return [
-        orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
-        for start in range(0, n, batch)
-    ]
+    for start in range(0, n, batch):
+        yield orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
 
 
-async def load_bulk(base: str, headers: dict, bodies: list[bytes], concurrency: int) -> float:
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+async def load_bulk(base: str, headers: dict, bodies: Iterable[bytes], concurrency: int) -> float:
+    """Seconds to send every body, `concurrency` requests at a time."""
+    source = iter(bodies)
 
     async def sender(http: httpx.AsyncClient):
-        while not queue.empty():
-            body = queue.get_nowait()
+        for body in source:
             response = await http.post(
                 f"{base}/api/pim/products/bulk/",
                 content=body,
@@ -366,15 +372,21 @@ async def _timed(http, method: str, url: str, headers: dict, runs: int, **kwargs
     return times
 
 
-async def read_model_section(
-    base: str, headers: dict, conn, tenant_id: int, fields: dict, runs: int, bodies
-) -> None:
+async def model_state(conn, tenant_id: int, clickhouse=None):
+    """The tenant's read model brought up to date: caught up when it has one (a --reuse), else
+    built (timed); its state."""
     from app.clickhouse import ClickHouse
-    from app.mirror.apply import catch_up, rebuild
+    from app.mirror.apply import NEEDS_REBUILD, catch_up, rebuild
+    from app.mirror.model import read_state
 
-    settings = get_settings()
-    clickhouse = ClickHouse(settings)
+    own = clickhouse is None
+    clickhouse = clickhouse or ClickHouse(get_settings())
     try:
+        if await catch_up(conn, clickhouse, tenant_id) != NEEDS_REBUILD:
+            state = await read_state(clickhouse, tenant_id)
+            if state is not None and state.products:
+                print(f"\n# read model: {state.products:,} products, caught up")
+                return state
         started = time.perf_counter()
         state = await rebuild(conn, clickhouse, tenant_id)
         await catch_up(conn, clickhouse, tenant_id)
@@ -382,6 +394,21 @@ async def read_model_section(
             f"\n# read model: rebuild of {state.products:,} products "
             f"{time.perf_counter() - started:.1f} s"
         )
+        return await read_state(clickhouse, tenant_id)
+    finally:
+        if own:
+            await clickhouse.close()
+
+
+async def read_model_section(
+    base: str, headers: dict, conn, tenant_id: int, fields: dict, runs: int, bodies
+) -> None:
+    from app.clickhouse import ClickHouse
+
+    settings = get_settings()
+    clickhouse = ClickHouse(settings)
+    try:
+        state = await model_state(conn, tenant_id, clickhouse)
         for statement in ("OPTIMIZE TABLE products_mirror", "SELECT 1"):
             await clickhouse.execute(statement)
         # sum(sign) (what the service runs) beside FINAL, on the same rows
@@ -538,7 +565,9 @@ async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) ->
             f"{args.categories} categories"
         )
 
-        bodies = bulk_bodies(args.n, args.batch, category_ids)
+        bodies: Iterable[bytes] = bulk_bodies(args.n, args.batch, category_ids)
+        if args.n <= PREBUILT_MAX:
+            bodies = list(bodies)  # built before the clock starts
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
         scratch_id = await conn.fetchval(
@@ -556,8 +585,10 @@ async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) ->
 
         # as autovacuum would after a load (it is off on some CI machines): visibility map and statistics
         await conn.execute("VACUUM ANALYZE products")
-        unchanged = bodies[: max(1, 50_000 // args.batch)]
-        del bodies
+        # the first bodies again (the generator is deterministic)
+        unchanged = list(
+            islice(bulk_bodies(args.n, args.batch, category_ids), max(1, 50_000 // args.batch))
+        )
         update_s = await load_bulk(base, headers, unchanged, args.concurrency)
         unchanged_rows = sum(len(orjson.loads(b)["products"]) for b in unchanged)
         print(f"bulk upsert (unchanged)  {unchanged_rows / update_s:>10,.0f} rows/s")
@@ -590,6 +621,11 @@ async def main() -> None:
         "--typed-only",
         action="store_true",
         help="after the load (or --reuse), only the typed-index figures",
+    )
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load the catalog and build its read model, then stop (measure later with --reuse)",
     )
     parser.add_argument(
         "--categories",
@@ -644,6 +680,10 @@ async def main() -> None:
         else:
             await load(args, base, headers, conn, slug, tenant)
         fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+        if args.load_only:
+            state = await model_state(conn, tenant["tenant_id"])
+            print(f"read model of {state.products:,} products; measure with --reuse {slug}")
+            return
         if args.typed_only:
             await conn.execute("VACUUM ANALYZE products")
             async with httpx.AsyncClient(timeout=120) as http:
