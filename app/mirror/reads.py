@@ -63,12 +63,14 @@ class Mirror:
         clause: Clause | None,
         *,
         faceted: list[FieldDef] | None = None,
+        page: tuple[int, int] | None = None,
     ) -> "MirrorQuery | None":
         """A query of the model for this clause, when the model may answer it (see the module's
         docstring); `conn` is the request's Postgres connection. None: answer from Postgres.
 
-        Its count (with `faceted`, its facets and count) is read at once, beside the tenant's
-        last seq in Postgres: one round trip to each store when the model is current."""
+        Its count (with `faceted`, its facets and count; with `page`, (limit, offset), the ids
+        of that page too) is read at once, beside the tenant's last seq in Postgres: one round
+        trip to each store when the model is current."""
         now = time.monotonic()
         if not self.enabled or clause is None or now < self._down_until:
             return None
@@ -80,7 +82,7 @@ class Mirror:
             return None
         query = MirrorQuery(self, tenant_id, where, params)
         try:
-            first = asyncio.ensure_future(query.first(faceted))
+            first = asyncio.ensure_future(query.first(faceted, page))
             try:
                 last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
             finally:
@@ -130,15 +132,21 @@ _FACET_ENTRIES = f"""arrayConcat([''],
 _FACETS_SQL = f"""SELECT facet_state, facet_field,
        substring(facet_entry, length(facet_field) + 2, length(facet_entry)) AS facet_value, facet_n
 FROM (
-    SELECT state_ AS facet_state, facet_entry,
+    SELECT any(state_) AS facet_state, facet_entry,
            if(position(facet_entry, '=') > 0,
               substring(facet_entry, 1, position(facet_entry, '=') - 1), facet_entry) AS facet_field,
            sum(sign) AS facet_n
     FROM ({_MATCHES.format(columns="sign, kv, ka, long_keys", where="{where}")})
     ARRAY JOIN {_FACET_ENTRIES} AS facet_entry
-    GROUP BY facet_state, facet_entry HAVING facet_n > 0
+    GROUP BY facet_entry HAVING facet_n > 0
 ) ORDER BY facet_field, facet_n DESC, facet_value LIMIT {FACET_LIMIT} BY facet_field"""
+_IDS_SQL = f"""SELECT any(state_), id FROM ({_MATCHES.format(columns="id, sign", where="{where}")})
+GROUP BY id HAVING sum(sign) > 0 ORDER BY id {{direction}} LIMIT %(offset)s, %(limit)s"""
 _TOTAL, _LONG = "", ":"
+# Decompressed blocks are cached (the server's uncompressed_cache_size): a model read decompresses
+# every row of the tenant's filter columns, and that was a third of its CPU at 1M products (a
+# tenant's read of up to this many rows uses the cache)
+_SETTINGS = " SETTINGS use_uncompressed_cache = 1, merge_tree_max_rows_to_use_cache = 20000000"
 
 
 @dataclass
@@ -154,6 +162,8 @@ class MirrorQuery:
     state: State | None = None  # the state the first statement read
     _total: int | None = None
     _facets: list[tuple[str, str, int]] | None = None  # (field, value, n), totals included
+    # a page of ids read with the first statement: ((limit, offset, descending), state, ids)
+    _ids: tuple[tuple[int, int, bool], State | None, list[int]] | None = None
 
     def fresh(self, last: int) -> None:
         """Answers must come from a state with this watermark; those read before are kept when
@@ -162,9 +172,27 @@ class MirrorQuery:
         if self.state is None or self.state.seq < last:
             self._total = self._facets = None
 
-    async def first(self, faceted: list[FieldDef] | None) -> State | None:
+    async def first(
+        self, faceted: list[FieldDef] | None, page: tuple[int, int] | None = None
+    ) -> State | None:
         """The count, or with `faceted` the facets (and the count, when anything matches), and
-        the state they were read from (None: no model, or no facet row said)."""
+        the state they were read from (None: no model, or no facet row said); with `page`
+        (limit, offset) the ids of that page too, at the same time."""
+        if page is None:
+            return await self._first(faceted)
+        both = await asyncio.gather(
+            self._first(faceted), self._id_rows(*page, False), return_exceptions=True
+        )
+        for result in both:
+            if isinstance(result, BaseException):
+                raise result
+        state, rows = both
+        assert not isinstance(state, BaseException) and isinstance(rows, list)
+        if rows:
+            self._ids = ((*page, False), state_from(rows[0][0]), [int(r[1]) for r in rows])
+        return state
+
+    async def _first(self, faceted: list[FieldDef] | None) -> State | None:
         if faceted:
             rows = await self._facet_rows(faceted)
             if rows:
@@ -173,7 +201,7 @@ class MirrorQuery:
                 self._total = next((r[3] for r in rows if r[1] == _TOTAL), 0)
             return self.state
         rows = await self.mirror.clickhouse.fetch(
-            _MATCHES.format(columns="sum(sign)", where=self.where), self._params()
+            _MATCHES.format(columns="sum(sign)", where=self.where) + _SETTINGS, self._params()
         )
         self.state = state_from(rows[0][0])
         self._total = int(rows[0][1] or 0)
@@ -186,7 +214,7 @@ class MirrorQuery:
         """Rows whose first column is the state they were read from; None when that state is
         behind `last` (or there is no row to say)."""
         try:
-            rows = await self.mirror.clickhouse.fetch(sql, params)
+            rows = await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
         except _FAILURES as exc:
             self.mirror.failed(exc)
             return None
@@ -205,19 +233,28 @@ class MirrorQuery:
 
     async def ids(self, *, limit: int, offset: int, descending: bool = False) -> list[int] | None:
         """The ids of a page of the matches in id order."""
+        if self._ids is not None and self._ids[0] == (limit, offset, descending):
+            _page, state, ids = self._ids
+            if state is not None and self.last is not None and state.seq >= self.last:
+                return ids
         rows = await self._fetch(
-            f"""SELECT any(state_), id FROM ({_MATCHES.format(columns="id, sign", where=self.where)})
-                GROUP BY id HAVING sum(sign) > 0 ORDER BY id {"DESC" if descending else "ASC"}
-                LIMIT %(offset)s, %(limit)s""",
+            _IDS_SQL.format(where=self.where, direction="DESC" if descending else "ASC"),
             self._params(limit=int(limit), offset=int(offset)),
         )
         return None if rows is None else [int(r[1]) for r in rows]
+
+    async def _id_rows(self, limit: int, offset: int, descending: bool) -> list[tuple]:
+        return await self.mirror.clickhouse.fetch(
+            _IDS_SQL.format(where=self.where, direction="DESC" if descending else "ASC")
+            + _SETTINGS,
+            self._params(limit=int(limit), offset=int(offset)),
+        )
 
     async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
         strings = [f.name for f in faceted if f.type != FieldType.array]
         arrays = [f.name for f in faceted if f.type == FieldType.array]
         return await self.mirror.clickhouse.fetch(
-            _FACETS_SQL.format(where=self.where),
+            _FACETS_SQL.format(where=self.where) + _SETTINGS,
             self._params(fs=strings or [""], fa=arrays or [""]),
         )
 

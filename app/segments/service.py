@@ -159,7 +159,9 @@ async def preview(
 async def _preview_from_mirror(
     session: AsyncSession, mirror: Mirror, clause: Clause
 ) -> tuple[int, list[str]] | None:
-    query = await mirror.query(await driver_connection(session), tenant_of(session), clause)
+    query = await mirror.query(
+        await driver_connection(session), tenant_of(session), clause, page=(PREVIEW_SKUS, 0)
+    )
     if query is None:
         return None
     count = await query.count()
