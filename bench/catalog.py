@@ -5,6 +5,7 @@
     .venv/bin/python bench/catalog.py --n 1000000 --typed-only   # the load, then typed indexes only
     nice -n 10 .venv/bin/python bench/catalog.py --n 10000000 --load-only  # load + read model
     .venv/bin/python bench/catalog.py --reuse SLUG   # measure a loaded catalog again
+    .venv/bin/python bench/catalog.py --reuse SLUG --reads-only   # the read-model section only
 
 Starts the API (`pim serve --workers N`) on a free port against the databases in
 `.env`, creates a fresh tenant, loads N products through POST /api/pim/products/bulk/,
@@ -538,6 +539,15 @@ async def read_model_section(
         await clickhouse.close()
 
 
+def _extra(args) -> list[bytes]:
+    """New products for the NOTIFY comparison, after the catalog's SKUs."""
+    rng = random.Random(7)
+    return [
+        orjson.dumps({"products": [make_product(i, rng) for i in range(start, start + args.batch)]})
+        for start in range(args.n, args.n + 40_000, args.batch)
+    ]
+
+
 async def catalog_shape(base: str, headers: dict, categories: int) -> list[int]:
     """The benchmark's schema and `categories` categories, through the API; their ids."""
     async with httpx.AsyncClient(timeout=120) as http:
@@ -623,6 +633,11 @@ async def main() -> None:
         help="after the load (or --reuse), only the typed-index figures",
     )
     parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="after the load (or --reuse), only the read-model section",
+    )
+    parser.add_argument(
         "--load-only",
         action="store_true",
         help="load the catalog and build its read model, then stop (measure later with --reuse)",
@@ -690,6 +705,11 @@ async def main() -> None:
                 await typed_index_figures(
                     http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
                 )
+            return
+        if args.reads_only:
+            await read_model_section(
+                base, headers, conn, tenant["tenant_id"], fields, args.runs, _extra(args)
+            )
             return
         last_page = max(1, min(100, args.n // 50))
         cases = {
@@ -763,15 +783,8 @@ async def main() -> None:
             )
 
         if not args.no_read_model:
-            rng = random.Random(7)
-            extra = [  # new products for the NOTIFY comparison, after the catalog's SKUs
-                orjson.dumps(
-                    {"products": [make_product(i, rng) for i in range(start, start + args.batch)]}
-                )
-                for start in range(args.n, args.n + 40_000, args.batch)
-            ]
             await read_model_section(
-                base, headers, conn, tenant["tenant_id"], fields, args.runs, extra
+                base, headers, conn, tenant["tenant_id"], fields, args.runs, _extra(args)
             )
 
         ids = [
