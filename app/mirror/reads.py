@@ -51,6 +51,7 @@ class Mirror:
         self.answers = 0  # queries the model was fresh for (a figure for tests and benchmarks)
         # tenants without a model of PIM_MIRROR_MIN_PRODUCTS products: until when not to ask
         self._skip: dict[int, float] = {}
+        self._modelled: set[int] = set()  # tenants last seen with a model big enough
 
     def failed(self, exc: BaseException) -> None:
         log.warning("mirror_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
@@ -83,8 +84,12 @@ class Mirror:
         query = MirrorQuery(self, tenant_id, where, params)
         try:
             first = asyncio.ensure_future(query.first(faceted, page))
+            last: int | None = None
             try:
-                last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
+                # Postgres is asked at the same time only for a tenant seen with a model (most
+                # tenants never have one)
+                if tenant_id in self._modelled:
+                    last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
             finally:
                 state = await first
             if state is None:  # no model, or facets without a row that says which state
@@ -93,7 +98,13 @@ class Mirror:
                 if len(self._skip) > 100_000:
                     self._skip.clear()
                 self._skip[tenant_id] = time.monotonic() + SKIP_SECONDS
+                self._modelled.discard(tenant_id)
                 return None
+            if last is None:
+                if len(self._modelled) > 100_000:
+                    self._modelled.clear()
+                self._modelled.add(tenant_id)
+                last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
             deadline = time.monotonic() + self.wait_s
             while state.seq < last:
                 if time.monotonic() >= deadline:
