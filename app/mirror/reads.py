@@ -64,14 +64,12 @@ class Mirror:
         clause: Clause | None,
         *,
         faceted: list[FieldDef] | None = None,
-        page: tuple[int, int] | None = None,
     ) -> "MirrorQuery | None":
         """A query of the model for this clause, when the model may answer it (see the module's
         docstring); `conn` is the request's Postgres connection. None: answer from Postgres.
 
-        Its count (with `faceted`, its facets and count; with `page`, (limit, offset), the ids
-        of that page too) is read at once, beside the tenant's last seq in Postgres: one round
-        trip to each store when the model is current."""
+        Its count (with `faceted`, its facets and count) is read at once, beside the tenant's
+        last seq in Postgres: one round trip to each store when the model is current."""
         now = time.monotonic()
         if not self.enabled or clause is None or now < self._down_until:
             return None
@@ -83,7 +81,7 @@ class Mirror:
             return None
         query = MirrorQuery(self, tenant_id, where, params)
         try:
-            first = asyncio.ensure_future(query.first(faceted, page))
+            first = asyncio.ensure_future(query.first(faceted))
             last: int | None = None
             try:
                 # Postgres is asked at the same time only for a tenant seen with a model (most
@@ -173,8 +171,6 @@ class MirrorQuery:
     state: State | None = None  # the state the first statement read
     _total: int | None = None
     _facets: list[tuple[str, str, int]] | None = None  # (field, value, n), totals included
-    # a page of ids read with the first statement: ((limit, offset, descending), state, ids)
-    _ids: tuple[tuple[int, int, bool], State | None, list[int]] | None = None
 
     def fresh(self, last: int) -> None:
         """Answers must come from a state with this watermark; those read before are kept when
@@ -183,27 +179,9 @@ class MirrorQuery:
         if self.state is None or self.state.seq < last:
             self._total = self._facets = None
 
-    async def first(
-        self, faceted: list[FieldDef] | None, page: tuple[int, int] | None = None
-    ) -> State | None:
+    async def first(self, faceted: list[FieldDef] | None) -> State | None:
         """The count, or with `faceted` the facets (and the count, when anything matches), and
-        the state they were read from (None: no model, or no facet row said); with `page`
-        (limit, offset) the ids of that page too, at the same time."""
-        if page is None:
-            return await self._first(faceted)
-        both = await asyncio.gather(
-            self._first(faceted), self._id_rows(*page, False), return_exceptions=True
-        )
-        for result in both:
-            if isinstance(result, BaseException):
-                raise result
-        state, rows = both
-        assert not isinstance(state, BaseException) and isinstance(rows, list)
-        if rows:
-            self._ids = ((*page, False), state_from(rows[0][0]), [int(r[1]) for r in rows])
-        return state
-
-    async def _first(self, faceted: list[FieldDef] | None) -> State | None:
+        the state they were read from (None: no model, or no facet row said)."""
         if faceted:
             rows = await self._facet_rows(faceted)
             if rows:
@@ -244,22 +222,11 @@ class MirrorQuery:
 
     async def ids(self, *, limit: int, offset: int, descending: bool = False) -> list[int] | None:
         """The ids of a page of the matches in id order."""
-        if self._ids is not None and self._ids[0] == (limit, offset, descending):
-            _page, state, ids = self._ids
-            if state is not None and self.last is not None and state.seq >= self.last:
-                return ids
         rows = await self._fetch(
             _IDS_SQL.format(where=self.where, direction="DESC" if descending else "ASC"),
             self._params(limit=int(limit), offset=int(offset)),
         )
         return None if rows is None else [int(r[1]) for r in rows]
-
-    async def _id_rows(self, limit: int, offset: int, descending: bool) -> list[tuple]:
-        return await self.mirror.clickhouse.fetch(
-            _IDS_SQL.format(where=self.where, direction="DESC" if descending else "ASC")
-            + _SETTINGS,
-            self._params(limit=int(limit), offset=int(offset)),
-        )
 
     async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
         strings = [f.name for f in faceted if f.type != FieldType.array]
