@@ -117,7 +117,7 @@ class Mirror:
         except _FAILURES as exc:
             self.failed(exc)
             return None
-        query.fresh(last)
+        query.fresh(last, state)
         self.answers += 1
         return query
 
@@ -172,12 +172,18 @@ class MirrorQuery:
     _total: int | None = None
     _facets: list[tuple[str, str, int]] | None = None  # (field, value, n), totals included
 
-    def fresh(self, last: int) -> None:
-        """Answers must come from a state with this watermark; those read before are kept when
-        theirs has it."""
+    def fresh(self, last: int, state: State) -> None:
+        """Answers must come from a state with this watermark (`state` has it); those read
+        before are kept when theirs has it."""
         self.last = last
         if self.state is None or self.state.seq < last:
             self._total = self._facets = None
+            self.state = state
+
+    @property
+    def products(self) -> int:
+        """The tenant's products in the model."""
+        return self.state.products if self.state is not None else 0
 
     async def first(self, faceted: list[FieldDef] | None) -> State | None:
         """The count, or with `faceted` the facets (and the count, when anything matches), and

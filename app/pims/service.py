@@ -252,8 +252,8 @@ async def pims_products(
     query = await mirror.query(conn, tenant_of(session), queries.predicate) if mirror else None
     total = await query.count() if query is not None else None
     rows = None
-    if total is not None and query is not None and query.state is not None:
-        rows = await _probed_page(conn, queries, total, products=query.state.products)
+    if total is not None and query is not None:
+        rows = await _probed_page(conn, queries, total, products=query.products)
     if total is None:
         total = await conn.fetchval(queries.count_sql, *queries.count_params)
     if rows is None:

@@ -409,7 +409,7 @@ async def _mirror_page(conn, mirror: Mirror, listing: Listing) -> ListPage | Non
             return None  # few matches in another order: one Postgres scan reads and sorts them
         else:
             # the rows Postgres would walk in the id index, filtering, to fill the page
-            walk = (offset + page_size) * query.state.products // max(count, 1)
+            walk = (offset + page_size) * query.products // max(count, 1)
             if walk <= MIRROR_PROBE_ROWS:
                 probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
                 sql, params = page_query(listing, probe=probe)

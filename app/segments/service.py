@@ -167,11 +167,11 @@ async def _preview_from_mirror(
     if query is None:
         return None
     count = await query.count()
-    if count is None or query.state is None:
+    if count is None:
         return None
     if not count:
         return 0, []
-    walk = PREVIEW_SKUS * query.state.products // count
+    walk = PREVIEW_SKUS * query.products // count
     if walk <= MIRROR_PROBE_ROWS:
         probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
         bound = select(Product.id).order_by(Product.id).offset(probe - 1).limit(1)

@@ -45,7 +45,7 @@ async def test_answers_read_from_a_state_behind_the_request_are_not_used(
 
     # a request that needs a later write than the model holds: nothing read so far is used,
     # and what is read again (from the same state) is refused too
-    query.fresh(query.state.seq + 1)
+    query.fresh(query.state.seq + 1, query.state)
     assert await query.count() is None
     assert await query.ids(limit=5, offset=0) is None
     assert await query.facets(faceted) is None
