@@ -654,6 +654,10 @@ async def main() -> None:
     # the API's read model answers for the benchmark tenant at any --n (1, not 0: the section
     # switches the model off by a state of 0 products)
     os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "1")
+    # Postgres's answers at 10M take longer than a request may run by default (15 s a statement,
+    # 2 s a heavy read such as a preview): the server the benchmark starts lets them finish
+    os.environ.setdefault("PIM_STATEMENT_TIMEOUT_MS", "600000")
+    os.environ.setdefault("PIM_HEAVY_READ_TIMEOUT_MS", "600000")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
