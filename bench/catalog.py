@@ -3,6 +3,9 @@
     .venv/bin/python bench/catalog.py            # 100,000 products
     .venv/bin/python bench/catalog.py --n 1000000
     .venv/bin/python bench/catalog.py --n 1000000 --typed-only   # the load, then typed indexes only
+    nice -n 10 .venv/bin/python bench/catalog.py --n 10000000 --load-only  # load + read model
+    .venv/bin/python bench/catalog.py --reuse SLUG   # measure a loaded catalog again
+    .venv/bin/python bench/catalog.py --reuse SLUG --reads-only   # the read-model section only
 
 Starts the API (`pim serve --workers N`) on a free port against the databases in
 `.env`, creates a fresh tenant, loads N products through POST /api/pim/products/bulk/,
@@ -29,6 +32,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import asyncpg
@@ -99,9 +104,15 @@ def make_product(i: int, rng: random.Random) -> dict:
     }
 
 
-def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
-    """The request bodies, built before the clock starts (1M products: ~250 MB); product i is in
-    category `category_ids[i % len]` (none without categories)."""
+# up to this many products the bodies are built before the clock starts (as the figures so far
+# were measured); beyond, each is built as it is sent (10M: ~2.5 GB held otherwise), which takes
+# client CPU from the same cores during the timing
+PREBUILT_MAX = 2_000_000
+
+
+def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> Iterator[bytes]:
+    """The request bodies, one at a time (1M products: ~250 MB); product i is in category
+    `category_ids[i % len]` (none without categories). The same arguments give the same bodies."""
     rng = random.Random(42)
 
     def item(i: int) -> dict:
@@ -110,20 +121,16 @@ def bulk_bodies(n: int, batch: int, category_ids: list[int]) -> list[bytes]:
             product["categories"] = [category_ids[i % len(category_ids)]]
         return product
 
-    return [
-        orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
-        for start in range(0, n, batch)
-    ]
+    for start in range(0, n, batch):
+        yield orjson.dumps({"products": [item(i) for i in range(start, min(n, start + batch))]})
 
 
-async def load_bulk(base: str, headers: dict, bodies: list[bytes], concurrency: int) -> float:
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+async def load_bulk(base: str, headers: dict, bodies: Iterable[bytes], concurrency: int) -> float:
+    """Seconds to send every body, `concurrency` requests at a time."""
+    source = iter(bodies)
 
     async def sender(http: httpx.AsyncClient):
-        while not queue.empty():
-            body = queue.get_nowait()
+        for body in source:
             response = await http.post(
                 f"{base}/api/pim/products/bulk/",
                 content=body,
@@ -366,15 +373,21 @@ async def _timed(http, method: str, url: str, headers: dict, runs: int, **kwargs
     return times
 
 
-async def read_model_section(
-    base: str, headers: dict, conn, tenant_id: int, fields: dict, runs: int, bodies
-) -> None:
+async def model_state(conn, tenant_id: int, clickhouse=None):
+    """The tenant's read model brought up to date: caught up when it has one (a --reuse), else
+    built (timed); its state."""
     from app.clickhouse import ClickHouse
-    from app.mirror.apply import catch_up, rebuild
+    from app.mirror.apply import NEEDS_REBUILD, catch_up, rebuild
+    from app.mirror.model import read_state
 
-    settings = get_settings()
-    clickhouse = ClickHouse(settings)
+    own = clickhouse is None
+    clickhouse = clickhouse or ClickHouse(get_settings())
     try:
+        if await catch_up(conn, clickhouse, tenant_id) != NEEDS_REBUILD:
+            state = await read_state(clickhouse, tenant_id)
+            if state is not None and state.products:
+                print(f"\n# read model: {state.products:,} products, caught up")
+                return state
         started = time.perf_counter()
         state = await rebuild(conn, clickhouse, tenant_id)
         await catch_up(conn, clickhouse, tenant_id)
@@ -382,6 +395,21 @@ async def read_model_section(
             f"\n# read model: rebuild of {state.products:,} products "
             f"{time.perf_counter() - started:.1f} s"
         )
+        return await read_state(clickhouse, tenant_id)
+    finally:
+        if own:
+            await clickhouse.close()
+
+
+async def read_model_section(
+    base: str, headers: dict, conn, tenant_id: int, fields: dict, runs: int, bodies
+) -> None:
+    from app.clickhouse import ClickHouse
+
+    settings = get_settings()
+    clickhouse = ClickHouse(settings)
+    try:
+        state = await model_state(conn, tenant_id, clickhouse)
         for statement in ("OPTIMIZE TABLE products_mirror", "SELECT 1"):
             await clickhouse.execute(statement)
         # sum(sign) (what the service runs) beside FINAL, on the same rows
@@ -511,6 +539,15 @@ async def read_model_section(
         await clickhouse.close()
 
 
+def _extra(args) -> list[bytes]:
+    """New products for the NOTIFY comparison, after the catalog's SKUs."""
+    rng = random.Random(7)
+    return [
+        orjson.dumps({"products": [make_product(i, rng) for i in range(start, start + args.batch)]})
+        for start in range(args.n, args.n + 40_000, args.batch)
+    ]
+
+
 async def catalog_shape(base: str, headers: dict, categories: int) -> list[int]:
     """The benchmark's schema and `categories` categories, through the API; their ids."""
     async with httpx.AsyncClient(timeout=120) as http:
@@ -538,7 +575,9 @@ async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) ->
             f"{args.categories} categories"
         )
 
-        bodies = bulk_bodies(args.n, args.batch, category_ids)
+        bodies: Iterable[bytes] = bulk_bodies(args.n, args.batch, category_ids)
+        if args.n <= PREBUILT_MAX:
+            bodies = list(bodies)  # built before the clock starts
         bulk_s = await load_bulk(base, headers, bodies, args.concurrency)
         bulk_rate = args.n / bulk_s
         scratch_id = await conn.fetchval(
@@ -556,8 +595,10 @@ async def load(args, base: str, headers: dict, conn, slug: str, tenant: dict) ->
 
         # as autovacuum would after a load (it is off on some CI machines): visibility map and statistics
         await conn.execute("VACUUM ANALYZE products")
-        unchanged = bodies[: max(1, 50_000 // args.batch)]
-        del bodies
+        # the first bodies again (the generator is deterministic)
+        unchanged = list(
+            islice(bulk_bodies(args.n, args.batch, category_ids), max(1, 50_000 // args.batch))
+        )
         update_s = await load_bulk(base, headers, unchanged, args.concurrency)
         unchanged_rows = sum(len(orjson.loads(b)["products"]) for b in unchanged)
         print(f"bulk upsert (unchanged)  {unchanged_rows / update_s:>10,.0f} rows/s")
@@ -592,6 +633,16 @@ async def main() -> None:
         help="after the load (or --reuse), only the typed-index figures",
     )
     parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="after the load (or --reuse), only the read-model section",
+    )
+    parser.add_argument(
+        "--load-only",
+        action="store_true",
+        help="load the catalog and build its read model, then stop (measure later with --reuse)",
+    )
+    parser.add_argument(
         "--categories",
         type=int,
         default=20,
@@ -603,6 +654,10 @@ async def main() -> None:
     # the API's read model answers for the benchmark tenant at any --n (1, not 0: the section
     # switches the model off by a state of 0 products)
     os.environ.setdefault("PIM_MIRROR_MIN_PRODUCTS", "1")
+    # Postgres's answers at 10M take longer than a request may run by default (15 s a statement,
+    # 2 s a heavy read such as a preview): the server the benchmark starts lets them finish
+    os.environ.setdefault("PIM_STATEMENT_TIMEOUT_MS", "600000")
+    os.environ.setdefault("PIM_HEAVY_READ_TIMEOUT_MS", "600000")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     conn = await asyncpg.connect(pg_dsn(settings.database_url))
@@ -644,12 +699,21 @@ async def main() -> None:
         else:
             await load(args, base, headers, conn, slug, tenant)
         fields = {f["name"]: FieldDef.model_validate(f) for f in SCHEMA}
+        if args.load_only:
+            state = await model_state(conn, tenant["tenant_id"])
+            print(f"read model of {state.products:,} products; measure with --reuse {slug}")
+            return
         if args.typed_only:
             await conn.execute("VACUUM ANALYZE products")
             async with httpx.AsyncClient(timeout=120) as http:
                 await typed_index_figures(
                     http, base, headers, conn, settings, tenant["tenant_id"], fields, args.runs
                 )
+            return
+        if args.reads_only:
+            await read_model_section(
+                base, headers, conn, tenant["tenant_id"], fields, args.runs, _extra(args)
+            )
             return
         last_page = max(1, min(100, args.n // 50))
         cases = {
@@ -723,15 +787,8 @@ async def main() -> None:
             )
 
         if not args.no_read_model:
-            rng = random.Random(7)
-            extra = [  # new products for the NOTIFY comparison, after the catalog's SKUs
-                orjson.dumps(
-                    {"products": [make_product(i, rng) for i in range(start, start + args.batch)]}
-                )
-                for start in range(args.n, args.n + 40_000, args.batch)
-            ]
             await read_model_section(
-                base, headers, conn, tenant["tenant_id"], fields, args.runs, extra
+                base, headers, conn, tenant["tenant_id"], fields, args.runs, _extra(args)
             )
 
         ids = [

@@ -15,6 +15,7 @@ those that are not null, "" or [] either.
 """
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,19 +97,23 @@ class State:
     products: int  # the tenant's products in the model
 
 
-_STATE_SQL = f"""
-SELECT argMax(generation, version), argMax(seq, version), argMax(products, version), count()
-FROM {STATE_TABLE} WHERE tenant_id = %(tenant_id)s
-"""
+# the tenant's state as one tuple (generation, seq, products, rows): a scalar subquery, so that
+# a statement of the model reads the state it answers from (`WITH {STATE_TUPLE} AS state_`)
+STATE_TUPLE = f"""(
+SELECT (argMax(generation, version), argMax(seq, version), argMax(products, version), count())
+FROM {STATE_TABLE} WHERE tenant_id = %(tenant_id)s)"""
+
+
+def state_from(value: Sequence[Any]) -> State | None:
+    """A STATE_TUPLE as read; None when the tenant has no state row."""
+    generation, seq, products, rows = value
+    return State(int(generation), int(seq), int(products)) if rows else None
 
 
 async def read_state(clickhouse: ClickHouse, tenant_id: int) -> State | None:
     """The tenant's read-model state, or None when it has none (never built, or its database lost)."""
-    rows = await clickhouse.fetch(_STATE_SQL, {"tenant_id": tenant_id})
-    if not rows or not rows[0][3]:
-        return None
-    generation, seq, products, _n = rows[0]
-    return State(int(generation), int(seq), int(products))
+    rows = await clickhouse.fetch(f"SELECT {STATE_TUPLE}", {"tenant_id": tenant_id})
+    return state_from(rows[0][0]) if rows else None
 
 
 async def write_state(clickhouse: ClickHouse, tenant_id: int, state: State) -> None:

@@ -22,7 +22,7 @@ from app.clickhouse import ClickHouse
 from app.config import Settings
 from app.db import tenant_is
 from app.errors import Unavailable
-from app.mirror.model import TABLE, State, read_state
+from app.mirror.model import STATE_TUPLE, TABLE, State, read_state, state_from
 from app.query.clickhouse import Unsupported, compile_predicate
 from app.query.models import Clause
 
@@ -34,6 +34,7 @@ SKIP_SECONDS = 5.0
 # a tenant whose model stayed behind for the whole wait is not asked about again for this long
 BEHIND_SKIP_SECONDS = 1.0
 _POLL_S = 0.02
+_LAST_SEQ_SQL = f"SELECT last_seq FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}"
 _FAILURES = (Unavailable, ClickHouseException, OSError, TimeoutError, EOFError)
 
 
@@ -50,14 +51,25 @@ class Mirror:
         self.answers = 0  # queries the model was fresh for (a figure for tests and benchmarks)
         # tenants without a model of PIM_MIRROR_MIN_PRODUCTS products: until when not to ask
         self._skip: dict[int, float] = {}
+        self._modelled: set[int] = set()  # tenants last seen with a model big enough
 
     def failed(self, exc: BaseException) -> None:
         log.warning("mirror_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
         self._down_until = time.monotonic() + self.retry_s
 
-    async def query(self, conn, tenant_id: int, clause: Clause | None) -> "MirrorQuery | None":
+    async def query(
+        self,
+        conn,
+        tenant_id: int,
+        clause: Clause | None,
+        *,
+        faceted: list[FieldDef] | None = None,
+    ) -> "MirrorQuery | None":
         """A query of the model for this clause, when the model may answer it (see the module's
-        docstring); `conn` is the request's Postgres connection. None: answer from Postgres."""
+        docstring); `conn` is the request's Postgres connection. None: answer from Postgres.
+
+        Its count (with `faceted`, its facets and count) is read at once, beside the tenant's
+        last seq in Postgres: one round trip to each store when the model is current."""
         now = time.monotonic()
         if not self.enabled or clause is None or now < self._down_until:
             return None
@@ -67,21 +79,32 @@ class Mirror:
             where, params = compile_predicate(clause)
         except Unsupported:
             return None
+        query = MirrorQuery(self, tenant_id, where, params)
         try:
-            state = await read_state(self.clickhouse, tenant_id)
+            first = asyncio.ensure_future(query.first(faceted))
+            last: int | None = None
+            try:
+                # Postgres is asked at the same time only for a tenant seen with a model (most
+                # tenants never have one)
+                if tenant_id in self._modelled:
+                    last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
+            finally:
+                state = await first
+            if state is None:  # no model, or facets without a row that says which state
+                state = await read_state(self.clickhouse, tenant_id)
             if state is None or state.seq < 0 or state.products < self.min_products:
                 if len(self._skip) > 100_000:
                     self._skip.clear()
                 self._skip[tenant_id] = time.monotonic() + SKIP_SECONDS
+                self._modelled.discard(tenant_id)
                 return None
-            # the model holds every write committed before now once its watermark reaches this
-            last = await conn.fetchval(
-                "SELECT last_seq FROM product_change_seqs "
-                f"WHERE {tenant_is('product_change_seqs')}",
-                tenant_id,
-            )
+            if last is None:
+                if len(self._modelled) > 100_000:
+                    self._modelled.clear()
+                self._modelled.add(tenant_id)
+                last = await conn.fetchval(_LAST_SEQ_SQL, tenant_id) or 0
             deadline = time.monotonic() + self.wait_s
-            while state.seq < (last or 0):
+            while state.seq < last:
                 if time.monotonic() >= deadline:
                     # behind (a worker down or busy): the tenant's next requests go to Postgres
                     # at once for a while, rather than each waiting again
@@ -94,93 +117,152 @@ class Mirror:
         except _FAILURES as exc:
             self.failed(exc)
             return None
+        query.fresh(last, state)
         self.answers += 1
-        return MirrorQuery(self, tenant_id, state, where, params)
+        return query
+
+
+# the matches of a filter in the state the statement reads (WITH ... AS state_); `{where}` is the
+# compiled filter
+_MATCHES = f"""WITH {STATE_TUPLE} AS state_
+SELECT state_, {{columns}} FROM {TABLE}
+WHERE tenant_id = %(tenant_id)s AND generation = tupleElement(state_, 1) AND ({{where}})"""
+
+# the facet entries of a match: `key=value` entries of the faceted fields (kv: strings, ka:
+# array elements), '' once (so the total is a group too, and any match gives a row that says its
+# state) and ':' when a faceted string is too long for kv (neither can be an entry: no field name
+# is empty)
+_FIELD_OF = "position(entry_, '=') > 0 AND has({}, substring(entry_, 1, position(entry_, '=') - 1))"
+_FACET_ENTRIES = f"""arrayConcat([''],
+    if(hasAny(long_keys, %(fs)s), [':'], emptyArrayString()),
+    arrayFilter(entry_ -> {_FIELD_OF.format("%(fs)s")}, kv),
+    arrayFilter(entry_ -> {_FIELD_OF.format("%(fa)s")}, ka))"""
+# grouped outside the scan: a WHERE beside ARRAY JOIN would be applied after it
+_FACETS_SQL = f"""SELECT facet_state, facet_field,
+       substring(facet_entry, length(facet_field) + 2, length(facet_entry)) AS facet_value, facet_n
+FROM (
+    SELECT any(state_) AS facet_state, facet_entry,
+           if(position(facet_entry, '=') > 0,
+              substring(facet_entry, 1, position(facet_entry, '=') - 1), facet_entry) AS facet_field,
+           sum(sign) AS facet_n
+    FROM ({_MATCHES.format(columns="sign, kv, ka, long_keys", where="{where}")})
+    ARRAY JOIN {_FACET_ENTRIES} AS facet_entry
+    GROUP BY facet_entry HAVING facet_n > 0
+) ORDER BY facet_field, facet_n DESC, facet_value LIMIT {FACET_LIMIT} BY facet_field"""
+_IDS_SQL = f"""SELECT any(state_), id FROM ({_MATCHES.format(columns="id, sign", where="{where}")})
+GROUP BY id HAVING sum(sign) > 0 ORDER BY id {{direction}} LIMIT %(offset)s, %(limit)s"""
+_TOTAL, _LONG = "", ":"
+# Decompressed blocks are cached (the server's uncompressed_cache_size): a model read decompresses
+# every row of the tenant's filter columns, and that was a third of its CPU at 1M products (a
+# tenant's read of up to this many rows uses the cache)
+_SETTINGS = " SETTINGS use_uncompressed_cache = 1, merge_tree_max_rows_to_use_cache = 20000000"
 
 
 @dataclass
 class MirrorQuery:
-    """One filter over one fresh state of the model; each method answers None when ClickHouse
-    failed (the caller then answers from Postgres)."""
+    """One filter over the model; each method answers None when ClickHouse failed or read a
+    state behind the one the request needs (the caller then answers from Postgres)."""
 
     mirror: Mirror
     tenant_id: int
-    state: State
     where: str
     params: dict[str, Any]
+    last: int | None = None  # the watermark an answer's state must have reached (`fresh`)
+    state: State | None = None  # the state the first statement read
+    _total: int | None = None
+    _facets: list[tuple[str, str, int]] | None = None  # (field, value, n), totals included
 
-    def _params(self, **more: Any) -> dict[str, Any]:
-        return {
-            **self.params,
-            "tenant_id": self.tenant_id,
-            "generation": self.state.generation,
-            **more,
-        }
+    def fresh(self, last: int, state: State) -> None:
+        """Answers must come from a state with this watermark (`state` has it); those read
+        before are kept when theirs has it."""
+        self.last = last
+        if self.state is None or self.state.seq < last:
+            self._total = self._facets = None
+            self.state = state
 
     @property
-    def _scope(self) -> str:
-        return "tenant_id = %(tenant_id)s AND generation = %(generation)s"
+    def products(self) -> int:
+        """The tenant's products in the model."""
+        return self.state.products if self.state is not None else 0
+
+    async def first(self, faceted: list[FieldDef] | None) -> State | None:
+        """The count, or with `faceted` the facets (and the count, when anything matches), and
+        the state they were read from (None: no model, or no facet row said)."""
+        if faceted:
+            rows = await self._facet_rows(faceted)
+            if rows:
+                self.state = state_from(rows[0][0])
+                self._facets = [tuple(r[1:]) for r in rows]
+                self._total = next((r[3] for r in rows if r[1] == _TOTAL), 0)
+            return self.state
+        rows = await self.mirror.clickhouse.fetch(
+            _MATCHES.format(columns="sum(sign)", where=self.where) + _SETTINGS, self._params()
+        )
+        self.state = state_from(rows[0][0])
+        self._total = int(rows[0][1] or 0)
+        return self.state
+
+    def _params(self, **more: Any) -> dict[str, Any]:
+        return {**self.params, "tenant_id": self.tenant_id, **more}
 
     async def _fetch(self, sql: str, params: dict[str, Any]) -> list[tuple] | None:
+        """Rows whose first column is the state they were read from; None when that state is
+        behind `last` (or there is no row to say)."""
         try:
-            return await self.mirror.clickhouse.fetch(sql, params)
+            rows = await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
         except _FAILURES as exc:
             self.mirror.failed(exc)
             return None
+        state = state_from(rows[0][0]) if rows else None
+        if state is None or self.last is None or state.seq < self.last:
+            return None
+        return rows
 
     async def count(self) -> int | None:
-        rows = await self._fetch(
-            f"SELECT sum(sign) FROM {TABLE} WHERE {self._scope} AND ({self.where})",
-            self._params(),
-        )
-        return None if rows is None else int(rows[0][0] or 0)
+        if self._total is None:
+            rows = await self._fetch(
+                _MATCHES.format(columns="sum(sign)", where=self.where), self._params()
+            )
+            self._total = None if rows is None else int(rows[0][1] or 0)
+        return self._total
 
     async def ids(self, *, limit: int, offset: int, descending: bool = False) -> list[int] | None:
         """The ids of a page of the matches in id order."""
         rows = await self._fetch(
-            f"SELECT id FROM {TABLE} WHERE {self._scope} AND ({self.where}) "
-            f"GROUP BY id HAVING sum(sign) > 0 ORDER BY id {'DESC' if descending else 'ASC'} "
-            "LIMIT %(offset)s, %(limit)s",
+            _IDS_SQL.format(where=self.where, direction="DESC" if descending else "ASC"),
             self._params(limit=int(limit), offset=int(offset)),
         )
-        return None if rows is None else [int(r[0]) for r in rows]
+        return None if rows is None else [int(r[1]) for r in rows]
+
+    async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
+        strings = [f.name for f in faceted if f.type != FieldType.array]
+        arrays = [f.name for f in faceted if f.type == FieldType.array]
+        return await self.mirror.clickhouse.fetch(
+            _FACETS_SQL.format(where=self.where) + _SETTINGS,
+            self._params(fs=strings or [""], fa=arrays or [""]),
+        )
 
     async def facets(self, faceted: list[FieldDef]) -> dict[str, list[dict[str, Any]]] | None:
         """The facet values of the matches (strings: `kv`, arrays: their elements in `ka`), the
         FACET_LIMIT most frequent of each field, as `service.facets` gives them."""
-        strings = [f.name for f in faceted if f.type != FieldType.array]
-        arrays = [f.name for f in faceted if f.type == FieldType.array]
         result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
         if not faceted:
             return result
-        long_values = await self._fetch(
-            f"SELECT count() FROM {TABLE} WHERE {self._scope} AND hasAny(long_keys, %(fs)s) "
-            f"AND ({self.where})",
-            self._params(fs=strings or [""]),
-        )
-        if long_values is None or long_values[0][0]:
+        if self._facets is None:
+            if await self.count() == 0:
+                return result
+            try:
+                rows = await self._facet_rows(faceted)
+            except _FAILURES as exc:
+                self.mirror.failed(exc)
+                return None
+            state = state_from(rows[0][0]) if rows else None
+            if state is None or self.last is None or state.seq < self.last:
+                return None
+            self._facets = [tuple(r[1:]) for r in rows]
+        if any(field == _LONG for field, _value, _n in self._facets):
             return None  # values the model does not keep: Postgres counts them
-        field_of = (
-            "position(entry_, '=') > 0 AND has({}, substring(entry_, 1, position(entry_, '=') - 1))"
-        )
-        rows = await self._fetch(
-            f"""SELECT facet_field, facet_value, facet_n FROM (
-                    SELECT substring(facet_entry, 1, position(facet_entry, '=') - 1) AS facet_field,
-                           substring(facet_entry, position(facet_entry, '=') + 1, length(facet_entry))
-                               AS facet_value,
-                           sum(sign) AS facet_n
-                    FROM {TABLE}
-                    ARRAY JOIN arrayConcat(
-                        arrayFilter(entry_ -> {field_of.format("%(fs)s")}, kv),
-                        arrayFilter(entry_ -> {field_of.format("%(fa)s")}, ka)) AS facet_entry
-                    WHERE {self._scope} AND ({self.where})
-                    GROUP BY facet_field, facet_value HAVING facet_n > 0
-                ) ORDER BY facet_field, facet_n DESC, facet_value LIMIT {FACET_LIMIT} BY facet_field""",
-            self._params(fs=strings or [""], fa=arrays or [""]),
-        )
-        if rows is None:
-            return None
-        for name, value, n in rows:
+        for name, value, n in self._facets:
             if name in result:
                 result[name].append({"value": value, "count": int(n)})
         return result

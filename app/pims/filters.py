@@ -214,6 +214,9 @@ def _field_test(field: FieldDef, spec: FilterSpec) -> Clause:
             )
         # numbers compare as numbers; numeric text in a string field too (other text never matches)
         number = Target(name, Kind.number)
+        if spec.low is not None and spec.high is not None:
+            # one test: the read model reads the field's value once for both ends
+            return Test(Check.between, number, (spec.low, spec.high))
         ends = [(">=", spec.low), ("<=", spec.high)]
         return Junction(
             "all",
@@ -258,10 +261,13 @@ def add_filter_conditions(
         )
 
 
+ID_ORDER = "p.id"  # without a sort
+
+
 def order_sql(where: SqlWhere, sort: str | None, fields: dict[str, FieldDef]) -> str:
     """ORDER BY for `attribute|asc|desc` (numbers and dates by value, missing values last), then by id."""
     if sort is None:
-        return "p.id"
+        return ID_ORDER
     if not SORT_RE.fullmatch(sort):
         raise BadRequest("sort: must match ^\\w+\\|(asc|desc)$, e.g. `sku|asc`", param="sort")
     name, _, direction = sort.partition("|")

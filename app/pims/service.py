@@ -20,9 +20,9 @@ from app.db import read_connection, tenant_is, tenant_of
 from app.errors import BadRequest, NotFound
 from app.mirror.reads import Mirror
 from app.pims import render
-from app.pims.filters import add_filter_conditions, order_sql, parse_filters
+from app.pims.filters import ID_ORDER, add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
-from app.products.service import SMALL_SET_ROWS
+from app.products.service import MIRROR_PROBE_ROWS, SMALL_SET_ROWS
 from app.query.categories import SUBTREE_CTE
 from app.query.compiling import add_conditions
 from app.query.models import BUILTINS, Check, Clause, Test
@@ -48,7 +48,7 @@ LEFT JOIN product_schemas s ON {tenant_is("s")}
 PAGE_SQL = f"""
 WITH page AS (
     SELECT p.id, p.sku, p.name, p.status, p.categories, p.variation_of, p.variation_attributes, p.data
-    FROM products p
+    FROM {{source}}
     WHERE {tenant_is("p")} AND {{where}}
     ORDER BY {{page_order}}
     LIMIT {{limit}} OFFSET {{offset}}
@@ -144,12 +144,22 @@ class Queries:
         filter nearly every row matches, and walking the id index is the best plan whatever the count."""
         return self.selective and total <= SMALL_SET_ROWS
 
-    def page(self, total: int) -> tuple[str, list[Any]] | None:
-        """The page statement, or None when the page lies past the last match."""
+    def page(self, total: int, *, probe: int | None = None) -> tuple[str, list[Any]] | None:
+        """The page statement, or None when the page lies past the last match. `probe`: in id
+        order, the filters apply to the tenant's first `probe` products only (a bounded walk of
+        the id index; the caller checks that it found the page)."""
         if self.offset >= total:
             return None
         where = SqlWhere(params=list(self.page_where.params), conditions=self.page_where.conditions)
+        source = "products p"
+        if probe is not None:
+            assert self.order == ID_ORDER
+            source = (
+                f"(SELECT * FROM products p WHERE {tenant_is('p')} "
+                f"ORDER BY p.id LIMIT {int(probe)}) p"
+            )
         sql = PAGE_SQL.format(
+            source=source,
             where=where.sql,
             page_order=self.order.replace("p.id", "(p.id + 0)")
             if self.fenced(total)
@@ -160,6 +170,25 @@ class Queries:
             max_variations=MAX_VARIATIONS,
         )
         return sql, where.params
+
+
+async def _probed_page(conn, queries: Queries, total: int, *, products: int) -> list[Any] | None:
+    """With the read model's count: a filtered page in id order from a bounded walk of the id
+    index when its matches are common (the planner, which cannot tell, may plan a parallel scan
+    that costs more to start than the walk); None when it is not such a page, or the walk fell
+    short."""
+    if queries.order != ID_ORDER or len(queries.page_where.conditions) < 2:
+        return None
+    offset = queries.offset
+    if offset >= total:
+        return []
+    walk = (offset + queries.page_size) * products // max(total, 1)
+    if walk > MIRROR_PROBE_ROWS:
+        return None
+    page = queries.page(total, probe=min(MIRROR_PROBE_ROWS, 2 * walk + 1_000))
+    assert page is not None
+    rows = await conn.fetch(page[0], *page[1])
+    return rows if len(rows) >= min(queries.page_size, total - offset) else None
 
 
 def build_queries(
@@ -222,10 +251,14 @@ async def pims_products(
     conn = await read_connection(session)
     query = await mirror.query(conn, tenant_of(session), queries.predicate) if mirror else None
     total = await query.count() if query is not None else None
+    rows = None
+    if total is not None and query is not None:
+        rows = await _probed_page(conn, queries, total, products=query.products)
     if total is None:
         total = await conn.fetchval(queries.count_sql, *queries.count_params)
-    page = queries.page(total)
-    rows = await conn.fetch(page[0], *page[1]) if page else []
+    if rows is None:
+        page = queries.page(total)
+        rows = await conn.fetch(page[0], *page[1]) if page else []
 
     products = []
     for row in rows:

@@ -409,7 +409,7 @@ async def _mirror_page(conn, mirror: Mirror, listing: Listing) -> ListPage | Non
             return None  # few matches in another order: one Postgres scan reads and sorts them
         else:
             # the rows Postgres would walk in the id index, filtering, to fill the page
-            walk = (offset + page_size) * query.state.products // max(count, 1)
+            walk = (offset + page_size) * query.products // max(count, 1)
             if walk <= MIRROR_PROBE_ROWS:
                 probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
                 sql, params = page_query(listing, probe=probe)
@@ -444,9 +444,16 @@ async def facets(
     """
     async with reading(source) as conn:
         faceted = facet_fields(fields)
-        query = await mirror.query(conn, where.params[0], where.predicate) if mirror else None
+        filtered = len(where.conditions) > 1  # the first condition is the tenant's
+        query = (
+            await mirror.query(
+                conn, where.params[0], where.predicate, faceted=faceted if filtered else None
+            )
+            if mirror
+            else None
+        )
         total = await query.count() if query is not None else None
-        if total is not None and query is not None and len(where.conditions) > 1:
+        if total is not None and query is not None and filtered:
             found = await query.facets(faceted)
             if found is not None:
                 return {"total": total, "facets": found}
@@ -457,7 +464,7 @@ async def facets(
         result: dict[str, list[dict[str, Any]]] = {f.name: [] for f in faceted}
         if not faceted or total == 0:
             return {"total": total, "facets": result}
-        if len(where.conditions) == 1:  # the tenant condition alone
+        if not filtered:
             rows = await conn.fetch(
                 f"""SELECT f.field AS key, t.value AS val, t.n FROM unnest($2::text[]) AS f(field)
                     CROSS JOIN LATERAL (

@@ -19,6 +19,7 @@ from app.etags import check_if_match
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.mirror.reads import Mirror
 from app.models import Product, Segment
+from app.products.service import MIRROR_PROBE_ROWS
 from app.query.categories import category_subtrees
 from app.query.compiling import to_clause
 from app.query.models import Clause
@@ -27,6 +28,7 @@ from app.segments import dsl, members
 from app.segments.schemas import SegmentIn, SegmentPatch, SegmentStatus
 
 PREVIEW_SKUS = 100
+MAX_ID = 2**63 - 1
 COMPUTE_FUNCTION = "compute_segment"
 # the previous run finished but arq has not released its job id yet: retry enqueueing this long
 _RELEASE_WAIT_S = 1.0
@@ -147,7 +149,7 @@ async def preview(
     predicate = to_clause(clause)
     # what runs is `matching_products` with bound parameters; this copy inlines them for reading
     shown = matching_products(predicate).where(Product.tenant_id == tenant_of(session))
-    found = await _preview_from_mirror(session, mirror, clause) if mirror else None
+    found = await _preview_from_mirror(session, mirror, clause, predicate) if mirror else None
     if found is None:
         # one statement, so the predicate (hundreds of conditions, maybe) is evaluated once a row
         page = select(Product.sku, func.count().over()).where(predicate).order_by(Product.id)
@@ -157,14 +159,30 @@ async def preview(
 
 
 async def _preview_from_mirror(
-    session: AsyncSession, mirror: Mirror, clause: Clause
+    session: AsyncSession, mirror: Mirror, clause: Clause, predicate
 ) -> tuple[int, list[str]] | None:
+    """The model's count; the first SKUs from Postgres walking the id index when the matches are
+    common (a bounded walk: the tenant's first `probe` products), else by the model's ids."""
     query = await mirror.query(await driver_connection(session), tenant_of(session), clause)
     if query is None:
         return None
     count = await query.count()
-    ids = await query.ids(limit=PREVIEW_SKUS, offset=0) if count else []
-    if count is None or ids is None:
+    if count is None:
+        return None
+    if not count:
+        return 0, []
+    walk = PREVIEW_SKUS * query.products // count
+    if walk <= MIRROR_PROBE_ROWS:
+        probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
+        bound = select(Product.id).order_by(Product.id).offset(probe - 1).limit(1)
+        walked = matching_products(predicate).where(
+            Product.id <= func.coalesce(bound.scalar_subquery(), MAX_ID)
+        )
+        rows = (await session.execute(walked.limit(PREVIEW_SKUS))).all()
+        if len(rows) >= min(PREVIEW_SKUS, count):
+            return count, [sku for _id, sku in rows]
+    ids = await query.ids(limit=PREVIEW_SKUS, offset=0)
+    if ids is None:
         return None
     skus = dict(
         (await session.execute(select(Product.id, Product.sku).where(Product.id.in_(ids)))).all()
