@@ -234,13 +234,16 @@ class MirrorQuery:
         )
         return None if rows is None else [int(r[1]) for r in rows]
 
-    async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
+    def _facet_query(self, faceted: list[FieldDef]) -> tuple[str, dict[str, Any]]:
         strings = [f.name for f in faceted if f.type != FieldType.array]
         arrays = [f.name for f in faceted if f.type == FieldType.array]
-        return await self.mirror.clickhouse.fetch(
-            _FACETS_SQL.format(where=self.where) + _SETTINGS,
-            self._params(fs=strings or [""], fa=arrays or [""]),
+        return _FACETS_SQL.format(where=self.where), self._params(
+            fs=strings or [""], fa=arrays or [""]
         )
+
+    async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
+        sql, params = self._facet_query(faceted)
+        return await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
 
     async def facets(self, faceted: list[FieldDef]) -> dict[str, list[dict[str, Any]]] | None:
         """The facet values of the matches (strings: `kv`, arrays: their elements in `ka`), the
@@ -251,13 +254,8 @@ class MirrorQuery:
         if self._facets is None:
             if await self.count() == 0:
                 return result
-            try:
-                rows = await self._facet_rows(faceted)
-            except _FAILURES as exc:
-                self.mirror.failed(exc)
-                return None
-            state = state_from(rows[0][0]) if rows else None
-            if state is None or self.last is None or state.seq < self.last:
+            rows = await self._fetch(*self._facet_query(faceted))
+            if rows is None:
                 return None
             self._facets = [tuple(r[1:]) for r in rows]
         if any(field == _LONG for field, _value, _n in self._facets):
