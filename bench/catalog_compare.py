@@ -122,7 +122,7 @@ async def main() -> None:
             await wait_up(base)
         now = bases["now"]
         category_ids = await catalog_shape(now, headers, args.categories)
-        bodies = bulk_bodies(args.n, args.batch, category_ids)
+        bodies = list(bulk_bodies(args.n, args.batch, category_ids))  # the first is sent again
         await load_bulk(now, headers, bodies, 2)
         await conn.execute("VACUUM ANALYZE products")
         unchanged = bodies[0]
