@@ -26,6 +26,16 @@ list statements are the same text with the same parameters in both checkouts, an
 per request (in process, 3 alternating rounds) is the same within 1 % (brand 2.88 / 2.89 ms, q
 2.68 / 2.69, GET by id 1.48 / 1.50) but for page 100 (3.35 / 3.63 ms: the cursor of every page,
 0.3 ms of an 80 ms request).
+
+2026-12-07, session 9, the machine idle (load 1.1-1.3), `--runs 200` twice (ratio of the p50s, now /
+00a55ef): brand 1.007 / 0.998, price range 1.004 / 1.023, q 0.984 / 0.996, page 100 1.017 / 1.019,
+color + -price 1.003 / 0.989, first page 1.013 / 1.005, GET by id 2.60/2.72 = 1.045 and 1.91/1.98 =
+1.039, facets 1.005 / 1.022, bulk 100 unchanged 0.995 / 1.006. What closed the gap: the list's
+filter dependency without `yield` (FastAPI's exit stack and shielded cancel scope per request), one
+filter dependency per route instead of the reader named beside it (FastAPI walks a named
+dependency's subtree again, cached or not), class-based context managers for the read pool's
+checkout and the tenant turn, page links without Starlette's URL API, and no upkeep notice for a
+bulk that rewrote nothing.
 """
 
 import argparse

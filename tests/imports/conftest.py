@@ -27,6 +27,23 @@ async def upload(
     )
 
 
+async def confirm_on_private_queue(worker_ctx, tenant, job: dict) -> None:
+    """Confirm the job with its suggestion onto the worker context's own queue (a test then runs
+    the task itself, no worker process takes it)."""
+    from app.imports import service
+    from app.imports.schemas import ConfirmIn
+
+    async with worker_ctx["sessionmaker"]() as session:
+        session.info["tenant_id"] = tenant.id
+        body = ConfirmIn.model_validate(
+            {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
+        )
+        await service.confirm_import(
+            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
+        )
+        await session.commit()
+
+
 async def confirm(
     client, headers, job: dict, *, mapping=None, schema=None, **extra
 ) -> httpx.Response:

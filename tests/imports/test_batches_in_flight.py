@@ -5,9 +5,8 @@ numbers the batches' changes in file order, and the counts add up."""
 import asyncio
 
 from app.db import driver_connection, tenant_is
-from app.imports import service, tasks
-from app.imports.schemas import ConfirmIn
-from tests.imports.conftest import IMPORT, upload
+from app.imports import tasks
+from tests.imports.conftest import IMPORT, confirm_on_private_queue, upload
 from tests.imports.test_import_api import products_by_sku
 
 BATCH = 40
@@ -26,15 +25,7 @@ def feed() -> bytes:
 
 async def test_batches_overlap_and_commit_in_file_order(client, tenant, worker_ctx, monkeypatch):
     job = (await upload(client, tenant.editor, feed())).json()
-    async with worker_ctx["sessionmaker"]() as session:  # confirmed onto the private queue
-        session.info["tenant_id"] = tenant.id
-        body = ConfirmIn.model_validate(
-            {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
-        )
-        await service.confirm_import(
-            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
-        )
-        await session.commit()
+    await confirm_on_private_queue(worker_ctx, tenant, job)
     monkeypatch.setattr(tasks, "BATCH_ROWS", BATCH)
     commit, in_flight, most = tasks._Importer.commit, 0, 0
 

@@ -3,22 +3,13 @@ again when the slice ends, however it ends."""
 
 import gc
 
-from app.imports import service, tasks
-from app.imports.schemas import ConfirmIn
-from tests.imports.conftest import upload
+from app.imports import tasks
+from tests.imports.conftest import confirm_on_private_queue, upload
 
 
 async def confirmed(client, tenant, worker_ctx) -> str:
     job = (await upload(client, tenant.editor, b"sku,name\nA-1,One\nA-2,Two\n")).json()
-    async with worker_ctx["sessionmaker"]() as session:  # confirmed onto the private queue
-        session.info["tenant_id"] = tenant.id
-        body = ConfirmIn.model_validate(
-            {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
-        )
-        await service.confirm_import(
-            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
-        )
-        await session.commit()
+    await confirm_on_private_queue(worker_ctx, tenant, job)
     return job["job_id"]
 
 

@@ -6,9 +6,15 @@ import io
 
 import openpyxl
 
-from app.imports import service, tasks
-from app.imports.schemas import ConfirmIn
-from tests.imports.conftest import IMPORT, confirm, import_file, upload, wait_done
+from app.imports import tasks
+from tests.imports.conftest import (
+    IMPORT,
+    confirm,
+    confirm_on_private_queue,
+    import_file,
+    upload,
+    wait_done,
+)
 from tests.imports.test_import_api import products_by_sku
 from tests.imports.test_xlsx_import import upload_xlsx, workbook_bytes
 
@@ -191,15 +197,7 @@ async def test_woocommerce_parents_resolve_across_slices(client, tenant, worker_
         b"202,variation,cap-black,Cap - Black,1,0,visible,9,,id:201\n"
     )
     job = (await upload(client, tenant.editor, feed)).json()
-    async with worker_ctx["sessionmaker"]() as session:  # confirmed onto the private queue
-        session.info["tenant_id"] = tenant.id
-        body = ConfirmIn.model_validate(
-            {"mapping": job["suggested_mapping"], "schema": job["suggested_schema"]}
-        )
-        await service.confirm_import(
-            session, arq=worker_ctx["redis"], job_id=job["job_id"], body=body
-        )
-        await session.commit()
+    await confirm_on_private_queue(worker_ctx, tenant, job)
     monkeypatch.setattr(tasks, "SLICE_SECONDS", 0)
     monkeypatch.setattr(tasks, "BATCH_ROWS", 2)
     runs = 0
