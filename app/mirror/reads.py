@@ -36,6 +36,9 @@ BEHIND_SKIP_SECONDS = 1.0
 _POLL_S = 0.02
 _LAST_SEQ_SQL = f"SELECT last_seq FROM product_change_seqs WHERE {tenant_is('product_change_seqs')}"
 _FAILURES = (Unavailable, ClickHouseException, OSError, TimeoutError, EOFError)
+# A page in id order whose matches are common is read from Postgres, walking the id index, when
+# it takes at most this many rows (by the model's count); otherwise its ids come from the model.
+MIRROR_PROBE_ROWS = 20_000
 
 
 class Mirror:
@@ -185,11 +188,22 @@ class MirrorQuery:
         """The tenant's products in the model."""
         return self.state.products if self.state is not None else 0
 
+    def id_walk(self, wanted: int, matches: int) -> int | None:
+        """How many of the tenant's first products (in id order) Postgres walks, filtering, to
+        find the first `wanted` of the `matches` matches: the model's estimate doubled and a
+        margin, at most MIRROR_PROBE_ROWS; None when the estimate alone is past it (the model's
+        ids serve instead)."""
+        walk = wanted * self.products // max(matches, 1)
+        if walk > MIRROR_PROBE_ROWS:
+            return None
+        return min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
+
     async def first(self, faceted: list[FieldDef] | None) -> State | None:
         """The count, or with `faceted` the facets (and the count, when anything matches), and
         the state they were read from (None: no model, or no facet row said)."""
         if faceted:
-            rows = await self._facet_rows(faceted)
+            sql, params = self._facet_query(faceted)
+            rows = await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
             if rows:
                 self.state = state_from(rows[0][0])
                 self._facets = [tuple(r[1:]) for r in rows]
@@ -240,10 +254,6 @@ class MirrorQuery:
         return _FACETS_SQL.format(where=self.where), self._params(
             fs=strings or [""], fa=arrays or [""]
         )
-
-    async def _facet_rows(self, faceted: list[FieldDef]) -> list[tuple]:
-        sql, params = self._facet_query(faceted)
-        return await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
 
     async def facets(self, faceted: list[FieldDef]) -> dict[str, list[dict[str, Any]]] | None:
         """The facet values of the matches (strings: `kv`, arrays: their elements in `ka`), the

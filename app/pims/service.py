@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog.fields import FieldDef
 from app.db import read_connection, tenant_is, tenant_of
 from app.errors import BadRequest, NotFound
-from app.mirror.reads import Mirror
+from app.mirror.reads import Mirror, MirrorQuery
 from app.pims import render
 from app.pims.filters import ID_ORDER, add_filter_conditions, order_sql, parse_filters
 from app.products.queries import SqlWhere
-from app.products.service import MIRROR_PROBE_ROWS, SMALL_SET_ROWS
+from app.products.service import SMALL_SET_ROWS
 from app.query.categories import SUBTREE_CTE
 from app.query.compiling import add_conditions
 from app.query.models import BUILTINS, Check, Clause, Test
@@ -172,7 +172,7 @@ class Queries:
         return sql, where.params
 
 
-async def _probed_page(conn, queries: Queries, total: int, *, products: int) -> list[Any] | None:
+async def _probed_page(conn, queries: Queries, total: int, query: MirrorQuery) -> list[Any] | None:
     """With the read model's count: a filtered page in id order from a bounded walk of the id
     index when its matches are common (the planner, which cannot tell, may plan a parallel scan
     that costs more to start than the walk); None when it is not such a page, or the walk fell
@@ -182,10 +182,10 @@ async def _probed_page(conn, queries: Queries, total: int, *, products: int) -> 
     offset = queries.offset
     if offset >= total:
         return []
-    walk = (offset + queries.page_size) * products // max(total, 1)
-    if walk > MIRROR_PROBE_ROWS:
+    probe = query.id_walk(offset + queries.page_size, total)
+    if probe is None:
         return None
-    page = queries.page(total, probe=min(MIRROR_PROBE_ROWS, 2 * walk + 1_000))
+    page = queries.page(total, probe=probe)
     assert page is not None
     rows = await conn.fetch(page[0], *page[1])
     return rows if len(rows) >= min(queries.page_size, total - offset) else None
@@ -253,7 +253,7 @@ async def pims_products(
     total = await query.count() if query is not None else None
     rows = None
     if total is not None and query is not None:
-        rows = await _probed_page(conn, queries, total, products=query.products)
+        rows = await _probed_page(conn, queries, total, query)
     if total is None:
         total = await conn.fetchval(queries.count_sql, *queries.count_params)
     if rows is None:

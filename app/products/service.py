@@ -376,10 +376,6 @@ async def list_products(
         )
 
 
-# A page in id order whose matches are common is read from Postgres, walking the id index, when
-# it takes at most this many rows (by the model's count); otherwise its ids come from the model.
-MIRROR_PROBE_ROWS = 20_000
-
 _BY_IDS_SQL = f"""SELECT {PRODUCT_COLUMNS}, p.id AS k0 FROM unnest($2::bigint[]) WITH ORDINALITY AS w(id, ord)
     CROSS JOIN LATERAL (SELECT * FROM products WHERE id = w.id AND {tenant_is("products")}) p ORDER BY w.ord"""
 
@@ -409,9 +405,8 @@ async def _mirror_page(conn, mirror: Mirror, listing: Listing) -> ListPage | Non
             return None  # few matches in another order: one Postgres scan reads and sorts them
         else:
             # the rows Postgres would walk in the id index, filtering, to fill the page
-            walk = (offset + page_size) * query.products // max(count, 1)
-            if walk <= MIRROR_PROBE_ROWS:
-                probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
+            probe = query.id_walk(offset + page_size, count)
+            if probe is not None:
                 sql, params = page_query(listing, probe=probe)
                 found = await conn.fetch(sql, *params)
                 if len(found) < min(page_size, count - offset):

@@ -19,7 +19,6 @@ from app.etags import check_if_match
 from app.jobs.enqueue import Job, enqueue_after_commit
 from app.mirror.reads import Mirror
 from app.models import Product, Segment
-from app.products.service import MIRROR_PROBE_ROWS
 from app.query.categories import category_subtrees
 from app.query.compiling import to_clause
 from app.query.models import Clause
@@ -171,9 +170,8 @@ async def _preview_from_mirror(
         return None
     if not count:
         return 0, []
-    walk = PREVIEW_SKUS * query.products // count
-    if walk <= MIRROR_PROBE_ROWS:
-        probe = min(MIRROR_PROBE_ROWS, 2 * walk + 1_000)
+    probe = query.id_walk(PREVIEW_SKUS, count)
+    if probe is not None:
         bound = select(Product.id).order_by(Product.id).offset(probe - 1).limit(1)
         walked = matching_products(predicate).where(
             Product.id <= func.coalesce(bound.scalar_subquery(), MAX_ID)

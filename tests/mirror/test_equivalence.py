@@ -7,7 +7,6 @@ import random
 import pytest
 
 from app.mirror import reads
-from app.products import service
 from tests.mirror.conftest import (
     CATEGORIES,
     FACETS,
@@ -202,7 +201,7 @@ async def test_model_answers_equal_postgres(
 ):
     """`probe` 0: pages in id order take their ids from the model (the large-catalog path)."""
     if probe is not None:
-        monkeypatch.setattr(service, "MIRROR_PROBE_ROWS", probe)
+        monkeypatch.setattr(reads, "MIRROR_PROBE_ROWS", probe)
     # no worker applies the writes below: a read between them finds the model behind and would
     # send the tenant's next reads to Postgres for a second, past the test's own catch-up
     monkeypatch.setattr(reads, "BEHIND_SKIP_SECONDS", 0.0)
