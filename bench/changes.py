@@ -33,7 +33,6 @@ tenants per run and leaves them (with their products and entries) for inspection
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
 import statistics
@@ -63,7 +62,7 @@ from app.db import (
 from app.products.service import dumps
 from app.products.upsert import upsert_products
 from bench.catalog import SCHEMA, make_product
-from bench.common import create_tenant, pct
+from bench.common import cpu_seconds, create_tenant, pct
 
 BATCH = 5_000
 TRIGGERS = ("products_log_insert", "products_log_update", "products_log_delete")
@@ -73,13 +72,6 @@ async def set_log(conn: asyncpg.Connection, enabled: bool) -> None:
     verb = "ENABLE" if enabled else "DISABLE"
     for trigger in TRIGGERS:
         await conn.execute(f"ALTER TABLE products {verb} TRIGGER {trigger}")
-
-
-def backend_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a local Postgres backend so far (/proc): a figure the load of
-    a shared machine inflates far less than wall time."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bulk_phase(
@@ -99,7 +91,7 @@ async def bulk_phase(
             started = time.perf_counter()
             async with sessionmaker() as session, session.begin():
                 backend = (await driver_connection(session)).get_server_pid()
-                cpu_before = backend_cpu_s(backend)
+                cpu_before = cpu_seconds(backend)
                 session.info["tenant_id"] = tenants[with_log]
                 session.info[CONTEXT_KEY] = {
                     "actor": {"type": "token", "id": "bench", "name": None},
@@ -109,7 +101,7 @@ async def bulk_phase(
                 result, _ = await upsert_products(
                     session, items=items, fields=fields, max_data_bytes=1 << 20
                 )
-                cpu[with_log] += backend_cpu_s(backend) - cpu_before
+                cpu[with_log] += cpu_seconds(backend) - cpu_before
             pair[with_log] = time.perf_counter() - started
             spent[with_log] += pair[with_log]
             assert not result.errors, result.errors[:3]

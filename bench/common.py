@@ -11,8 +11,16 @@ from pathlib import Path
 
 import httpx
 import orjson
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a process (a server, a worker, a Postgres backend) has used so
+    far: a figure the other load of a shared machine inflates far less than wall time."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def free_port() -> int:

@@ -20,7 +20,6 @@ import contextlib
 import os
 import random
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ from app.imports.sniffing import SAMPLE_BYTES
 from app.products.upsert import driver_connection
 
 # the CSV feed describes the same catalog as the workbook
+from bench.common import cpu_seconds, free_port
 from bench.xlsx_feed import BRANDS, CATEGORIES, COLORS, write_xlsx_feed
 
 HEADER = "Artikelnummer;Bezeichnung;Marke;Preis;Lagerbestand;Aktiv;Farbe;Kategorie;Bild;Erscheinungsdatum;Material\n"
@@ -66,18 +66,6 @@ def write_feed(path: Path, rows: int) -> int:
         for start in range(0, rows, 50_000):
             f.write("".join(feed_row(i, rnd) for i in range(start, min(rows, start + 50_000))))
     return path.stat().st_size
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time used so far by a process: a figure the machine's load does not inflate."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
 
 
 async def backend_cpu(raw, clients: dict[str, int]) -> dict[int, tuple[str, float]]:
