@@ -16,6 +16,9 @@ from asynch.errors import AsynchPoolError, NetworkError, SocketTimeoutError
 from app.config import Settings
 from app.errors import Unavailable
 
+# a `ka` entry's prefix in mirror_entries (below), where a `kv` entry is as it is
+ELEMENT_PREFIX = "["
+
 MIGRATIONS: list[str] = [
     # Segment members, one generation per compute. `position` is the member's rank by product_id
     # within its generation (0, 1, 2, ...), so the key orders rows exactly as product_id does and a
@@ -58,6 +61,44 @@ MIGRATIONS: list[str] = [
         nv Array(Float64)
     ) ENGINE = CollapsingMergeTree(sign)
     ORDER BY (tenant_id, generation, id)
+    """,
+    # The read model's counts (app/mirror/model.py): how many of a generation's products hold
+    # each `kv` entry, each `ka` entry (as ELEMENT_PREFIX + entry: no field name starts with it,
+    # so a string value and an array element never share a count) and each number under each
+    # key, kept by materialized views from every block written to products_mirror (a cancel row
+    # counts -1) and summed on merge. A one-test filter's count is then a primary-key range of
+    # these instead of a scan of every product. The entry '' (key '' in mirror_numbers) is the
+    # mark a rebuild writes: only a generation built with the views in place has all its counts.
+    """
+    CREATE TABLE IF NOT EXISTS mirror_entries (
+        tenant_id UInt64,
+        generation UInt64,
+        entry String,
+        n Int64
+    ) ENGINE = SummingMergeTree(n)
+    ORDER BY (tenant_id, generation, entry)
+    """,
+    f"""
+    CREATE MATERIALIZED VIEW IF NOT EXISTS mirror_entries_feed TO mirror_entries AS
+    SELECT tenant_id, generation, entry, sum(sign) AS n
+    FROM products_mirror ARRAY JOIN arrayConcat(kv, arrayMap(e -> concat('{ELEMENT_PREFIX}', e), ka)) AS entry
+    GROUP BY tenant_id, generation, entry
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS mirror_numbers (
+        tenant_id UInt64,
+        generation UInt64,
+        key String,
+        value Float64,
+        n Int64
+    ) ENGINE = SummingMergeTree(n)
+    ORDER BY (tenant_id, generation, key, value)
+    """,
+    """
+    CREATE MATERIALIZED VIEW IF NOT EXISTS mirror_numbers_feed TO mirror_numbers AS
+    SELECT tenant_id, generation, key, value, sum(sign) AS n
+    FROM products_mirror ARRAY JOIN nk AS key, nv AS value
+    GROUP BY tenant_id, generation, key, value
     """,
     # Per tenant: the generation readers use, the last change-log seq applied to it (-1: being
     # rebuilt), the tenant's product count there, and `version` (the newest row wins).

@@ -26,10 +26,13 @@ from app.db import tenant_is
 from app.jobs.locks import Lock
 from app.mirror.model import (
     COLUMNS,
+    ENTRY_TABLE,
+    NUMBER_TABLE,
     ROW_SQL,
     STATE_COLUMNS,
     TABLE,
     State,
+    mark_counted,
     read_state,
     state_of,
     write_state,
@@ -160,8 +163,9 @@ async def catch_up(
 
 
 async def rebuild(conn: asyncpg.Connection, clickhouse: ClickHouse, tenant_id: int) -> State:
-    """Write the tenant's products as a new generation from one Postgres snapshot, switch the
-    state to it, and delete the older generations' rows (asynchronously, a mutation)."""
+    """Write the tenant's products as a new generation from one Postgres snapshot (the views add
+    up its counts; then it is marked counted), switch the state to it, and delete the older
+    generations' rows and counts (asynchronously, mutations)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         await conn.execute(f"SELECT pg_advisory_xact_lock({Lock.MIRROR.key('$1')})", tenant_id)
         await conn.execute(_NO_JIT)
@@ -180,10 +184,12 @@ async def rebuild(conn: asyncpg.Connection, clickhouse: ClickHouse, tenant_id: i
                 block = []
         await _insert(clickhouse, block)
         count += len(block)
+        await mark_counted(clickhouse, tenant_id, generation)
         state = State(generation, last, count)
         await write_state(clickhouse, tenant_id, state)
-    await clickhouse.execute(
-        f"ALTER TABLE {TABLE} DELETE WHERE tenant_id = %(tenant_id)s AND generation != %(generation)s",
-        {"tenant_id": tenant_id, "generation": generation},
-    )
+    for table in (TABLE, ENTRY_TABLE, NUMBER_TABLE):
+        await clickhouse.execute(
+            f"ALTER TABLE {table} DELETE WHERE tenant_id = %(tenant_id)s AND generation != %(generation)s",
+            {"tenant_id": tenant_id, "generation": generation},
+        )
     return state

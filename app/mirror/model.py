@@ -6,6 +6,12 @@ count is `sum(sign)` over the rows a filter matches (a state and its cancel row 
 cancel out), exact before and after merges, with no FINAL. `generation` is the tenant's build:
 a rebuild writes the next one and then switches `mirror_state` to it.
 
+Beside it, `mirror_entries` and `mirror_numbers` hold the generation's counts by `kv`/`ka` entry
+and by number under each key, which ClickHouse's materialized views add up from every block
+written to the model (DDL: `app/clickhouse.py`). A rebuild marks a generation whose counts are
+complete (COUNTED_MARKER, written after its rows); a generation built before the views existed
+has no mark, and its counts come from the model's rows.
+
 The columns are built in Postgres from a product row (`ROW_SQL`), so that they are exactly the
 values the Postgres compiler reads: `kv` the `data` keys with a JSON string (`key=value`) or
 boolean (`key:true`) up to MAX_KV_VALUE bytes, `long_keys` the keys of longer strings, `ka`
@@ -28,6 +34,11 @@ TABLE = "products_mirror"
 # equality test on a longer value, and facets over such a field, are Postgres's.
 MAX_KV_VALUE = 64
 STATE_TABLE = "mirror_state"
+ENTRY_TABLE = "mirror_entries"
+NUMBER_TABLE = "mirror_numbers"
+# the entry (in mirror_entries) and key (in mirror_numbers) of a rebuild's mark; no `kv`/`ka`
+# entry and no field name is empty
+COUNTED_MARKER = ""
 # the columns of a state, in the order ROW_SQL selects them after the id
 STATE_COLUMNS = (
     "sku",
@@ -121,4 +132,18 @@ async def write_state(clickhouse: ClickHouse, tenant_id: int, state: State) -> N
         STATE_TABLE,
         ("tenant_id", "generation", "seq", "products", "version"),
         [(tenant_id, state.generation, state.seq, state.products, time.time_ns())],
+    )
+
+
+async def mark_counted(clickhouse: ClickHouse, tenant_id: int, generation: int) -> None:
+    """Mark the generation's counts complete: every row of it was written with the views in place."""
+    await clickhouse.insert(
+        ENTRY_TABLE,
+        ("tenant_id", "generation", "entry", "n"),
+        [(tenant_id, generation, COUNTED_MARKER, 1)],
+    )
+    await clickhouse.insert(
+        NUMBER_TABLE,
+        ("tenant_id", "generation", "key", "value", "n"),
+        [(tenant_id, generation, COUNTED_MARKER, 0.0, 1)],
     )

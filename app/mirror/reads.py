@@ -22,8 +22,8 @@ from app.clickhouse import ClickHouse
 from app.config import Settings
 from app.db import tenant_is
 from app.errors import Unavailable
-from app.mirror.model import STATE_TUPLE, TABLE, State, read_state, state_from
-from app.query.clickhouse import Unsupported, compile_predicate
+from app.mirror.model import COUNTED_MARKER, STATE_TUPLE, TABLE, State, read_state, state_from
+from app.query.clickhouse import Counted, Unsupported, compile_count, compile_predicate
 from app.query.models import Clause
 
 log = structlog.get_logger("pim.mirror")
@@ -52,6 +52,7 @@ class Mirror:
         self.retry_s = settings.mirror_retry_seconds
         self._down_until = 0.0
         self.answers = 0  # queries the model was fresh for (a figure for tests and benchmarks)
+        self.counted = 0  # counts read from the count tables (the same)
         # tenants without a model of PIM_MIRROR_MIN_PRODUCTS products: until when not to ask
         self._skip: dict[int, float] = {}
         self._modelled: set[int] = set()  # tenants last seen with a model big enough
@@ -82,7 +83,7 @@ class Mirror:
             where, params = compile_predicate(clause)
         except Unsupported:
             return None
-        query = MirrorQuery(self, tenant_id, where, params)
+        query = MirrorQuery(self, tenant_id, where, params, compile_count(clause))
         try:
             first = asyncio.ensure_future(query.first(faceted))
             last: int | None = None
@@ -140,18 +141,30 @@ _FACET_ENTRIES = f"""arrayConcat([''],
     if(hasAny(long_keys, %(fs)s), [':'], emptyArrayString()),
     arrayFilter(entry_ -> {_FIELD_OF.format("%(fs)s")}, kv),
     arrayFilter(entry_ -> {_FIELD_OF.format("%(fa)s")}, ka))"""
-# grouped outside the scan: a WHERE beside ARRAY JOIN would be applied after it
+# The filter is a PREWHERE, tested before the ARRAY JOIN with the other columns read for the
+# matches only (18.16 does not move a WHERE beside ARRAY JOIN there), and the state is a constant
+# of the grouped query rather than an aggregate over every entry: together ~15 % of the statement
+# at 1M products.
 _FACETS_SQL = f"""SELECT facet_state, facet_field,
        substring(facet_entry, length(facet_field) + 2, length(facet_entry)) AS facet_value, facet_n
 FROM (
-    SELECT any(state_) AS facet_state, facet_entry,
+    WITH {STATE_TUPLE} AS state_
+    SELECT state_ AS facet_state, facet_entry,
            if(position(facet_entry, '=') > 0,
               substring(facet_entry, 1, position(facet_entry, '=') - 1), facet_entry) AS facet_field,
            sum(sign) AS facet_n
-    FROM ({_MATCHES.format(columns="sign, kv, ka, long_keys", where="{where}")})
-    ARRAY JOIN {_FACET_ENTRIES} AS facet_entry
+    FROM {TABLE} ARRAY JOIN {_FACET_ENTRIES} AS facet_entry
+    PREWHERE {{where}}
+    WHERE tenant_id = %(tenant_id)s AND generation = tupleElement(state_, 1)
     GROUP BY facet_entry HAVING facet_n > 0
 ) ORDER BY facet_field, facet_n DESC, facet_value LIMIT {FACET_LIMIT} BY facet_field"""
+# the count of a filter the count tables answer (`Counted`), and their mark (0: the generation's
+# counts are incomplete, its rows answer)
+_COUNTED_SQL = f"""WITH {STATE_TUPLE} AS state_
+SELECT state_, sumIf(n, {{marker}} = '{COUNTED_MARKER}'), sumIf(n, {{marker}} != '{COUNTED_MARKER}')
+FROM {{table}}
+WHERE tenant_id = %(tenant_id)s AND generation = tupleElement(state_, 1)
+  AND ({{marker}} = '{COUNTED_MARKER}' OR ({{condition}}))"""
 _IDS_SQL = f"""SELECT any(state_), id FROM ({_MATCHES.format(columns="id, sign", where="{where}")})
 GROUP BY id HAVING sum(sign) > 0 ORDER BY id {{direction}} LIMIT %(offset)s, %(limit)s"""
 _TOTAL, _LONG = "", ":"
@@ -170,6 +183,7 @@ class MirrorQuery:
     tenant_id: int
     where: str
     params: dict[str, Any]
+    counted: Counted | None = None  # the filter over the count tables, when they answer it
     last: int | None = None  # the watermark an answer's state must have reached (`fresh`)
     state: State | None = None  # the state the first statement read
     _total: int | None = None
@@ -209,12 +223,36 @@ class MirrorQuery:
                 self._facets = [tuple(r[1:]) for r in rows]
                 self._total = next((r[3] for r in rows if r[1] == _TOTAL), 0)
             return self.state
-        rows = await self.mirror.clickhouse.fetch(
-            _MATCHES.format(columns="sum(sign)", where=self.where) + _SETTINGS, self._params()
-        )
-        self.state = state_from(rows[0][0])
-        self._total = int(rows[0][1] or 0)
-        return self.state
+        while True:
+            sql, params = self._count_query()
+            rows = await self.mirror.clickhouse.fetch(sql + _SETTINGS, params)
+            self.state = state_from(rows[0][0])
+            if self.state is None:
+                return None
+            self._total = self._count_of(rows)
+            if self._total is not None:
+                return self.state
+
+    def _count_query(self) -> tuple[str, dict[str, Any]]:
+        """The count statement: of the count tables for a `counted` filter, else of the rows."""
+        if self.counted is not None:
+            counted = self.counted
+            sql = _COUNTED_SQL.format(
+                table=counted.table, marker=counted.marker, condition=counted.condition
+            )
+            return sql, {**counted.params, "tenant_id": self.tenant_id}
+        return _MATCHES.format(columns="sum(sign)", where=self.where), self._params()
+
+    def _count_of(self, rows: list[tuple]) -> int | None:
+        """The count a `_count_query` read; None when it read count tables the state's generation
+        has not all of (then `counted` is dropped, and the next count reads the rows)."""
+        if self.counted is None:
+            return int(rows[0][1] or 0)
+        if not rows[0][1]:
+            self.counted = None
+            return None
+        self.mirror.counted += 1
+        return int(rows[0][2] or 0)
 
     def _params(self, **more: Any) -> dict[str, Any]:
         return {**self.params, "tenant_id": self.tenant_id, **more}
@@ -233,11 +271,11 @@ class MirrorQuery:
         return rows
 
     async def count(self) -> int | None:
-        if self._total is None:
-            rows = await self._fetch(
-                _MATCHES.format(columns="sum(sign)", where=self.where), self._params()
-            )
-            self._total = None if rows is None else int(rows[0][1] or 0)
+        while self._total is None:
+            rows = await self._fetch(*self._count_query())
+            if rows is None:
+                return None
+            self._total = self._count_of(rows)
         return self._total
 
     async def ids(self, *, limit: int, offset: int, descending: bool = False) -> list[int] | None:

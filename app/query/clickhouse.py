@@ -15,12 +15,14 @@ exactly (text patterns, dates and datetimes, an array's exact elements, category
 `Unsupported`, and the caller answers from Postgres.
 """
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from app.mirror.model import MAX_KV_VALUE
+from app.clickhouse import ELEMENT_PREFIX
+from app.mirror.model import ENTRY_TABLE, MAX_KV_VALUE, NUMBER_TABLE
 from app.query.compiling import compile_clause
-from app.query.models import Check, Clause, Kind, Test
+from app.query.models import Check, Clause, Junction, Kind, Test
 
 # the built-in text columns of the read model (the others are not mirrored)
 _TEXT_COLUMNS = frozenset({"sku", "name", "status", "variation_of"})
@@ -47,7 +49,9 @@ def _value(value: Any) -> Any:
         return int(value)
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, tuple):  # a set for IN
+        return tuple(_value(v) for v in value)
+    if isinstance(value, list):
         return [_value(v) for v in value]
     if isinstance(value, (int, float, str)):
         return value
@@ -138,3 +142,70 @@ def compile_predicate(clause: Clause) -> tuple[str, dict[str, Any]]:
     binder = _Binder()
     sql = compile_clause(clause, binder, table="products_mirror", positive=_positive)
     return sql, binder.params
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A filter whose matches one count table holds: `condition` over `table`'s rows (each
+    matching product is in exactly one of them), `marker` the column of the table's
+    COUNTED_MARKER."""
+
+    table: str
+    marker: str
+    condition: str
+    params: dict[str, Any]
+
+
+def compile_count(clause: Clause) -> Counted | None:
+    """The clause as a condition over the count tables when it is one test that they answer
+    exactly: equality or `in` on a text or boolean value (a product has one value a key), one
+    array element, a comparison of numbers. None otherwise (the model's rows answer)."""
+    while isinstance(clause, Junction) and len(clause.parts) == 1:
+        clause = clause.parts[0]
+    if not isinstance(clause, Test) or clause.target.column is not None:
+        return None
+    test, name, binder = clause, clause.target.name, _Binder()
+    try:
+        entries: list[str] = []
+        if test.check == Check.contains_json and test.value:
+            values = [doc[name] for doc in test.value]
+            if all(not isinstance(v, list) for v in values):
+                entries = [_entry(name, v) for v in values]
+            elif len(values) == 1 and _one_element(values[0]):
+                entries = [ELEMENT_PREFIX + _entry(name, values[0][0])]
+        elif test.check == Check.any_element and _one_element(test.value):
+            entries = [ELEMENT_PREFIX + _entry(name, test.value[0])]
+        elif test.target.kind == Kind.text and test.check == Check.one_of and test.value:
+            entries = [_entry(name, v) for v in test.value]
+        elif test.target.kind == Kind.number:
+            condition = _number_range(test, binder)
+            if condition is None:
+                return None
+            return Counted(
+                NUMBER_TABLE, "key", f"key = {binder.bind(name)} AND {condition}", binder.params
+            )
+    except Unsupported:
+        return None
+    if not entries:
+        return None
+    return Counted(ENTRY_TABLE, "entry", f"entry IN {binder.bind(tuple(entries))}", binder.params)
+
+
+def _one_element(values: list[Any]) -> bool:
+    """An array test naming one element (twice or more counts once): with two, a product holding
+    both would be in two count rows."""
+    return bool(values) and all(v == values[0] for v in values)
+
+
+def _number_range(test: Test, binder: _Binder) -> str | None:
+    """The values a number test accepts, over `value` (a count table's column)."""
+    if test.check == Check.equals:
+        return f"value = {binder.bind(test.value)}"
+    if test.check == Check.one_of and test.value:
+        return f"value IN {binder.bind(tuple(test.value))}"
+    if test.check == Check.compare and test.op in (">", ">=", "<", "<="):
+        return f"value {test.op} {binder.bind(test.value)}"
+    if test.check == Check.between:
+        low, high = test.value
+        return f"value >= {binder.bind(low)} AND value <= {binder.bind(high)}"
+    return None
