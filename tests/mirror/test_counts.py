@@ -5,7 +5,11 @@ rebuild did not mark (built before the views) is counted from its rows."""
 
 import random
 
+from app.catalog.fields import FieldDef
+from app.mirror import reads
 from app.mirror.model import COLUMNS, TABLE, State, read_state, write_state
+from app.query.parsing import parse_definition, resolve
+from tests.mirror import test_equivalence as equivalence
 from tests.mirror.conftest import (
     LIST,
     SEARCH,
@@ -16,16 +20,8 @@ from tests.mirror.conftest import (
     rebuild_model,
     sync_model,
 )
-from tests.mirror.test_equivalence import both
+from tests.mirror.test_equivalence import FIELDS, both
 
-FIELDS = [
-    {"name": "brand", "type": "string"},
-    {"name": "color", "type": "enum", "options": ["red", "green", "blue"]},
-    {"name": "price", "type": "number"},
-    {"name": "stock", "type": "integer"},
-    {"name": "tags", "type": "array"},
-    {"name": "flag", "type": "boolean"},
-]
 BRANDS = ["Nike", "Puma", "O'Neill", "a=b", "tags=a", "", "L" * 70]
 TAGS = ["a", "b", "x=y", "Nike"]
 
@@ -62,20 +58,7 @@ NOT_COUNTED = [
 
 
 def random_data(rng: random.Random) -> dict:
-    data: dict = {}
-    if rng.random() < 0.85:
-        data["brand"] = rng.choice(BRANDS)
-    if rng.random() < 0.7:
-        data["color"] = rng.choice(["red", "green", "blue"])
-    if rng.random() < 0.8:
-        data["price"] = rng.choice([0, 9.99, 10, 10.5, 99.9, 100, 250, -5, 1e6])
-    if rng.random() < 0.6:
-        data["stock"] = rng.randint(0, 10)
-    if rng.random() < 0.8:
-        data["tags"] = rng.sample(TAGS, rng.randint(0, 3))
-    if rng.random() < 0.5:
-        data["flag"] = rng.random() < 0.5
-    return data
+    return equivalence.random_data(rng, brands=BRANDS, tags=TAGS)
 
 
 async def compare(client, tenant, mirror, definition: dict, *, from_counts: bool) -> int:
@@ -94,8 +77,6 @@ async def compare(client, tenant, mirror, definition: dict, *, from_counts: bool
 async def test_counts_equal_postgres_after_rebuild_and_after_writes(
     client, tenant, app, mirror, pg, monkeypatch
 ):
-    from app.mirror import reads
-
     monkeypatch.setattr(reads, "BEHIND_SKIP_SECONDS", 0.0)
     rng = random.Random(5)
     await put_schema(client, tenant, FIELDS)
@@ -169,8 +150,5 @@ async def test_a_generation_without_its_counts_is_counted_from_its_rows(
 
 
 def _clause_brand_old():
-    from app.catalog.fields import FieldDef
-    from app.query.parsing import parse_definition, resolve
-
     fields = {f["name"]: FieldDef.model_validate(f) for f in FIELDS}
     return resolve(parse_definition({"field": "brand", "op": "eq", "value": "Old"}), fields)

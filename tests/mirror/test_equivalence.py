@@ -33,10 +33,10 @@ BRANDS = ["Nike", "Adidas", "Puma", "Asics", "O'Neill", "a=b", "", "L" * 70]
 TAGS = ["a", "b", "c", "d", "x=y"]
 
 
-def random_data(rng: random.Random) -> dict:
+def random_data(rng: random.Random, brands: list[str] = BRANDS, tags: list[str] = TAGS) -> dict:
     data: dict = {}
     if rng.random() < 0.85:
-        data["brand"] = rng.choice(BRANDS)
+        data["brand"] = rng.choice(brands)
     if rng.random() < 0.7:
         data["color"] = rng.choice(["red", "green", "blue"])
     if rng.random() < 0.8:
@@ -44,7 +44,7 @@ def random_data(rng: random.Random) -> dict:
     if rng.random() < 0.6:
         data["stock"] = rng.randint(0, 20)
     if rng.random() < 0.8:
-        data["tags"] = rng.sample(TAGS, rng.randint(0, 3))
+        data["tags"] = rng.sample(tags, rng.randint(0, 3))
     if rng.random() < 0.5:
         data["flag"] = rng.random() < 0.5
     if rng.random() < 0.3:
