@@ -32,6 +32,9 @@ class Lock(StrEnum):
     IMPORT_BATCH = "pim.import_batch"
     SEGMENT = "pim.segment"  # the lease of a segment's compute (id: the segment id)
     TYPED_INDEXES = "pim.typed_indexes"  # the lease of a tenant's typed-index builds
+    # index builds and drops on `products`, every tenant's, take turns (tenant 0): two CREATE or
+    # DROP INDEX CONCURRENTLY on one table wait for each other's transactions, a deadlock
+    PRODUCTS_INDEXES = "pim.products_indexes"
     MIRROR = "pim.mirror"  # a tenant's read model: one writer (apply or rebuild) at a time
     WEBHOOKS = "pim.webhooks"  # a tenant's webhook creations take turns (the count limit)
     WEBHOOK_DELIVERY = "pim.webhook_delivery"  # the lease of a webhook's delivery (id: its id)
@@ -99,6 +102,25 @@ class Lease:
             return True
         return False
 
+    async def wait_lock(self, key: LockKey, wait_s: float | None = None) -> None:
+        """Take another lock, polling for it for up to `wait_s` seconds (None: until it is free),
+        then raise `LeaseBusy`; it is held until `unlock` or the lease's end."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        # polling Postgres, not an in-process condition: no Event can replace it
+        while not await self.try_lock(key):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LeaseBusy(f"{key.lock.value}:{key.tenant_id}:{key.id}")
+            await asyncio.sleep(POLL_S)
+
+    @asynccontextmanager
+    async def turn(self, key: LockKey) -> AsyncIterator[None]:
+        """Hold `key` for the block only (waiting for it), on this lease's connection."""
+        await self.wait_lock(key)
+        try:
+            yield
+        finally:
+            await self.unlock(key)
+
     async def unlock(self, key: LockKey) -> None:
         """Give one lock back before the lease ends."""
         await self.conn.fetchval(
@@ -123,12 +145,7 @@ async def lease(engine: AsyncEngine, key: LockKey, *, wait_s: float | None) -> A
     Polled, not waited for in Postgres: a blocked `pg_advisory_lock` could not be given up after a
     timeout without cancelling the statement, and its connection would sit in a lock wait."""
     async with lease_connection(engine) as held:
-        deadline = None if wait_s is None else time.monotonic() + wait_s
-        # polling Postgres, not an in-process condition: no Event can replace it
-        while not await held.try_lock(key):
-            if deadline is not None and time.monotonic() >= deadline:
-                raise LeaseBusy(f"{key.lock.value}:{key.tenant_id}:{key.id}")
-            await asyncio.sleep(POLL_S)
+        await held.wait_lock(key, wait_s)
         yield held
 
 

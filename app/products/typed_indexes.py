@@ -26,7 +26,8 @@ The layout, decided by the figures in bench/catalog.py and the README ("Typed in
 
 The worker creates and drops them (`sync_typed_indexes`), never a request: CREATE INDEX
 CONCURRENTLY runs outside any transaction, on the connection of the tenant's lease (so two runs
-for one tenant take turns), and is idempotent: an index of the right name that is valid is kept,
+for one tenant take turns), one build or drop on the table at a time, any tenant's (INDEX_TURN:
+two at once deadlocked), and is idempotent: an index of the right name that is valid is kept,
 an invalid one (a build that was interrupted) is dropped and built again, one of a field the schema
 no longer has as that type is dropped.
 """
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.fields import FieldDef
 from app.db import all_tenants, tenant_is
-from app.jobs.locks import Lock, LockKey, lease
+from app.jobs.locks import Lock, LockKey, lease, lease_connection
 from app.query.compiling import LITERAL_KEY_KINDS, typed_value_sql
 from app.query.models import Kind
 from app.query.parsing import field_target
@@ -48,6 +49,8 @@ from app.query.parsing import field_target
 log = structlog.get_logger("pim.typed_indexes")
 
 PREFIX = "ix_products_typed_"
+# every build and drop of an index on `products` holds this for its statement (see Lock)
+INDEX_TURN = LockKey(Lock.PRODUCTS_INDEXES, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +144,17 @@ async def sync_typed_indexes(
         try:
             for name, valid in existing.items():
                 if name not in by_name or not valid:
-                    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                    async with held.turn(INDEX_TURN):
+                        await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
                     done["dropped"].append(name)
             for name, index in by_name.items():
                 if not existing.get(name, False):
-                    if await typed_index_count(conn) >= total:
-                        done["over_cap"].append(name)
-                        continue
-                    await conn.execute(index.create_sql)
+                    # the cap is checked in the turn too: two tenants' builds never both pass it
+                    async with held.turn(INDEX_TURN):
+                        if await typed_index_count(conn) >= total:
+                            done["over_cap"].append(name)
+                            continue
+                        await conn.execute(index.create_sql)
                     done["created"].append(name)
         finally:
             await conn.execute("RESET statement_timeout")
@@ -160,8 +166,8 @@ async def sync_typed_indexes(
 async def drop_orphaned_typed_indexes(engine: AsyncEngine) -> list[str]:
     """Typed indexes of tenants that no longer exist (their rows went with them, the empty index
     stays and counts against PIM_TYPED_INDEXES_MAX): dropped. A step of the worker's maintenance."""
-    async with engine.connect() as connection:
-        conn: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
+    async with lease_connection(engine) as held:
+        conn = held.conn
         names = await conn.fetchval(
             all_tenants(  # which tenants exist: the point is to look across them
                 "SELECT coalesce(array_agg(c.relname), '{}') FROM pg_index i "
@@ -175,7 +181,8 @@ async def drop_orphaned_typed_indexes(engine: AsyncEngine) -> list[str]:
         await conn.execute("SET statement_timeout = 0")
         try:
             for name in names:
-                await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                async with held.turn(INDEX_TURN):
+                    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         finally:
             await conn.execute("RESET statement_timeout")
     if names:

@@ -6,13 +6,16 @@ from an index (EXPLAIN of the statements the list runs); a retyped or removed fi
 index. A bulk load larger than the threshold moves `last_analyze` with autovacuum off.
 """
 
+import asyncio
 import re
 from datetime import date, timedelta
 
 from app.catalog.fields import FieldDef
+from app.jobs.locks import lease_connection
 from app.products.queries import SqlWhere, add_field_filter
 from app.products.service import Listing, one_scan_query, page_query
 from app.products.typed_indexes import (
+    INDEX_TURN,
     drop_orphaned_typed_indexes,
     existing_indexes,
     sync_typed_indexes,
@@ -216,3 +219,32 @@ async def test_deleted_tenant_loses_its_typed_indexes(app, make_tenant):
         await raw.execute("DELETE FROM tenants WHERE id = $1", gone.id)
     assert await drop_orphaned_typed_indexes(app.state.engine) == made["created"]
     assert await _indexes(app, gone.id) == {}
+
+
+async def test_index_builds_and_drops_take_turns_across_tenants(app, make_tenant):
+    """Two CREATE or DROP INDEX CONCURRENTLY on `products` at once deadlocked (Postgres aborted
+    one): every tenant's build and drop waits for the table's turn."""
+    engine = app.state.engine
+    fields = [FieldDef(name="price", type="number")]
+    first, second = await make_tenant("turn_a"), await make_tenant("turn_b")
+
+    def sync(tenant_id: int, per_tenant: int = 8):
+        return sync_typed_indexes(
+            engine, tenant_id, fields, min_products=0, per_tenant=per_tenant, total=10**6
+        )
+
+    async with lease_connection(engine) as other:
+        await other.wait_lock(INDEX_TURN)
+        build = asyncio.create_task(sync(first.id))
+        finished, _ = await asyncio.wait({build}, timeout=1.0)
+        assert not finished, "the build did not wait for the table's turn"
+        assert await _indexes(app, first.id) == {}
+        await other.unlock(INDEX_TURN)
+        assert len((await build)["created"]) == 1
+
+    # builds and drops of several tenants at once all finish
+    results = await asyncio.gather(sync(second.id), sync(first.id, per_tenant=0), sync(second.id))
+    assert sorted(len(r["created"]) for r in results) == [0, 0, 1]
+    assert len(results[1]["dropped"]) == 1
+    assert await _indexes(app, first.id) == {}
+    assert list((await _indexes(app, second.id)).values()) == [True]
