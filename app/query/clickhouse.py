@@ -11,8 +11,9 @@ each test over a `products_mirror` row (`app/mirror/model.py` says what each col
 Every test is 0 or 1, never NULL, so a negation is exact without coalesce. Values are bound
 as asynch parameters (`%(qN)s`, escaped by the driver), field names among them; names were
 checked against the schema by `parsing.resolve` already. A test the read model cannot answer
-exactly (text patterns, dates and datetimes, an array's exact elements, category paths) raises
-`Unsupported`, and the caller answers from Postgres.
+exactly (text patterns, dates and datetimes, an array's exact elements, category paths), and a
+filter whose values are too large for one statement (MAX_VALUE_BYTES), raise `Unsupported`, and
+the caller answers from Postgres.
 """
 
 from dataclasses import dataclass
@@ -26,6 +27,10 @@ from app.query.models import Check, Clause, Junction, Kind, Test
 
 # the built-in text columns of the read model (the others are not mirrored)
 _TEXT_COLUMNS = frozenset({"sku", "name", "status", "variation_of"})
+# Values are written into the statement (asynch substitutes them), and ClickHouse parses at most
+# max_query_size bytes of one (256 KiB by default): a filter whose values take more than this is
+# Postgres's (a statement refused there would turn the model off for every tenant for a while)
+MAX_VALUE_BYTES = 128 * 1024
 
 
 class Unsupported(ValueError):
@@ -141,7 +146,18 @@ def compile_predicate(clause: Clause) -> tuple[str, dict[str, Any]]:
     Unsupported for a test the read model cannot answer."""
     binder = _Binder()
     sql = compile_clause(clause, binder, table="products_mirror", positive=_positive)
+    if sum(_written_size(v) for v in binder.params.values()) > MAX_VALUE_BYTES:
+        raise Unsupported("a filter's values larger than a ClickHouse statement takes")
     return sql, binder.params
+
+
+def _written_size(value: Any) -> int:
+    """The bytes a bound value takes in the statement, quotes and escapes included."""
+    if isinstance(value, (list, tuple)):
+        return 2 + sum(_written_size(v) + 2 for v in value)
+    if isinstance(value, str):
+        return len(value.encode()) + value.count("'") + value.count("\\") + 2
+    return 24
 
 
 @dataclass(frozen=True)

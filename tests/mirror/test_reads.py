@@ -6,7 +6,15 @@ A marker row (`conftest.add_marker`) tells which store answered."""
 from app.catalog.fields import FieldDef
 from app.mirror import reads
 from app.query.parsing import parse_definition, resolve
-from tests.mirror.conftest import FACETS, add_marker, bulk, put_schema, rebuild_model
+from tests.mirror.conftest import (
+    FACETS,
+    FACETS_SEARCH,
+    SEARCH,
+    add_marker,
+    bulk,
+    put_schema,
+    rebuild_model,
+)
 
 PREVIEW = "/api/product-segments/preview/"
 
@@ -117,3 +125,33 @@ async def test_preview_skus_from_a_walk_of_postgres_or_from_the_model(
     )
     assert response.json()["count"] == 7
     assert response.json()["skus"] == ["T0", "T1", "T2", "S3", "S4", "S5"]
+
+
+async def test_a_filter_too_large_for_a_statement_is_answered_by_postgres(
+    client, tenant, app, mirror, pg
+):
+    """Values are written into the ClickHouse statement, which its parser takes up to 256 KiB
+    of: a larger filter is Postgres's, and the model stays on for the next request (a failed
+    statement would have turned it off for every tenant for PIM_MIRROR_RETRY_SECONDS)."""
+    await _catalog(app, client, tenant, pg)
+    await add_marker(app, tenant.id, kv=["brand=Old"], present=["brand"], filled=["brand"])
+    # 6 x 1,000 values of 62 bytes (values the model keeps): ~400 KB of values
+    many = [f"{'v' * 58}{i:04d}" for i in range(1006)]
+    large = {
+        "match": "any",
+        "conditions": [
+            {"field": "brand", "op": "in", "value": [*many[i : i + 999], "Old"]} for i in range(6)
+        ],
+    }
+    answers = mirror.answers
+    for route in (SEARCH, FACETS_SEARCH):
+        response = await client.post(route, json={"where": large}, headers=tenant.viewer)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body.get("count", body.get("total")) == 20  # Postgres's: no marker
+    assert mirror.answers == answers
+    response = await client.get(
+        "/api/pim/products/", params={"brand": "Old"}, headers=tenant.viewer
+    )
+    assert response.json()["count"] == 21  # the model's, marker included
+    assert mirror.answers == answers + 1
