@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from asynch.errors import ClickHouseException
+from asynch.errors import ClickHouseException, ServerException
 
 from app.catalog.fields import FieldDef, FieldType
 from app.clickhouse import ClickHouse
@@ -58,7 +58,14 @@ class Mirror:
         self._modelled: set[int] = set()  # tenants last seen with a model big enough
 
     def failed(self, exc: BaseException) -> None:
-        log.warning("mirror_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+        """ClickHouse failed a statement: Postgres answers the request. The server's own refusal
+        of that one statement (ServerException: a memory limit, say) leaves ClickHouse in use;
+        anything else (no connection, a timeout) leaves it alone for PIM_MIRROR_RETRY_SECONDS."""
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        if isinstance(exc, ServerException):
+            log.warning("mirror_statement_refused", error=error)
+            return
+        log.warning("mirror_unavailable", error=error)
         self._down_until = time.monotonic() + self.retry_s
 
     async def query(

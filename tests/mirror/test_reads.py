@@ -155,3 +155,24 @@ async def test_a_filter_too_large_for_a_statement_is_answered_by_postgres(
     )
     assert response.json()["count"] == 21  # the model's, marker included
     assert mirror.answers == answers + 1
+
+
+async def test_a_statement_clickhouse_refuses_leaves_the_model_on(
+    client, tenant, app, mirror, pg, monkeypatch
+):
+    """A statement the server refuses (here: over a limit of 1 row read) is that request's
+    alone: Postgres answers it, and the next request reads the model again. Only a failure to
+    reach ClickHouse turns the model off for a while."""
+    await _catalog(app, client, tenant, pg)
+    await add_marker(app, tenant.id, kv=["brand=Old"], present=["brand"], filled=["brand"])
+    settings = reads._SETTINGS
+    answers = mirror.answers
+    with monkeypatch.context() as patched:
+        patched.setattr(reads, "_SETTINGS", settings + ", max_rows_to_read = 1")
+        response = await client.get(FACETS, params={"brand": "Old"}, headers=tenant.viewer)
+        assert response.status_code == 200, response.text
+        assert response.json()["total"] == 20  # Postgres's: no marker
+    assert mirror.answers == answers
+    response = await client.get(FACETS, params={"brand": "Old"}, headers=tenant.viewer)
+    assert response.json()["total"] == 21  # the model's, marker included
+    assert mirror.answers == answers + 1
