@@ -199,6 +199,9 @@ async def ping(session: AsyncSession, webhook_id: int, *, settings: Settings) ->
         attempt = await delivery.send(
             client, webhook.url, webhook.secret, body_of([event]), settings=settings
         )
+    # deleted while the ping was out: its attempt has no log to go to (404); else the row is
+    # locked, and a DELETE from now on waits for this attempt's log
+    await get_webhook(session, webhook_id, for_update=True)
     conn = await driver_connection(session)
     await delivery.log_attempt(
         conn, tenant_of(session), webhook_id, attempt, event_ids=[event["id"]], ping=True

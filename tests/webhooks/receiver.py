@@ -28,6 +28,7 @@ class Receiver:
     port: int = 0
     status: int = 200
     delay: float = 0.0  # seconds each answer takes
+    hold: threading.Event | None = None  # when set: each answer waits for the event
     in_flight: int = 0
     max_in_flight: int = 0  # the most requests it was answering at once
     deliveries: list[Delivery] = field(default_factory=list)
@@ -51,6 +52,8 @@ class Receiver:
                     receiver.max_in_flight = max(receiver.max_in_flight, receiver.in_flight)
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.hold is not None:
+                    receiver.hold.wait(30)
                 with receiver._lock:
                     receiver.in_flight -= 1
                 status = receiver.status

@@ -1,10 +1,13 @@
 """Webhook subscriptions through the API: CRUD, the secret shown once, the limit, the URL guard
 (SSRF), filters checked against the schema, ping, rotate-secret, replay's checks."""
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.webhooks.receiver import Receiver
 
 URL = "https://hooks.example.com/pim"
@@ -125,6 +128,29 @@ async def test_filter_checked_against_the_schema(client, tenant):
         filter={"match": "all", "conditions": [{"field": "brand", "op": "eq", "value": "Nike"}]},
     )
     assert good.status_code == 201 and good.json()["filter"]["conditions"][0]["field"] == "brand"
+
+
+async def test_a_webhook_deleted_while_its_ping_is_out(client, tenant, receiver):
+    """The ping's attempt has no log left to go to: a 404, not a server error (the fuzzer's
+    concurrent DELETE found it)."""
+    created = (await _create(client, tenant, url=receiver.url)).json()
+    receiver.hold = threading.Event()
+    try:
+        ping = asyncio.create_task(
+            client.post(f"/api/pim/webhooks/{created['id']}/ping/", headers=tenant.admin)
+        )
+
+        async def out() -> bool:
+            return receiver.in_flight == 1
+
+        await wait_for(out, timeout=10, interval=0.01)
+        deleted = await client.delete(f"/api/pim/webhooks/{created['id']}/", headers=tenant.admin)
+        assert deleted.status_code == 204
+    finally:
+        receiver.hold.set()
+    pinged = await ping
+    assert pinged.status_code == 404, pinged.text
+    assert pinged.json()["code"] == "not_found"
 
 
 async def test_ping_is_signed_and_logged(client, tenant, receiver):
