@@ -152,3 +152,33 @@ async def test_a_generation_without_its_counts_is_counted_from_its_rows(
 def _clause_brand_old():
     fields = {f["name"]: FieldDef.model_validate(f) for f in FIELDS}
     return resolve(parse_definition({"field": "brand", "op": "eq", "value": "Old"}), fields)
+
+
+async def test_keys_that_are_no_field_name_are_not_in_the_model(client, tenant, app, mirror, pg):
+    """Data keeps keys outside the schema as given; one named `brand=a` holding "b", or `[tags`
+    holding "a", would otherwise be counted as brand "a=b" or as the tag "a"."""
+    await put_schema(client, tenant, FIELDS)
+    await bulk(
+        client,
+        tenant,
+        [
+            {"sku": "real", "brand": "a=b", "tags": ["a"], "flag": True},
+            {"sku": "odd", "brand=a": "b", "[tags=a": "x", "[tags": ["a"], "flag:true": 1},
+        ],
+    )
+    await rebuild_model(app, pg, tenant.id)
+    for definition in (
+        {"field": "brand", "op": "eq", "value": "a=b"},
+        {"field": "tags", "op": "contains", "value": "a"},
+        {"field": "flag", "op": "eq", "value": True},
+    ):
+        assert await compare(client, tenant, mirror, definition, from_counts=True) == 1
+    # and the rows agree (a filter of two tests is counted from them)
+    both_tests = {
+        "match": "all",
+        "conditions": [
+            {"field": "brand", "op": "eq", "value": "a=b"},
+            {"field": "tags", "op": "contains", "value": "a"},
+        ],
+    }
+    assert await compare(client, tenant, mirror, both_tests, from_counts=False) == 1
