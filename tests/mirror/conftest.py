@@ -6,9 +6,12 @@ import time
 import asyncpg
 import pytest
 
+from app.catalog.fields import FieldDef
 from app.db import pg_dsn, tenant_is
 from app.mirror.apply import BUSY, catch_up, rebuild
 from app.mirror.model import COLUMNS, TABLE, read_state
+from app.query.models import Clause
+from app.query.parsing import parse_definition, resolve
 
 SCHEMA = "/api/pim/schema/"
 CATEGORIES = "/api/pim/categories/"
@@ -99,3 +102,9 @@ async def bulk(client, tenant, products) -> None:
     response = await client.post(BULK, json={"products": products}, headers=tenant.editor)
     assert response.status_code == 200, response.text
     assert response.json()["failed"] == 0, response.json()
+
+
+def clause_of(fields: list[dict], definition: dict) -> Clause:
+    """A DSL definition resolved against a schema given as the API takes it."""
+    defs = {f["name"]: FieldDef.model_validate(f) for f in fields}
+    return resolve(parse_definition(definition), defs)

@@ -5,16 +5,15 @@ rebuild did not mark (built before the views) is counted from its rows."""
 
 import random
 
-from app.catalog.fields import FieldDef
 from app.mirror import reads
 from app.mirror.model import COLUMNS, TABLE, State, read_state, write_state
-from app.query.parsing import parse_definition, resolve
 from tests.mirror import test_equivalence as equivalence
 from tests.mirror.conftest import (
     LIST,
     SEARCH,
     add_marker,
     bulk,
+    clause_of,
     model_is_current,
     put_schema,
     rebuild_model,
@@ -136,22 +135,18 @@ async def test_a_generation_without_its_counts_is_counted_from_its_rows(
     assert (await read_state(app.state.clickhouse, tenant.id)).generation == generation
     await add_marker(app, tenant.id, kv=["brand=Old"], present=["brand"], filled=["brand"])
 
+    brand_old = clause_of(FIELDS, {"field": "brand", "op": "eq", "value": "Old"})
     counted = mirror.counted
-    query = await mirror.query(pg, tenant.id, _clause_brand_old())
+    query = await mirror.query(pg, tenant.id, brand_old)
     assert query is not None
     assert await query.count() == 21  # the marker row: the model answered, from its rows
     assert mirror.counted == counted
 
     # rebuilt: marked again, and counted from the count tables
     await rebuild_model(app, pg, tenant.id)
-    query = await mirror.query(pg, tenant.id, _clause_brand_old())
+    query = await mirror.query(pg, tenant.id, brand_old)
     assert query is not None and await query.count() == 20
     assert mirror.counted == counted + 1
-
-
-def _clause_brand_old():
-    fields = {f["name"]: FieldDef.model_validate(f) for f in FIELDS}
-    return resolve(parse_definition({"field": "brand", "op": "eq", "value": "Old"}), fields)
 
 
 async def test_keys_that_are_no_field_name_are_not_in_the_model(client, tenant, app, mirror, pg):

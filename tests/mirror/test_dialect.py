@@ -20,8 +20,12 @@ FIELDS = {
 }
 
 
+def _resolved(definition: dict):
+    return resolve(parse_definition(definition), FIELDS, subtrees={7: [7, 8]})
+
+
 def compiled(definition: dict) -> tuple[str, dict]:
-    return compile_predicate(resolve(parse_definition(definition), FIELDS, subtrees={7: [7, 8]}))
+    return compile_predicate(_resolved(definition))
 
 
 def test_values_and_names_are_parameters():
@@ -67,7 +71,7 @@ def test_what_the_model_cannot_answer_is_refused(definition):
 
 
 def counted(definition: dict):
-    return compile_count(resolve(parse_definition(definition), FIELDS, subtrees={7: [7, 8]}))
+    return compile_count(_resolved(definition))
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,13 @@ A marker row (`conftest.add_marker`) tells which store answered."""
 
 from app.catalog.fields import FieldDef
 from app.mirror import reads
-from app.query.parsing import parse_definition, resolve
 from tests.mirror.conftest import (
     FACETS,
     FACETS_SEARCH,
     SEARCH,
     add_marker,
     bulk,
+    clause_of,
     put_schema,
     rebuild_model,
 )
@@ -37,7 +37,7 @@ async def _catalog(app, client, tenant, pg) -> None:
 
 
 def _clause(field: str, op: str, value):
-    return resolve(parse_definition({"field": field, "op": op, "value": value}), DEFS)
+    return clause_of(FIELDS, {"field": field, "op": op, "value": value})
 
 
 async def test_answers_read_from_a_state_behind_the_request_are_not_used(
